@@ -1,0 +1,50 @@
+"""The `sia` command. Each area registers its sub-commands from its own cli module;
+user mistakes (SiaError, bad paths) print one line and exit 2, never a traceback."""
+
+import sys
+
+import typer
+
+from sia import SiaError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="sia: reduced-precision DNN -> integer SNN program -> golden / model / RTL / PYNQ")
+
+# Sub-command modules, in data-path order. Each exposes register(app).
+_MODULES = [
+    "sia.train.cli",
+    "sia.convert.cli",
+    "sia.snn.cli",
+    "sia.demo",
+]
+
+
+def _register():
+    import importlib
+    for name in _MODULES:
+        importlib.import_module(name).register(app)
+
+
+def main(argv=None):
+    _register()
+    try:
+        app(args=argv, standalone_mode=False)
+    except SiaError as e:
+        print(f"sia: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except FileNotFoundError as e:
+        print(f"sia: error: no such file: {e.filename}", file=sys.stderr)
+        sys.exit(2)
+    except Exception as e:  # click usage errors (bad option) carry their own exit code
+        import click
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        if isinstance(e, (click.exceptions.Abort, KeyboardInterrupt)):
+            sys.exit(130)
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    main()
