@@ -1,0 +1,157 @@
+"""Vectorised integer simulation of a program over T timesteps.
+
+Loop order: layer by layer, all timesteps at once (time folded into the batch for
+the synaptic currents), then the neuron recurrence over t. This is exact because a
+layer at step t only depends on its sources at the same step t. The image is the
+same at every step, so an image-driven current is computed once and reused.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from sia import SiaError
+from sia.program.format import IMAGE, Program
+from sia.snn.neuron import if_step, integrator_step
+from sia.snn.synapse import dense_macs, exact_dtype, fanout_map, sum_pool, synapse_current
+
+
+@dataclass
+class SimResult:
+    timesteps: int
+    predictions: np.ndarray                 # [T, N] class after t = 1..T
+    accuracy: list[float] | None            # per t, when labels were given
+    spikes: dict[str, int]                  # total spikes per layer (all images, all t)
+    neurons: dict[str, int]                 # neurons per layer
+    sops: dict[str, int]                    # spike-driven accumulates per layer (all images)
+    image_macs: dict[str, int]              # image-driven MACs per layer, once per image
+    dense_macs: dict[str, int]              # MACs of the equivalent ANN, per image
+    images: int = 0
+    traces: dict = field(default_factory=dict)  # record=True: spikes / membranes per layer
+
+    def spike_rate(self, name: str) -> float:
+        return self.spikes[name] / max(1, self.neurons[name] * self.timesteps * self.images)
+
+    def to_json(self) -> dict:
+        layers = [{"name": n, "neurons": self.neurons[n], "spikes": self.spikes[n],
+                   "spike_rate": self.spike_rate(n), "sops": self.sops[n],
+                   "image_macs": self.image_macs[n], "dense_macs": self.dense_macs[n]}
+                  for n in self.neurons]
+        return {"timesteps": self.timesteps, "images": self.images,
+                "accuracy": self.accuracy, "layers": layers,
+                "sops_per_image": sum(self.sops.values()) / max(1, self.images)}
+
+
+def _needed_later(program: Program) -> set[int]:
+    return {s.source for layer in program.layers for s in layer.inputs if s.source != IMAGE}
+
+
+def run_batch(program: Program, images: torch.Tensor, T: int, record: bool = False) -> dict:
+    """images: uint8 [B, C, H, W]. Returns V of the output layer per t, spike totals,
+    SOP counts and (record=True) every layer's spikes [T,B,C,H,W] and membranes."""
+    B = images.shape[0]
+    keep = _needed_later(program)
+    outs: dict[int, torch.Tensor] = {}          # layer index -> spikes [T*B, C, H, W] uint8
+    stats = {"spikes": {}, "sops": {}, "image_macs": {}, "traces": {}}
+    out_v = None
+    for i, layer in enumerate(program.layers):
+        C, H, W = layer.shape
+        varying = torch.zeros(T * B, C, H, W, dtype=torch.int64)
+        constant = torch.as_tensor(layer.bias, dtype=torch.int64)[None, :, None, None].expand(
+            B, C, H, W).clone()
+        sops = macs = 0
+        for syn in layer.inputs:
+            dt = exact_dtype(program, syn)
+            ph, pw = program.pooled_shape(syn)[1:]
+            fan = fanout_map(syn, (ph, pw), C)
+            if syn.source == IMAGE:
+                constant += synapse_current(syn, images, dt)
+                macs += int(fan.sum()) * program.input_shape[0] * B
+            else:
+                src = outs[syn.source]
+                varying += synapse_current(syn, src, dt)
+                events = sum_pool(src.sum(1, keepdim=True, dtype=torch.float64), syn.pool)
+                sops += int((events[:, 0] * fan.double()).sum())
+        cur = varying.view(T, B, C, H, W) + constant[None]
+        v = torch.as_tensor(layer.v_init, dtype=torch.int64)[None, :, None, None].expand(
+            B, C, H, W).clone()
+        if layer.kind == "if":
+            theta = torch.as_tensor(layer.threshold, dtype=torch.int64)[None, :, None, None]
+            spikes = torch.empty(T, B, C, H, W, dtype=torch.uint8)
+            vs, lo, hi = [], int(v.min()), int(v.max())
+            for t in range(T):
+                pre = v + cur[t]
+                lo, hi = min(lo, int(pre.min())), max(hi, int(pre.max()))
+                v, s = if_step(v, cur[t], theta)
+                spikes[t] = s
+                lo = min(lo, int(v.min()))
+                if record:
+                    vs.append(v.clone())
+            _check_bits(layer, lo, hi)
+            stats["spikes"][layer.name] = int(spikes.sum(dtype=torch.int64))
+            if i in keep:
+                outs[i] = spikes.view(T * B, C, H, W)
+            if record:
+                stats["traces"][layer.name] = {"spikes": spikes, "v": torch.stack(vs)}
+        else:
+            vs = []
+            for t in range(T):
+                v = integrator_step(v, cur[t])
+                vs.append(v)
+            out_v = torch.stack(vs).reshape(T, B, -1)
+            _check_bits(layer, min(int(out_v.min()), int(v.min())), int(out_v.max()))
+            stats["spikes"][layer.name] = 0
+            if record:
+                stats["traces"][layer.name] = {"v": torch.stack(vs)}
+        stats["sops"][layer.name] = sops
+        stats["image_macs"][layer.name] = macs
+    stats["output_v"] = out_v
+    return stats
+
+
+def _check_bits(layer, lo: int, hi: int):
+    lim = 1 << (layer.v_bits - 1)
+    if lo < -lim or hi >= lim:
+        raise SiaError(f"layer {layer.name}: membrane left its declared {layer.v_bits}-bit range")
+
+
+def simulate(program: Program, images, labels=None, T: int | None = None, batch_size: int = 256,
+             record: bool = False, progress: bool = False) -> SimResult:
+    """Run `images` (uint8 [N, C, H, W]) through the program for T timesteps."""
+    T = program.timesteps if T is None else int(T)
+    if not 1 <= T <= program.t_max:
+        raise SiaError(f"T={T} outside 1..t_max={program.t_max} that the program's bit-widths cover")
+    images = torch.as_tensor(images)
+    if images.dtype != torch.uint8 or tuple(images.shape[1:]) != tuple(program.input_shape):
+        raise SiaError(f"images must be uint8 [N, {', '.join(map(str, program.input_shape))}], "
+                       f"got {images.dtype} {list(images.shape)}")
+    names = [layer.name for layer in program.layers]
+    totals = {k: dict.fromkeys(names, 0) for k in ("spikes", "sops", "image_macs")}
+    preds, traces = [], {}
+    n = images.shape[0]
+    if record:  # traces are for small runs: one batch keeps them simple
+        batch_size = max(1, n)
+    bar = tqdm(range(0, n, batch_size), desc=f"golden T={T}", disable=not progress, unit="batch")
+    with torch.no_grad():
+        for start in bar:
+            st = run_batch(program, images[start:start + batch_size], T, record)
+            for k in totals:
+                for name, val in st[k].items():
+                    totals[k][name] += val
+            preds.append(st["output_v"].argmax(-1))
+            if record:
+                traces = st["traces"]
+    predictions = torch.cat(preds, dim=1).numpy()
+    acc = None
+    if labels is not None:
+        lab = np.asarray(labels)
+        acc = [float((predictions[t] == lab).mean()) for t in range(T)]
+    return SimResult(
+        timesteps=T, predictions=predictions, accuracy=acc, spikes=totals["spikes"],
+        neurons={layer.name: int(np.prod(layer.shape)) for layer in program.layers},
+        sops=totals["sops"], image_macs=totals["image_macs"],
+        dense_macs={layer.name: sum(dense_macs(program, s, layer.shape) for s in layer.inputs)
+                    for layer in program.layers},
+        images=n, traces=traces)
