@@ -1,0 +1,1 @@
+"""The Spiking Inference Accelerator (SIA): parameters, cycle-level model, RTL."""

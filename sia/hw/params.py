@@ -1,0 +1,51 @@
+"""SIA parameter set: the single source of truth shared by the cycle-level model,
+the RTL generator, the program image and the PYNQ driver (docs/architecture.md)."""
+
+from dataclasses import asdict, dataclass
+
+from sia import SiaError
+
+
+@dataclass(frozen=True)
+class SIAConfig:
+    pes: int = 64               # P: processing elements = output channels per tile
+    events_per_cycle: int = 2   # E: spike events each PE consumes per cycle
+    taps: int = 9               # K: kernel taps per event (kernels up to 3x3)
+    weight_bits: int = 8        # widest weight code the weight memory holds
+    acc_bits: int = 24          # partial-sum (per-timestep current) width
+    v_bits: int = 24            # membrane width (ping-pong memories)
+    max_channels_in: int = 512  # weight-memory rows per PE (sum over a layer's inputs)
+    max_width: int = 32         # longest output / source row
+    max_height: int = 32
+    max_timesteps: int = 16
+    stream_bits: int = 64       # AXI4-Stream data width (one beat per cycle)
+    clock_mhz: float = 100.0
+
+    def __post_init__(self):
+        checks = [
+            (self.pes >= 1 and self.pes & (self.pes - 1) == 0, "pes must be a power of two"),
+            (self.events_per_cycle in (1, 2), "events_per_cycle must be 1 or 2"),
+            (self.taps == 9, "taps must be 9 (3x3 kernels)"),
+            (2 <= self.weight_bits <= 16, "weight_bits must be in 2..16"),
+            (8 <= self.acc_bits <= 32, "acc_bits must be in 8..32"),
+            (8 <= self.v_bits <= 32, "v_bits must be in 8..32"),
+            (self.max_channels_in >= 1, "max_channels_in must be >= 1"),
+            (1 <= self.max_width <= 256 and 1 <= self.max_height <= 256,
+             "max_width/max_height must be in 1..256"),
+            (1 <= self.max_timesteps <= 256, "max_timesteps must be in 1..256"),
+            (self.stream_bits in (32, 64, 128), "stream_bits must be 32, 64 or 128"),
+            (self.clock_mhz > 0, "clock_mhz must be positive"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise SiaError(f"invalid SIA parameters: {msg}")
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "SIAConfig":
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise SiaError(f"invalid SIA parameters: unknown keys {sorted(unknown)}")
+        return cls(**d)
