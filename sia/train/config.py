@@ -1,0 +1,129 @@
+"""TrainConfig: every hyper-parameter of a run, loaded from a flat TOML file.
+
+Unknown keys and bad values are one-line SiaErrors naming the key. weight_bits = 0
+in TOML (which has no null) means float weights, as does None from Python.
+"""
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sia import SiaError
+from sia.models import ARCHS
+
+CHOICES = {"dataset": ("digits", "cifar10"), "arch": tuple(ARCHS), "act": ("qcfs", "relu"),
+           "schedule": ("cosine", "onecycle"), "device": ("auto", "cpu", "cuda")}
+
+
+@dataclass
+class TrainConfig:
+    dataset: str = "digits"
+    arch: str = "digits_cnn"
+    width: float = 1.0
+    act: str = "qcfs"
+    levels: int = 4
+    weight_bits: int | None = 4
+    first_last_bits: int = 8
+    epochs: int = 10            # stage 1: with BN
+    fold_epochs: int = 2        # stage 2: BN folded into the quantised weights
+    batch_size: int = 128       # global batch, split across DDP ranks
+    lr: float = 0.1
+    fold_lr: float = 0.01
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4  # conv / linear weights only (not theta, BN, bias)
+    schedule: str = "cosine"
+    warmup_epochs: float = 0.0  # linear warmup for cosine (onecycle warms up 30%)
+    label_smoothing: float = 0.0
+    augment: bool = False       # CIFAR crop + flip
+    seed: int = 0
+    num_threads: int = 0        # torch CPU threads; 0 = torch default
+    device: str = "auto"
+    amp: bool = True            # bf16 autocast + channels_last on CUDA
+    cpu_bf16: bool = False      # bf16 autocast on CPU too
+    data_dir: str = ""          # CIFAR-10 directory; "" = $SIA_CIFAR10_DIR
+    eval_batch_size: int = 1000
+    distill: dict = field(default_factory=dict)
+
+    def model_kwargs(self) -> dict:
+        return dict(width=self.width, act=self.act, levels=self.levels,
+                    weight_bits=self.weight_bits, first_last_bits=self.first_last_bits,
+                    num_classes=10, in_channels=1 if self.dataset == "digits" else 3)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _check(cfg: TrainConfig):
+    for key, opts in CHOICES.items():
+        if getattr(cfg, key) not in opts:
+            raise SiaError(f"config key {key!r}: {getattr(cfg, key)!r} is not one of {', '.join(opts)}")
+    positive = ("width", "levels", "batch_size", "lr", "eval_batch_size")
+    for key in positive:
+        if getattr(cfg, key) <= 0:
+            raise SiaError(f"config key {key!r} must be > 0, got {getattr(cfg, key)!r}")
+    nonneg = ("epochs", "fold_epochs", "fold_lr", "momentum", "weight_decay", "num_threads",
+              "label_smoothing", "warmup_epochs")
+    for key in nonneg:
+        if getattr(cfg, key) < 0:
+            raise SiaError(f"config key {key!r} must be >= 0, got {getattr(cfg, key)!r}")
+    if cfg.epochs + cfg.fold_epochs == 0:
+        raise SiaError("config keys 'epochs' and 'fold_epochs' are both 0: nothing to train")
+    if cfg.weight_bits is not None and not 2 <= cfg.weight_bits <= 16:
+        raise SiaError(f"config key 'weight_bits' must be 0 (float) or 2..16, got {cfg.weight_bits}")
+    if not 2 <= cfg.first_last_bits <= 16:
+        raise SiaError(f"config key 'first_last_bits' must be 2..16, got {cfg.first_last_bits}")
+    if cfg.label_smoothing >= 1:
+        raise SiaError(f"config key 'label_smoothing' must be < 1, got {cfg.label_smoothing}")
+    if cfg.distill:
+        raise SiaError("config key 'distill' is not supported yet")
+
+
+def from_dict(d: dict) -> TrainConfig:
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    kw = {}
+    for key, v in d.items():
+        if key not in fields:
+            raise SiaError(f"unknown config key {key!r}")
+        default = getattr(TrainConfig(), key)
+        if key == "weight_bits":
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+                raise SiaError(f"config key 'weight_bits' must be an integer, got {v!r}")
+            v = v or None
+        elif isinstance(default, bool):
+            if not isinstance(v, bool):
+                raise SiaError(f"config key {key!r} must be true or false, got {v!r}")
+        elif isinstance(default, float):
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise SiaError(f"config key {key!r} must be a number, got {v!r}")
+            v = float(v)
+        elif not isinstance(v, type(default)) or isinstance(v, bool) != isinstance(default, bool):
+            raise SiaError(f"config key {key!r} must be of type {type(default).__name__}, got {v!r}")
+        kw[key] = v
+    cfg = TrainConfig(**kw)
+    _check(cfg)
+    return cfg
+
+
+def parse_override(item: str) -> tuple[str, object]:
+    """'key=value' with value in TOML syntax; a bare word is taken as a string."""
+    if "=" not in item:
+        raise SiaError(f"--set expects key=value, got {item!r}")
+    key, raw = (s.strip() for s in item.split("=", 1))
+    try:
+        return key, tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return key, raw
+
+
+def load_config(path, overrides=()) -> TrainConfig:
+    p = Path(path)
+    if not p.is_file():
+        raise SiaError(f"no such config file: {p}")
+    try:
+        d = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise SiaError(f"{p}: bad TOML: {e}") from None
+    d.update(parse_override(o) for o in overrides)
+    return from_dict(d)

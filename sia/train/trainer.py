@@ -1,0 +1,318 @@
+"""Two-stage quantisation-aware training, single process or under torchrun (DDP).
+
+Stage 1 trains conv -> BN -> act with per-channel fake-quantised weights. Per-channel
+symmetric quantisation commutes with BN folding, so stage 2 folds BN into the
+weights (fold_all_bn) and fine-tunes `fold_epochs` at a lower LR with the folded
+weights quantised as they will be exported. The result is always the folded model
+(ConvUnit.bn is None), which is what sia.convert consumes. The FP32 twin runs the
+same recipe with ReLU and float weights (folding is exact there).
+
+Run directory: checkpoint.pt (every epoch, for --resume), metrics.json,
+model.safetensors + config.json (the final model; see load_trained).
+"""
+
+import json
+import math
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm import tqdm
+
+from sia import SiaError
+from sia.data import Batches, load_cifar10, load_digits_split
+from sia.data.cifar import describe
+from sia.models import build_model, fold_all_bn
+from sia.train.config import TrainConfig, from_dict
+
+# Keys that may change between a run and its resume without changing the run.
+_RESUME_FREE = ("data_dir", "device", "num_threads", "eval_batch_size")
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    metrics: dict
+    out_dir: Path
+
+
+def load_data(cfg: TrainConfig, split: str):
+    if cfg.dataset == "digits":
+        return load_digits_split(split)
+    return load_cifar10(split, cfg.data_dir or None)
+
+
+def data_name(cfg: TrainConfig) -> str:
+    return "sklearn-digits" if cfg.dataset == "digits" else describe(cfg.data_dir or None)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, images_u8, labels, batch_size: int = 1000, device=None) -> float:
+    """Top-1 accuracy of model on uint8 images (input = image / 255), in fp32."""
+    was_training = model.training
+    model.eval()
+    dev = device or next(model.parameters()).device
+    correct = 0
+    for i in range(0, len(labels), batch_size):
+        x = images_u8[i:i + batch_size].to(dev).float().div_(255)
+        correct += (model(x).argmax(1).cpu() == labels[i:i + batch_size]).sum().item()
+    model.train(was_training)
+    return correct / len(labels)
+
+
+def _unwrap(model):
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def _is_folded(state: dict) -> bool:
+    return not any(k.endswith(".bn.weight") for k in state)
+
+
+def load_trained(path):
+    """(model, cfg) from a run dir or its model.safetensors (config.json beside it)."""
+    p = Path(path)
+    weights = p / "model.safetensors" if p.is_dir() else p
+    cfg_path = weights.parent / "config.json"
+    for f in (weights, cfg_path):
+        if not f.is_file():
+            raise SiaError(f"no such file: {f}")
+    cfg = from_dict(json.loads(cfg_path.read_text()))
+    state = load_file(str(weights))
+    model = build_model(cfg.arch, **cfg.model_kwargs())
+    if _is_folded(state):
+        fold_all_bn(model)
+    model.load_state_dict(state)
+    return model.eval(), cfg
+
+
+class _Dist:
+    """Rank/world from torchrun's environment; one process when WORLD_SIZE is unset."""
+
+    def __init__(self, device_kind: str):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local = int(os.environ.get("LOCAL_RANK", "0"))
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if device_kind == "cuda" else "gloo")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def sum(self, t: torch.Tensor) -> torch.Tensor:
+        if self.world > 1:
+            dist.all_reduce(t)
+        return t
+
+
+def _device(cfg: TrainConfig, local_rank: int) -> torch.device:
+    kind = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise SiaError("config key 'device' is 'cuda' but no CUDA device is available")
+        return torch.device("cuda", local_rank)
+    return torch.device("cpu")
+
+
+def _lr_lambda(schedule: str, total: int, warmup: int):
+    """Per-step LR factor: cosine to 0 after linear warmup; one-cycle = 30% warmup."""
+    if schedule == "onecycle":
+        warmup = max(1, int(0.3 * total))
+
+    def f(t):
+        if t < warmup:
+            return 0.04 + 0.96 * (t + 1) / warmup if schedule == "onecycle" else (t + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (t - warmup) / max(1, total - warmup))))
+    return f
+
+
+def _optimizer(model, cfg: TrainConfig, stage: int, steps_per_epoch: int):
+    decay = [p for n, p in model.named_parameters() if n.endswith(("conv.weight", "fc.weight"))]
+    ids = {id(p) for p in decay}
+    rest = [p for p in model.parameters() if id(p) not in ids]
+    lr = cfg.lr if stage == 1 else cfg.fold_lr
+    opt = torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
+                           {"params": rest, "weight_decay": 0.0}],
+                          lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
+    if stage == 1:
+        f = _lr_lambda(cfg.schedule, cfg.epochs * steps_per_epoch,
+                       int(cfg.warmup_epochs * steps_per_epoch))
+    else:
+        f = _lr_lambda("cosine", cfg.fold_epochs * steps_per_epoch, 0)
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, f)
+
+
+class Run:
+    """State of one training run: model, optimiser, data, history; checkpoints itself."""
+
+    def __init__(self, cfg: TrainConfig, out_dir: Path, progress: bool):
+        self.cfg, self.out = cfg, Path(out_dir)
+        self.dev = _device(cfg, int(os.environ.get("LOCAL_RANK", "0")))
+        self.d = _Dist(self.dev.type)
+        self.progress = progress and self.d.main
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
+        torch.manual_seed(cfg.seed)
+        self.cuda = self.dev.type == "cuda"
+        self.channels_last = self.cuda and cfg.amp
+        use_bf16 = (self.cuda and cfg.amp) or (not self.cuda and cfg.cpu_bf16)
+        self.autocast = (lambda: torch.autocast(self.dev.type, dtype=torch.bfloat16)) if use_bf16 \
+            else nullcontext
+        xtr, ytr = load_data(cfg, "train")
+        self.test = load_data(cfg, "test")
+        self.train_batches = Batches(xtr, ytr, cfg.batch_size, shuffle=True, seed=cfg.seed,
+                                     augment=cfg.augment, device=self.dev, rank=self.d.rank,
+                                     world=self.d.world, drop_last=True,
+                                     channels_last=self.channels_last)
+        if len(self.train_batches) == 0:
+            raise SiaError(f"config key 'batch_size' {cfg.batch_size} exceeds the {len(ytr)} "
+                           "training images")
+        self.net = build_model(cfg.arch, **cfg.model_kwargs()).to(self.dev)
+        if self.channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.epoch, self.folded, self.history = 0, False, []
+        self._stage_setup()
+
+    # -- stages ---------------------------------------------------------------------
+    def _stage_setup(self):
+        """(Re)build the DDP wrapper and optimiser for the current stage."""
+        net = self.net
+        if self.d.world > 1:
+            if self.cuda and not self.folded:  # BN statistics over the global batch
+                net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+                self.net = net
+            net = nn.parallel.DistributedDataParallel(
+                net, device_ids=[self.dev.index] if self.cuda else None)
+        self.model = net
+        stage = 2 if self.folded else 1
+        self.opt, self.sched = _optimizer(self.net, self.cfg, stage, len(self.train_batches))
+
+    def fold(self):
+        acc_bn = self.eval()
+        fold_all_bn(self.net)
+        self.folded = True
+        self._stage_setup()
+        return acc_bn, self.eval()
+
+    # -- epochs ---------------------------------------------------------------------
+    def eval(self) -> float:
+        return evaluate(self.net, *self.test, self.cfg.eval_batch_size, self.dev)
+
+    def train_epoch(self) -> dict:
+        cfg, model = self.cfg, self.model
+        model.train()
+        self.train_batches.set_epoch(self.epoch)
+        stats = torch.zeros(3, dtype=torch.float64, device=self.dev)  # loss sum, correct, n
+        t0 = time.time()
+        stage = "fold" if self.folded else "bn"
+        bar = tqdm(self.train_batches, desc=f"epoch {self.epoch + 1} [{stage}]", leave=False,
+                   disable=not self.progress, mininterval=1.0)
+        for step, (x, y) in enumerate(bar):
+            with self.autocast():
+                out = model(x)
+            loss = F.cross_entropy(out.float(), y, label_smoothing=cfg.label_smoothing)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            self.sched.step()
+            with torch.no_grad():
+                stats += torch.stack([loss.detach().double() * len(y),
+                                      (out.argmax(1) == y).sum().double(),
+                                      torch.tensor(float(len(y)), device=self.dev,
+                                                   dtype=torch.float64)])
+            if self.progress and step % 20 == 0:
+                bar.set_postfix(loss=f"{stats[0].item() / stats[2].item():.3f}",
+                                acc=f"{stats[1].item() / stats[2].item():.3f}")
+        self.d.sum(stats)
+        train_time = time.time() - t0
+        t1 = time.time()
+        test_acc = self.eval()
+        self.epoch += 1
+        rec = {"epoch": self.epoch, "stage": stage, "train_loss": stats[0].item() / stats[2].item(),
+               "train_acc": stats[1].item() / stats[2].item(), "test_acc": test_acc,
+               "lr_end": self.opt.param_groups[0]["lr"], "train_time_s": round(train_time, 2),
+               "eval_time_s": round(time.time() - t1, 2)}
+        self.history.append(rec)
+        return rec
+
+    # -- persistence ----------------------------------------------------------------
+    def checkpoint(self):
+        if not self.d.main:
+            return
+        state = {"model": self.net.state_dict(), "optimizer": self.opt.state_dict(),
+                 "scheduler": self.sched.state_dict(), "epoch": self.epoch,
+                 "folded": self.folded, "config": self.cfg.to_dict(), "history": self.history,
+                 "rng": torch.get_rng_state()}
+        tmp = self.out / "checkpoint.pt.tmp"
+        torch.save(state, tmp)
+        tmp.replace(self.out / "checkpoint.pt")
+
+    def restore(self, path: Path):
+        ck = torch.load(path, map_location=self.dev, weights_only=True)
+        mine, theirs = self.cfg.to_dict(), ck["config"]
+        diff = [k for k in mine if k not in _RESUME_FREE and mine[k] != theirs.get(k)]
+        if diff:
+            raise SiaError(f"cannot resume {path}: config key {diff[0]!r} differs "
+                           f"({theirs.get(diff[0])!r} in the checkpoint, {mine[diff[0]]!r} now)")
+        if ck["folded"]:
+            fold_all_bn(self.net)
+            self.folded = True
+            self._stage_setup()
+        self.net.load_state_dict(ck["model"])
+        self.opt.load_state_dict(ck["optimizer"])
+        self.sched.load_state_dict(ck["scheduler"])
+        self.epoch, self.history = ck["epoch"], ck["history"]
+        torch.set_rng_state(ck["rng"].cpu())
+
+    def save_final(self, metrics: dict):
+        if not self.d.main:
+            return
+        state = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
+        save_file(state, str(self.out / "model.safetensors"))
+        (self.out / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=1) + "\n")
+        self.write_metrics(metrics)
+
+    def write_metrics(self, metrics: dict):
+        if self.d.main:
+            (self.out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+
+
+def train(cfg: TrainConfig, out_dir, resume: bool = False, progress: bool = True) -> TrainResult:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    run = Run(cfg, out, progress)
+    ck = out / "checkpoint.pt"
+    if resume:
+        if not ck.is_file():
+            raise SiaError(f"--resume: no checkpoint in {out}")
+        run.restore(ck)
+    metrics = {"config": cfg.to_dict(), "data": data_name(cfg), "device": str(run.dev),
+               "world_size": run.d.world, "epochs": run.history}
+    log = tqdm.write if run.d.main else (lambda s: None)
+    t0 = time.time()
+    total = cfg.epochs + cfg.fold_epochs
+    while run.epoch < total:
+        if run.epoch == cfg.epochs and not run.folded:
+            metrics["test_acc_bn"], metrics["test_acc_folded"] = run.fold()
+            log(f"folded BN: test acc {metrics['test_acc_bn']:.4f} -> {metrics['test_acc_folded']:.4f}")
+        r = run.train_epoch()
+        log(f"epoch {r['epoch']}/{total} [{r['stage']}] loss {r['train_loss']:.4f} "
+            f"train {r['train_acc']:.4f} test {r['test_acc']:.4f} ({r['train_time_s']:.1f}s)")
+        run.checkpoint()
+        run.write_metrics(metrics)
+    if not run.folded:  # fold_epochs = 0: still hand over the folded model
+        metrics["test_acc_bn"], metrics["test_acc_folded"] = run.fold()
+    t1 = time.time()
+    metrics["test_acc"] = run.eval()
+    metrics["eval_time_s"] = round(time.time() - t1, 2)
+    metrics["wall_time_s"] = round(time.time() - t0, 2)
+    metrics["train_time_s"] = round(sum(r["train_time_s"] for r in run.history), 2)
+    run.save_final(metrics)
+    return TrainResult(run.net.eval(), metrics, out)
