@@ -144,9 +144,9 @@ def convert(model: nn.Module, input_shape, name: str = "program", timesteps: int
         raise SiaError(f"model must be an nn.Sequential of sia blocks, got {type(model).__name__}")
     model = fold_all_bn(copy.deepcopy(model).cpu().eval())
     levels = {m.levels for m in model.modules() if isinstance(m, QCFS)}
-    if len(levels) != 1:
-        raise SiaError(f"model must use QCFS activations with one L, found levels {sorted(levels)}")
-    cv = _Converter(levels.pop())
+    if len(levels) > 1:
+        raise SiaError(f"model must use one QCFS L for all layers, found {sorted(levels)}")
+    cv = _Converter(levels.pop() if levels else None)
     src = _Source(IMAGE, 1.0 / 255.0, tuple(int(v) for v in input_shape))
     children = list(model.named_children())
     flattened = False

@@ -142,7 +142,7 @@ def simulate(program: Program, images, labels=None, T: int | None = None, batch_
                     totals[k][name] += val
             preds.append(st["output_v"].argmax(-1))
             if record:
-                traces = st["traces"]
+                traces = {**st["traces"], "output_v": st["output_v"]}
     predictions = torch.cat(preds, dim=1).numpy()
     acc = None
     if labels is not None:
