@@ -15,6 +15,7 @@ _MODULES = [
     "sia.train.cli",
     "sia.convert.cli",
     "sia.snn.cli",
+    "sia.zoo.cli",
     "sia.demo",
 ]
 

@@ -1,0 +1,24 @@
+"""Datasets by name, for commands that take `--data NAME`."""
+
+from sia import SiaError
+
+INPUT_SHAPES = {"digits": (1, 8, 8), "cifar10": (3, 32, 32)}
+
+
+def load_split(name: str, split: str, data_dir=None):
+    """(uint8 images [N,C,H,W], int64 labels) of a named dataset split."""
+    if name == "digits":
+        from sia.data.digits import load_digits_split
+        return load_digits_split(split)
+    if name == "cifar10":
+        from sia.data.cifar import load_cifar10
+        return load_cifar10(split, data_dir or None)
+    raise SiaError(f"unknown dataset {name!r}; choose one of {', '.join(INPUT_SHAPES)}")
+
+
+def data_copy(name: str, data_dir=None) -> str:
+    """Which copy of the data a number was measured on."""
+    if name == "digits":
+        return "sklearn-digits"
+    from sia.data.cifar import describe
+    return describe(data_dir or None)

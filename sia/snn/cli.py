@@ -1,0 +1,49 @@
+"""`sia eval` (golden simulator accuracy per timestep) and `sia inspect` (manifest)."""
+
+import json
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer):
+    @app.command("eval")
+    def eval_cmd(
+        program: str = typer.Argument(..., help="program file (or zoo name)"),
+        data: str = typer.Option(None, "--data", help="digits | cifar10 (default: program's)"),
+        data_dir: str = typer.Option(None, "--data-dir", help="CIFAR-10 dir (else $SIA_CIFAR10_DIR)"),
+        timesteps: int = typer.Option(None, "--T", help="timesteps (default: program's)"),
+        limit: int = typer.Option(0, "--images", help="evaluate only the first N test images"),
+        out: Path = typer.Option(None, "--out", help="write the JSON result here"),
+    ):
+        """Accuracy at every t <= T, spike rates and SOPs from the golden simulator."""
+        from sia.data.registry import data_copy, load_split
+        from sia.program.resolve import resolve_program
+        from sia.snn import simulate
+
+        prog = resolve_program(program)
+        data = data or prog.meta.get("dataset", "digits")
+        images, labels = load_split(data, "test", data_dir)
+        if limit:
+            images, labels = images[:limit], labels[:limit]
+        res = simulate(prog, images, labels, T=timesteps, progress=True)
+        report = {"program": prog.name, "data": data_copy(data, data_dir), **res.to_json()}
+        if out:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(report, indent=1) + "\n")
+        accs = " ".join(f"t{t + 1}={a:.4f}" for t, a in enumerate(res.accuracy))
+        print(f"{prog.name} on {report['data']} ({res.images} images): {accs}")
+
+    @app.command("inspect")
+    def inspect_cmd(program: str = typer.Argument(..., help="program file (or zoo name)")):
+        """Print a program's manifest, per-layer shapes and declared bit-widths."""
+        from sia.program.resolve import resolve_program
+
+        prog = resolve_program(program)
+        print(prog.summary())
+        for i, layer in enumerate(prog.layers):
+            srcs = ", ".join(f"{s.op}<-{'image' if s.source < 0 else s.source}"
+                             f"{f' pool{s.pool}' if s.pool > 1 else ''} w{s.weight_bits}"
+                             for s in layer.inputs)
+            print(f"  {i:2d} {layer.name:16s} {layer.kind:10s} {'x'.join(map(str, layer.shape)):10s}"
+                  f" acc{layer.acc_bits} v{layer.v_bits}  {srcs}")
