@@ -1,0 +1,78 @@
+"""CIFAR-10: FP32 DNN vs reduced-precision ANN vs SNN at T = 1..8 (golden simulator).
+
+For each QCFS training run (and its FP32 twin), convert to an integer program,
+optionally bias-calibrate it on training images, simulate the whole test set at
+T = 8 (accuracy after every t comes from the same run: prediction at t does not
+depend on later steps) and write JSON + program files.
+
+  python benchmarks/cifar_snn_eval.py --qcfs runs/cifar/cifar10_vgg11_w025_qcfs \
+      --fp32 runs/cifar/cifar10_vgg11_w025_fp32 --out runs/eval/vgg11_w025 [--calibrate 512]
+"""
+
+import argparse
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import torch
+
+from sia.convert import convert
+from sia.convert.calibrate import calibrate_bias
+from sia.data.registry import data_copy, load_split
+from sia.program import save_program
+from sia.snn import simulate
+from sia.snn.ann import ann_predict
+from sia.train import evaluate, load_trained
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--qcfs", type=Path, required=True)
+    ap.add_argument("--fp32", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--T", type=int, default=8)
+    ap.add_argument("--images", type=int, default=0, help="first N test images (0 = all)")
+    ap.add_argument("--calibrate", type=int, default=0, help="bias-calibrate on N train images")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+
+    images, labels = load_split("cifar10", "test", args.data_dir)
+    if args.images:
+        images, labels = images[:args.images], labels[:args.images]
+    fp32, _ = load_trained(args.fp32)
+    qann, cfg = load_trained(args.qcfs)
+    res = {"data": data_copy("cifar10", args.data_dir), "test_images": len(labels),
+           "qcfs_run": str(args.qcfs), "fp32_run": str(args.fp32),
+           "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                    text=True).stdout.strip(),
+           "config": cfg.to_dict(),
+           "fp32_dnn": evaluate(fp32, images, labels),
+           "reduced_precision_ann": evaluate(qann, images, labels)}
+    prog = convert(qann, (3, 32, 32), name=args.qcfs.name, timesteps=args.T,
+                   t_max=max(16, args.T), meta={"dataset": "cifar10", "arch": cfg.arch,
+                                                "width": cfg.width, "levels": cfg.levels})
+    res["integer_ann"] = float((ann_predict(prog, images) == labels).float().mean())
+    if args.calibrate:
+        cal_x, _ = load_split("cifar10", "train", args.data_dir)
+        g = torch.Generator().manual_seed(0)
+        pick = torch.randperm(len(cal_x), generator=g)[:args.calibrate]
+        prog = calibrate_bias(prog, cal_x[pick], args.T)
+        res["calibration_images"] = args.calibrate
+    args.out.mkdir(parents=True, exist_ok=True)
+    save_program(prog, args.out / "program.safetensors")
+    t0 = time.time()
+    sim = simulate(prog, images, labels, T=args.T, progress=True)
+    res["golden_seconds"] = round(time.time() - t0, 1)
+    res["snn"] = {t + 1: a for t, a in enumerate(sim.accuracy)}
+    res["golden"] = sim.to_json()
+    (args.out / "eval.json").write_text(json.dumps(res, indent=1) + "\n")
+    snn = " ".join(f"T{t}={100 * res['snn'][t]:.2f}" for t in (1, 2, 4, 8) if t <= args.T)
+    print(f"{args.qcfs.name}: FP32 {100 * res['fp32_dnn']:.2f} | QANN "
+          f"{100 * res['reduced_precision_ann']:.2f} | int-ANN {100 * res['integer_ann']:.2f} | "
+          f"SNN {snn} | golden {res['golden_seconds']}s on {res['data']}")
+
+
+if __name__ == "__main__":
+    main()
