@@ -29,22 +29,14 @@ def _register():
 def main(argv=None):
     _register()
     try:
-        app(args=argv, standalone_mode=False)
+        # standalone mode: click prints usage errors (bad option) itself and exits 2
+        app(args=argv, standalone_mode=True)
     except SiaError as e:
         print(f"sia: error: {e}", file=sys.stderr)
         sys.exit(2)
     except FileNotFoundError as e:
         print(f"sia: error: no such file: {e.filename}", file=sys.stderr)
         sys.exit(2)
-    except Exception as e:  # click usage errors (bad option) carry their own exit code
-        import click
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        if isinstance(e, (click.exceptions.Abort, KeyboardInterrupt)):
-            sys.exit(130)
-        raise
-    return 0
 
 
 if __name__ == "__main__":

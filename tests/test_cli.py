@@ -1,0 +1,38 @@
+"""User mistakes give one line on stderr and exit 2, never a traceback."""
+
+import subprocess
+import sys
+
+import pytest
+
+
+def sia(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "sia.cli", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=120)
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["eval", "/nope.safetensors"], "no such program file"),
+    (["eval", "not_a_zoo_entry"], "neither a program file nor a zoo entry"),
+    (["train", "/nope.toml"], "no such config file"),
+    (["inspect", "/etc/hostname"], "not a readable program file"),
+    (["demo", "--config-dir", "/nonexistent"], "missing /nonexistent/digits_qcfs.toml"),
+])
+def test_user_errors_are_one_line(args, msg):
+    r = sia(*args)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and msg in lines[0]
+
+
+def test_bad_option_is_a_usage_error():
+    r = sia("eval", "--bogus")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_convert_eval_inspect_round_trip(tmp_path, small_program):
+    from sia.program import save_program
+    path = save_program(small_program(), tmp_path / "p.safetensors")
+    r = sia("inspect", str(path))
+    assert r.returncode == 0 and "c1" in r.stdout and "identity" in r.stdout
