@@ -1,0 +1,102 @@
+"""TrainConfig validation, a tiny two-stage digits run, load_trained, resume, CLI."""
+
+import json
+
+import pytest
+import torch
+import typer
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from sia import SiaError
+from sia.models import ConvUnit
+from sia.train import evaluate, load_config, load_trained, train
+from sia.train import trainer
+from sia.train.config import from_dict, parse_override
+
+TINY = dict(dataset="digits", arch="digits_cnn", width=0.5, epochs=4, fold_epochs=1,
+            batch_size=64, lr=0.1, fold_lr=0.01, num_threads=1)
+
+
+def test_config_errors(tmp_path):
+    with pytest.raises(SiaError, match="unknown config key 'lrate'"):
+        from_dict({"lrate": 0.1})
+    with pytest.raises(SiaError, match="'act'"):
+        from_dict({"act": "tanh"})
+    with pytest.raises(SiaError, match="'epochs'"):
+        from_dict({"epochs": "ten"})
+    with pytest.raises(SiaError, match="'lr'"):
+        from_dict({"lr": -1})
+    with pytest.raises(SiaError, match="'weight_bits'"):
+        from_dict({"weight_bits": 1})
+    with pytest.raises(SiaError, match="'augment'"):
+        from_dict({"augment": 1})
+    assert from_dict({"weight_bits": 0}).weight_bits is None
+    assert from_dict({"lr": 1}).lr == 1.0
+    assert parse_override("lr=0.5") == ("lr", 0.5)
+    assert parse_override("schedule=onecycle") == ("schedule", "onecycle")
+    with pytest.raises(SiaError, match="no such config"):
+        load_config(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("epochs = = 3\n")
+    with pytest.raises(SiaError, match="bad TOML"):
+        load_config(bad)
+
+
+def test_shipped_configs_load():
+    from pathlib import Path
+    configs = sorted((Path(__file__).parents[1] / "configs").glob("*.toml"))
+    assert configs
+    for p in configs:
+        load_config(p)
+
+
+def test_tiny_run_load_and_resume(tmp_path, monkeypatch):
+    cfg = from_dict(TINY)
+    res = train(cfg, tmp_path / "a", progress=False)
+    m = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert [e["stage"] for e in m["epochs"]] == ["bn"] * 4 + ["fold"]
+    assert m["test_acc"] == res.metrics["test_acc"] > 0.5
+    assert m["data"] == "sklearn-digits"
+    assert all(u.bn is None and u.bias is not None for u in res.model.modules()
+               if isinstance(u, ConvUnit))
+
+    model, cfg2 = load_trained(tmp_path / "a")
+    assert cfg2 == cfg
+    from sia.data import load_digits_split
+    x, y = load_digits_split("test")
+    assert evaluate(model, x, y) == m["test_acc"]
+
+    # Interrupt a second run after its first epoch, then resume: same final weights.
+    real = trainer.Run.train_epoch
+    def stop_after_one(self):
+        if self.epoch == 1:
+            raise KeyboardInterrupt
+        return real(self)
+    monkeypatch.setattr(trainer.Run, "train_epoch", stop_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "b", progress=False)
+    monkeypatch.setattr(trainer.Run, "train_epoch", real)
+    train(cfg, tmp_path / "b", resume=True, progress=False)
+    a, b = (load_file(str(tmp_path / d / "model.safetensors")) for d in "ab")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    with pytest.raises(SiaError, match="'lr' differs"):
+        train(from_dict({**TINY, "lr": 0.2}), tmp_path / "b", resume=True, progress=False)
+    with pytest.raises(SiaError, match="no checkpoint"):
+        train(cfg, tmp_path / "c", resume=True, progress=False)
+
+
+def test_cli_summary(tmp_path):
+    from sia.train.cli import register
+    app = typer.Typer()
+    register(app)
+    app.command("_")(lambda: None)
+    toml = tmp_path / "t.toml"
+    toml.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in TINY.items()))
+    r = CliRunner().invoke(app, ["train", str(toml), "--out", str(tmp_path / "o"), "--no-progress",
+                                 "--set", "epochs=1", "--set", "act=\"relu\"", "--set", "weight_bits=0"])
+    assert r.exit_code == 0, r.output
+    summary = r.output.strip().splitlines()[-1]
+    assert summary.startswith("t: digits_cnn relu wfp on sklearn-digits: test acc")
+    assert json.loads((tmp_path / "o" / "config.json").read_text())["weight_bits"] is None
