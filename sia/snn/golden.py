@@ -48,9 +48,11 @@ def _needed_later(program: Program) -> set[int]:
     return {s.source for layer in program.layers for s in layer.inputs if s.source != IMAGE}
 
 
-def run_batch(program: Program, images: torch.Tensor, T: int, record: bool = False) -> dict:
+def run_batch(program: Program, images: torch.Tensor, T: int, record: bool = False,
+              on_layer=None) -> dict:
     """images: uint8 [B, C, H, W]. Returns V of the output layer per t, spike totals,
-    SOP counts and (record=True) every layer's spikes [T,B,C,H,W] and membranes."""
+    SOP counts and (record=True) every layer's spikes [T,B,C,H,W] and membranes.
+    on_layer(i, spikes [T,B,C,H,W]) is called for each IF layer (the cycle model's hook)."""
     B = images.shape[0]
     keep = _needed_later(program)
     outs: dict[int, torch.Tensor] = {}          # layer index -> spikes [T*B, C, H, W] uint8
@@ -91,6 +93,8 @@ def run_batch(program: Program, images: torch.Tensor, T: int, record: bool = Fal
                     vs.append(v.clone())
             _check_bits(layer, lo, hi)
             stats["spikes"][layer.name] = int(spikes.sum(dtype=torch.int64))
+            if on_layer is not None:
+                on_layer(i, spikes)
             if i in keep:
                 outs[i] = spikes.view(T * B, C, H, W)
             if record:

@@ -1,0 +1,72 @@
+"""Does a program fit the accelerator? One-line SiaErrors for anything the hardware
+cannot hold (docs/architecture.md, "Parameters"): the model refuses exactly what the
+RTL would, so a program that runs on the model runs on the board."""
+
+import numpy as np
+
+from sia import SiaError
+from sia.hw.params import SIAConfig
+from sia.program.format import IMAGE, Layer, Program, bits_signed
+
+
+def weight_rows(program: Program, layer: Layer) -> int:
+    """Weight-memory rows per PE: C_in per conv group, C*Hp*Wp per dense group, 1 per identity."""
+    rows = 0
+    for s in layer.inputs:
+        c, h, w = program.pooled_shape(s)
+        rows += {"conv": c, "dense": c * h * w, "identity": 1}[s.op]
+    return rows
+
+
+def is_image_layer(layer: Layer) -> bool:
+    return layer.inputs[0].source == IMAGE
+
+
+def psum_bits(layer: Layer, program: Program) -> int:
+    """Width the psum row buffer needs: synaptic sums only (the bias is added in the
+    aggregation core), so a large bias cannot hide a wider partial sum."""
+    from sia.program.bounds import input_max
+    lo = hi = np.zeros(layer.channels, dtype=np.int64)
+    for s in layer.inputs:
+        w = s.weight.astype(np.int64).reshape(s.weight.shape[0], -1)
+        x = input_max(program, s.source, s.pool)
+        hi = hi + np.clip(w, 0, None).sum(1) * x
+        lo = lo + np.clip(w, None, 0).sum(1) * x
+    return bits_signed(int(lo.min()), int(hi.max()))
+
+
+def check_fits(program: Program, config: SIAConfig, T: int) -> None:
+    if not 1 <= T <= min(config.max_timesteps, program.t_max):
+        raise SiaError(f"T={T} outside 1..{min(config.max_timesteps, program.t_max)} "
+                       f"(max_timesteps={config.max_timesteps}, program t_max={program.t_max})")
+    c, h, w = program.input_shape
+    if h > config.max_height or w > config.max_width:
+        raise SiaError(f"input map {h}x{w} exceeds the {config.max_height}x{config.max_width} maximum")
+    for i, layer in enumerate(program.layers):
+        where = f"layer {i} ({layer.name})"
+        _, h, w = layer.shape
+        if h > config.max_height or w > config.max_width:
+            raise SiaError(f"{where}: map {h}x{w} exceeds the {config.max_height}x"
+                           f"{config.max_width} maximum")
+        if len({s.source == IMAGE for s in layer.inputs}) > 1:
+            raise SiaError(f"{where}: mixes image and spike inputs; the core runs one or the other")
+        rows = weight_rows(program, layer)
+        if rows > config.max_channels_in:
+            kind = "dense input" if any(s.op == "dense" for s in layer.inputs) else "input channels"
+            raise SiaError(f"{where}: {kind} need {rows} weight rows > max_channels_in="
+                           f"{config.max_channels_in}")
+        for j, s in enumerate(layer.inputs):
+            kh, kw = s.kernel
+            if kh > 3 or kw > 3:
+                raise SiaError(f"{where} input {j}: kernel {kh}x{kw} exceeds the PEs' 3x3")
+            if s.stride > 2 or s.padding > 1:
+                raise SiaError(f"{where} input {j}: stride {s.stride} / padding {s.padding} "
+                               f"unsupported (stride <= 2, padding <= 1)")
+            if s.weight_bits > config.weight_bits:
+                raise SiaError(f"{where} input {j}: {s.weight_bits}-bit weights exceed "
+                               f"weight_bits={config.weight_bits}")
+        acc = max(layer.acc_bits, psum_bits(layer, program))
+        if acc > config.acc_bits:
+            raise SiaError(f"{where}: needs {acc}-bit partial sums > acc_bits={config.acc_bits}")
+        if layer.v_bits > config.v_bits:
+            raise SiaError(f"{where}: declares {layer.v_bits}-bit membranes > v_bits={config.v_bits}")

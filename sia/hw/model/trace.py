@@ -1,0 +1,243 @@
+"""Per-event trace mode: a plain loop over events for tiny programs.
+
+It walks the launch loop of docs/architecture.md literally -- tiles, timesteps, output
+rows, the row schedule, pooled positions, E events per cycle -- accumulating into an
+explicit psum row buffer and running the aggregation core on explicit ping-pong
+membrane banks. It is an independent implementation of both the arithmetic (checked
+against the golden simulator) and the cycle count (checked against the fast path).
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sia import SiaError
+from sia.hw import timing
+from sia.hw.model import schedule as S
+from sia.hw.model.fit import check_fits, is_image_layer, weight_rows
+from sia.hw.params import SIAConfig
+from sia.program.format import IMAGE, Program
+
+
+@dataclass
+class TraceResult:
+    spikes: dict[str, np.ndarray] = field(default_factory=dict)   # [T, C, H, W]
+    v: dict[str, np.ndarray] = field(default_factory=dict)        # [T, C, H, W], after reset
+    launches: list[dict] = field(default_factory=list)
+    # (layer, tile, phase) -> {(bank, "r"|"w")}; phase = timestep, or "out" (stream-out)
+    bank_use: dict = field(default_factory=lambda: defaultdict(set))
+
+
+class _Launch:
+    """State of one (layer, tile) launch: psum rows, membrane banks, counters."""
+
+    def __init__(self, program, i, k, config, T, res: TraceResult):
+        self.p, self.i, self.k, self.cfg, self.T, self.res = program, i, k, config, T, res
+        self.layer = layer = program.layers[i]
+        self.lo_ch = k * config.pes
+        self.a = S.active_pes(layer, k, config)
+        _, self.ho, self.wo = layer.shape
+        self.psum: dict[int, np.ndarray] = {}      # live output rows of the row buffer
+        self.drained = -1
+        self.banks = [np.zeros((self.a, self.ho, self.wo), np.int64) for _ in range(2)]
+        self.cyc = dict.fromkeys(S.PHASES, 0)
+        self.mem = defaultdict(int)
+        self.sops = self.image_ops = self.weight_reads = 0
+        self.max_rows = 0
+
+    # -- spiking core -------------------------------------------------------------
+    def _add(self, oy, ox, vec):
+        if oy <= self.drained:
+            raise AssertionError(f"row schedule: accumulate into drained row {oy}")
+        row = self.psum.setdefault(oy, np.zeros((self.a, self.wo), np.int64))
+        self.max_rows = max(self.max_rows, len(self.psum))
+        row[:, ox] += vec
+
+    def _event(self, s, c, r, x, val, feature):
+        """One event of channel c at pooled position (r, x), value val (2^b for an image bit)."""
+        ch = slice(self.lo_ch, self.lo_ch + self.a)
+        ops = 0
+        if s.op == "identity":
+            if not self.lo_ch <= c < self.lo_ch + self.a:
+                return
+            vec = np.zeros(self.a, np.int64)
+            vec[c - self.lo_ch] = s.weight[c] * val
+            self._add(r, x, vec)
+            self.weight_reads += 1
+            ops = 1
+        elif s.op == "dense":
+            self._add(0, 0, s.weight[ch, feature].astype(np.int64) * val)
+            self.weight_reads += self.a
+            ops = self.a
+        else:
+            self.weight_reads += self.a
+            kh, kw = s.kernel
+            for dy in range(kh):
+                oy, ry = divmod(r + s.padding - dy, s.stride)
+                if ry or not 0 <= oy < self.ho:
+                    continue
+                for dx in range(kw):
+                    ox, rx = divmod(x + s.padding - dx, s.stride)
+                    if rx or not 0 <= ox < self.wo:
+                        continue
+                    self._add(oy, ox, s.weight[ch, c, dy, dx].astype(np.int64) * val)
+                    ops += self.a
+        if s.source == IMAGE:
+            self.image_ops += ops
+        else:
+            self.sops += ops
+
+    def dispatch(self, s, events):
+        """Issue a position's events, E per cycle; an empty position costs one cycle."""
+        E = self.cfg.events_per_cycle
+        for j in range(0, max(1, len(events)), E):
+            chunk = events[j:j + E]
+            self.cyc["accumulate" if chunk else "dispatch_empty"] += 1
+            for ev in chunk:
+                self._event(s, *ev)
+
+    # -- aggregation core ---------------------------------------------------------
+    def drain(self, oy, steps, out_s, out_v):
+        """Drain output row oy for timesteps `steps`: V = V(t-1) + psum + bias."""
+        layer, ch = self.layer, slice(self.lo_ch, self.lo_ch + self.a)
+        cur = self.psum.pop(oy, np.zeros((self.a, self.wo), np.int64))
+        self.drained = oy
+        self.cyc["stall"] += timing.C_ROW
+        lim = 1 << (self.cfg.v_bits - 1)
+        for t in steps:
+            self.mem["psum_drain_reads"] += self.wo
+            for ox in range(self.wo):
+                self.cyc["aggregate"] += 1
+                if t == 0:
+                    v = layer.v_init[ch].astype(np.int64)   # parameter register, no bank read
+                else:
+                    v = self.banks[t % 2][:, oy, ox].copy()
+                    self._bank(t, t % 2, "r")
+                v = v + cur[:, ox] + layer.bias[ch]
+                if v.min() < -lim or v.max() >= lim:
+                    raise SiaError(f"layer {layer.name}: membrane overflows v_bits={self.cfg.v_bits}")
+                if layer.kind == "if":
+                    s = v >= layer.threshold[ch]
+                    v = v - s * layer.threshold[ch]
+                    out_s[t, ch, oy, ox] = s
+                    self.mem["spike_out_writes"] += 1
+                self.banks[(t + 1) % 2][:, oy, ox] = v
+                self._bank(t, (t + 1) % 2, "w")
+                out_v[t, ch, oy, ox] = v
+
+    def _bank(self, phase, bank, op):
+        self.res.bank_use[(self.i, self.k, phase)].add((bank, op))
+        self.mem[f"membrane_{'ab'[bank]}_{'reads' if op == 'r' else 'writes'}"] += 1
+
+
+def _positions(prog, s, src, t):
+    """Dispatch order of group s at step t: {pooled row: [events per pooled position]}.
+    An event is (channel, row, col, value, dense feature)."""
+    c, h, w = prog.source_shape(s.source)
+    p = s.pool
+    hp, wp = h // p, w // p
+    rows = {}
+    for r in range(hp):
+        row = []
+        for x in range(wp):
+            evs = []
+            for dy in range(p):
+                for dx in range(p):
+                    for ch in range(c):
+                        if s.source == IMAGE:
+                            pix = int(src[ch, r * p + dy, x * p + dx])
+                            evs += [(ch, r, x, 1 << b, ch * hp * wp + r * wp + x)
+                                    for b in range(8) if pix >> b & 1]
+                        elif src[t, ch, r * p + dy, x * p + dx]:
+                            evs.append((ch, r, x, 1, ch * hp * wp + r * wp + x))
+            row.append(evs)
+        rows[r] = row
+    if s.op == "dense":   # one position holding every event
+        return {0: [[e for r in range(hp) for pos in rows[r] for e in pos]]}
+    return rows
+
+
+def _stream_in(prog, layer, cfg, T, lc: _Launch):
+    image = is_image_layer(layer)
+    lc.cyc["weight_load"] = S.ceil_div(weight_rows(prog, layer) * cfg.pes * cfg.taps
+                                       * cfg.weight_bits, cfg.stream_bits)
+    lc.cyc["param_load"] = S.ceil_div(cfg.pes * 3 * cfg.v_bits, cfg.stream_bits)
+    lc.mem["weight_writes"] = weight_rows(prog, layer) * cfg.pes
+    for s in layer.inputs:
+        c, h, w = prog.source_shape(s.source)
+        for _ in range(1 if image else T):
+            for _pos in range(h * w):
+                beats = S.ceil_div(8 * c if image else c, cfg.stream_bits)
+                lc.cyc["stream_in"] += beats
+                lc.mem["spike_in_writes"] += beats
+
+
+def _schedule(prog, layer, s):
+    """{output row: [pooled source rows dispatched just before draining it]}."""
+    hp = prog.pooled_shape(s)[1]
+    by_row = defaultdict(list)
+    for r, lo in enumerate(S.first_rows(s, hp, layer.shape[1])):
+        if lo is not None:
+            by_row[lo].append(r)
+    return by_row
+
+
+def _run_rows(prog, layer, lc, srcs, t, drain_steps, out_s, out_v):
+    scheds = [_schedule(prog, layer, s) for s in layer.inputs]
+    positions = [_positions(prog, s, srcs[s.source], t) for s in layer.inputs]
+    for oy in range(lc.ho):
+        for s, sched, pos in zip(layer.inputs, scheds, positions):
+            words = S.ceil_div(8 * prog.source_shape(s.source)[0] if s.source == IMAGE
+                               else prog.source_shape(s.source)[0], lc.cfg.stream_bits)
+            h, w = prog.source_shape(s.source)[1:]
+            for r in sched.get(oy, []):
+                for evs in pos[r]:
+                    lc.mem["spike_in_reads"] += (h * w if s.op == "dense" else s.pool ** 2) * words
+                    lc.dispatch(s, evs)
+        lc.drain(oy, drain_steps, out_s, out_v)
+
+
+def trace(program: Program, image, T: int | None = None,
+          config: SIAConfig | None = None) -> TraceResult:
+    """Run one image (uint8 [C,H,W]) event by event."""
+    config = config or SIAConfig()
+    T = program.timesteps if T is None else int(T)
+    check_fits(program, config, T)
+    img = np.asarray(image, dtype=np.int64)
+    res = TraceResult()
+    outs = {IMAGE: img}
+    for i, layer in enumerate(program.layers):
+        C, H, W = layer.shape
+        out_s = np.zeros((T, C, H, W), np.uint8)
+        out_v = np.zeros((T, C, H, W), np.int64)
+        for k in range(S.tiles(layer, config)):
+            lc = _Launch(program, i, k, config, T, res)
+            lc.cyc["stall"] += timing.C_LAUNCH
+            _stream_in(program, layer, config, T, lc)
+            if is_image_layer(layer):   # current once, IF recurrence for all T per row
+                _run_rows(program, layer, lc, outs, 0, range(T), out_s, out_v)
+            else:
+                for t in range(T):
+                    lc.cyc["stall"] += timing.C_STEP
+                    lc.drained = -1
+                    _run_rows(program, layer, lc, outs, t, [t], out_s, out_v)
+            if layer.kind == "if":
+                for _ in range(T * H * W):
+                    lc.cyc["stream_out"] += S.ceil_div(config.pes, config.stream_bits)
+                    lc.mem["spike_out_reads"] += 1
+            else:
+                for _ in range(H * W):
+                    lc.cyc["stream_out"] += S.ceil_div(config.pes * config.v_bits,
+                                                       config.stream_bits)
+                    lc._bank("out", T % 2, "r")
+            res.launches.append({"layer": i, "name": layer.name, "tile": k,
+                                 "phases": dict(lc.cyc), "cycles": sum(lc.cyc.values()),
+                                 "sops": lc.sops, "image_ops": lc.image_ops,
+                                 "weight_reads": lc.weight_reads, "memory": dict(lc.mem),
+                                 "psum_rows": lc.max_rows})
+        outs[i] = out_s
+        res.v[layer.name] = out_v
+        if layer.kind == "if":
+            res.spikes[layer.name] = out_s
+    return res
