@@ -1,0 +1,432 @@
+"""SIA host interface: AXI4-Lite register map and the AXI4-Stream tile-packet format.
+
+The single source of truth for the RTL (sia/hw/rtl), the program-image packer and the
+PYNQ driver (sia/deploy). Everything here is pure Python (numpy only).
+
+One launch = one (layer, tile of P output channels). The host writes CTRL.START, then
+streams one *tile packet* (64-bit beats, TLAST on the last beat) into the input
+AXI4-Stream and reads the tile's output packet from the output AXI4-Stream.
+
+Tile packet (all multi-bit fields little-endian, two's complement where signed):
+
+  1. header: LAYER_BEATS beats of layer descriptor + GROUP_BEATS beats per synapse
+     group (fields and positions: LAYER_FIELDS / GROUP_FIELDS, packed LSB-first,
+     in order, a field never straddles a beat).
+  2. weights: for each weight row (groups in order, group g's rows start at its
+     `wrow` field), for each PE p = 0..P-1, one word of 9 taps x weight_bits
+     (tap k = ky*3+kx at bits [k*wb, (k+1)*wb)). The words are concatenated into one
+     LSB-first bit stream cut into 64-bit beats; the last beat is zero padded.
+       conv:     row c          -> w[tile*P+p, c, ky, kx]
+       dense:    row pos*C + c  -> w[tile*P+p, c*Hp*Wp + pos]  (pos = pooled y*Wp+x, tap 0)
+       identity: one row        -> w[tile*P+p]                 (tap 0)
+  3. neuron params: for p = 0..P-1 one word threshold | bias << vb | v_init << 2vb
+     (vb = v_bits bits each), one LSB-first bit stream, zero padded.
+  4. input maps, group by group (group g starts at beat `base` of this section):
+       spikes: for t in 0..T-1, for each source position (raster), ceil(C/64) beats;
+               bit c of the position's bit string = spike of channel c.
+               identity groups send only the tile's channel slice (bit p = channel tile*P+p).
+       image:  once, for each source position, ceil(8*C/64) beats; byte c = pixel channel c.
+Output packet:
+  if-layer:    for t, for each output position (raster), ceil(P/64) beats; bit p = spike
+               of channel tile*P+p.
+  integrator:  for each output position, ceil(P*vb/64) beats: the LSB-first bit stream of
+               the P final membranes (vb-bit two's complement) after T timesteps.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sia import SiaError
+from sia.hw.params import SIAConfig
+from sia.program.format import IMAGE, Program
+
+BEAT_BITS = 64
+ID_MAGIC = 0x53494131          # "SIA1"
+VERSION = 0x0001_0000          # major.minor = 1.0
+HDR_MAGIC = 0x51A              # first 12 bits of every tile packet
+MAX_GROUPS = 4
+OPS = {"conv": 0, "dense": 1, "identity": 2}
+KINDS = {"if": 0, "integrator": 1}
+
+# ---------------------------------------------------------------- AXI4-Lite registers
+# name: (byte offset, access, description)
+REGISTERS = {
+    "ID":           (0x00, "ro", "magic 0x53494131 ('SIA1')"),
+    "VERSION":      (0x04, "ro", "interface version, major << 16 | minor"),
+    "CTRL":         (0x08, "wo", "bit0 START (self-clearing): begin a launch; "
+                                 "bit1 SOFT_RESET (self-clearing): abort, back to idle"),
+    "STATUS":       (0x0C, "ro", "bit0 BUSY, bit1 DONE (until next START), bit2 ERROR, "
+                                 "bits[15:8] ERROR_CODE"),
+    "CYCLES_LO":    (0x10, "ro", "clock cycles of the last launch, START to last output beat"),
+    "CYCLES_HI":    (0x14, "ro", ""),
+    "SOPS_LO":      (0x18, "ro", "spike-driven accumulates of the last launch (1 op = 1 acc)"),
+    "SOPS_HI":      (0x1C, "ro", ""),
+    "IMAGE_OPS_LO": (0x20, "ro", "image (bit-serial) accumulates of the last launch"),
+    "IMAGE_OPS_HI": (0x24, "ro", ""),
+}
+CTRL_START, CTRL_SOFT_RESET = 1 << 0, 1 << 1
+STATUS_BUSY, STATUS_DONE, STATUS_ERROR = 1 << 0, 1 << 1, 1 << 2
+ERROR_CODES = {0: "none", 1: "bad header magic", 2: "descriptor out of range for this build"}
+PARAMS_BASE = 0x40
+# read-only PARAMS registers, one 32-bit word each from PARAMS_BASE, in this order
+PARAM_NAMES = ["pes", "events_per_cycle", "taps", "weight_bits", "acc_bits", "v_bits",
+               "max_channels_in", "max_width", "max_height", "max_timesteps", "stream_bits",
+               "clock_khz", "max_groups", "in_buffer_beats", "out_buffer_beats"]
+for _i, _n in enumerate(PARAM_NAMES):
+    REGISTERS[f"PARAM_{_n.upper()}"] = (PARAMS_BASE + 4 * _i, "ro", f"SIAConfig / build: {_n}")
+
+
+def buffer_beats(cfg: SIAConfig) -> tuple[int, int]:
+    """Depths (64-bit beats) of the input spike buffer and the output buffer: 8 timesteps
+    of a full max_height x max_width map of one 64-channel word (8192 for 32x32)."""
+    n = 8 * cfg.max_height * cfg.max_width
+    return n, n
+
+
+def param_values(cfg: SIAConfig) -> dict:
+    vals = cfg.to_json()
+    vals["clock_khz"] = int(round(cfg.clock_mhz * 1000))
+    vals["max_groups"] = MAX_GROUPS
+    vals["in_buffer_beats"], vals["out_buffer_beats"] = buffer_beats(cfg)
+    return {n: int(vals[n]) for n in PARAM_NAMES}
+
+
+def register_map(cfg: SIAConfig) -> dict:
+    """JSON-able register map with the read-only values of this build."""
+    pv = param_values(cfg)
+    regs = {}
+    for name, (off, acc, desc) in REGISTERS.items():
+        r = {"offset": off, "access": acc, "description": desc}
+        if name.startswith("PARAM_"):
+            r["value"] = pv[name[6:].lower()]
+        regs[name] = r
+    regs["ID"]["value"], regs["VERSION"]["value"] = ID_MAGIC, VERSION
+    return {"registers": regs, "ctrl_bits": {"START": CTRL_START, "SOFT_RESET": CTRL_SOFT_RESET},
+            "status_bits": {"BUSY": STATUS_BUSY, "DONE": STATUS_DONE, "ERROR": STATUS_ERROR,
+                            "ERROR_CODE": "bits[15:8]"},
+            "error_codes": ERROR_CODES}
+
+
+# ---------------------------------------------------------------- descriptor fields
+LAYER_FIELDS = [  # (name, bits)
+    ("magic", 12), ("kind", 1), ("image", 1), ("ngroups", 3), ("timesteps", 9),
+    ("tile_ch", 8), ("h_out", 9), ("w_out", 9),
+    ("wbeats", 22), ("sbeats", 24), ("hw_out", 17),
+]
+GROUP_FIELDS = [
+    ("op", 2), ("image", 1), ("pool", 4), ("stride", 2), ("pad", 2), ("kh", 2), ("kw", 2),
+    ("nw", 6), ("hp", 9), ("wp", 9), ("reach", 9),     # reach: r_end(oy) = clamp(oy*stride+reach)
+    ("base", 24), ("tstride", 24),                     # spike-buffer beat addresses
+    ("prow_stride", 24), ("srow_stride", 16), ("pstride", 12),
+    ("wrow", 16), ("pos_rstride", 16),                 # weight row of the group; dense: += C/pos
+]
+
+
+def _layout(fields):
+    out, beat, lsb = {}, 0, 0
+    for name, bits in fields:
+        if lsb + bits > BEAT_BITS:
+            beat, lsb = beat + 1, 0
+        out[name] = (beat, lsb, bits)
+        lsb += bits
+    return out, beat + 1
+
+
+LAYER_LAYOUT, LAYER_BEATS = _layout(LAYER_FIELDS)
+GROUP_LAYOUT, GROUP_BEATS = _layout(GROUP_FIELDS)
+
+
+def _pack_fields(layout, nbeats, values) -> list[int]:
+    beats = [0] * nbeats
+    for name, (b, lsb, bits) in layout.items():
+        v = int(values.get(name, 0))
+        if not 0 <= v < (1 << bits):
+            raise SiaError(f"tile packet field {name}={v} does not fit {bits} bits")
+        beats[b] |= v << lsb
+    return beats
+
+
+def unpack_fields(layout, beats) -> dict:
+    return {n: (beats[b] >> lsb) & ((1 << bits) - 1) for n, (b, lsb, bits) in layout.items()}
+
+
+def header_beats(ngroups: int) -> int:
+    return LAYER_BEATS + GROUP_BEATS * ngroups
+
+
+# ---------------------------------------------------------------- bit streams
+def bits_to_beats(values, width: int) -> list[int]:
+    """Concatenate `values` (ints, two's complement in `width` bits) LSB-first and cut
+    into 64-bit beats (last one zero padded)."""
+    mask = (1 << width) - 1
+    acc, n, out = 0, 0, []
+    for v in values:
+        acc |= (int(v) & mask) << n
+        n += width
+        while n >= BEAT_BITS:
+            out.append(acc & ((1 << BEAT_BITS) - 1))
+            acc >>= BEAT_BITS
+            n -= BEAT_BITS
+    if n:
+        out.append(acc)
+    return out
+
+
+def beats_to_values(beats, width: int, count: int, signed: bool = True) -> list[int]:
+    acc = 0
+    for i, b in enumerate(beats):
+        acc |= int(b) << (BEAT_BITS * i)
+    mask, out = (1 << width) - 1, []
+    for i in range(count):
+        v = (acc >> (i * width)) & mask
+        if signed and v >> (width - 1):
+            v -= 1 << width
+        out.append(v)
+    return out
+
+
+def _bitmap_beats(vec: np.ndarray, bits_per: int) -> list[int]:
+    """One position: channel values -> ceil(C*bits_per/64) beats."""
+    return bits_to_beats([int(v) for v in vec], bits_per)
+
+
+# ---------------------------------------------------------------- tile packets
+@dataclass
+class TileInfo:
+    """What a tile launch looks like from outside (counts of beats, shapes)."""
+    layer: int
+    tile: int
+    channels: int           # output channels in this tile (<= P)
+    kind: str
+    timesteps: int
+    out_shape: tuple        # (H_out, W_out)
+    header_beats: int
+    weight_beats: int
+    neuron_beats: int
+    spike_beats: int
+    out_beats: int
+    weight_rows: int
+    image: bool
+
+
+def num_tiles(program: Program, layer_index: int, cfg: SIAConfig) -> int:
+    return -(-program.layers[layer_index].channels // cfg.pes)
+
+
+def _groups(program: Program, layer_index: int, tile: int, cfg: SIAConfig, T: int):
+    """Per-group geometry (the descriptor values) for one tile."""
+    layer = program.layers[layer_index]
+    P = cfg.pes
+    _, H_out, W_out = layer.shape
+    groups, wrow, base = [], 0, 0
+    for j, s in enumerate(layer.inputs):
+        where = f"layer {layer_index} ({layer.name}) input {j}"
+        C, Hs, Ws = program.source_shape(s.source)
+        p = s.pool
+        hp, wp = Hs // p, Ws // p
+        image = s.source == IMAGE
+        if s.op == "identity":
+            C = min(P, layer.channels - tile * P)
+        nw = -(-(8 * C if image else C) // BEAT_BITS)
+        if s.op == "conv":
+            kh, kw = s.weight.shape[2:]
+            if kh > 3 or kw > 3 or s.stride not in (1, 2) or s.padding > 1:
+                raise SiaError(f"{where}: the RTL supports kernels <= 3x3, stride 1/2, padding 0/1")
+            stride, pad, reach, rows, rstride = s.stride, s.padding, kh - s.padding, C, 0
+        elif s.op == "dense":
+            kh = kw = 1
+            stride, pad, reach, rows, rstride = 1, 0, hp, C * hp * wp, C
+        else:
+            kh = kw = 1
+            stride, pad, reach, rows, rstride = 1, 0, 1, 1, 0
+        g = dict(op=OPS[s.op], image=int(image), pool=p, stride=stride, pad=pad, kh=kh, kw=kw,
+                 nw=nw, hp=hp, wp=wp, reach=reach, base=base,
+                 tstride=0 if image else Hs * Ws * nw, prow_stride=p * Ws * nw,
+                 srow_stride=Ws * nw, pstride=p * nw, wrow=wrow, pos_rstride=rstride)
+        g["_rows"], g["_C"], g["_src"], g["_syn"] = rows, C, (C, Hs, Ws), s
+        groups.append(g)
+        wrow += rows
+        base += (1 if image else T) * Hs * Ws * nw
+    return groups, wrow, base
+
+
+def check_layer(program: Program, layer_index: int, cfg: SIAConfig, T: int | None = None):
+    """Refuse (SiaError) a layer this build of the RTL cannot run."""
+    T = program.timesteps if T is None else T
+    layer = program.layers[layer_index]
+    where = f"layer {layer_index} ({layer.name})"
+    _, H, W = layer.shape
+    if len(layer.inputs) > MAX_GROUPS:
+        raise SiaError(f"{where}: {len(layer.inputs)} synapse groups > {MAX_GROUPS}")
+    if not 1 <= T <= cfg.max_timesteps:
+        raise SiaError(f"{where}: T={T} outside 1..max_timesteps={cfg.max_timesteps}")
+    if H > cfg.max_height or W > cfg.max_width:
+        raise SiaError(f"{where}: output {H}x{W} exceeds max {cfg.max_height}x{cfg.max_width}")
+    if layer.v_bits > cfg.v_bits or layer.acc_bits > cfg.acc_bits:
+        raise SiaError(f"{where}: needs v_bits={layer.v_bits}/acc_bits={layer.acc_bits}, the "
+                       f"build has {cfg.v_bits}/{cfg.acc_bits}")
+    imgs = {s.source == IMAGE for s in layer.inputs}
+    if len(imgs) > 1:
+        raise SiaError(f"{where}: mixing image and spike synapse groups is not supported")
+    for j, s in enumerate(layer.inputs):
+        if s.weight_bits > cfg.weight_bits:
+            raise SiaError(f"{where} input {j}: {s.weight_bits}-bit weights > {cfg.weight_bits}")
+        _, Hs, Ws = program.source_shape(s.source)
+        if Ws > cfg.max_width or Hs > cfg.max_height:
+            raise SiaError(f"{where} input {j}: source {Hs}x{Ws} exceeds max")
+    groups, rows, sbeats = _groups(program, layer_index, 0, cfg, T)
+    if rows > cfg.max_channels_in:
+        raise SiaError(f"{where}: {rows} weight rows > max_channels_in={cfg.max_channels_in}")
+    inb, outb = buffer_beats(cfg)
+    if sbeats > inb:
+        raise SiaError(f"{where}: input maps need {sbeats} beats > input buffer {inb}")
+    ob = _out_beats(layer, cfg, T)
+    if layer.kind == "if" and ob > outb:
+        raise SiaError(f"{where}: output needs {ob} beats > output buffer {outb}")
+    return groups
+
+
+def _out_beats(layer, cfg: SIAConfig, T: int) -> int:
+    _, H, W = layer.shape
+    if layer.kind == "if":
+        return T * H * W * -(-cfg.pes // BEAT_BITS)
+    return H * W * -(-cfg.pes * cfg.v_bits // BEAT_BITS)
+
+
+def tile_info(program: Program, layer_index: int, tile: int, cfg: SIAConfig,
+              T: int | None = None) -> TileInfo:
+    T = program.timesteps if T is None else T
+    layer = program.layers[layer_index]
+    groups = check_layer(program, layer_index, cfg, T)
+    P = cfg.pes
+    rows = sum(g["_rows"] for g in groups)
+    image = bool(groups[0]["image"])
+    sbeats = sum((1 if g["image"] else T) * g["_src"][1] * g["_src"][2] * g["nw"] for g in groups)
+    return TileInfo(
+        layer=layer_index, tile=tile, channels=min(P, layer.channels - tile * P),
+        kind=layer.kind, timesteps=T, out_shape=tuple(layer.shape[1:]),
+        header_beats=header_beats(len(groups)),
+        weight_beats=-(-rows * P * 9 * cfg.weight_bits // BEAT_BITS),
+        neuron_beats=-(-P * 3 * cfg.v_bits // BEAT_BITS), spike_beats=sbeats,
+        out_beats=_out_beats(layer, cfg, T), weight_rows=rows, image=image)
+
+
+def pack_tile(program: Program, layer_index: int, tile: int, inputs: dict,
+              cfg: SIAConfig, T: int | None = None) -> list[int]:
+    """The input tile packet of one launch, as a list of 64-bit beats (ints).
+
+    inputs: {source index: array}: the uint8 image [C, H, W] under key -1 (IMAGE) and
+    spike maps [T, C, H, W] (0/1) of earlier layers under their layer index.
+    """
+    T = program.timesteps if T is None else T
+    layer = program.layers[layer_index]
+    info = tile_info(program, layer_index, tile, cfg, T)
+    groups = _groups(program, layer_index, tile, cfg, T)[0]
+    P, wb, vb = cfg.pes, cfg.weight_bits, cfg.v_bits
+    lo, n = tile * P, info.channels
+    _, H, W = layer.shape
+    hdr = _pack_fields(LAYER_LAYOUT, LAYER_BEATS, dict(
+        magic=HDR_MAGIC, kind=KINDS[layer.kind], image=int(info.image), ngroups=len(groups),
+        timesteps=T, tile_ch=n, h_out=H, w_out=W, wbeats=info.weight_beats,
+        sbeats=info.spike_beats, hw_out=H * W))
+    for g in groups:
+        hdr += _pack_fields(GROUP_LAYOUT, GROUP_BEATS, g)
+    # weights: rows x P words of 9 taps
+    words = []
+    for g in groups:
+        s, C = g["_syn"], g["_C"]
+        wt = np.zeros((g["_rows"], P, 9), dtype=np.int64)
+        w = np.asarray(s.weight, dtype=np.int64)[lo:lo + n] if s.op != "identity" else None
+        if s.op == "conv":
+            kh, kw = w.shape[2:]
+            for ky in range(kh):
+                for kx in range(kw):
+                    wt[:, :n, ky * 3 + kx] = w[:, :, ky, kx].T
+        elif s.op == "dense":
+            hw = g["hp"] * g["wp"]
+            wt[:, :n, 0] = w.reshape(n, C, hw).transpose(2, 1, 0).reshape(hw * C, n)
+        else:
+            wt[0, :n, 0] = np.asarray(s.weight, dtype=np.int64)[lo:lo + n]
+        words.append(wt.reshape(-1))
+    wvals = np.concatenate(words) if words else np.zeros(0, np.int64)
+    wbeats = bits_to_beats(wvals.tolist(), wb)
+    # neuron params
+    th = np.ones(P, np.int64)
+    bias, vi = np.zeros(P, np.int64), np.zeros(P, np.int64)
+    if layer.threshold is not None:
+        th[:n] = layer.threshold[lo:lo + n]
+    bias[:n], vi[:n] = layer.bias[lo:lo + n], layer.v_init[lo:lo + n]
+    nvals = np.stack([th, bias, vi], 1).reshape(-1).tolist()
+    nbeats = bits_to_beats(nvals, vb)
+    # input maps
+    sbeats = []
+    for g in groups:
+        s = g["_syn"]
+        x = np.asarray(inputs[s.source])
+        if g["image"]:
+            C, Hs, Ws = x.shape
+            for y in range(Hs):
+                for xx in range(Ws):
+                    v = _bitmap_beats(x[:, y, xx], 8)
+                    sbeats += v + [0] * (g["nw"] - len(v))
+        else:
+            if x.shape[0] < T:
+                raise SiaError(f"spike input of source {s.source} has {x.shape[0]} < T={T} steps")
+            x = x[:T]
+            if s.op == "identity":
+                x = x[:, lo:lo + n]
+            sbeats += _spike_beats(x, g["nw"])
+    beats = hdr + wbeats + nbeats + sbeats
+    assert len(wbeats) == info.weight_beats and len(nbeats) == info.neuron_beats
+    assert len(sbeats) == info.spike_beats, (len(sbeats), info.spike_beats)
+    return beats
+
+
+def _spike_beats(x: np.ndarray, nw: int) -> list[int]:
+    """x: [T, C, H, W] 0/1 -> per t, per position, nw 64-bit words (vectorised)."""
+    T, C, H, W = x.shape
+    pad = np.zeros((T, nw * 64, H, W), dtype=np.uint8)
+    pad[:, :C] = x != 0
+    b = pad.transpose(0, 2, 3, 1).reshape(T * H * W * nw, 64)
+    words = np.packbits(b, axis=1, bitorder="little").view("<u8").reshape(-1)
+    return [int(v) for v in words]
+
+
+def unpack_output(program: Program, layer_index: int, tile: int, beats, cfg: SIAConfig,
+                  T: int | None = None) -> np.ndarray:
+    """Output packet -> spikes uint8 [T, n, H, W] (if-layer) or final membranes
+    int64 [n, H, W] (integrator), n = channels of the tile."""
+    T = program.timesteps if T is None else T
+    info = tile_info(program, layer_index, tile, cfg, T)
+    H, W = info.out_shape
+    n, P = info.channels, cfg.pes
+    if len(beats) != info.out_beats:
+        raise SiaError(f"output packet has {len(beats)} beats, expected {info.out_beats}")
+    if info.kind == "if":
+        per = -(-P // BEAT_BITS)
+        a = np.array([int(b) for b in beats], dtype=np.uint64).reshape(T * H * W, per)
+        bits = np.unpackbits(a.view(np.uint8).reshape(T * H * W, per * 8), axis=1,
+                             bitorder="little")[:, :n]
+        return bits.reshape(T, H, W, n).transpose(0, 3, 1, 2).copy()
+    per = -(-P * cfg.v_bits // BEAT_BITS)
+    out = np.zeros((n, H, W), np.int64)
+    for i in range(H * W):
+        v = beats_to_values(beats[i * per:(i + 1) * per], cfg.v_bits, n)
+        out[:, i // W, i % W] = v
+    return out
+
+
+def docs_markdown(cfg: SIAConfig | None = None) -> str:
+    """The "Register map and tile packets" section of docs/architecture.md."""
+    cfg = cfg or SIAConfig()
+    lines = ["| register | offset | access | description |", "|---|---|---|---|"]
+    for name, (off, acc, desc) in REGISTERS.items():
+        lines.append(f"| `{name}` | 0x{off:02X} | {acc} | {desc} |")
+    lines += ["", f"Layer descriptor ({LAYER_BEATS} beats) and per-group descriptor "
+              f"({GROUP_BEATS} beats), `field: beat[lsb +: bits]`:", ""]
+    lines.append("- layer: " + ", ".join(f"`{n}`: {b}[{l} +: {w}]"
+                                          for n, (b, l, w) in LAYER_LAYOUT.items()))
+    lines.append("- group: " + ", ".join(f"`{n}`: {b}[{l} +: {w}]"
+                                          for n, (b, l, w) in GROUP_LAYOUT.items()))
+    return "\n".join(lines)
