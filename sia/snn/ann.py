@@ -23,7 +23,7 @@ def ann_levels(program: Program, images) -> dict[str, torch.Tensor]:
         z = torch.as_tensor(layer.bias, dtype=torch.int64)[None, :, None, None] * L
         for syn in layer.inputs:
             a = images.to(torch.int64) * L if syn.source == IMAGE else outs[syn.source]
-            z = z + synapse_current(syn, a, torch.float64)
+            z = z + synapse_current(syn, a, torch.float64).to(torch.int64)
         z = z + torch.as_tensor(layer.v_init)[None, :, None, None]
         if layer.kind == "if":
             th = torch.as_tensor(layer.threshold)[None, :, None, None]

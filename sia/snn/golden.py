@@ -48,76 +48,90 @@ def _needed_later(program: Program) -> set[int]:
     return {s.source for layer in program.layers for s in layer.inputs if s.source != IMAGE}
 
 
+def layer_dtype(program: Program, layer) -> torch.dtype:
+    """float32 when every value of the layer (partial sums, currents, membranes) is an
+    integer below 2^24 in magnitude, so float arithmetic on it is exact; else float64."""
+    small = max(layer.acc_bits, layer.v_bits) <= 25
+    if small and all(exact_dtype(program, syn) == torch.float32 for syn in layer.inputs):
+        return torch.float32
+    return torch.float64
+
+
 def run_batch(program: Program, images: torch.Tensor, T: int, record: bool = False,
               on_layer=None) -> dict:
     """images: uint8 [B, C, H, W]. Returns V of the output layer per t, spike totals,
     SOP counts and (record=True) every layer's spikes [T,B,C,H,W] and membranes.
-    on_layer(i, spikes [T,B,C,H,W]) is called for each IF layer (the cycle model's hook)."""
+    on_layer(i, spikes [T,B,C,H,W]) is called for each IF layer (the cycle model's hook).
+
+    Values are exact integers held in float tensors (layer_dtype); validation has
+    proven statically that none leaves its declared width (sia/program/bounds.py);
+    record=True also checks every membrane value at run time."""
     B = images.shape[0]
     keep = _needed_later(program)
-    outs: dict[int, torch.Tensor] = {}          # layer index -> spikes [T*B, C, H, W] uint8
+    outs: dict[int, torch.Tensor] = {}          # layer index -> spikes [T*B, C, H, W] (0/1)
+    counts: dict[int, torch.Tensor] = {}        # layer index -> spikes per position [H, W]
     stats = {"spikes": {}, "sops": {}, "image_macs": {}, "traces": {}}
     out_v = None
     for i, layer in enumerate(program.layers):
         C, H, W = layer.shape
-        varying = torch.zeros(T * B, C, H, W, dtype=torch.int64)
-        constant = torch.as_tensor(layer.bias, dtype=torch.int64)[None, :, None, None].expand(
-            B, C, H, W).clone()
+        dt = layer_dtype(program, layer)
+        constant = torch.as_tensor(layer.bias, dtype=dt)[None, :, None, None]
+        varying = None
         sops = macs = 0
         for syn in layer.inputs:
-            dt = exact_dtype(program, syn)
             ph, pw = program.pooled_shape(syn)[1:]
-            fan = fanout_map(syn, (ph, pw), C)
+            fan = fanout_map(syn, (ph, pw), C).double()
             if syn.source == IMAGE:
-                constant += synapse_current(syn, images, dt)
+                constant = constant + synapse_current(syn, images, dt)
                 macs += int(fan.sum()) * program.input_shape[0] * B
             else:
                 src = outs[syn.source]
-                varying += synapse_current(syn, src, dt)
-                events = sum_pool(src.sum(1, keepdim=True, dtype=torch.float64), syn.pool)
-                sops += int((events[:, 0] * fan.double()).sum())
-        cur = varying.view(T, B, C, H, W) + constant[None]
-        v = torch.as_tensor(layer.v_init, dtype=torch.int64)[None, :, None, None].expand(
-            B, C, H, W).clone()
+                cur = synapse_current(syn, src, dt)
+                varying = cur if varying is None else varying + cur
+                # every spike is one event; it reaches fan[pooled position] accumulates
+                events = sum_pool(counts[syn.source][None, None].double(), syn.pool)
+                sops += int((events[0, 0] * fan).sum())
+        cur = constant[None] if varying is None else varying.view(T, B, C, H, W) + constant[None]
+        cur = cur.expand(T, B, C, H, W)
+        v = torch.as_tensor(layer.v_init, dtype=dt)[None, :, None, None].expand(B, C, H, W)
+        vs = []
         if layer.kind == "if":
-            theta = torch.as_tensor(layer.threshold, dtype=torch.int64)[None, :, None, None]
-            spikes = torch.empty(T, B, C, H, W, dtype=torch.uint8)
-            vs, lo, hi = [], int(v.min()), int(v.max())
+            theta = torch.as_tensor(layer.threshold, dtype=dt)[None, :, None, None]
+            spikes = torch.empty(T, B, C, H, W, dtype=dt)
             for t in range(T):
-                pre = v + cur[t]
-                lo, hi = min(lo, int(pre.min())), max(hi, int(pre.max()))
-                v, s = if_step(v, cur[t], theta)
-                spikes[t] = s
-                lo = min(lo, int(v.min()))
                 if record:
-                    vs.append(v.clone())
-            _check_bits(layer, lo, hi)
-            stats["spikes"][layer.name] = int(spikes.sum(dtype=torch.int64))
+                    _check_bits(layer, v + cur[t])
+                v, spikes[t] = if_step(v, cur[t], theta)
+                if record:
+                    vs.append(v.to(torch.int64))
+            exact = torch.float32 if T * B * C < 2 ** 24 else torch.float64
+            counts[i] = spikes.sum(dim=(0, 1, 2), dtype=exact)
+            stats["spikes"][layer.name] = int(counts[i].double().sum())
             if on_layer is not None:
-                on_layer(i, spikes)
+                on_layer(i, spikes.to(torch.uint8))
             if i in keep:
                 outs[i] = spikes.view(T * B, C, H, W)
             if record:
-                stats["traces"][layer.name] = {"spikes": spikes, "v": torch.stack(vs)}
+                stats["traces"][layer.name] = {"spikes": spikes.to(torch.uint8),
+                                               "v": torch.stack(vs)}
         else:
-            vs = []
             for t in range(T):
                 v = integrator_step(v, cur[t])
                 vs.append(v)
-            out_v = torch.stack(vs).reshape(T, B, -1)
-            _check_bits(layer, min(int(out_v.min()), int(v.min())), int(out_v.max()))
-            stats["spikes"][layer.name] = 0
+            out_v = torch.stack(vs).reshape(T, B, -1).to(torch.int64)
             if record:
-                stats["traces"][layer.name] = {"v": torch.stack(vs)}
+                _check_bits(layer, out_v)
+                stats["traces"][layer.name] = {"v": out_v.view(T, B, C, H, W)}
+            stats["spikes"][layer.name] = 0
         stats["sops"][layer.name] = sops
         stats["image_macs"][layer.name] = macs
     stats["output_v"] = out_v
     return stats
 
 
-def _check_bits(layer, lo: int, hi: int):
+def _check_bits(layer, v: torch.Tensor):
     lim = 1 << (layer.v_bits - 1)
-    if lo < -lim or hi >= lim:
+    if float(v.min()) < -lim or float(v.max()) >= lim:
         raise SiaError(f"layer {layer.name}: membrane left its declared {layer.v_bits}-bit range")
 
 

@@ -8,9 +8,10 @@ import torch
 
 
 def if_step(v: torch.Tensor, current: torch.Tensor, theta: torch.Tensor):
+    """-> (V after reset, spikes as 0/1 in V's dtype)."""
     v = v + current
-    spike = v >= theta
-    return v - spike.to(v.dtype) * theta, spike
+    spike = (v >= theta).to(v.dtype)
+    return v - spike * theta, spike
 
 
 def integrator_step(v: torch.Tensor, current: torch.Tensor):

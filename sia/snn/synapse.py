@@ -28,7 +28,8 @@ def sum_pool(x: torch.Tensor, p: int) -> torch.Tensor:
 
 
 def synapse_current(syn: Synapse, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """x: [N, C, H, W] source values (spikes or image) -> exact int64 current [N, Cout, ...]."""
+    """x: [N, C, H, W] source values (spikes or image) -> current [N, Cout, ...] in
+    `dtype`, holding exact integers (the caller chose a dtype that keeps them exact)."""
     x = sum_pool(x.to(dtype), syn.pool)
     w = torch.as_tensor(syn.weight, dtype=dtype)
     if syn.op == "conv":
@@ -37,7 +38,7 @@ def synapse_current(syn: Synapse, x: torch.Tensor, dtype: torch.dtype) -> torch.
         y = F.linear(x.flatten(1), w)[:, :, None, None]
     else:
         y = x * w[None, :, None, None]
-    return y.round().to(torch.int64)
+    return y
 
 
 def fanout_map(syn: Synapse, pooled_hw: tuple[int, int], out_channels: int) -> torch.Tensor:
