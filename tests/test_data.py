@@ -1,6 +1,5 @@
 """CIFAR-10 binary reader (synthetic files), digits split, augmentation, batches."""
 
-import io
 import tarfile
 import urllib.error
 

@@ -5,9 +5,11 @@ the folded stage (epochs = 0), where the two are the same computation up to floa
 summation order.
 """
 
+import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -26,7 +28,7 @@ num_threads = 1
 
 @pytest.mark.slow
 def test_ddp_matches_single_process(tmp_path):
-    torchrun = shutil.which("torchrun", path=str(__import__("pathlib").Path(sys.executable).parent))
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     if torchrun is None:
         pytest.skip("torchrun not installed beside this python")
     cfg = tmp_path / "ddp.toml"
@@ -42,7 +44,6 @@ def test_ddp_matches_single_process(tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(b[k], a[k], atol=1e-5, rtol=0, msg=k)
-    import json
     m1, m2 = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("one", "two"))
     assert m2["world_size"] == 2 and m1["test_acc"] > 0.5
     assert abs(m1["test_acc"] - m2["test_acc"]) <= 1 / 360

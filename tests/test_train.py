@@ -81,6 +81,15 @@ def test_tiny_run_load_and_resume(tmp_path, monkeypatch):
     a, b = (load_file(str(tmp_path / d / "model.safetensors")) for d in "ab")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
+    # Distillation from the first run (as a stand-in teacher) trains and validates its keys.
+    kd = from_dict({**TINY, "epochs": 1, "fold_epochs": 0,
+                    "distill": {"teacher": str(tmp_path / "a"), "alpha": 0.5, "temperature": 2}})
+    assert train(kd, tmp_path / "kd", progress=False).metrics["test_acc"] > 0.1
+    with pytest.raises(SiaError, match="distill.beta"):
+        from_dict({"distill": {"teacher": "x", "beta": 1}})
+    with pytest.raises(SiaError, match="distill.teacher"):
+        from_dict({"distill": {"alpha": 0.5}})
+
     with pytest.raises(SiaError, match="'lr' differs"):
         train(from_dict({**TINY, "lr": 0.2}), tmp_path / "b", resume=True, progress=False)
     with pytest.raises(SiaError, match="no checkpoint"):

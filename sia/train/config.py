@@ -44,6 +44,7 @@ class TrainConfig:
     cpu_bf16: bool = False      # bf16 autocast on CPU too
     data_dir: str = ""          # CIFAR-10 directory; "" = $SIA_CIFAR10_DIR
     eval_batch_size: int = 1000
+    # Knowledge distillation from a trained FP32 twin: {teacher = "RUN_DIR", alpha, temperature}
     distill: dict = field(default_factory=dict)
 
     def model_kwargs(self) -> dict:
@@ -77,7 +78,24 @@ def _check(cfg: TrainConfig):
     if cfg.label_smoothing >= 1:
         raise SiaError(f"config key 'label_smoothing' must be < 1, got {cfg.label_smoothing}")
     if cfg.distill:
-        raise SiaError("config key 'distill' is not supported yet")
+        _check_distill(cfg.distill)
+
+
+DISTILL_KEYS = {"teacher": str, "alpha": float, "temperature": float}
+
+
+def _check_distill(d: dict):
+    for key, v in d.items():
+        if key not in DISTILL_KEYS:
+            raise SiaError(f"unknown config key 'distill.{key}' (teacher, alpha, temperature)")
+        if not isinstance(v, (int, float) if DISTILL_KEYS[key] is float else str) or isinstance(v, bool):
+            raise SiaError(f"config key 'distill.{key}' has a bad value {v!r}")
+    if "teacher" not in d:
+        raise SiaError("config key 'distill.teacher' (a trained run directory) is missing")
+    if not 0 <= d.get("alpha", 0.5) <= 1:
+        raise SiaError(f"config key 'distill.alpha' must be in 0..1, got {d['alpha']}")
+    if d.get("temperature", 4.0) <= 0:
+        raise SiaError(f"config key 'distill.temperature' must be > 0, got {d['temperature']}")
 
 
 def from_dict(d: dict) -> TrainConfig:

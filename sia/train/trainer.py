@@ -27,8 +27,8 @@ from torch import nn
 from tqdm import tqdm
 
 from sia import SiaError
-from sia.data import Batches, load_cifar10, load_digits_split
-from sia.data.cifar import describe
+from sia.data import Batches
+from sia.data.registry import data_copy, load_split
 from sia.models import build_model, fold_all_bn
 from sia.train.config import TrainConfig, from_dict
 
@@ -41,16 +41,6 @@ class TrainResult:
     model: nn.Module
     metrics: dict
     out_dir: Path
-
-
-def load_data(cfg: TrainConfig, split: str):
-    if cfg.dataset == "digits":
-        return load_digits_split(split)
-    return load_cifar10(split, cfg.data_dir or None)
-
-
-def data_name(cfg: TrainConfig) -> str:
-    return "sklearn-digits" if cfg.dataset == "digits" else describe(cfg.data_dir or None)
 
 
 @torch.no_grad()
@@ -165,8 +155,8 @@ class Run:
         use_bf16 = (self.cuda and cfg.amp) or (not self.cuda and cfg.cpu_bf16)
         self.autocast = (lambda: torch.autocast(self.dev.type, dtype=torch.bfloat16)) if use_bf16 \
             else nullcontext
-        xtr, ytr = load_data(cfg, "train")
-        self.test = load_data(cfg, "test")
+        xtr, ytr = load_split(cfg.dataset, "train", cfg.data_dir)
+        self.test = load_split(cfg.dataset, "test", cfg.data_dir)
         self.train_batches = Batches(xtr, ytr, cfg.batch_size, shuffle=True, seed=cfg.seed,
                                      augment=cfg.augment, device=self.dev, rank=self.d.rank,
                                      world=self.d.world, drop_last=True,
@@ -177,6 +167,10 @@ class Run:
         self.net = build_model(cfg.arch, **cfg.model_kwargs()).to(self.dev)
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
+        self.teacher = None
+        if cfg.distill:
+            self.teacher = load_trained(cfg.distill["teacher"])[0].to(self.dev)
+            self.teacher.requires_grad_(False)
         self.epoch, self.folded, self.history = 0, False, []
         self._stage_setup()
 
@@ -206,7 +200,7 @@ class Run:
         return evaluate(self.net, *self.test, self.cfg.eval_batch_size, self.dev)
 
     def train_epoch(self) -> dict:
-        cfg, model = self.cfg, self.model
+        model = self.model
         model.train()
         self.train_batches.set_epoch(self.epoch)
         stats = torch.zeros(3, dtype=torch.float64, device=self.dev)  # loss sum, correct, n
@@ -217,7 +211,7 @@ class Run:
         for step, (x, y) in enumerate(bar):
             with self.autocast():
                 out = model(x)
-            loss = F.cross_entropy(out.float(), y, label_smoothing=cfg.label_smoothing)
+            loss = self.loss(out.float(), x, y)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
@@ -241,6 +235,18 @@ class Run:
                "eval_time_s": round(time.time() - t1, 2)}
         self.history.append(rec)
         return rec
+
+    def loss(self, out, x, y):
+        cfg = self.cfg
+        ce = F.cross_entropy(out, y, label_smoothing=cfg.label_smoothing)
+        if self.teacher is None:
+            return ce
+        alpha = cfg.distill.get("alpha", 0.5)
+        temp = cfg.distill.get("temperature", 4.0)
+        with torch.no_grad(), self.autocast():
+            target = F.softmax(self.teacher(x).float() / temp, 1)
+        kd = F.kl_div(F.log_softmax(out / temp, 1), target, reduction="batchmean") * temp * temp
+        return (1 - alpha) * ce + alpha * kd
 
     # -- persistence ----------------------------------------------------------------
     def checkpoint(self):
@@ -293,7 +299,7 @@ def train(cfg: TrainConfig, out_dir, resume: bool = False, progress: bool = True
         if not ck.is_file():
             raise SiaError(f"--resume: no checkpoint in {out}")
         run.restore(ck)
-    metrics = {"config": cfg.to_dict(), "data": data_name(cfg), "device": str(run.dev),
+    metrics = {"config": cfg.to_dict(), "data": data_copy(cfg.dataset, cfg.data_dir), "device": str(run.dev),
                "world_size": run.d.world, "epochs": run.history}
     log = tqdm.write if run.d.main else (lambda s: None)
     t0 = time.time()
