@@ -1,0 +1,193 @@
+"""The program image: what the accelerator consumes, in one checked binary file.
+
+    offset  size  field (little-endian)
+    0       8     magic b"SIAIMG\\r\\n" (the CR LF catches text-mode transfers)
+    8       2     image format version (IMAGE_VERSION)
+    10      2     header size (HEADER_SIZE)
+    12      4     register-map / packet-format version the payload follows (sia.hw.regmap)
+    16      4     parameter-set id: CRC-32 of the canonical SIAConfig JSON
+    20      4     number of tiles (launches)
+    24      4     manifest offset     28  4  manifest size
+    32      4     payload offset      36  4  payload size
+    40      4     total file size
+    44      4     CRC-32 of the payload     48  4  CRC-32 of the manifest
+    52      8     reserved (zero)
+    60      4     CRC-32 of bytes 0..59 (the header)
+
+    manifest  UTF-8 JSON: the full parameter set, the program's topology (layer kinds,
+              shapes, sources, ops; no weights), T, the launch table (layer, tile, channel
+              range, payload offset and size of the tile's static packet part)
+    payload   per launch, the static part of its tile packet exactly as the RTL's packet
+              parser takes it over AXI4-Stream (descriptor words, weight-memory words,
+              threshold / bias / v_init words: sia.hw.regmap's format), each padded to a
+              whole number of stream beats. The driver appends the input spike maps per
+              image (they are data, not program) and streams packet = static + spikes.
+
+`sia deploy pack PROGRAM -o IMAGE` writes it (temp file + rename); load_image checks every
+field and refuses an image built for another parameter set, naming the differing fields.
+"""
+
+import json
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from sia import SiaError, __version__
+from sia.hw.params import SIAConfig
+from sia.program.format import Program
+
+MAGIC = b"SIAIMG\r\n"
+IMAGE_VERSION = 1
+HEADER_FMT = "<8sHHIIIIIIIIII8sI"
+HEADER_SIZE = struct.calcsize(HEADER_FMT)   # 64
+assert HEADER_SIZE == 64
+
+
+def config_id(cfg: SIAConfig) -> int:
+    return zlib.crc32(json.dumps(cfg.to_json(), sort_keys=True).encode())
+
+
+def _crc(b: bytes) -> int:
+    return zlib.crc32(b) & 0xFFFFFFFF
+
+
+@dataclass
+class ProgramImage:
+    config: SIAConfig
+    regmap_version: int
+    manifest: dict
+    payload: bytes
+
+    @property
+    def launches(self) -> list[dict]:
+        return self.manifest["launches"]
+
+    def tile_static(self, k: int) -> bytes:
+        ln = self.launches[k]
+        return self.payload[ln["offset"]:ln["offset"] + ln["size"]]
+
+    @property
+    def timesteps(self) -> int:
+        return int(self.manifest["timesteps"])
+
+    def to_bytes(self) -> bytes:
+        man = json.dumps(self.manifest, sort_keys=True, separators=(",", ":")).encode()
+        man += b" " * (-len(man) % 8)
+        m_off = HEADER_SIZE
+        p_off = m_off + len(man)
+        total = p_off + len(self.payload)
+        head = struct.pack(HEADER_FMT[:-1], MAGIC, IMAGE_VERSION, HEADER_SIZE, self.regmap_version,
+                           config_id(self.config), len(self.launches), m_off, len(man), p_off,
+                           len(self.payload), total, _crc(self.payload), _crc(man), bytes(8))
+        return head + struct.pack("<I", _crc(head)) + man + self.payload
+
+
+def build_image(program: Program, cfg: SIAConfig | None = None, T: int | None = None) -> ProgramImage:
+    """Packs a validated program for the accelerator with parameter set cfg."""
+    from sia.deploy import regmap_bridge as rb
+    from sia.deploy.tiles import plan
+    from sia.hw.regmap import check_layer
+    cfg = cfg or SIAConfig()
+    T = program.timesteps if T is None else int(T)
+    if not 1 <= T <= program.t_max:
+        raise SiaError(f"T={T} outside 1..t_max={program.t_max} of program {program.name}")
+    for i in range(len(program.layers)):
+        check_layer(program, i, cfg, T)        # what this build of the RTL refuses
+    beat = cfg.stream_bits // 8
+    payload, launches = bytearray(), []
+    for ln in plan(program, cfg):
+        static = rb.pack_tile_static(program, ln, cfg, T)
+        static += bytes(-len(static) % beat)
+        launches.append({"layer": ln.layer, "tile": ln.tile, "c0": ln.c0, "c1": ln.c1,
+                         "offset": len(payload), "size": len(static)})
+        payload += static
+    layers = [{"name": L.name, "kind": L.kind, "shape": list(L.shape), "v_bits": L.v_bits,
+               "acc_bits": L.acc_bits,
+               "inputs": [{"source": s.source, "op": s.op, "stride": s.stride, "padding": s.padding,
+                           "pool": s.pool, "weight_bits": s.weight_bits,
+                           "kernel": list(s.weight.shape[2:]) if s.op == "conv" else [1, 1]}
+                          for s in L.inputs]}
+              for L in program.layers]
+    manifest = {"format": "sia-program-image", "sia_version": __version__, "program": program.name,
+                "input_shape": list(program.input_shape), "num_classes": program.num_classes,
+                "timesteps": T, "levels": program.levels, "sia_config": cfg.to_json(),
+                "layers": layers, "launches": launches}
+    return ProgramImage(cfg, rb.regmap_version(), manifest, bytes(payload))
+
+
+def save_image(img: ProgramImage, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_bytes(img.to_bytes())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _diff(a: SIAConfig, b: SIAConfig) -> str:
+    da, db = a.to_json(), b.to_json()
+    return ", ".join(f"{k}={da[k]} (accelerator: {db[k]})" for k in da if da[k] != db.get(k))
+
+
+def parse_image(data: bytes, expect: SIAConfig | None = None, where: str = "image",
+                expect_regmap: int | None = None) -> ProgramImage:
+    """Checks every header field, both CRCs and the parameter set; returns the image."""
+    if len(data) < HEADER_SIZE:
+        raise SiaError(f"{where}: {len(data)} bytes is shorter than the {HEADER_SIZE}-byte header")
+    (magic, version, hsize, rm_ver, cfg_id, n_tiles, m_off, m_size, p_off, p_size, total,
+     p_crc, m_crc, reserved, h_crc) = struct.unpack(HEADER_FMT, data[:HEADER_SIZE])
+    if magic != MAGIC:
+        raise SiaError(f"{where}: not a sia program image (bad magic {magic!r})")
+    if _crc(data[:HEADER_SIZE - 4]) != h_crc:
+        raise SiaError(f"{where}: header CRC mismatch (corrupted image)")
+    if version != IMAGE_VERSION:
+        raise SiaError(f"{where}: image format version {version}, this sia reads {IMAGE_VERSION}")
+    if hsize != HEADER_SIZE or reserved != bytes(8):
+        raise SiaError(f"{where}: malformed header (size {hsize}, reserved bytes set)")
+    if total != len(data):
+        raise SiaError(f"{where}: file is {len(data)} bytes, header says {total} (truncated?)")
+    if not (m_off == HEADER_SIZE and p_off == m_off + m_size and p_off + p_size == total):
+        raise SiaError(f"{where}: section offsets/sizes inconsistent")
+    man_b, payload = data[m_off:m_off + m_size], data[p_off:p_off + p_size]
+    if _crc(man_b) != m_crc:
+        raise SiaError(f"{where}: manifest CRC mismatch (corrupted image)")
+    if _crc(payload) != p_crc:
+        raise SiaError(f"{where}: payload CRC mismatch (corrupted image)")
+    try:
+        manifest = json.loads(man_b.decode())
+        cfg = SIAConfig.from_json(manifest["sia_config"])
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
+        raise SiaError(f"{where}: unreadable manifest ({type(e).__name__})") from None
+    if manifest.get("format") != "sia-program-image":
+        raise SiaError(f"{where}: manifest is not a sia program image manifest")
+    if config_id(cfg) != cfg_id:
+        raise SiaError(f"{where}: parameter-set id does not match the manifest's parameter set")
+    launches = manifest.get("launches", [])
+    if len(launches) != n_tiles:
+        raise SiaError(f"{where}: header says {n_tiles} tiles, manifest lists {len(launches)}")
+    end = 0
+    for k, ln in enumerate(launches):
+        if ln["offset"] != end or ln["size"] <= 0:
+            raise SiaError(f"{where}: launch {k} payload range is not contiguous")
+        end += ln["size"]
+    if end != p_size:
+        raise SiaError(f"{where}: launches cover {end} of {p_size} payload bytes")
+    if expect is not None and cfg != expect:
+        raise SiaError(f"{where}: built for another SIA parameter set: {_diff(cfg, expect)}; "
+                       f"re-pack with `sia deploy pack` for this accelerator")
+    if expect_regmap is not None and rm_ver != expect_regmap:
+        raise SiaError(f"{where}: packet format version {rm_ver}, the accelerator speaks "
+                       f"{expect_regmap}; re-pack with a matching sia")
+    return ProgramImage(cfg, rm_ver, manifest, payload)
+
+
+def load_image(path, expect: SIAConfig | None = None, expect_regmap: int | None = None) -> ProgramImage:
+    path = Path(path)
+    if not path.is_file():
+        raise SiaError(f"no such image file: {path}")
+    return parse_image(path.read_bytes(), expect, str(path), expect_regmap)

@@ -1,0 +1,279 @@
+"""The PYNQ driver: loads a program image and runs inference on SIA through AXI4-Lite
+registers and the AXI DMA, in the PYNQ style.
+
+On the board:
+
+    from sia.deploy.pynq_driver import SiaOverlay
+    ol = SiaOverlay("sia.bit")                 # pynq.Overlay + sia.hwh; binds the SIA IP
+    ol.sia.load("digits.siaimg")                # checks the image against the hardware
+    result = ol.sia.run(images_u8)              # uint8 [N, C, H, W] -> predictions, logits
+
+`pynq` is imported only there (SiaOverlay, PynqTransport). Everything else — the register
+and DMA sequence, buffer management, the layer/tile walk — is SiaDriver, which talks to a
+transport: the board's, or the simulated twin (sia.deploy.transport.TwinTransport) that the
+tests run against the pure-Python device and the RTL co-simulation.
+
+Per launch (one layer, one tile of P output channels), in this order:
+  1. packet = image's static tile part + the input spike maps of this image, padded to
+     whole stream beats; refuse if packet or output exceeds the DMA's largest transfer
+     (the length register width read from the .hwh), naming the fix;
+  2. copy the packet into the send buffer, flush it from the CPU cache;
+  3. arm S2MM first (DA, then LENGTH = the expected output size): the accelerator may
+     start sending before MM2S finishes, and an unarmed S2MM stalls it;
+  4. start SIA (CTRL.start), then MM2S (SA, then LENGTH: the LENGTH write starts it);
+  5. wait for MM2S idle, S2MM idle and SIA done, each against one deadline; a DMA error
+     bit or the deadline raises SiaError naming the channel, DMASR and the usual cause;
+  6. check S2MM's LENGTH read-back == expected bytes (a short packet means a lost or early
+     TLAST), invalidate the receive buffer, unpack the output.
+"""
+
+import time
+
+import numpy as np
+
+from sia import SiaError
+from sia.deploy import regmap_bridge as rb
+from sia.deploy import transport as tp
+from sia.deploy.image import ProgramImage, load_image, parse_image
+
+
+class SiaTimeout(SiaError):
+    pass
+
+
+class SiaDriver:
+    def __init__(self, transport, timeout_s: float = 5.0, poll_s: float = 0.0):
+        self.t = transport
+        self.timeout_s = float(timeout_s)
+        self.poll_s = float(poll_s)
+        self.image: ProgramImage | None = None
+        self.length_width = int(getattr(transport, "length_width", tp.DEFAULT_LENGTH_WIDTH))
+        self.hw_config = None
+        self._send = self._recv = None
+        self.cycles = 0
+        self.launches_run = 0
+
+    # ------------------------------------------------------------------ setup
+    def identify(self):
+        """Reads the ID and parameter registers; returns the accelerator's SIAConfig."""
+        self.hw_config = rb.read_hw_config(self.t.sia_read)
+        return self.hw_config
+
+    def load(self, image) -> ProgramImage:
+        """Loads an image (path, bytes or ProgramImage), refusing one built for another
+        parameter set or packet-format version than the accelerator reports."""
+        hw = self.hw_config or self.identify()
+        if isinstance(image, ProgramImage):
+            image = parse_image(image.to_bytes(), hw, "image", rb.regmap_version())
+        elif isinstance(image, (bytes, bytearray)):
+            image = parse_image(bytes(image), hw, "image", rb.regmap_version())
+        else:
+            image = load_image(image, hw, rb.regmap_version())
+        sizes = [self._sizes(image, k) for k in range(len(image.launches))]
+        max_in = max(s[0] for s in sizes)
+        max_out = max(s[1] for s in sizes)
+        limit = tp.dma_max_bytes(self.length_width)
+        for what, n in (("tile packet", max_in), ("tile output", max_out)):
+            if n > limit:
+                need = max(n.bit_length(), 8)
+                raise SiaError(
+                    f"largest {what} is {n} bytes but the AXI DMA's buffer length register is "
+                    f"{self.length_width} bits ({limit} bytes max per transfer); rebuild the "
+                    f"bitstream with `sia deploy vivado --dma-length-width {max(need, 23)}` "
+                    f"('Width of Buffer Length Register', up to 26)")
+        self._free()
+        self._send = self.t.allocate(max_in)
+        self._recv = self.t.allocate(max_out)
+        self.image = image
+        self.reset()
+        return image
+
+    def _sizes(self, image: ProgramImage, k: int) -> tuple[int, int]:
+        beat = image.config.stream_bits // 8
+        ln = image.launches[k]
+        n_in = ln["size"] + rb.input_nbytes(image, k)
+        n_in += -n_in % beat
+        return n_in, rb.output_nbytes(image, k)
+
+    def _free(self):
+        for b in (self._send, self._recv):
+            if b is not None and hasattr(b, "freebuffer"):
+                b.freebuffer()
+        self._send = self._recv = None
+
+    def close(self):
+        self._free()
+
+    # ------------------------------------------------------------------ DMA
+    def reset(self):
+        """Soft-resets the AXI DMA (both channels), then sets RS on both; resets SIA."""
+        self.t.dma_write(tp.MM2S_DMACR, tp.DMACR_RESET)
+        self._until(lambda: not (self.t.dma_read(tp.MM2S_DMACR) & tp.DMACR_RESET), "AXI DMA soft reset")
+        for cr, sr, name in ((tp.S2MM_DMACR, tp.S2MM_DMASR, "S2MM"), (tp.MM2S_DMACR, tp.MM2S_DMASR, "MM2S")):
+            self.t.dma_write(cr, tp.DMACR_RS)
+            self._until(lambda sr=sr: not (self.t.dma_read(sr) & tp.DMASR_HALTED), f"{name} start (RS=1)")
+        rb.reset_accelerator(self.t.sia_write)
+
+    def _until(self, cond, what: str, deadline: float | None = None):
+        deadline = deadline or time.monotonic() + self.timeout_s
+        while not cond():
+            if time.monotonic() > deadline:
+                raise SiaTimeout(f"timed out after {self.timeout_s:g} s waiting for {what}")
+            self.t.sleep(self.poll_s)
+
+    def _wait_channel(self, sr_off: int, name: str, deadline: float, hint: str):
+        while True:
+            err = rb.status_error(self.t.sia_read)
+            if err:
+                raise SiaError(f"while waiting for AXI DMA {name}: {err}")
+            sr = self.t.dma_read(sr_off)
+            if sr & tp.DMASR_ERRORS:
+                raise SiaError(f"AXI DMA {name} error: DMASR=0x{sr:08X} ({tp.dmasr_text(sr)}); {hint}")
+            if sr & tp.DMASR_IDLE:
+                return
+            if time.monotonic() > deadline:
+                raise SiaTimeout(f"AXI DMA {name} did not complete within {self.timeout_s:g} s "
+                                 f"(DMASR=0x{sr:08X}: {tp.dmasr_text(sr)}); {hint}")
+            self.t.sleep(self.poll_s)
+
+    def launch(self, k: int, inputs: bytes) -> bytes:
+        """Runs launch k of the loaded image with the given input part; returns the output."""
+        img = self.image
+        static = img.tile_static(k)
+        beat = img.config.stream_bits // 8
+        packet = static + inputs
+        packet += bytes(-len(packet) % beat)
+        n_out = rb.output_nbytes(img, k)
+        limit = tp.dma_max_bytes(self.length_width)
+        if len(packet) > limit or n_out > limit:
+            raise SiaError(f"launch {k}: {len(packet)}/{n_out} bytes exceed the DMA's {limit}-byte transfer")
+        send, recv = self._send, self._recv
+        np.asarray(send)[:len(packet)] = np.frombuffer(packet, dtype=np.uint8)
+        send.flush()
+        for sr in (tp.MM2S_DMASR, tp.S2MM_DMASR):
+            self.t.dma_write(sr, tp.DMASR_IOC_IRQ | tp.DMASR_ERR_IRQ)   # clear stale W1C bits
+        # arm the receive first
+        self.t.dma_write(tp.S2MM_DA, recv.physical_address & 0xFFFFFFFF)
+        self.t.dma_write(tp.S2MM_DA_MSB, recv.physical_address >> 32)
+        self.t.dma_write(tp.S2MM_LENGTH, n_out)
+        rb.start_accelerator(self.t.sia_write)
+        self.t.dma_write(tp.MM2S_SA, send.physical_address & 0xFFFFFFFF)
+        self.t.dma_write(tp.MM2S_SA_MSB, send.physical_address >> 32)
+        self.t.dma_write(tp.MM2S_LENGTH, len(packet))
+        deadline = time.monotonic() + self.timeout_s
+        self._wait_channel(tp.MM2S_DMASR, "MM2S (send)", deadline,
+                           "the accelerator stopped taking the packet: check that S2MM was armed "
+                           "first and that the packet matches the accelerator's format")
+        self._wait_channel(tp.S2MM_DMASR, "S2MM (receive)", deadline,
+                           "no TLAST from the accelerator or output longer than the armed length; "
+                           "check the image/bitstream pairing and the DMA length register width")
+        got = self.t.dma_read(tp.S2MM_LENGTH)
+        if got != n_out:
+            raise SiaError(f"launch {k}: received {got} bytes, expected {n_out} "
+                           f"(TLAST early or late: packet format mismatch)")
+        st = rb.wait_done(self.t.sia_read, lambda: time.monotonic() > deadline, self.t.sleep, self.poll_s)
+        if st is not None:
+            raise SiaError(f"launch {k}: {st}")
+        recv.invalidate()
+        self.cycles += rb.read_cycles(self.t.sia_read)
+        self.launches_run += 1
+        return bytes(np.asarray(recv)[:n_out])
+
+    # ------------------------------------------------------------------ inference
+    def run(self, images, labels=None):
+        """images: uint8 [N, C, H, W]. Returns sia.deploy.backends.RunResult."""
+        from sia.deploy.backends import RunResult
+        img = self._need_image()
+        images = np.asarray(images)
+        shape = tuple(img.manifest["input_shape"])
+        if images.dtype != np.uint8 or images.ndim != 4 or tuple(images.shape[1:]) != shape:
+            raise SiaError(f"images must be uint8 [N, {', '.join(map(str, shape))}], "
+                           f"got {images.dtype} {list(images.shape)}")
+        layers = img.manifest["layers"]
+        spikes = {L["name"]: 0 for L in layers}
+        logits = np.zeros((len(images), img.manifest["num_classes"]), dtype=np.int64)
+        t0, c0 = time.perf_counter(), self.cycles
+        for n, x in enumerate(images):
+            outs = {}
+            for k, ln in enumerate(img.launches):
+                li = ln["layer"]
+                L = layers[li]
+                data = self.launch(k, rb.pack_inputs(img, k, outs, x))
+                out = rb.unpack_output(img, k, data)
+                if L["kind"] == "if":
+                    if li not in outs:
+                        outs[li] = np.zeros((img.timesteps, *L["shape"]), dtype=np.uint8)
+                    outs[li][:, ln["c0"]:ln["c1"]] = out
+                    spikes[L["name"]] += int(out.sum())
+                else:
+                    logits[n, ln["c0"]:ln["c1"]] = out.reshape(-1)
+        preds = logits.argmax(1)
+        acc = None if labels is None else float((preds == np.asarray(labels)).mean())
+        return RunResult(backend="pynq", T=img.timesteps, predictions=preds, logits=logits,
+                         spikes=spikes, accuracy=acc, cycles=self.cycles - c0,
+                         seconds=time.perf_counter() - t0)
+
+    def _need_image(self) -> ProgramImage:
+        if self.image is None:
+            raise SiaError("no program image loaded; call load(image) first")
+        return self.image
+
+
+def _pynq_overlay_class():
+    try:
+        from pynq import DefaultIP, Overlay
+    except ImportError:
+        raise SiaError("pynq is not installed: SiaOverlay runs on the PYNQ board; "
+                       "use backend 'rtl' or the simulated twin here") from None
+    from sia.deploy.transport import PynqTransport
+
+    class SiaIP(DefaultIP):
+        """The SIA register window as a PYNQ DefaultIP (bound by the VLNV in the .hwh)."""
+        bindto = [rb.IP_VLNV]
+
+        def __init__(self, description):
+            super().__init__(description=description)
+            self.driver = None
+
+        def load(self, image, timeout_s: float = 5.0):
+            self.driver = SiaDriver(PynqTransport(self._overlay), timeout_s=timeout_s)
+            return self.driver.load(image)
+
+        def run(self, images, labels=None):
+            if self.driver is None:
+                raise SiaError("no program image loaded; call load(image) first")
+            return self.driver.run(images, labels)
+
+    class SiaOverlay(Overlay):
+        """pynq.Overlay of a `sia deploy vivado` bitstream: ol.sia is the accelerator."""
+
+        def __init__(self, bitfile="sia.bit", **kw):
+            super().__init__(bitfile, **kw)
+            name = tp._find_ip(self.ip_dict, "sia")
+            ip = getattr(self, name)
+            if isinstance(ip, SiaIP):
+                ip._overlay = self
+            self.sia = ip if isinstance(ip, SiaIP) else _Bound(self)
+
+    class _Bound:
+        """Fallback when the .hwh VLNV differs (module reference): same interface."""
+        def __init__(self, overlay):
+            self._overlay, self.driver = overlay, None
+        load, run = SiaIP.load, SiaIP.run
+
+    return SiaOverlay
+
+
+def SiaOverlay(bitfile="sia.bit", **kw):
+    """On the board: pynq.Overlay(bitfile) with ol.sia.load(image) / ol.sia.run(images)."""
+    return _pynq_overlay_class()(bitfile, **kw)
+
+
+def board_driver(bitfile="sia.bit", timeout_s: float = 5.0) -> SiaDriver:
+    """On the board: a SiaDriver over pynq.Overlay(bitfile) (what `--backend pynq` uses)."""
+    from sia.deploy.transport import PynqTransport
+    try:
+        from pynq import Overlay
+    except ImportError:
+        raise SiaError("backend pynq needs the pynq package: run it on the PYNQ board") from None
+    return SiaDriver(PynqTransport(Overlay(bitfile)), timeout_s=timeout_s)
