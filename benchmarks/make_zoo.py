@@ -1,0 +1,68 @@
+"""Add evaluated programs to the model zoo (sia/zoo/).
+
+Each argument is an evaluation directory written by benchmarks/cifar_snn_eval.py
+(program.safetensors + eval.json) or by `sia demo` (digits_snn.safetensors +
+demo.json). The entry records the measured accuracies and provenance, plus the
+accuracy on the first 1000 test images, which tests/test_zoo.py re-measures.
+
+  python benchmarks/make_zoo.py NAME=runs/eval/vgg11_w025 [NAME=DIR ...] [--data-dir D]
+"""
+
+import argparse
+import json
+import subprocess
+from pathlib import Path
+
+from sia.data.registry import load_split
+from sia.program import load_program
+from sia.snn import simulate
+from sia.zoo import add_entry
+
+CHECK_IMAGES = 1000
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("entries", nargs="+", help="NAME=EVAL_DIR")
+    ap.add_argument("--data-dir", default=None)
+    args = ap.parse_args()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    for item in args.entries:
+        name, d = item.split("=", 1)
+        d = Path(d)
+        if (d / "eval.json").is_file():
+            ev = json.loads((d / "eval.json").read_text())
+            prog_file, dataset = d / "program.safetensors", "cifar10"
+            info = {"data": ev["data"], "fp32_acc": ev["fp32_dnn"],
+                    "reduced_precision_ann_acc": ev["reduced_precision_ann"],
+                    "integer_ann_acc": ev["integer_ann"], "snn_acc": ev["snn"],
+                    "test_images": ev["test_images"],
+                    "epochs": ev["config"]["epochs"], "fold_epochs": ev["config"]["fold_epochs"],
+                    "train_command": f"sia train configs/{Path(ev['qcfs_run']).name}.toml",
+                    "eval_command": "python benchmarks/cifar_snn_eval.py --qcfs "
+                                    f"{ev['qcfs_run']} --fp32 {ev['fp32_run']} --out {d}"
+                                    + (f" --calibrate {ev['calibration_images']}"
+                                       if ev.get("calibration_images") else ""),
+                    "commit": ev["commit"]}
+        else:
+            ev = json.loads((d / "demo.json").read_text())
+            prog_file, dataset = d / "digits_snn.safetensors", "digits"
+            info = {"data": ev["dataset"], "fp32_acc": ev["accuracy"]["fp32_dnn"],
+                    "reduced_precision_ann_acc": ev["accuracy"]["reduced_precision_ann"],
+                    "integer_ann_acc": ev["accuracy"]["integer_ann"],
+                    "snn_acc": ev["accuracy"]["snn"], "test_images": ev["test_images"],
+                    "train_command": "sia demo", "commit": commit}
+        prog = load_program(prog_file)
+        x, y = load_split(dataset, "test", args.data_dir)
+        n = min(CHECK_IMAGES, len(y))
+        check = simulate(prog, x[:n], y[:n], T=prog.timesteps).accuracy
+        info.update(dataset=dataset, check={"images": n, "T": prog.timesteps, "accuracy": check},
+                    zoo_commit=commit)
+        dest = add_entry(name, prog_file, info)
+        print(f"zoo: {name} -> {dest.name} ({dest.stat().st_size / 1e6:.2f} MB), "
+              f"SNN@T{prog.timesteps} {info['snn_acc'][str(prog.timesteps)]:.4f} (JSON keys are strings)")
+
+
+if __name__ == "__main__":
+    main()
