@@ -15,7 +15,7 @@ from sia.train import trainer
 from sia.train.config import from_dict, parse_override
 
 TINY = dict(dataset="digits", arch="digits_cnn", width=0.5, epochs=4, fold_epochs=1,
-            batch_size=64, lr=0.1, fold_lr=0.01, num_threads=1)
+            batch_size=64, lr=0.1, fold_lr=0.01)
 
 
 def test_config_errors(tmp_path):

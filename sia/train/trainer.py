@@ -7,6 +7,11 @@ weights quantised as they will be exported. The result is always the folded mode
 (ConvUnit.bn is None), which is what sia.convert consumes. The FP32 twin runs the
 same recipe with ReLU and float weights (folding is exact there).
 
+Under torchrun each rank takes its slice of every global batch (sia.data.Batches) and
+DDP averages the gradients. On GPU, BN uses SyncBatchNorm (global-batch statistics);
+gloo on CPU has none, so there stage-1 BN statistics are per rank (DDP broadcasts
+rank 0's running statistics); the folded stage is the same as one process.
+
 Run directory: checkpoint.pt (every epoch, for --resume), metrics.json,
 model.safetensors + config.json (the final model; see load_trained).
 """
@@ -89,6 +94,8 @@ class _Dist:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.local = int(os.environ.get("LOCAL_RANK", "0"))
+        if device_kind == "cuda":
+            torch.cuda.set_device(self.local)
         if self.world > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if device_kind == "cuda" else "gloo")
 
