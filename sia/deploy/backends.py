@@ -94,33 +94,18 @@ def _result(backend, T, logits, spikes, labels, cycles, seconds, extra=None) -> 
 
 def run_model(program: Program, images, labels=None, T=None, cfg: SIAConfig | None = None) -> RunResult:
     try:
-        from sia.hw import model as hwmodel
+        from sia.hw.model import run as model_run
     except ImportError as e:
         raise SiaError(f"backend model not available: sia.hw.model cannot be imported ({e})") from None
-    fn = getattr(hwmodel, "run_model", None) or getattr(hwmodel, "simulate", None) or getattr(hwmodel, "run", None)
-    if fn is None:
-        raise SiaError("backend model not available: sia.hw.model has no run_model/simulate/run entry point")
     T = program.timesteps if T is None else int(T)
     t0 = time.perf_counter()
-    r = fn(program, images, T=T, config=cfg or SIAConfig())
-    return _from_external("model", r, program, T, labels, time.perf_counter() - t0)
-
-
-def _from_external(backend, r, program, T, labels, seconds) -> RunResult:
-    """Adapts another backend's result object: needs final logits and per-layer spikes."""
-    get = (lambda k: r.get(k)) if isinstance(r, dict) else (lambda k: getattr(r, k, None))
-    logits = get("logits")
-    if logits is None:
-        ov = get("output_v")
-        logits = None if ov is None else np.asarray(ov)[-1]
-    if logits is None:
-        raise SiaError(f"backend {backend}: its result carries no final membranes (logits)")
-    spikes = get("spikes") or {}
-    cycles = get("cycles")
-    if isinstance(cycles, dict):
-        cycles = sum(int(v) for v in cycles.values())
-    return _result(backend, T, np.asarray(logits, dtype=np.int64), dict(spikes), labels,
-                   None if cycles is None else int(cycles), seconds)
+    r = model_run(program, images, labels=None, T=T, config=cfg or SIAConfig(), keep_logits=True)
+    if getattr(r, "output_v", None) is None:
+        raise SiaError("backend model: sia.hw.model.run returned no logits (keep_logits)")
+    logits = np.asarray(r.output_v)[-1].astype(np.int64)
+    spikes = {L.name: int(L.spikes) for L in r.layers}
+    cycles = int(np.asarray(r.image_cycles).sum())
+    return _result("model", T, logits, spikes, labels, cycles, time.perf_counter() - t0)
 
 
 def twin_driver(program: Program, T=None, cfg: SIAConfig | None = None, device: str = "python",

@@ -85,10 +85,23 @@ class PythonSia:
         return self.busy and not self.output_pending()
 
     def stream_in(self, data: bytes, last: bool):
+        """Like the RTL, the packet is framed by its header (beat counts), not by TLAST: a
+        short packet leaves the launch waiting for the rest (on a board: a hang)."""
         self.inbuf += data
-        if last:
-            self._packet(bytes(self.inbuf))
+        need = self._packet_bytes()
+        if need is not None and len(self.inbuf) >= need:
+            self._packet(bytes(self.inbuf[:need]))
             self.inbuf = bytearray()
+
+    def _packet_bytes(self) -> int | None:
+        if len(self.inbuf) < 8 * rm.LAYER_BEATS:
+            return None
+        beats = [int(v) for v in np.frombuffer(bytes(self.inbuf[:8 * rm.LAYER_BEATS]), dtype="<u8")]
+        hdr = rm.unpack_fields(rm.LAYER_LAYOUT, beats)
+        if hdr["magic"] != rm.HDR_MAGIC:
+            return 8 * rm.LAYER_BEATS          # _packet reports the bad magic
+        nb = -(-self.cfg.pes * 3 * self.cfg.v_bits // 64)
+        return 8 * (rm.header_beats(hdr["ngroups"]) + hdr["wbeats"] + nb + hdr["sbeats"])
 
     def output_pending(self) -> bool:
         return self.outpos < len(self.outbuf)

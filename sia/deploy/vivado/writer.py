@@ -58,10 +58,12 @@ class VivadoPorts:
     """How the exported SIA top level names its clock, reset and bus interfaces."""
     top: str = "sia_top"
     clk: str = "clk"
-    rstn: str = "rst_n"
-    s_axi: str = "s_axi"          # AXI4-Lite slave (registers)
+    rst: str = "rst"              # Amaranth's synchronous reset
+    rst_active_high: bool = True  # -> proc_sys_reset peripheral_reset (else peripheral_aresetn)
+    s_axi: str = "s_axil"         # AXI4-Lite slave (registers), ports s_axil_*
     s_axis: str = "s_axis"        # AXI4-Stream slave (tile packets in)
     m_axis: str = "m_axis"        # AXI4-Stream master (tile outputs)
+    irq: str = "irq_done"         # level interrupt when a launch is done ("" = none)
 
 
 def _tcl_word(v) -> str:
@@ -78,7 +80,9 @@ def _settings_tcl(cfg: SIAConfig, ports: VivadoPorts, part: str, dma_length_widt
         "overlay_name": "sia", "bd_name": "sia_bd", "part": part, "board_part": BOARD_PART,
         "clock_mhz": f"{cfg.clock_mhz:g}", "stream_bits": cfg.stream_bits, "hp_data_width": 64,
         "dma_length_width": dma_length_width, "jobs": jobs,
-        "sia_top": ports.top, "sia_clk": ports.clk, "sia_rstn": ports.rstn,
+        "sia_top": ports.top, "sia_clk": ports.clk, "sia_rst": ports.rst,
+        "sia_rst_source": "peripheral_reset" if ports.rst_active_high else "peripheral_aresetn",
+        "sia_irq": ports.irq,
         "sia_s_axi": ports.s_axi, "sia_s_axis": ports.s_axis, "sia_m_axis": ports.m_axis,
         "sia_base_addr": f"0x{base_addr:08X}", "sia_addr_range": addr_range,
     }
@@ -104,7 +108,13 @@ def _export_verilog(cfg: SIAConfig) -> tuple[str, VivadoPorts]:
                 text, ports = out
                 return text, ports if isinstance(ports, VivadoPorts) else VivadoPorts(**ports)
             return out, _ports_from_rtl(rtl)
-    raise SiaError("sia.hw.rtl has no export_verilog(cfg); pass --verilog FILE")
+    try:
+        from amaranth.back import verilog as amaranth_verilog
+        from sia.hw.rtl.top import SIATop
+    except ImportError as e:
+        raise SiaError(f"RTL not available ({e}); pass --verilog FILE") from None
+    ports = _ports_from_rtl(rtl)
+    return amaranth_verilog.convert(SIATop(cfg), name=ports.top), ports
 
 
 def _ports_from_rtl(rtl) -> VivadoPorts:
@@ -135,7 +145,7 @@ def _check_ports(verilog: str, ports: VivadoPorts):
     if not m:
         raise SiaError(f"Verilog has no module {ports.top!r} (the block design instantiates it)")
     # the ports Vivado must find to infer the interfaces
-    missing = [p for p in (ports.clk, ports.rstn, f"{ports.s_axi}_awaddr", f"{ports.s_axis}_tdata",
+    missing = [p for p in (ports.clk, ports.rst, f"{ports.s_axi}_awaddr", f"{ports.s_axis}_tdata",
                            f"{ports.s_axis}_tlast", f"{ports.m_axis}_tdata", f"{ports.m_axis}_tlast")
                if not re.search(r"\b" + re.escape(p) + r"\b", verilog)]
     if missing:

@@ -107,13 +107,17 @@ proc sia_connect_if_free {src dst} {
 set rst [get_bd_cells -quiet -filter {VLNV =~ "*proc_sys_reset*"}]
 if {[llength $rst] == 0} { error "sia: no proc_sys_reset in the block design (automation failed?)" }
 sia_connect_if_free processing_system7_0/FCLK_CLK0 sia_0/$sia_clk
-sia_connect_if_free [lindex $rst 0]/peripheral_aresetn sia_0/$sia_rstn
+sia_connect_if_free [lindex $rst 0]/$sia_rst_source sia_0/$sia_rst
 
-# DMA completion interrupts -> PS IRQ_F2P (PYNQ's DMA driver can poll or use them)
+# DMA completion interrupts (and SIA's launch-done) -> PS IRQ_F2P; the driver polls, the
+# interrupts are there for an interrupt-driven driver (PYNQ's AxiIntc needs an axi_intc).
 set irq [create_bd_cell -type ip -vlnv xilinx.com:ip:xlconcat:2.1 xlconcat_0]
-set_property -dict [list CONFIG.NUM_PORTS {2}] $irq
+set_property -dict [list CONFIG.NUM_PORTS [expr {$sia_irq eq "" ? 2 : 3}]] $irq
 connect_bd_net [get_bd_pins axi_dma_0/mm2s_introut] [get_bd_pins xlconcat_0/In0]
 connect_bd_net [get_bd_pins axi_dma_0/s2mm_introut] [get_bd_pins xlconcat_0/In1]
+if {$sia_irq ne ""} {
+    connect_bd_net [get_bd_pins sia_0/$sia_irq] [get_bd_pins xlconcat_0/In2]
+}
 connect_bd_net [get_bd_pins xlconcat_0/dout] [get_bd_pins processing_system7_0/IRQ_F2P]
 
 assign_bd_address

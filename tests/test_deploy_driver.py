@@ -1,0 +1,174 @@
+"""The PYNQ driver's register and DMA sequence against the simulated AXI DMA twin:
+bit-exact results, and the sequences that hang real boards."""
+
+import numpy as np
+import pytest
+
+from deploy_common import images, program
+from sia import SiaError
+from sia.deploy import transport as tp
+from sia.deploy.backends import run, same_result, twin_driver
+from sia.deploy.image import build_image
+from sia.deploy.pynq_driver import SiaDriver, SiaTimeout
+from sia.deploy.twin_device import PythonSia
+from sia.hw import regmap
+from sia.hw.params import SIAConfig
+
+REG = {n: off for n, (off, _, _) in regmap.REGISTERS.items()}
+
+
+@pytest.fixture(scope="module")
+def prog():
+    return program()
+
+
+@pytest.fixture(scope="module")
+def img(prog):
+    return build_image(prog, SIAConfig())
+
+
+def driver(img, length_width=26, timeout_s=0.3, device=None, **kw):
+    dev = device or PythonSia(SIAConfig())
+    t = tp.TwinTransport(dev, length_width=length_width, **kw)
+    d = SiaDriver(t, timeout_s=timeout_s)
+    return d, t, dev
+
+
+def test_digits_on_twin_bit_exact_with_golden(prog):
+    x, y = images(6)
+    g = run(prog, x, "golden", labels=y)
+    w = run(prog, x, "twin", labels=y)
+    assert same_result(w, g) == []
+    assert all(v > 0 for k, v in g.spikes.items() if k != prog.layers[-1].name)  # a live network
+    assert w.predictions.tolist() == g.predictions.tolist()
+
+
+def test_register_and_dma_sequence(img):
+    d, t, _ = driver(img)
+    d.load(img)
+    t.log.clear()
+    x, _ = images(1)
+    d.run(x)
+    writes = [(kind, off) for kind, off, _ in t.log if kind.endswith("wr")]
+    # per launch: S2MM armed (DA then LENGTH) before START, START before MM2S LENGTH
+    for k in range(len(img.launches)):
+        i_da = [i for i, w in enumerate(writes) if w == ("dma_wr", tp.S2MM_DA)][k]
+        i_len = [i for i, w in enumerate(writes) if w == ("dma_wr", tp.S2MM_LENGTH)][k]
+        i_go = [i for i, w in enumerate(writes) if w == ("sia_wr", REG["CTRL"])][k]
+        i_mm = [i for i, w in enumerate(writes) if w == ("dma_wr", tp.MM2S_LENGTH)][k]
+        assert i_da < i_len < i_go < i_mm
+    assert t.violations == []
+
+
+def test_identify_and_refuse_other_accelerator(img):
+    d, t, _ = driver(img, device=PythonSia(SIAConfig(pes=32, v_bits=28)))
+    assert d.identify().pes == 32
+    with pytest.raises(SiaError, match=r"another SIA parameter set: pes=64 \(accelerator: 32\)"):
+        d.load(img)
+
+
+def test_wrong_id_is_reported(img):
+    class NotSia(PythonSia):
+        def reg_read(self, off):
+            return 0xDEADBEEF if off == REG["ID"] else super().reg_read(off)
+    d, _, _ = driver(img, device=NotSia())
+    with pytest.raises(SiaError, match="no SIA accelerator at this address: ID reads 0xDEADBEEF"):
+        d.load(img)
+
+
+def test_default_14_bit_length_register_refused_before_running(img):
+    d, t, _ = driver(img, length_width=14)
+    with pytest.raises(SiaError, match=r"buffer length register is 14 bits \(16383 bytes max.*"
+                                       r"--dma-length-width 23"):
+        d.load(img)
+    assert not [e for e in t.log if e[1] == tp.MM2S_LENGTH]        # nothing was started
+
+
+def test_length_register_truncation_hangs_and_times_out(img):
+    """Driver believes 26 bits, the bitstream has 16: the hardware keeps the low bits of
+    LENGTH, the packet arrives short and the launch never completes."""
+    d, t, _ = driver(img, length_width=16)
+    d.length_width = 26
+    d.load(img)
+    x, _ = images(1)
+    with pytest.raises(SiaTimeout, match=r"S2MM \(receive\) did not complete within 0.3 s"):
+        d.run(x)
+    assert any("exceeds the 16-bit buffer length register" in v for v in t.violations)
+
+
+def test_missing_tlast_times_out_with_clear_error(img):
+    d, t, _ = driver(img, drop_tlast=True)
+    d.load(img)
+    x, _ = images(1)
+    with pytest.raises(SiaTimeout, match="S2MM.*no TLAST"):
+        d.run(x)
+
+
+def test_output_longer_than_armed_receive_is_dmainterr(img):
+    d, t, _ = driver(img)
+    d.load(img)
+    x, _ = images(1)
+    real = d.launch
+
+    def short_receive(k, inputs):
+        import sia.deploy.regmap_bridge as rb
+        n = rb.output_nbytes(d.image, k)
+        orig = rb.output_nbytes
+        rb.output_nbytes = lambda image, kk: n - 8
+        try:
+            return real(k, inputs)
+        finally:
+            rb.output_nbytes = orig
+    d.launch = short_receive
+    with pytest.raises(SiaError, match=r"S2MM \(receive\) error: .*DMAIntErr"):
+        d.run(x)
+
+
+def test_send_before_arming_receive_stalls(img):
+    """The wrong order (MM2S, wait, then S2MM) on the twin: the violation is recorded and
+    the wait on MM2S times out, as the board hangs."""
+    d, t, _ = driver(img)
+    d.load(img)
+    static = img.tile_static(0)
+    x, _ = images(1)
+    import sia.deploy.regmap_bridge as rb
+    packet = static + rb.pack_inputs(img, 0, {}, x[0])
+    np.asarray(d._send)[:len(packet)] = np.frombuffer(packet, np.uint8)
+    d._send.flush()
+    t.sia_write(REG["CTRL"], regmap.CTRL_START)
+    t.dma_write(tp.MM2S_SA, d._send.physical_address)
+    t.dma_write(tp.MM2S_LENGTH, len(packet))
+    import time
+    with pytest.raises(SiaTimeout, match="MM2S"):
+        d._wait_channel(tp.MM2S_DMASR, "MM2S (send)", time.monotonic() + 0.2, "arm S2MM first")
+    assert any("before an S2MM receive was armed" in v for v in t.violations)
+
+
+def test_missing_cache_flush_is_caught(img):
+    """Without flush() the DMA reads stale DDR: the accelerator sees no header magic."""
+    d, t, _ = driver(img)
+    d.load(img)
+    type(d._send)  # TwinBuffer
+    d._send.flush = lambda: None
+    x, _ = images(1)
+    with pytest.raises(SiaError, match="accelerator reported error 1 \\(bad header magic\\)"):
+        d.run(x)
+
+
+def test_driver_needs_an_image_and_checks_images(img):
+    d, _, _ = driver(img)
+    with pytest.raises(SiaError, match="no program image loaded"):
+        d.run(np.zeros((1, 1, 8, 8), np.uint8))
+    d.load(img)
+    with pytest.raises(SiaError, match=r"images must be uint8 \[N, 1, 8, 8\]"):
+        d.run(np.zeros((1, 1, 8, 8), np.float32))
+
+
+def test_twin_driver_and_backend_errors(prog):
+    x, _ = images(1)
+    with pytest.raises(SiaError, match="unknown backend 'fpga'"):
+        run(prog, x, "fpga")
+    with pytest.raises(SiaError, match="pynq"):
+        run(prog, x, "pynq")
+    drv = twin_driver(prog)
+    assert drv.run(x).logits.shape == (1, 10)
