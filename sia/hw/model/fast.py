@@ -1,8 +1,8 @@
 """Whole-inference cycle model, vectorised: the golden simulator computes the spikes
 (same integer arithmetic; the widths were checked against the hardware first, and
-integer sums are exact in any order within those widths), a hook turns each layer's
-spike tensor into per-position event counts, and the cycle formula is evaluated on
-those counts with tensor ops -- no per-event Python loop."""
+integer sums are exact in any order within those widths), a hook hands over each
+layer's spike tensor, and the cycle formula is evaluated on per-word event counts
+with tensor ops -- no per-event Python loop."""
 
 from dataclasses import dataclass, field
 
@@ -27,35 +27,48 @@ class LayerStats:
     kind: str
     image: bool                     # image (bit-serial, once) layer
     tiles: int
+    out_hw: tuple[int, int]
     active: list[int]               # PEs holding a real channel, per tile
-    static: dict[str, int]          # data-independent phases of one launch
-    memory: dict[str, int]          # data-independent accesses of one launch
+    static: list[dict]              # per tile: data-independent phases of one launch
+    memory: list[dict]              # per tile: data-independent accesses of one launch
     dense_macs: int                 # of the equivalent ANN layer, per image
     neurons: int
-    accumulate: int = 0             # per launch (all tiles are equal), summed over images
-    dispatch_empty: int = 0
-    events: int = 0
-    spikes: int = 0
-    per_t: np.ndarray = None        # dispatch cycles per timestep ([1] for image layers)
+    accumulate: np.ndarray = None   # per tile
+    dispatch_empty: np.ndarray = None
+    events: np.ndarray = None       # dispatched events, per tile
+    per_t: np.ndarray = None        # dispatch cycles per timestep, all tiles ([1]: image layer)
     sops: np.ndarray = None         # per tile
-    image_ops: np.ndarray = None    # per tile
-    weight_reads: np.ndarray = None  # per tile
-    hist: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
+    image_ops: np.ndarray = None
+    weight_reads: np.ndarray = None
+    spikes: int = 0
+    # scanned words by set bits: shared (every tile scans them, counted once) and
+    # tile-own (identity slices, summed over tiles); the DSE re-evaluates E from them
+    hist_shared: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
+    hist_tile: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
 
-    def launch_phases(self, images: int = 1) -> dict[str, float]:
-        """Mean cycles per phase of one launch (per image)."""
-        out = {k: float(v) for k, v in self.static.items()}
-        out["accumulate"] = self.accumulate / images
-        out["dispatch_empty"] = self.dispatch_empty / images
+    def launch_phases(self, tile: int, images: int = 1) -> dict[str, float]:
+        """Mean cycles per phase of launch `tile` (per image)."""
+        out = {k: float(v) for k, v in self.static[tile].items()}
+        out["accumulate"] = self.accumulate[tile] / images
+        out["dispatch_empty"] = self.dispatch_empty[tile] / images
         return out
 
-    def add_hist(self, values: torch.Tensor):
-        h = torch.bincount(values.flatten().long()).numpy()
-        if h.size > self.hist.size:
-            h[:self.hist.size] += self.hist
-            self.hist = h
+    def phases(self, images: int = 1) -> dict[str, float]:
+        """Cycles per phase of the whole layer (all tiles), per image."""
+        out = dict.fromkeys(S.PHASES, 0.0)
+        for k in range(self.tiles):
+            for key, v in self.launch_phases(k, images).items():
+                out[key] += v
+        return out
+
+    def add_hist(self, values: torch.Tensor, shared: bool):
+        key = "hist_shared" if shared else "hist_tile"
+        old, h = getattr(self, key), torch.bincount(values.flatten().long()).numpy()
+        if h.size > old.size:
+            h[:old.size] += old
+            setattr(self, key, h)
         else:
-            self.hist[:h.size] += h
+            old[:h.size] += h
 
 
 @dataclass
@@ -72,13 +85,13 @@ class ModelResult:
     traces: dict = field(default_factory=dict)
 
     def launches(self) -> list[dict]:
-        """Per (layer, tile): phases, SOPs, memory accesses (per image)."""
+        """Per (layer, tile): phases, SOPs, memory accesses (means per image)."""
         out = []
         n = self.images
         for L in self.layers:
             for k in range(L.tiles):
-                ph = L.launch_phases(n)
-                mem = {key: float(v) for key, v in L.memory.items()}
+                ph = L.launch_phases(k, n)
+                mem = {key: float(v) for key, v in L.memory[k].items()}
                 mem["weight_reads"] = float(L.weight_reads[k]) / n
                 out.append({"layer": L.index, "name": L.name, "tile": k, "phases": ph,
                             "cycles": sum(ph.values()), "sops": float(L.sops[k]) / n,
@@ -94,46 +107,57 @@ def _new_stats(program: Program, config: SIAConfig, T: int) -> list[LayerStats]:
         z = np.zeros(nt, dtype=np.int64)
         out.append(LayerStats(
             index=i, name=layer.name, kind=layer.kind, image=image, tiles=nt,
+            out_hw=tuple(layer.shape[1:]),
             active=[S.active_pes(layer, k, config) for k in range(nt)],
-            static=S.static_phases(program, i, config, T),
-            memory=S.memory_static(program, i, config, T),
+            static=[S.static_phases(program, i, config, T, k) for k in range(nt)],
+            memory=[S.memory_static(program, i, config, T, k) for k in range(nt)],
             dense_macs=sum(dense_macs(program, s, layer.shape) for s in layer.inputs),
             neurons=int(np.prod(layer.shape)), per_t=np.zeros(1 if image else T, dtype=np.int64),
+            accumulate=z.copy(), dispatch_empty=z.copy(), events=z.copy(),
             sops=z.copy(), image_ops=z.copy(), weight_reads=z.copy()))
     return out
 
 
-def _count_layer(program, config, L: LayerStats, counts, chan, masks) -> torch.Tensor:
-    """Add one batch's dispatch counts of layer L; returns its dispatch cycles per image."""
+def _count_group(program, config, L: LayerStats, s, words, tile, times) -> torch.Tensor:
+    """Add the dispatch of one group's words to `tile` (times: how many tiles scan the
+    same words); returns dispatch cycles per image."""
     layer = program.layers[L.index]
-    active = torch.tensor(L.active, dtype=torch.int64)
-    per_image = 0
-    for j, s in enumerate(layer.inputs):
-        n = S.pooled_events(s, counts[s.source])
-        mask = masks[L.index][j]
-        d = S.dispatch(n, mask, config.events_per_cycle)
-        L.accumulate += int(d["accumulate"].sum())
-        L.dispatch_empty += int(d["dispatch_empty"].sum())
-        L.events += int(d["events"].sum())
-        cyc = d["accumulate"] + d["dispatch_empty"]
-        L.per_t += cyc.sum(1).numpy()
-        per_image = per_image + cyc.sum(0)
-        L.add_hist(n[..., mask, :])
-        if s.op == "identity":   # event of channel c reaches PE c only
-            c = chan[s.source]
-            per_tile = torch.stack([c[k * config.pes:(k + 1) * config.pes].sum()
-                                    for k in range(L.tiles)])
-            reads = per_tile
-        else:
-            taps = S.taps_map(s, *n.shape[-2:])
-            per_tile = int((n * taps).sum(dtype=torch.int64)) * active
-            reads = int(d["events"].sum()) * active
+    region = S.scanned(s, words, layer.shape[1])
+    d = S.dispatch(region, config.events_per_cycle)
+    cyc = d["accumulate"] + d["dispatch_empty"]
+    ks = range(L.tiles) if times > 1 else [tile]
+    for k in ks:
+        L.accumulate[k] += int(d["accumulate"].sum())
+        L.dispatch_empty[k] += int(d["dispatch_empty"].sum())
+        L.events[k] += int(d["events"].sum())
+    L.per_t += cyc.sum(1).numpy() * times
+    L.add_hist(region, shared=times > 1 or s.op != "identity")
+    n = S.pooled_events(s, words)
+    taps = int((n * S.taps_map(s, *n.shape[-2:])).sum(dtype=torch.int64))
+    for k in ks:
+        a = 1 if s.op == "identity" else L.active[k]   # identity: channel c -> PE c only
+        ops = taps * a
         if s.source == IMAGE:
-            L.image_ops += per_tile.numpy()
+            L.image_ops[k] += ops
         else:
-            L.sops += per_tile.numpy()
-        L.weight_reads += reads.numpy()
-    return per_image * L.tiles
+            L.sops[k] += ops
+        L.weight_reads[k] += int(d["events"].sum()) * a
+    return cyc.sum(0) * times
+
+
+def _count_layer(program, config, L: LayerStats, sources: dict) -> torch.Tensor:
+    layer = program.layers[L.index]
+    per_image = 0
+    for s in layer.inputs:
+        x = sources[s.source]
+        if s.op == "identity":   # each tile scans its own channel slice
+            for k in range(L.tiles):
+                words = S.group_words(program, layer, s, x, k, config)
+                per_image = per_image + _count_group(program, config, L, s, words, k, 1)
+        else:
+            words = S.group_words(program, layer, s, x, 0, config)
+            per_image = per_image + _count_group(program, config, L, s, words, 0, L.tiles)
+    return per_image
 
 
 def run(program: Program, images, labels=None, T: int | None = None,
@@ -148,12 +172,8 @@ def run(program: Program, images, labels=None, T: int | None = None,
         raise SiaError(f"images must be uint8 [N, {', '.join(map(str, program.input_shape))}], "
                        f"got {images.dtype} {list(images.shape)}")
     stats = _new_stats(program, config, T)
-    masks = [[S.row_mask(s, program.pooled_shape(s)[1], layer.shape[1]) if s.op != "dense"
-              else torch.ones(1, dtype=torch.bool) for s in layer.inputs]
-             for layer in program.layers]
-    sources = {s.source for layer in program.layers for s in layer.inputs}
-    ident = {s.source for layer in program.layers for s in layer.inputs if s.op == "identity"}
-    static_total = sum(sum(L.static.values()) * L.tiles for L in stats)
+    needed = {s.source for layer in program.layers for s in layer.inputs}
+    static_total = sum(sum(sum(st.values()) for st in L.static) for L in stats)
     preds, logits, cycles, traces = [], [], [], {}
     n = images.shape[0]
     if record:
@@ -163,21 +183,17 @@ def run(program: Program, images, labels=None, T: int | None = None,
     with torch.no_grad():
         for start in bar:
             x = images[start:start + batch_size]
-            counts, chan = {IMAGE: S.source_counts(IMAGE, x)}, {}
-            spikes = {}
+            sources = {IMAGE: x}
+            per_image = static_total
 
-            def hook(i, s):
-                spikes[i] = int(s.sum(dtype=torch.int64))
-                if i in sources:
-                    counts[i] = S.source_counts(i, s)
-                if i in ident:
-                    chan[i] = s.sum((0, 1, 3, 4), dtype=torch.int64)
+            def hook(i, s):   # keep the spike maps later layers read
+                if i in needed:
+                    sources[i] = s
 
             st = run_batch(program, x, T, record=record, on_layer=hook)
-            per_image = static_total
             for L in stats:
-                per_image = per_image + _count_layer(program, config, L, counts, chan, masks)
-                L.spikes += spikes.get(L.index, 0)
+                per_image = per_image + _count_layer(program, config, L, sources)
+                L.spikes += st["spikes"][L.name]
             cycles.append(torch.as_tensor(per_image).expand(x.shape[0]).clone())
             preds.append(st["output_v"].argmax(-1))
             if keep_logits:
@@ -199,22 +215,20 @@ def run(program: Program, images, labels=None, T: int | None = None,
 def launch_cycles(program: Program, layer_index: int, tile: int, inputs: dict,
                   T: int | None = None, config: SIAConfig | None = None) -> dict[str, int]:
     """Cycles per phase (+ "total") of one launch for ONE image: the number the RTL's
-    cycle counter must show. inputs: {source: tensor} with the uint8 image [C,H,W] under
-    -1 and spikes [T,C,H,W] of layer j under j, for every source of the layer."""
+    CYCLES register must show. inputs: {source: tensor} with the uint8 image [C,H,W]
+    under -1 and spikes [T,C,H,W] of layer j under j, for every source of the layer."""
     config = config or SIAConfig()
     T = program.timesteps if T is None else int(T)
     check_fits(program, config, T)
     layer = program.layers[layer_index]
     if not 0 <= tile < S.tiles(layer, config):
         raise SiaError(f"layer {layer_index} has {S.tiles(layer, config)} tiles, not tile {tile}")
-    phases = dict(S.static_phases(program, layer_index, config, T))
+    phases = dict(S.static_phases(program, layer_index, config, T, tile))
     for s in layer.inputs:
         x = torch.as_tensor(inputs[s.source])
-        x = x[None] if s.source == IMAGE else x[:, None]
-        n = S.pooled_events(s, S.source_counts(s.source, x))
-        mask = S.row_mask(s, n.shape[-2], layer.shape[1]) if s.op != "dense" \
-            else torch.ones(1, dtype=torch.bool)
-        d = S.dispatch(n, mask, config.events_per_cycle)
+        x = x[None] if s.source == IMAGE else x[:T, None]
+        words = S.group_words(program, layer, s, x, tile, config)
+        d = S.dispatch(S.scanned(s, words, layer.shape[1]), config.events_per_cycle)
         phases["accumulate"] += int(d["accumulate"].sum())
         phases["dispatch_empty"] += int(d["dispatch_empty"].sum())
     phases["total"] = sum(phases.values())

@@ -6,6 +6,7 @@ import numpy as np
 
 from sia import SiaError
 from sia.hw.params import SIAConfig
+from sia.hw.regmap import MAX_GROUPS
 from sia.program.format import IMAGE, Layer, Program, bits_signed
 
 
@@ -48,6 +49,8 @@ def check_fits(program: Program, config: SIAConfig, T: int) -> None:
         if h > config.max_height or w > config.max_width:
             raise SiaError(f"{where}: map {h}x{w} exceeds the {config.max_height}x"
                            f"{config.max_width} maximum")
+        if len(layer.inputs) > MAX_GROUPS:
+            raise SiaError(f"{where}: {len(layer.inputs)} synapse groups > {MAX_GROUPS}")
         if len({s.source == IMAGE for s in layer.inputs}) > 1:
             raise SiaError(f"{where}: mixes image and spike inputs; the core runs one or the other")
         rows = weight_rows(program, layer)
@@ -63,7 +66,7 @@ def check_fits(program: Program, config: SIAConfig, T: int) -> None:
                 raise SiaError(f"{where} input {j}: stride {s.stride} / padding {s.padding} "
                                f"unsupported (stride <= 2, padding <= 1)")
             if s.weight_bits > config.weight_bits:
-                raise SiaError(f"{where} input {j}: {s.weight_bits}-bit weights exceed "
+                raise SiaError(f"{where} input {j}: {s.weight_bits}-bit {s.op} weights exceed "
                                f"weight_bits={config.weight_bits}")
         acc = max(layer.acc_bits, psum_bits(layer, program))
         if acc > config.acc_bits:

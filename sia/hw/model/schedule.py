@@ -1,23 +1,23 @@
-"""The cycle formula of docs/architecture.md, vectorised over spike maps.
+"""The cycle formula of docs/architecture.md ("Cycle model", RTL v1), vectorised.
 
-One launch = one (layer, 64-channel tile). Every tile of a layer sees the same input
-events, so the dispatch cycles of a launch depend on the layer only; tiles differ
-only in how many PEs hold a real output channel (the last tile may be partial).
-Timing constants are read from sia.hw.timing at call time, so the model follows the RTL.
+One launch = one (layer, tile of P output channels). Dispatch is a scan of the input
+spike buffer: every 64-bit word (<= 64 channels of one source position; an image word
+holds 8 pixels of 8 bits) of every scanned position costs max(1, ceil(popcount / E))
+cycles. All tiles scan the same words except identity groups, which hold only the
+tile's own channel slice. Timing constants are read from sia.hw.timing at call time.
 """
 
 import torch
 
-from sia.hw import timing
+from sia.hw import regmap, timing
 from sia.hw.model.fit import is_image_layer, weight_rows
 from sia.hw.params import SIAConfig
 from sia.program.format import IMAGE, Layer, Program, Synapse
 from sia.snn.synapse import fanout_map
 
 # Phases of a launch; they partition its cycles.
-PHASES = ("weight_load", "param_load", "stream_in", "accumulate", "dispatch_empty",
-          "aggregate", "stall", "stream_out")
-COMPUTE = ("accumulate", "dispatch_empty", "aggregate")   # + the in-loop stalls, see compute_cycles
+PHASES = ("header_load", "weight_load", "param_load", "stream_in", "accumulate",
+          "dispatch_empty", "aggregate", "stall", "stream_out")
 
 _POPCOUNT = torch.tensor([bin(v).count("1") for v in range(256)], dtype=torch.int32)
 
@@ -34,64 +34,83 @@ def active_pes(layer: Layer, tile: int, config: SIAConfig) -> int:
     return min(config.pes, layer.channels - tile * config.pes)
 
 
-def first_rows(syn: Synapse, hp: int, h_out: int) -> list[int | None]:
-    """lo_g(r): the first output row pooled source row r reaches (None: reaches none).
-    A dense group is one position (row 0 -> output row 0)."""
+def channels_per_word(syn: Synapse, config: SIAConfig) -> int:
+    return config.stream_bits // 8 if syn.source == IMAGE else config.stream_bits
+
+
+def r_end(syn: Synapse, hp: int, oy: int) -> int:
+    """Pooled source rows [r_end(oy-1), r_end(oy)) are scanned before output row oy
+    is drained: every row the row oy reaches, and no row a later output row needs first."""
+    if oy < 0:
+        return 0
     if syn.op == "dense":
-        return [0]
+        return hp
     if syn.op == "identity":
-        return list(range(hp))
-    kh, s, pad = syn.kernel[0], syn.stride, syn.padding
-    out = []
-    for r in range(hp):
-        lo = max(0, ceil_div(r + pad - kh + 1, s))
-        hi = min(h_out - 1, (r + pad) // s)
-        out.append(lo if lo <= hi else None)
-    return out
+        return min(oy + 1, hp)
+    return max(0, min(hp, oy * syn.stride + syn.kernel[0] - syn.padding))
 
 
-def row_mask(syn: Synapse, hp: int, h_out: int) -> torch.Tensor:
-    return torch.tensor([lo is not None for lo in first_rows(syn, hp, h_out)])
+def word_counts(syn: Synapse, x: torch.Tensor, lo: int, hi: int, config: SIAConfig) -> torch.Tensor:
+    """Set bits per spike-buffer word of channels [lo, hi): image uint8 [B,C,H,W] ->
+    [1,B,nw,H,W]; spikes [T,B,C,H,W] -> [T,B,nw,H,W]."""
+    per = channels_per_word(syn, config)
+    if syn.source == IMAGE:
+        x = _POPCOUNT[x[:, lo:hi].long()][None]
+    else:
+        x = x[:, :, lo:hi]
+    c = hi - lo
+    nw = ceil_div(c, per)
+    if nw == 1:
+        return x.sum(2, keepdim=True, dtype=torch.int32)
+    if c % per:
+        x = torch.cat([x, x.new_zeros(*x.shape[:2], nw * per - c, *x.shape[3:])], 2)
+    return x.reshape(*x.shape[:2], nw, per, *x.shape[3:]).sum(3, dtype=torch.int32)
 
 
-def source_counts(source: int, x: torch.Tensor) -> torch.Tensor:
-    """Events per source position, summed over channels: an image (uint8 [B,C,H,W]) counts
-    set bits (bit-serial) -> [1,B,H,W]; spikes [T,B,C,H,W] -> [T,B,H,W]."""
-    if source == IMAGE:
-        return _POPCOUNT[x.long()].sum(-3, dtype=torch.int32)[None]
-    return x.sum(-3, dtype=torch.int32)
+def group_words(program: Program, layer: Layer, syn: Synapse, x, tile: int,
+                config: SIAConfig) -> torch.Tensor:
+    """The words a launch's group scans' sources hold (identity: the tile's slice)."""
+    c = program.source_shape(syn.source)[0]
+    if syn.op == "identity":
+        lo = tile * config.pes
+        return word_counts(syn, x, lo, lo + active_pes(layer, tile, config), config)
+    return word_counts(syn, x, 0, c, config)
 
 
-def pooled_events(syn: Synapse, counts: torch.Tensor) -> torch.Tensor:
-    """n per dispatched position [T',B,Hp,Wp]: a p x p pool gathers its p^2 positions;
-    a dense group is one position holding every event of the pooled source."""
+def scanned(syn: Synapse, words: torch.Tensor, h_out: int) -> torch.Tensor:
+    """The source rows of the words that are ever scanned: pooled rows < r_end(H_out-1)."""
+    p = syn.pool
+    hp = words.shape[-2] // p
+    return words[..., :r_end(syn, hp, h_out - 1) * p, :]
+
+
+def dispatch(region: torch.Tensor, E: int) -> dict[str, torch.Tensor]:
+    """Per [T',B]: cycles issuing events, empty-word cycles, events (region: [T',B,nw,h,W])."""
+    return {"accumulate": ceil_div(region, E).sum((-3, -2, -1), dtype=torch.int64),
+            "dispatch_empty": (region == 0).sum((-3, -2, -1), dtype=torch.int64),
+            "events": region.sum((-3, -2, -1), dtype=torch.int64)}
+
+
+def pooled_events(syn: Synapse, words: torch.Tensor) -> torch.Tensor:
+    """Events per pooled position [T',B,Hp,Wp] (what the taps multiply)."""
+    n = words.sum(2)
     p = syn.pool
     if p > 1:
-        *lead, h, w = counts.shape
-        counts = counts.reshape(*lead, h // p, p, w // p, p).sum((-3, -1))
-    if syn.op == "dense":
-        counts = counts.sum((-2, -1), keepdim=True)
-    return counts
+        *lead, h, w = n.shape
+        n = n.reshape(*lead, h // p, p, w // p, p).sum((-3, -1))
+    return n
 
 
 def taps_map(syn: Synapse, hp: int, wp: int) -> torch.Tensor:
-    """Valid taps (outputs reached) per dispatched position; 1 for dense / identity."""
+    """Valid taps (outputs reached) of one event per pooled position (dense/identity: 1)."""
     if syn.op != "conv":
-        return torch.ones(1, 1, dtype=torch.int64) if syn.op == "dense" \
-            else torch.ones(hp, wp, dtype=torch.int64)
+        return torch.ones(hp, wp, dtype=torch.int64)
     return fanout_map(syn, (hp, wp), 1).round().to(torch.int64)
 
 
-def dispatch(n: torch.Tensor, mask: torch.Tensor, E: int) -> dict[str, torch.Tensor]:
-    """Per [T',B]: cycles with events, empty-position cycles, dispatched events."""
-    m = mask[:, None].to(n.dtype)
-    return {"accumulate": (ceil_div(n, E) * m).sum((-2, -1), dtype=torch.int64),
-            "dispatch_empty": ((n == 0).to(n.dtype) * m).sum((-2, -1), dtype=torch.int64),
-            "events": (n * m).sum((-2, -1), dtype=torch.int64)}
-
-
-def static_phases(program: Program, i: int, config: SIAConfig, T: int) -> dict[str, int]:
-    """The data-independent cycles of one launch of layer i (dispatch phases are 0)."""
+def static_phases(program: Program, i: int, config: SIAConfig, T: int,
+                  tile: int = 0) -> dict[str, int]:
+    """The data-independent cycles of one launch (dispatch phases are 0)."""
     layer = program.layers[i]
     P, sb = config.pes, config.stream_bits
     _, ho, wo = layer.shape
@@ -99,50 +118,52 @@ def static_phases(program: Program, i: int, config: SIAConfig, T: int) -> dict[s
     stream_in = 0
     for s in layer.inputs:
         c, h, w = program.source_shape(s.source)
-        stream_in += h * w * ceil_div(8 * c, sb) if image else T * h * w * ceil_div(c, sb)
+        if s.op == "identity":
+            c = active_pes(layer, tile, config)
+        stream_in += (1 if image else T) * h * w * ceil_div(c, channels_per_word(s, config))
     if layer.kind == "if":
         stream_out = T * ho * wo * ceil_div(P, sb)
     else:
         stream_out = ho * wo * ceil_div(P * config.v_bits, sb)
-    loop_stall = ho * timing.C_ROW if image else T * (timing.C_STEP + ho * timing.C_ROW)
-    return {"weight_load": ceil_div(weight_rows(program, layer) * P * config.taps * config.weight_bits, sb),
+    loop = timing.C_STEP + ho * timing.C_ROW
+    return {"header_load": regmap.header_beats(len(layer.inputs)),
+            "weight_load": ceil_div(weight_rows(program, layer) * P * config.taps
+                                    * config.weight_bits, sb),
             "param_load": ceil_div(P * 3 * config.v_bits, sb),
             "stream_in": stream_in, "accumulate": 0, "dispatch_empty": 0,
-            "aggregate": T * ho * wo, "stall": timing.C_LAUNCH + loop_stall,
+            "aggregate": T * ho * wo, "stall": timing.C_LAUNCH + (1 if image else T) * loop,
             "stream_out": stream_out}
 
 
-def compute_cycles(phases: dict[str, int], program: Program, i: int, T: int) -> int:
+def compute_cycles(phases: dict) -> float:
     """Cycles between stream-in and stream-out: dispatch + drain + in-loop stalls
     (the denominator of PE utilisation)."""
-    layer = program.layers[i]
-    loop_stall = phases["stall"] - timing.C_LAUNCH
-    return sum(phases[k] for k in COMPUTE) + loop_stall
+    return (phases["accumulate"] + phases["dispatch_empty"] + phases["aggregate"]
+            + phases["stall"] - timing.C_LAUNCH)
 
 
-def memory_static(program: Program, i: int, config: SIAConfig, T: int) -> dict[str, int]:
+def memory_static(program: Program, i: int, config: SIAConfig, T: int,
+                  tile: int = 0) -> dict[str, int]:
     """Data-independent accesses of one launch, in each memory's own word (see docs)."""
     layer = program.layers[i]
     _, ho, wo = layer.shape
     image = is_image_layer(layer)
     pos = ho * wo
-    spike_in_reads = 0
+    scan = 0
     for s in layer.inputs:
         c, h, w = program.source_shape(s.source)
-        words = ceil_div(8 * c, config.stream_bits) if image else ceil_div(c, config.stream_bits)
-        hp, wp = h // s.pool, w // s.pool
-        rows = int(row_mask(s, hp, ho).sum())
-        per_step = h * w if s.op == "dense" else rows * wp * s.pool ** 2
-        spike_in_reads += (1 if image else T) * per_step * words
+        if s.op == "identity":
+            c = active_pes(layer, tile, config)
+        rows = r_end(s, h // s.pool, ho - 1) * s.pool
+        scan += (1 if image else T) * rows * w * ceil_div(c, channels_per_word(s, config))
     reads = [sum(pos for t in range(1, T) if t % 2 == b) for b in (0, 1)]   # t = 0 reads v_init
     writes = [sum(pos for t in range(T) if (t + 1) % 2 == b) for b in (0, 1)]
     if layer.kind == "integrator":
         reads[T % 2] += pos   # the final membranes are streamed out
-    out = {"weight_writes": weight_rows(program, layer) * config.pes,
-           "spike_in_writes": static_phases(program, i, config, T)["stream_in"],
-           "spike_in_reads": spike_in_reads, "psum_drain_reads": T * pos,
-           "membrane_a_reads": reads[0], "membrane_a_writes": writes[0],
-           "membrane_b_reads": reads[1], "membrane_b_writes": writes[1],
-           "spike_out_writes": T * pos if layer.kind == "if" else 0,
-           "spike_out_reads": T * pos if layer.kind == "if" else 0}
-    return out
+    spikes_out = T * pos if layer.kind == "if" else 0
+    return {"weight_writes": weight_rows(program, layer) * config.pes,
+            "spike_in_writes": static_phases(program, i, config, T, tile)["stream_in"],
+            "spike_in_reads": scan, "psum_drain_reads": T * pos,
+            "membrane_a_reads": reads[0], "membrane_a_writes": writes[0],
+            "membrane_b_reads": reads[1], "membrane_b_writes": writes[1],
+            "spike_out_writes": spikes_out, "spike_out_reads": spikes_out}

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sia import SiaError
-from sia.hw import timing
+from sia.hw import regmap, timing
 from sia.hw.model import schedule as S
 from sia.hw.model.fit import check_fits, is_image_layer, weight_rows
 from sia.hw.params import SIAConfig
@@ -89,7 +89,7 @@ class _Launch:
             self.sops += ops
 
     def dispatch(self, s, events):
-        """Issue a position's events, E per cycle; an empty position costs one cycle."""
+        """Issue a word's events, E per cycle; an empty word costs one cycle."""
         E = self.cfg.events_per_cycle
         for j in range(0, max(1, len(events)), E):
             chunk = events[j:j + E]
@@ -131,69 +131,64 @@ class _Launch:
         self.mem[f"membrane_{'ab'[bank]}_{'reads' if op == 'r' else 'writes'}"] += 1
 
 
-def _positions(prog, s, src, t):
-    """Dispatch order of group s at step t: {pooled row: [events per pooled position]}.
-    An event is (channel, row, col, value, dense feature)."""
+def _words(prog, layer, s, src, t, tile, cfg):
+    """Scan order of group s at step t: {pooled row: [words]}, a word being the list of
+    its events (channel, pooled row, pooled col, value, dense feature). A pooled
+    position is its p x p source positions' words, one after the other; a word holds
+    <= 64 channels (image: 8 pixels, one event per set bit); identity: the tile's slice."""
     c, h, w = prog.source_shape(s.source)
-    p = s.pool
+    p, per = s.pool, S.channels_per_word(s, cfg)
     hp, wp = h // p, w // p
+    lo, hi = 0, c
+    if s.op == "identity":
+        lo = tile * cfg.pes
+        hi = lo + S.active_pes(layer, tile, cfg)
     rows = {}
     for r in range(hp):
         row = []
         for x in range(wp):
-            evs = []
             for dy in range(p):
                 for dx in range(p):
-                    for ch in range(c):
-                        if s.source == IMAGE:
-                            pix = int(src[ch, r * p + dy, x * p + dx])
-                            evs += [(ch, r, x, 1 << b, ch * hp * wp + r * wp + x)
-                                    for b in range(8) if pix >> b & 1]
-                        elif src[t, ch, r * p + dy, x * p + dx]:
-                            evs.append((ch, r, x, 1, ch * hp * wp + r * wp + x))
-            row.append(evs)
+                    for w0 in range(lo, hi, per):
+                        evs = []
+                        for ch in range(w0, min(hi, w0 + per)):
+                            f = ch * hp * wp + r * wp + x
+                            if s.source == IMAGE:
+                                pix = int(src[ch, r * p + dy, x * p + dx])
+                                evs += [(ch, r, x, 1 << b, f) for b in range(8) if pix >> b & 1]
+                            elif src[t, ch, r * p + dy, x * p + dx]:
+                                evs.append((ch, r, x, 1, f))
+                        row.append(evs)
         rows[r] = row
-    if s.op == "dense":   # one position holding every event
-        return {0: [[e for r in range(hp) for pos in rows[r] for e in pos]]}
     return rows
 
 
 def _stream_in(prog, layer, cfg, T, lc: _Launch):
     image = is_image_layer(layer)
+    lc.cyc["header_load"] = regmap.header_beats(len(layer.inputs))
     lc.cyc["weight_load"] = S.ceil_div(weight_rows(prog, layer) * cfg.pes * cfg.taps
                                        * cfg.weight_bits, cfg.stream_bits)
     lc.cyc["param_load"] = S.ceil_div(cfg.pes * 3 * cfg.v_bits, cfg.stream_bits)
     lc.mem["weight_writes"] = weight_rows(prog, layer) * cfg.pes
     for s in layer.inputs:
         c, h, w = prog.source_shape(s.source)
+        if s.op == "identity":
+            c = lc.a
         for _ in range(1 if image else T):
             for _pos in range(h * w):
-                beats = S.ceil_div(8 * c if image else c, cfg.stream_bits)
+                beats = S.ceil_div(c, S.channels_per_word(s, cfg))
                 lc.cyc["stream_in"] += beats
                 lc.mem["spike_in_writes"] += beats
 
 
-def _schedule(prog, layer, s):
-    """{output row: [pooled source rows dispatched just before draining it]}."""
-    hp = prog.pooled_shape(s)[1]
-    by_row = defaultdict(list)
-    for r, lo in enumerate(S.first_rows(s, hp, layer.shape[1])):
-        if lo is not None:
-            by_row[lo].append(r)
-    return by_row
-
-
 def _run_rows(prog, layer, lc, srcs, t, drain_steps, out_s, out_v):
-    scheds = [_schedule(prog, layer, s) for s in layer.inputs]
-    positions = [_positions(prog, s, srcs[s.source], t) for s in layer.inputs]
+    words = [_words(prog, layer, s, srcs[s.source], t, lc.k, lc.cfg) for s in layer.inputs]
     for oy in range(lc.ho):
-        for s, sched, pos in zip(layer.inputs, scheds, positions):
-            words = S.ceil_div(8 * prog.source_shape(s.source)[0] if s.source == IMAGE
-                               else prog.source_shape(s.source)[0], lc.cfg.stream_bits)
-            h, w = prog.source_shape(s.source)[1:]
-            for r in sched.get(oy, []):
-                for evs in pos[r]:
-                    lc.mem["spike_in_reads"] += (h * w if s.op == "dense" else s.pool ** 2) * words
+        for s, ws in zip(layer.inputs, words):
+            hp = prog.pooled_shape(s)[1]
+            for r in range(S.r_end(s, hp, oy - 1), S.r_end(s, hp, oy)):
+                for evs in ws[r]:
+                    lc.mem["spike_in_reads"] += 1
                     lc.dispatch(s, evs)
         lc.drain(oy, drain_steps, out_s, out_v)
 
@@ -216,6 +211,7 @@ def trace(program: Program, image, T: int | None = None,
             lc.cyc["stall"] += timing.C_LAUNCH
             _stream_in(program, layer, config, T, lc)
             if is_image_layer(layer):   # current once, IF recurrence for all T per row
+                lc.cyc["stall"] += timing.C_STEP
                 _run_rows(program, layer, lc, outs, 0, range(T), out_s, out_v)
             else:
                 for t in range(T):

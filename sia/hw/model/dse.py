@@ -1,0 +1,127 @@
+"""Design-space exploration: PE count x events per cycle x T x weight bits.
+
+The spike statistics depend on T only, so the model runs once per T (per T and P when
+the program has identity groups, whose scanned words are the tile's channel slice) on
+a small image subset and keeps, per layer, the histogram of n (set bits per scanned
+word) and the SOP totals. Every other point is then closed form: dispatch cycles
+= sum_n hist[n] * max(1, ceil(n / E)); the rest of the formula is data-independent.
+"""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+
+from sia import SiaError
+from sia.hw.model import schedule as S
+from sia.hw.model.fast import ModelResult, run
+from sia.hw.model.fit import check_fits
+from sia.hw.params import SIAConfig
+from sia.program.format import Program
+
+
+def _dispatch(hist: np.ndarray, cfg: SIAConfig) -> float:
+    """Cycles to scan words with hist[n] words of n set bits: max(1, ceil(n / E)) each."""
+    n = np.arange(hist.size)
+    return float((hist * np.maximum(1, -(-n // cfg.events_per_cycle))).sum())
+
+
+def point(program: Program, r: ModelResult, cfg: SIAConfig) -> dict:
+    """Latency / throughput of `cfg` from a run's statistics (same program and T)."""
+    T, n = r.timesteps, r.images
+    row = {"pes": cfg.pes, "events_per_cycle": cfg.events_per_cycle, "timesteps": T,
+           "weight_bits": cfg.weight_bits}
+    try:
+        check_fits(program, cfg, T)
+    except SiaError as e:
+        return {**row, "fits": False, "reason": str(e)}
+    cycles = compute = acc_ops = sops = 0.0
+    for L in r.layers:
+        layer = program.layers[L.index]
+        nt = S.tiles(layer, cfg)
+        disp = (nt * _dispatch(L.hist_shared, cfg) + _dispatch(L.hist_tile, cfg)) / n
+        for tile in range(nt):
+            ph = S.static_phases(program, L.index, cfg, T, tile)
+            cycles += sum(ph.values())
+            compute += S.compute_cycles(ph)
+        cycles += disp
+        compute += disp
+        sops += float(L.sops.sum()) / n
+        acc_ops += float(L.sops.sum() + L.image_ops.sum()) / n
+    sec = cycles / (cfg.clock_mhz * 1e6)
+    return {**row, "fits": True, "latency_cycles": cycles, "images_per_s": 1 / sec,
+            "gops_acc": sops / sec / 1e9, "gops_per_pe": sops / sec / 1e9 / cfg.pes,
+            "pe_utilisation": acc_ops / (cfg.pes * cfg.events_per_cycle * cfg.taps * compute)}
+
+
+def sweep(program: Program, images, pes=(16, 32, 64, 128), events=(1, 2), timesteps=(4, 8, 16),
+          weight_bits=(8, 16), base: SIAConfig | None = None, progress: bool = False) -> list[dict]:
+    base = base or SIAConfig()
+    Ts = [T for T in timesteps if T <= min(program.t_max, base.max_timesteps)]
+    if not Ts:
+        raise SiaError(f"no T in {list(timesteps)} within the program's t_max={program.t_max}")
+    # identity groups scan the tile's own channel slice, so their words depend on P
+    per_p = any(g.op == "identity" for layer in program.layers for g in layer.inputs)
+    rows = []
+    for T in Ts:
+        r = None
+        for P in pes:
+            if r is None or per_p:
+                r = run(program, images, T=T, config=dataclasses.replace(base, pes=P),
+                        progress=progress)
+            for E in events:
+                for wb in weight_bits:
+                    cfg = dataclasses.replace(base, pes=P, events_per_cycle=E, weight_bits=wb)
+                    rows.append(point(program, r, cfg))
+    return rows
+
+
+def write(rows: list[dict], out_dir, stem: str = "sia_dse") -> tuple[Path, Path]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    js = out / f"{stem}.json"
+    js.write_text(json.dumps(rows, indent=1))
+    ok = [r for r in rows if r["fits"]]
+    wb = max((r["weight_bits"] for r in ok), default=None)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    for T in sorted({r["timesteps"] for r in ok}):
+        for E in sorted({r["events_per_cycle"] for r in ok}):
+            pts = sorted((r["pes"], r["images_per_s"], r["gops_per_pe"]) for r in ok
+                         if r["timesteps"] == T and r["events_per_cycle"] == E
+                         and r["weight_bits"] == wb)
+            if pts:
+                p, ips, gpp = zip(*pts)
+                a1.plot(p, ips, marker="o", label=f"T={T}, E={E}")
+                a2.plot(p, gpp, marker="o", label=f"T={T}, E={E}")
+    for ax, lab in ((a1, "images/s"), (a2, "GOPS/PE (1 op = 1 accumulate)")):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("PEs")
+        ax.set_ylabel(lab)
+        ax.grid(alpha=0.3)
+    a1.legend(fontsize=7)
+    fig.suptitle(f"SIA design space (weight_bits={wb})")
+    fig.tight_layout()
+    png = out / f"{stem}.png"
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+    return js, png
+
+
+TABLE_HEADER = ["P", "E", "T", "wbits", "latency cyc", "images/s", "GOPS(acc)", "GOPS/PE", "util %"]
+
+
+def table_rows(rows: list[dict]) -> list[list[str]]:
+    out = []
+    for r in rows:
+        head = [str(r["pes"]), str(r["events_per_cycle"]), str(r["timesteps"]), str(r["weight_bits"])]
+        if not r["fits"]:
+            out.append(head + ["does not fit", "", "", "", ""])
+        else:
+            out.append(head + [f"{r['latency_cycles']:,.0f}", f"{r['images_per_s']:,.1f}",
+                               f"{r['gops_acc']:.2f}", f"{r['gops_per_pe']:.3f}",
+                               f"{100 * r['pe_utilisation']:.1f}"])
+    return out

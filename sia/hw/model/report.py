@@ -1,0 +1,162 @@
+"""Performance report of a model run: latency, throughput, GOPS (both conventions),
+PE utilisation, per-layer breakdown, energy estimate; JSON + a per-layer PNG."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from sia.hw.model import energy
+from sia.hw.model.fast import ModelResult
+from sia.hw.model.schedule import PHASES, compute_cycles
+from sia.hw import timing
+
+# Until RTL synthesis reports DSP48E1s, the architecture's own count: the spiking core
+# accumulates only, and the 8-bit image layer is bit-serial (shift, no multiplier).
+DSP_ESTIMATE = 0
+DSP_ESTIMATE_SOURCE = "architecture estimate (no multipliers: bit-serial image layer)"
+
+
+def _layer(L, r: ModelResult) -> dict:
+    cfg, n, T = r.config, r.images, r.timesteps
+    total = L.phases(n)
+    compute = compute_cycles(total) - timing.C_LAUNCH * (L.tiles - 1)
+    sops, iops = float(L.sops.sum()) / n, float(L.image_ops.sum()) / n
+    lanes = cfg.pes * cfg.events_per_cycle * cfg.taps
+    cycles = sum(total.values())
+    sec = cycles / (cfg.clock_mhz * 1e6)
+    return {"name": L.name, "kind": L.kind, "image_layer": L.image, "tiles": L.tiles,
+            "cycles": cycles, "compute_cycles": compute, "phases": total,
+            "dispatch_per_timestep": (L.per_t / n).tolist(),
+            "sops": sops, "image_ops": iops, "events": float(L.events.sum()) / n,
+            "spike_rate": L.spikes / max(1, L.neurons * T * n) if L.kind == "if" else None,
+            "dense_macs": L.dense_macs,
+            "pe_utilisation": (sops + iops) / (lanes * compute) if compute else 0.0,
+            "gops_acc": (sops + iops) / sec / 1e9 if sec else 0.0}
+
+
+def _memory(r: ModelResult) -> dict:
+    """Accesses per image, per memory (own word width, see docs/architecture.md)."""
+    n = r.images
+    out: dict[str, float] = {}
+    for L in r.layers:
+        for mem in L.memory:
+            for k, v in mem.items():
+                out[k] = out.get(k, 0.0) + v
+        out["weight_reads"] = out.get("weight_reads", 0.0) + float(L.weight_reads.sum()) / n
+    return out
+
+
+def _per_timestep(r: ModelResult) -> list[float]:
+    """Cycles of the non-image layers' timestep loops, per t (image layers run once)."""
+    out = np.zeros(r.timesteps)
+    for L in r.layers:
+        if not L.image:
+            ho, wo = L.out_hw
+            out += L.per_t / r.images + L.tiles * (timing.C_STEP + ho * (timing.C_ROW + wo))
+    return out.tolist()
+
+
+def summarize(r: ModelResult, dsp: int | None = None, dsp_source: str | None = None) -> dict:
+    """Per network and configuration. dsp: DSP48E1 count from synthesis, when known."""
+    cfg, n, T = r.config, r.images, r.timesteps
+    layers = [_layer(L, r) for L in r.layers]
+    cycles = float(r.image_cycles.mean())
+    sec = cycles / (cfg.clock_mhz * 1e6)
+    sops = sum(x["sops"] for x in layers)
+    iops = sum(x["image_ops"] for x in layers)
+    macs = sum(x["dense_macs"] for x in layers)
+    gops = sops / sec / 1e9
+    gops_img = (sops + iops) / sec / 1e9
+    if dsp is None:
+        dsp, dsp_source = DSP_ESTIMATE, DSP_ESTIMATE_SOURCE
+    lanes = cfg.pes * cfg.events_per_cycle * cfg.taps
+    compute = sum(x["compute_cycles"] for x in layers)
+    conv = [x for x in layers if not x["image_layer"] and x["kind"] == "if"]
+    conv_compute = sum(x["compute_cycles"] for x in conv)
+    phases = {k: sum(x["phases"][k] for x in layers) for k in PHASES}
+    mem = _memory(r)
+    counts = {"accumulate": sops + iops, "psum_rmw": sops + iops,
+              "weight_read": mem["weight_reads"], "weight_write": mem["weight_writes"],
+              "spike_in": mem["spike_in_reads"] + mem["spike_in_writes"],
+              "psum_drain": mem["psum_drain_reads"],
+              "membrane": sum(v for k, v in mem.items() if k.startswith("membrane")),
+              "spike_out": mem["spike_out_reads"] + mem["spike_out_writes"],
+              "stream_beat": sum(phases[k] for k in ("weight_load", "param_load", "stream_in",
+                                                     "stream_out"))}
+    e = energy.estimate(cfg, counts)
+    return {
+        "program": r.program, "config": cfg.to_json(), "timesteps": T, "images": n,
+        "timing_constants": {"C_LAUNCH": timing.C_LAUNCH, "C_STEP": timing.C_STEP,
+                             "C_ROW": timing.C_ROW},
+        "accuracy": r.accuracy[-1] if r.accuracy else None,
+        "latency_cycles": {"mean": cycles, "min": int(r.image_cycles.min()),
+                           "max": int(r.image_cycles.max())},
+        "latency_us": cycles / cfg.clock_mhz, "images_per_s": 1.0 / sec,
+        "sops_per_image": sops, "image_ops_per_image": iops,
+        "gsop_per_s": gops,
+        "gops_acc": gops, "gops_acc_incl_image": gops_img,
+        "gops_dense_equiv": 2 * macs * T / sec / 1e9,
+        "gops_per_pe": gops / cfg.pes, "gops_per_pe_incl_image": gops_img / cfg.pes,
+        "dsp": {"count": dsp, "source": dsp_source},
+        "gops_per_dsp": gops / dsp if dsp else None,
+        "gops_per_dsp_note": None if dsp else "n/a: 0 DSPs in the spiking core",
+        "pe_utilisation": (sops + iops) / (lanes * compute) if compute else 0.0,
+        "pe_utilisation_conv": (sum(x["sops"] for x in conv) / (lanes * conv_compute)
+                                if conv_compute else None),
+        "phases": phases, "cycles_per_timestep": _per_timestep(r),
+        "memory_accesses": mem,
+        "energy": {"label": energy.SOURCE, "pj_per_event": energy.table(cfg),
+                   "uj_per_image": {k: v / 1e6 for k, v in e.items()},
+                   "power_w": e["total"] * 1e-12 / sec},
+        "layers": layers,
+    }
+
+
+def plot_layers(summary: dict, path: Path) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    layers = summary["layers"]
+    names = [x["name"] for x in layers]
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(max(6, 0.6 * len(names) + 2), 7), sharex=True)
+    bottom = np.zeros(len(names))
+    for k in PHASES:
+        vals = np.array([x["phases"][k] for x in layers])
+        ax.bar(names, vals, bottom=bottom, label=k)
+        bottom += vals
+    ax.set_ylabel("cycles / image")
+    ax.set_title(f"{summary['program']}: T={summary['timesteps']}, P={summary['config']['pes']}, "
+                 f"E={summary['config']['events_per_cycle']}, "
+                 f"{summary['latency_us']:.0f} us/image @ {summary['config']['clock_mhz']:g} MHz")
+    ax.legend(fontsize=7, ncol=4)
+    ax2.bar(names, [100 * x["pe_utilisation"] for x in layers], color="tab:green")
+    ax2.set_ylabel("PE utilisation %")
+    ax2.set_ylim(0, 100)
+    ax2.tick_params(axis="x", rotation=60, labelsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write(summary: dict, out_dir, stem: str = "sia_model") -> tuple[Path, Path]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    js = out / f"{stem}.json"
+    js.write_text(json.dumps(summary, indent=1))
+    return js, plot_layers(summary, out / f"{stem}_layers.png")
+
+
+def table_rows(summary: dict) -> list[list[str]]:
+    """Per-layer table for printing: name, tiles, cycles, util, SOPs, spike rate."""
+    rows = []
+    for x in summary["layers"]:
+        rate = "-" if x["spike_rate"] is None else f"{x['spike_rate']:.3f}"
+        rows.append([x["name"], str(x["tiles"]), f"{x['cycles']:,.0f}",
+                     f"{100 * x['pe_utilisation']:.1f}", f"{x['sops'] + x['image_ops']:,.0f}",
+                     f"{x['gops_acc']:.2f}", rate])
+    return rows
+
+
+TABLE_HEADER = ["layer", "tiles", "cycles/img", "util %", "acc ops/img", "GOPS(acc)", "spike rate"]
