@@ -1,9 +1,11 @@
 """Pipeline constants of the RTL that the cycle formula (docs/architecture.md) uses.
 
-Owned by the RTL: when the pipeline changes, these change, and the co-simulation
-tests check that the cycle-level model (which reads them) still matches the RTL.
+Owned by the RTL (sia/hw/rtl): when the pipeline changes, these change, and the
+co-simulation tests check the RTL's CYCLES register against the formula
+(sia.hw.rtl.cycles.launch_cycles) cycle-exactly.
 """
 
-C_LAUNCH = 4   # descriptor decode / start-up cycles per launch
-C_STEP = 1     # per-timestep bank swap
-C_ROW = 2      # accumulate pipeline flush before a row is drained
+C_LAUNCH = 2   # START -> header state (1) + descriptor check (1); the unload's first-read
+               # latency (1) and its last beat are inside `unload` + this constant (measured)
+C_STEP = 1     # per timestep: reset the row schedule, swap membrane banks
+C_ROW = 2      # per output row: prefetch of the first spike word (1) + accumulate flush (1)

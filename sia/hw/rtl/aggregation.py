@@ -1,0 +1,82 @@
+"""Aggregation core and ping-pong membrane memories.
+
+P lanes, one output position per cycle, two stages:
+  D0 (drain cycle): the PEs' psums arrive; V(t-1) is read from bank t%2 (block RAM).
+  D1: cur = psum + bias (acc_bits), V = V(t-1) + cur (v_bits; t = 0: v_init);
+      if-layer: s = V >= theta, V -= s*theta; V -> bank (t+1)%2, s -> output buffer.
+Model twin: sia/snn/neuron.py (if_step / integrator_step).
+"""
+
+from amaranth import Array, Cat, Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from sia.hw.params import SIAConfig
+
+
+class Aggregation(wiring.Component):
+    def __init__(self, cfg: SIAConfig):
+        self.cfg = cfg
+        P, A, V = cfg.pes, cfg.acc_bits, cfg.v_bits
+        depth = cfg.max_height * cfg.max_width
+        super().__init__({
+            "n_we": In(1), "n_lane": In(range(P)), "n_data": In(3 * V),
+            "integ": In(1),
+            "in_valid": In(1), "psum": In(P * A), "pos": In(range(depth)), "rd_bank": In(1),
+            "t_first": In(1), "out_addr": In(24),
+            "spk_we": Out(1), "spk_addr": Out(24), "spk_data": Out(P),
+            "un_en": In(1), "un_addr": In(range(depth)), "un_bank": In(1), "un_data": Out(P * V),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        P, A, V = cfg.pes, cfg.acc_bits, cfg.v_bits
+        depth = cfg.max_height * cfg.max_width
+        th = [Signal(signed(V), name=f"th{p}") for p in range(P)]
+        bias = [Signal(signed(V), name=f"bias{p}") for p in range(P)]
+        vinit = [Signal(signed(V), name=f"vinit{p}") for p in range(P)]
+        for p in range(P):
+            with m.If(self.n_we & (self.n_lane == p)):
+                m.d.sync += [th[p].eq(self.n_data[:V]), bias[p].eq(self.n_data[V:2 * V]),
+                             vinit[p].eq(self.n_data[2 * V:])]
+        banks, rds, wrs = [], [], []
+        for b in range(2):
+            mem = Memory(shape=P * V, depth=depth, init=[])
+            m.submodules[f"vmem{b}"] = mem
+            wr = mem.write_port()
+            rd = mem.read_port(transparent_for=(wr,))
+            m.d.comb += [rd.addr.eq(Mux(self.un_en, self.un_addr, self.pos)),
+                         rd.en.eq(self.un_en | self.in_valid)]
+            rds.append(rd)
+            wrs.append(wr)
+        m.d.comb += self.un_data.eq(Mux(self.un_bank, rds[1].data, rds[0].data))
+        # D0 -> D1
+        v1, pos1, bank1, first1 = Signal(), Signal(range(depth)), Signal(), Signal()
+        oaddr1, psum1 = Signal(24), Signal(P * A)
+        m.d.sync += [v1.eq(self.in_valid), pos1.eq(self.pos), bank1.eq(self.rd_bank),
+                     first1.eq(self.t_first), oaddr1.eq(self.out_addr), psum1.eq(self.psum)]
+        m.d.comb += self.busy.eq(v1)
+        vprev_word = Mux(bank1, rds[1].data, rds[0].data)
+        vnew, spikes = [], []
+        for p in range(P):
+            cur = Signal(signed(A), name=f"cur{p}")
+            m.d.comb += cur.eq(psum1[p * A:(p + 1) * A].as_signed() + bias[p][:A].as_signed())
+            vp = Signal(signed(V), name=f"vprev{p}")
+            m.d.comb += vp.eq(Mux(first1, vinit[p], vprev_word[p * V:(p + 1) * V].as_signed()))
+            v = Signal(signed(V), name=f"v{p}")
+            m.d.comb += v.eq(vp + cur)
+            s = Signal(name=f"s{p}")
+            m.d.comb += s.eq(~self.integ & (v >= th[p]))
+            vn = Signal(signed(V), name=f"vn{p}")
+            m.d.comb += vn.eq(Mux(s, v - th[p], v))
+            vnew.append(vn)
+            spikes.append(s)
+        for b in range(2):
+            m.d.comb += [wrs[b].addr.eq(pos1), wrs[b].data.eq(Cat(*vnew)),
+                         wrs[b].en.eq(v1 & (bank1 != b))]
+        m.d.comb += [self.spk_we.eq(v1 & ~self.integ), self.spk_addr.eq(oaddr1),
+                     self.spk_data.eq(Cat(*spikes))]
+        return m

@@ -1,0 +1,256 @@
+"""Dispatcher: walks the row schedule of one output row, scans the spike-buffer words
+of every scheduled (pooled) source position and issues up to E events per cycle.
+
+Word scan: a word with n set bits costs max(1, ceil(n/E)) cycles; the next word's read
+is issued in the last cycle of the current one, so the scan has no bubbles. Stage S0
+(this cycle): event channels -> weight-row addresses (to the PEs' weight memories);
+stage S1 (registered): event enables/shifts and the tap geometry (bank enables,
+bank-row selects, output columns) for the PEs. Model twin: sia/hw/model/schedule.py.
+"""
+
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from sia.hw.params import SIAConfig
+from sia.hw.regmap import GROUP_LAYOUT, MAX_GROUPS, OPS
+
+
+def _popcount(m, bits, name):
+    s = Signal(range(len(bits) + 1), name=name)
+    acc = Const(0, range(len(bits) + 1))
+    for b in bits:
+        acc = acc + b
+    m.d.comb += s.eq(acc)
+    return s
+
+
+class Dispatch(wiring.Component):
+    def __init__(self, cfg: SIAConfig, sbuf_depth: int):
+        self.cfg = cfg
+        E = cfg.events_per_cycle
+        sig = {"ngroups": In(3), "h_out": In(9), "w_out": In(9), "tile_ch": In(8),
+               "t_start": In(1), "t_first": In(1), "row_start": In(1),
+               "row_nonempty": Out(1), "row_last": Out(1), "active": Out(1),
+               "sb_addr": Out(range(sbuf_depth)), "sb_en": Out(1), "sb_data": In(64),
+               "ident": Out(1), "acc_en": Out(1), "bank_valid": Out(9), "ky_sel": Out(6),
+               "ox0": Out(range(cfg.max_width)), "ox1": Out(range(cfg.max_width)),
+               "ox2": Out(range(cfg.max_width)),
+               "sops_inc": Out(16), "img_inc": Out(16)}
+        for e in range(E):
+            sig[f"rd_addr{e}"] = Out(range(cfg.max_channels_in))
+            sig[f"ev_valid{e}"] = Out(1)
+            sig[f"ev_shift{e}"] = Out(3)
+            sig[f"ev_sel{e}"] = Out(range(cfg.pes))
+        for g in range(MAX_GROUPS):
+            for name, (_, _, bits) in GROUP_LAYOUT.items():
+                sig[f"g{g}_{name}"] = In(bits)
+        super().__init__(sig)
+
+    def f(self, name):
+        return Array(getattr(self, f"g{g}_{name}") for g in range(MAX_GROUPS))
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, E, G = self.cfg, self.cfg.events_per_cycle, MAX_GROUPS
+        AW = 24
+        # ---- per-group state (persists across rows of one timestep)
+        tbase = Array(Signal(AW, name=f"tbase{g}") for g in range(G))
+        rowaddr = Array(Signal(AW, name=f"rowaddr{g}") for g in range(G))
+        rlo = Array(Signal(9, name=f"rlo{g}") for g in range(G))
+        hi = Array(Signal(12, name=f"hi{g}") for g in range(G))
+        dbase = Array(Signal(16, name=f"dbase{g}") for g in range(G))
+        # ---- current scan position
+        cg = Signal(range(G))
+        r, x, i, j, w = (Signal(9, name="r"), Signal(9, name="x"), Signal(4, name="i"),
+                         Signal(4, name="j"), Signal(6, name="w"))
+        addr, xaddr, iaddr, raddr = (Signal(AW, name=n) for n in ("addr", "xaddr", "iaddr", "raddr"))
+        db, rend = Signal(16), Signal(9)
+        active, fresh = Signal(), Signal()
+        rem = Signal(64)
+        nonempty = Signal(G)
+        m.d.comb += self.active.eq(active)
+
+        F = {n: self.f(n) for n in GROUP_LAYOUT}
+        cur = {n: F[n][cg] for n in GROUP_LAYOUT}
+
+        # ---- timestep start
+        with m.If(self.t_start):
+            for g in range(G):
+                nb = Mux(self.t_first, getattr(self, f"g{g}_base"),
+                         tbase[g] + getattr(self, f"g{g}_tstride"))
+                m.d.sync += [tbase[g].eq(nb), rowaddr[g].eq(nb), rlo[g].eq(0),
+                             hi[g].eq(getattr(self, f"g{g}_reach")),
+                             dbase[g].eq(getattr(self, f"g{g}_wrow"))]
+
+        # ---- row start: which groups have rows scheduled before this output row
+        ne = Signal(G)
+        rends = []
+        for g in range(G):
+            hp = getattr(self, f"g{g}_hp")
+            re = Signal(9, name=f"rend{g}")
+            m.d.comb += re.eq(Mux(hi[g] < hp, hi[g], hp))
+            rends.append(re)
+            m.d.comb += ne[g].eq((g < self.ngroups) & (rlo[g] < re))
+        rends = Array(rends)
+        m.d.comb += self.row_nonempty.eq(ne.any())
+
+        def first_of(mask):
+            s = Signal(range(G))
+            for g in reversed(range(G)):
+                with m.If(mask[g]):
+                    m.d.comb += s.eq(g)
+            return s
+
+        def load_group(g):
+            m.d.sync += [cg.eq(g), r.eq(rlo[g]), x.eq(0), i.eq(0), j.eq(0), w.eq(0),
+                         addr.eq(rowaddr[g]), xaddr.eq(rowaddr[g]), iaddr.eq(rowaddr[g]),
+                         raddr.eq(rowaddr[g]), db.eq(dbase[g]), rend.eq(rends[g])]
+
+        sb_addr = Signal(AW)
+        sb_en = Signal()
+        m.d.comb += [self.sb_addr.eq(sb_addr), self.sb_en.eq(sb_en)]
+
+        with m.If(self.row_start):
+            m.d.sync += nonempty.eq(ne)
+            for g in range(G):
+                m.d.sync += hi[g].eq(hi[g] + getattr(self, f"g{g}_stride"))
+            with m.If(ne.any()):
+                g0 = first_of(ne)
+                load_group(g0)
+                m.d.comb += [sb_addr.eq(rowaddr[g0]), sb_en.eq(1)]
+                m.d.sync += [active.eq(1), fresh.eq(1)]
+
+        # ---- word scan and event extraction (S0)
+        word = Signal(64)
+        m.d.comb += word.eq(Mux(fresh, self.sb_data, rem))
+        image = cur["image"]
+        ident = cur["op"] == OPS["identity"]
+        dense = cur["op"] == OPS["dense"]
+        wv = word
+        ev_valid, ev_idx = [], []
+        for e in range(E):
+            v = Signal(name=f"s0_valid{e}")
+            idx = Signal(6, name=f"s0_idx{e}")
+            m.d.comb += v.eq(wv.any())
+            for b in reversed(range(64)):
+                with m.If(wv[b]):
+                    m.d.comb += idx.eq(b)
+            nxt = Signal(64, name=f"s0_rest{e}")
+            m.d.comb += nxt.eq(wv & (wv - 1))
+            ev_valid.append(v & active)
+            ev_idx.append(idx)
+            wv = nxt
+        rem_next = wv
+        last = Signal()
+        m.d.comb += last.eq(active & ~rem_next.any())
+
+        chans, shifts = [], []
+        for e in range(E):
+            c = Signal(12, name=f"s0_ch{e}")
+            sh = Signal(3, name=f"s0_sh{e}")
+            m.d.comb += [c.eq(Mux(image, (w << 3) | ev_idx[e][3:], (w << 6) | ev_idx[e])),
+                         sh.eq(Mux(image, ev_idx[e][:3], 0))]
+            m.d.comb += getattr(self, f"rd_addr{e}").eq(db + Mux(ident, 0, c))
+            chans.append(c)
+            shifts.append(sh)
+
+        # ---- tap geometry of the current position (S0)
+        vy, oyl, vx, oxl = [], [], [], []
+        rp, xp = Signal(signed(12)), Signal(signed(12))
+        m.d.comb += [rp.eq(r + cur["pad"]), xp.eq(x + cur["pad"])]
+        for k in range(3):
+            ny = Signal(signed(12), name=f"ny{k}")
+            nx = Signal(signed(12), name=f"nx{k}")
+            m.d.comb += [ny.eq(rp - k), nx.eq(xp - k)]
+            oy = Signal(12, name=f"oy{k}")
+            ox = Signal(12, name=f"ox{k}")
+            m.d.comb += [oy.eq(Mux(cur["stride"] == 2, ny >> 1, ny)),
+                         ox.eq(Mux(cur["stride"] == 2, nx >> 1, nx))]
+            a = Signal(name=f"vy{k}")
+            b = Signal(name=f"vx{k}")
+            m.d.comb += [
+                a.eq(Mux(dense, k == 0, (k < cur["kh"]) & (ny >= 0) &
+                         ((cur["stride"] == 1) | ~ny[0]) & (oy < self.h_out))),
+                b.eq(Mux(dense, k == 0, (k < cur["kw"]) & (nx >= 0) &
+                         ((cur["stride"] == 1) | ~nx[0]) & (ox < self.w_out)))]
+            vy.append(a)
+            vx.append(b)
+            oym = Signal(2, name=f"oym{k}")
+            m.d.comb += oym.eq(Mux(dense, 0, oy % 3))
+            oyl.append(oym)
+            oxl.append(Mux(dense, 0, ox))
+        kysel = Signal(6)
+        rowok = Signal(3)
+        for jj in range(3):
+            for k in reversed(range(3)):
+                with m.If(vy[k] & (oyl[k] == jj)):
+                    m.d.comb += [kysel[2 * jj:2 * jj + 2].eq(k), rowok[jj].eq(1)]
+        bv = Signal(9)
+        for jj in range(3):
+            for kx in range(3):
+                m.d.comb += bv[jj * 3 + kx].eq(rowok[jj] & vx[kx])
+        ntaps = Signal(4)
+        m.d.comb += ntaps.eq(_popcount(m, list(vy), "nvy") * _popcount(m, list(vx), "nvx"))
+        nev = _popcount(m, ev_valid, "nev")
+
+        # ---- S1 registers
+        m.d.sync += [self.acc_en.eq(Cat(*ev_valid).any()), self.ident.eq(ident),
+                     self.bank_valid.eq(bv), self.ky_sel.eq(kysel),
+                     self.ox0.eq(oxl[0]), self.ox1.eq(oxl[1]), self.ox2.eq(oxl[2])]
+        for e in range(E):
+            m.d.sync += [getattr(self, f"ev_valid{e}").eq(ev_valid[e]),
+                         getattr(self, f"ev_shift{e}").eq(shifts[e]),
+                         getattr(self, f"ev_sel{e}").eq(chans[e])]
+        ops = Signal(16)
+        m.d.comb += ops.eq(nev * ntaps * Mux(ident, 1, self.tile_ch))
+        m.d.sync += [self.sops_inc.eq(Mux(image, 0, ops)), self.img_inc.eq(Mux(image, ops, 0))]
+
+        # ---- advance to the next word
+        has_next = Signal()
+        nxt_group = Signal(G)
+        for g in range(G):
+            m.d.comb += nxt_group[g].eq(nonempty[g] & (cg < g))
+        m.d.comb += self.row_last.eq(last & ~has_next)
+        end_w = w == cur["nw"] - 1
+        end_j = j == cur["pool"] - 1
+        end_i = i == cur["pool"] - 1
+        end_x = x == cur["wp"] - 1
+        end_r = r == rend - 1
+        m.d.comb += has_next.eq(~(end_w & end_j & end_i & end_x & end_r) | nxt_group.any())
+        with m.If(active):
+            with m.If(~last):
+                m.d.sync += [rem.eq(rem_next), fresh.eq(0)]
+            with m.Else():
+                m.d.sync += fresh.eq(1)
+                with m.If(~end_w | ~end_j):
+                    m.d.sync += [w.eq(Mux(end_w, 0, w + 1)), addr.eq(addr + 1)]
+                    with m.If(end_w):
+                        m.d.sync += j.eq(j + 1)
+                    m.d.comb += [sb_addr.eq(addr + 1), sb_en.eq(1)]
+                with m.Elif(~end_i):
+                    na = iaddr + cur["srow_stride"]
+                    m.d.sync += [w.eq(0), j.eq(0), i.eq(i + 1), iaddr.eq(na), addr.eq(na)]
+                    m.d.comb += [sb_addr.eq(na), sb_en.eq(1)]
+                with m.Elif(~end_x):
+                    na = xaddr + cur["pstride"]
+                    m.d.sync += [w.eq(0), j.eq(0), i.eq(0), x.eq(x + 1), xaddr.eq(na),
+                                 iaddr.eq(na), addr.eq(na), db.eq(db + cur["pos_rstride"])]
+                    m.d.comb += [sb_addr.eq(na), sb_en.eq(1)]
+                with m.Elif(~end_r):
+                    na = raddr + cur["prow_stride"]
+                    m.d.sync += [w.eq(0), j.eq(0), i.eq(0), x.eq(0), r.eq(r + 1), raddr.eq(na),
+                                 xaddr.eq(na), iaddr.eq(na), addr.eq(na),
+                                 db.eq(db + cur["pos_rstride"])]
+                    m.d.comb += [sb_addr.eq(na), sb_en.eq(1)]
+                with m.Else():
+                    # group done: save its state, go to the next scheduled group
+                    m.d.sync += [rowaddr[cg].eq(raddr + cur["prow_stride"]), rlo[cg].eq(r + 1),
+                                 dbase[cg].eq(db + cur["pos_rstride"])]
+                    with m.If(nxt_group.any()):
+                        g1 = first_of(nxt_group)
+                        load_group(g1)
+                        m.d.comb += [sb_addr.eq(rowaddr[g1]), sb_en.eq(1)]
+                    with m.Else():
+                        m.d.sync += [active.eq(0), fresh.eq(0)]
+        return m

@@ -1,0 +1,87 @@
+"""Processing element: one output channel of the tile.
+
+Per cycle (stage S1, one cycle after the dispatcher chose the events): reads E weight
+rows (9 taps each, issued at S0), sign-extends, shifts (image bit b) and pre-adds them
+tap-wise, and accumulates tap (ky, kx) into partial-sum bank (oy(ky) mod 3, kx) at
+address ox(kx). Drain: psum(oy, ox) = sum of banks (oy mod 3, 0..2) at ox, cleared
+after the read (image layers: after the T-th read). Model twin: sia/snn/synapse.py
+(conv / dense / identity current of one output channel).
+"""
+
+from amaranth import Array, Module, Mux, Signal, signed, unsigned, Cat, Const
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from sia.hw.params import SIAConfig
+
+
+def pe_ports(cfg: SIAConfig):
+    E, wb = cfg.events_per_cycle, cfg.weight_bits
+    rows = range(cfg.max_channels_in)
+    cols = range(cfg.max_width)
+    sig = {
+        # weight load
+        "w_we": In(1), "w_addr": In(rows), "w_data": In(9 * wb),
+    }
+    for e in range(E):
+        sig[f"rd_addr{e}"] = In(rows)   # S0: weight row of event e
+        sig[f"ev_valid{e}"] = In(1)     # S1
+        sig[f"ev_shift{e}"] = In(3)     # S1
+        sig[f"ev_sel{e}"] = In(range(cfg.pes))  # S1 identity: the one PE that accumulates
+    sig.update({"ident": In(1), "acc_en": In(1), "bank_valid": In(9),
+                "ky_sel": In(6), "ox0": In(cols), "ox1": In(cols), "ox2": In(cols),
+                "drain_en": In(1), "drain_row": In(2), "drain_addr": In(cols), "drain_clear": In(1),
+                "psum": Out(signed(cfg.acc_bits))})
+    return sig
+
+
+class PE(wiring.Component):
+    def __init__(self, cfg: SIAConfig, index: int):
+        self.cfg, self.index = cfg, index
+        super().__init__(pe_ports(cfg))
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, E, wb, A = self.cfg, self.cfg.events_per_cycle, self.cfg.weight_bits, self.cfg.acc_bits
+        m.submodules.wmem = wmem = Memory(shape=unsigned(9 * wb), depth=cfg.max_channels_in, init=[])
+        wp = wmem.write_port()
+        m.d.comb += [wp.en.eq(self.w_we), wp.addr.eq(self.w_addr), wp.data.eq(self.w_data)]
+        taps = [Signal(signed(wb + 8 + E), name=f"tap{k}") for k in range(9)]
+        terms = [[] for _ in range(9)]
+        for e in range(E):
+            rp = wmem.read_port()
+            m.d.comb += rp.addr.eq(getattr(self, f"rd_addr{e}"))
+            act = Signal(name=f"act{e}")
+            m.d.comb += act.eq(getattr(self, f"ev_valid{e}") &
+                               (~self.ident | (getattr(self, f"ev_sel{e}") == self.index)))
+            sh = getattr(self, f"ev_shift{e}")
+            for k in range(9):
+                w = rp.data[k * wb:(k + 1) * wb].as_signed()
+                t = Signal(signed(wb + 8), name=f"t{e}_{k}")
+                m.d.comb += t.eq(Mux(act, w << sh, 0))
+                terms[k].append(t)
+        for k in range(9):
+            s = terms[k][0]
+            for t in terms[k][1:]:
+                s = s + t
+            m.d.comb += taps[k].eq(s)
+        oxs = [self.ox0, self.ox1, self.ox2]
+        reads = [[None] * 3 for _ in range(3)]
+        for j in range(3):
+            kysel = self.ky_sel[2 * j:2 * j + 2]
+            for kx in range(3):
+                bank = Memory(shape=signed(A), depth=cfg.max_width, init=[])
+                m.submodules[f"bank{j}{kx}"] = bank
+                rd = bank.read_port(domain="comb")
+                wr = bank.write_port()
+                addr = Mux(self.drain_en, self.drain_addr, oxs[kx])
+                addend = Array(taps[ky * 3 + kx] for ky in range(3))[kysel]
+                m.d.comb += [rd.addr.eq(addr), wr.addr.eq(addr),
+                             wr.data.eq(Mux(self.drain_en, 0, rd.data + addend)),
+                             wr.en.eq(Mux(self.drain_en, self.drain_clear & (self.drain_row == j),
+                                          self.acc_en & self.bank_valid[j * 3 + kx]))]
+                reads[j][kx] = rd.data
+        row = [Array(reads[j][kx] for j in range(3))[self.drain_row] for kx in range(3)]
+        m.d.comb += self.psum.eq(row[0] + row[1] + row[2])
+        return m

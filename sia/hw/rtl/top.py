@@ -1,0 +1,312 @@
+"""SIA top level: packet loaders, controller FSM (timesteps x output rows x
+{prefetch, dispatch, flush, drain}), PE array, aggregation core, output streamer,
+AXI4-Lite registers. Ports: clk/rst, s_axil_* (AXI4-Lite), s_axis_* (tile packet in),
+m_axis_* (output packet), irq_done.
+"""
+
+from amaranth import Array, Cat, Module, Mux, Signal, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from sia import SiaError
+from sia.hw import regmap
+from sia.hw.params import SIAConfig
+from sia.hw.regmap import (GROUP_BEATS, GROUP_LAYOUT, LAYER_BEATS, LAYER_LAYOUT, MAX_GROUPS,
+                           HDR_MAGIC)
+from sia.hw.rtl.aggregation import Aggregation
+from sia.hw.rtl.axil import AxiLiteRegs, axil_ports
+from sia.hw.rtl.dispatch import Dispatch
+from sia.hw.rtl.pe import PE
+from sia.hw.rtl.stream import Gearbox
+
+
+def check_buildable(cfg: SIAConfig) -> SIAConfig:
+    """Refuse, before elaboration, a parameter set this RTL cannot build."""
+    problems = []
+    if cfg.stream_bits != 64:
+        problems.append(f"stream_bits={cfg.stream_bits}: the RTL streams 64-bit beats only")
+    if cfg.pes > 64 or cfg.pes < 2:
+        problems.append(f"pes={cfg.pes}: the RTL builds 2..64 PEs (one output beat per position)")
+    if 9 * cfg.weight_bits < 64:
+        problems.append(f"weight_bits={cfg.weight_bits}: the weight loader needs 9*weight_bits >= 64")
+    if 3 * cfg.v_bits < 64:
+        problems.append(f"v_bits={cfg.v_bits}: the neuron-parameter loader needs 3*v_bits >= 64")
+    if cfg.acc_bits > cfg.v_bits:
+        problems.append(f"acc_bits={cfg.acc_bits} > v_bits={cfg.v_bits}")
+    if cfg.max_width > 511 or cfg.max_height > 511 or cfg.max_timesteps > 511:
+        problems.append("max_width/max_height/max_timesteps must be < 512 (9-bit descriptor fields)")
+    if cfg.max_channels_in > 65535:
+        problems.append("max_channels_in must be < 65536")
+    if problems:
+        raise SiaError("RTL cannot build this parameter set: " + "; ".join(problems))
+    return cfg
+
+
+def top_ports():
+    sig = axil_ports()
+    sig.update({"s_axis_tdata": In(64), "s_axis_tvalid": In(1), "s_axis_tready": Out(1),
+                "s_axis_tlast": In(1),
+                "m_axis_tdata": Out(64), "m_axis_tvalid": Out(1), "m_axis_tready": In(1),
+                "m_axis_tlast": Out(1), "irq_done": Out(1)})
+    return sig
+
+
+class SIATop(wiring.Component):
+    def __init__(self, cfg: SIAConfig):
+        self.cfg = check_buildable(cfg)
+        super().__init__(top_ports())
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        P, E, V, A = cfg.pes, cfg.events_per_cycle, cfg.v_bits, cfg.acc_bits
+        in_depth, out_depth = regmap.buffer_beats(cfg)
+        NHDR = LAYER_BEATS + GROUP_BEATS * MAX_GROUPS
+        nbeats_neuron = -(-P * 3 * V // 64)
+
+        m.submodules.regs = regs = AxiLiteRegs(cfg)
+        for name in axil_ports():
+            a, b = getattr(self, name), getattr(regs, name)
+            if self.signature.members[name].flow == In:
+                m.d.comb += b.eq(a)
+            else:
+                m.d.comb += a.eq(b)
+
+        # ---- header registers and decoded fields
+        hdr = Array(Signal(64, name=f"hdr{k}") for k in range(NHDR))
+
+        def field(layout, name, base=0):
+            b, lsb, bits = layout[name]
+            return hdr[base + b][lsb:lsb + bits]
+        L = {n: field(LAYER_LAYOUT, n) for n in LAYER_LAYOUT}
+        T = L["timesteps"]
+
+        # ---- blocks
+        m.submodules.disp = disp = Dispatch(cfg, in_depth)
+        m.submodules.agg = agg = Aggregation(cfg)
+        m.submodules.gbw = gbw = Gearbox(9 * cfg.weight_bits)
+        m.submodules.gbn = gbn = Gearbox(3 * V)
+        pes = []
+        for p in range(P):
+            pe = PE(cfg, p)
+            m.submodules[f"pe{p}"] = pe
+            pes.append(pe)
+        for g in range(MAX_GROUPS):
+            for n in GROUP_LAYOUT:
+                m.d.comb += getattr(disp, f"g{g}_{n}").eq(
+                    field(GROUP_LAYOUT, n, LAYER_BEATS + GROUP_BEATS * g))
+        m.d.comb += [disp.ngroups.eq(L["ngroups"]), disp.h_out.eq(L["h_out"]),
+                     disp.w_out.eq(L["w_out"]), disp.tile_ch.eq(L["tile_ch"])]
+
+        # ---- buffers
+        m.submodules.sbuf = sbuf = Memory(shape=64, depth=in_depth, init=[])
+        sb_w = sbuf.write_port()
+        sb_r = sbuf.read_port()
+        m.d.comb += [sb_r.addr.eq(disp.sb_addr), sb_r.en.eq(disp.sb_en), disp.sb_data.eq(sb_r.data)]
+        m.submodules.obuf = obuf = Memory(shape=64, depth=out_depth, init=[])
+        ob_w = obuf.write_port()
+        ob_r = obuf.read_port(transparent_for=(ob_w,))
+        m.d.comb += [ob_w.en.eq(agg.spk_we), ob_w.addr.eq(agg.spk_addr), ob_w.data.eq(agg.spk_data)]
+
+        # ---- PE array wiring (shared control)
+        wp_cnt = Signal(range(P))
+        wrow_cnt = Signal(range(cfg.max_channels_in))
+        drain_en, drain_clear = Signal(), Signal()
+        oy_m3 = Signal(2)
+        ox = Signal(9)
+        psums = []
+        for p, pe in enumerate(pes):
+            m.d.comb += [pe.w_we.eq(gbw.o_valid & (wp_cnt == p)), pe.w_addr.eq(wrow_cnt),
+                         pe.w_data.eq(gbw.o_data),
+                         pe.ident.eq(disp.ident), pe.acc_en.eq(disp.acc_en),
+                         pe.bank_valid.eq(disp.bank_valid), pe.ky_sel.eq(disp.ky_sel),
+                         pe.ox0.eq(disp.ox0), pe.ox1.eq(disp.ox1), pe.ox2.eq(disp.ox2),
+                         pe.drain_en.eq(drain_en), pe.drain_row.eq(oy_m3),
+                         pe.drain_addr.eq(ox), pe.drain_clear.eq(drain_clear)]
+            for e in range(E):
+                for n in ("rd_addr", "ev_valid", "ev_shift", "ev_sel"):
+                    m.d.comb += getattr(pe, f"{n}{e}").eq(getattr(disp, f"{n}{e}"))
+            psums.append(pe.psum)
+        m.d.comb += agg.psum.eq(Cat(*psums))
+        with m.If(gbw.o_valid):
+            with m.If(wp_cnt == P - 1):
+                m.d.sync += [wp_cnt.eq(0), wrow_cnt.eq(wrow_cnt + 1)]
+            with m.Else():
+                m.d.sync += wp_cnt.eq(wp_cnt + 1)
+        n_lane = Signal(range(P))
+        m.d.comb += [agg.n_we.eq(gbn.o_valid), agg.n_lane.eq(n_lane), agg.n_data.eq(gbn.o_data),
+                     agg.integ.eq(L["kind"])]
+        with m.If(gbn.o_valid):
+            m.d.sync += n_lane.eq(n_lane + 1)
+
+        # ---- controller
+        bcnt = Signal(24)
+        t, ti = Signal(9), Signal(9)
+        oy = Signal(9)
+        row_pos = Signal(17)
+        out_tb, img_tb = Signal(24), Signal(24)
+        last_oaddr = Signal(24)
+        cycles, sops, iops = Signal(64), Signal(64), Signal(64)
+        busy, done, error = Signal(), Signal(), Signal()
+        ecode = Signal(8)
+        image = L["image"]
+        beat = self.s_axis_tvalid & self.s_axis_tready
+        m.d.comb += [regs.busy.eq(busy), regs.done.eq(done), regs.error.eq(error),
+                     regs.error_code.eq(ecode), regs.cycles.eq(cycles), regs.sops.eq(sops),
+                     regs.image_ops.eq(iops), self.irq_done.eq(done)]
+        m.d.comb += [gbw.i_data.eq(self.s_axis_tdata), gbn.i_data.eq(self.s_axis_tdata),
+                     sb_w.data.eq(self.s_axis_tdata), sb_w.addr.eq(bcnt)]
+        with m.If(busy):
+            m.d.sync += [cycles.eq(cycles + 1), sops.eq(sops + disp.sops_inc),
+                         iops.eq(iops + disp.img_inc)]
+        # unload state
+        words_left = Signal(24)
+        rd_addr = Signal(24)
+        ov = Signal()
+        bidx = Signal(range(max(2, -(-P * V // 64))))
+        per = Mux(L["kind"], -(-P * V // 64), 1)
+        bidx_last = bidx == per - 1
+        un_word = Signal(-(-P * V // 64) * 64)
+        m.d.comb += un_word.eq(agg.un_data)
+        m.d.comb += [self.m_axis_tvalid.eq(ov),
+                     self.m_axis_tdata.eq(Mux(L["kind"], un_word.word_select(bidx, 64), ob_r.data)),
+                     self.m_axis_tlast.eq(ov & bidx_last & (words_left == 0))]
+        nhdr = Signal(8)
+        m.d.comb += nhdr.eq(LAYER_BEATS + GROUP_BEATS * L["ngroups"])
+
+        with m.FSM(name="ctl"):
+            with m.State("IDLE"):
+                with m.If(regs.start):
+                    m.d.sync += [busy.eq(1), done.eq(0), error.eq(0), ecode.eq(0), bcnt.eq(0),
+                                 cycles.eq(0), sops.eq(0), iops.eq(0), wp_cnt.eq(0),
+                                 wrow_cnt.eq(0), n_lane.eq(0)]
+                    m.d.comb += [gbw.clear.eq(1), gbn.clear.eq(1)]
+                    m.next = "HDR"
+                with m.If(regs.soft_reset):
+                    m.next = "IDLE"
+            with m.State("HDR"):
+                m.d.comb += self.s_axis_tready.eq(1)
+                with m.If(beat):
+                    m.d.sync += [hdr[bcnt].eq(self.s_axis_tdata), bcnt.eq(bcnt + 1)]
+                    with m.If((bcnt == 0) & (self.s_axis_tdata[:12] != HDR_MAGIC)):
+                        m.d.sync += [error.eq(1), ecode.eq(1), busy.eq(0)]
+                        m.next = "IDLE"
+                    with m.Elif((bcnt != 0) & (bcnt == nhdr - 1)):
+                        m.d.sync += bcnt.eq(0)
+                        m.next = "CHECK"
+                with m.If(regs.soft_reset):
+                    m.next = "IDLE"
+            with m.State("CHECK"):
+                bad = ((T == 0) | (T > cfg.max_timesteps) | (L["h_out"] > cfg.max_height) |
+                       (L["w_out"] > cfg.max_width) | (L["ngroups"] == 0) |
+                       (L["ngroups"] > MAX_GROUPS) | (L["tile_ch"] > P) |
+                       (L["sbeats"] > in_depth))
+                with m.If(bad):
+                    m.d.sync += [error.eq(1), ecode.eq(2), busy.eq(0)]
+                    m.next = "IDLE"
+                with m.Else():
+                    m.next = "WLOAD"
+                with m.If(regs.soft_reset):
+                    m.next = "IDLE"
+            with m.State("WLOAD"):
+                m.d.comb += [self.s_axis_tready.eq(1), gbw.i_valid.eq(beat)]
+                with m.If(beat):
+                    m.d.sync += bcnt.eq(bcnt + 1)
+                    with m.If(bcnt == L["wbeats"] - 1):
+                        m.d.sync += bcnt.eq(0)
+                        m.next = "NLOAD"
+                with m.If(regs.soft_reset):
+                    m.next = "IDLE"
+            with m.State("NLOAD"):
+                m.d.comb += [self.s_axis_tready.eq(1), gbn.i_valid.eq(beat)]
+                with m.If(beat):
+                    m.d.sync += bcnt.eq(bcnt + 1)
+                    with m.If(bcnt == nbeats_neuron - 1):
+                        m.d.sync += bcnt.eq(0)
+                        m.next = "SLOAD"
+                with m.If(regs.soft_reset):
+                    m.next = "IDLE"
+            with m.State("SLOAD"):
+                m.d.comb += [self.s_axis_tready.eq(1), sb_w.en.eq(beat)]
+                with m.If(beat):
+                    m.d.sync += bcnt.eq(bcnt + 1)
+                    with m.If(bcnt == L["sbeats"] - 1):
+                        m.d.sync += [bcnt.eq(0), t.eq(0)]
+                        m.next = "STEP"
+                with m.If(regs.soft_reset):
+                    m.next = "IDLE"
+            with m.State("STEP"):
+                m.d.comb += [disp.t_start.eq(1), disp.t_first.eq(t == 0)]
+                m.d.sync += [oy.eq(0), oy_m3.eq(0), row_pos.eq(0),
+                             out_tb.eq(Mux(t == 0, 0, out_tb + L["hw_out"]))]
+                m.next = "ROW_PRE"
+                with m.If(regs.soft_reset):
+                    m.next = "IDLE"
+            with m.State("ROW_PRE"):
+                m.d.comb += disp.row_start.eq(1)
+                with m.If(disp.row_nonempty):
+                    m.next = "DISPATCH"
+                with m.Else():
+                    m.next = "GAP"
+                with m.If(regs.soft_reset):
+                    m.next = "IDLE"
+            with m.State("DISPATCH"):
+                with m.If(disp.row_last):
+                    m.next = "GAP"
+                with m.If(regs.soft_reset):
+                    m.next = "IDLE"
+            with m.State("GAP"):
+                m.d.sync += [ox.eq(0), ti.eq(0), img_tb.eq(0)]
+                m.next = "DRAIN"
+                with m.If(regs.soft_reset):
+                    m.next = "IDLE"
+            with m.State("DRAIN"):
+                tt = Mux(image, ti, t)
+                oaddr = Mux(image, img_tb, out_tb) + row_pos + ox
+                m.d.comb += [drain_en.eq(1), drain_clear.eq(~image | (ti == T - 1)),
+                             agg.in_valid.eq(1), agg.pos.eq(row_pos + ox), agg.rd_bank.eq(tt[0]),
+                             agg.t_first.eq(tt == 0), agg.out_addr.eq(oaddr)]
+                m.d.sync += [ox.eq(ox + 1), last_oaddr.eq(oaddr)]
+                with m.If(ox == L["w_out"] - 1):
+                    m.d.sync += ox.eq(0)
+                    with m.If(image & (ti != T - 1)):
+                        m.d.sync += [ti.eq(ti + 1), img_tb.eq(img_tb + L["hw_out"])]
+                    with m.Else():
+                        m.d.sync += [oy.eq(oy + 1), row_pos.eq(row_pos + L["w_out"]),
+                                     oy_m3.eq(Mux(oy_m3 == 2, 0, oy_m3 + 1))]
+                        with m.If(oy == L["h_out"] - 1):
+                            with m.If(image | (t == T - 1)):
+                                m.next = "UNLOAD"
+                                m.d.sync += [rd_addr.eq(0), ov.eq(0), bidx.eq(0),
+                                             words_left.eq(Mux(L["kind"], L["hw_out"],
+                                                               oaddr + 1))]
+                            with m.Else():
+                                m.d.sync += t.eq(t + 1)
+                                m.next = "STEP"
+                        with m.Else():
+                            m.next = "ROW_PRE"
+                with m.If(regs.soft_reset):
+                    m.next = "IDLE"
+            with m.State("UNLOAD"):
+                load = Signal()
+                m.d.comb += load.eq((~ov | (self.m_axis_tready & bidx_last)) & (words_left != 0))
+                m.d.comb += [ob_r.addr.eq(rd_addr), ob_r.en.eq(load),
+                             agg.un_en.eq(load & L["kind"]), agg.un_addr.eq(rd_addr),
+                             agg.un_bank.eq(T[0])]
+                with m.If(load):
+                    m.d.sync += [rd_addr.eq(rd_addr + 1), words_left.eq(words_left - 1),
+                                 ov.eq(1), bidx.eq(0)]
+                with m.Elif(self.m_axis_tready & ov):
+                    with m.If(bidx_last):
+                        m.d.sync += ov.eq(0)
+                    with m.Else():
+                        m.d.sync += bidx.eq(bidx + 1)
+                with m.If(self.m_axis_tready & ov & bidx_last & (words_left == 0)):
+                    m.d.sync += [busy.eq(0), done.eq(1)]
+                    m.next = "IDLE"
+                with m.If(regs.soft_reset):
+                    m.next = "IDLE"
+        with m.If(regs.soft_reset):
+            m.d.sync += [busy.eq(0), done.eq(0), ov.eq(0)]
+        return m
