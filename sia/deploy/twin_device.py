@@ -145,8 +145,7 @@ class PythonSia:
         nbeats = beats[hb + hdr["wbeats"]:hb + hdr["wbeats"] + nb]
         sb = beats[hb + hdr["wbeats"] + nb:]
         out = self._compute(hdr, groups, wb, nbeats, sb)
-        self.outbuf = rm.beats_to_bytes(out) if hasattr(rm, "beats_to_bytes") else \
-            np.asarray(out, dtype="<u8").tobytes()
+        self.outbuf = np.asarray(out, dtype="<u8").tobytes()
         self.outpos = 0
         self.launches += 1
 
