@@ -95,26 +95,13 @@ def _settings_tcl(cfg: SIAConfig, ports: VivadoPorts, part: str, dma_length_widt
 
 
 def _export_verilog(cfg: SIAConfig) -> tuple[str, VivadoPorts]:
-    """Verilog of the SIA top level from sia.hw.rtl (the RTL engineer's export)."""
+    """Verilog of the SIA top level, exported from sia/hw/rtl (Amaranth)."""
     try:
         import sia.hw.rtl as rtl
+        from sia.hw.rtl.export import verilog_text
     except ImportError as e:
-        raise SiaError(f"RTL not available (sia.hw.rtl: {e}); pass --verilog FILE") from None
-    for name in ("export_verilog", "generate_verilog", "to_verilog"):
-        fn = getattr(rtl, name, None)
-        if callable(fn):
-            out = fn(cfg)
-            if isinstance(out, tuple):
-                text, ports = out
-                return text, ports if isinstance(ports, VivadoPorts) else VivadoPorts(**ports)
-            return out, _ports_from_rtl(rtl)
-    try:
-        from amaranth.back import verilog as amaranth_verilog
-        from sia.hw.rtl.top import SIATop
-    except ImportError as e:
-        raise SiaError(f"RTL not available ({e}); pass --verilog FILE") from None
-    ports = _ports_from_rtl(rtl)
-    return amaranth_verilog.convert(SIATop(cfg), name=ports.top), ports
+        raise SiaError(f"RTL export not available ({e}); pass --verilog FILE") from None
+    return verilog_text(cfg), _ports_from_rtl(rtl)
 
 
 def _ports_from_rtl(rtl) -> VivadoPorts:
