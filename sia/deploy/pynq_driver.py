@@ -154,11 +154,13 @@ class SiaDriver:
             self.t.dma_write(sr, tp.DMASR_IOC_IRQ | tp.DMASR_ERR_IRQ)   # clear stale W1C bits
         # arm the receive first
         self.t.dma_write(tp.S2MM_DA, recv.physical_address & 0xFFFFFFFF)
-        self.t.dma_write(tp.S2MM_DA_MSB, recv.physical_address >> 32)
+        if recv.physical_address >> 32:   # MSB registers exist only with > 32-bit addressing
+            self.t.dma_write(tp.S2MM_DA_MSB, recv.physical_address >> 32)
         self.t.dma_write(tp.S2MM_LENGTH, n_out)
         rb.start_accelerator(self.t.sia_write)
         self.t.dma_write(tp.MM2S_SA, send.physical_address & 0xFFFFFFFF)
-        self.t.dma_write(tp.MM2S_SA_MSB, send.physical_address >> 32)
+        if send.physical_address >> 32:
+            self.t.dma_write(tp.MM2S_SA_MSB, send.physical_address >> 32)
         self.t.dma_write(tp.MM2S_LENGTH, len(packet))
         deadline = time.monotonic() + self.timeout_s
         self._wait_channel(tp.MM2S_DMASR, "MM2S (send)", deadline,
