@@ -1,0 +1,1 @@
+"""Vivado TCL / XDC templates (package data)."""
