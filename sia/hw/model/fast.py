@@ -61,9 +61,9 @@ class LayerStats:
                 out[key] += v
         return out
 
-    def add_hist(self, values: torch.Tensor, shared: bool):
+    def add_hist(self, h: torch.Tensor, shared: bool):
         key = "hist_shared" if shared else "hist_tile"
-        old, h = getattr(self, key), torch.bincount(values.flatten().long()).numpy()
+        old, h = getattr(self, key), h.numpy().copy()
         if h.size > old.size:
             h[:old.size] += old
             setattr(self, key, h)
@@ -122,8 +122,8 @@ def _count_group(program, config, L: LayerStats, s, words, tile, times) -> torch
     """Add the dispatch of one group's words to `tile` (times: how many tiles scan the
     same words); returns dispatch cycles per image."""
     layer = program.layers[L.index]
-    region = S.scanned(s, words, layer.shape[1])
-    d = S.dispatch(region, config.events_per_cycle)
+    hist = S.word_hist(S.scanned(s, words, layer.shape[1]))
+    d = S.dispatch(hist, config.events_per_cycle)
     cyc = d["accumulate"] + d["dispatch_empty"]
     ks = range(L.tiles) if times > 1 else [tile]
     for k in ks:
@@ -131,7 +131,7 @@ def _count_group(program, config, L: LayerStats, s, words, tile, times) -> torch
         L.dispatch_empty[k] += int(d["dispatch_empty"].sum())
         L.events[k] += int(d["events"].sum())
     L.per_t += cyc.sum(1).numpy() * times
-    L.add_hist(region, shared=times > 1 or s.op != "identity")
+    L.add_hist(hist.sum((0, 1)), shared=times > 1 or s.op != "identity")
     n = S.pooled_events(s, words)
     taps = int((n * S.taps_map(s, *n.shape[-2:])).sum(dtype=torch.int64))
     for k in ks:
@@ -228,7 +228,7 @@ def launch_cycles(program: Program, layer_index: int, tile: int, inputs: dict,
         x = torch.as_tensor(inputs[s.source])
         x = x[None] if s.source == IMAGE else x[:T, None]
         words = S.group_words(program, layer, s, x, tile, config)
-        d = S.dispatch(S.scanned(s, words, layer.shape[1]), config.events_per_cycle)
+        d = S.dispatch(S.word_hist(S.scanned(s, words, layer.shape[1])), config.events_per_cycle)
         phases["accumulate"] += int(d["accumulate"].sum())
         phases["dispatch_empty"] += int(d["dispatch_empty"].sum())
     phases["total"] = sum(phases.values())

@@ -84,11 +84,22 @@ def scanned(syn: Synapse, words: torch.Tensor, h_out: int) -> torch.Tensor:
     return words[..., :r_end(syn, hp, h_out - 1) * p, :]
 
 
-def dispatch(region: torch.Tensor, E: int) -> dict[str, torch.Tensor]:
-    """Per [T',B]: cycles issuing events, empty-word cycles, events (region: [T',B,nw,h,W])."""
-    return {"accumulate": ceil_div(region, E).sum((-3, -2, -1), dtype=torch.int64),
-            "dispatch_empty": (region == 0).sum((-3, -2, -1), dtype=torch.int64),
-            "events": region.sum((-3, -2, -1), dtype=torch.int64)}
+def word_hist(region: torch.Tensor) -> torch.Tensor:
+    """[T',B,M]: how many scanned words of each (t, image) hold n = 0..M-1 set bits
+    (one bincount pass over the region instead of one pass per statistic)."""
+    tb = region.shape[0] * region.shape[1]
+    m = int(region.max()) + 1 if region.numel() else 1
+    off = torch.arange(tb, dtype=torch.int64).view(*region.shape[:2], 1, 1, 1) * m
+    h = torch.bincount((region + off).flatten(), minlength=tb * m)
+    return h.view(*region.shape[:2], m)
+
+
+def dispatch(hist: torch.Tensor, E: int) -> dict[str, torch.Tensor]:
+    """Per [T',B] from word_hist: cycles issuing events, empty-word cycles, events."""
+    n = torch.arange(hist.shape[-1], dtype=torch.int64)
+    return {"accumulate": (hist * ceil_div(n, E)).sum(-1),
+            "dispatch_empty": hist[..., 0],
+            "events": (hist * n).sum(-1)}
 
 
 def pooled_events(syn: Synapse, words: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,99 @@
+"""`sia simulate` (the cycle-level model: accuracy + performance report) and `sia dse`."""
+
+import json
+from pathlib import Path
+
+import typer
+
+
+def _config(path: Path | None, pes: int | None, events: int | None, clock: float | None):
+    import dataclasses
+
+    from sia.hw.params import SIAConfig
+    cfg = SIAConfig.from_json(json.loads(path.read_text())) if path else SIAConfig()
+    over = {k: v for k, v in (("pes", pes), ("events_per_cycle", events), ("clock_mhz", clock))
+            if v is not None}
+    return dataclasses.replace(cfg, **over)
+
+
+def _images(prog, data, data_dir, limit):
+    from sia.data.registry import load_split
+    data = data or prog.meta.get("dataset", "digits")
+    images, labels = load_split(data, "test", data_dir)
+    if limit:
+        images, labels = images[:limit], labels[:limit]
+    return data, images, labels
+
+
+def _print_table(header, rows):
+    from rich.console import Console
+    from rich.table import Table
+    t = Table(*header)
+    for r in rows:
+        t.add_row(*r)
+    Console().print(t)
+
+
+def register(app: typer.Typer):
+    @app.command("simulate")
+    def simulate_cmd(
+        program: str = typer.Argument(..., help="program file (or zoo name)"),
+        data: str = typer.Option(None, "--data", help="digits | cifar10 (default: program's)"),
+        data_dir: str = typer.Option(None, "--data-dir", help="CIFAR-10 dir (else $SIA_CIFAR10_DIR)"),
+        timesteps: int = typer.Option(None, "--T", help="timesteps (default: program's)"),
+        limit: int = typer.Option(0, "--images", help="simulate only the first N test images"),
+        out: Path = typer.Option(None, "--out", help="directory for sia_model.json + PNG"),
+        config: Path = typer.Option(None, "--config", help="SIAConfig JSON (default: defaults)"),
+        pes: int = typer.Option(None, "--pes", help="override SIAConfig.pes"),
+        events: int = typer.Option(None, "--events", help="override events_per_cycle"),
+        clock: float = typer.Option(None, "--clock-mhz", help="override clock_mhz"),
+    ):
+        """Run a program on the cycle-level model: accuracy, latency, GOPS, utilisation."""
+        from sia.hw.model import report, run
+        from sia.program.resolve import resolve_program
+
+        prog = resolve_program(program)
+        cfg = _config(config, pes, events, clock)
+        data, images, labels = _images(prog, data, data_dir, limit)
+        res = run(prog, images, labels, T=timesteps, config=cfg, progress=True)
+        summ = report.summarize(res)
+        summ["data"] = data
+        _print_table(report.TABLE_HEADER, report.table_rows(summ))
+        print(f"{prog.name} on {data} ({res.images} images, T={res.timesteps}): accuracy "
+              f"{summ['accuracy']:.4f}; {summ['latency_cycles']['mean']:,.0f} cycles = "
+              f"{summ['latency_us']:,.1f} us/image @ {cfg.clock_mhz:g} MHz, "
+              f"{summ['images_per_s']:,.1f} images/s; GOPS(acc) {summ['gops_acc']:.3f} "
+              f"({summ['gops_per_pe']:.4f}/PE), dense-equivalent {summ['gops_dense_equiv']:.2f}; "
+              f"PE utilisation {100 * summ['pe_utilisation']:.1f}%; energy (estimate) "
+              f"{summ['energy']['uj_per_image']['total']:.1f} uJ/image")
+        if out:
+            js, png = report.write(summ, out)
+            print(f"wrote {js} and {png}")
+
+    @app.command("dse")
+    def dse_cmd(
+        program: str = typer.Argument(..., help="program file (or zoo name)"),
+        data: str = typer.Option(None, "--data", help="digits | cifar10 (default: program's)"),
+        data_dir: str = typer.Option(None, "--data-dir", help="CIFAR-10 dir (else $SIA_CIFAR10_DIR)"),
+        limit: int = typer.Option(16, "--images", help="images whose spike statistics are used"),
+        pes: str = typer.Option("16,32,64,128", "--pes", help="PE counts to sweep"),
+        events: str = typer.Option("1,2", "--events", help="events per cycle to sweep"),
+        timesteps: str = typer.Option("4,8,16", "--T", help="timesteps to sweep"),
+        weight_bits: str = typer.Option("8,16", "--weight-bits", help="weight widths to sweep"),
+        out: Path = typer.Option(None, "--out", help="directory for sia_dse.json + PNG"),
+    ):
+        """Sweep PE count, events per cycle, T and weight bits: table + plot."""
+        from sia.hw.model import dse
+        from sia.program.resolve import resolve_program
+
+        def ints(s):
+            return tuple(int(v) for v in s.split(","))
+
+        prog = resolve_program(program)
+        _, images, _ = _images(prog, data, data_dir, limit)
+        rows = dse.sweep(prog, images, ints(pes), ints(events), ints(timesteps), ints(weight_bits),
+                         progress=False)
+        _print_table(dse.TABLE_HEADER, dse.table_rows(rows))
+        if out:
+            js, png = dse.write(rows, out)
+            print(f"wrote {js} and {png}")
