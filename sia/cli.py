@@ -15,6 +15,7 @@ _MODULES = [
     "sia.train.cli",
     "sia.convert.cli",
     "sia.snn.cli",
+    "sia.hw.cli",
     "sia.zoo.cli",
     "sia.deploy.cli",
     "sia.demo",
