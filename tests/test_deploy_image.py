@@ -101,3 +101,20 @@ def test_program_that_does_not_fit_refused():
         im.build_image(p, SIAConfig(max_timesteps=2))
     with pytest.raises(SiaError, match="v_bits"):
         im.build_image(p, SIAConfig(v_bits=12, acc_bits=12))
+
+
+def test_manifest_inconsistent_with_payload_refused(packed):
+    """A well-sealed image whose manifest disagrees with its payload (e.g. hand-edited)."""
+    import copy
+    _, img, _ = packed
+    for edit, message in [
+        (lambda m: m["layers"][1].update(shape=[80, 4, 4]), "launch table"),
+        (lambda m: m["layers"][2]["inputs"][0].update(pool=1), "tile geometry|malformed"),
+        (lambda m: m.update(timesteps=99), "T=99"),
+        (lambda m: m["launches"][0].pop("c0"), "malformed manifest"),
+    ]:
+        m = copy.deepcopy(img.manifest)
+        edit(m)
+        data = im.ProgramImage(img.config, img.regmap_version, m, img.payload).to_bytes()
+        with pytest.raises(SiaError, match=message):
+            im.parse_image(data, SIAConfig())

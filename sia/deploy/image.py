@@ -177,6 +177,7 @@ def parse_image(data: bytes, expect: SIAConfig | None = None, where: str = "imag
         end += ln["size"]
     if end != p_size:
         raise SiaError(f"{where}: launches cover {end} of {p_size} payload bytes")
+    _check_launches(manifest, payload, cfg, where)
     if expect is not None and cfg != expect:
         raise SiaError(f"{where}: built for another SIA parameter set: {_diff(cfg, expect)}; "
                        f"re-pack with `sia deploy pack` for this accelerator")
@@ -184,6 +185,35 @@ def parse_image(data: bytes, expect: SIAConfig | None = None, where: str = "imag
         raise SiaError(f"{where}: packet format version {rm_ver}, the accelerator speaks "
                        f"{expect_regmap}; re-pack with a matching sia")
     return ProgramImage(cfg, rm_ver, manifest, payload)
+
+
+def _check_launches(manifest: dict, payload: bytes, cfg: SIAConfig, where: str):
+    """Manifest <-> payload: every launch names a real layer and tile, and its static part
+    is a packet head of exactly the size sia.hw.regmap gives that launch."""
+    from sia.deploy import regmap_bridge as rb
+    from sia.hw import regmap as rm
+    try:
+        layers, T = manifest["layers"], int(manifest["timesteps"])
+        if not 1 <= T <= cfg.max_timesteps:
+            raise SiaError(f"{where}: T={T} outside 1..max_timesteps={cfg.max_timesteps}")
+        img = ProgramImage(cfg, rm.VERSION, manifest, payload)
+        expected = [(i, k) for i, L in enumerate(layers)
+                    for k in range(-(-int(L["shape"][0]) // cfg.pes))]
+        got = [(ln["layer"], ln["tile"]) for ln in manifest["launches"]]
+        if got != expected:
+            raise SiaError(f"{where}: launch table does not cover the layers' tiles in order")
+        for k, ln in enumerate(manifest["launches"]):
+            info = rb.launch_info(img, k)
+            static = 8 * (info.header_beats + info.weight_beats + info.neuron_beats)
+            if ln["size"] != static or (ln["c0"], ln["c1"]) != (ln["tile"] * cfg.pes,
+                                                                ln["tile"] * cfg.pes + info.channels):
+                raise SiaError(f"{where}: launch {k} does not match its layer's tile geometry")
+            b, lsb, bits = rm.LAYER_LAYOUT["magic"]
+            word = int.from_bytes(payload[ln["offset"] + 8 * b:ln["offset"] + 8 * b + 8], "little")
+            if (word >> lsb) & ((1 << bits) - 1) != rm.HDR_MAGIC:
+                raise SiaError(f"{where}: launch {k} does not start with a tile-packet header")
+    except (KeyError, TypeError, ValueError, IndexError) as e:
+        raise SiaError(f"{where}: malformed manifest ({type(e).__name__}: {e})") from None
 
 
 def load_image(path, expect: SIAConfig | None = None, expect_regmap: int | None = None) -> ProgramImage:
