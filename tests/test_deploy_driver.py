@@ -172,3 +172,14 @@ def test_twin_driver_and_backend_errors(prog):
         run(prog, x, "pynq")
     drv = twin_driver(prog)
     assert drv.run(x).logits.shape == (1, 10)
+
+
+@pytest.mark.parametrize("pes", [64, 4])
+def test_every_op_on_twin_bit_exact(pes):
+    """Strided, 1x1, multi-group, identity, pooled and dense groups (sia.hw.rtl.testprog),
+    one tile and many tiles per layer."""
+    testprog = pytest.importorskip("sia.hw.rtl.testprog")
+    p = testprog.random_program(0)
+    x = np.random.default_rng(0).integers(0, 256, (2, *p.input_shape)).astype(np.uint8)
+    r = run(p, x, "twin", cfg=SIAConfig(pes=pes))
+    assert same_result(r, run(p, x, "golden")) == []
