@@ -1,0 +1,239 @@
+"""Cycle-level model (sia.hw.model): bit-exact with the golden simulator, fast path ==
+per-event trace cycle for cycle, hand-computed launch cycles, ping-pong banks, fit
+checks, DSE consistency, reports and CLI."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sia import SiaError
+from sia.hw import regmap, timing
+from sia.hw.model import check_fits, dse, launch_cycles, report, run, trace
+from sia.hw.model import schedule as S
+from sia.hw.params import SIAConfig
+from sia.program import Layer, Program, Synapse
+from sia.program.bounds import required_bits
+from sia.program.random import random_program
+from sia.snn import simulate
+
+
+def _finish(p: Program) -> Program:
+    for layer in p.layers:
+        need = required_bits(p, layer)
+        layer.acc_bits, layer.v_bits = need["acc_bits"], need["v_bits"]
+    return p
+
+
+def _images(p: Program, n: int, seed: int) -> torch.Tensor:
+    rng = np.random.default_rng(seed)
+    return torch.from_numpy(rng.integers(0, 256, (n, *p.input_shape), dtype=np.uint8))
+
+
+def _check_trace(p: Program, img: torch.Tensor, cfg: SIAConfig):
+    """Trace == golden (spikes, membranes, logits); fast path == trace per launch;
+    no membrane bank read and written in the same phase; <= 3 live psum rows."""
+    tr = trace(p, img[0], config=cfg)
+    g = simulate(p, img, record=True)
+    for layer in p.layers:
+        np.testing.assert_array_equal(tr.v[layer.name], g.traces[layer.name]["v"][:, 0].numpy())
+        if layer.kind == "if":
+            np.testing.assert_array_equal(tr.spikes[layer.name],
+                                          g.traces[layer.name]["spikes"][:, 0].numpy())
+    fast = run(p, img, config=cfg).launches()
+    assert len(fast) == len(tr.launches)
+    for f, t in zip(fast, tr.launches):
+        assert {k: int(v) for k, v in f["phases"].items()} == t["phases"], (f["layer"], f["tile"])
+        assert (f["sops"], f["image_ops"], f["memory"]["weight_reads"]) == \
+            (t["sops"], t["image_ops"], t["weight_reads"])
+        assert {k: f["memory"][k] for k in t["memory"]} == t["memory"]
+        assert t["psum_rows"] <= 3
+    for key, uses in tr.bank_use.items():
+        for bank in (0, 1):
+            assert not {(bank, "r"), (bank, "w")} <= uses, key
+    return tr
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2 ** 31 - 1), pes=st.sampled_from([4, 64]), E=st.sampled_from([1, 2]))
+def test_random_programs_trace_golden_fast(seed, pes, E):
+    p = random_program(seed, max_hw=8, max_channels=6, timesteps=3)
+    _check_trace(p, _images(p, 1, seed), SIAConfig(pes=pes, events_per_cycle=E))
+
+
+def test_random_programs_accepted_by_golden_and_legal():
+    for seed in range(40):
+        p = random_program(seed)
+        check_fits(p, SIAConfig(), p.timesteps)
+        simulate(p, _images(p, 2, seed))
+
+
+def test_batched_model_equals_golden_and_per_image_runs():
+    p = random_program(7, max_hw=10)
+    imgs = _images(p, 5, 1)
+    g = simulate(p, imgs, record=True)
+    r = run(p, imgs, batch_size=2, keep_logits=True)
+    np.testing.assert_array_equal(r.predictions, g.predictions)
+    np.testing.assert_array_equal(r.output_v, g.traces[p.layers[-1].name]["v"].reshape(
+        p.timesteps, 5, -1).numpy())
+    singles = [run(p, imgs[i:i + 1]).image_cycles[0] for i in range(5)]
+    np.testing.assert_array_equal(r.image_cycles, singles)
+    assert {L.name: L.spikes for L in r.layers if L.kind == "if"} == \
+        {k: v for k, v in g.spikes.items() if v or k != p.layers[-1].name}
+    assert sum(L.sops.sum() for L in r.layers) == sum(g.sops.values())
+
+
+def test_trained_digits_network():
+    from sia.data.registry import load_split
+    from sia.program.resolve import resolve_program
+    p = resolve_program("digits_cnn_l8")
+    x, y = load_split("digits", "test")
+    g = simulate(p, x, y)
+    r = run(p, x, y)
+    np.testing.assert_array_equal(r.predictions, g.predictions)
+    assert r.accuracy == g.accuracy and r.accuracy[-1] > 0.95
+    _check_trace(p, x[:1], SIAConfig())
+    _check_trace(p, x[1:2], SIAConfig(pes=16, events_per_cycle=1))
+
+
+def _image_dense_program(pixels):
+    """image 1x2x3 -> conv1x1 IF (1 ch) -> dense integrator (2 classes), T=2."""
+    l0 = Layer("c", "if", (1, 2, 3), bias=np.array([0]), v_init=np.array([1]),
+               threshold=np.array([3]), v_bits=1, acc_bits=1,
+               inputs=[Synapse(-1, "conv", np.array([[[[1]]]]), 8)])
+    l1 = Layer("fc", "integrator", (2, 1, 1), bias=np.zeros(2, np.int64), v_init=np.zeros(2, np.int64),
+               v_bits=1, acc_bits=1, inputs=[Synapse(0, "dense", np.ones((2, 6), np.int64), 8)])
+    p = _finish(Program("hand", (1, 2, 3), levels=4, timesteps=2, t_max=2, layers=[l0, l1],
+                        num_classes=2))
+    return p, torch.tensor(pixels, dtype=torch.uint8).view(1, 1, 2, 3)
+
+
+def test_hand_computed_image_and_dense_launches():
+    p, img = _image_dense_program([[0, 255, 3], [1, 7, 0]])
+    C_L, C_S, C_R = timing.C_LAUNCH, timing.C_STEP, timing.C_ROW
+    hdr = regmap.header_beats(1)   # 2 + 4
+    # image layer: words = popcounts 0,8,2 | 1,3,0 -> E=2 costs 1,4,1 | 1,2,1 = 10
+    c0 = launch_cycles(p, 0, 0, {-1: img[0]})
+    want0 = {"header_load": hdr, "weight_load": 72, "param_load": 72, "stream_in": 6,
+             "accumulate": 4 + 1 + 1 + 2, "dispatch_empty": 2, "aggregate": 2 * 6,
+             "stall": C_L + C_S + 2 * C_R, "stream_out": 2 * 6}
+    assert {k: v for k, v in c0.items() if k != "total"} == want0
+    assert c0["total"] == sum(want0.values())
+    # dense layer: 6 one-channel words per step (each costs 1), 6 rows of 64 9-tap words
+    spikes = trace(p, img[0]).spikes["c"]
+    c1 = launch_cycles(p, 1, 0, {0: torch.from_numpy(spikes)})
+    assert c1["header_load"] == hdr and c1["weight_load"] == 6 * 64 * 72 // 64
+    assert c1["accumulate"] + c1["dispatch_empty"] == 2 * 6
+    assert c1["stall"] == C_L + 2 * (C_S + C_R) and c1["aggregate"] == 2
+    assert c1["stream_in"] == 2 * 6 and c1["stream_out"] == 24
+    # the whole inference is the sum of its launches
+    assert run(p, img).image_cycles[0] == c0["total"] + c1["total"]
+
+
+def test_hand_computed_pooled_strided_conv_and_timing_constants(monkeypatch):
+    """pool 2 then conv 3x3 stride 2 pad 1: r_end(0) = min(2, 0*2+3-1) = 2 -> all 16
+    source positions scanned, one 2-channel word each."""
+    l0 = Layer("a", "if", (2, 4, 4), bias=np.zeros(2, np.int64), v_init=np.zeros(2, np.int64),
+               threshold=np.array([1, 1]), v_bits=1, acc_bits=1,
+               inputs=[Synapse(-1, "conv", np.ones((2, 1, 1, 1), np.int64), 8)])
+    l1 = Layer("b", "integrator", (2, 1, 1), bias=np.zeros(2, np.int64),
+               v_init=np.zeros(2, np.int64), v_bits=1, acc_bits=1,
+               inputs=[Synapse(0, "conv", np.ones((2, 2, 3, 3), np.int64), 4, stride=2, padding=1,
+                               pool=2)])
+    p = _finish(Program("hand2", (1, 4, 4), levels=4, timesteps=1, t_max=1, layers=[l0, l1],
+                        num_classes=2))
+    s = np.zeros((1, 2, 4, 4), np.uint8)
+    s[0, 0, 0, :] = 1            # channel 0: row 0
+    s[0, 1, 0, 0] = s[0, 1, 1, 1] = 1
+    # words n: (0,0)=2, (0,1..3)=1, (1,1)=1, 11 empty
+    for E, acc in ((1, 2 + 1 + 1 + 1 + 1), (2, 1 + 1 + 1 + 1 + 1)):
+        c = launch_cycles(p, 1, 0, {0: torch.from_numpy(s)}, config=SIAConfig(events_per_cycle=E))
+        assert (c["accumulate"], c["dispatch_empty"]) == (acc, 11)
+        assert c["stream_in"] == 16 and c["weight_load"] == 2 * 64 * 9 * 8 // 64
+        assert c["stall"] == timing.C_LAUNCH + timing.C_STEP + timing.C_ROW
+    before = launch_cycles(p, 1, 0, {0: torch.from_numpy(s)})["total"]
+    monkeypatch.setattr(timing, "C_ROW", timing.C_ROW + 5)   # the model follows the RTL's constants
+    monkeypatch.setattr(timing, "C_LAUNCH", timing.C_LAUNCH + 1)
+    assert launch_cycles(p, 1, 0, {0: torch.from_numpy(s)})["total"] == before + 6
+
+
+def test_static_beats_match_regmap_tile_packets():
+    for seed in range(30):
+        p = random_program(seed)
+        for cfg in (SIAConfig(), SIAConfig(pes=4)):
+            for i, layer in enumerate(p.layers):
+                for k in range(S.tiles(layer, cfg)):
+                    ti = regmap.tile_info(p, i, k, cfg)
+                    ph = S.static_phases(p, i, cfg, p.timesteps, k)
+                    assert (ph["header_load"], ph["weight_load"], ph["param_load"], ph["stream_in"],
+                            ph["stream_out"]) == (ti.header_beats, ti.weight_beats, ti.neuron_beats,
+                                                  ti.spike_beats, ti.out_beats)
+
+
+def _conv_program(k=3, stride=1, cin=1, hw=6, pad=0):
+    o = (hw + 2 * pad - k) // stride + 1
+    l0 = Layer("c", "if", (1, o, o), bias=np.array([0]), v_init=np.array([0]), threshold=np.array([9]),
+               v_bits=1, acc_bits=1, inputs=[Synapse(-1, "conv", np.ones((1, cin, k, k), np.int64), 8,
+                                                     stride=stride, padding=pad)])
+    l1 = Layer("fc", "integrator", (2, 1, 1), bias=np.zeros(2, np.int64), v_init=np.zeros(2, np.int64),
+               v_bits=1, acc_bits=1, inputs=[Synapse(0, "dense", np.ones((2, o * o), np.int64), 8)])
+    return _finish(Program("fit", (cin, hw, hw), levels=4, timesteps=4, t_max=32, layers=[l0, l1],
+                           num_classes=2))
+
+
+@pytest.mark.parametrize("prog, cfg, T, msg", [
+    (lambda: _conv_program(k=5), SIAConfig(), 4, "kernel 5x5"),
+    (lambda: _conv_program(stride=3), SIAConfig(), 4, "stride 3"),
+    (lambda: _conv_program(cin=3), SIAConfig(max_channels_in=2), 4, "input channels need 3"),
+    (lambda: _conv_program(), SIAConfig(max_width=4, max_height=4), 4, "exceeds"),
+    (lambda: _conv_program(), SIAConfig(), 17, "T=17"),
+    (lambda: _conv_program(), SIAConfig(acc_bits=8), 4, "acc_bits=8"),
+    (lambda: _conv_program(hw=12, k=1), SIAConfig(max_channels_in=100), 4, "dense input"),
+])
+def test_programs_that_do_not_fit_are_refused(prog, cfg, T, msg):
+    with pytest.raises(SiaError, match=msg) as e:
+        check_fits(prog(), cfg, T)
+    assert "\n" not in str(e.value)
+
+
+def test_dse_matches_direct_runs_and_writes(tmp_path):
+    p = random_program(11)
+    imgs = _images(p, 3, 0)
+    rows = dse.sweep(p, imgs, pes=(4, 64), events=(1, 2), timesteps=(2, 4), weight_bits=(8, 4))
+    assert len(rows) == 16
+    for q in rows:
+        if not q["fits"]:
+            assert q["weight_bits"] == 4
+            continue
+        cfg = SIAConfig(pes=q["pes"], events_per_cycle=q["events_per_cycle"])
+        s = report.summarize(run(p, imgs, T=q["timesteps"], config=cfg))
+        assert q["latency_cycles"] == pytest.approx(s["latency_cycles"]["mean"])
+        assert q["pe_utilisation"] == pytest.approx(s["pe_utilisation"])
+    js, png = dse.write(rows, tmp_path)
+    assert json.loads(js.read_text()) == rows and png.stat().st_size > 0
+
+
+def test_report_fields_and_cli(tmp_path, capsys):
+    from sia.cli import main
+    p = random_program(3)
+    s = report.summarize(run(p, _images(p, 2, 0)))
+    assert s["gops_per_dsp"] is None and "n/a" in s["gops_per_dsp_note"]
+    assert s["dsp"]["count"] == 0 and "estimate" in s["dsp"]["source"]
+    assert "estimate" in s["energy"]["label"] and s["energy"]["uj_per_image"]["total"] > 0
+    assert sum(s["phases"].values()) == pytest.approx(s["latency_cycles"]["mean"])
+    assert sum(x["cycles"] for x in s["layers"]) == pytest.approx(s["latency_cycles"]["mean"])
+    def sia(*args):
+        with pytest.raises(SystemExit) as e:
+            main(list(args))
+        assert e.value.code == 0
+
+    sia("simulate", "digits_cnn_l8", "--images", "20", "--out", str(tmp_path))
+    out = json.loads((tmp_path / "sia_model.json").read_text())
+    assert out["images"] == 20 and (tmp_path / "sia_model_layers.png").stat().st_size > 0
+    sia("dse", "digits_cnn_l8", "--images", "4", "--T", "4,8", "--pes", "32,64",
+        "--out", str(tmp_path))
+    assert (tmp_path / "sia_dse.png").is_file()
+    assert "images/s" in capsys.readouterr().out
