@@ -76,10 +76,28 @@ def test_wrong_id_is_reported(img):
         d.load(img)
 
 
-def test_default_14_bit_length_register_refused_before_running(img):
+def test_default_14_bit_length_register_splits_the_packet(img, prog):
+    """AXI DMA's default 14-bit length register: 16383 bytes per transfer. The classifier's
+    packet (~75 KB) goes out as several MM2S transfers, each <= 16383 bytes."""
     d, t, _ = driver(img, length_width=14)
-    with pytest.raises(SiaError, match=r"buffer length register is 14 bits \(16383 bytes max.*"
+    d.load(img)
+    x, y = images(2)
+    r = d.run(x, y)
+    assert same_result(r, run(prog, x, "golden")) == []
+    lengths = [v for kind, off, v in t.log if kind == "dma_wr" and off == tp.MM2S_LENGTH]
+    assert max(lengths) <= 16383 and len(lengths) > 2 * len(img.launches)
+    assert t.violations == []
+
+
+def test_length_register_too_narrow_refused_before_running(img):
+    d, t, _ = driver(img, length_width=10)           # outputs (2 KB) cannot be split
+    with pytest.raises(SiaError, match=r"largest tile output is 2048 bytes but the AXI DMA's "
+                                       r"buffer length register is 10 bits \(1023 bytes max.*"
                                        r"--dma-length-width 23"):
+        d.load(img)
+    d, t, _ = driver(img, length_width=14)
+    d.split_mm2s = False
+    with pytest.raises(SiaError, match=r"largest tile packet is \d+ bytes.* 14 bits \(16383"):
         d.load(img)
     assert not [e for e in t.log if e[1] == tp.MM2S_LENGTH]        # nothing was started
 

@@ -15,12 +15,14 @@ tests run against the pure-Python device and the RTL co-simulation.
 
 Per launch (one layer, one tile of P output channels), in this order:
   1. packet = image's static tile part + the input spike maps of this image, padded to
-     whole stream beats; refuse if packet or output exceeds the DMA's largest transfer
+     whole stream beats; refuse (at load) an output larger than the DMA's largest transfer
      (the length register width read from the .hwh), naming the fix;
   2. copy the packet into the send buffer, flush it from the CPU cache;
   3. arm S2MM first (DA, then LENGTH = the expected output size): the accelerator may
      start sending before MM2S finishes, and an unarmed S2MM stalls it;
-  4. start SIA (CTRL.start), then MM2S (SA, then LENGTH: the LENGTH write starts it);
+  4. start SIA (CTRL.start), then MM2S (SA, then LENGTH: the LENGTH write starts it); a
+     packet larger than one transfer goes out as several (SIA frames packets by their
+     header, so the TLAST that ends each transfer is harmless); the output must fit one;
   5. wait for MM2S idle, S2MM idle and SIA done, each against one deadline; a DMA error
      bit or the deadline raises SiaError naming the channel, DMASR and the usual cause;
   6. check S2MM's LENGTH read-back == expected bytes (a short packet means a lost or early
@@ -42,8 +44,13 @@ class SiaTimeout(SiaError):
 
 
 class SiaDriver:
-    def __init__(self, transport, timeout_s: float = 5.0, poll_s: float = 0.0):
+    def __init__(self, transport, timeout_s: float = 5.0, poll_s: float = 0.0,
+                 split_mm2s: bool = True):
         self.t = transport
+        # SIA frames a tile packet by its header, not by TLAST, so a packet larger than one
+        # DMA transfer may go out as several MM2S transfers (each ends with TLAST). The
+        # output cannot be split: S2MM needs the packet's one TLAST within one transfer.
+        self.split_mm2s = split_mm2s
         self.timeout_s = float(timeout_s)
         self.poll_s = float(poll_s)
         self.image: ProgramImage | None = None
@@ -73,7 +80,8 @@ class SiaDriver:
         max_in = max(s[0] for s in sizes)
         max_out = max(s[1] for s in sizes)
         limit = tp.dma_max_bytes(self.length_width)
-        for what, n in (("tile packet", max_in), ("tile output", max_out)):
+        checks = [("tile output", max_out)] + ([] if self.split_mm2s else [("tile packet", max_in)])
+        for what, n in checks:
             if n > limit:
                 need = max(n.bit_length(), 8)
                 raise SiaError(
@@ -145,7 +153,7 @@ class SiaDriver:
         packet += bytes(-len(packet) % beat)
         n_out = rb.output_nbytes(img, k)
         limit = tp.dma_max_bytes(self.length_width)
-        if len(packet) > limit or n_out > limit:
+        if n_out > limit or (len(packet) > limit and not self.split_mm2s):
             raise SiaError(f"launch {k}: {len(packet)}/{n_out} bytes exceed the DMA's {limit}-byte transfer")
         send, recv = self._send, self._recv
         np.asarray(send)[:len(packet)] = np.frombuffer(packet, dtype=np.uint8)
@@ -158,14 +166,18 @@ class SiaDriver:
             self.t.dma_write(tp.S2MM_DA_MSB, recv.physical_address >> 32)
         self.t.dma_write(tp.S2MM_LENGTH, n_out)
         rb.start_accelerator(self.t.sia_write)
-        self.t.dma_write(tp.MM2S_SA, send.physical_address & 0xFFFFFFFF)
-        if send.physical_address >> 32:
-            self.t.dma_write(tp.MM2S_SA_MSB, send.physical_address >> 32)
-        self.t.dma_write(tp.MM2S_LENGTH, len(packet))
         deadline = time.monotonic() + self.timeout_s
-        self._wait_channel(tp.MM2S_DMASR, "MM2S (send)", deadline,
-                           "the accelerator stopped taking the packet: check that S2MM was armed "
-                           "first and that the packet matches the accelerator's format")
+        chunk = limit - limit % beat            # whole beats per MM2S transfer
+        for off in range(0, len(packet), chunk):
+            n = min(chunk, len(packet) - off)
+            addr = send.physical_address + off
+            self.t.dma_write(tp.MM2S_SA, addr & 0xFFFFFFFF)
+            if addr >> 32:
+                self.t.dma_write(tp.MM2S_SA_MSB, addr >> 32)
+            self.t.dma_write(tp.MM2S_LENGTH, n)
+            self._wait_channel(tp.MM2S_DMASR, "MM2S (send)", deadline,
+                               "the accelerator stopped taking the packet: check that S2MM was "
+                               "armed first and that the packet matches the accelerator's format")
         self._wait_channel(tp.S2MM_DMASR, "S2MM (receive)", deadline,
                            "no TLAST from the accelerator or output longer than the armed length; "
                            "check the image/bitstream pairing and the DMA length register width")

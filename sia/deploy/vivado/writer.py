@@ -156,6 +156,7 @@ def write_vivado_dir(out, cfg: SIAConfig | None = None, verilog: str | None = No
     _check_ports(verilog, ports)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp.chmod(0o755)
     try:
         for sub in ("rtl", "constraints", "tcl"):
             (tmp / sub).mkdir()
