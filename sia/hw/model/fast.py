@@ -81,6 +81,7 @@ class ModelResult:
     accuracy: list[float] | None
     layers: list[LayerStats]
     image_cycles: np.ndarray         # [N] cycles of each image's whole inference
+    image_sops: np.ndarray           # [N] spike-driven accumulates of each image
     output_v: np.ndarray | None = None   # [T, N, classes] logits, when kept
     traces: dict = field(default_factory=dict)
 
@@ -120,7 +121,7 @@ def _new_stats(program: Program, config: SIAConfig, T: int) -> list[LayerStats]:
 
 def _count_group(program, config, L: LayerStats, s, words, tile, times) -> torch.Tensor:
     """Add the dispatch of one group's words to `tile` (times: how many tiles scan the
-    same words); returns dispatch cycles per image."""
+    same words); returns (dispatch cycles, SOPs) per image."""
     layer = program.layers[L.index]
     hist = S.word_hist(S.scanned(s, words, layer.shape[1]))
     d = S.dispatch(hist, config.events_per_cycle)
@@ -133,7 +134,10 @@ def _count_group(program, config, L: LayerStats, s, words, tile, times) -> torch
     L.per_t += cyc.sum(1).numpy() * times
     L.add_hist(hist.sum((0, 1)), shared=times > 1 or s.op != "identity")
     n = S.pooled_events(s, words)
-    taps = int((n * S.taps_map(s, *n.shape[-2:])).sum(dtype=torch.int64))
+    per_img = (n * S.taps_map(s, *n.shape[-2:])).sum((0, 2, 3), dtype=torch.int64)
+    taps = int(per_img.sum())
+    pes = sum(1 if s.op == "identity" else L.active[k] for k in ks)
+    sops = per_img * pes if s.source != IMAGE else torch.zeros_like(per_img)
     for k in ks:
         a = 1 if s.op == "identity" else L.active[k]   # identity: channel c -> PE c only
         ops = taps * a
@@ -142,22 +146,25 @@ def _count_group(program, config, L: LayerStats, s, words, tile, times) -> torch
         else:
             L.sops[k] += ops
         L.weight_reads[k] += int(d["events"].sum()) * a
-    return cyc.sum(0) * times
+    return cyc.sum(0) * times, sops
 
 
-def _count_layer(program, config, L: LayerStats, sources: dict) -> torch.Tensor:
+def _count_layer(program, config, L: LayerStats, sources: dict):
+    """Add one batch of layer L; returns its (dispatch cycles, SOPs) per image."""
     layer = program.layers[L.index]
-    per_image = 0
+    cycles = sops = 0
     for s in layer.inputs:
         x = sources[s.source]
         if s.op == "identity":   # each tile scans its own channel slice
-            for k in range(L.tiles):
-                words = S.group_words(program, layer, s, x, k, config)
-                per_image = per_image + _count_group(program, config, L, s, words, k, 1)
+            parts = [_count_group(program, config, L, s,
+                                  S.group_words(program, layer, s, x, k, config), k, 1)
+                     for k in range(L.tiles)]
         else:
             words = S.group_words(program, layer, s, x, 0, config)
-            per_image = per_image + _count_group(program, config, L, s, words, 0, L.tiles)
-    return per_image
+            parts = [_count_group(program, config, L, s, words, 0, L.tiles)]
+        for c, o in parts:
+            cycles, sops = cycles + c, sops + o
+    return cycles, sops
 
 
 def run(program: Program, images, labels=None, T: int | None = None,
@@ -174,7 +181,7 @@ def run(program: Program, images, labels=None, T: int | None = None,
     stats = _new_stats(program, config, T)
     needed = {s.source for layer in program.layers for s in layer.inputs}
     static_total = sum(sum(sum(st.values()) for st in L.static) for L in stats)
-    preds, logits, cycles, traces = [], [], [], {}
+    preds, logits, cycles, sops, traces = [], [], [], [], {}
     n = images.shape[0]
     if record:
         batch_size = max(1, n)
@@ -191,10 +198,13 @@ def run(program: Program, images, labels=None, T: int | None = None,
                     sources[i] = s
 
             st = run_batch(program, x, T, record=record, on_layer=hook)
+            batch_sops = torch.zeros(x.shape[0], dtype=torch.int64)
             for L in stats:
-                per_image = per_image + _count_layer(program, config, L, sources)
+                c, o = _count_layer(program, config, L, sources)
+                per_image, batch_sops = per_image + c, batch_sops + o
                 L.spikes += st["spikes"][L.name]
             cycles.append(torch.as_tensor(per_image).expand(x.shape[0]).clone())
+            sops.append(batch_sops)
             preds.append(st["output_v"].argmax(-1))
             if keep_logits:
                 logits.append(st["output_v"])
@@ -207,7 +217,7 @@ def run(program: Program, images, labels=None, T: int | None = None,
         acc = [float((predictions[t] == lab).mean()) for t in range(T)]
     return ModelResult(program=program.name, config=config, timesteps=T, images=n,
                        predictions=predictions, accuracy=acc, layers=stats,
-                       image_cycles=torch.cat(cycles).numpy(),
+                       image_cycles=torch.cat(cycles).numpy(), image_sops=torch.cat(sops).numpy(),
                        output_v=torch.cat(logits, 1).numpy() if keep_logits else None,
                        traces=traces)
 
