@@ -192,6 +192,12 @@ def test_twin_driver_and_backend_errors(prog):
     assert drv.run(x).logits.shape == (1, 10)
 
 
+def test_model_backend_same_result(prog):
+    x, y = images(4)
+    m = run(prog, x, "model", labels=y)
+    assert same_result(m, run(prog, x, "golden", labels=y)) == [] and m.cycles > 0
+
+
 @pytest.mark.parametrize("pes", [64, 4])
 def test_every_op_on_twin_bit_exact(pes):
     """Strided, 1x1, multi-group, identity, pooled and dense groups (sia.hw.rtl.testprog),
