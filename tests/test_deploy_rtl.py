@@ -30,10 +30,11 @@ pytestmark = pytest.mark.skipif(not (_built() or os.environ.get("SIA_TEST_RTL") 
                                 reason="Verilator model not built; SIA_TEST_RTL=1 builds it (~1-2 min)")
 
 
-def test_digits_on_rtl_twin_bit_exact_with_golden():
+@pytest.mark.parametrize("length_width", [26, 14])   # 14: the classifier packet is split
+def test_digits_on_rtl_twin_bit_exact_with_golden(length_width):
     p = program()
-    x, y = images(3)
-    r = run(p, x, "rtl", labels=y, cfg=CFG)
+    x, y = images(2)
+    r = run(p, x, "rtl", labels=y, cfg=CFG, length_width=length_width)
     g = run(p, x, "golden", labels=y)
     assert same_result(r, g) == []
     assert r.cycles > 0
