@@ -164,12 +164,12 @@ class PythonSia:
         theta, bias, v0 = nv[:n, 0], nv[:n, 1], nv[:n, 2]
         varying = torch.zeros(T, n, H, W, dtype=torch.float64)
         constant = torch.as_tensor(bias, dtype=torch.float64)[:, None, None].expand(n, H, W).clone()
+        words = np.asarray(sbeats, dtype="<u8")
         for j, g in enumerate(groups):
             rows = (groups[j + 1]["wrow"] if j + 1 < len(groups) else rows_total) - g["wrow"]
             w = wt[g["wrow"]:g["wrow"] + rows, :n]
-            p, hs, ws = g["pool"], g["hp"] * g["pool"], g["wp"] * g["pool"]
+            hs, ws = g["hp"] * g["pool"], g["wp"] * g["pool"]     # source map (pool divides it)
             nw = g["nw"]
-            words = np.asarray(sbeats, dtype="<u8")
             if g["image"]:
                 cnt = hs * ws * nw
                 seg = words[g["base"]:g["base"] + cnt].reshape(hs, ws, nw)
