@@ -1,6 +1,7 @@
-"""Shared by tests/test_deploy_*.py: the digits network (sia.zoo's trained 'digits' entry
-when it is there, else the digits CNN converted from a seeded init with thresholds scaled
-so that every layer spikes at 10-50 %) and a few digits test images."""
+"""Shared by tests/test_deploy_*.py: the digits network (the trained digits entry of
+sia.zoo, e.g. digits_cnn_l8, when it is there; else the digits CNN converted from a seeded
+init with thresholds scaled so that every layer spikes at 10-50 %) and a few digits test
+images."""
 
 import copy
 from functools import lru_cache
@@ -12,8 +13,9 @@ import numpy as np
 def digits_program():
     try:
         from sia.zoo import index, load_zoo_program
-        if "digits" in index():
-            return load_zoo_program("digits")
+        names = sorted(n for n, e in index().items() if e.get("dataset") == "digits")
+        if names:
+            return load_zoo_program(names[0])
     except Exception:  # noqa: BLE001 - fall back to the converted init
         pass
     import torch

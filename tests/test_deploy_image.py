@@ -38,8 +38,9 @@ def test_payload_is_the_rtl_packet(packed):
     static + driver's input part = the whole packet the RTL parses."""
     p, img, _ = packed
     x = np.random.default_rng(0).integers(0, 17, (1, 8, 8)).astype(np.uint8)
-    outs = {0: np.random.default_rng(1).integers(0, 2, (4, 16, 8, 8)).astype(np.uint8),
-            1: np.random.default_rng(2).integers(0, 2, (4, 32, 4, 4)).astype(np.uint8)}
+    T = img.timesteps
+    outs = {0: np.random.default_rng(1).integers(0, 2, (T, 16, 8, 8)).astype(np.uint8),
+            1: np.random.default_rng(2).integers(0, 2, (T, 32, 4, 4)).astype(np.uint8)}
     for k, ln in enumerate(img.launches):
         inputs = {s.source: (x if s.source == -1 else outs[s.source])
                   for s in p.layers[ln["layer"]].inputs}
