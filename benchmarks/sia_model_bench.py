@@ -84,7 +84,7 @@ def main(argv=None):
             rows.append({"program": prog.name, "file": str(name), "error": str(e)})
             continue
         wall = time.perf_counter() - t0
-        s = report.summarize(r)
+        s = report.summarize(r, program=prog)
         s.update(wall_s=wall, threads=torch.get_num_threads(), convergence=convergence(r),
                  data_dir=str(a.data_dir))
         stem = Path(name).stem

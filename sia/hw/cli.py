@@ -56,7 +56,7 @@ def register(app: typer.Typer):
         cfg = _config(config, pes, events, clock)
         data, images, labels = _images(prog, data, data_dir, limit)
         res = run(prog, images, labels, T=timesteps, config=cfg, progress=True)
-        summ = report.summarize(res)
+        summ = report.summarize(res, program=prog)
         summ["data"] = data
         _print_table(report.TABLE_HEADER, report.table_rows(summ))
         print(f"{prog.name} on {data} ({res.images} images, T={res.timesteps}): accuracy "
@@ -66,6 +66,8 @@ def register(app: typer.Typer):
               f"({summ['gops_per_pe']:.4f}/PE), dense-equivalent {summ['gops_dense_equiv']:.2f}; "
               f"PE utilisation {100 * summ['pe_utilisation']:.1f}%; energy (estimate) "
               f"{summ['energy']['uj_per_image']['total']:.1f} uJ/image")
+        for msg in summ["rtl_v1_refuses"]:
+            print(f"note: the RTL v1 build refuses {msg}")
         if out:
             js, png = report.write(summ, out)
             print(f"wrote {js} and {png}")

@@ -57,8 +57,24 @@ def _per_timestep(r: ModelResult) -> list[float]:
     return out.tolist()
 
 
-def summarize(r: ModelResult, dsp: int | None = None, dsp_source: str | None = None) -> dict:
-    """Per network and configuration. dsp: DSP48E1 count from synthesis, when known."""
+def rtl_refusals(program, cfg, T) -> list[str]:
+    """Layers the RTL v1 build refuses although the architecture runs them (its spike /
+    output buffers hold 8 timesteps of one 64-channel word per position, <= 4 groups)."""
+    from sia import SiaError
+    from sia.hw import regmap
+    out = []
+    for i in range(len(program.layers)):
+        try:
+            regmap.check_layer(program, i, cfg, T)
+        except SiaError as e:
+            out.append(str(e))
+    return out
+
+
+def summarize(r: ModelResult, dsp: int | None = None, dsp_source: str | None = None,
+              program=None) -> dict:
+    """Per network and configuration. dsp: DSP48E1 count from synthesis, when known;
+    program: the run's program, to list what the RTL v1 build would refuse."""
     cfg, n, T = r.config, r.images, r.timesteps
     layers = [_layer(L, r) for L in r.layers]
     cycles = float(r.image_cycles.mean())
@@ -109,6 +125,7 @@ def summarize(r: ModelResult, dsp: int | None = None, dsp_source: str | None = N
         "energy": {"label": energy.SOURCE, "pj_per_event": energy.table(cfg),
                    "uj_per_image": {k: v / 1e6 for k, v in e.items()},
                    "power_w": e["total"] * 1e-12 / sec},
+        "rtl_v1_refuses": None if program is None else rtl_refusals(program, cfg, T),
         "layers": layers,
     }
 
