@@ -76,27 +76,30 @@ def main(argv=None):
     rows = []
     for name in a.programs:
         prog = resolve_program(name)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             r = run(prog, x, y, T=a.T, config=cfg, batch_size=a.batch_size, progress=True)
         except SiaError as e:
             print(f"\n{prog.name}: does not fit: {e}")
             rows.append({"program": prog.name, "file": str(name), "error": str(e)})
             continue
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        load = os.getloadavg()[0]   # the machine is shared: CPU time says what 2 free cores need
         s = report.summarize(r, program=prog)
-        s.update(wall_s=wall, threads=torch.get_num_threads(), convergence=convergence(r),
+        s.update(wall_s=wall, cpu_s=cpu, load_avg=load, threads=torch.get_num_threads(),
+                 convergence=convergence(r),
                  data_dir=str(a.data_dir))
         stem = Path(name).stem
         report.write(s, a.out, stem)
-        print(f"\n{prog.name}: {r.images} images, T={a.T} in {wall:.1f} s wall "
+        print(f"\n{prog.name}: {r.images} images, T={a.T} in {wall:.1f} s wall, {cpu:.1f} s CPU "
+              f"on {torch.get_num_threads()} threads, load average {load:.1f} "
               f"({wall / r.images * 1e3:.2f} ms/image)")
         print("| " + " | ".join(report.TABLE_HEADER) + " |")
         print("|" + "---|" * len(report.TABLE_HEADER))
         for row in report.table_rows(s):
             print("| " + " | ".join(row) + " |")
         rows.append({"program": prog.name, "file": str(name), "images": r.images, "T": a.T,
-                     "wall_s": wall, "accuracy": s["accuracy"],
+                     "wall_s": wall, "cpu_s": cpu, "load_avg": load, "accuracy": s["accuracy"],
                      "latency_cycles": s["latency_cycles"]["mean"], "latency_us": s["latency_us"],
                      "images_per_s": s["images_per_s"], "gops_acc": s["gops_acc"],
                      "gops_acc_incl_image": s["gops_acc_incl_image"],
@@ -106,7 +109,7 @@ def main(argv=None):
                      "pe_utilisation_conv": s["pe_utilisation_conv"],
                      "energy_uj_per_image_estimate": s["energy"]["uj_per_image"]["total"]})
     (a.out / "summary.json").write_text(json.dumps({"config": cfg.to_json(), "runs": rows}, indent=1))
-    keys = ["program", "images", "wall_s", "accuracy", "latency_us", "images_per_s", "gops_acc",
+    keys = ["program", "images", "wall_s", "cpu_s", "accuracy", "latency_us", "images_per_s", "gops_acc",
             "gops_per_pe", "gops_per_pe_incl_image", "pe_utilisation", "pe_utilisation_conv"]
     print("\n| " + " | ".join(keys) + " |\n|" + "---|" * len(keys))
     for row in (r for r in rows if "error" not in r):
