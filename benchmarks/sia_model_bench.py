@@ -63,6 +63,8 @@ def main(argv=None):
     ap.add_argument("--events", type=int, default=None)
     ap.add_argument("--weight-bits", type=int, default=None,
                     help="weight memory width (ResNet identity weights may need > 8)")
+    ap.add_argument("--synth-report", type=Path, default=None,
+                    help="synth_report.json of `sia synth`: its DSP count for GOPS/DSP")
     a = ap.parse_args(argv)
     if not a.data_dir:
         sys.exit("sia_model_bench: give --data-dir or set SIA_CIFAR10_DIR")
@@ -85,7 +87,8 @@ def main(argv=None):
             continue
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         load = os.getloadavg()[0]   # the machine is shared: CPU time says what 2 free cores need
-        s = report.summarize(r, program=prog)
+        dsp, src = report.synth_dsp(a.synth_report) if a.synth_report else (None, None)
+        s = report.summarize(r, dsp=dsp, dsp_source=src, program=prog)
         s.update(wall_s=wall, cpu_s=cpu, load_avg=load, threads=torch.get_num_threads(),
                  convergence=convergence(r),
                  data_dir=str(a.data_dir))
@@ -107,6 +110,7 @@ def main(argv=None):
                      "gops_per_pe_incl_image": s["gops_per_pe_incl_image"],
                      "pe_utilisation": s["pe_utilisation"],
                      "pe_utilisation_conv": s["pe_utilisation_conv"],
+                     "gops_per_dsp": s["gops_per_dsp"], "dsp": s["dsp"],
                      "energy_uj_per_image_estimate": s["energy"]["uj_per_image"]["total"]})
     (a.out / "summary.json").write_text(json.dumps({"config": cfg.to_json(), "runs": rows}, indent=1))
     keys = ["program", "images", "wall_s", "cpu_s", "accuracy", "latency_us", "images_per_s", "gops_acc",

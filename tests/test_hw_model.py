@@ -173,6 +173,23 @@ def test_static_beats_match_regmap_tile_packets():
                                                   ti.spike_beats, ti.out_beats)
 
 
+def test_launch_cycles_match_the_rtl_reference_formula():
+    rtl_cycles = pytest.importorskip("sia.hw.rtl.cycles")
+    for seed in range(12):
+        p = random_program(seed, max_hw=8)
+        img = _images(p, 1, seed)
+        g = simulate(p, img, record=True)
+        ins = {-1: img[0].numpy()}
+        ins.update({i: g.traces[layer.name]["spikes"][:, 0].numpy()
+                    for i, layer in enumerate(p.layers) if layer.kind == "if"})
+        for cfg in (SIAConfig(), SIAConfig(pes=4, events_per_cycle=1)):
+            for i, layer in enumerate(p.layers):
+                for k in range(S.tiles(layer, cfg)):
+                    ours = launch_cycles(p, i, k, {s.source: torch.from_numpy(ins[s.source])
+                                                   for s in layer.inputs}, config=cfg)
+                    assert ours["total"] == rtl_cycles.launch_cycles(p, i, k, ins, cfg), (seed, i, k)
+
+
 def _conv_program(k=3, stride=1, cin=1, hw=6, pad=0):
     o = (hw + 2 * pad - k) // stride + 1
     l0 = Layer("c", "if", (1, o, o), bias=np.array([0]), v_init=np.array([0]), threshold=np.array([9]),

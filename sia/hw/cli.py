@@ -47,6 +47,8 @@ def register(app: typer.Typer):
         pes: int = typer.Option(None, "--pes", help="override SIAConfig.pes"),
         events: int = typer.Option(None, "--events", help="override events_per_cycle"),
         clock: float = typer.Option(None, "--clock-mhz", help="override clock_mhz"),
+        synth: Path = typer.Option(None, "--synth-report",
+                                   help="synth_report.json of `sia synth`: its DSP count for GOPS/DSP"),
     ):
         """Run a program on the cycle-level model: accuracy, latency, GOPS, utilisation."""
         from sia.hw.model import report, run
@@ -56,7 +58,8 @@ def register(app: typer.Typer):
         cfg = _config(config, pes, events, clock)
         data, images, labels = _images(prog, data, data_dir, limit)
         res = run(prog, images, labels, T=timesteps, config=cfg, progress=True)
-        summ = report.summarize(res, program=prog)
+        dsp, src = report.synth_dsp(synth) if synth else (None, None)
+        summ = report.summarize(res, dsp=dsp, dsp_source=src, program=prog)
         summ["data"] = data
         _print_table(report.TABLE_HEADER, report.table_rows(summ))
         print(f"{prog.name} on {data} ({res.images} images, T={res.timesteps}): accuracy "

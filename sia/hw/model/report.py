@@ -17,6 +17,12 @@ DSP_ESTIMATE = 0
 DSP_ESTIMATE_SOURCE = "architecture estimate (no multipliers: bit-serial image layer)"
 
 
+def synth_dsp(path) -> tuple[int, str]:
+    """DSP48E1 count from a `sia synth` report (synth_report.json), with its source."""
+    rep = json.loads(Path(path).read_text())
+    return int(rep["resources"]["DSP48E1"]), f"RTL synthesis report {path} (Yosys estimate)"
+
+
 def _layer(L, r: ModelResult) -> dict:
     cfg, n, T = r.config, r.images, r.timesteps
     total = L.phases(n)
@@ -116,7 +122,7 @@ def summarize(r: ModelResult, dsp: int | None = None, dsp_source: str | None = N
         "gops_per_pe": gops / cfg.pes, "gops_per_pe_incl_image": gops_img / cfg.pes,
         "dsp": {"count": dsp, "source": dsp_source},
         "gops_per_dsp": gops / dsp if dsp else None,
-        "gops_per_dsp_note": None if dsp else "n/a: 0 DSPs in the spiking core",
+        "gops_per_dsp_note": None if dsp else f"n/a: 0 DSPs ({dsp_source})",
         "pe_utilisation": (sops + iops) / (lanes * compute) if compute else 0.0,
         "pe_utilisation_conv": (sum(x["sops"] for x in conv) / (lanes * conv_compute)
                                 if conv_compute else None),
