@@ -68,6 +68,18 @@ def test_vivado_and_reports(tmp_path, capsys):
     assert "no such report" in capsys.readouterr().err
 
 
+def test_reports_flow_into_the_model_report(prog_file, tmp_path, capsys):
+    """Vivado's DSP count and power replace the model report's estimates (GOPS/DSP, GOPS/W).
+    The numbers in tests/data/vivado are hand-written test data, not a real run."""
+    j = tmp_path / "r.json"
+    assert sia("deploy", "reports", DATA, "--program", prog_file, "--images", 2, "--json", j) == 0
+    assert "GOPS/DSP n/a (0 DSPs)" in capsys.readouterr().out
+    m = json.loads(j.read_text())["model"]
+    assert m["dsp"] == {"count": 0, "source": f"Vivado report_utilization {DATA}"}
+    assert m["board"]["power_w"] == 1.712
+    assert m["board"]["gops_per_w"] == pytest.approx(m["gops_acc"] / 1.712)
+
+
 def test_run_backends_agree(prog_file, tmp_path, capsys):
     out = tmp_path / "r.json"
     assert sia("run", prog_file, "--backend", "twin", "--images", 3, "--compare", "golden",

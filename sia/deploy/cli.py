@@ -103,17 +103,35 @@ def register(app: typer.Typer):
     def reports_cmd(
         directory: Path = typer.Argument(..., help="Vivado output dir (utilization.rpt, timing_summary.rpt, power.rpt)"),
         out: Path = typer.Option(None, "--json", help="write everything parsed as JSON here"),
+        program: str = typer.Option(None, "--program", help="also: this program on the cycle-level model, "
+                                    "with the board's DSP count and power (GOPS/DSP, GOPS/W)"),
+        limit: int = typer.Option(32, "--images", help="with --program: test images to run"),
+        config: Path = typer.Option(None, "--config", help="SIA parameter set JSON of the bitstream"),
     ):
         """Read Vivado's utilization, timing and power reports back into sia."""
-        from sia.deploy.reports import parse_reports, write_json
+        from sia.deploy.reports import parse_reports, with_model, write_json
         r = parse_reports(directory)
         s = r["summary"]
-        if out:
-            write_json(r, out)
         print(f"LUT {s['lut']}  FF {s['ff']}  BRAM tiles {s['bram_tile']}  DSP {s['dsp']}  | "
               f"clock {s['clock_mhz']} MHz, WNS {s['wns_ns']} ns "
               f"({'met' if s['timing_met'] else 'NOT met'}), est. fmax {s['fmax_mhz_est']} MHz  | "
               f"power {s['power_w']} W (dynamic {s['dynamic_w']}, static {s['static_w']})")
+        if program:
+            import numpy as np
+            from sia.data.registry import load_split
+            from sia.program.resolve import resolve_program
+            prog = resolve_program(program)
+            images, _ = load_split(prog.meta.get("dataset", "digits"), "test", None)
+            images = np.asarray(images[:limit] if limit else images)
+            m = with_model(r, prog, images, _config(config), source=str(directory))
+            b = m["board"]
+            r["model"] = m
+            gpd = f"{m['gops_per_dsp']:.3f}" if m["gops_per_dsp"] else "n/a (0 DSPs)"
+            print(f"{prog.name} at {b['clock_mhz_assumed']:g} MHz (model): {m['gops_acc']:.3f} GOPS "
+                  f"(1 op = 1 accumulate), {m['gops_acc'] / m['config']['pes']:.4f} GOPS/PE, "
+                  f"GOPS/DSP {gpd}, {b['gops_per_w']:.3f} GOPS/W at Vivado's {b['power_w']} W")
+        if out:
+            write_json(r, out)
 
     @app.command("run")
     def run_cmd(

@@ -239,3 +239,29 @@ def write_json(reports: dict, path) -> Path:
     tmp.write_text(json.dumps(reports, indent=1, sort_keys=True) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def with_model(reports: dict, program, images, cfg=None, T=None, source: str = "") -> dict:
+    """The cycle-level model's performance summary (sia.hw.model.report) with the board's
+    numbers from Vivado: DSP count (GOPS/DSP), total on-chip power (GOPS/W) and timing.
+    All labelled: Vivado's power is its vectorless estimate unless a SAIF was given."""
+    from sia.hw.model import run as model_run
+    from sia.hw.model import report as mreport
+    from sia.hw.params import SIAConfig
+    cfg = cfg or SIAConfig()
+    s = reports["summary"]
+    res = model_run(program, images, T=T, config=cfg)
+    m = mreport.summarize(res, dsp=s["dsp"], dsp_source=f"Vivado report_utilization {source}".strip(),
+                          program=program)
+    power = s["power_w"]
+    m["board"] = {
+        "source": f"Vivado reports {source}".strip(),
+        "clock_mhz_assumed": cfg.clock_mhz, "clock_mhz_report": s["clock_mhz"],
+        "timing_met": s["timing_met"], "wns_ns": s["wns_ns"], "fmax_mhz_est": s["fmax_mhz_est"],
+        "lut": s["lut"], "ff": s["ff"], "bram_tile": s["bram_tile"], "dsp": s["dsp"],
+        "power_w": power, "power_label": "Vivado report_power total on-chip (PS7 included)",
+        "gops_per_w": m["gops_acc"] / power if power else None,
+        "gops_per_w_pl_only": (m["gops_acc"] / (power - reports["power"]["components"].get("PS7", 0.0))
+                               if power and reports["power"]["components"].get("PS7") else None),
+    }
+    return m
