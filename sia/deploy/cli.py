@@ -46,10 +46,10 @@ def register(app: typer.Typer):
         n = len(img.launches)
         max_in = max(ln["size"] + rb.input_nbytes(img, k) for k, ln in enumerate(img.launches))
         max_out = max(rb.output_nbytes(img, k) for k in range(n))
-        need = max(max_in, max_out).bit_length()
         print(f"wrote {out}: {prog.name}, T={img.timesteps}, {n} launches, "
-              f"{out.stat().st_size} bytes; largest packet {max_in} B, output {max_out} B "
-              f"(AXI DMA length register >= {need} bits)")
+              f"{out.stat().st_size} bytes; largest packet {max_in} B (split into DMA transfers "
+              f"as needed), largest output {max_out} B (needs an AXI DMA length register >= "
+              f"{max(8, max_out.bit_length())} bits)")
 
     @deploy.command("inspect")
     def inspect_cmd(
