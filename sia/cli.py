@@ -16,6 +16,7 @@ _MODULES = [
     "sia.convert.cli",
     "sia.snn.cli",
     "sia.hw.cli",
+    "sia.hw.rtl.cli",
     "sia.zoo.cli",
     "sia.deploy.cli",
     "sia.demo",

@@ -71,6 +71,7 @@ int main(int argc, char** argv) {
         size_t idx = 0;
         uint64_t guard = 0, c0 = ncycles;
         bool got_last = false;
+        uint64_t stuck = 0;
         while (!got_last) {
             bool v = idx < in.size() && U(rng) < pv;
             top->s_axis_tvalid = v;
@@ -86,8 +87,13 @@ int main(int argc, char** argv) {
             tick();
             if (fin) idx++;
             if (++guard > 400000000ULL) { fprintf(stderr, "timeout in launch %d\n", l); return 3; }
-            if (!top->irq_done && !(top->s_axis_tready) && idx < in.size() && guard > 10 &&
-                (axil_read(0x0C) & 4)) { break; }  // error: stop this launch
+            // input not taken for a long time while data is left: error state?
+            stuck = (idx < in.size() && !fin) ? stuck + 1 : 0;
+            if (stuck > 64) {
+                top->s_axis_tvalid = 0; top->m_axis_tready = 0; top->eval();
+                if (axil_read(0x0C) & 4) break;  // error: stop this launch
+                stuck = 0;
+            }
         }
         top->s_axis_tvalid = 0; top->m_axis_tready = 0; top->eval();
         busy_cycles += ncycles - c0;

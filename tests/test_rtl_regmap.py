@@ -1,0 +1,73 @@
+"""Register map and tile-packet format (pure Python, no simulator)."""
+
+import numpy as np
+import pytest
+
+from sia import SiaError
+from sia.hw import regmap
+from sia.hw.params import SIAConfig
+from sia.hw.rtl.testprog import random_program
+
+
+def test_bitstream_roundtrip():
+    vals = [-3, 7, 0, -128, 127, 5, -1]
+    beats = regmap.bits_to_beats(vals, 8)
+    assert len(beats) == 1
+    assert regmap.beats_to_values(beats, 8, len(vals)) == vals
+    vals = list(range(-50, 50, 7))
+    assert regmap.beats_to_values(regmap.bits_to_beats(vals, 24), 24, len(vals)) == vals
+
+
+def test_fields_fit_beats():
+    for layout in (regmap.LAYER_LAYOUT, regmap.GROUP_LAYOUT):
+        for _, (b, lsb, bits) in layout.items():
+            assert lsb + bits <= 64
+    hdr = regmap._pack_fields(regmap.LAYER_LAYOUT, regmap.LAYER_BEATS,
+                              {"magic": regmap.HDR_MAGIC, "timesteps": 8, "h_out": 32})
+    f = regmap.unpack_fields(regmap.LAYER_LAYOUT, hdr)
+    assert f["magic"] == regmap.HDR_MAGIC and f["timesteps"] == 8 and f["h_out"] == 32
+    with pytest.raises(SiaError):
+        regmap._pack_fields(regmap.LAYER_LAYOUT, regmap.LAYER_BEATS, {"timesteps": 1 << 9})
+
+
+def test_register_map_json():
+    rm = regmap.register_map(SIAConfig())
+    regs = rm["registers"]
+    offs = [r["offset"] for r in regs.values()]
+    assert len(offs) == len(set(offs))
+    assert regs["ID"]["value"] == 0x53494131
+    assert regs["PARAM_PES"]["value"] == 64
+    assert "Register" in regmap.docs_markdown() or "register" in regmap.docs_markdown()
+
+
+def test_pack_counts_and_output_roundtrip():
+    p = random_program(3)
+    cfg = SIAConfig(pes=4, max_width=8, max_height=8, max_channels_in=64, max_timesteps=4)
+    rng = np.random.default_rng(0)
+    ins = {-1: rng.integers(0, 256, p.input_shape).astype(np.uint8)}
+    for i, layer in enumerate(p.layers):
+        if layer.kind == "if":
+            ins[i] = (rng.random((p.timesteps,) + layer.shape) < 0.3).astype(np.uint8)
+    for i, layer in enumerate(p.layers):
+        for k in range(regmap.num_tiles(p, i, cfg)):
+            info = regmap.tile_info(p, i, k, cfg)
+            beats = regmap.pack_tile(p, i, k, ins, cfg)
+            assert len(beats) == (info.header_beats + info.weight_beats + info.neuron_beats
+                                  + info.spike_beats)
+            assert all(0 <= b < 1 << 64 for b in beats)
+            if layer.kind == "if":
+                spk = (rng.random((p.timesteps, info.channels) + info.out_shape) < 0.5)
+                out = []
+                for t in range(p.timesteps):
+                    for y in range(info.out_shape[0]):
+                        for x in range(info.out_shape[1]):
+                            out.append(sum(int(spk[t, c, y, x]) << c for c in range(info.channels)))
+                back = regmap.unpack_output(p, i, k, out, cfg)
+                assert np.array_equal(back, spk.astype(np.uint8))
+
+
+def test_layer_that_does_not_fit_is_refused():
+    p = random_program(0)
+    cfg = SIAConfig(pes=4, max_width=4, max_height=4)
+    with pytest.raises(SiaError, match="exceeds max"):
+        regmap.tile_info(p, 0, 0, cfg)
