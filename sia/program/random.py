@@ -111,23 +111,25 @@ class _Retry(Exception):
 
 def random_program(rng_or_seed=0, *, max_layers: int = 5, max_channels: int = 6,
                    max_hw: int = 12, max_classes: int = 4, timesteps: int = 4,
-                   max_weight: int = 7, max_image_weight: int = 15) -> Program:
+                   max_weight: int = 7, max_image_weight: int = 15,
+                   max_in_channels: int = 3) -> Program:
     """A random valid program; all limits are upper bounds (maps <= 16 keep it legal)."""
-    if max_hw > 16 or max_channels > 64 or max_layers < 2:
-        raise SiaError("random_program: need max_hw <= 16, max_channels <= 64, max_layers >= 2")
+    if max_hw > 16 or max_channels > 128 or max_in_channels > 16 or max_layers < 2:
+        raise SiaError("random_program: need max_hw <= 16, max_channels <= 128, "
+                       "max_in_channels <= 16, max_layers >= 2")
     rng = _rng(rng_or_seed)
     for _ in range(100):   # a draw whose last map cannot reach 1x1 legally is redrawn
         try:
             return _draw(rng, max_layers, max_channels, max_hw, max_classes, timesteps,
-                         max_weight, max_image_weight)
+                         max_weight, max_image_weight, max_in_channels)
         except _Retry:
             pass
     raise SiaError("random_program: no legal program in 100 draws; loosen the limits")
 
 
 def _draw(rng, max_layers, max_channels, max_hw, max_classes, timesteps, max_weight,
-          max_image_weight) -> Program:
-    cin = int(rng.integers(1, 4))
+          max_image_weight, max_in_channels) -> Program:
+    cin = int(rng.integers(1, max_in_channels + 1))
     hw = (int(rng.integers(3, max_hw + 1)), int(rng.integers(3, max_hw + 1)))
     prog = Program(name="random", input_shape=(cin, *hw), levels=4, timesteps=timesteps,
                    t_max=timesteps, layers=[], num_classes=0)
