@@ -23,7 +23,25 @@ from sia.data.registry import data_copy, load_split
 from sia.program import save_program
 from sia.snn import simulate
 from sia.snn.ann import ann_predict
+from sia.models import build_model, fold_all_bn
 from sia.train import evaluate, load_trained
+from sia.train.config import from_dict
+
+
+def load_run(run: Path):
+    """(model, cfg, note): the final model, or (a run stopped early for lack of CPU
+    time) the last epoch checkpoint, folded - and the note says which."""
+    if (run / "model.safetensors").is_file():
+        model, cfg = load_trained(run)
+        return model, cfg, "final"
+    ck = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
+    cfg = from_dict(ck["config"])
+    model = build_model(cfg.arch, **cfg.model_kwargs())
+    if ck["folded"]:
+        fold_all_bn(model)
+    model.load_state_dict(ck["model"])
+    fold_all_bn(model)
+    return model.eval(), cfg, f"checkpoint after epoch {ck['epoch']} of {cfg.epochs}+{cfg.fold_epochs}"
 
 
 def main():
@@ -41,13 +59,13 @@ def main():
     images, labels = load_split("cifar10", "test", args.data_dir)
     if args.images:
         images, labels = images[:args.images], labels[:args.images]
-    fp32, _ = load_trained(args.fp32)
-    qann, cfg = load_trained(args.qcfs)
+    fp32, _, fp32_note = load_run(args.fp32)
+    qann, cfg, qcfs_note = load_run(args.qcfs)
     res = {"data": data_copy("cifar10", args.data_dir), "test_images": len(labels),
            "qcfs_run": str(args.qcfs), "fp32_run": str(args.fp32),
            "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                                     text=True).stdout.strip(),
-           "config": cfg.to_dict(),
+           "config": cfg.to_dict(), "fp32_state": fp32_note, "qcfs_state": qcfs_note,
            "fp32_dnn": evaluate(fp32, images, labels),
            "reduced_precision_ann": evaluate(qann, images, labels)}
     prog = convert(qann, (3, 32, 32), name=args.qcfs.name, timesteps=args.T,
