@@ -11,7 +11,8 @@ from sia.hw.rtl.cosim import harness
 from sia.hw.rtl.cosim.program import run_program
 from sia.hw.rtl.testprog import random_program
 
-CFG = SIAConfig(pes=4, max_width=8, max_height=8, max_channels_in=64, max_timesteps=4)
+# small build that still runs the trained digits network (8x8 maps, 128 weight rows)
+CFG = SIAConfig(pes=8, max_width=8, max_height=8, max_channels_in=128, max_timesteps=8)
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -27,7 +28,7 @@ def _image(p, seed):
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_random_program_bit_and_cycle_exact(built, seed):
-    p = random_program(seed, chans=(5 + seed % 3, 7 - seed % 2))
+    p = random_program(seed, chans=(5 + 3 * seed, 12 - seed % 2))  # 1-2 tiles
     r = run_program(p, _image(p, seed), CFG)          # raises on any golden mismatch
     for launch in r["launches"]:
         assert launch["cycles"] == launch["expected"], launch
@@ -55,3 +56,18 @@ def test_bad_header_sets_error(built):
     res, _ = harness.run(CFG, [bad, pk])
     assert res[0].status & regmap.STATUS_ERROR and (res[0].status >> 8) & 0xFF == 1
     assert res[1].status & regmap.STATUS_DONE and not res[1].status & regmap.STATUS_ERROR
+
+
+def test_digits_network_end_to_end(built):
+    """The trained digits program (zoo), one test image: every layer bit-exact (each
+    layer reads the RTL's own spikes), logits equal, every launch cycle-exact."""
+    from sia.data.registry import load_split
+    from sia.zoo import load_zoo_program
+    p = load_zoo_program("digits_cnn_l8")
+    images, labels = load_split("digits", "test")
+    img = np.asarray(images[3])
+    r = run_program(p, img, CFG)
+    for launch in r["launches"]:
+        assert launch["cycles"] == launch["expected"], launch
+    logits = r["outputs"][p.layers[-1].name].reshape(-1)
+    assert int(np.argmax(logits)) == int(r["golden"].predictions[-1, 0])
