@@ -119,34 +119,32 @@ def _new_stats(program: Program, config: SIAConfig, T: int) -> list[LayerStats]:
     return out
 
 
-def _count_group(program, config, L: LayerStats, s, words, tile, times) -> torch.Tensor:
-    """Add the dispatch of one group's words to `tile` (times: how many tiles scan the
-    same words); returns (dispatch cycles, SOPs) per image."""
+def _count_group(program, config, L: LayerStats, s, words, ks: list[int]):
+    """Add one group's scanned words to the launches `ks` (the tiles that scan these same
+    words); returns (dispatch cycles, SOPs) per image."""
     layer = program.layers[L.index]
     hist = S.word_hist(S.scanned(s, words, layer.shape[1]))
     d = S.dispatch(hist, config.events_per_cycle)
     cyc = d["accumulate"] + d["dispatch_empty"]
-    ks = range(L.tiles) if times > 1 else [tile]
+    events = int(d["events"].sum())
     for k in ks:
         L.accumulate[k] += int(d["accumulate"].sum())
         L.dispatch_empty[k] += int(d["dispatch_empty"].sum())
-        L.events[k] += int(d["events"].sum())
-    L.per_t += cyc.sum(1).numpy() * times
-    L.add_hist(hist.sum((0, 1)), shared=times > 1 or s.op != "identity")
+        L.events[k] += events
+    L.per_t += cyc.sum(1).numpy() * len(ks)
+    L.add_hist(hist.sum((0, 1)), shared=s.op != "identity")
     n = S.pooled_events(s, words)
     per_img = (n * S.taps_map(s, *n.shape[-2:])).sum((0, 2, 3), dtype=torch.int64)
-    taps = int(per_img.sum())
-    pes = sum(1 if s.op == "identity" else L.active[k] for k in ks)
-    sops = per_img * pes if s.source != IMAGE else torch.zeros_like(per_img)
-    for k in ks:
-        a = 1 if s.op == "identity" else L.active[k]   # identity: channel c -> PE c only
-        ops = taps * a
+    pes = [1 if s.op == "identity" else L.active[k] for k in ks]   # identity: c -> PE c only
+    for k, a in zip(ks, pes):
+        ops = int(per_img.sum()) * a
         if s.source == IMAGE:
             L.image_ops[k] += ops
         else:
             L.sops[k] += ops
-        L.weight_reads[k] += int(d["events"].sum()) * a
-    return cyc.sum(0) * times, sops
+        L.weight_reads[k] += events * a
+    sops = per_img * sum(pes) if s.source != IMAGE else torch.zeros_like(per_img)
+    return cyc.sum(0) * len(ks), sops
 
 
 def _count_layer(program, config, L: LayerStats, sources: dict):
@@ -157,11 +155,11 @@ def _count_layer(program, config, L: LayerStats, sources: dict):
         x = sources[s.source]
         if s.op == "identity":   # each tile scans its own channel slice
             parts = [_count_group(program, config, L, s,
-                                  S.group_words(program, layer, s, x, k, config), k, 1)
+                                  S.group_words(program, layer, s, x, k, config), [k])
                      for k in range(L.tiles)]
         else:
             words = S.group_words(program, layer, s, x, 0, config)
-            parts = [_count_group(program, config, L, s, words, 0, L.tiles)]
+            parts = [_count_group(program, config, L, s, words, list(range(L.tiles)))]
         for c, o in parts:
             cycles, sops = cycles + c, sops + o
     return cycles, sops
