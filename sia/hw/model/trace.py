@@ -1,7 +1,7 @@
 """Per-event trace mode: a plain loop over events for tiny programs.
 
 It walks the launch loop of docs/architecture.md literally -- tiles, timesteps, output
-rows, the row schedule, pooled positions, E events per cycle -- accumulating into an
+rows, the row schedule, spike-buffer words, E events per cycle -- accumulating into an
 explicit psum row buffer and running the aggregation core on explicit ping-pong
 membrane banks. It is an independent implementation of both the arithmetic (checked
 against the golden simulator) and the cycle count (checked against the fast path).
@@ -102,6 +102,8 @@ class _Launch:
         """Drain output row oy for timesteps `steps`: V = V(t-1) + psum + bias."""
         layer, ch = self.layer, slice(self.lo_ch, self.lo_ch + self.a)
         cur = self.psum.pop(oy, np.zeros((self.a, self.wo), np.int64))
+        if cur.size and np.abs(cur).max() >= 1 << (self.cfg.acc_bits - 1):
+            raise SiaError(f"layer {layer.name}: psum overflows acc_bits={self.cfg.acc_bits}")
         self.drained = oy
         self.cyc["stall"] += timing.C_ROW
         lim = 1 << (self.cfg.v_bits - 1)
