@@ -262,3 +262,7 @@ def test_report_fields_and_cli(tmp_path, capsys):
         "--out", str(tmp_path))
     assert (tmp_path / "sia_dse.png").is_file()
     assert "images/s" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:   # a program that does not fit: one line, exit 2
+        main(["simulate", "digits_cnn_l8", "--T", "17", "--images", "2"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and "T=17" in err[0]
