@@ -86,7 +86,7 @@ def write(rows: list[dict], out_dir, stem: str = "sia_dse") -> tuple[Path, Path]
     js = out / f"{stem}.json"
     js.write_text(json.dumps(rows, indent=1))
     ok = [r for r in rows if r["fits"]]
-    wb = max((r["weight_bits"] for r in ok), default=None)
+    wb = min((r["weight_bits"] for r in ok), default=None)   # the narrowest that fits
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
     for T in sorted({r["timesteps"] for r in ok}):
         for E in sorted({r["events_per_cycle"] for r in ok}):
