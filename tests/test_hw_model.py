@@ -250,6 +250,8 @@ def test_report_fields_and_cli(tmp_path, capsys):
     assert "estimate" in s["energy"]["label"] and s["energy"]["uj_per_image"]["total"] > 0
     assert sum(s["phases"].values()) == pytest.approx(s["latency_cycles"]["mean"])
     assert sum(x["cycles"] for x in s["layers"]) == pytest.approx(s["latency_cycles"]["mean"])
+    loops = sum(x["compute_cycles"] for x in s["layers"] if not x["image_layer"])
+    assert sum(s["cycles_per_timestep"]) == pytest.approx(loops)
     def sia(*args):
         with pytest.raises(SystemExit) as e:
             main(list(args))
