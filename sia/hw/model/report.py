@@ -151,7 +151,8 @@ def plot_layers(summary: dict, path: Path) -> Path:
     ax.set_ylabel("cycles / image")
     ax.set_title(f"{summary['program']}: T={summary['timesteps']}, P={summary['config']['pes']}, "
                  f"E={summary['config']['events_per_cycle']}, "
-                 f"{summary['latency_us']:.0f} us/image @ {summary['config']['clock_mhz']:g} MHz")
+                 f"{summary['latency_us']:.0f} us/image @ {summary['config']['clock_mhz']:g} MHz",
+                 fontsize=9)
     ax.legend(fontsize=7, ncol=4)
     ax2.bar(names, [100 * x["pe_utilisation"] for x in layers], color="tab:green")
     ax2.set_ylabel("PE utilisation %")
