@@ -90,6 +90,7 @@ def _report(prog, r, cfg, wall):
     out_v = r["outputs"][prog.layers[-1].name]
     return {"program": prog.name, "pes": cfg.pes, "events_per_cycle": cfg.events_per_cycle,
             "bit_exact": True, "cycle_exact": all(x["cycles"] == x["expected"] for x in L),
+            "model_equal": all(x.get("model") == x["cycles"] for x in L),
             "prediction": int(np.argmax(np.asarray(out_v).reshape(-1))),
             "cycles": cyc, "sops": sops, "image_ops": iops,
             "gops_acc": sops / t_s / 1e9, "gops_per_pe": sops / t_s / 1e9 / cfg.pes,

@@ -102,10 +102,13 @@ class Dispatch(wiring.Component):
                     m.d.comb += s.eq(g)
             return s
 
-        def load_group(g):
+        # r_end of each group for the current output row, latched at row start (hi moves on)
+        rend_r = Array(Signal(9, name=f"rend_r{g}") for g in range(G))
+
+        def load_group(g, rend_of):
             m.d.sync += [cg.eq(g), r.eq(rlo[g]), x.eq(0), i.eq(0), j.eq(0), w.eq(0),
                          addr.eq(rowaddr[g]), xaddr.eq(rowaddr[g]), iaddr.eq(rowaddr[g]),
-                         raddr.eq(rowaddr[g]), db.eq(dbase[g]), rend.eq(rends[g])]
+                         raddr.eq(rowaddr[g]), db.eq(dbase[g]), rend.eq(rend_of[g])]
 
         sb_addr = Signal(AW)
         sb_en = Signal()
@@ -114,10 +117,11 @@ class Dispatch(wiring.Component):
         with m.If(self.row_start):
             m.d.sync += nonempty.eq(ne)
             for g in range(G):
-                m.d.sync += hi[g].eq(hi[g] + getattr(self, f"g{g}_stride"))
+                m.d.sync += [hi[g].eq(hi[g] + getattr(self, f"g{g}_stride")),
+                             rend_r[g].eq(rends[g])]
             with m.If(ne.any()):
                 g0 = first_of(ne)
-                load_group(g0)
+                load_group(g0, rends)
                 m.d.comb += [sb_addr.eq(rowaddr[g0]), sb_en.eq(1)]
                 m.d.sync += [active.eq(1), fresh.eq(1)]
 
@@ -249,7 +253,7 @@ class Dispatch(wiring.Component):
                                  dbase[cg].eq(db + cur["pos_rstride"])]
                     with m.If(nxt_group.any()):
                         g1 = first_of(nxt_group)
-                        load_group(g1)
+                        load_group(g1, rend_r)
                         m.d.comb += [sb_addr.eq(rowaddr[g1]), sb_en.eq(1)]
                     with m.Else():
                         m.d.sync += [active.eq(0), fresh.eq(0)]

@@ -78,8 +78,9 @@ def run_synth(cfg: SIAConfig, out_dir, abc9: bool = False, quiet: bool = False) 
               f"tee -o {out / 'ltp.txt'} ltp -noff\n")
     (out / "synth.ys").write_text(script)
     t1 = time.time()
-    with open(out / "yosys.log", "w") as log:
-        r = subprocess.run(yosys_cmd() + ["-q", "-s", str(out / "synth.ys")], stdout=log,
+    with open(out / "yosys.out", "w") as log:
+        r = subprocess.run(yosys_cmd() + ["-q", "-l", str(out / "yosys.log"), "-s",
+                                          str(out / "synth.ys")], stdout=log,
                            stderr=subprocess.STDOUT)
     if r.returncode != 0:
         raise SiaError(f"yosys failed (see {out / 'yosys.log'})")

@@ -44,10 +44,12 @@ def verilator_bin() -> str:
     return found
 
 
-def build(cfg: SIAConfig, jobs: int = 1, quiet: bool = True) -> Path:
-    """Verilog + Verilator binary for cfg; returns the binary path (cached)."""
+def build(cfg: SIAConfig, jobs: int = 1, quiet: bool = True, opt: str | None = None) -> Path:
+    """Verilog + Verilator binary for cfg; returns the binary path (cached).
+    opt: C++ optimisation of the model (default -O1: quick to compile; -O2 runs faster)."""
     from sia.hw.rtl.export import write_verilog
-    d = build_dir() / _src_hash(cfg)
+    opt = opt or os.environ.get("SIA_VERILATOR_OPT", "-O1")
+    d = build_dir() / (_src_hash(cfg) + ("" if opt == "-O1" else opt.replace("-", "_")))
     exe = d / "obj" / "Vsia"
     if exe.exists():
         return exe
@@ -56,7 +58,8 @@ def build(cfg: SIAConfig, jobs: int = 1, quiet: bool = True) -> Path:
     shutil.copy(RTL_DIR / "cosim" / "tb.cpp", d / "tb.cpp")
     cmd = [verilator_bin(), "--cc", "--exe", "--build", "-j", str(jobs), "-O2",
            "-Wno-fatal", "-Wno-lint", "-Wno-style", "--top-module", "sia_top",
-           "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O1", "--Mdir", str(d / "obj"), "-o", "Vsia", str(v), str(d / "tb.cpp")]
+           "--x-assign", "fast", "--x-initial", "fast", "--noassert",
+           "-MAKEFLAGS", f"CFG_CXXFLAGS_PCH_I=-include OPT_FAST={opt}", "--Mdir", str(d / "obj"), "-o", "Vsia", str(v), str(d / "tb.cpp")]
     t = time.time()
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0 or not exe.exists():
@@ -76,10 +79,10 @@ class LaunchResult:
 
 
 def run(cfg: SIAConfig, packets: list, seed: int = 1, p_valid: float = 1.0,
-        p_ready: float = 1.0, workdir: Path | None = None):
+        p_ready: float = 1.0, workdir: Path | None = None, opt: str | None = None):
     """Run the packets (lists of 64-bit beats) one launch after another.
     Returns ([LaunchResult], stats {cycles, seconds})."""
-    exe = build(cfg)
+    exe = build(cfg, opt=opt)
     wd = Path(workdir or exe.parent.parent / "runs")
     wd.mkdir(parents=True, exist_ok=True)
     fin, fout = wd / f"in_{os.getpid()}.txt", wd / f"out_{os.getpid()}.txt"

@@ -27,7 +27,7 @@ def golden_traces(program: Program, image: np.ndarray, T: int):
 
 def run_program(program: Program, image: np.ndarray, cfg: SIAConfig, T: int | None = None,
                 seed: int = 1, p_valid: float = 1.0, p_ready: float = 1.0,
-                feed_golden: bool = False, check: bool = True):
+                feed_golden: bool = False, check: bool = True, with_model: bool = True):
     """Returns {"outputs": {layer: array}, "launches": [...], "sim": {...}}.
     Each layer reads the RTL's own outputs of earlier layers (feed_golden=False)."""
     from sia.hw.rtl.cycles import launch_cycles
@@ -48,8 +48,12 @@ def run_program(program: Program, image: np.ndarray, cfg: SIAConfig, T: int | No
                 raise SiaError(f"layer {li} tile {k}: RTL error code {(r.status >> 8) & 0xFF}")
             parts.append(regmap.unpack_output(program, li, k, r.beats, cfg, T))
             exp = launch_cycles(program, li, k, ins, cfg, T)
-            launches.append({"layer": li, "tile": k, "cycles": r.cycles, "expected": exp,
-                             "sops": r.sops, "image_ops": r.image_ops})
+            rec = {"layer": li, "tile": k, "cycles": r.cycles, "expected": exp,
+                   "sops": r.sops, "image_ops": r.image_ops}
+            if with_model:   # the cycle-level model (sia.hw.model), same inputs
+                from sia.hw.model import launch_cycles as model_cycles
+                rec["model"] = model_cycles(program, li, k, ins, T=T, config=cfg)["total"]
+            launches.append(rec)
         full = np.concatenate(parts, axis=1 if layer.kind == "if" else 0)
         outs[layer.name] = full
         if check:
