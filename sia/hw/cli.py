@@ -6,13 +6,14 @@ from pathlib import Path
 import typer
 
 
-def _config(path: Path | None, pes: int | None, events: int | None, clock: float | None):
+def _config(path: Path | None, pes: int | None, events: int | None, clock: float | None,
+            weight_bits: int | None = None):
     import dataclasses
 
     from sia.hw.params import SIAConfig
     cfg = SIAConfig.from_json(json.loads(path.read_text())) if path else SIAConfig()
-    over = {k: v for k, v in (("pes", pes), ("events_per_cycle", events), ("clock_mhz", clock))
-            if v is not None}
+    over = {k: v for k, v in (("pes", pes), ("events_per_cycle", events), ("clock_mhz", clock),
+                              ("weight_bits", weight_bits)) if v is not None}
     return dataclasses.replace(cfg, **over)
 
 
@@ -47,6 +48,8 @@ def register(app: typer.Typer):
         pes: int = typer.Option(None, "--pes", help="override SIAConfig.pes"),
         events: int = typer.Option(None, "--events", help="override events_per_cycle"),
         clock: float = typer.Option(None, "--clock-mhz", help="override clock_mhz"),
+        weight_bits: int = typer.Option(None, "--weight-bits",
+                                        help="override weight_bits (ResNet shortcuts may need > 8)"),
         synth: Path = typer.Option(None, "--synth-report",
                                    help="synth_report.json of `sia synth`: its DSP count for GOPS/DSP"),
     ):
@@ -55,7 +58,7 @@ def register(app: typer.Typer):
         from sia.program.resolve import resolve_program
 
         prog = resolve_program(program)
-        cfg = _config(config, pes, events, clock)
+        cfg = _config(config, pes, events, clock, weight_bits)
         data, images, labels = _images(prog, data, data_dir, limit)
         res = run(prog, images, labels, T=timesteps, config=cfg, progress=True)
         dsp, src = report.synth_dsp(synth) if synth else (None, None)
