@@ -248,6 +248,10 @@ def test_report_fields_and_cli(tmp_path, capsys):
     assert s["gops_per_dsp"] is None and "n/a" in s["gops_per_dsp_note"]
     assert s["dsp"]["count"] == 0 and "estimate" in s["dsp"]["source"]
     assert "estimate" in s["energy"]["label"] and s["energy"]["uj_per_image"]["total"] > 0
+    (tmp_path / "synth_report.json").write_text(json.dumps({"resources": {"DSP48E1": 4}}))
+    dsp, src = report.synth_dsp(tmp_path / "synth_report.json")
+    s4 = report.summarize(run(p, _images(p, 2, 0)), dsp=dsp, dsp_source=src)
+    assert s4["gops_per_dsp"] == pytest.approx(s4["gops_acc"] / 4) and "synthesis" in s4["dsp"]["source"]
     assert sum(s["phases"].values()) == pytest.approx(s["latency_cycles"]["mean"])
     assert sum(x["cycles"] for x in s["layers"]) == pytest.approx(s["latency_cycles"]["mean"])
     loops = sum(x["compute_cycles"] for x in s["layers"] if not x["image_layer"])
