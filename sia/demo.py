@@ -80,6 +80,16 @@ def run_demo(out: Path, config_dir: Path, timesteps: int = 8, progress: bool = T
     accuracy_plot(out / "accuracy_vs_timestep.png", "digits: SNN accuracy vs timestep",
                   sim.accuracy, {"FP32 DNN": acc["fp32_dnn"],
                                  "reduced-precision ANN": acc["reduced_precision_ann"]})
+    # the same program on the cycle-level model of the accelerator (bit-exact outputs)
+    from sia.hw.model import report as hw_report
+    from sia.hw.model import run as hw_run
+    hw = hw_report.summarize(hw_run(prog, images, labels, T=timesteps), program=prog)
+    hw["data"] = "digits"
+    hw_report.write(hw, out)
+    report["accelerator"] = {k: hw[k] for k in ("latency_cycles", "latency_us", "images_per_s",
+                                                "gops_acc", "gops_per_pe", "gops_dense_equiv",
+                                                "pe_utilisation", "accuracy")}
+    console.print(f"[bold]SIA model[/] (64 PEs, 100 MHz): {hw_report.headline(hw)}")
     (out / "demo.json").write_text(json.dumps(report, indent=1) + "\n")
     gap = acc["fp32_dnn"] - sim.accuracy[-1]
     console.print(f"SNN@T={timesteps} {100 * sim.accuracy[-1]:.2f}% vs FP32 "

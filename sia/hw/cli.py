@@ -65,13 +65,7 @@ def register(app: typer.Typer):
         summ = report.summarize(res, dsp=dsp, dsp_source=src, program=prog)
         summ["data"] = data
         _print_table(report.TABLE_HEADER, report.table_rows(summ))
-        print(f"{prog.name} on {data} ({res.images} images, T={res.timesteps}): accuracy "
-              f"{summ['accuracy']:.4f}; {summ['latency_cycles']['mean']:,.0f} cycles = "
-              f"{summ['latency_us']:,.1f} us/image @ {cfg.clock_mhz:g} MHz, "
-              f"{summ['images_per_s']:,.1f} images/s; GOPS(acc) {summ['gops_acc']:.3f} "
-              f"({summ['gops_per_pe']:.4f}/PE), dense-equivalent {summ['gops_dense_equiv']:.2f}; "
-              f"PE utilisation {100 * summ['pe_utilisation']:.1f}%; energy (estimate) "
-              f"{summ['energy']['uj_per_image']['total']:.1f} uJ/image")
+        print(report.headline(summ))
         for msg in summ["rtl_v1_refuses"]:
             print(f"note: the RTL v1 build refuses {msg}")
         if out:

@@ -136,6 +136,19 @@ def summarize(r: ModelResult, dsp: int | None = None, dsp_source: str | None = N
     }
 
 
+def headline(summ: dict) -> str:
+    """One line for people: accuracy, latency, throughput (both GOPS conventions)."""
+    cfg = summ["config"]
+    acc = "n/a" if summ["accuracy"] is None else f"{summ['accuracy']:.4f}"
+    return (f"{summ['program']} on {summ.get('data', '?')} ({summ['images']} images, "
+            f"T={summ['timesteps']}): accuracy {acc}; {summ['latency_cycles']['mean']:,.0f} "
+            f"cycles = {summ['latency_us']:,.1f} us/image @ {cfg['clock_mhz']:g} MHz, "
+            f"{summ['images_per_s']:,.1f} images/s; GOPS(acc) {summ['gops_acc']:.3f} "
+            f"({summ['gops_per_pe']:.4f}/PE), dense-equivalent {summ['gops_dense_equiv']:.2f}; "
+            f"PE utilisation {100 * summ['pe_utilisation']:.1f}%; energy (estimate) "
+            f"{summ['energy']['uj_per_image']['total']:.1f} uJ/image")
+
+
 def plot_layers(summary: dict, path: Path) -> Path:
     import matplotlib
     matplotlib.use("Agg")
