@@ -96,6 +96,8 @@ def register(app: typer.Typer):
         rows = dse.sweep(prog, images, ints(pes), ints(events), ints(timesteps), ints(weight_bits),
                          progress=False)
         _print_table(dse.TABLE_HEADER, dse.table_rows(rows))
+        print("* projections for options RTL v1 lacks: weights resident across images; "
+              "all streams hidden behind compute")
         if out:
             js, png = dse.write(rows, out)
             print(f"wrote {js} and {png}")

@@ -36,7 +36,7 @@ def point(program: Program, r: ModelResult, cfg: SIAConfig) -> dict:
         check_fits(program, cfg, T)
     except SiaError as e:
         return {**row, "fits": False, "reason": str(e)}
-    cycles = compute = acc_ops = sops = 0.0
+    cycles = compute = acc_ops = sops = wload = 0.0
     for L in r.layers:
         layer = program.layers[L.index]
         nt = S.tiles(layer, cfg)
@@ -45,14 +45,21 @@ def point(program: Program, r: ModelResult, cfg: SIAConfig) -> dict:
             ph = S.static_phases(program, L.index, cfg, T, tile)
             cycles += sum(ph.values())
             compute += S.compute_cycles(ph)
+            wload += ph["weight_load"]
         cycles += disp
         compute += disp
         sops += float(L.sops.sum()) / n
         acc_ops += float(L.sops.sum() + L.image_ops.sum()) / n
     sec = cycles / (cfg.clock_mhz * 1e6)
+    per_pe = sops * cfg.clock_mhz * 1e6 / 1e9 / cfg.pes
     return {**row, "fits": True, "latency_cycles": cycles, "images_per_s": 1 / sec,
-            "gops_acc": sops / sec / 1e9, "gops_per_pe": sops / sec / 1e9 / cfg.pes,
-            "pe_utilisation": acc_ops / (cfg.pes * cfg.events_per_cycle * cfg.taps * compute)}
+            "gops_acc": sops / sec / 1e9, "gops_per_pe": per_pe / cycles,
+            "pe_utilisation": acc_ops / (cfg.pes * cfg.events_per_cycle * cfg.taps * compute),
+            # projections for options RTL v1 does not have (labelled so in reports):
+            # weights kept on chip across a batch (no per-image weight stream), and
+            # every stream phase hidden behind compute (double-buffered spike buffers)
+            "gops_per_pe_weights_resident": per_pe / (cycles - wload),
+            "gops_per_pe_compute_only": per_pe / compute}
 
 
 def sweep(program: Program, images, pes=(16, 32, 64, 128), events=(1, 2), timesteps=(4, 8, 16),
@@ -111,7 +118,8 @@ def write(rows: list[dict], out_dir, stem: str = "sia_dse") -> tuple[Path, Path]
     return js, png
 
 
-TABLE_HEADER = ["P", "E", "T", "wbits", "latency cyc", "images/s", "GOPS(acc)", "GOPS/PE", "util %"]
+TABLE_HEADER = ["P", "E", "T", "wbits", "latency cyc", "images/s", "GOPS(acc)", "GOPS/PE",
+                "util %", "GOPS/PE w-resident*", "GOPS/PE compute*"]
 
 
 def table_rows(rows: list[dict]) -> list[list[str]]:
@@ -119,9 +127,11 @@ def table_rows(rows: list[dict]) -> list[list[str]]:
     for r in rows:
         head = [str(r["pes"]), str(r["events_per_cycle"]), str(r["timesteps"]), str(r["weight_bits"])]
         if not r["fits"]:
-            out.append(head + ["does not fit", "", "", "", ""])
+            out.append(head + ["does not fit", "", "", "", "", "", ""])
         else:
             out.append(head + [f"{r['latency_cycles']:,.0f}", f"{r['images_per_s']:,.1f}",
                                f"{r['gops_acc']:.2f}", f"{r['gops_per_pe']:.3f}",
-                               f"{100 * r['pe_utilisation']:.1f}"])
+                               f"{100 * r['pe_utilisation']:.1f}",
+                               f"{r['gops_per_pe_weights_resident']:.3f}",
+                               f"{r['gops_per_pe_compute_only']:.3f}"])
     return out
