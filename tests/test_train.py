@@ -11,7 +11,6 @@ from typer.testing import CliRunner
 from sia import SiaError
 from sia.models import ConvUnit
 from sia.train import evaluate, load_config, load_trained, train
-from sia.train import trainer
 from sia.train.config import from_dict, parse_override
 
 TINY = dict(dataset="digits", arch="digits_cnn", width=0.5, epochs=4, fold_epochs=1,
@@ -51,7 +50,7 @@ def test_shipped_configs_load():
         load_config(p)
 
 
-def test_tiny_run_load_and_resume(tmp_path, monkeypatch):
+def test_tiny_run_load_and_resume(tmp_path):
     cfg = from_dict(TINY)
     res = train(cfg, tmp_path / "a", progress=False)
     m = json.loads((tmp_path / "a" / "metrics.json").read_text())
@@ -67,16 +66,9 @@ def test_tiny_run_load_and_resume(tmp_path, monkeypatch):
     x, y = load_digits_split("test")
     assert evaluate(model, x, y) == m["test_acc"]
 
-    # Interrupt a second run after its first epoch, then resume: same final weights.
-    real = trainer.Run.train_epoch
-    def stop_after_one(self):
-        if self.epoch == 1:
-            raise KeyboardInterrupt
-        return real(self)
-    monkeypatch.setattr(trainer.Run, "train_epoch", stop_after_one)
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg, tmp_path / "b", progress=False)
-    monkeypatch.setattr(trainer.Run, "train_epoch", real)
+    # Stop a second run after two epochs, then resume: same final weights.
+    train(cfg, tmp_path / "b", progress=False, stop_after=2)
+    assert not (tmp_path / "b" / "model.safetensors").exists()
     train(cfg, tmp_path / "b", resume=True, progress=False)
     a, b = (load_file(str(tmp_path / d / "model.safetensors")) for d in "ab")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -89,6 +81,14 @@ def test_tiny_run_load_and_resume(tmp_path, monkeypatch):
         from_dict({"distill": {"teacher": "x", "beta": 1}})
     with pytest.raises(SiaError, match="distill.teacher"):
         from_dict({"distill": {"alpha": 0.5}})
+
+    # A run shortened on resume re-derives its LR schedule and records the change.
+    train(from_dict({**TINY, "epochs": 6}), tmp_path / "s", progress=False, stop_after=2)
+    m = train(cfg, tmp_path / "s", resume=True, progress=False).metrics
+    assert m["schedule_changes"] == [{"at_epoch": 2, "was": {"epochs": 6}}]
+    assert len(m["epochs"]) == 5
+    with pytest.raises(SiaError, match="'epochs' 1 does not fit"):
+        train(from_dict({**TINY, "epochs": 1}), tmp_path / "s", resume=True, progress=False)
 
     with pytest.raises(SiaError, match="'lr' differs"):
         train(from_dict({**TINY, "lr": 0.2}), tmp_path / "b", resume=True, progress=False)

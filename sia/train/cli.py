@@ -13,6 +13,7 @@ def register(app: typer.Typer):
         resume: bool = typer.Option(False, "--resume", help="continue from OUT/checkpoint.pt"),
         set_: list[str] = typer.Option([], "--set", help="override a config key: key=value (TOML value)"),
         data_dir: str = typer.Option(None, "--data-dir", help="CIFAR-10 directory (else $SIA_CIFAR10_DIR)"),
+        stop_after: int = typer.Option(None, "--stop-after", help="stop after epoch N (resume later)"),
         progress: bool = typer.Option(True, "--progress/--no-progress"),
     ):
         """Train a reduced-precision (QCFS) model or its FP32 twin; writes model.safetensors."""
@@ -23,9 +24,13 @@ def register(app: typer.Typer):
         if data_dir:
             cfg.data_dir = data_dir
         out = out or Path("runs/train") / config.stem
-        res = train(cfg, out, resume=resume, progress=progress)
-        if res.metrics["world_size"] == 1 or _rank() == 0:
-            m = res.metrics
+        res = train(cfg, out, resume=resume, progress=progress, stop_after=stop_after)
+        m = res.metrics
+        if _rank() != 0:
+            return
+        if "test_acc" not in m:
+            print(f"{config.stem}: stopped after epoch {len(m['epochs'])}; continue with --resume -> {out}")
+        else:
             print(f"{config.stem}: {cfg.arch} {cfg.act} w{cfg.weight_bits or 'fp'} on {m['data']}: "
                   f"test acc {m['test_acc']:.4f} (before fold {m['test_acc_bn']:.4f}), "
                   f"{len(m['epochs'])} epochs in {m['train_time_s']:.0f}s -> {out}")

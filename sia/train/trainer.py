@@ -37,8 +37,9 @@ from sia.data.registry import data_copy, load_split
 from sia.models import build_model, fold_all_bn
 from sia.train.config import TrainConfig, from_dict
 
-# Keys that may change between a run and its resume without changing the run.
-_RESUME_FREE = ("data_dir", "device", "num_threads", "eval_batch_size")
+# Keys that may change between a run and its resume without changing the run; the
+# epoch counts may change too (the LR schedule is re-derived for the new length).
+_RESUME_FREE = ("data_dir", "device", "num_threads", "eval_batch_size", "epochs", "fold_epochs")
 
 
 @dataclass
@@ -178,7 +179,7 @@ class Run:
         if cfg.distill:
             self.teacher = load_trained(cfg.distill["teacher"])[0].to(self.dev)
             self.teacher.requires_grad_(False)
-        self.epoch, self.folded, self.history = 0, False, []
+        self.epoch, self.folded, self.history, self.fold_acc = 0, False, [], None
         self._stage_setup()
 
     # -- stages ---------------------------------------------------------------------
@@ -200,7 +201,7 @@ class Run:
         fold_all_bn(self.net)
         self.folded = True
         self._stage_setup()
-        return acc_bn, self.eval()
+        self.fold_acc = (acc_bn, self.eval())
 
     # -- epochs ---------------------------------------------------------------------
     def eval(self) -> float:
@@ -261,7 +262,8 @@ class Run:
             return
         state = {"model": self.net.state_dict(), "optimizer": self.opt.state_dict(),
                  "scheduler": self.sched.state_dict(), "epoch": self.epoch,
-                 "folded": self.folded, "config": self.cfg.to_dict(), "history": self.history,
+                 "folded": self.folded, "fold_acc": list(self.fold_acc or []),
+                 "config": self.cfg.to_dict(), "history": self.history,
                  "rng": torch.get_rng_state()}
         tmp = self.out / "checkpoint.pt.tmp"
         torch.save(state, tmp)
@@ -274,6 +276,10 @@ class Run:
         if diff:
             raise SiaError(f"cannot resume {path}: config key {diff[0]!r} differs "
                            f"({theirs.get(diff[0])!r} in the checkpoint, {mine[diff[0]]!r} now)")
+        stage1_done = ck["epoch"] if not ck["folded"] else theirs["epochs"]
+        if (self.cfg.epochs < stage1_done) or (ck["folded"] and self.cfg.epochs != stage1_done):
+            raise SiaError(f"cannot resume {path}: config key 'epochs' {self.cfg.epochs} does not "
+                           f"fit a checkpoint with {stage1_done} stage-1 epochs done")
         if ck["folded"]:
             fold_all_bn(self.net)
             self.folded = True
@@ -282,7 +288,9 @@ class Run:
         self.opt.load_state_dict(ck["optimizer"])
         self.sched.load_state_dict(ck["scheduler"])
         self.epoch, self.history = ck["epoch"], ck["history"]
+        self.fold_acc = tuple(ck.get("fold_acc", ())) or None
         torch.set_rng_state(ck["rng"].cpu())
+        return {k: theirs[k] for k in ("epochs", "fold_epochs") if theirs[k] != mine[k]}
 
     def save_final(self, metrics: dict):
         if not self.d.main:
@@ -297,31 +305,46 @@ class Run:
             (self.out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
 
 
-def train(cfg: TrainConfig, out_dir, resume: bool = False, progress: bool = True) -> TrainResult:
+def train(cfg: TrainConfig, out_dir, resume: bool = False, progress: bool = True,
+          stop_after: int | None = None) -> TrainResult:
+    """Train (or resume) a run in out_dir; stop_after N ends after epoch N, resumable."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     run = Run(cfg, out, progress)
     ck = out / "checkpoint.pt"
+    metrics = {"config": cfg.to_dict(), "data": data_copy(cfg.dataset, cfg.data_dir),
+               "device": str(run.dev), "world_size": run.d.world, "epochs": run.history}
     if resume:
         if not ck.is_file():
             raise SiaError(f"--resume: no checkpoint in {out}")
-        run.restore(ck)
-    metrics = {"config": cfg.to_dict(), "data": data_copy(cfg.dataset, cfg.data_dir), "device": str(run.dev),
-               "world_size": run.d.world, "epochs": run.history}
+        old = run.restore(ck)
+        prev = out / "metrics.json"
+        changes = json.loads(prev.read_text()).get("schedule_changes", []) if prev.is_file() else []
+        if old:  # the LR schedule was re-derived: keep a record of it
+            changes.append({"at_epoch": run.epoch, "was": old})
+        metrics["epochs"] = run.history
+        if changes:
+            metrics["schedule_changes"] = changes
     log = tqdm.write if run.d.main else (lambda s: None)
     t0 = time.time()
     total = cfg.epochs + cfg.fold_epochs
-    while run.epoch < total:
+    end = total if stop_after is None else min(total, stop_after)
+    while run.epoch < end:
         if run.epoch == cfg.epochs and not run.folded:
-            metrics["test_acc_bn"], metrics["test_acc_folded"] = run.fold()
-            log(f"folded BN: test acc {metrics['test_acc_bn']:.4f} -> {metrics['test_acc_folded']:.4f}")
+            run.fold()
+            log(f"folded BN: test acc {run.fold_acc[0]:.4f} -> {run.fold_acc[1]:.4f}")
         r = run.train_epoch()
         log(f"epoch {r['epoch']}/{total} [{r['stage']}] loss {r['train_loss']:.4f} "
             f"train {r['train_acc']:.4f} test {r['test_acc']:.4f} ({r['train_time_s']:.1f}s)")
+        if run.fold_acc:
+            metrics["test_acc_bn"], metrics["test_acc_folded"] = run.fold_acc
         run.checkpoint()
         run.write_metrics(metrics)
+    if run.epoch < total:
+        return TrainResult(run.net.eval(), metrics, out)
     if not run.folded:  # fold_epochs = 0: still hand over the folded model
-        metrics["test_acc_bn"], metrics["test_acc_folded"] = run.fold()
+        run.fold()
+    metrics["test_acc_bn"], metrics["test_acc_folded"] = run.fold_acc
     t1 = time.time()
     metrics["test_acc"] = run.eval()
     metrics["eval_time_s"] = round(time.time() - t1, 2)
