@@ -134,14 +134,16 @@ class Dispatch(wiring.Component):
         wv = word
         ev_valid, ev_idx = [], []
         for e in range(E):
+            # lowest set bit as a one-hot word (carry chain), then an OR-tree encoder:
+            # log depth instead of a 64-deep priority-mux chain
             v = Signal(name=f"s0_valid{e}")
             idx = Signal(6, name=f"s0_idx{e}")
-            m.d.comb += v.eq(wv.any())
-            for b in reversed(range(64)):
-                with m.If(wv[b]):
-                    m.d.comb += idx.eq(b)
+            oh = Signal(64, name=f"s0_onehot{e}")
+            m.d.comb += [v.eq(wv.any()), oh.eq(wv & (~wv + 1)[:64])]
+            for k in range(6):
+                m.d.comb += idx[k].eq(Cat(*[oh[b] for b in range(64) if (b >> k) & 1]).any())
             nxt = Signal(64, name=f"s0_rest{e}")
-            m.d.comb += nxt.eq(wv & (wv - 1))
+            m.d.comb += nxt.eq(wv & ~oh)
             ev_valid.append(v & active)
             ev_idx.append(idx)
             wv = nxt
