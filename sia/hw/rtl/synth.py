@@ -109,7 +109,7 @@ def logic_depth(netlist_path) -> dict:
 
 
 def summarize(cells: dict, ltp) -> dict:
-    luts_logic = sum(v for k, v in cells.items() if re.fullmatch(r"LUT[1-6]", k))
+    luts_logic = sum(v for k, v in cells.items() if re.fullmatch(r"LUT[1-6]|INV", k))
     lutram = sum(LUTRAM_LUTS[k] * v for k, v in cells.items() if k in LUTRAM_LUTS)
     ff = sum(v for k, v in cells.items() if re.fullmatch(r"FD[A-Z]*", k))
     r36 = cells.get("RAMB36E1", 0)

@@ -1,0 +1,66 @@
+"""`sia rtl export` and the synthesis-report helpers (no Yosys run here: `sia synth` on
+the 64-PE design takes tens of minutes of WebAssembly Yosys)."""
+
+import json
+
+from sia.cli import main
+from sia.hw.rtl.synth import logic_depth, parse_stat, summarize
+
+STAT = """
+=== sia_top ===
+     1206   CARRY4
+        1   DSP48E1
+     2918   FDRE
+      140   INV
+     4778   LUT2
+     1063   LUT6
+       22   RAMB18E1
+       34   RAMB36E1
+      216   RAM32M
+"""
+
+
+def _sia(args):
+    try:
+        main(args)
+    except SystemExit as e:
+        assert e.code in (0, None), e.code
+
+
+def test_export_writes_verilog_and_json(tmp_path):
+    _sia(["rtl", "export", "--pes", "2", "--out", str(tmp_path)])
+    v = (tmp_path / "sia_top.v").read_text()
+    assert "module sia_top" in v and "s_axis_tdata" in v and "m_axis_tlast" in v
+    meta = json.loads((tmp_path / "sia_top.json").read_text())
+    assert meta["params"]["pes"] == 2
+    assert meta["register_map"]["registers"]["ID"]["value"] == 0x53494131
+    assert set(meta["timing"]) == {"C_LAUNCH", "C_STEP", "C_ROW"}
+
+
+def test_export_refuses_bad_parameters(tmp_path, capsys):
+    import pytest
+    with pytest.raises(SystemExit) as e:
+        main(["rtl", "export", "--pes", "128", "--out", str(tmp_path)])
+    assert e.value.code == 2
+    assert "cannot build" in capsys.readouterr().err
+
+
+def test_stat_summary():
+    r = summarize(parse_stat(STAT), None)["resources"]
+    assert r["LUT"] == 140 + 4778 + 1063 + 4 * 216
+    assert r["FF"] == 2918 and r["CARRY4"] == 1206 and r["DSP48E1"] == 1
+    assert r["RAMB36_equiv"] == 34 + 11
+
+
+def test_logic_depth_counts_lut_levels(tmp_path):
+    # FF -> LUT -> LUT -> CARRY4 -> LUT -> FF  = 3 LUT levels, 1 CARRY4
+    cells = {
+        "ff0": {"type": "FDRE", "connections": {"Q": [2], "D": [9]}},
+        "l1": {"type": "LUT2", "connections": {"I0": [2], "I1": [2], "O": [3]}},
+        "l2": {"type": "LUT3", "connections": {"I0": [3], "O": [4]}},
+        "c": {"type": "CARRY4", "connections": {"S": [4], "CO": [5], "O": [6]}},
+        "l3": {"type": "LUT1", "connections": {"I0": [6], "O": [9]}},
+    }
+    p = tmp_path / "n.json"
+    p.write_text(json.dumps({"modules": {"sia_top": {"cells": cells}}}))
+    assert logic_depth(p) == {"lut_levels": 3, "carry4_on_path": 1, "muxf_on_path": 0}
