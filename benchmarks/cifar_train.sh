@@ -20,17 +20,21 @@ PY=${PY:-.venv/bin/python}
 OUT=${OUT:-runs/cifar}
 mkdir -p "$OUT"
 
-run() {  # NAME STOP_AFTER PHASE-1 OVERRIDES...
-  local name=$1 stop=$2
-  shift 2
-  local train=("$PY" -m sia.train "configs/$name.toml" --out "$OUT/$name" --no-progress)
-  "${train[@]}" "$@" --stop-after "$stop" > "$OUT/$name.log" 2>&1
-  "${train[@]}" --resume >> "$OUT/$name.log" 2>&1
+t() {  # one phase of run NAME, appended to its log
+  local name=$1
+  shift
+  "$PY" -m sia.train "configs/$name.toml" --out "$OUT/$name" --no-progress "$@" >> "$OUT/$name.log" 2>&1
 }
 
-run cifar10_vgg11_w025_qcfs 10 --set epochs=20 --set fold_epochs=2 &
-run cifar10_vgg11_w025_fp32 14 --set epochs=20 --set fold_epochs=2 &
-run cifar10_resnet18_w025_qcfs 1 --set epochs=4 &
-run cifar10_resnet18_w025_fp32 1 --set epochs=4 &
+rm -f "$OUT"/cifar10_*_w025_*.log
+( t cifar10_vgg11_w025_qcfs --set epochs=20 --set fold_epochs=2 --stop-after 10
+  t cifar10_vgg11_w025_qcfs --resume ) &
+( t cifar10_vgg11_w025_fp32 --set epochs=20 --set fold_epochs=2 --stop-after 14
+  t cifar10_vgg11_w025_fp32 --resume ) &
+( t cifar10_resnet18_w025_qcfs --set epochs=4 --stop-after 1
+  t cifar10_resnet18_w025_qcfs --resume ) &
+( t cifar10_resnet18_w025_fp32 --set epochs=4 --stop-after 1
+  t cifar10_resnet18_w025_fp32 --resume --set epochs=3 --stop-after 2
+  t cifar10_resnet18_w025_fp32 --resume ) &
 wait
 tail -n 1 "$OUT"/cifar10_*_w025_*.log
