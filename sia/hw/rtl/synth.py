@@ -66,10 +66,12 @@ _COMB = {
 }
 
 
-def logic_depth(netlist_path) -> dict:
+def logic_depth(netlist_path, static=("hdr",)) -> dict:
     """Longest register-to-register path of the mapped netlist, in LUT levels (LUT,
     LUT-RAM read), with the CARRY4 / MUXF cells on that path. Sequential elements
-    (FD*, RAMB*, LUT-RAM writes) cut paths."""
+    (FD*, RAMB*, LUT-RAM writes) cut paths. Also reported: the longest path that does
+    not start at the descriptor registers (`static`: written only while the header
+    streams in, constant during the launch, so multicycle paths in a timing sense)."""
     import sys as _sys
     net = json.loads(Path(netlist_path).read_text())
     mods = net["modules"]
@@ -105,7 +107,30 @@ def logic_depth(netlist_path) -> dict:
         memo[cell] = res
         return res
     worst = max((depth(c) for c in arcs), default=(0, 0, 0))
-    return {"lut_levels": worst[0], "carry4_on_path": worst[1], "muxf_on_path": worst[2]}
+    res = {"lut_levels": worst[0], "carry4_on_path": worst[1], "muxf_on_path": worst[2]}
+    stat_bits = {b for n, v in mod.get("netnames", {}).items()
+                 if n.split(".")[-1].startswith(static) for b in v["bits"] if isinstance(b, int)}
+    if stat_bits:
+        # cells fed only by descriptor bits (or by such cells) are constant in a launch
+        smemo = {}
+
+        def is_static(cell):
+            if cell in smemo:
+                return smemo[cell]
+            smemo[cell] = False
+            src = arcs[cell][0]
+            ok = bool(src) and all(b in stat_bits or (b in driver and is_static(driver[b]))
+                                   for b in src)
+            smemo[cell] = ok
+            return ok
+        memo.clear()
+        for cell in list(arcs):
+            if is_static(cell):
+                memo[cell] = (0, 0, 0)
+        w2 = max((depth(c) for c in arcs), default=(0, 0, 0))
+        res["lut_levels_excl_descriptor"] = w2[0]
+        res["carry4_on_path_excl_descriptor"] = w2[1]
+    return res
 
 
 def summarize(cells: dict, ltp) -> dict:
