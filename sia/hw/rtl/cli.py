@@ -73,7 +73,8 @@ def register(app: typer.Typer):
         abc9: bool = typer.Option(False, "--abc9", help="synth_xilinx -abc9 (slower)"),
     ):
         """Yosys synth_xilinx -family xc7 of the SIA top: LUT/FF/CARRY4/DSP/BRAM against
-        the XC7Z020 and a logic-depth estimate (Yosys cannot do routing/timing/power)."""
+        the XC7Z020 and a logic-depth estimate (Yosys cannot do routing/timing/power).
+        WebAssembly Yosys needs ~25 CPU-minutes for the default 64 PEs (--pes 16: ~5)."""
         from sia.hw.rtl.synth import format_report, run_synth
         rep = run_synth(_cfg(pes, events, config), out, abc9=abc9)
         print(format_report(rep))
