@@ -104,8 +104,10 @@ def test_cli_summary(tmp_path):
     toml = tmp_path / "t.toml"
     toml.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in TINY.items()))
     r = CliRunner().invoke(app, ["train", str(toml), "--out", str(tmp_path / "o"), "--no-progress",
-                                 "--set", "epochs=1", "--set", "act=\"relu\"", "--set", "weight_bits=0"])
+                                 "--set", "epochs=1", "--set", "act=\"relu\"", "--set", "weight_bits=0", "--set", "eval_every=2"])
     assert r.exit_code == 0, r.output
     summary = r.output.strip().splitlines()[-1]
     assert summary.startswith("t: digits_cnn relu wfp on sklearn-digits: test acc")
     assert json.loads((tmp_path / "o" / "config.json").read_text())["weight_bits"] is None
+    m = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert [e["test_acc"] is None for e in m["epochs"]] == [True, False]  # eval_every = 2

@@ -44,6 +44,7 @@ class TrainConfig:
     cpu_bf16: bool = False      # bf16 autocast on CPU too
     data_dir: str = ""          # CIFAR-10 directory; "" = $SIA_CIFAR10_DIR
     eval_batch_size: int = 1000
+    eval_every: int = 1         # test accuracy every N epochs (and always at the end)
     # Knowledge distillation from a trained FP32 twin: {teacher = "RUN_DIR", alpha, temperature}
     distill: dict = field(default_factory=dict)
 
@@ -60,7 +61,7 @@ def _check(cfg: TrainConfig):
     for key, opts in CHOICES.items():
         if getattr(cfg, key) not in opts:
             raise SiaError(f"config key {key!r}: {getattr(cfg, key)!r} is not one of {', '.join(opts)}")
-    positive = ("width", "levels", "batch_size", "lr", "eval_batch_size")
+    positive = ("width", "levels", "batch_size", "lr", "eval_batch_size", "eval_every")
     for key in positive:
         if getattr(cfg, key) <= 0:
             raise SiaError(f"config key {key!r} must be > 0, got {getattr(cfg, key)!r}")
