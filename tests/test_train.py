@@ -14,7 +14,15 @@ from sia.train import evaluate, load_config, load_trained, train
 from sia.train.config import from_dict, parse_override
 
 TINY = dict(dataset="digits", arch="digits_cnn", width=0.5, epochs=4, fold_epochs=1,
-            batch_size=64, lr=0.1, fold_lr=0.01)
+            batch_size=64, lr=0.1, fold_lr=0.01, num_threads=1)
+
+
+@pytest.fixture(autouse=True)
+def _keep_threads():
+    """train() sets torch's thread count (num_threads = 1 keeps tiny runs fast); restore it."""
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
 
 
 def test_config_errors(tmp_path):
@@ -100,7 +108,7 @@ def test_cli_summary(tmp_path):
     from sia.train.cli import register
     app = typer.Typer()
     register(app)
-    app.command("_")(lambda: None)
+    app.command("_", hidden=True)(lambda: None)
     toml = tmp_path / "t.toml"
     toml.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in TINY.items()))
     r = CliRunner().invoke(app, ["train", str(toml), "--out", str(tmp_path / "o"), "--no-progress",

@@ -9,7 +9,7 @@ from sia.train.cli import register
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 register(app)
-app.command("_")(lambda: None)  # a second command keeps typer's sub-command form: `train`
+app.command("_", hidden=True)(lambda: None)  # a second command keeps the `train` sub-command form
 
 if __name__ == "__main__":
     try:
