@@ -64,10 +64,6 @@ def evaluate(model: nn.Module, images_u8, labels, batch_size: int = 1000, device
     return correct / len(labels)
 
 
-def _unwrap(model):
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-
-
 def _is_folded(state: dict) -> bool:
     return not any(k.endswith(".bn.weight") for k in state)
 
