@@ -131,42 +131,23 @@ class Dispatch(wiring.Component):
         image = cur["image"]
         ident = cur["op"] == OPS["identity"]
         dense = cur["op"] == OPS["dense"]
-        # the E lowest set bits in parallel: a Kogge-Stone prefix scan of saturating
-        # counts ("at least k set bits so far", k = 1..E+1), log depth
-        K = E + 1
-        cnt = [[word[q]] + [Const(0, 1)] * (K - 1) for q in range(64)]   # inclusive
-        d = 1
-        while d < 64:
-            nxt = []
-            for q in range(64):
-                if q < d:
-                    nxt.append(cnt[q])
-                    continue
-                a, b = cnt[q - d], cnt[q]
-                c = []
-                for k in range(1, K + 1):
-                    t = a[k - 1] | b[k - 1]
-                    for u in range(1, k):
-                        t = t | (a[u - 1] & b[k - u - 1])
-                    c.append(t)
-                nxt.append(c)
-            cnt, d = nxt, d * 2
-        pre = [[Const(0, 1)] * K] + cnt[:63]                 # exclusive prefix
+        wv = word
         ev_valid, ev_idx = [], []
         for e in range(E):
+            # lowest set bit as a one-hot word (carry chain), then an OR-tree encoder:
+            # log depth instead of a 64-deep priority-mux chain
             v = Signal(name=f"s0_valid{e}")
             idx = Signal(6, name=f"s0_idx{e}")
             oh = Signal(64, name=f"s0_onehot{e}")
-            for q in range(64):
-                ge = Const(1, 1) if e == 0 else pre[q][e - 1]
-                m.d.comb += oh[q].eq(word[q] & ge & ~pre[q][e])
-            m.d.comb += v.eq(cnt[63][e])
+            m.d.comb += [v.eq(wv.any()), oh.eq(wv & (~wv + 1)[:64])]
             for k in range(6):
                 m.d.comb += idx[k].eq(Cat(*[oh[b] for b in range(64) if (b >> k) & 1]).any())
+            nxt = Signal(64, name=f"s0_rest{e}")
+            m.d.comb += nxt.eq(wv & ~oh)
             ev_valid.append(v & active)
             ev_idx.append(idx)
-        rem_next = Signal(64)
-        m.d.comb += rem_next.eq(Cat(*[word[q] & pre[q][E - 1] for q in range(64)]))
+            wv = nxt
+        rem_next = wv
         last = Signal()
         m.d.comb += last.eq(active & ~rem_next.any())
 

@@ -152,7 +152,7 @@ def summarize(cells: dict, ltp) -> dict:
 
 
 def run_synth(cfg: SIAConfig, out_dir, abc9: bool = False, quiet: bool = False,
-              delay_target: bool = True) -> dict:
+              delay_target: bool = False) -> dict:
     """delay_target: ask ABC9 for delay-driven LUT mapping at the config's clock period
     (scratchpad abc9.D), so the logic depth reflects a mapping aimed at that clock."""
     out = Path(out_dir)
