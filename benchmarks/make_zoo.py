@@ -39,7 +39,10 @@ def main():
                     "integer_ann_acc": ev["integer_ann"], "snn_acc": ev["snn"],
                     "test_images": ev["test_images"],
                     "epochs": ev["config"]["epochs"], "fold_epochs": ev["config"]["fold_epochs"],
-                    "train_command": f"sia train configs/{Path(ev['qcfs_run']).name}.toml",
+                    # the CPU runs were cut and resumed; the script replays them exactly
+                    "train_command": "SIA_CIFAR10_DIR=... benchmarks/cifar_train.sh "
+                                     f"(run {Path(ev['qcfs_run']).name})",
+                    "qcfs_state": ev.get("qcfs_state"), "fp32_state": ev.get("fp32_state"),
                     "eval_command": "python benchmarks/cifar_snn_eval.py --qcfs "
                                     f"{ev['qcfs_run']} --fp32 {ev['fp32_run']} --out {d}"
                                     + (f" --calibrate {ev['calibration_images']}"
