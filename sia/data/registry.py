@@ -22,3 +22,13 @@ def data_copy(name: str, data_dir=None) -> str:
         return "sklearn-digits"
     from sia.data.cifar import describe
     return describe(data_dir or None)
+
+
+def program_test_set(program, data: str | None = None, data_dir=None, limit: int = 0):
+    """(dataset name, images, labels): the test split a program was trained for (or
+    `data`), optionally only its first `limit` images - what every CLI command runs."""
+    data = data or program.meta.get("dataset", "digits")
+    images, labels = load_split(data, "test", data_dir)
+    if limit:
+        images, labels = images[:limit], labels[:limit]
+    return data, images, labels

@@ -148,14 +148,11 @@ def register(app: typer.Typer):
         out: Path = typer.Option(None, "--out", help="write the JSON result here"),
     ):
         """Run a program on one backend; the same call for golden, model, rtl, twin, pynq."""
-        from sia.data.registry import load_split
+        from sia.data.registry import program_test_set
         from sia.deploy.backends import run, same_result
         from sia.program.resolve import resolve_program
         prog = resolve_program(program)
-        data = data or prog.meta.get("dataset", "digits")
-        images, labels = load_split(data, "test", data_dir)
-        if limit:
-            images, labels = images[:limit], labels[:limit]
+        data, images, labels = program_test_set(prog, data, data_dir, limit)
         import numpy as np
         images, labels = np.asarray(images), np.asarray(labels)
         kw = {"cfg": _config(config) if config else None}

@@ -128,41 +128,7 @@ def pack_inputs(image, k: int, outs: dict, x: np.ndarray) -> bytes:
             if s.source not in outs:
                 raise SiaError(f"launch {k}: layer {s.source}'s output is not available yet")
             inputs[s.source] = outs[s.source]
-    if hasattr(rm, "pack_inputs"):
-        beats = rm.pack_inputs(prog, ln["layer"], ln["tile"], inputs, image.config, T)
-    elif hasattr(rm, "_groups") and hasattr(rm, "_spike_beats"):
-        beats = _input_beats(prog, ln["layer"], ln["tile"], inputs, image.config, T)
-    else:
-        info = launch_info(image, k)
-        beats = rm.pack_tile(prog, ln["layer"], ln["tile"], inputs, image.config, T)
-        beats = beats[_static_beats(info):]
-    return beats_to_bytes(beats)
-
-
-def _input_beats(prog, layer, tile, inputs, cfg, T) -> list[int]:
-    """The input-map section of rm.pack_tile without packing the weights again (they are
-    in the image): the same loop over rm's own helpers. tests/test_deploy_image.py checks
-    static + this == rm.pack_tile byte for byte."""
-    groups = rm._groups(prog, layer, tile, cfg, T)[0]
-    lo, n = tile * cfg.pes, min(cfg.pes, prog.layers[layer].channels - tile * cfg.pes)
-    out = []
-    for g in groups:
-        s = g["_syn"]
-        x = np.asarray(inputs[s.source])
-        if g["image"]:
-            C, Hs, Ws = x.shape
-            for y in range(Hs):
-                for xx in range(Ws):
-                    v = rm._bitmap_beats(x[:, y, xx], 8)
-                    out += v + [0] * (g["nw"] - len(v))
-        else:
-            if x.shape[0] < T:
-                raise SiaError(f"spike input of source {s.source} has {x.shape[0]} < T={T} steps")
-            x = x[:T]
-            if s.op == "identity":
-                x = x[:, lo:lo + n]
-            out += rm._spike_beats(x, g["nw"])
-    return out
+    return beats_to_bytes(rm.pack_inputs(prog, ln["layer"], ln["tile"], inputs, image.config, T))
 
 
 def unpack_output(image, k: int, data: bytes) -> np.ndarray:

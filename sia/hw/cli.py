@@ -17,15 +17,6 @@ def _config(path: Path | None, pes: int | None, events: int | None, clock: float
     return dataclasses.replace(cfg, **over)
 
 
-def _images(prog, data, data_dir, limit):
-    from sia.data.registry import load_split
-    data = data or prog.meta.get("dataset", "digits")
-    images, labels = load_split(data, "test", data_dir)
-    if limit:
-        images, labels = images[:limit], labels[:limit]
-    return data, images, labels
-
-
 def _print_table(header, rows):
     from rich.console import Console
     from rich.table import Table
@@ -54,12 +45,13 @@ def register(app: typer.Typer):
                                    help="synth_report.json of `sia synth`: its DSP count for GOPS/DSP"),
     ):
         """Run a program on the cycle-level model: accuracy, latency, GOPS, utilisation."""
+        from sia.data.registry import program_test_set
         from sia.hw.model import report, run
         from sia.program.resolve import resolve_program
 
         prog = resolve_program(program)
         cfg = _config(config, pes, events, clock, weight_bits)
-        data, images, labels = _images(prog, data, data_dir, limit)
+        data, images, labels = program_test_set(prog, data, data_dir, limit)
         res = run(prog, images, labels, T=timesteps, config=cfg, progress=True)
         dsp, src = report.synth_dsp(synth) if synth else (None, None)
         summ = report.summarize(res, dsp=dsp, dsp_source=src, program=prog)
@@ -85,6 +77,7 @@ def register(app: typer.Typer):
         out: Path = typer.Option(None, "--out", help="directory for sia_dse.json + PNG"),
     ):
         """Sweep PE count, events per cycle, T and weight bits: table + plot."""
+        from sia.data.registry import program_test_set
         from sia.hw.model import dse
         from sia.program.resolve import resolve_program
 
@@ -92,7 +85,7 @@ def register(app: typer.Typer):
             return tuple(int(v) for v in s.split(","))
 
         prog = resolve_program(program)
-        _, images, _ = _images(prog, data, data_dir, limit)
+        _, images, _ = program_test_set(prog, data, data_dir, limit)
         rows = dse.sweep(prog, images, ints(pes), ints(events), ints(timesteps), ints(weight_bits),
                          progress=False)
         _print_table(dse.TABLE_HEADER, dse.table_rows(rows))

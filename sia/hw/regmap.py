@@ -359,7 +359,22 @@ def pack_tile(program: Program, layer_index: int, tile: int, inputs: dict,
     bias[:n], vi[:n] = layer.bias[lo:lo + n], layer.v_init[lo:lo + n]
     nvals = np.stack([th, bias, vi], 1).reshape(-1).tolist()
     nbeats = bits_to_beats(nvals, vb)
-    # input maps
+    sbeats = pack_inputs(program, layer_index, tile, inputs, cfg, T, groups)
+    beats = hdr + wbeats + nbeats + sbeats
+    assert len(wbeats) == info.weight_beats and len(nbeats) == info.neuron_beats
+    assert len(sbeats) == info.spike_beats, (len(sbeats), info.spike_beats)
+    return beats
+
+
+def pack_inputs(program: Program, layer_index: int, tile: int, inputs: dict, cfg: SIAConfig,
+                T: int | None = None, groups=None) -> list[int]:
+    """The input-map section of a tile packet (the part that changes per image): the
+    image once, or the spike maps of every group for T steps."""
+    T = program.timesteps if T is None else T
+    if groups is None:
+        groups = _groups(program, layer_index, tile, cfg, T)[0]
+    lo = tile * cfg.pes
+    n = min(cfg.pes, program.layers[layer_index].channels - lo)
     sbeats = []
     for g in groups:
         s = g["_syn"]
@@ -377,10 +392,7 @@ def pack_tile(program: Program, layer_index: int, tile: int, inputs: dict,
             if s.op == "identity":
                 x = x[:, lo:lo + n]
             sbeats += _spike_beats(x, g["nw"])
-    beats = hdr + wbeats + nbeats + sbeats
-    assert len(wbeats) == info.weight_beats and len(nbeats) == info.neuron_beats
-    assert len(sbeats) == info.spike_beats, (len(sbeats), info.spike_beats)
-    return beats
+    return sbeats
 
 
 def _spike_beats(x: np.ndarray, nw: int) -> list[int]:

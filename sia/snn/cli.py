@@ -17,15 +17,12 @@ def register(app: typer.Typer):
         out: Path = typer.Option(None, "--out", help="write the JSON result here"),
     ):
         """Accuracy at every t <= T, spike rates and SOPs from the golden simulator."""
-        from sia.data.registry import data_copy, load_split
+        from sia.data.registry import data_copy, program_test_set
         from sia.program.resolve import resolve_program
         from sia.snn import simulate
 
         prog = resolve_program(program)
-        data = data or prog.meta.get("dataset", "digits")
-        images, labels = load_split(data, "test", data_dir)
-        if limit:
-            images, labels = images[:limit], labels[:limit]
+        data, images, labels = program_test_set(prog, data, data_dir, limit)
         res = simulate(prog, images, labels, T=timesteps, progress=True)
         report = {"program": prog.name, "data": data_copy(data, data_dir), **res.to_json()}
         if out:
