@@ -207,7 +207,6 @@ def test_dispatch_row_schedule_word_scan():
         ctx.set(dut.t_first, 1)
         await ctx.tick()
         ctx.set(dut.t_start, 0)
-        pending = None
         for oy in range(4):
             ctx.set(dut.row_start, 1)
             nonempty = ctx.get(dut.row_nonempty)

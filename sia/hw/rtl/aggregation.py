@@ -7,7 +7,7 @@ P lanes, one output position per cycle, two stages:
 Model twin: sia/snn/neuron.py (if_step / integrator_step).
 """
 
-from amaranth import Array, Cat, Module, Mux, Signal, signed
+from amaranth import Cat, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -42,7 +42,7 @@ class Aggregation(wiring.Component):
             with m.If(self.n_we & (self.n_lane == p)):
                 m.d.sync += [th[p].eq(self.n_data[:V]), bias[p].eq(self.n_data[V:2 * V]),
                              vinit[p].eq(self.n_data[2 * V:])]
-        banks, rds, wrs = [], [], []
+        rds, wrs = [], []
         for b in range(2):
             mem = Memory(shape=P * V, depth=depth, init=[])
             m.submodules[f"vmem{b}"] = mem

@@ -1,6 +1,6 @@
 """AXI4-Lite slave: the control/status registers of sia/hw/regmap.py."""
 
-from amaranth import Array, Module, Signal
+from amaranth import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 

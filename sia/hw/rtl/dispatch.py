@@ -8,7 +8,7 @@ stage S1 (registered): event enables/shifts and the tap geometry (bank enables,
 bank-row selects, output columns) for the PEs. Model twin: sia/hw/model/schedule.py.
 """
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -52,7 +52,7 @@ class Dispatch(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        cfg, E, G = self.cfg, self.cfg.events_per_cycle, MAX_GROUPS
+        E, G = self.cfg.events_per_cycle, MAX_GROUPS
         AW = 24
         # ---- per-group state (persists across rows of one timestep)
         tbase = Array(Signal(AW, name=f"tbase{g}") for g in range(G))

@@ -8,7 +8,7 @@ after the read (image layers: after the T-th read). Model twin: sia/snn/synapse.
 (conv / dense / identity current of one output channel).
 """
 
-from amaranth import Array, Module, Mux, Signal, signed, unsigned, Cat, Const
+from amaranth import Array, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out

@@ -4,7 +4,7 @@ AXI4-Lite registers. Ports: clk/rst, s_axil_* (AXI4-Lite), s_axis_* (tile packet
 m_axis_* (output packet), irq_done.
 """
 
-from amaranth import Array, Cat, Module, Mux, Signal, unsigned
+from amaranth import Array, Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -60,7 +60,7 @@ class SIATop(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
-        P, E, V, A = cfg.pes, cfg.events_per_cycle, cfg.v_bits, cfg.acc_bits
+        P, E, V = cfg.pes, cfg.events_per_cycle, cfg.v_bits
         in_depth, out_depth = regmap.buffer_beats(cfg)
         NHDR = LAYER_BEATS + GROUP_BEATS * MAX_GROUPS
         nbeats_neuron = -(-P * 3 * V // 64)

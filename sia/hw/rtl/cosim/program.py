@@ -1,7 +1,6 @@
 """Run a whole SNN program through the RTL (Verilator), layer by layer and tile by tile,
 and compare against the golden simulator."""
 
-import time
 
 import numpy as np
 
