@@ -2,14 +2,13 @@ import numpy as np
 import pytest
 
 from sia.program import Layer, Program, Synapse
-from sia.program.bounds import required_bits
+from sia.program.bounds import declare_bits
 
 
 def finish(p: Program) -> Program:
     """Declare exactly the bit-widths the worst case needs (as the converter does)."""
     for layer in p.layers:
-        need = required_bits(p, layer)
-        layer.acc_bits, layer.v_bits = need["acc_bits"], need["v_bits"]
+        declare_bits(p, layer)
     return p
 
 

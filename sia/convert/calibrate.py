@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from sia.program.bounds import required_bits
+from sia.program.bounds import declare_bits
 from sia.program.format import Program
 from sia.program.validate import validate
 from sia.quant import round_half_up_np
@@ -35,7 +35,6 @@ def calibrate_bias(program: Program, images, T: int | None = None, progress: boo
             rate = spikes.double().mean(dim=(0, 1, 3, 4)).numpy()
             target = ann[layer.name].double().mean(dim=(0, 2, 3)).numpy() / prog.levels
             layer.bias = layer.bias + round_half_up_np((target - rate) * layer.threshold).astype(np.int64)
-            need = required_bits(prog, layer)
-            layer.acc_bits, layer.v_bits = need["acc_bits"], need["v_bits"]
+            declare_bits(prog, layer)
     prog.meta = {**prog.meta, "bias_calibration": {"images": int(images.shape[0]), "T": T}}
     return validate(prog)

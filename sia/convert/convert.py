@@ -18,8 +18,9 @@ from torch import nn
 
 from sia import SiaError
 from sia.models.blocks import BasicBlock, ConvUnit, LinearUnit, fold_all_bn
-from sia.program.bounds import required_bits
+from sia.program.bounds import declare_bits
 from sia.program.format import IMAGE, Layer, Program, Synapse, bits_signed
+from sia.program.validate import validate
 from sia.quant import QCFS, quantize_weight, round_half_up_np
 
 
@@ -74,7 +75,7 @@ def _out_hw(syn: Synapse, src: _Source):
     return ((h + 2 * syn.padding - kh) // syn.stride + 1, (w + 2 * syn.padding - kw) // syn.stride + 1)
 
 
-def _if_layer(name, shape, inputs, unit_c, bias_f, theta, levels):
+def _if_layer(name, shape, inputs, unit_c, bias_f, theta):
     threshold = np.maximum(1, round_half_up_np(theta / unit_c)).astype(np.int64)
     return Layer(name=name, kind="if", shape=shape, inputs=inputs,
                  bias=round_half_up_np(bias_f / unit_c).astype(np.int64),
@@ -94,7 +95,7 @@ class _Converter:
         syn, u = _conv_synapse(unit, src, name)
         theta = _theta(unit.act, name)
         shape = (unit.conv.out_channels, *_out_hw(syn, src))
-        idx = self.add(_if_layer(name, shape, [syn], u, _bias(unit), theta, self.levels))
+        idx = self.add(_if_layer(name, shape, [syn], u, _bias(unit), theta))
         return _Source(idx, theta, shape)
 
     def block(self, name, blk: BasicBlock, src: _Source) -> _Source:
@@ -119,7 +120,7 @@ class _Converter:
                          padding=int(conv.padding[0]), pool=src.pool)
             bias_f = bias_f + _bias(blk.shortcut)
         theta = _theta(blk.act, f"{name}.act")
-        idx = self.add(_if_layer(f"{name}.out", shape, [main, sc], u, bias_f, theta, self.levels))
+        idx = self.add(_if_layer(f"{name}.out", shape, [main, sc], u, bias_f, theta))
         return _Source(idx, theta, shape)
 
     def classifier(self, name, unit: LinearUnit, src: _Source):
@@ -176,9 +177,7 @@ def convert(model: nn.Module, input_shape, name: str = "program", timesteps: int
                    timesteps=timesteps, t_max=t_max or max(16, timesteps), layers=cv.layers,
                    num_classes=cv.layers[-1].shape[0], meta=dict(meta or {}))
     for layer in prog.layers:
-        need = required_bits(prog, layer)
-        layer.acc_bits, layer.v_bits = need["acc_bits"], need["v_bits"]
-    from sia.program.validate import validate
+        declare_bits(prog, layer)
     return validate(prog)
 
 

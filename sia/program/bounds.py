@@ -56,3 +56,11 @@ def required_bits(program: Program, layer: Layer) -> dict:
         "current_range": [int(i_lo.min()), int(i_hi.max())],
         "membrane_range": [v_lo, v_hi],
     }
+
+
+def declare_bits(program: Program, layer: Layer) -> Layer:
+    """Set the layer's declared acc_bits / v_bits to exactly what its worst case needs
+    (after its integers were set or changed)."""
+    need = required_bits(program, layer)
+    layer.acc_bits, layer.v_bits = need["acc_bits"], need["v_bits"]
+    return layer

@@ -11,7 +11,7 @@ to the typical current so that layers actually spike.
 import numpy as np
 
 from sia import SiaError
-from sia.program.bounds import required_bits
+from sia.program.bounds import declare_bits
 from sia.program.format import IMAGE, Layer, Program, Synapse
 from sia.program.validate import conv_out, validate
 
@@ -101,8 +101,7 @@ def _neurons(rng, prog: Program, layer: Layer, rate: float = 0.3):
         layer.threshold, layer.v_init = th, th // 2
     else:
         layer.v_init = np.zeros(layer.channels, dtype=np.int64)
-    need = required_bits(prog, layer)
-    layer.acc_bits, layer.v_bits = need["acc_bits"], need["v_bits"]
+    declare_bits(prog, layer)
 
 
 class _Retry(Exception):
