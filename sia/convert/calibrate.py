@@ -31,7 +31,9 @@ def calibrate_bias(program: Program, images, T: int | None = None, progress: boo
         layers = [i for i, layer in enumerate(prog.layers) if layer.kind == "if"]
         for i in tqdm(layers, desc="calibrate bias", disable=not progress):
             layer = prog.layers[i]
-            spikes = run_batch(prog, images, T, record=True)["traces"][layer.name]["spikes"]
+            got = {}   # only this layer's spikes: no traces of every membrane
+            run_batch(prog, images, T, on_layer=lambda j, s, i=i: got.setdefault(j, s) if j == i else None)
+            spikes = got[i]
             rate = spikes.double().mean(dim=(0, 1, 3, 4)).numpy()
             target = ann[layer.name].double().mean(dim=(0, 2, 3)).numpy() / prog.levels
             layer.bias = layer.bias + round_half_up_np((target - rate) * layer.threshold).astype(np.int64)
