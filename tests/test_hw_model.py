@@ -198,6 +198,38 @@ def test_launch_cycles_match_the_rtl_reference_formula():
                     assert ours["total"] == rtl_cycles.launch_cycles(p, i, k, ins, cfg), (seed, i, k)
 
 
+def test_resident_weight_batches():
+    """keep launches drop exactly the weight + neuron-param beats (model == RTL formula);
+    run(weight_batch=B) charges them once per B images and changes nothing else."""
+    rtl_cycles = pytest.importorskip("sia.hw.rtl.cycles")
+    p = random_program(4, max_hw=8)
+    imgs = _images(p, 4, 2)
+    g = simulate(p, imgs[:1], record=True)
+    ins = {-1: imgs[0].numpy()}
+    ins.update({i: g.traces[layer.name]["spikes"][:, 0].numpy()
+                for i, layer in enumerate(p.layers) if layer.kind == "if"})
+    cfg = SIAConfig()
+    loads = 0
+    for i, layer in enumerate(p.layers):
+        for k in range(S.tiles(layer, cfg)):
+            t_in = {s.source: torch.from_numpy(ins[s.source]) for s in layer.inputs}
+            full = launch_cycles(p, i, k, t_in, config=cfg)
+            kept = launch_cycles(p, i, k, t_in, config=cfg, keep=True)
+            assert kept["weight_load"] == kept["param_load"] == 0
+            assert full["total"] - kept["total"] == full["weight_load"] + full["param_load"] > 0
+            assert kept["total"] == rtl_cycles.launch_cycles(p, i, k, ins, cfg, keep=True)
+            loads += full["weight_load"] + full["param_load"]
+    r1, r4 = run(p, imgs), run(p, imgs, weight_batch=4)
+    np.testing.assert_allclose(r1.image_cycles - r4.image_cycles, loads * 3 / 4)
+    np.testing.assert_array_equal(r1.predictions, r4.predictions)
+    s4 = report.summarize(r4)
+    assert s4["weight_batch"] == 4 and s4["batch_latency_us"] == pytest.approx(4 * s4["latency_us"])
+    row = dse.point(p, r1, cfg, 4)
+    assert row["latency_cycles"] == pytest.approx(s4["latency_cycles"]["mean"])
+    with pytest.raises(SiaError, match="weight_batch"):
+        run(p, imgs, weight_batch=0)
+
+
 def _conv_program(k=3, stride=1, cin=1, hw=6, pad=0):
     o = (hw + 2 * pad - k) // stride + 1
     l0 = Layer("c", "if", (1, o, o), bias=np.array([0]), v_init=np.array([0]), threshold=np.array([9]),
@@ -227,14 +259,16 @@ def test_programs_that_do_not_fit_are_refused(prog, cfg, T, msg):
 def test_dse_matches_direct_runs_and_writes(tmp_path):
     p = random_program(11)
     imgs = _images(p, 3, 0)
-    rows = dse.sweep(p, imgs, pes=(4, 64), events=(1, 2), timesteps=(2, 4), weight_bits=(8, 4))
-    assert len(rows) == 16
+    rows = dse.sweep(p, imgs, pes=(4, 64), events=(1, 2), timesteps=(2, 4), weight_bits=(8, 4),
+                     batches=(1, 3))
+    assert len(rows) == 32
     for q in rows:
         if not q["fits"]:
             assert q["weight_bits"] == 4
             continue
         cfg = SIAConfig(pes=q["pes"], events_per_cycle=q["events_per_cycle"])
-        s = report.summarize(run(p, imgs, T=q["timesteps"], config=cfg))
+        s = report.summarize(run(p, imgs, T=q["timesteps"], config=cfg,
+                                 weight_batch=q["weight_batch"]))
         assert q["latency_cycles"] == pytest.approx(s["latency_cycles"]["mean"])
         assert q["pe_utilisation"] == pytest.approx(s["pe_utilisation"])
     js, png = dse.write(rows, tmp_path)
@@ -261,9 +295,10 @@ def test_report_fields_and_cli(tmp_path, capsys):
             main(list(args))
         assert e.value.code == 0
 
-    sia("simulate", "digits_cnn_l8", "--images", "20", "--out", str(tmp_path))
+    sia("simulate", "digits_cnn_l8", "--images", "20", "--out", str(tmp_path), "--batch", "8")
     out = json.loads((tmp_path / "sia_model.json").read_text())
     assert out["images"] == 20 and (tmp_path / "sia_model_layers.png").stat().st_size > 0
+    assert out["weight_batch"] == 8
     sia("dse", "digits_cnn_l8", "--images", "4", "--T", "4,8", "--pes", "32,64",
         "--out", str(tmp_path))
     assert (tmp_path / "sia_dse.png").is_file()

@@ -58,6 +58,35 @@ def test_bad_header_sets_error(built):
     assert res[1].status & regmap.STATUS_DONE and not res[1].status & regmap.STATUS_ERROR
 
 
+def test_resident_weight_batch(built):
+    """Launch-major batch of 3 images: the first launch of each tile loads its weights,
+    the next two keep them (keep=1, no weight/param beats). Every image bit-exact,
+    every launch cycle-exact with the formula and the model (with random stalls too)."""
+    from sia.hw.rtl.cosim.program import run_images
+    p = random_program(1, chans=(8, 12))     # 2 tiles in the second layer
+    imgs = np.stack([_image(p, s) for s in (7, 8, 9)])
+    r = run_images(p, imgs, CFG)              # raises on any golden mismatch
+    kept = [x for x in r["launches"] if x["keep"]]
+    assert len(kept) == 2 * sum(regmap.num_tiles(p, i, CFG) for i in range(len(p.layers)))
+    for launch in r["launches"]:
+        assert launch["cycles"] == launch["expected"] == launch["model"], launch
+    run_images(p, imgs, CFG, seed=3, p_valid=0.7, p_ready=0.6)
+
+
+def test_keep_without_resident_weights_is_refused(built):
+    """keep=1 after reset or after a failed launch: error code 3, nothing computed; a
+    full launch then restores residency."""
+    p = random_program(0)
+    ins = {-1: _image(p, 0)}
+    full = regmap.pack_tile(p, 0, 0, ins, CFG)
+    kept = regmap.pack_tile(p, 0, 0, ins, CFG, keep=True)
+    bad = [full[0] ^ 1] + full[1:2]
+    res, _ = harness.run(CFG, [kept, full, kept, bad, kept])
+    codes = [(x.status >> 8) & 0xFF if x.status & regmap.STATUS_ERROR else 0 for x in res]
+    assert codes == [3, 0, 0, 1, 3]
+    assert res[1].beats == res[2].beats
+
+
 def test_digits_network_end_to_end(built):
     """The trained digits program (zoo), one test image: every layer bit-exact (each
     layer reads the RTL's own spikes), logits equal, every launch cycle-exact."""

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import typer
 
+from sia import SiaError
+
 
 def _config(path: Path | None, pes: int | None, events: int | None, clock: float | None,
             weight_bits: int | None = None):
@@ -43,6 +45,8 @@ def register(app: typer.Typer):
                                         help="override weight_bits (ResNet shortcuts may need > 8)"),
         synth: Path = typer.Option(None, "--synth-report",
                                    help="synth_report.json of `sia synth`: its DSP count for GOPS/DSP"),
+        batch: int = typer.Option(1, "--batch", min=1,
+                                  help="images per weight load (resident-weight launches)"),
     ):
         """Run a program on the cycle-level model: accuracy, latency, GOPS, utilisation."""
         from sia.data.registry import program_test_set
@@ -52,7 +56,7 @@ def register(app: typer.Typer):
         prog = resolve_program(program)
         cfg = _config(config, pes, events, clock, weight_bits)
         data, images, labels = program_test_set(prog, data, data_dir, limit)
-        res = run(prog, images, labels, T=timesteps, config=cfg, progress=True)
+        res = run(prog, images, labels, T=timesteps, config=cfg, progress=True, weight_batch=batch)
         dsp, src = report.synth_dsp(synth) if synth else (None, None)
         summ = report.summarize(res, dsp=dsp, dsp_source=src, program=prog)
         summ["data"] = data
@@ -74,6 +78,7 @@ def register(app: typer.Typer):
         events: str = typer.Option("1,2", "--events", help="events per cycle to sweep"),
         timesteps: str = typer.Option("4,8,16", "--T", help="timesteps to sweep"),
         weight_bits: str = typer.Option("8,16", "--weight-bits", help="weight widths to sweep"),
+        batch: str = typer.Option("1,16", "--batch", help="images per weight load to sweep"),
         out: Path = typer.Option(None, "--out", help="directory for sia_dse.json + PNG"),
     ):
         """Sweep PE count, events per cycle, T and weight bits: table + plot."""
@@ -86,11 +91,12 @@ def register(app: typer.Typer):
 
         prog = resolve_program(program)
         _, images, _ = program_test_set(prog, data, data_dir, limit)
+        if any(b < 1 for b in ints(batch)):
+            raise SiaError(f"--batch values must be >= 1, got {batch}")
         rows = dse.sweep(prog, images, ints(pes), ints(events), ints(timesteps), ints(weight_bits),
-                         progress=False)
+                         progress=False, batches=ints(batch))
         _print_table(dse.TABLE_HEADER, dse.table_rows(rows))
-        print("* projections for options RTL v1 lacks: weights resident across images; "
-              "all streams hidden behind compute")
+        print("* projection for an option the RTL lacks: all streams hidden behind compute")
         if out:
             js, png = dse.write(rows, out)
             print(f"wrote {js} and {png}")

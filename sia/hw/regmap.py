@@ -9,6 +9,10 @@ AXI4-Stream and reads the tile's output packet from the output AXI4-Stream.
 
 Tile packet (all multi-bit fields little-endian, two's complement where signed):
 
+  Resident weights (interface 1.1): a header with `keep` = 1 is followed directly by
+  section 4; the PEs reuse the weights and neuron params of the previous launch (the
+  host sends the same tile for a batch of images, the first with keep = 0).
+
   1. header: LAYER_BEATS beats of layer descriptor + GROUP_BEATS beats per synapse
      group (fields and positions: LAYER_FIELDS / GROUP_FIELDS, packed LSB-first,
      in order, a field never straddles a beat).
@@ -43,7 +47,7 @@ from sia.program.format import IMAGE, Program
 
 BEAT_BITS = 64
 ID_MAGIC = 0x53494131          # "SIA1"
-VERSION = 0x0001_0000          # major.minor = 1.0
+VERSION = 0x0001_0001          # major.minor = 1.1 (1.1: resident-weight launches, `keep`)
 HDR_MAGIC = 0x51A              # first 12 bits of every tile packet
 MAX_GROUPS = 4
 OPS = {"conv": 0, "dense": 1, "identity": 2}
@@ -67,7 +71,8 @@ REGISTERS = {
 }
 CTRL_START, CTRL_SOFT_RESET = 1 << 0, 1 << 1
 STATUS_BUSY, STATUS_DONE, STATUS_ERROR = 1 << 0, 1 << 1, 1 << 2
-ERROR_CODES = {0: "none", 1: "bad header magic", 2: "descriptor out of range for this build"}
+ERROR_CODES = {0: "none", 1: "bad header magic", 2: "descriptor out of range for this build",
+               3: "keep=1 but no weights are resident (none loaded since reset / error)"}
 PARAMS_BASE = 0x40
 # read-only PARAMS registers, one 32-bit word each from PARAMS_BASE, in this order
 PARAM_NAMES = ["pes", "events_per_cycle", "taps", "weight_bits", "acc_bits", "v_bits",
@@ -112,6 +117,7 @@ def register_map(cfg: SIAConfig) -> dict:
 LAYER_FIELDS = [  # (name, bits)
     ("magic", 12), ("kind", 1), ("image", 1), ("ngroups", 3), ("timesteps", 9),
     ("tile_ch", 8), ("h_out", 9), ("w_out", 9),
+    ("keep", 1),       # 1: weights + neuron params of the previous launch stay; none sent
     ("wbeats", 22), ("sbeats", 24), ("hw_out", 17),
 ]
 GROUP_FIELDS = [
@@ -313,11 +319,13 @@ def tile_info(program: Program, layer_index: int, tile: int, cfg: SIAConfig,
 
 
 def pack_tile(program: Program, layer_index: int, tile: int, inputs: dict,
-              cfg: SIAConfig, T: int | None = None) -> list[int]:
+              cfg: SIAConfig, T: int | None = None, keep: bool = False) -> list[int]:
     """The input tile packet of one launch, as a list of 64-bit beats (ints).
 
     inputs: {source index: array}: the uint8 image [C, H, W] under key -1 (IMAGE) and
     spike maps [T, C, H, W] (0/1) of earlier layers under their layer index.
+    keep: resident-weight launch (header + input maps only); the previous launch on
+    the accelerator must have been the same (layer, tile) with keep=False.
     """
     T = program.timesteps if T is None else T
     layer = program.layers[layer_index]
@@ -328,7 +336,7 @@ def pack_tile(program: Program, layer_index: int, tile: int, inputs: dict,
     _, H, W = layer.shape
     hdr = _pack_fields(LAYER_LAYOUT, LAYER_BEATS, dict(
         magic=HDR_MAGIC, kind=KINDS[layer.kind], image=int(info.image), ngroups=len(groups),
-        timesteps=T, tile_ch=n, h_out=H, w_out=W, wbeats=info.weight_beats,
+        timesteps=T, tile_ch=n, h_out=H, w_out=W, keep=int(keep), wbeats=info.weight_beats,
         sbeats=info.spike_beats, hw_out=H * W))
     for g in groups:
         hdr += _pack_fields(GROUP_LAYOUT, GROUP_BEATS, g)
@@ -360,9 +368,11 @@ def pack_tile(program: Program, layer_index: int, tile: int, inputs: dict,
     nvals = np.stack([th, bias, vi], 1).reshape(-1).tolist()
     nbeats = bits_to_beats(nvals, vb)
     sbeats = pack_inputs(program, layer_index, tile, inputs, cfg, T, groups)
+    assert len(sbeats) == info.spike_beats, (len(sbeats), info.spike_beats)
+    if keep:
+        return hdr + sbeats
     beats = hdr + wbeats + nbeats + sbeats
     assert len(wbeats) == info.weight_beats and len(nbeats) == info.neuron_beats
-    assert len(sbeats) == info.spike_beats, (len(sbeats), info.spike_beats)
     return beats
 
 

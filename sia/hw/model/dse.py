@@ -1,4 +1,4 @@
-"""Design-space exploration: PE count x events per cycle x T x weight bits.
+"""Design-space exploration: PE count x events per cycle x T x weight bits x weight batch.
 
 The spike statistics depend on T only, so the model runs once per T (per T and P when
 the program has identity groups, whose scanned words are the tile's channel slice) on
@@ -27,25 +27,26 @@ def _dispatch(hist: np.ndarray, cfg: SIAConfig) -> float:
     return float((hist * np.maximum(1, -(-n // cfg.events_per_cycle))).sum())
 
 
-def point(program: Program, r: ModelResult, cfg: SIAConfig) -> dict:
-    """Latency / throughput of `cfg` from a run's statistics (same program and T)."""
+def point(program: Program, r: ModelResult, cfg: SIAConfig, weight_batch: int = 1) -> dict:
+    """Latency / throughput of `cfg` from a run's statistics (same program and T), with
+    the host keeping weights resident over `weight_batch` images."""
+    from sia.hw.model.fast import amortised_static
     T, n = r.timesteps, r.images
     row = {"pes": cfg.pes, "events_per_cycle": cfg.events_per_cycle, "timesteps": T,
-           "weight_bits": cfg.weight_bits}
+           "weight_bits": cfg.weight_bits, "weight_batch": weight_batch}
     try:
         check_fits(program, cfg, T)
     except SiaError as e:
         return {**row, "fits": False, "reason": str(e)}
-    cycles = compute = acc_ops = sops = wload = 0.0
+    cycles = compute = acc_ops = sops = 0.0
     for L in r.layers:
         layer = program.layers[L.index]
         nt = S.tiles(layer, cfg)
         disp = (nt * _dispatch(L.hist_shared, cfg) + _dispatch(L.hist_tile, cfg)) / n
         for tile in range(nt):
-            ph = S.static_phases(program, L.index, cfg, T, tile)
+            ph = amortised_static(program, L.index, cfg, T, tile, weight_batch)
             cycles += sum(ph.values())
             compute += S.compute_cycles(ph)
-            wload += ph["weight_load"]
         cycles += disp
         compute += disp
         sops += float(L.sops.sum()) / n
@@ -55,15 +56,14 @@ def point(program: Program, r: ModelResult, cfg: SIAConfig) -> dict:
     return {**row, "fits": True, "latency_cycles": cycles, "images_per_s": 1 / sec,
             "gops_acc": sops / sec / 1e9, "gops_per_pe": per_pe / cycles,
             "pe_utilisation": acc_ops / (cfg.pes * cfg.events_per_cycle * cfg.taps * compute),
-            # projections for options RTL v1 does not have (labelled so in reports):
-            # weights kept on chip across a batch (no per-image weight stream), and
+            # projection for an option the RTL does not have (labelled so in reports):
             # every stream phase hidden behind compute (double-buffered spike buffers)
-            "gops_per_pe_weights_resident": per_pe / (cycles - wload),
             "gops_per_pe_compute_only": per_pe / compute}
 
 
 def sweep(program: Program, images, pes=(16, 32, 64, 128), events=(1, 2), timesteps=(4, 8, 16),
-          weight_bits=(8, 16), base: SIAConfig | None = None, progress: bool = False) -> list[dict]:
+          weight_bits=(8, 16), base: SIAConfig | None = None, progress: bool = False,
+          batches=(1,)) -> list[dict]:
     base = base or SIAConfig()
     Ts = [T for T in timesteps if T <= min(program.t_max, base.max_timesteps)]
     if not Ts:
@@ -80,7 +80,8 @@ def sweep(program: Program, images, pes=(16, 32, 64, 128), events=(1, 2), timest
             for E in events:
                 for wb in weight_bits:
                     cfg = dataclasses.replace(base, pes=P, events_per_cycle=E, weight_bits=wb)
-                    rows.append(point(program, r, cfg))
+                    for b in batches:
+                        rows.append(point(program, r, cfg, b))
     return rows
 
 
@@ -94,12 +95,13 @@ def write(rows: list[dict], out_dir, stem: str = "sia_dse") -> tuple[Path, Path]
     js.write_text(json.dumps(rows, indent=1))
     ok = [r for r in rows if r["fits"]]
     wb = min((r["weight_bits"] for r in ok), default=None)   # the narrowest that fits
+    bmax = max((r["weight_batch"] for r in ok), default=1)    # the largest batch
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
     for T in sorted({r["timesteps"] for r in ok}):
         for E in sorted({r["events_per_cycle"] for r in ok}):
             pts = sorted((r["pes"], r["images_per_s"], r["gops_per_pe"]) for r in ok
                          if r["timesteps"] == T and r["events_per_cycle"] == E
-                         and r["weight_bits"] == wb)
+                         and r["weight_bits"] == wb and r["weight_batch"] == bmax)
             if pts:
                 p, ips, gpp = zip(*pts)
                 a1.plot(p, ips, marker="o", label=f"T={T}, E={E}")
@@ -110,7 +112,7 @@ def write(rows: list[dict], out_dir, stem: str = "sia_dse") -> tuple[Path, Path]
         ax.set_ylabel(lab)
         ax.grid(alpha=0.3)
     a1.legend(fontsize=7)
-    fig.suptitle(f"SIA design space (weight_bits={wb})")
+    fig.suptitle(f"SIA design space (weight_bits={wb}, weight batch {bmax})")
     fig.tight_layout()
     png = out / f"{stem}.png"
     fig.savefig(png, dpi=120)
@@ -118,20 +120,20 @@ def write(rows: list[dict], out_dir, stem: str = "sia_dse") -> tuple[Path, Path]
     return js, png
 
 
-TABLE_HEADER = ["P", "E", "T", "wbits", "latency cyc", "images/s", "GOPS(acc)", "GOPS/PE",
-                "util %", "GOPS/PE w-resident*", "GOPS/PE compute*"]
+TABLE_HEADER = ["P", "E", "T", "wbits", "batch", "cycles/img", "images/s", "GOPS(acc)", "GOPS/PE",
+                "util %", "GOPS/PE compute only*"]
 
 
 def table_rows(rows: list[dict]) -> list[list[str]]:
     out = []
     for r in rows:
-        head = [str(r["pes"]), str(r["events_per_cycle"]), str(r["timesteps"]), str(r["weight_bits"])]
+        head = [str(r["pes"]), str(r["events_per_cycle"]), str(r["timesteps"]), str(r["weight_bits"]),
+                str(r["weight_batch"])]
         if not r["fits"]:
-            out.append(head + ["does not fit", "", "", "", "", "", ""])
+            out.append(head + ["does not fit", "", "", "", "", ""])
         else:
             out.append(head + [f"{r['latency_cycles']:,.0f}", f"{r['images_per_s']:,.1f}",
                                f"{r['gops_acc']:.2f}", f"{r['gops_per_pe']:.3f}",
                                f"{100 * r['pe_utilisation']:.1f}",
-                               f"{r['gops_per_pe_weights_resident']:.3f}",
                                f"{r['gops_per_pe_compute_only']:.3f}"])
     return out

@@ -84,6 +84,7 @@ class ModelResult:
     image_sops: np.ndarray           # [N] spike-driven accumulates of each image
     output_v: np.ndarray | None = None   # [T, N, classes] logits, when kept
     traces: dict = field(default_factory=dict)
+    weight_batch: int = 1            # images per weight load (cycles are per-image means)
 
     def launches(self) -> list[dict]:
         """Per (layer, tile): phases, SOPs, memory accesses (means per image)."""
@@ -100,7 +101,22 @@ class ModelResult:
         return out
 
 
-def _new_stats(program: Program, config: SIAConfig, T: int) -> list[LayerStats]:
+def amortised_static(program: Program, i: int, config: SIAConfig, T: int, tile: int,
+                     weight_batch: int) -> dict[str, float]:
+    """Mean data-independent cycles per image of one tile's launches when the host runs
+    `weight_batch` images per weight load (launch-major: the first launch of the batch
+    loads the tile's weights and neuron params, the other B-1 keep them resident)."""
+    full = S.static_phases(program, i, config, T, tile)
+    kept = S.static_phases(program, i, config, T, tile, keep=True)
+    b = weight_batch
+    return {k: (full[k] + (b - 1) * kept[k]) / b for k in full}
+
+
+def _amortised_memory(mem: dict, weight_batch: int) -> dict:
+    return {**mem, "weight_writes": mem["weight_writes"] / weight_batch}
+
+
+def _new_stats(program: Program, config: SIAConfig, T: int, weight_batch: int = 1) -> list[LayerStats]:
     out = []
     for i, layer in enumerate(program.layers):
         nt = S.tiles(layer, config)
@@ -110,8 +126,9 @@ def _new_stats(program: Program, config: SIAConfig, T: int) -> list[LayerStats]:
             index=i, name=layer.name, kind=layer.kind, image=image, tiles=nt,
             out_hw=tuple(layer.shape[1:]),
             active=[S.active_pes(layer, k, config) for k in range(nt)],
-            static=[S.static_phases(program, i, config, T, k) for k in range(nt)],
-            memory=[S.memory_static(program, i, config, T, k) for k in range(nt)],
+            static=[amortised_static(program, i, config, T, k, weight_batch) for k in range(nt)],
+            memory=[_amortised_memory(S.memory_static(program, i, config, T, k), weight_batch)
+                    for k in range(nt)],
             dense_macs=sum(dense_macs(program, s, layer.shape) for s in layer.inputs),
             neurons=int(np.prod(layer.shape)), per_t=np.zeros(1 if image else T, dtype=np.int64),
             accumulate=z.copy(), dispatch_empty=z.copy(), events=z.copy(),
@@ -167,16 +184,22 @@ def _count_layer(program, config, L: LayerStats, sources: dict):
 
 def run(program: Program, images, labels=None, T: int | None = None,
         config: SIAConfig | None = None, batch_size: int = 200, record: bool = False,
-        keep_logits: bool = False, progress: bool = False) -> ModelResult:
-    """Run images (uint8 [N,C,H,W]) through the accelerator model."""
+        keep_logits: bool = False, progress: bool = False, weight_batch: int = 1) -> ModelResult:
+    """Run images (uint8 [N,C,H,W]) through the accelerator model.
+
+    weight_batch: images the host runs per weight load (resident-weight launches,
+    launch-major order); image_cycles are then the batch's cycles / weight_batch."""
     config = config or SIAConfig()
     T = program.timesteps if T is None else int(T)
     check_fits(program, config, T)
+    if int(weight_batch) != weight_batch or weight_batch < 1:
+        raise SiaError(f"weight_batch must be a positive integer, got {weight_batch}")
+    weight_batch = int(weight_batch)
     images = torch.as_tensor(images)
     if images.dtype != torch.uint8 or tuple(images.shape[1:]) != tuple(program.input_shape):
         raise SiaError(f"images must be uint8 [N, {', '.join(map(str, program.input_shape))}], "
                        f"got {images.dtype} {list(images.shape)}")
-    stats = _new_stats(program, config, T)
+    stats = _new_stats(program, config, T, weight_batch)
     needed = {s.source for layer in program.layers for s in layer.inputs}
     static_total = sum(sum(sum(st.values()) for st in L.static) for L in stats)
     preds, logits, cycles, sops, traces = [], [], [], [], {}
@@ -217,21 +240,23 @@ def run(program: Program, images, labels=None, T: int | None = None,
                        predictions=predictions, accuracy=acc, layers=stats,
                        image_cycles=torch.cat(cycles).numpy(), image_sops=torch.cat(sops).numpy(),
                        output_v=torch.cat(logits, 1).numpy() if keep_logits else None,
-                       traces=traces)
+                       traces=traces, weight_batch=weight_batch)
 
 
 def launch_cycles(program: Program, layer_index: int, tile: int, inputs: dict,
-                  T: int | None = None, config: SIAConfig | None = None) -> dict[str, int]:
+                  T: int | None = None, config: SIAConfig | None = None,
+                  keep: bool = False) -> dict[str, int]:
     """Cycles per phase (+ "total") of one launch for ONE image: the number the RTL's
     CYCLES register must show. inputs: {source: tensor} with the uint8 image [C,H,W]
-    under -1 and spikes [T,C,H,W] of layer j under j, for every source of the layer."""
+    under -1 and spikes [T,C,H,W] of layer j under j, for every source of the layer.
+    keep: a resident-weight launch (weights and neuron params not sent)."""
     config = config or SIAConfig()
     T = program.timesteps if T is None else int(T)
     check_fits(program, config, T)
     layer = program.layers[layer_index]
     if not 0 <= tile < S.tiles(layer, config):
         raise SiaError(f"layer {layer_index} has {S.tiles(layer, config)} tiles, not tile {tile}")
-    phases = dict(S.static_phases(program, layer_index, config, T, tile))
+    phases = dict(S.static_phases(program, layer_index, config, T, tile, keep=keep))
     for s in layer.inputs:
         x = torch.as_tensor(inputs[s.source])
         x = x[None] if s.source == IMAGE else x[:T, None]

@@ -115,6 +115,9 @@ def summarize(r: ModelResult, dsp: int | None = None, dsp_source: str | None = N
         "latency_cycles": {"mean": cycles, "min": int(r.image_cycles.min()),
                            "max": int(r.image_cycles.max())},
         "latency_us": cycles / cfg.clock_mhz, "images_per_s": 1.0 / sec,
+        # launch-major batches: an image's result is ready when its batch is done
+        "weight_batch": r.weight_batch,
+        "batch_latency_us": r.weight_batch * cycles / cfg.clock_mhz,
         "sops_per_image": sops, "image_ops_per_image": iops,
         "gsop_per_s": gops,
         "gops_acc": gops, "gops_acc_incl_image": gops_img,
@@ -136,13 +139,20 @@ def summarize(r: ModelResult, dsp: int | None = None, dsp_source: str | None = N
     }
 
 
+def _batch_note(summ: dict) -> str:
+    b = summ.get("weight_batch", 1)
+    return "" if b == 1 else f" (weights resident over {b} images, batch latency " \
+        f"{summ['batch_latency_us']:,.0f} us)"
+
+
 def headline(summ: dict) -> str:
     """One line for people: accuracy, latency, throughput (both GOPS conventions)."""
     cfg = summ["config"]
     acc = "n/a" if summ["accuracy"] is None else f"{summ['accuracy']:.4f}"
     return (f"{summ['program']} on {summ.get('data', '?')} ({summ['images']} images, "
             f"T={summ['timesteps']}): accuracy {acc}; {summ['latency_cycles']['mean']:,.0f} "
-            f"cycles = {summ['latency_us']:,.1f} us/image @ {cfg['clock_mhz']:g} MHz, "
+            f"cycles = {summ['latency_us']:,.1f} us/image @ {cfg['clock_mhz']:g} MHz"
+            f"{_batch_note(summ)}, "
             f"{summ['images_per_s']:,.1f} images/s; GOPS(acc) {summ['gops_acc']:.3f} "
             f"({summ['gops_per_pe']:.4f}/PE), dense-equivalent {summ['gops_dense_equiv']:.2f}; "
             f"PE utilisation {100 * summ['pe_utilisation']:.1f}%; energy (estimate) "
@@ -161,7 +171,8 @@ def plot_layers(summary: dict, path: Path) -> Path:
         vals = np.array([x["phases"][k] for x in layers])
         ax.bar(names, vals, bottom=bottom, label=k)
         bottom += vals
-    ax.set_ylabel("cycles / image")
+    ax.set_ylabel("cycles / image" + ("" if summary.get("weight_batch", 1) == 1 else
+                                      f" (weight batch {summary['weight_batch']})"))
     ax.set_title(f"{summary['program']}: T={summary['timesteps']}, P={summary['config']['pes']}, "
                  f"E={summary['config']['events_per_cycle']}, "
                  f"{summary['latency_us']:.0f} us/image @ {summary['config']['clock_mhz']:g} MHz",

@@ -120,8 +120,9 @@ def taps_map(syn: Synapse, hp: int, wp: int) -> torch.Tensor:
 
 
 def static_phases(program: Program, i: int, config: SIAConfig, T: int,
-                  tile: int = 0) -> dict[str, int]:
-    """The data-independent cycles of one launch (dispatch phases are 0)."""
+                  tile: int = 0, keep: bool = False) -> dict[str, int]:
+    """The data-independent cycles of one launch (dispatch phases are 0).
+    keep: a resident-weight launch (no weight / neuron-parameter beats)."""
     layer = program.layers[i]
     P, sb = config.pes, config.stream_bits
     _, ho, wo = layer.shape
@@ -138,9 +139,9 @@ def static_phases(program: Program, i: int, config: SIAConfig, T: int,
         stream_out = ho * wo * ceil_div(P * config.v_bits, sb)
     loop = timing.C_STEP + ho * timing.C_ROW
     return {"header_load": regmap.header_beats(len(layer.inputs)),
-            "weight_load": ceil_div(weight_rows(program, layer) * P * config.taps
-                                    * config.weight_bits, sb),
-            "param_load": ceil_div(P * 3 * config.v_bits, sb),
+            "weight_load": 0 if keep else ceil_div(weight_rows(program, layer) * P * config.taps
+                                                   * config.weight_bits, sb),
+            "param_load": 0 if keep else ceil_div(P * 3 * config.v_bits, sb),
             "stream_in": stream_in, "accumulate": 0, "dispatch_empty": 0,
             "aggregate": T * ho * wo, "stall": timing.C_LAUNCH + (1 if image else T) * loop,
             "stream_out": stream_out}

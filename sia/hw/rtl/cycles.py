@@ -14,7 +14,8 @@ def _popcounts(words: np.ndarray) -> np.ndarray:
 
 
 def launch_cycles(program: Program, li: int, tile: int, inputs: dict, cfg: SIAConfig,
-                  T: int | None = None, detail: bool = False):
+                  T: int | None = None, detail: bool = False, keep: bool = False):
+    """keep: a resident-weight launch (no weight / neuron-param beats)."""
     T = program.timesteps if T is None else T
     info = regmap.tile_info(program, li, tile, cfg, T)
     groups = regmap._groups(program, li, tile, cfg, T)[0]
@@ -45,8 +46,8 @@ def launch_cycles(program: Program, li: int, tile: int, inputs: dict, cfg: SIACo
         compute += timing.C_STEP + H * T * W
     else:
         compute += T * (timing.C_STEP + H * W)
-    total = (timing.C_LAUNCH + info.header_beats + info.weight_beats + info.neuron_beats +
-             info.spike_beats + compute + info.out_beats)
+    loads = 0 if keep else info.weight_beats + info.neuron_beats
+    total = timing.C_LAUNCH + info.header_beats + loads + info.spike_beats + compute + info.out_beats
     if detail:
         return {"total": total, "dispatch": disp, "compute": compute}
     return total

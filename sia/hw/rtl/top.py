@@ -149,6 +149,7 @@ class SIATop(wiring.Component):
         last_oaddr = Signal(24)
         cycles, sops, iops = Signal(64), Signal(64), Signal(64)
         busy, done, error = Signal(), Signal(), Signal()
+        resident = Signal()   # weights + neuron params of a completed load are in the PEs
         ecode = Signal(8)
         image = L["image"]
         beat = self.s_axis_tvalid & self.s_axis_tready
@@ -190,7 +191,7 @@ class SIATop(wiring.Component):
                 with m.If(beat):
                     m.d.sync += [hdr[bcnt].eq(self.s_axis_tdata), bcnt.eq(bcnt + 1)]
                     with m.If((bcnt == 0) & (self.s_axis_tdata[:12] != HDR_MAGIC)):
-                        m.d.sync += [error.eq(1), ecode.eq(1), busy.eq(0)]
+                        m.d.sync += [error.eq(1), ecode.eq(1), busy.eq(0), resident.eq(0)]
                         m.next = "IDLE"
                     with m.Elif((bcnt != 0) & (bcnt == nhdr - 1)):
                         m.d.sync += bcnt.eq(0)
@@ -203,9 +204,17 @@ class SIATop(wiring.Component):
                        (L["ngroups"] > MAX_GROUPS) | (L["tile_ch"] > P) |
                        (L["sbeats"] > in_depth))
                 with m.If(bad):
-                    m.d.sync += [error.eq(1), ecode.eq(2), busy.eq(0)]
+                    m.d.sync += [error.eq(1), ecode.eq(2), busy.eq(0), resident.eq(0)]
                     m.next = "IDLE"
+                with m.Elif(L["keep"]):
+                    # resident weights: straight to the input maps (error if none loaded)
+                    with m.If(resident):
+                        m.next = "SLOAD"
+                    with m.Else():
+                        m.d.sync += [error.eq(1), ecode.eq(3), busy.eq(0)]
+                        m.next = "IDLE"
                 with m.Else():
+                    m.d.sync += resident.eq(0)
                     m.next = "WLOAD"
                 with m.If(regs.soft_reset):
                     m.next = "IDLE"
@@ -223,7 +232,7 @@ class SIATop(wiring.Component):
                 with m.If(beat):
                     m.d.sync += bcnt.eq(bcnt + 1)
                     with m.If(bcnt == nbeats_neuron - 1):
-                        m.d.sync += bcnt.eq(0)
+                        m.d.sync += [bcnt.eq(0), resident.eq(1)]
                         m.next = "SLOAD"
                 with m.If(regs.soft_reset):
                     m.next = "IDLE"
@@ -308,5 +317,5 @@ class SIATop(wiring.Component):
                 with m.If(regs.soft_reset):
                     m.next = "IDLE"
         with m.If(regs.soft_reset):
-            m.d.sync += [busy.eq(0), done.eq(0), ov.eq(0)]
+            m.d.sync += [busy.eq(0), done.eq(0), ov.eq(0), resident.eq(0)]
         return m

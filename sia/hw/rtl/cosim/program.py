@@ -27,40 +27,66 @@ def golden_traces(program: Program, image: np.ndarray, T: int):
 def run_program(program: Program, image: np.ndarray, cfg: SIAConfig, T: int | None = None,
                 seed: int = 1, p_valid: float = 1.0, p_ready: float = 1.0,
                 feed_golden: bool = False, check: bool = True, with_model: bool = True):
-    """Returns {"outputs": {layer: array}, "launches": [...], "sim": {...}}.
+    """One image: returns {"outputs": {layer: array}, "launches": [...], "sim": {...}}.
     Each layer reads the RTL's own outputs of earlier layers (feed_golden=False)."""
+    r = run_images(program, image[None], cfg, T, seed, p_valid, p_ready, feed_golden, check,
+                   with_model)
+    return {"outputs": r["outputs"][0], "launches": r["launches"], "golden": r["golden"][0],
+            "sim": r["sim"]}
+
+
+def run_images(program: Program, images: np.ndarray, cfg: SIAConfig, T: int | None = None,
+               seed: int = 1, p_valid: float = 1.0, p_ready: float = 1.0,
+               feed_golden: bool = False, check: bool = True, with_model: bool = True,
+               keep: bool = True):
+    """A batch of images [B, C, H, W], launch-major: for each layer, for each tile, the B
+    images one after the other; with keep=True only the first of the B launches sends
+    the tile's weights and neuron params (the others are resident-weight launches).
+    Returns {"outputs": [per image {layer: array}], "launches": [...], "golden": [...],
+    "sim": {...}}; every launch record holds the RTL's CYCLES, the formula's and the
+    model's count for the same launch."""
     from sia.hw.rtl.cycles import launch_cycles
     T = program.timesteps if T is None else T
-    gold, gres = golden_traces(program, image, T) if check or feed_golden else ({}, None)
-    ins = {IMAGE: image}
-    outs, launches = {}, []
+    B = images.shape[0]
+    golds = [golden_traces(program, images[b], T) if check or feed_golden else ({}, None)
+             for b in range(B)]
+    ins = [{IMAGE: images[b]} for b in range(B)]
+    outs = [{} for _ in range(B)]
+    launches = []
     sim_cycles, sim_secs = 0, 0.0
     for li, layer in enumerate(program.layers):
         nt = regmap.num_tiles(program, li, cfg)
-        packets = [regmap.pack_tile(program, li, k, ins, cfg, T) for k in range(nt)]
+        order = [(k, b) for k in range(nt) for b in range(B)]
+        packets = [regmap.pack_tile(program, li, k, ins[b], cfg, T, keep=keep and b > 0)
+                   for k, b in order]
         res, st = harness.run(cfg, packets, seed=seed + li, p_valid=p_valid, p_ready=p_ready)
         sim_cycles += st["cycles"]
         sim_secs += st["seconds"]
-        parts = []
-        for k, r in enumerate(res):
+        parts = [[None] * nt for _ in range(B)]
+        for (k, b), r in zip(order, res):
             if r.status & regmap.STATUS_ERROR:
-                raise SiaError(f"layer {li} tile {k}: RTL error code {(r.status >> 8) & 0xFF}")
-            parts.append(regmap.unpack_output(program, li, k, r.beats, cfg, T))
-            exp = launch_cycles(program, li, k, ins, cfg, T)
-            rec = {"layer": li, "tile": k, "cycles": r.cycles, "expected": exp,
-                   "sops": r.sops, "image_ops": r.image_ops}
+                raise SiaError(f"layer {li} tile {k} image {b}: RTL error code "
+                               f"{(r.status >> 8) & 0xFF}")
+            parts[b][k] = regmap.unpack_output(program, li, k, r.beats, cfg, T)
+            kept = keep and b > 0
+            exp = launch_cycles(program, li, k, ins[b], cfg, T, keep=kept)
+            rec = {"layer": li, "tile": k, "image": b, "keep": kept, "cycles": r.cycles,
+                   "expected": exp, "sops": r.sops, "image_ops": r.image_ops}
             if with_model:   # the cycle-level model (sia.hw.model), same inputs
                 from sia.hw.model import launch_cycles as model_cycles
-                rec["model"] = model_cycles(program, li, k, ins, T=T, config=cfg)["total"]
+                rec["model"] = model_cycles(program, li, k, ins[b], T=T, config=cfg,
+                                            keep=kept)["total"]
             launches.append(rec)
-        full = np.concatenate(parts, axis=1 if layer.kind == "if" else 0)
-        outs[layer.name] = full
-        if check:
-            g = gold[layer.name]
-            if not np.array_equal(full.astype(np.int64), g.astype(np.int64)):
-                bad = np.argwhere(full.astype(np.int64) != g.astype(np.int64))
-                raise SiaError(f"layer {li} ({layer.name}): RTL != golden at {len(bad)} places, "
-                               f"first {bad[:5].tolist()}")
-        ins[li] = gold[layer.name] if (feed_golden and layer.kind == "if") else full
-    return {"outputs": outs, "launches": launches, "golden": gres,
+        for b in range(B):
+            full = np.concatenate(parts[b], axis=1 if layer.kind == "if" else 0)
+            outs[b][layer.name] = full
+            gold = golds[b][0]
+            if check:
+                g = gold[layer.name]
+                if not np.array_equal(full.astype(np.int64), g.astype(np.int64)):
+                    bad = np.argwhere(full.astype(np.int64) != g.astype(np.int64))
+                    raise SiaError(f"layer {li} ({layer.name}) image {b}: RTL != golden at "
+                                   f"{len(bad)} places, first {bad[:5].tolist()}")
+            ins[b][li] = gold[layer.name] if (feed_golden and layer.kind == "if") else full
+    return {"outputs": outs, "launches": launches, "golden": [g[1] for g in golds],
             "sim": {"cycles": sim_cycles, "seconds": sim_secs}}
