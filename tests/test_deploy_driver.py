@@ -207,3 +207,31 @@ def test_every_op_on_twin_bit_exact(pes):
     x = np.random.default_rng(0).integers(0, 256, (2, *p.input_shape)).astype(np.uint8)
     r = run(p, x, "twin", cfg=SIAConfig(pes=pes))
     assert same_result(r, run(p, x, "golden")) == []
+
+
+def test_twin_resident_weights_like_the_rtl():
+    """keep=1 launches reuse the last full load's weights (same output beats as full
+    launches); keep=1 with nothing resident, or after SOFT_RESET, is error code 3."""
+    testprog = pytest.importorskip("sia.hw.rtl.testprog")
+    cfg = SIAConfig(pes=4)
+    p = testprog.random_program(1)
+    x = np.random.default_rng(1).integers(0, 256, (2, *p.input_shape)).astype(np.uint8)
+    dev = PythonSia(cfg)
+
+    def launch(beats):
+        dev.reg_write(REG["CTRL"], regmap.CTRL_START)
+        dev.stream_in(np.asarray(beats, dtype="<u8").tobytes(), True)
+        out = b""
+        while dev.output_pending():
+            out += dev.stream_out(1 << 20)[0]
+        st = dev.reg_read(REG["STATUS"])
+        return (st >> 8) & 0xFF if st & regmap.STATUS_ERROR else 0, out
+
+    pk = [regmap.pack_tile(p, 0, 0, {-1: x[b]}, cfg) for b in range(2)]
+    kp = [regmap.pack_tile(p, 0, 0, {-1: x[b]}, cfg, keep=True) for b in range(2)]
+    assert launch(kp[0])[0] == 3
+    assert launch(pk[0])[0] == 0
+    code, kept = launch(kp[1])
+    assert code == 0 and kept == launch(pk[1])[1]
+    dev.reg_write(REG["CTRL"], regmap.CTRL_SOFT_RESET)
+    assert launch(kp[1])[0] == 3

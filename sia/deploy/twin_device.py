@@ -36,6 +36,7 @@ class PythonSia:
     def __init__(self, cfg: SIAConfig | None = None):
         self.cfg = cfg or SIAConfig()
         self.params = rm.param_values(self.cfg)
+        self.resident = None      # (weight beats, neuron beats) of the last full load
         self.soft_reset()
         self.launches = 0
         self._decoded = {}
@@ -72,6 +73,7 @@ class PythonSia:
             return
         if value & rm.CTRL_SOFT_RESET:
             self.soft_reset()
+            self.resident = None
         if value & rm.CTRL_START:
             self.soft_reset()
             self.busy = True
@@ -101,7 +103,8 @@ class PythonSia:
         if hdr["magic"] != rm.HDR_MAGIC:
             return 8 * rm.LAYER_BEATS          # _packet reports the bad magic
         nb = -(-self.cfg.pes * 3 * self.cfg.v_bits // 64)
-        return 8 * (rm.header_beats(hdr["ngroups"]) + hdr["wbeats"] + nb + hdr["sbeats"])
+        loads = 0 if hdr["keep"] else hdr["wbeats"] + nb
+        return 8 * (rm.header_beats(hdr["ngroups"]) + loads + hdr["sbeats"])
 
     def output_pending(self) -> bool:
         return self.outpos < len(self.outbuf)
@@ -121,6 +124,7 @@ class PythonSia:
 
     def _fail(self, code: int):
         self.busy, self.error, self.error_code = False, True, code
+        self.resident = None
 
     # ------------------------------------------------------------ one launch
     def _packet(self, data: bytes):
@@ -137,13 +141,20 @@ class PythonSia:
                   for j in range(ng)]
         cfg, P = self.cfg, self.cfg.pes
         nb = -(-P * 3 * cfg.v_bits // 64)
-        total = hb + hdr["wbeats"] + nb + hdr["sbeats"]
+        loads = 0 if hdr["keep"] else hdr["wbeats"] + nb
+        total = hb + loads + hdr["sbeats"]
         if (len(beats) != total or hdr["tile_ch"] > P or hdr["timesteps"] > cfg.max_timesteps
                 or hdr["h_out"] > cfg.max_height or hdr["w_out"] > cfg.max_width):
             return self._fail(2)
-        wb = beats[hb:hb + hdr["wbeats"]]
-        nbeats = beats[hb + hdr["wbeats"]:hb + hdr["wbeats"] + nb]
-        sb = beats[hb + hdr["wbeats"] + nb:]
+        if hdr["keep"]:          # resident weights (interface 1.1), like the RTL
+            if self.resident is None:
+                return self._fail(3)
+            wb, nbeats = self.resident
+        else:
+            wb = beats[hb:hb + hdr["wbeats"]]
+            nbeats = beats[hb + hdr["wbeats"]:hb + hdr["wbeats"] + nb]
+            self.resident = (wb, nbeats)
+        sb = beats[hb + loads:]
         out = self._compute(hdr, groups, wb, nbeats, sb)
         self.outbuf = np.asarray(out, dtype="<u8").tobytes()
         self.outpos = 0
