@@ -127,7 +127,7 @@ def test_hand_computed_image_and_dense_launches():
     c0 = launch_cycles(p, 0, 0, {-1: img[0]})
     want0 = {"header_load": hdr, "weight_load": 72, "param_load": 72, "stream_in": 6,
              "accumulate": 4 + 1 + 1 + 2, "dispatch_empty": 2, "aggregate": 2 * 6,
-             "stall": C_L + C_S + 2 * C_R, "stream_out": 2 * 6}
+             "stall": C_L + C_S + 2 * C_R, "stream_out": timing.C_OUT_TAIL}   # streamed
     assert {k: v for k, v in c0.items() if k != "total"} == want0
     assert c0["total"] == sum(want0.values())
     # dense layer: 6 one-channel words per step (each costs 1), 6 rows of 64 9-tap words
@@ -176,9 +176,14 @@ def test_static_beats_match_regmap_tile_packets():
                 for k in range(S.tiles(layer, cfg)):
                     ti = regmap.tile_info(p, i, k, cfg)
                     ph = S.static_phases(p, i, cfg, p.timesteps, k)
+                    mem = S.memory_static(p, i, cfg, p.timesteps, k)
                     assert (ph["header_load"], ph["weight_load"], ph["param_load"], ph["stream_in"],
-                            ph["stream_out"]) == (ti.header_beats, ti.weight_beats, ti.neuron_beats,
-                                                  ti.spike_beats, ti.out_beats)
+                            mem["stream_out_beats"]) == (ti.header_beats, ti.weight_beats,
+                                                         ti.neuron_beats, ti.spike_beats,
+                                                         ti.out_beats)
+                    # if-layers stream their output during compute (only a tail is left)
+                    assert ph["stream_out"] == (timing.C_OUT_TAIL if layer.kind == "if"
+                                                else ti.out_beats)
 
 
 def test_launch_cycles_match_the_rtl_reference_formula():

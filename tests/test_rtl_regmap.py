@@ -55,13 +55,19 @@ def test_pack_counts_and_output_roundtrip():
             assert len(beats) == (info.header_beats + info.weight_beats + info.neuron_beats
                                   + info.spike_beats)
             assert all(0 <= b < 1 << 64 for b in beats)
+            kept = regmap.pack_tile(p, i, k, ins, cfg, keep=True)
+            assert kept[info.header_beats:] == beats[-info.spike_beats:]
+            assert regmap.unpack_fields(regmap.LAYER_LAYOUT, kept[:2])["keep"] == 1
             if layer.kind == "if":
                 spk = (rng.random((p.timesteps, info.channels) + info.out_shape) < 0.5)
                 out = []
-                for t in range(p.timesteps):
-                    for y in range(info.out_shape[0]):
-                        for x in range(info.out_shape[1]):
-                            out.append(sum(int(spk[t, c, y, x]) << c for c in range(info.channels)))
+                H, W = info.out_shape
+                # drain order: (t, y, x); image layers (y, t, x)
+                order = ([(t, y, x) for y in range(H) for t in range(p.timesteps) for x in range(W)]
+                         if info.image else
+                         [(t, y, x) for t in range(p.timesteps) for y in range(H) for x in range(W)])
+                for t, y, x in order:
+                    out.append(sum(int(spk[t, c, y, x]) << c for c in range(info.channels)))
                 back = regmap.unpack_output(p, i, k, out, cfg)
                 assert np.array_equal(back, spk.astype(np.uint8))
 

@@ -212,6 +212,8 @@ class PythonSia:
             per = -(-P // 64)
             bits = np.zeros((T, H, W, per * 64), dtype=np.uint8)
             bits[..., :P] = spikes.transpose(0, 2, 3, 1)
+            if groups[0]["image"]:      # image layers: row-major, then t (regmap docs)
+                bits = bits.transpose(1, 0, 2, 3).copy()
             return [int(b) for b in np.packbits(bits.reshape(-1, per * 64), axis=1,
                                                bitorder="little").view("<u8").reshape(-1)]
         for t in range(T):

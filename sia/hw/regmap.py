@@ -30,9 +30,11 @@ Tile packet (all multi-bit fields little-endian, two's complement where signed):
                bit c of the position's bit string = spike of channel c.
                identity groups send only the tile's channel slice (bit p = channel tile*P+p).
        image:  once, for each source position, ceil(8*C/64) beats; byte c = pixel channel c.
-Output packet:
+Output packet (streamed while the launch computes, in drain order):
   if-layer:    for t, for each output position (raster), ceil(P/64) beats; bit p = spike
-               of channel tile*P+p.
+               of channel tile*P+p. Image layers (interface 1.1): for each output row y,
+               for t, for each x of the row (the image current is computed once per row
+               and all T steps of that row are drained together).
   integrator:  for each output position, ceil(P*vb/64) beats: the LSB-first bit stream of
                the P final membranes (vb-bit two's complement) after T timesteps.
 """
@@ -430,6 +432,8 @@ def unpack_output(program: Program, layer_index: int, tile: int, beats, cfg: SIA
         a = np.array([int(b) for b in beats], dtype=np.uint64).reshape(T * H * W, per)
         bits = np.unpackbits(a.view(np.uint8).reshape(T * H * W, per * 8), axis=1,
                              bitorder="little")[:, :n]
+        if info.image:      # image layers drain row by row, all T steps of a row at once
+            return bits.reshape(H, T, W, n).transpose(1, 3, 0, 2).copy()
         return bits.reshape(T, H, W, n).transpose(0, 3, 1, 2).copy()
     per = -(-P * cfg.v_bits // BEAT_BITS)
     out = np.zeros((n, H, W), np.int64)

@@ -9,3 +9,5 @@ C_LAUNCH = 2   # START -> header state (1) + descriptor check (1); the unload's 
                # latency (1) and its last beat are inside `unload` + this constant (measured)
 C_STEP = 1     # per timestep: reset the row schedule, swap membrane banks
 C_ROW = 2      # per output row: prefetch of the first spike word (1) + accumulate flush (1)
+C_OUT_TAIL = 2  # if-layers stream their output while computing: cycles between the last
+                # drain and the last output beat beyond the one C_LAUNCH already holds

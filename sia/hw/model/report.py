@@ -104,8 +104,8 @@ def summarize(r: ModelResult, dsp: int | None = None, dsp_source: str | None = N
               "psum_drain": mem["psum_drain_reads"],
               "membrane": sum(v for k, v in mem.items() if k.startswith("membrane")),
               "spike_out": mem["spike_out_reads"] + mem["spike_out_writes"],
-              "stream_beat": sum(phases[k] for k in ("weight_load", "param_load", "stream_in",
-                                                     "stream_out"))}
+              "stream_beat": sum(phases[k] for k in ("weight_load", "param_load", "stream_in"))
+              + mem["stream_out_beats"]}
     e = energy.estimate(cfg, counts)
     return {
         "program": r.program, "config": cfg.to_json(), "timesteps": T, "images": n,

@@ -133,8 +133,8 @@ def static_phases(program: Program, i: int, config: SIAConfig, T: int,
         if s.op == "identity":
             c = active_pes(layer, tile, config)
         stream_in += (1 if image else T) * h * w * ceil_div(c, channels_per_word(s, config))
-    if layer.kind == "if":
-        stream_out = T * ho * wo * ceil_div(P, sb)
+    if layer.kind == "if":   # streamed during compute: only the tail after the last drain
+        stream_out = timing.C_OUT_TAIL
     else:
         stream_out = ho * wo * ceil_div(P * config.v_bits, sb)
     loop = timing.C_STEP + ho * timing.C_ROW
@@ -178,4 +178,7 @@ def memory_static(program: Program, i: int, config: SIAConfig, T: int,
             "spike_in_reads": scan, "psum_drain_reads": T * pos,
             "membrane_a_reads": reads[0], "membrane_a_writes": writes[0],
             "membrane_b_reads": reads[1], "membrane_b_writes": writes[1],
-            "spike_out_writes": spikes_out, "spike_out_reads": spikes_out}
+            "spike_out_writes": spikes_out, "spike_out_reads": spikes_out,
+            "stream_out_beats": (spikes_out * ceil_div(config.pes, config.stream_bits)
+                                 if layer.kind == "if" else
+                                 pos * ceil_div(config.pes * config.v_bits, config.stream_bits))}

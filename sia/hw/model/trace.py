@@ -220,14 +220,16 @@ def trace(program: Program, image, T: int | None = None,
                     lc.cyc["stall"] += timing.C_STEP
                     lc.drained = -1
                     _run_rows(program, layer, lc, outs, t, [t], out_s, out_v)
-            if layer.kind == "if":
+            if layer.kind == "if":   # streamed while computing; only the tail remains
+                lc.cyc["stream_out"] += timing.C_OUT_TAIL
                 for _ in range(T * H * W):
-                    lc.cyc["stream_out"] += S.ceil_div(config.pes, config.stream_bits)
                     lc.mem["spike_out_reads"] += 1
+                    lc.mem["stream_out_beats"] += S.ceil_div(config.pes, config.stream_bits)
             else:
                 for _ in range(H * W):
-                    lc.cyc["stream_out"] += S.ceil_div(config.pes * config.v_bits,
-                                                       config.stream_bits)
+                    beats = S.ceil_div(config.pes * config.v_bits, config.stream_bits)
+                    lc.cyc["stream_out"] += beats
+                    lc.mem["stream_out_beats"] += beats
                     lc._bank("out", T % 2, "r")
             res.launches.append({"layer": i, "name": layer.name, "tile": k,
                                  "phases": dict(lc.cyc), "cycles": sum(lc.cyc.values()),

@@ -47,7 +47,8 @@ def launch_cycles(program: Program, li: int, tile: int, inputs: dict, cfg: SIACo
     else:
         compute += T * (timing.C_STEP + H * W)
     loads = 0 if keep else info.weight_beats + info.neuron_beats
-    total = timing.C_LAUNCH + info.header_beats + loads + info.spike_beats + compute + info.out_beats
+    out = info.out_beats if info.kind == "integrator" else timing.C_OUT_TAIL
+    total = timing.C_LAUNCH + info.header_beats + loads + info.spike_beats + compute + out
     if detail:
         return {"total": total, "dispatch": disp, "compute": compute}
     return total

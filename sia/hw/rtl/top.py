@@ -145,8 +145,7 @@ class SIATop(wiring.Component):
         t, ti = Signal(9), Signal(9)
         oy = Signal(9)
         row_pos = Signal(17)
-        out_tb, img_tb = Signal(24), Signal(24)
-        last_oaddr = Signal(24)
+        ocnt = Signal(24)      # output words drained so far (= output buffer write address)
         cycles, sops, iops = Signal(64), Signal(64), Signal(64)
         busy, done, error = Signal(), Signal(), Signal()
         resident = Signal()   # weights + neuron params of a completed load are in the PEs
@@ -161,18 +160,37 @@ class SIATop(wiring.Component):
         with m.If(busy):
             m.d.sync += [cycles.eq(cycles + 1), sops.eq(sops + disp.sops_inc),
                          iops.eq(iops + disp.img_inc)]
-        # unload state
+        # output: if-layers stream out while computing (the reader follows the drain's
+        # writes: words are written in packet order, so word a is final once written);
+        # integrators unload their final membranes in UNLOAD after the last timestep
         words_left = Signal(24)
         rd_addr = Signal(24)
+        avail = Signal(24)     # output-buffer words written (if-layers)
         ov = Signal()
         bidx = Signal(range(max(2, -(-P * V // 64))))
         per = Mux(L["kind"], -(-P * V // 64), 1)
         bidx_last = bidx == per - 1
         un_word = Signal(-(-P * V // 64) * 64)
         m.d.comb += un_word.eq(agg.un_data)
+        out_words = Signal(24)
+        m.d.comb += out_words.eq(T * L["hw_out"])
+        streaming = busy & ~L["kind"]
+        s_load = Signal()
+        s_done = Signal()
+        m.d.comb += [s_load.eq(streaming & (~ov | self.m_axis_tready) & (rd_addr < avail)),
+                     s_done.eq(streaming & ov & self.m_axis_tready & (rd_addr == out_words))]
+        with m.If(agg.spk_we):
+            m.d.sync += avail.eq(avail + 1)
+        # (a read port's en defaults to 1: drive it, so the held output word stays put)
+        m.d.comb += [ob_r.addr.eq(rd_addr), ob_r.en.eq(s_load)]
+        with m.If(s_load):
+            m.d.sync += [rd_addr.eq(rd_addr + 1), ov.eq(1)]
+        with m.Elif(streaming & self.m_axis_tready & ov):
+            m.d.sync += ov.eq(0)
         m.d.comb += [self.m_axis_tvalid.eq(ov),
                      self.m_axis_tdata.eq(Mux(L["kind"], un_word.word_select(bidx, 64), ob_r.data)),
-                     self.m_axis_tlast.eq(ov & bidx_last & (words_left == 0))]
+                     self.m_axis_tlast.eq(ov & Mux(L["kind"], bidx_last & (words_left == 0),
+                                                   rd_addr == out_words))]
         nhdr = Signal(8)
         m.d.comb += nhdr.eq(LAYER_BEATS + GROUP_BEATS * L["ngroups"])
 
@@ -181,7 +199,8 @@ class SIATop(wiring.Component):
                 with m.If(regs.start):
                     m.d.sync += [busy.eq(1), done.eq(0), error.eq(0), ecode.eq(0), bcnt.eq(0),
                                  cycles.eq(0), sops.eq(0), iops.eq(0), wp_cnt.eq(0),
-                                 wrow_cnt.eq(0), n_lane.eq(0)]
+                                 wrow_cnt.eq(0), n_lane.eq(0), ocnt.eq(0), avail.eq(0),
+                                 rd_addr.eq(0), ov.eq(0)]
                     m.d.comb += [gbw.clear.eq(1), gbn.clear.eq(1)]
                     m.next = "HDR"
                 with m.If(regs.soft_reset):
@@ -247,8 +266,7 @@ class SIATop(wiring.Component):
                     m.next = "IDLE"
             with m.State("STEP"):
                 m.d.comb += [disp.t_start.eq(1), disp.t_first.eq(t == 0)]
-                m.d.sync += [oy.eq(0), oy_m3.eq(0), row_pos.eq(0),
-                             out_tb.eq(Mux(t == 0, 0, out_tb + L["hw_out"]))]
+                m.d.sync += [oy.eq(0), oy_m3.eq(0), row_pos.eq(0)]
                 m.next = "ROW_PRE"
                 with m.If(regs.soft_reset):
                     m.next = "IDLE"
@@ -266,30 +284,32 @@ class SIATop(wiring.Component):
                 with m.If(regs.soft_reset):
                     m.next = "IDLE"
             with m.State("GAP"):
-                m.d.sync += [ox.eq(0), ti.eq(0), img_tb.eq(0)]
+                m.d.sync += [ox.eq(0), ti.eq(0)]
                 m.next = "DRAIN"
                 with m.If(regs.soft_reset):
                     m.next = "IDLE"
             with m.State("DRAIN"):
                 tt = Mux(image, ti, t)
-                oaddr = Mux(image, img_tb, out_tb) + row_pos + ox
+                # output order = drain order: (t, oy, ox); image layers (oy, t, ox)
                 m.d.comb += [drain_en.eq(1), drain_clear.eq(~image | (ti == T - 1)),
                              agg.in_valid.eq(1), agg.pos.eq(row_pos + ox), agg.rd_bank.eq(tt[0]),
-                             agg.t_first.eq(tt == 0), agg.out_addr.eq(oaddr)]
-                m.d.sync += [ox.eq(ox + 1), last_oaddr.eq(oaddr)]
+                             agg.t_first.eq(tt == 0), agg.out_addr.eq(ocnt)]
+                m.d.sync += [ox.eq(ox + 1), ocnt.eq(ocnt + 1)]
                 with m.If(ox == L["w_out"] - 1):
                     m.d.sync += ox.eq(0)
                     with m.If(image & (ti != T - 1)):
-                        m.d.sync += [ti.eq(ti + 1), img_tb.eq(img_tb + L["hw_out"])]
+                        m.d.sync += ti.eq(ti + 1)
                     with m.Else():
                         m.d.sync += [oy.eq(oy + 1), row_pos.eq(row_pos + L["w_out"]),
                                      oy_m3.eq(Mux(oy_m3 == 2, 0, oy_m3 + 1))]
                         with m.If(oy == L["h_out"] - 1):
                             with m.If(image | (t == T - 1)):
-                                m.next = "UNLOAD"
-                                m.d.sync += [rd_addr.eq(0), ov.eq(0), bidx.eq(0),
-                                             words_left.eq(Mux(L["kind"], L["hw_out"],
-                                                               oaddr + 1))]
+                                with m.If(L["kind"]):
+                                    m.next = "UNLOAD"
+                                    m.d.sync += [rd_addr.eq(0), ov.eq(0), bidx.eq(0),
+                                                 words_left.eq(L["hw_out"])]
+                                with m.Else():
+                                    m.next = "FINISH"
                             with m.Else():
                                 m.d.sync += t.eq(t + 1)
                                 m.next = "STEP"
@@ -297,11 +317,16 @@ class SIATop(wiring.Component):
                             m.next = "ROW_PRE"
                 with m.If(regs.soft_reset):
                     m.next = "IDLE"
-            with m.State("UNLOAD"):
+            with m.State("FINISH"):   # if-layer: the streamed output drains
+                with m.If(s_done):
+                    m.d.sync += [busy.eq(0), done.eq(1)]
+                    m.next = "IDLE"
+                with m.If(regs.soft_reset):
+                    m.next = "IDLE"
+            with m.State("UNLOAD"):   # integrator: final membranes
                 load = Signal()
                 m.d.comb += load.eq((~ov | (self.m_axis_tready & bidx_last)) & (words_left != 0))
-                m.d.comb += [ob_r.addr.eq(rd_addr), ob_r.en.eq(load),
-                             agg.un_en.eq(load & L["kind"]), agg.un_addr.eq(rd_addr),
+                m.d.comb += [agg.un_en.eq(load), agg.un_addr.eq(rd_addr),
                              agg.un_bank.eq(T[0])]
                 with m.If(load):
                     m.d.sync += [rd_addr.eq(rd_addr + 1), words_left.eq(words_left - 1),
