@@ -27,6 +27,17 @@ def _dispatch(hist: np.ndarray, cfg: SIAConfig) -> float:
     return float((hist * np.maximum(1, -(-n // cfg.events_per_cycle))).sum())
 
 
+def _stream_waits(program: Program, L, cfg: SIAConfig, T: int, tile: int) -> float:
+    """Mean cycles the compute of one launch waits for its input beats: needs the
+    per-(t, image) histograms of a run(..., keep_scans=True)."""
+    steps = S.step_constant(program, L.index, T)
+    for k, hist in L.scans:
+        if k is None or k == tile:
+            d = S.dispatch(hist, cfg.events_per_cycle)
+            steps = steps + d["accumulate"] + d["dispatch_empty"]
+    return float(S.stream_wait(S.stream_need(program, L.index, cfg, T, tile), steps).double().mean())
+
+
 def point(program: Program, r: ModelResult, cfg: SIAConfig, weight_batch: int = 1) -> dict:
     """Latency / throughput of `cfg` from a run's statistics (same program and T), with
     the host keeping weights resident over `weight_batch` images."""
@@ -38,6 +49,8 @@ def point(program: Program, r: ModelResult, cfg: SIAConfig, weight_batch: int = 
         check_fits(program, cfg, T)
     except SiaError as e:
         return {**row, "fits": False, "reason": str(e)}
+    if any(not L.scans for L in r.layers):
+        raise SiaError("dse.point needs a model run with keep_scans=True")
     cycles = compute = acc_ops = sops = 0.0
     for L in r.layers:
         layer = program.layers[L.index]
@@ -45,7 +58,7 @@ def point(program: Program, r: ModelResult, cfg: SIAConfig, weight_batch: int = 
         disp = (nt * _dispatch(L.hist_shared, cfg) + _dispatch(L.hist_tile, cfg)) / n
         for tile in range(nt):
             ph = amortised_static(program, L.index, cfg, T, tile, weight_batch)
-            cycles += sum(ph.values())
+            cycles += sum(ph.values()) + _stream_waits(program, L, cfg, T, tile)
             compute += S.compute_cycles(ph)
         cycles += disp
         compute += disp
@@ -76,7 +89,7 @@ def sweep(program: Program, images, pes=(16, 32, 64, 128), events=(1, 2), timest
         for P in pes:
             if r is None or per_p:
                 r = run(program, images, T=T, config=dataclasses.replace(base, pes=P),
-                        progress=progress)
+                        progress=progress, keep_scans=True)
             for E in events:
                 for wb in weight_bits:
                     cfg = dataclasses.replace(base, pes=P, events_per_cycle=E, weight_bits=wb)

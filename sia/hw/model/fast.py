@@ -40,17 +40,22 @@ class LayerStats:
     sops: np.ndarray = None         # per tile
     image_ops: np.ndarray = None
     weight_reads: np.ndarray = None
+    stream_wait: np.ndarray = None  # per tile: cycles the compute waited for input beats
     spikes: int = 0
     # scanned words by set bits: shared (every tile scans them, counted once) and
     # tile-own (identity slices, summed over tiles); the DSE re-evaluates E from them
     hist_shared: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
     hist_tile: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
+    # per (t, image) word histograms, kept for the DSE (stream waits depend on them):
+    # (tile or None for words every tile scans, hist [T', B, m])
+    scans: list = field(default_factory=list)
 
     def launch_phases(self, tile: int, images: int = 1) -> dict[str, float]:
         """Mean cycles per phase of launch `tile` (per image)."""
         out = {k: float(v) for k, v in self.static[tile].items()}
         out["accumulate"] = self.accumulate[tile] / images
         out["dispatch_empty"] = self.dispatch_empty[tile] / images
+        out["stream_in"] += self.stream_wait[tile] / images
         return out
 
     def phases(self, images: int = 1) -> dict[str, float]:
@@ -132,15 +137,17 @@ def _new_stats(program: Program, config: SIAConfig, T: int, weight_batch: int = 
             dense_macs=sum(dense_macs(program, s, layer.shape) for s in layer.inputs),
             neurons=int(np.prod(layer.shape)), per_t=np.zeros(1 if image else T, dtype=np.int64),
             accumulate=z.copy(), dispatch_empty=z.copy(), events=z.copy(),
-            sops=z.copy(), image_ops=z.copy(), weight_reads=z.copy()))
+            sops=z.copy(), image_ops=z.copy(), weight_reads=z.copy(), stream_wait=z.copy()))
     return out
 
 
-def _count_group(program, config, L: LayerStats, s, words, ks: list[int]):
+def _count_group(program, config, L: LayerStats, s, words, ks: list[int], keep_scans: bool):
     """Add one group's scanned words to the launches `ks` (the tiles that scan these same
-    words); returns (dispatch cycles, SOPs) per image."""
+    words); returns (dispatch cycles per (t, image) [T', B], SOPs per image)."""
     layer = program.layers[L.index]
     hist = S.word_hist(S.scanned(s, words, layer.shape[1]))
+    if keep_scans:
+        L.scans.append((None if s.op != "identity" else ks[0], hist))
     d = S.dispatch(hist, config.events_per_cycle)
     cyc = d["accumulate"] + d["dispatch_empty"]
     events = int(d["events"].sum())
@@ -161,30 +168,39 @@ def _count_group(program, config, L: LayerStats, s, words, ks: list[int]):
             L.sops[k] += ops
         L.weight_reads[k] += events * a
     sops = per_img * sum(pes) if s.source != IMAGE else torch.zeros_like(per_img)
-    return cyc.sum(0) * len(ks), sops
+    return cyc, sops
 
 
-def _count_layer(program, config, L: LayerStats, sources: dict):
-    """Add one batch of layer L; returns its (dispatch cycles, SOPs) per image."""
+def _count_layer(program, config, L: LayerStats, sources: dict, T: int, keep_scans: bool = False):
+    """Add one batch of layer L; returns its (dispatch cycles + stream waits, SOPs) per
+    image."""
     layer = program.layers[L.index]
-    cycles = sops = 0
+    sops = 0
+    steps = [0] * L.tiles      # per tile: dispatch cycles per (t, image)
     for s in layer.inputs:
         x = sources[s.source]
         if s.op == "identity":   # each tile scans its own channel slice
-            parts = [_count_group(program, config, L, s,
-                                  S.group_words(program, layer, s, x, k, config), [k])
-                     for k in range(L.tiles)]
+            for k in range(L.tiles):
+                c, o = _count_group(program, config, L, s,
+                                    S.group_words(program, layer, s, x, k, config), [k], keep_scans)
+                steps[k], sops = steps[k] + c, sops + o
         else:
             words = S.group_words(program, layer, s, x, 0, config)
-            parts = [_count_group(program, config, L, s, words, list(range(L.tiles)))]
-        for c, o in parts:
-            cycles, sops = cycles + c, sops + o
+            c, o = _count_group(program, config, L, s, words, list(range(L.tiles)), keep_scans)
+            steps, sops = [v + c for v in steps], sops + o
+    const = S.step_constant(program, L.index, T)
+    cycles = 0
+    for k in range(L.tiles):
+        wait = S.stream_wait(S.stream_need(program, L.index, config, T, k), steps[k] + const)
+        L.stream_wait[k] += int(wait.sum())
+        cycles = cycles + steps[k].sum(0) + wait
     return cycles, sops
 
 
 def run(program: Program, images, labels=None, T: int | None = None,
         config: SIAConfig | None = None, batch_size: int = 200, record: bool = False,
-        keep_logits: bool = False, progress: bool = False, weight_batch: int = 1) -> ModelResult:
+        keep_logits: bool = False, progress: bool = False, weight_batch: int = 1,
+        keep_scans: bool = False) -> ModelResult:
     """Run images (uint8 [N,C,H,W]) through the accelerator model.
 
     weight_batch: images the host runs per weight load (resident-weight launches,
@@ -221,7 +237,7 @@ def run(program: Program, images, labels=None, T: int | None = None,
             st = run_batch(program, x, T, record=record, on_layer=hook)
             batch_sops = torch.zeros(x.shape[0], dtype=torch.int64)
             for L in stats:
-                c, o = _count_layer(program, config, L, sources)
+                c, o = _count_layer(program, config, L, sources, T, keep_scans)
                 per_image, batch_sops = per_image + c, batch_sops + o
                 L.spikes += st["spikes"][L.name]
             cycles.append(torch.as_tensor(per_image).expand(x.shape[0]).clone())
@@ -257,6 +273,7 @@ def launch_cycles(program: Program, layer_index: int, tile: int, inputs: dict,
     if not 0 <= tile < S.tiles(layer, config):
         raise SiaError(f"layer {layer_index} has {S.tiles(layer, config)} tiles, not tile {tile}")
     phases = dict(S.static_phases(program, layer_index, config, T, tile, keep=keep))
+    steps = 0
     for s in layer.inputs:
         x = torch.as_tensor(inputs[s.source])
         x = x[None] if s.source == IMAGE else x[:T, None]
@@ -264,5 +281,9 @@ def launch_cycles(program: Program, layer_index: int, tile: int, inputs: dict,
         d = S.dispatch(S.word_hist(S.scanned(s, words, layer.shape[1])), config.events_per_cycle)
         phases["accumulate"] += int(d["accumulate"].sum())
         phases["dispatch_empty"] += int(d["dispatch_empty"].sum())
+        steps = steps + d["accumulate"] + d["dispatch_empty"]
+    steps = steps + S.step_constant(program, layer_index, T)
+    phases["stream_in"] += int(S.stream_wait(S.stream_need(program, layer_index, config, T, tile),
+                                             steps)[0])
     phases["total"] = sum(phases.values())
     return phases

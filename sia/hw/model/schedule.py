@@ -119,6 +119,54 @@ def taps_map(syn: Synapse, hp: int, wp: int) -> torch.Tensor:
     return fanout_map(syn, (hp, wp), 1).round().to(torch.int64)
 
 
+def _stream_sizes(program: Program, i: int, config: SIAConfig, tile: int) -> list[int]:
+    """Input-map beats per (group, timestep) of one launch (image groups: all of it)."""
+    layer = program.layers[i]
+    out = []
+    for s in layer.inputs:
+        c, h, w = program.source_shape(s.source)
+        if s.op == "identity":
+            c = active_pes(layer, tile, config)
+        out.append(h * w * ceil_div(c, channels_per_word(s, config)))
+    return out
+
+
+def stream_in_beats(program: Program, i: int, config: SIAConfig, T: int, tile: int = 0) -> int:
+    steps = 1 if is_image_layer(program.layers[i]) else T
+    return steps * sum(_stream_sizes(program, i, config, tile))
+
+
+def stream_need(program: Program, i: int, config: SIAConfig, T: int, tile: int = 0) -> list[int]:
+    """Input-map beats that must have arrived before timestep t may start: the input
+    streams in while the launch computes, groups one after the other, so timestep t
+    waits for the last group's timestep t (image layers: the whole image)."""
+    total = stream_in_beats(program, i, config, T, tile)
+    if is_image_layer(program.layers[i]):
+        return [total]
+    last = _stream_sizes(program, i, config, tile)[-1]
+    return [total - (T - 1 - t) * last for t in range(T)]
+
+
+def stream_wait(need: list[int], steps) -> torch.Tensor:
+    """Cycles the compute waits for input beats (1 beat per cycle from the first):
+    timestep t starts at max(end of t-1, need[t]); steps[t] = its cycles (C_STEP +
+    rows), [T', B]. Returns [B]: total time minus the compute cycles."""
+    steps = torch.as_tensor(steps, dtype=torch.int64)
+    clock = torch.zeros(steps.shape[1:], dtype=torch.int64)
+    for t, n in enumerate(need):
+        clock = torch.clamp(clock, min=n) + steps[t]
+    return clock - steps.sum(0)
+
+
+def step_constant(program: Program, i: int, T: int) -> int:
+    """Data-independent cycles of one timestep of a launch (image layers: the one step):
+    C_STEP + per row C_ROW + drain."""
+    layer = program.layers[i]
+    _, ho, wo = layer.shape
+    drain = T * wo if is_image_layer(layer) else wo
+    return timing.C_STEP + ho * (timing.C_ROW + drain)
+
+
 def static_phases(program: Program, i: int, config: SIAConfig, T: int,
                   tile: int = 0, keep: bool = False) -> dict[str, int]:
     """The data-independent cycles of one launch (dispatch phases are 0).
@@ -127,12 +175,6 @@ def static_phases(program: Program, i: int, config: SIAConfig, T: int,
     P, sb = config.pes, config.stream_bits
     _, ho, wo = layer.shape
     image = is_image_layer(layer)
-    stream_in = 0
-    for s in layer.inputs:
-        c, h, w = program.source_shape(s.source)
-        if s.op == "identity":
-            c = active_pes(layer, tile, config)
-        stream_in += (1 if image else T) * h * w * ceil_div(c, channels_per_word(s, config))
     if layer.kind == "if":   # streamed during compute: only the tail after the last drain
         stream_out = timing.C_OUT_TAIL
     else:
@@ -142,7 +184,9 @@ def static_phases(program: Program, i: int, config: SIAConfig, T: int,
             "weight_load": 0 if keep else ceil_div(weight_rows(program, layer) * P * config.taps
                                                    * config.weight_bits, sb),
             "param_load": 0 if keep else ceil_div(P * 3 * config.v_bits, sb),
-            "stream_in": stream_in, "accumulate": 0, "dispatch_empty": 0,
+            # the input maps stream in while computing: the exposed part (stream_wait)
+            # depends on the data and is added by the model
+            "stream_in": 0, "accumulate": 0, "dispatch_empty": 0,
             "aggregate": T * ho * wo, "stall": timing.C_LAUNCH + (1 if image else T) * loop,
             "stream_out": stream_out}
 
@@ -174,7 +218,7 @@ def memory_static(program: Program, i: int, config: SIAConfig, T: int,
         reads[T % 2] += pos   # the final membranes are streamed out
     spikes_out = T * pos if layer.kind == "if" else 0
     return {"weight_writes": weight_rows(program, layer) * config.pes,
-            "spike_in_writes": static_phases(program, i, config, T, tile)["stream_in"],
+            "spike_in_writes": stream_in_beats(program, i, config, T, tile),
             "spike_in_reads": scan, "psum_drain_reads": T * pos,
             "membrane_a_reads": reads[0], "membrane_a_writes": writes[0],
             "membrane_b_reads": reads[1], "membrane_b_writes": writes[1],

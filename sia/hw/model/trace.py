@@ -178,9 +178,7 @@ def _stream_in(prog, layer, cfg, T, lc: _Launch):
             c = lc.a
         for _ in range(1 if image else T):
             for _pos in range(h * w):
-                beats = S.ceil_div(c, S.channels_per_word(s, cfg))
-                lc.cyc["stream_in"] += beats
-                lc.mem["spike_in_writes"] += beats
+                lc.mem["spike_in_writes"] += S.ceil_div(c, S.channels_per_word(s, cfg))
 
 
 def _run_rows(prog, layer, lc, srcs, t, drain_steps, out_s, out_v):
@@ -212,11 +210,19 @@ def trace(program: Program, image, T: int | None = None,
             lc = _Launch(program, i, k, config, T, res)
             lc.cyc["stall"] += timing.C_LAUNCH
             _stream_in(program, layer, config, T, lc)
+            start = sum(lc.cyc.values())
+            need = S.stream_need(program, i, config, T, k)
+
+            def wait_for_input(t):   # timestep t starts once its input beats are in
+                lc.cyc["stream_in"] += max(0, need[t] - (sum(lc.cyc.values()) - start))
+
             if is_image_layer(layer):   # current once, IF recurrence for all T per row
+                wait_for_input(0)
                 lc.cyc["stall"] += timing.C_STEP
                 _run_rows(program, layer, lc, outs, 0, range(T), out_s, out_v)
             else:
                 for t in range(T):
+                    wait_for_input(t)
                     lc.cyc["stall"] += timing.C_STEP
                     lc.drained = -1
                     _run_rows(program, layer, lc, outs, t, [t], out_s, out_v)

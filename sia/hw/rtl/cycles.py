@@ -27,7 +27,9 @@ def launch_cycles(program: Program, li: int, tile: int, inputs: dict, cfg: SIACo
     H, W = info.out_shape
     steps = 1 if info.image else T
     disp = 0
+    per_t = []
     for t in range(steps):
+        before = disp
         for g in groups:
             C, Hs, Ws = g["_src"]
             p, nw = g["pool"], g["nw"]
@@ -41,6 +43,15 @@ def launch_cycles(program: Program, li: int, tile: int, inputs: dict, cfg: SIACo
             # pooled rows [0, r_end_last) are scanned, all their words
             n = r_end_last * p * Ws * nw
             disp += int(cost[base:base + n].sum())
+        per_t.append(disp - before)
+    # the input maps stream in while computing: timestep t starts (after its C_STEP)
+    # once need_t beats are in: the last group's timestep t, image layers everything
+    last = groups[-1]
+    clock = 0       # cycles since the first input-map beat could be taken
+    for t in range(steps):
+        need = info.spike_beats if info.image else last["base"] + (t + 1) * last["tstride"]
+        clock = max(clock, need) + timing.C_STEP
+        clock += per_t[t] + H * (timing.C_ROW + (T * W if info.image else W))
     compute = disp + timing.C_ROW * H * steps
     if info.image:
         compute += timing.C_STEP + H * T * W
@@ -48,7 +59,8 @@ def launch_cycles(program: Program, li: int, tile: int, inputs: dict, cfg: SIACo
         compute += T * (timing.C_STEP + H * W)
     loads = 0 if keep else info.weight_beats + info.neuron_beats
     out = info.out_beats if info.kind == "integrator" else timing.C_OUT_TAIL
-    total = timing.C_LAUNCH + info.header_beats + loads + info.spike_beats + compute + out
+    total = timing.C_LAUNCH + info.header_beats + loads + clock + out
     if detail:
-        return {"total": total, "dispatch": disp, "compute": compute}
+        return {"total": total, "dispatch": disp, "compute": compute,
+                "stream_wait": clock - compute}
     return total

@@ -194,13 +194,31 @@ class SIATop(wiring.Component):
         nhdr = Signal(8)
         m.d.comb += nhdr.eq(LAYER_BEATS + GROUP_BEATS * L["ngroups"])
 
+        # input maps stream in while computing: the loader runs beside the controller and
+        # timestep t waits (STEP) until the beats it needs are written: the last group's
+        # timestep t (groups are laid out one after the other; image layers: all of it)
+        sl_active = Signal()
+        need, need0, tstride_last = Signal(24), Signal(24), Signal(24)
+        last_g = L["ngroups"] - 1
+        base_last = Array(field(GROUP_LAYOUT, "base", LAYER_BEATS + GROUP_BEATS * g)
+                          for g in range(MAX_GROUPS))[last_g]
+        m.d.comb += [tstride_last.eq(Array(field(GROUP_LAYOUT, "tstride", LAYER_BEATS + GROUP_BEATS * g)
+                                           for g in range(MAX_GROUPS))[last_g]),
+                     need0.eq(Mux(image, L["sbeats"], base_last + tstride_last))]
+        with m.If(sl_active):
+            m.d.comb += [self.s_axis_tready.eq(1), sb_w.en.eq(beat)]
+            with m.If(beat):
+                m.d.sync += bcnt.eq(bcnt + 1)
+                with m.If(bcnt == L["sbeats"] - 1):
+                    m.d.sync += sl_active.eq(0)
+
         with m.FSM(name="ctl"):
             with m.State("IDLE"):
                 with m.If(regs.start):
                     m.d.sync += [busy.eq(1), done.eq(0), error.eq(0), ecode.eq(0), bcnt.eq(0),
                                  cycles.eq(0), sops.eq(0), iops.eq(0), wp_cnt.eq(0),
                                  wrow_cnt.eq(0), n_lane.eq(0), ocnt.eq(0), avail.eq(0),
-                                 rd_addr.eq(0), ov.eq(0)]
+                                 rd_addr.eq(0), ov.eq(0), sl_active.eq(0)]
                     m.d.comb += [gbw.clear.eq(1), gbn.clear.eq(1)]
                     m.next = "HDR"
                 with m.If(regs.soft_reset):
@@ -228,7 +246,8 @@ class SIATop(wiring.Component):
                 with m.Elif(L["keep"]):
                     # resident weights: straight to the input maps (error if none loaded)
                     with m.If(resident):
-                        m.next = "SLOAD"
+                        m.d.sync += [sl_active.eq(1), t.eq(0), need.eq(need0)]
+                        m.next = "STEP"
                     with m.Else():
                         m.d.sync += [error.eq(1), ecode.eq(3), busy.eq(0)]
                         m.next = "IDLE"
@@ -251,23 +270,18 @@ class SIATop(wiring.Component):
                 with m.If(beat):
                     m.d.sync += bcnt.eq(bcnt + 1)
                     with m.If(bcnt == nbeats_neuron - 1):
-                        m.d.sync += [bcnt.eq(0), resident.eq(1)]
-                        m.next = "SLOAD"
-                with m.If(regs.soft_reset):
-                    m.next = "IDLE"
-            with m.State("SLOAD"):
-                m.d.comb += [self.s_axis_tready.eq(1), sb_w.en.eq(beat)]
-                with m.If(beat):
-                    m.d.sync += bcnt.eq(bcnt + 1)
-                    with m.If(bcnt == L["sbeats"] - 1):
-                        m.d.sync += [bcnt.eq(0), t.eq(0)]
+                        m.d.sync += [bcnt.eq(0), resident.eq(1), sl_active.eq(1), t.eq(0),
+                                     need.eq(need0)]
                         m.next = "STEP"
                 with m.If(regs.soft_reset):
                     m.next = "IDLE"
             with m.State("STEP"):
-                m.d.comb += [disp.t_start.eq(1), disp.t_first.eq(t == 0)]
-                m.d.sync += [oy.eq(0), oy_m3.eq(0), row_pos.eq(0)]
-                m.next = "ROW_PRE"
+                # timestep t starts once its input maps are in (the rest keeps streaming)
+                with m.If(bcnt >= need):
+                    m.d.comb += [disp.t_start.eq(1), disp.t_first.eq(t == 0)]
+                    m.d.sync += [oy.eq(0), oy_m3.eq(0), row_pos.eq(0),
+                                 need.eq(need + tstride_last)]
+                    m.next = "ROW_PRE"
                 with m.If(regs.soft_reset):
                     m.next = "IDLE"
             with m.State("ROW_PRE"):
@@ -342,5 +356,5 @@ class SIATop(wiring.Component):
                 with m.If(regs.soft_reset):
                     m.next = "IDLE"
         with m.If(regs.soft_reset):
-            m.d.sync += [busy.eq(0), done.eq(0), ov.eq(0), resident.eq(0)]
+            m.d.sync += [busy.eq(0), done.eq(0), ov.eq(0), resident.eq(0), sl_active.eq(0)]
         return m

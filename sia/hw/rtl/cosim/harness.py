@@ -21,12 +21,25 @@ RTL_DIR = Path(__file__).resolve().parents[1]
 ROOT = RTL_DIR.parents[2]
 
 
-def _src_hash(cfg: SIAConfig) -> str:
-    h = hashlib.sha256(json.dumps(cfg.to_json(), sort_keys=True).encode())
+def _snapshot() -> dict:
+    """The RTL sources as this process imported them: the cache key must describe the
+    design this process elaborates, even if the files change while it runs (another
+    process editing or rebuilding the tree must not poison the shared cache)."""
+    import importlib
+    for mod in ("sia.hw.rtl.top", "sia.hw.rtl.export"):   # the whole design
+        importlib.import_module(mod)
     srcs = ["pe.py", "dispatch.py", "aggregation.py", "stream.py", "axil.py", "top.py",
             "export.py", "cosim/tb.cpp", "cosim/harness.py"]
-    for p in [RTL_DIR / s for s in srcs] + [RTL_DIR.parent / "regmap.py"]:
-        h.update(p.read_bytes())
+    return {str(p): p.read_bytes() for p in [RTL_DIR / s for s in srcs] + [RTL_DIR.parent / "regmap.py"]}
+
+
+_SOURCES = _snapshot()
+
+
+def _src_hash(cfg: SIAConfig) -> str:
+    h = hashlib.sha256(json.dumps(cfg.to_json(), sort_keys=True).encode())
+    for k in sorted(_SOURCES):
+        h.update(_SOURCES[k])
     return h.hexdigest()[:16]
 
 
@@ -55,7 +68,7 @@ def build(cfg: SIAConfig, jobs: int = 1, quiet: bool = True, opt: str | None = N
         return exe
     d.mkdir(parents=True, exist_ok=True)
     v = write_verilog(cfg, d / "sia_top.v")
-    shutil.copy(RTL_DIR / "cosim" / "tb.cpp", d / "tb.cpp")
+    (d / "tb.cpp").write_bytes(_SOURCES[str(RTL_DIR / "cosim" / "tb.cpp")])
     cmd = [verilator_bin(), "--cc", "--exe", "--build", "-j", str(jobs), "-O2",
            "-Wno-fatal", "-Wno-lint", "-Wno-style", "--top-module", "sia_top",
            "--x-assign", "fast", "--x-initial", "fast", "--noassert",
