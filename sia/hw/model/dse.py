@@ -2,16 +2,16 @@
 
 The spike statistics depend on T only, so the model runs once per T (per T and P when
 the program has identity groups, whose scanned words are the tile's channel slice) on
-a small image subset and keeps, per layer, the histogram of n (set bits per scanned
-word) and the SOP totals. Every other point is then closed form: dispatch cycles
-= sum_n hist[n] * max(1, ceil(n / E)); the rest of the formula is data-independent.
+a small image subset and keeps, per layer, the scanned words' set-bit counts and the
+SOP totals. Every other point is then evaluated from them without re-simulating:
+per-row dispatch cycles = sum of max(1, ceil(n / E)) over the row's words, then the
+dispatcher / aggregation-core overlap (schedule.overlap); the rest is data-independent.
 """
 
 import dataclasses
 import json
 from pathlib import Path
 
-import numpy as np
 
 from sia import SiaError
 from sia.hw.model import schedule as S
@@ -21,21 +21,25 @@ from sia.hw.params import SIAConfig
 from sia.program.format import Program
 
 
-def _dispatch(hist: np.ndarray, cfg: SIAConfig) -> float:
-    """Cycles to scan words with hist[n] words of n set bits: max(1, ceil(n / E)) each."""
-    n = np.arange(hist.size)
-    return float((hist * np.maximum(1, -(-n // cfg.events_per_cycle))).sum())
-
-
-def _stream_waits(program: Program, L, cfg: SIAConfig, T: int, tile: int) -> float:
-    """Mean cycles the compute of one launch waits for its input beats: needs the
-    per-(t, image) histograms of a run(..., keep_scans=True)."""
-    steps = S.step_constant(program, L.index, T)
-    for k, hist in L.scans:
+def _overlap(program: Program, L, cfg: SIAConfig, T: int, tile: int) -> dict[str, float]:
+    """Mean span and input wait of one launch (dispatcher and aggregation core side by
+    side) from the scanned words of a run(..., keep_scans=True)."""
+    layer = program.layers[L.index]
+    d = 0
+    for (k, words), syn in zip(L.scans, _scan_synapses(layer, L)):
         if k is None or k == tile:
-            d = S.dispatch(hist, cfg.events_per_cycle)
-            steps = steps + d["accumulate"] + d["dispatch_empty"]
-    return float(S.stream_wait(S.stream_need(program, L.index, cfg, T, tile), steps).double().mean())
+            d = d + S.row_dispatch(syn, words, layer.shape[1], cfg.events_per_cycle)
+    o = S.overlap(S.stream_need(program, L.index, cfg, T, tile), d.permute(0, 2, 1),
+                  S.drain_cycles(layer, T))
+    return {"span": float(o["span"].double().mean()), "wait": float(o["wait"].double().mean())}
+
+
+def _scan_synapses(layer, L):
+    """The synapse group of each kept scan (identity groups: one scan per tile)."""
+    out = []
+    for s in layer.inputs:
+        out += [s] * (L.tiles if s.op == "identity" else 1)
+    return out
 
 
 def point(program: Program, r: ModelResult, cfg: SIAConfig, weight_batch: int = 1) -> dict:
@@ -51,17 +55,19 @@ def point(program: Program, r: ModelResult, cfg: SIAConfig, weight_batch: int = 
         return {**row, "fits": False, "reason": str(e)}
     if any(not L.scans for L in r.layers):
         raise SiaError("dse.point needs a model run with keep_scans=True")
+    if r.images and len(r.layers[0].scans) and r.layers[0].scans[0][1].shape[1] != r.images:
+        raise SiaError("dse.point needs a model run in one batch (keep_scans)")
     cycles = compute = acc_ops = sops = 0.0
     for L in r.layers:
         layer = program.layers[L.index]
         nt = S.tiles(layer, cfg)
-        disp = (nt * _dispatch(L.hist_shared, cfg) + _dispatch(L.hist_tile, cfg)) / n
+        loops = S.loop_constant(program, L.index, T)
         for tile in range(nt):
             ph = amortised_static(program, L.index, cfg, T, tile, weight_batch)
-            cycles += sum(ph.values()) + _stream_waits(program, L, cfg, T, tile)
-            compute += S.compute_cycles(ph)
-        cycles += disp
-        compute += disp
+            o = _overlap(program, L, cfg, T, tile)
+            # static phases hold the dispatcher's loop constants; the span holds them too
+            cycles += sum(ph.values()) - loops + o["span"]
+            compute += o["span"] - o["wait"]
         sops += float(L.sops.sum()) / n
         acc_ops += float(L.sops.sum() + L.image_ops.sum()) / n
     sec = cycles / (cfg.clock_mhz * 1e6)

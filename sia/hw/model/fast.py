@@ -36,18 +36,15 @@ class LayerStats:
     accumulate: np.ndarray = None   # per tile
     dispatch_empty: np.ndarray = None
     events: np.ndarray = None       # dispatched events, per tile
-    per_t: np.ndarray = None        # dispatch cycles per timestep, all tiles ([1]: image layer)
+    per_t: np.ndarray = None        # compute cycles per timestep, all tiles ([1]: image layer)
     sops: np.ndarray = None         # per tile
     image_ops: np.ndarray = None
     weight_reads: np.ndarray = None
     stream_wait: np.ndarray = None  # per tile: cycles the compute waited for input beats
+    exposed_drain: np.ndarray = None  # per tile: span not covered by the dispatcher
     spikes: int = 0
-    # scanned words by set bits: shared (every tile scans them, counted once) and
-    # tile-own (identity slices, summed over tiles); the DSE re-evaluates E from them
-    hist_shared: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
-    hist_tile: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
-    # per (t, image) word histograms, kept for the DSE (stream waits depend on them):
-    # (tile or None for words every tile scans, hist [T', B, m])
+    # scanned word counts, kept for the DSE (the overlap depends on them per row):
+    # (tile or None for words every tile scans, words [T', B, nw, H, W])
     scans: list = field(default_factory=list)
 
     def launch_phases(self, tile: int, images: int = 1) -> dict[str, float]:
@@ -56,6 +53,7 @@ class LayerStats:
         out["accumulate"] = self.accumulate[tile] / images
         out["dispatch_empty"] = self.dispatch_empty[tile] / images
         out["stream_in"] += self.stream_wait[tile] / images
+        out["aggregate"] += self.exposed_drain[tile] / images
         return out
 
     def phases(self, images: int = 1) -> dict[str, float]:
@@ -65,15 +63,6 @@ class LayerStats:
             for key, v in self.launch_phases(k, images).items():
                 out[key] += v
         return out
-
-    def add_hist(self, h: torch.Tensor, shared: bool):
-        key = "hist_shared" if shared else "hist_tile"
-        old, h = getattr(self, key), h.numpy().copy()
-        if h.size > old.size:
-            h[:old.size] += old
-            setattr(self, key, h)
-        else:
-            old[:h.size] += h
 
 
 @dataclass
@@ -137,26 +126,24 @@ def _new_stats(program: Program, config: SIAConfig, T: int, weight_batch: int = 
             dense_macs=sum(dense_macs(program, s, layer.shape) for s in layer.inputs),
             neurons=int(np.prod(layer.shape)), per_t=np.zeros(1 if image else T, dtype=np.int64),
             accumulate=z.copy(), dispatch_empty=z.copy(), events=z.copy(),
-            sops=z.copy(), image_ops=z.copy(), weight_reads=z.copy(), stream_wait=z.copy()))
+            sops=z.copy(), image_ops=z.copy(), weight_reads=z.copy(), stream_wait=z.copy(),
+            exposed_drain=z.copy()))
     return out
 
 
 def _count_group(program, config, L: LayerStats, s, words, ks: list[int], keep_scans: bool):
     """Add one group's scanned words to the launches `ks` (the tiles that scan these same
-    words); returns (dispatch cycles per (t, image) [T', B], SOPs per image)."""
+    words); returns (dispatch cycles per (t, image, output row) [T', B, H], SOPs per image)."""
     layer = program.layers[L.index]
     hist = S.word_hist(S.scanned(s, words, layer.shape[1]))
     if keep_scans:
-        L.scans.append((None if s.op != "identity" else ks[0], hist))
+        L.scans.append((None if s.op != "identity" else ks[0], words))
     d = S.dispatch(hist, config.events_per_cycle)
-    cyc = d["accumulate"] + d["dispatch_empty"]
     events = int(d["events"].sum())
     for k in ks:
         L.accumulate[k] += int(d["accumulate"].sum())
         L.dispatch_empty[k] += int(d["dispatch_empty"].sum())
         L.events[k] += events
-    L.per_t += cyc.sum(1).numpy() * len(ks)
-    L.add_hist(hist.sum((0, 1)), shared=s.op != "identity")
     n = S.pooled_events(s, words)
     per_img = (n * S.taps_map(s, *n.shape[-2:])).sum((0, 2, 3), dtype=torch.int64)
     pes = [1 if s.op == "identity" else L.active[k] for k in ks]   # identity: c -> PE c only
@@ -168,7 +155,7 @@ def _count_group(program, config, L: LayerStats, s, words, ks: list[int], keep_s
             L.sops[k] += ops
         L.weight_reads[k] += events * a
     sops = per_img * sum(pes) if s.source != IMAGE else torch.zeros_like(per_img)
-    return cyc, sops
+    return S.row_dispatch(s, words, layer.shape[1], config.events_per_cycle), sops
 
 
 def _count_layer(program, config, L: LayerStats, sources: dict, T: int, keep_scans: bool = False):
@@ -188,12 +175,16 @@ def _count_layer(program, config, L: LayerStats, sources: dict, T: int, keep_sca
             words = S.group_words(program, layer, s, x, 0, config)
             c, o = _count_group(program, config, L, s, words, list(range(L.tiles)), keep_scans)
             steps, sops = [v + c for v in steps], sops + o
-    const = S.step_constant(program, L.index, T)
+    loops = S.loop_constant(program, L.index, T)
     cycles = 0
     for k in range(L.tiles):
-        wait = S.stream_wait(S.stream_need(program, L.index, config, T, k), steps[k] + const)
-        L.stream_wait[k] += int(wait.sum())
-        cycles = cycles + steps[k].sum(0) + wait
+        o = S.overlap(S.stream_need(program, L.index, config, T, k),
+                      steps[k].permute(0, 2, 1), S.drain_cycles(layer, T))
+        disp = steps[k].sum((0, 2))
+        L.stream_wait[k] += int(o["wait"].sum())
+        L.exposed_drain[k] += int((o["span"] - o["wait"] - disp - loops).sum())
+        L.per_t += o["per_t"].sum(1).numpy()
+        cycles = cycles + o["span"] - loops
     return cycles, sops
 
 
@@ -281,9 +272,11 @@ def launch_cycles(program: Program, layer_index: int, tile: int, inputs: dict,
         d = S.dispatch(S.word_hist(S.scanned(s, words, layer.shape[1])), config.events_per_cycle)
         phases["accumulate"] += int(d["accumulate"].sum())
         phases["dispatch_empty"] += int(d["dispatch_empty"].sum())
-        steps = steps + d["accumulate"] + d["dispatch_empty"]
-    steps = steps + S.step_constant(program, layer_index, T)
-    phases["stream_in"] += int(S.stream_wait(S.stream_need(program, layer_index, config, T, tile),
-                                             steps)[0])
+        steps = steps + S.row_dispatch(s, words, layer.shape[1], config.events_per_cycle)
+    o = S.overlap(S.stream_need(program, layer_index, config, T, tile), steps.permute(0, 2, 1),
+                  S.drain_cycles(layer, T))
+    phases["stream_in"] += int(o["wait"][0])
+    phases["aggregate"] += int(o["span"][0] - o["wait"][0] - steps.sum()
+                               - S.loop_constant(program, layer_index, T))
     phases["total"] = sum(phases.values())
     return phases

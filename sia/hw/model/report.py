@@ -33,7 +33,7 @@ def _layer(L, r: ModelResult) -> dict:
     sec = cycles / (cfg.clock_mhz * 1e6)
     return {"name": L.name, "kind": L.kind, "image_layer": L.image, "tiles": L.tiles,
             "cycles": cycles, "compute_cycles": compute, "phases": total,
-            "dispatch_per_timestep": (L.per_t / n).tolist(),
+            "compute_per_timestep": (L.per_t / n).tolist(),
             "sops": sops, "image_ops": iops, "events": float(L.events.sum()) / n,
             "spike_rate": L.spikes / max(1, L.neurons * T * n) if L.kind == "if" else None,
             "dense_macs": L.dense_macs,
@@ -54,12 +54,12 @@ def _memory(r: ModelResult) -> dict:
 
 
 def _per_timestep(r: ModelResult) -> list[float]:
-    """Cycles of the non-image layers' timestep loops, per t (image layers run once)."""
+    """Compute cycles of the non-image layers' timestep loops, per t (image layers run
+    once); the final drain of a launch counts to its last timestep."""
     out = np.zeros(r.timesteps)
     for L in r.layers:
         if not L.image:
-            ho, wo = L.out_hw
-            out += L.per_t / r.images + L.tiles * (timing.C_STEP + ho * (timing.C_ROW + wo))
+            out += L.per_t / r.images
     return out.tolist()
 
 

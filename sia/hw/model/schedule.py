@@ -147,24 +147,60 @@ def stream_need(program: Program, i: int, config: SIAConfig, T: int, tile: int =
     return [total - (T - 1 - t) * last for t in range(T)]
 
 
-def stream_wait(need: list[int], steps) -> torch.Tensor:
-    """Cycles the compute waits for input beats (1 beat per cycle from the first):
-    timestep t starts at max(end of t-1, need[t]); steps[t] = its cycles (C_STEP +
-    rows), [T', B]. Returns [B]: total time minus the compute cycles."""
-    steps = torch.as_tensor(steps, dtype=torch.int64)
-    clock = torch.zeros(steps.shape[1:], dtype=torch.int64)
-    for t, n in enumerate(need):
-        clock = torch.clamp(clock, min=n) + steps[t]
-    return clock - steps.sum(0)
+def row_dispatch(syn: Synapse, words: torch.Tensor, h_out: int, E: int) -> torch.Tensor:
+    """Dispatch cycles per (t, image, output row) [T', B, H_out] of one group: the words
+    of pooled source rows [r_end(oy-1), r_end(oy)), each max(1, ceil(n / E))."""
+    p = syn.pool
+    region = scanned(syn, words, h_out)                     # [T', B, nw, rows*p, W]
+    cost = torch.clamp(ceil_div(region, E), min=1).sum((2, 4), dtype=torch.int64)
+    cost = cost.reshape(*cost.shape[:2], -1, p).sum(-1)     # per pooled row
+    cum = torch.nn.functional.pad(cost.cumsum(-1), (1, 0))
+    hp = words.shape[-2] // p
+    ends = torch.tensor([r_end(syn, hp, oy) for oy in range(-1, h_out)])
+    return cum[..., ends[1:]] - cum[..., ends[:-1]]
 
 
-def step_constant(program: Program, i: int, T: int) -> int:
-    """Data-independent cycles of one timestep of a launch (image layers: the one step):
-    C_STEP + per row C_ROW + drain."""
+def drain_cycles(layer: Layer, T: int) -> int:
+    """Cycles the aggregation core spends on one output row (image layers: all T steps)."""
+    return (T if is_image_layer(layer) else 1) * layer.shape[2]
+
+
+def loop_constant(program: Program, i: int, T: int) -> int:
+    """The dispatcher's data-independent cycles of one launch: C_STEP per timestep and
+    C_ROW per row (image layers: one step)."""
     layer = program.layers[i]
-    _, ho, wo = layer.shape
-    drain = T * wo if is_image_layer(layer) else wo
-    return timing.C_STEP + ho * (timing.C_ROW + drain)
+    steps = 1 if is_image_layer(layer) else T
+    return steps * (timing.C_STEP + layer.shape[1] * timing.C_ROW)
+
+
+NEVER = -(1 << 40)
+
+
+def overlap(need: list[int], d: torch.Tensor, wdrain: int) -> dict[str, torch.Tensor]:
+    """The compute span of one launch (docs/architecture.md, "Cycle model"): the
+    dispatcher runs timestep t's STEP once need[t] input beats are in, then each row g
+    (ROW_PRE, dispatch d, flush) once row g-2 is drained (4 psum slots); the
+    aggregation core drains row g (wdrain cycles) once it is dispatched and row g-1 is
+    drained. d: dispatch cycles [T', H, B]. Returns [B] tensors: span (first STEP
+    cycle to the cycle after the last drain), wait (STEP cycles waiting for input) and
+    per_t [T', B] (span per timestep without the waits; the last holds the final drain)."""
+    steps, rows = d.shape[:2]
+    e = torch.zeros(d.shape[2:], dtype=torch.int64)
+    de1 = torch.full_like(e, NEVER)
+    de2 = torch.full_like(e, NEVER)
+    wait = torch.zeros_like(e)
+    per_t = torch.zeros(d.shape[0], *d.shape[2:], dtype=torch.int64)
+    for t in range(steps):
+        t0 = e
+        w = torch.clamp(need[t] - e, min=0)
+        wait = wait + w
+        e = e + w + timing.C_STEP
+        for oy in range(rows):
+            e = torch.maximum(e, de2) + timing.C_ROW + d[t, oy]
+            de2, de1 = de1, torch.maximum(e, de1) + wdrain
+        per_t[t] = e - t0 - w
+    per_t[-1] += de1 - e
+    return {"span": de1, "wait": wait, "per_t": per_t}
 
 
 def static_phases(program: Program, i: int, config: SIAConfig, T: int,
@@ -186,8 +222,10 @@ def static_phases(program: Program, i: int, config: SIAConfig, T: int,
             "param_load": 0 if keep else ceil_div(P * 3 * config.v_bits, sb),
             # the input maps stream in while computing: the exposed part (stream_wait)
             # depends on the data and is added by the model
+            # so does the drain (the aggregation core runs beside the dispatcher): its
+            # exposed part, "aggregate", is added by the model too
             "stream_in": 0, "accumulate": 0, "dispatch_empty": 0,
-            "aggregate": T * ho * wo, "stall": timing.C_LAUNCH + (1 if image else T) * loop,
+            "aggregate": 0, "stall": timing.C_LAUNCH + (1 if image else T) * loop,
             "stream_out": stream_out}
 
 

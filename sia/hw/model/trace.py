@@ -105,12 +105,10 @@ class _Launch:
         if cur.size and np.abs(cur).max() >= 1 << (self.cfg.acc_bits - 1):
             raise SiaError(f"layer {layer.name}: psum overflows acc_bits={self.cfg.acc_bits}")
         self.drained = oy
-        self.cyc["stall"] += timing.C_ROW
         lim = 1 << (self.cfg.v_bits - 1)
         for t in steps:
             self.mem["psum_drain_reads"] += self.wo
             for ox in range(self.wo):
-                self.cyc["aggregate"] += 1
                 if t == 0:
                     v = layer.v_init[ch].astype(np.int64)   # parameter register, no bank read
                 else:
@@ -181,16 +179,65 @@ def _stream_in(prog, layer, cfg, T, lc: _Launch):
                 lc.mem["spike_in_writes"] += S.ceil_div(c, S.channels_per_word(s, cfg))
 
 
-def _run_rows(prog, layer, lc, srcs, t, drain_steps, out_s, out_v):
+def _run_rows(prog, layer, lc, srcs, t, drain_steps, out_s, out_v) -> list[int]:
+    """Dispatch and drain every output row of one timestep (functionally in order);
+    returns the dispatch cycles of each row (the timeline overlaps them with drains)."""
     words = [_words(prog, layer, s, srcs[s.source], t, lc.k, lc.cfg) for s in layer.inputs]
+    per_row = []
     for oy in range(lc.ho):
+        before = lc.cyc["accumulate"] + lc.cyc["dispatch_empty"]
         for s, ws in zip(layer.inputs, words):
             hp = prog.pooled_shape(s)[1]
             for r in range(S.r_end(s, hp, oy - 1), S.r_end(s, hp, oy)):
                 for evs in ws[r]:
                     lc.mem["spike_in_reads"] += 1
                     lc.dispatch(s, evs)
+        per_row.append(lc.cyc["accumulate"] + lc.cyc["dispatch_empty"] - before)
         lc.drain(oy, drain_steps, out_s, out_v)
+    return per_row
+
+
+def _timeline(need: list[int], rows: list[list[int]], wdrain: int) -> tuple[int, int]:
+    """The two engines of a launch stepped one cycle at a time (the model's closed
+    form, schedule.overlap, is checked against this): the dispatcher walks STEP (waits
+    until need[t] input beats are in: one beat per cycle from cycle 0), then per row
+    ROW_PRE (waits until the row two back is drained: 4 psum slots), the row's
+    dispatch cycles and the flush; the aggregation core drains a handed-over row in
+    wdrain cycles. Counters written in a cycle are seen the next one. Returns (span:
+    cycles until the last row is drained, cycles STEP waited for input)."""
+    flat = [(t, d) for t, row in enumerate(rows) for d in row]
+    cycle = waits = handed = drained = drain_done = 0
+    state, t, g, left = "STEP", 0, 0, 0
+    while drained < len(flat):
+        seen_handed, seen_drained = handed, drained      # registered counters
+        # spiking core: the dispatcher
+        if state == "STEP":
+            if cycle >= need[t]:
+                state, left = "BUSY_STEP", timing.C_STEP
+            else:
+                waits += 1
+        elif state == "ROW_PRE":
+            if seen_drained + 1 >= g:       # row g-2 drained: its psum slot is free
+                state, left = "BUSY_ROW", flat[g][1] + timing.C_ROW
+        if state.startswith("BUSY"):
+            left -= 1
+            if left == 0 and state == "BUSY_STEP":
+                state = "ROW_PRE"
+            elif left == 0:                 # dispatch + flush done: hand the row over
+                handed, g = handed + 1, g + 1
+                if g == len(flat):
+                    state = "DONE"
+                elif flat[g][0] != t:
+                    state, t = "STEP", flat[g][0]
+                else:
+                    state = "ROW_PRE"
+        # aggregation core
+        if seen_handed > seen_drained:
+            drain_done += 1
+            if drain_done == wdrain:
+                drained, drain_done = drained + 1, 0
+        cycle += 1
+    return cycle, waits
 
 
 def trace(program: Program, image, T: int | None = None,
@@ -210,22 +257,20 @@ def trace(program: Program, image, T: int | None = None,
             lc = _Launch(program, i, k, config, T, res)
             lc.cyc["stall"] += timing.C_LAUNCH
             _stream_in(program, layer, config, T, lc)
-            start = sum(lc.cyc.values())
-            need = S.stream_need(program, i, config, T, k)
-
-            def wait_for_input(t):   # timestep t starts once its input beats are in
-                lc.cyc["stream_in"] += max(0, need[t] - (sum(lc.cyc.values()) - start))
-
             if is_image_layer(layer):   # current once, IF recurrence for all T per row
-                wait_for_input(0)
-                lc.cyc["stall"] += timing.C_STEP
-                _run_rows(program, layer, lc, outs, 0, range(T), out_s, out_v)
+                rows = [_run_rows(program, layer, lc, outs, 0, range(T), out_s, out_v)]
             else:
+                rows = []
                 for t in range(T):
-                    wait_for_input(t)
-                    lc.cyc["stall"] += timing.C_STEP
                     lc.drained = -1
-                    _run_rows(program, layer, lc, outs, t, [t], out_s, out_v)
+                    rows.append(_run_rows(program, layer, lc, outs, t, [t], out_s, out_v))
+            # timing: the dispatcher and the aggregation core run side by side
+            span, waits = _timeline(S.stream_need(program, i, config, T, k), rows,
+                                    S.drain_cycles(layer, T))
+            loops = len(rows) * (timing.C_STEP + H * timing.C_ROW)
+            lc.cyc["stall"] += loops
+            lc.cyc["stream_in"] += waits
+            lc.cyc["aggregate"] += span - waits - loops - sum(map(sum, rows))
             if layer.kind == "if":   # streamed while computing; only the tail remains
                 lc.cyc["stream_out"] += timing.C_OUT_TAIL
                 for _ in range(T * H * W):

@@ -26,41 +26,36 @@ def launch_cycles(program: Program, li: int, tile: int, inputs: dict, cfg: SIACo
     cost = np.maximum(1, -(-_popcounts(sw) // E)) if len(sw) else np.zeros(0, np.int64)
     H, W = info.out_shape
     steps = 1 if info.image else T
-    disp = 0
-    per_t = []
-    for t in range(steps):
-        before = disp
-        for g in groups:
-            C, Hs, Ws = g["_src"]
-            p, nw = g["pool"], g["nw"]
-            base = g["base"] + t * g["tstride"]
-            if g["op"] == regmap.OPS["dense"]:
-                r_end_last = g["hp"]
-            elif g["op"] == regmap.OPS["identity"]:
-                r_end_last = min(H, g["hp"])
-            else:
-                r_end_last = min(max((H - 1) * g["stride"] + g["reach"], 0), g["hp"])
-            # pooled rows [0, r_end_last) are scanned, all their words
-            n = r_end_last * p * Ws * nw
-            disp += int(cost[base:base + n].sum())
-        per_t.append(disp - before)
-    # the input maps stream in while computing: timestep t starts (after its C_STEP)
-    # once need_t beats are in: the last group's timestep t, image layers everything
+
+    def row_words(g, t, oy):
+        """Spike-buffer words group g scans for output row oy of step t (addresses)."""
+        def r_end(o):   # the descriptor's row schedule (dense: reach = hp, H_out = 1)
+            return 0 if o < 0 else min(max(o * g["stride"] + g["reach"], 0), g["hp"])
+        lo, hi = r_end(oy - 1), r_end(oy)
+        start = g["base"] + t * g["tstride"]
+        return start + lo * g["prow_stride"], start + max(lo, hi) * g["prow_stride"]
+
+    d = [[sum(int(cost[a:b].sum()) for a, b in (row_words(g, t, oy) for g in groups))
+          for oy in range(H)] for t in range(steps)]
+    disp = sum(map(sum, d))
+    # the dispatcher and the aggregation core overlap (docs/architecture.md): STEP waits
+    # for timestep t's input beats (need_t, one beat per cycle from the first compute
+    # cycle), row g starts once row g-2 is drained, its drain once it is dispatched
+    # and row g-1 is drained
     last = groups[-1]
-    clock = 0       # cycles since the first input-map beat could be taken
+    wdrain = (T if info.image else 1) * W
+    e, de1, de2 = 0, None, None
     for t in range(steps):
         need = info.spike_beats if info.image else last["base"] + (t + 1) * last["tstride"]
-        clock = max(clock, need) + timing.C_STEP
-        clock += per_t[t] + H * (timing.C_ROW + (T * W if info.image else W))
-    compute = disp + timing.C_ROW * H * steps
-    if info.image:
-        compute += timing.C_STEP + H * T * W
-    else:
-        compute += T * (timing.C_STEP + H * W)
+        e = max(e, need) + timing.C_STEP
+        for oy in range(H):
+            e = (e if de2 is None else max(e, de2)) + timing.C_ROW + d[t][oy]
+            de2, de1 = de1, (e if de1 is None else max(e, de1)) + wdrain
+    clock = de1
+    compute = disp + timing.C_ROW * H * steps + timing.C_STEP * steps
     loads = 0 if keep else info.weight_beats + info.neuron_beats
     out = info.out_beats if info.kind == "integrator" else timing.C_OUT_TAIL
     total = timing.C_LAUNCH + info.header_beats + loads + clock + out
     if detail:
-        return {"total": total, "dispatch": disp, "compute": compute,
-                "stream_wait": clock - compute}
+        return {"total": total, "dispatch": disp, "span": clock, "loops_and_dispatch": compute}
     return total

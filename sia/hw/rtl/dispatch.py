@@ -33,7 +33,8 @@ class Dispatch(wiring.Component):
                "t_start": In(1), "t_first": In(1), "row_start": In(1),
                "row_nonempty": Out(1), "row_last": Out(1), "active": Out(1),
                "sb_addr": Out(range(sbuf_depth)), "sb_en": Out(1), "sb_data": In(64),
-               "ident": Out(1), "acc_en": Out(1), "bank_valid": Out(9), "ky_sel": Out(6),
+               "rowbase": In(2),   # psum slot of this timestep's output row 0 (t*H_out mod 4)
+               "ident": Out(1), "acc_en": Out(1), "bank_valid": Out(12), "ky_sel": Out(8),
                "ox0": Out(range(cfg.max_width)), "ox1": Out(range(cfg.max_width)),
                "ox2": Out(range(cfg.max_width)),
                "sops_inc": Out(16), "img_inc": Out(16)}
@@ -182,18 +183,20 @@ class Dispatch(wiring.Component):
                          ((cur["stride"] == 1) | ~nx[0]) & (ox < self.w_out)))]
             vy.append(a)
             vx.append(b)
+            # psum slot = global output row (t*H_out + oy) mod 4: 4 rows are live when
+            # the drain of row oy overlaps the dispatch of row oy+1 (it writes oy+1..oy+3)
             oym = Signal(2, name=f"oym{k}")
-            m.d.comb += oym.eq(Mux(dense, 0, oy % 3))
+            m.d.comb += oym.eq(Mux(dense, 0, oy[:2]) + self.rowbase)
             oyl.append(oym)
             oxl.append(Mux(dense, 0, ox))
-        kysel = Signal(6)
-        rowok = Signal(3)
-        for jj in range(3):
+        kysel = Signal(8)
+        rowok = Signal(4)
+        for jj in range(4):
             for k in reversed(range(3)):
                 with m.If(vy[k] & (oyl[k] == jj)):
                     m.d.comb += [kysel[2 * jj:2 * jj + 2].eq(k), rowok[jj].eq(1)]
-        bv = Signal(9)
-        for jj in range(3):
+        bv = Signal(12)
+        for jj in range(4):
             for kx in range(3):
                 m.d.comb += bv[jj * 3 + kx].eq(rowok[jj] & vx[kx])
         ntaps = Signal(4)

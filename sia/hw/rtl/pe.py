@@ -3,8 +3,9 @@
 Per cycle (stage S1, one cycle after the dispatcher chose the events): reads E weight
 rows (9 taps each, issued at S0), sign-extends, shifts (image bit b) and pre-adds them
 tap-wise, and accumulates tap (ky, kx) into partial-sum bank (oy(ky) mod 3, kx) at
-address ox(kx). Drain: psum(oy, ox) = sum of banks (oy mod 3, 0..2) at ox, cleared
-after the read (image layers: after the T-th read). Model twin: sia/snn/synapse.py
+address ox(kx), with 4 row slots (global output row mod 4) so that the drain of one
+row overlaps the accumulation of the next. Drain: psum(oy, ox) = sum of the 3 banks of
+the row's slot at ox, cleared after the read (image layers: after the T-th read). Model twin: sia/snn/synapse.py
 (conv / dense / identity current of one output channel).
 """
 
@@ -29,8 +30,8 @@ def pe_ports(cfg: SIAConfig):
         sig[f"ev_valid{e}"] = In(1)     # S1
         sig[f"ev_shift{e}"] = In(3)     # S1
         sig[f"ev_sel{e}"] = In(range(cfg.pes))  # S1 identity: the one PE that accumulates
-    sig.update({"ident": In(1), "acc_en": In(1), "bank_valid": In(9),
-                "ky_sel": In(6), "ox0": In(cols), "ox1": In(cols), "ox2": In(cols),
+    sig.update({"ident": In(1), "acc_en": In(1), "bank_valid": In(12),
+                "ky_sel": In(8), "ox0": In(cols), "ox1": In(cols), "ox2": In(cols),
                 "drain_en": In(1), "drain_row": In(2), "drain_addr": In(cols), "drain_clear": In(1),
                 "psum": Out(signed(cfg.acc_bits))})
     return sig
@@ -67,21 +68,24 @@ class PE(wiring.Component):
                 s = s + t
             m.d.comb += taps[k].eq(s)
         oxs = [self.ox0, self.ox1, self.ox2]
-        reads = [[None] * 3 for _ in range(3)]
-        for j in range(3):
+        reads = [[None] * 3 for _ in range(4)]
+        for j in range(4):   # 4 psum row slots: the drained row + the 3 being written
             kysel = self.ky_sel[2 * j:2 * j + 2]
             for kx in range(3):
                 bank = Memory(shape=signed(A), depth=cfg.max_width, init=[])
                 m.submodules[f"bank{j}{kx}"] = bank
                 rd = bank.read_port(domain="comb")
                 wr = bank.write_port()
-                addr = Mux(self.drain_en, self.drain_addr, oxs[kx])
+                # the drain owns the slot it reads; the accumulate path the other three
+                drained = Signal(name=f"drained{j}{kx}")
+                m.d.comb += drained.eq(self.drain_en & (self.drain_row == j))
+                addr = Mux(drained, self.drain_addr, oxs[kx])
                 addend = Array(taps[ky * 3 + kx] for ky in range(3))[kysel]
                 m.d.comb += [rd.addr.eq(addr), wr.addr.eq(addr),
-                             wr.data.eq(Mux(self.drain_en, 0, rd.data + addend)),
-                             wr.en.eq(Mux(self.drain_en, self.drain_clear & (self.drain_row == j),
+                             wr.data.eq(Mux(drained, 0, rd.data + addend)),
+                             wr.en.eq(Mux(drained, self.drain_clear,
                                           self.acc_en & self.bank_valid[j * 3 + kx]))]
                 reads[j][kx] = rd.data
-        row = [Array(reads[j][kx] for j in range(3))[self.drain_row] for kx in range(3)]
+        row = [Array(reads[j][kx] for j in range(4))[self.drain_row] for kx in range(3)]
         m.d.comb += self.psum.eq(row[0] + row[1] + row[2])
         return m

@@ -113,7 +113,7 @@ class SIATop(wiring.Component):
         wp_cnt = Signal(range(P))
         wrow_cnt = Signal(range(cfg.max_channels_in))
         drain_en, drain_clear = Signal(), Signal()
-        oy_m3 = Signal(2)
+        dg = Signal(16)        # rows fully drained (global row = t*H_out + oy)
         ox = Signal(9)
         psums = []
         for p, pe in enumerate(pes):
@@ -122,7 +122,7 @@ class SIATop(wiring.Component):
                          pe.ident.eq(disp.ident), pe.acc_en.eq(disp.acc_en),
                          pe.bank_valid.eq(disp.bank_valid), pe.ky_sel.eq(disp.ky_sel),
                          pe.ox0.eq(disp.ox0), pe.ox1.eq(disp.ox1), pe.ox2.eq(disp.ox2),
-                         pe.drain_en.eq(drain_en), pe.drain_row.eq(oy_m3),
+                         pe.drain_en.eq(drain_en), pe.drain_row.eq(dg[:2]),
                          pe.drain_addr.eq(ox), pe.drain_clear.eq(drain_clear)]
             for e in range(E):
                 for n in ("rd_addr", "ev_valid", "ev_shift", "ev_sel"):
@@ -144,7 +144,6 @@ class SIATop(wiring.Component):
         bcnt = Signal(24)
         t, ti = Signal(9), Signal(9)
         oy = Signal(9)
-        row_pos = Signal(17)
         ocnt = Signal(24)      # output words drained so far (= output buffer write address)
         cycles, sops, iops = Signal(64), Signal(64), Signal(64)
         busy, done, error = Signal(), Signal(), Signal()
@@ -205,6 +204,37 @@ class SIATop(wiring.Component):
         m.d.comb += [tstride_last.eq(Array(field(GROUP_LAYOUT, "tstride", LAYER_BEATS + GROUP_BEATS * g)
                                            for g in range(MAX_GROUPS))[last_g]),
                      need0.eq(Mux(image, L["sbeats"], base_last + tstride_last))]
+        # ---- aggregation side: drains row dg as soon as the dispatcher has handed it over
+        # (gd > dg), one output position per cycle, concurrently with the dispatch of
+        # the next row; output order = drain order: (t, oy, ox), image layers (oy, t, ox)
+        gd = Signal(16)        # rows handed over by the dispatcher
+        rowbase = Signal(2)
+        t_d, oy_d, row_pos_d = Signal(9), Signal(9), Signal(17)
+        rows_total = Signal(16)
+        m.d.comb += rows_total.eq(L["h_out"] * Mux(image, 1, T))
+        drain_step = Signal()
+        drain_done_next = Signal()   # all rows drained after this cycle
+        m.d.comb += drain_step.eq(busy & (gd > dg))
+        tt = Mux(image, ti, t_d)
+        row_end = (ox == L["w_out"] - 1) & (~image | (ti == T - 1))
+        m.d.comb += drain_done_next.eq((dg == rows_total) |
+                                       (drain_step & row_end & (dg == rows_total - 1)))
+        with m.If(drain_step):
+            m.d.comb += [drain_en.eq(1), drain_clear.eq(~image | (ti == T - 1)),
+                         agg.in_valid.eq(1), agg.pos.eq(row_pos_d + ox), agg.rd_bank.eq(tt[0]),
+                         agg.t_first.eq(tt == 0), agg.out_addr.eq(ocnt)]
+            m.d.sync += [ox.eq(ox + 1), ocnt.eq(ocnt + 1)]
+            with m.If(ox == L["w_out"] - 1):
+                m.d.sync += ox.eq(0)
+                with m.If(image & (ti != T - 1)):
+                    m.d.sync += ti.eq(ti + 1)
+                with m.Else():
+                    m.d.sync += [ti.eq(0), dg.eq(dg + 1)]
+                    with m.If(oy_d == L["h_out"] - 1):
+                        m.d.sync += [oy_d.eq(0), row_pos_d.eq(0), t_d.eq(t_d + 1)]
+                    with m.Else():
+                        m.d.sync += [oy_d.eq(oy_d + 1), row_pos_d.eq(row_pos_d + L["w_out"])]
+
         with m.If(sl_active):
             m.d.comb += [self.s_axis_tready.eq(1), sb_w.en.eq(beat)]
             with m.If(beat):
@@ -218,7 +248,8 @@ class SIATop(wiring.Component):
                     m.d.sync += [busy.eq(1), done.eq(0), error.eq(0), ecode.eq(0), bcnt.eq(0),
                                  cycles.eq(0), sops.eq(0), iops.eq(0), wp_cnt.eq(0),
                                  wrow_cnt.eq(0), n_lane.eq(0), ocnt.eq(0), avail.eq(0),
-                                 rd_addr.eq(0), ov.eq(0), sl_active.eq(0)]
+                                 rd_addr.eq(0), ov.eq(0), sl_active.eq(0), gd.eq(0), dg.eq(0),
+                                 t_d.eq(0), oy_d.eq(0), row_pos_d.eq(0), ox.eq(0), ti.eq(0)]
                     m.d.comb += [gbw.clear.eq(1), gbn.clear.eq(1)]
                     m.next = "HDR"
                 with m.If(regs.soft_reset):
@@ -279,17 +310,19 @@ class SIATop(wiring.Component):
                 # timestep t starts once its input maps are in (the rest keeps streaming)
                 with m.If(bcnt >= need):
                     m.d.comb += [disp.t_start.eq(1), disp.t_first.eq(t == 0)]
-                    m.d.sync += [oy.eq(0), oy_m3.eq(0), row_pos.eq(0),
-                                 need.eq(need + tstride_last)]
+                    m.d.sync += [oy.eq(0), need.eq(need + tstride_last),
+                                 rowbase.eq(Mux(t == 0, 0, rowbase + L["h_out"][:2]))]
                     m.next = "ROW_PRE"
                 with m.If(regs.soft_reset):
                     m.next = "IDLE"
             with m.State("ROW_PRE"):
-                m.d.comb += disp.row_start.eq(1)
-                with m.If(disp.row_nonempty):
-                    m.next = "DISPATCH"
-                with m.Else():
-                    m.next = "GAP"
+                # row gd may be accumulated once row gd-2 is drained (its psum slot is free)
+                with m.If(dg + 1 >= gd):
+                    m.d.comb += disp.row_start.eq(1)
+                    with m.If(disp.row_nonempty):
+                        m.next = "DISPATCH"
+                    with m.Else():
+                        m.next = "GAP"
                 with m.If(regs.soft_reset):
                     m.next = "IDLE"
             with m.State("DISPATCH"):
@@ -297,38 +330,27 @@ class SIATop(wiring.Component):
                     m.next = "GAP"
                 with m.If(regs.soft_reset):
                     m.next = "IDLE"
-            with m.State("GAP"):
-                m.d.sync += [ox.eq(0), ti.eq(0)]
-                m.next = "DRAIN"
+            with m.State("GAP"):   # accumulate pipeline flushed: row gd goes to the drain
+                m.d.sync += gd.eq(gd + 1)
+                with m.If(oy == L["h_out"] - 1):
+                    with m.If(image | (t == T - 1)):
+                        m.next = "DWAIT"
+                    with m.Else():
+                        m.d.sync += t.eq(t + 1)
+                        m.next = "STEP"
+                with m.Else():
+                    m.d.sync += oy.eq(oy + 1)
+                    m.next = "ROW_PRE"
                 with m.If(regs.soft_reset):
                     m.next = "IDLE"
-            with m.State("DRAIN"):
-                tt = Mux(image, ti, t)
-                # output order = drain order: (t, oy, ox); image layers (oy, t, ox)
-                m.d.comb += [drain_en.eq(1), drain_clear.eq(~image | (ti == T - 1)),
-                             agg.in_valid.eq(1), agg.pos.eq(row_pos + ox), agg.rd_bank.eq(tt[0]),
-                             agg.t_first.eq(tt == 0), agg.out_addr.eq(ocnt)]
-                m.d.sync += [ox.eq(ox + 1), ocnt.eq(ocnt + 1)]
-                with m.If(ox == L["w_out"] - 1):
-                    m.d.sync += ox.eq(0)
-                    with m.If(image & (ti != T - 1)):
-                        m.d.sync += ti.eq(ti + 1)
+            with m.State("DWAIT"):   # every row dispatched; the drain finishes
+                with m.If(drain_done_next):
+                    with m.If(L["kind"]):
+                        m.next = "UNLOAD"
+                        m.d.sync += [rd_addr.eq(0), ov.eq(0), bidx.eq(0),
+                                     words_left.eq(L["hw_out"])]
                     with m.Else():
-                        m.d.sync += [oy.eq(oy + 1), row_pos.eq(row_pos + L["w_out"]),
-                                     oy_m3.eq(Mux(oy_m3 == 2, 0, oy_m3 + 1))]
-                        with m.If(oy == L["h_out"] - 1):
-                            with m.If(image | (t == T - 1)):
-                                with m.If(L["kind"]):
-                                    m.next = "UNLOAD"
-                                    m.d.sync += [rd_addr.eq(0), ov.eq(0), bidx.eq(0),
-                                                 words_left.eq(L["hw_out"])]
-                                with m.Else():
-                                    m.next = "FINISH"
-                            with m.Else():
-                                m.d.sync += t.eq(t + 1)
-                                m.next = "STEP"
-                        with m.Else():
-                            m.next = "ROW_PRE"
+                        m.next = "FINISH"
                 with m.If(regs.soft_reset):
                     m.next = "IDLE"
             with m.State("FINISH"):   # if-layer: the streamed output drains
@@ -355,6 +377,8 @@ class SIATop(wiring.Component):
                     m.next = "IDLE"
                 with m.If(regs.soft_reset):
                     m.next = "IDLE"
+        m.d.comb += disp.rowbase.eq(rowbase)
         with m.If(regs.soft_reset):
-            m.d.sync += [busy.eq(0), done.eq(0), ov.eq(0), resident.eq(0), sl_active.eq(0)]
+            m.d.sync += [busy.eq(0), done.eq(0), ov.eq(0), resident.eq(0), sl_active.eq(0),
+                         gd.eq(0), dg.eq(0)]
         return m
