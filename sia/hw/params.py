@@ -24,7 +24,7 @@ class SIAConfig:
     def __post_init__(self):
         checks = [
             (self.pes >= 1 and self.pes & (self.pes - 1) == 0, "pes must be a power of two"),
-            (self.events_per_cycle in (1, 2), "events_per_cycle must be 1 or 2"),
+            (self.events_per_cycle in (1, 2, 4), "events_per_cycle must be 1, 2 or 4"),
             (self.taps == 9, "taps must be 9 (3x3 kernels)"),
             (2 <= self.weight_bits <= 16, "weight_bits must be in 2..16"),
             (8 <= self.acc_bits <= 32, "acc_bits must be in 8..32"),

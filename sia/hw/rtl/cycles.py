@@ -44,18 +44,19 @@ def launch_cycles(program: Program, li: int, tile: int, inputs: dict, cfg: SIACo
     # and row g-1 is drained
     last = groups[-1]
     wdrain = (T if info.image else 1) * W
-    e, de1, de2 = 0, None, None
+    e, de1, de2, wait = 0, None, None, 0
     for t in range(steps):
         need = info.spike_beats if info.image else last["base"] + (t + 1) * last["tstride"]
+        wait += max(0, need - e)
         e = max(e, need) + timing.C_STEP
         for oy in range(H):
             e = (e if de2 is None else max(e, de2)) + timing.C_ROW + d[t][oy]
             de2, de1 = de1, (e if de1 is None else max(e, de1)) + wdrain
     clock = de1
-    compute = disp + timing.C_ROW * H * steps + timing.C_STEP * steps
     loads = 0 if keep else info.weight_beats + info.neuron_beats
     out = info.out_beats if info.kind == "integrator" else timing.C_OUT_TAIL
     total = timing.C_LAUNCH + info.header_beats + loads + clock + out
     if detail:
-        return {"total": total, "dispatch": disp, "span": clock, "loops_and_dispatch": compute}
+        return {"total": total, "dispatch": disp, "span": clock, "input_wait": wait,
+                "loads": loads, "out": out}
     return total

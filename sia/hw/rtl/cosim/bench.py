@@ -1,7 +1,8 @@
 """RTL benchmark: whole-network inferences through the Verilator model, with a cycle
 breakdown per phase (from the RTL-verified launches) and GOPS figures.
 
-python -m sia.hw.rtl.cosim.bench PROGRAM [--image I] [--data-dir D] [--out FILE]
+python -m sia.hw.rtl.cosim.bench PROGRAM [--image I] [--batch B] [--pes P] [--data-dir D]
+                                  [--out FILE]
 """
 
 import argparse
@@ -13,52 +14,59 @@ import numpy as np
 
 from sia.hw import regmap, timing
 from sia.hw.params import SIAConfig
-from sia.hw.rtl.cosim.program import run_program
+from sia.hw.rtl.cosim.program import run_images
 from sia.hw.rtl.cycles import launch_cycles
 
 
-def breakdown(program, r, cfg, T, ins):
-    ph = {"launch": 0, "header": 0, "weights": 0, "neuron_params": 0, "spikes_in": 0,
-          "compute": 0, "output": 0}
-    for L in r["launches"]:
+def breakdown(program, launches, cfg, T, ins):
+    """Cycles per phase, summed over launches (ins: per image {source: maps})."""
+    ph = {"launch": 0, "header": 0, "weights_and_params": 0, "input_wait": 0,
+          "compute": 0, "output_tail": 0}
+    for L in launches:
         info = regmap.tile_info(program, L["layer"], L["tile"], cfg, T)
-        d = launch_cycles(program, L["layer"], L["tile"], ins, cfg, T, detail=True)
+        d = launch_cycles(program, L["layer"], L["tile"], ins[L["image"]], cfg, T, detail=True,
+                          keep=L["keep"])
         ph["launch"] += timing.C_LAUNCH
         ph["header"] += info.header_beats
-        ph["weights"] += info.weight_beats
-        ph["neuron_params"] += info.neuron_beats
-        ph["spikes_in"] += info.spike_beats
-        ph["compute"] += d["compute"]
-        ph["output"] += info.out_beats
+        ph["weights_and_params"] += d["loads"]
+        ph["input_wait"] += d["input_wait"]
+        ph["compute"] += d["span"] - d["input_wait"]
+        ph["output_tail"] += d["out"]
     return ph
 
 
-def bench(program, image, cfg, T=None):
+def bench(program, images, cfg, T=None, keep=True):
+    """images [B, C, H, W]: one launch-major batch (weights resident after the first
+    launch of each tile when keep). Per-image figures are batch totals / B."""
     from sia.program.format import IMAGE
     T = program.timesteps if T is None else T
+    B = images.shape[0]
     t0 = time.time()
-    r = run_program(program, image, cfg, T=T)
+    r = run_images(program, images, cfg, T=T, keep=keep)
     wall = time.time() - t0
-    ins = {IMAGE: image}
-    for i, layer in enumerate(program.layers):
-        if layer.kind == "if":
-            ins[i] = r["outputs"][layer.name]
+    ins = []
+    for b in range(B):
+        x = {IMAGE: images[b]}
+        for i, layer in enumerate(program.layers):
+            if layer.kind == "if":
+                x[i] = r["outputs"][b][layer.name]
+        ins.append(x)
     L = r["launches"]
-    cyc = sum(x["cycles"] for x in L)
-    sops = sum(x["sops"] for x in L)
-    iops = sum(x["image_ops"] for x in L)
-    ph = breakdown(program, r, cfg, T, ins)
+    cyc = sum(x["cycles"] for x in L) / B
+    sops = sum(x["sops"] for x in L) / B
+    iops = sum(x["image_ops"] for x in L) / B
+    ph = {k: v / B for k, v in breakdown(program, L, cfg, T, ins).items()}
     f = cfg.clock_mhz * 1e6
-    out = {"program": program.name, "T": T, "config": cfg.to_json(),
+    out = {"program": program.name, "T": T, "config": cfg.to_json(), "batch": B,
+           "weights_resident": keep,
            "bit_exact_vs_golden": True,
            "cycle_exact_vs_formula": all(x["cycles"] == x["expected"] for x in L),
            "cycle_equal_to_model": all(x.get("model") == x["cycles"] for x in L),
-           "launches": len(L), "cycles": cyc, "phases": ph, "sops": sops, "image_ops": iops,
-           "latency_ms": 1e3 * cyc / f,
+           "launches": len(L), "cycles_per_image": cyc, "phases_per_image": ph,
+           "sops_per_image": sops, "image_ops_per_image": iops,
+           "latency_ms_per_image": 1e3 * cyc / f, "batch_latency_ms": 1e3 * cyc * B / f,
            "gops_acc": sops * f / cyc / 1e9, "gops_per_pe": sops * f / cyc / 1e9 / cfg.pes,
            "gops_acc_incl_image": (sops + iops) * f / cyc / 1e9,
-           "compute_phase_gops_per_pe": sops * f / ph["compute"] / 1e9 / cfg.pes,
-           "compute_phase_gops_per_pe_incl_image": (sops + iops) * f / ph["compute"] / 1e9 / cfg.pes,
            "pe_utilisation_compute": (sops + iops) / (cfg.pes * cfg.events_per_cycle * 9 * ph["compute"]),
            "verilator": {"cycles": r["sim"]["cycles"], "seconds": r["sim"]["seconds"],
                          "cycles_per_s": r["sim"]["cycles"] / max(1e-9, r["sim"]["seconds"])},
@@ -70,7 +78,10 @@ def bench(program, image, cfg, T=None):
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("program")
-    ap.add_argument("--image", type=int, default=0)
+    ap.add_argument("--image", type=int, default=0, help="first test image")
+    ap.add_argument("--batch", type=int, default=1, help="images (weights resident)")
+    ap.add_argument("--pes", type=int, default=None)
+    ap.add_argument("--events", type=int, default=None)
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
@@ -78,8 +89,12 @@ def main(argv=None):
     from sia.program.resolve import resolve_program
     p = resolve_program(a.program)
     images, labels = load_split(p.meta.get("dataset", "digits"), "test", a.data_dir)
-    res = bench(p, np.asarray(images[a.image]), SIAConfig())
-    res["image_index"], res["label"] = a.image, int(labels[a.image])
+    import dataclasses
+    cfg = dataclasses.replace(SIAConfig(), **{k: v for k, v in (("pes", a.pes),
+                              ("events_per_cycle", a.events)) if v is not None})
+    sel = slice(a.image, a.image + a.batch)
+    res = bench(p, np.asarray(images[sel]), cfg)
+    res["image_index"], res["labels"] = a.image, [int(v) for v in labels[sel]]
     print(json.dumps({k: v for k, v in res.items() if k != "per_launch"}, indent=1))
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
