@@ -120,3 +120,13 @@ def test_model_engineers_random_programs(built):
             assert launch["cycles"] == launch["expected"] == launch["model"], launch
         ran += 1
     assert ran >= 3
+
+
+def test_four_events_per_cycle():
+    """E = 4 (the DSE's high-throughput point): bit-exact and cycle-exact too."""
+    cfg = SIAConfig(pes=4, events_per_cycle=4, max_width=8, max_height=8, max_channels_in=64,
+                    max_timesteps=4)
+    p = random_program(2, chans=(6, 7))
+    r = run_program(p, _image(p, 2), cfg)
+    for launch in r["launches"]:
+        assert launch["cycles"] == launch["expected"] == launch["model"], launch
