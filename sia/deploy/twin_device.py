@@ -188,8 +188,9 @@ class PythonSia:
                 x = seg.view(np.uint8).reshape(hs, ws, nw * 8)[:, :, :C].transpose(2, 0, 1)
                 x = torch.as_tensor(x.astype(np.float64))[None]          # [1, C, hs, ws]
             else:
-                cnt = T * hs * ws * nw
-                seg = words[g["base"]:g["base"] + cnt].reshape(T, hs, ws, nw)
+                cnt = hs * ws * nw      # one timestep; steps are tstride beats apart
+                seg = np.stack([words[g["base"] + t * g["tstride"]:g["base"] + t * g["tstride"] + cnt]
+                                for t in range(T)]).reshape(T, hs, ws, nw)
                 bits = np.unpackbits(seg.view(np.uint8).reshape(T, hs, ws, nw * 8), axis=-1,
                                      bitorder="little")
                 op = OPS[g["op"]]

@@ -25,8 +25,10 @@ Tile packet (all multi-bit fields little-endian, two's complement where signed):
        identity: one row        -> w[tile*P+p]                 (tap 0)
   3. neuron params: for p = 0..P-1 one word threshold | bias << vb | v_init << 2vb
      (vb = v_bits bits each), one LSB-first bit stream, zero padded.
-  4. input maps, group by group (group g starts at beat `base` of this section):
-       spikes: for t in 0..T-1, for each source position (raster), ceil(C/64) beats;
+  4. input maps, interleaved by timestep: for t, for each group g (step t of group g
+     starts at beat `base + t * tstride` of this section, tstride = the beats of one
+     step of all groups):
+       spikes: for each source position (raster), ceil(C/64) beats;
                bit c of the position's bit string = spike of channel c.
                identity groups send only the tile's channel slice (bit p = channel tile*P+p).
        image:  once, for each source position, ceil(8*C/64) beats; byte c = pixel channel c.
@@ -250,13 +252,19 @@ def _groups(program: Program, layer_index: int, tile: int, cfg: SIAConfig, T: in
             stride, pad, reach, rows, rstride = 1, 0, 1, 1, 0
         g = dict(op=OPS[s.op], image=int(image), pool=p, stride=stride, pad=pad, kh=kh, kw=kw,
                  nw=nw, hp=hp, wp=wp, reach=reach, base=base,
-                 tstride=0 if image else Hs * Ws * nw, prow_stride=p * Ws * nw,
+                 tstride=0, prow_stride=p * Ws * nw,
                  srow_stride=Ws * nw, pstride=p * nw, wrow=wrow, pos_rstride=rstride)
         g["_rows"], g["_C"], g["_src"], g["_syn"] = rows, C, (C, Hs, Ws), s
         groups.append(g)
         wrow += rows
-        base += (1 if image else T) * Hs * Ws * nw
-    return groups, wrow, base
+        base += Hs * Ws * nw       # one timestep of this group (image: the image)
+    # input maps are interleaved by timestep (t, then group): timestep t of every
+    # group is in once (t+1) * base beats are, so the launch computes step t while
+    # the later steps stream in; image layers have one step
+    image = bool(groups[0]["image"])
+    for g in groups:
+        g["tstride"] = 0 if image else base
+    return groups, wrow, base * (1 if image else T)
 
 
 def check_layer(program: Program, layer_index: int, cfg: SIAConfig, T: int | None = None):
@@ -387,24 +395,27 @@ def pack_inputs(program: Program, layer_index: int, tile: int, inputs: dict, cfg
         groups = _groups(program, layer_index, tile, cfg, T)[0]
     lo = tile * cfg.pes
     n = min(cfg.pes, program.layers[layer_index].channels - lo)
-    sbeats = []
+    per_group = []
     for g in groups:
         s = g["_syn"]
         x = np.asarray(inputs[s.source])
         if g["image"]:
             C, Hs, Ws = x.shape
+            beats = []
             for y in range(Hs):
                 for xx in range(Ws):
                     v = _bitmap_beats(x[:, y, xx], 8)
-                    sbeats += v + [0] * (g["nw"] - len(v))
+                    beats += v + [0] * (g["nw"] - len(v))
+            per_group.append([beats])
         else:
             if x.shape[0] < T:
                 raise SiaError(f"spike input of source {s.source} has {x.shape[0]} < T={T} steps")
             x = x[:T]
             if s.op == "identity":
                 x = x[:, lo:lo + n]
-            sbeats += _spike_beats(x, g["nw"])
-    return sbeats
+            per_group.append([_spike_beats(x[t:t + 1], g["nw"]) for t in range(T)])
+    # timestep-major: step t of every group, then step t+1 (image layers: one step)
+    return [b for t in range(len(per_group[0])) for steps in per_group for b in steps[t]]
 
 
 def _spike_beats(x: np.ndarray, nw: int) -> list[int]:
@@ -413,7 +424,7 @@ def _spike_beats(x: np.ndarray, nw: int) -> list[int]:
     pad = np.zeros((T, nw * 64, H, W), dtype=np.uint8)
     pad[:, :C] = x != 0
     b = pad.transpose(0, 2, 3, 1).reshape(T * H * W * nw, 64)
-    words = np.packbits(b, axis=1, bitorder="little").view("<u8").reshape(-1)
+    words = np.ascontiguousarray(np.packbits(b, axis=1, bitorder="little")).view("<u8").reshape(-1)
     return [int(v) for v in words]
 
 

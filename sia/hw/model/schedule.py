@@ -138,13 +138,13 @@ def stream_in_beats(program: Program, i: int, config: SIAConfig, T: int, tile: i
 
 def stream_need(program: Program, i: int, config: SIAConfig, T: int, tile: int = 0) -> list[int]:
     """Input-map beats that must have arrived before timestep t may start: the input
-    streams in while the launch computes, groups one after the other, so timestep t
-    waits for the last group's timestep t (image layers: the whole image)."""
-    total = stream_in_beats(program, i, config, T, tile)
+    streams in while the launch computes, interleaved by timestep (step t of every
+    group, then step t+1), so timestep t waits for (t+1) steps of beats (image
+    layers: the whole image)."""
     if is_image_layer(program.layers[i]):
-        return [total]
-    last = _stream_sizes(program, i, config, tile)[-1]
-    return [total - (T - 1 - t) * last for t in range(T)]
+        return [stream_in_beats(program, i, config, T, tile)]
+    step = sum(_stream_sizes(program, i, config, tile))
+    return [(t + 1) * step for t in range(T)]
 
 
 def row_dispatch(syn: Synapse, words: torch.Tensor, h_out: int, E: int) -> torch.Tensor:

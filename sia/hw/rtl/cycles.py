@@ -40,13 +40,12 @@ def launch_cycles(program: Program, li: int, tile: int, inputs: dict, cfg: SIACo
     disp = sum(map(sum, d))
     # the dispatcher and the aggregation core overlap (docs/architecture.md): STEP waits
     # for timestep t's input beats (need_t, one beat per cycle from the first compute
-    # cycle), row g starts once row g-2 is drained, its drain once it is dispatched
-    # and row g-1 is drained
-    last = groups[-1]
+    # cycle; the maps are interleaved by timestep), row g starts once row g-2 is
+    # drained, its drain once it is dispatched and row g-1 is drained
     wdrain = (T if info.image else 1) * W
     e, de1, de2, wait = 0, None, None, 0
     for t in range(steps):
-        need = info.spike_beats if info.image else last["base"] + (t + 1) * last["tstride"]
+        need = info.spike_beats if info.image else (t + 1) * groups[0]["tstride"]
         wait += max(0, need - e)
         e = max(e, need) + timing.C_STEP
         for oy in range(H):

@@ -194,16 +194,12 @@ class SIATop(wiring.Component):
         m.d.comb += nhdr.eq(LAYER_BEATS + GROUP_BEATS * L["ngroups"])
 
         # input maps stream in while computing: the loader runs beside the controller and
-        # timestep t waits (STEP) until the beats it needs are written: the last group's
-        # timestep t (groups are laid out one after the other; image layers: all of it)
+        # timestep t waits (STEP) until the beats it needs are written: the maps are
+        # interleaved by timestep, so (t+1) * tstride beats (image layers: all of them)
         sl_active = Signal()
-        need, need0, tstride_last = Signal(24), Signal(24), Signal(24)
-        last_g = L["ngroups"] - 1
-        base_last = Array(field(GROUP_LAYOUT, "base", LAYER_BEATS + GROUP_BEATS * g)
-                          for g in range(MAX_GROUPS))[last_g]
-        m.d.comb += [tstride_last.eq(Array(field(GROUP_LAYOUT, "tstride", LAYER_BEATS + GROUP_BEATS * g)
-                                           for g in range(MAX_GROUPS))[last_g]),
-                     need0.eq(Mux(image, L["sbeats"], base_last + tstride_last))]
+        need, need0, tstride = Signal(24), Signal(24), Signal(24)
+        m.d.comb += [tstride.eq(field(GROUP_LAYOUT, "tstride", LAYER_BEATS)),
+                     need0.eq(Mux(image, L["sbeats"], tstride))]
         # ---- aggregation side: drains row dg as soon as the dispatcher has handed it over
         # (gd > dg), one output position per cycle, concurrently with the dispatch of
         # the next row; output order = drain order: (t, oy, ox), image layers (oy, t, ox)
@@ -310,7 +306,7 @@ class SIATop(wiring.Component):
                 # timestep t starts once its input maps are in (the rest keeps streaming)
                 with m.If(bcnt >= need):
                     m.d.comb += [disp.t_start.eq(1), disp.t_first.eq(t == 0)]
-                    m.d.sync += [oy.eq(0), need.eq(need + tstride_last),
+                    m.d.sync += [oy.eq(0), need.eq(need + tstride),
                                  rowbase.eq(Mux(t == 0, 0, rowbase + L["h_out"][:2]))]
                     m.next = "ROW_PRE"
                 with m.If(regs.soft_reset):
