@@ -2,6 +2,7 @@
 
     python benchmarks/sia_model_bench.py PROGRAM [PROGRAM ...] --data-dir DIR --out DIR
            [--images 10000] [--T 8] [--batch-size 200] [--pes 64] [--events 2]
+           [--weight-batch 64]
 
 For each program: wall time of the whole run (golden arithmetic + cycle counting, all
 images counted), accuracy, latency, images/s, GOPS (1 op = 1 accumulate, with and
@@ -63,6 +64,8 @@ def main(argv=None):
     ap.add_argument("--events", type=int, default=None)
     ap.add_argument("--weight-bits", type=int, default=None,
                     help="weight memory width (ResNet identity weights may need > 8)")
+    ap.add_argument("--weight-batch", type=int, default=1,
+                    help="images per weight load (resident-weight launches)")
     ap.add_argument("--synth-report", type=Path, default=None,
                     help="synth_report.json of `sia synth`: its DSP count for GOPS/DSP")
     a = ap.parse_args(argv)
@@ -80,7 +83,8 @@ def main(argv=None):
         prog = resolve_program(name)
         t0, c0 = time.perf_counter(), time.process_time()
         try:
-            r = run(prog, x, y, T=a.T, config=cfg, batch_size=a.batch_size, progress=True)
+            r = run(prog, x, y, T=a.T, config=cfg, batch_size=a.batch_size, progress=True,
+                    weight_batch=a.weight_batch)
         except SiaError as e:
             print(f"\n{prog.name}: does not fit: {e}")
             rows.append({"program": prog.name, "file": str(name), "error": str(e)})
@@ -102,6 +106,7 @@ def main(argv=None):
         for row in report.table_rows(s):
             print("| " + " | ".join(row) + " |")
         rows.append({"program": prog.name, "file": str(name), "images": r.images, "T": a.T,
+                     "weight_batch": a.weight_batch,
                      "wall_s": wall, "cpu_s": cpu, "load_avg": load, "accuracy": s["accuracy"],
                      "latency_cycles": s["latency_cycles"]["mean"], "latency_us": s["latency_us"],
                      "images_per_s": s["images_per_s"], "gops_acc": s["gops_acc"],

@@ -128,13 +128,13 @@ def test_output_longer_than_armed_receive_is_dmainterr(img):
     x, _ = images(1)
     real = d.launch
 
-    def short_receive(k, inputs):
+    def short_receive(k, inputs, keep=False):
         import sia.deploy.regmap_bridge as rb
         n = rb.output_nbytes(d.image, k)
         orig = rb.output_nbytes
         rb.output_nbytes = lambda image, kk: n - 8
         try:
-            return real(k, inputs)
+            return real(k, inputs, keep)
         finally:
             rb.output_nbytes = orig
     d.launch = short_receive
@@ -235,3 +235,18 @@ def test_twin_resident_weights_like_the_rtl():
     assert code == 0 and kept == launch(pk[1])[1]
     dev.reg_write(REG["CTRL"], regmap.CTRL_SOFT_RESET)
     assert launch(kp[1])[0] == 3
+
+
+def test_driver_batches_reuse_weights(prog):
+    """run(batch=B): launch-major over chunks of B images, keep launches after the first;
+    results bit-exact with golden, and the MM2S traffic shrinks by the weights."""
+    x, y = images(5)
+    d1, _, dev1 = driver(None)
+    d3, _, dev3 = driver(None)
+    for d in (d1, d3):
+        d.load(build_image(prog, SIAConfig()))
+    r1, r3 = d1.run(x, y), d3.run(x, y, batch=3)
+    assert same_result(r3, run(prog, x, "golden", labels=y)) == [] and same_result(r1, r3) == []
+    assert dev3.bytes_in < dev1.bytes_in
+    with pytest.raises(SiaError, match="batch"):
+        d3.run(x, y, batch=0)

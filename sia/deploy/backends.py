@@ -92,7 +92,8 @@ def _result(backend, T, logits, spikes, labels, cycles, seconds, extra=None) -> 
                      extra or {})
 
 
-def run_model(program: Program, images, labels=None, T=None, cfg: SIAConfig | None = None) -> RunResult:
+def run_model(program: Program, images, labels=None, T=None, cfg: SIAConfig | None = None,
+              batch: int = 1) -> RunResult:
     try:
         from sia.hw.model import run as model_run
     except ImportError as e:
@@ -104,7 +105,12 @@ def run_model(program: Program, images, labels=None, T=None, cfg: SIAConfig | No
         raise SiaError("backend model: sia.hw.model.run returned no logits (keep_logits)")
     logits = np.asarray(r.output_v)[-1].astype(np.int64)
     spikes = {L.name: int(L.spikes) for L in r.layers}
-    cycles = int(np.asarray(r.image_cycles).sum())
+    # the driver's schedule: chunks of `batch` images, one weight load per tile and chunk
+    from sia.hw.model.fast import weight_load_cycles
+    n = len(images)
+    chunks = -(-n // batch)
+    cycles = int(np.asarray(r.image_cycles).sum()) - (n - chunks) * weight_load_cycles(
+        program, cfg or SIAConfig(), T)
     return _result("model", T, logits, spikes, labels, cycles, time.perf_counter() - t0)
 
 
@@ -125,19 +131,20 @@ def twin_driver(program: Program, T=None, cfg: SIAConfig | None = None, device: 
 
 
 def run(program: Program, images, backend: str = "golden", T=None, labels=None,
-        cfg: SIAConfig | None = None, bitfile=None, image=None, **kw) -> RunResult:
-    """Runs `images` (uint8 [N, C, H, W]) through `program` on one backend."""
+        cfg: SIAConfig | None = None, bitfile=None, image=None, batch: int = 1, **kw) -> RunResult:
+    """Runs `images` (uint8 [N, C, H, W]) through `program` on one backend. batch:
+    images per weight load on the accelerator backends (model: weight_batch)."""
     if backend not in BACKENDS:
         raise SiaError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     images = _check_images(program, images)
     if backend == "golden":
         return run_golden(program, images, labels, T)
     if backend == "model":
-        return run_model(program, images, labels, T, cfg)
+        return run_model(program, images, labels, T, cfg, batch)
     if backend in ("rtl", "twin"):
         drv = twin_driver(program, T, cfg, device="rtl" if backend == "rtl" else "python", **kw)
         try:
-            r = drv.run(images, labels)
+            r = drv.run(images, labels, batch)
         finally:
             drv.close()
         r.backend = backend
@@ -148,6 +155,6 @@ def run(program: Program, images, backend: str = "golden", T=None, labels=None,
     drv = board_driver(bitfile or "sia.bit", **kw)
     drv.load(image if image is not None else build_image(program, cfg or drv.identify(), T))
     try:
-        return drv.run(images, labels)
+        return drv.run(images, labels, batch)
     finally:
         drv.close()

@@ -146,6 +146,8 @@ def register(app: typer.Typer):
         bitfile: Path = typer.Option(Path("sia.bit"), "--bitfile", help="pynq: the overlay"),
         image: Path = typer.Option(None, "--image", help="pynq: a packed image (default: pack now)"),
         out: Path = typer.Option(None, "--out", help="write the JSON result here"),
+        batch: int = typer.Option(1, "--batch", min=1,
+                                  help="images per weight load (resident-weight launches)"),
     ):
         """Run a program on one backend; the same call for golden, model, rtl, twin, pynq."""
         from sia.data.registry import program_test_set
@@ -155,7 +157,7 @@ def register(app: typer.Typer):
         data, images, labels = program_test_set(prog, data, data_dir, limit)
         import numpy as np
         images, labels = np.asarray(images), np.asarray(labels)
-        kw = {"cfg": _config(config) if config else None}
+        kw = {"cfg": _config(config) if config else None, "batch": batch}
         if backend == "pynq":
             kw.update(bitfile=str(bitfile), image=str(image) if image else None)
         r = run(prog, images, backend=backend, T=timesteps, labels=labels, **kw)
@@ -165,7 +167,7 @@ def register(app: typer.Typer):
                 f", {r.seconds:.2f} s")
         if compare:
             ref = run(prog, images, backend=compare, T=timesteps, labels=labels,
-                      cfg=kw["cfg"]) if compare != "pynq" else None
+                      cfg=kw["cfg"], batch=batch) if compare != "pynq" else None
             diffs = same_result(r, ref) if ref is not None else ["cannot compare against pynq"]
             report["compare"] = {"backend": compare, "bit_exact": not diffs, "differences": diffs}
             line += f"; vs {compare}: " + ("bit-exact" if not diffs else "; ".join(diffs))

@@ -144,10 +144,11 @@ class SiaDriver:
                                  f"(DMASR=0x{sr:08X}: {tp.dmasr_text(sr)}); {hint}")
             self.t.sleep(self.poll_s)
 
-    def launch(self, k: int, inputs: bytes) -> bytes:
-        """Runs launch k of the loaded image with the given input part; returns the output."""
+    def launch(self, k: int, inputs: bytes, keep: bool = False) -> bytes:
+        """Runs launch k of the loaded image with the given input part; returns the output.
+        keep: resident-weight launch (the previous launch must have been launch k)."""
         img = self.image
-        static = img.tile_static(k)
+        static = rb.keep_header(img, k) if keep else img.tile_static(k)
         beat = img.config.stream_bits // 8
         packet = static + inputs
         packet += bytes(-len(packet) % beat)
@@ -194,8 +195,10 @@ class SiaDriver:
         return bytes(np.asarray(recv)[:n_out])
 
     # ------------------------------------------------------------------ inference
-    def run(self, images, labels=None):
-        """images: uint8 [N, C, H, W]. Returns sia.deploy.backends.RunResult."""
+    def run(self, images, labels=None, batch: int = 1):
+        """images: uint8 [N, C, H, W]. Returns sia.deploy.backends.RunResult.
+        batch: images per weight load: launch-major over each chunk of `batch` images,
+        the first launch of a tile sends its weights, the others set `keep`."""
         from sia.deploy.backends import RunResult
         img = self._need_image()
         images = np.asarray(images)
@@ -206,21 +209,26 @@ class SiaDriver:
         layers = img.manifest["layers"]
         spikes = {L["name"]: 0 for L in layers}
         logits = np.zeros((len(images), img.manifest["num_classes"]), dtype=np.int64)
+        if int(batch) != batch or batch < 1:
+            raise SiaError(f"batch must be a positive integer, got {batch}")
         t0, c0 = time.perf_counter(), self.cycles
-        for n, x in enumerate(images):
-            outs = {}
+        for first in range(0, len(images), batch):
+            chunk = range(first, min(first + batch, len(images)))
+            outs = {n: {} for n in chunk}
             for k, ln in enumerate(img.launches):
                 li = ln["layer"]
                 L = layers[li]
-                data = self.launch(k, rb.pack_inputs(img, k, outs, x))
-                out = rb.unpack_output(img, k, data)
-                if L["kind"] == "if":
-                    if li not in outs:
-                        outs[li] = np.zeros((img.timesteps, *L["shape"]), dtype=np.uint8)
-                    outs[li][:, ln["c0"]:ln["c1"]] = out
-                    spikes[L["name"]] += int(out.sum())
-                else:
-                    logits[n, ln["c0"]:ln["c1"]] = out.reshape(-1)
+                for n in chunk:
+                    data = self.launch(k, rb.pack_inputs(img, k, outs[n], images[n]),
+                                       keep=n != first)
+                    out = rb.unpack_output(img, k, data)
+                    if L["kind"] == "if":
+                        if li not in outs[n]:
+                            outs[n][li] = np.zeros((img.timesteps, *L["shape"]), dtype=np.uint8)
+                        outs[n][li][:, ln["c0"]:ln["c1"]] = out
+                        spikes[L["name"]] += int(out.sum())
+                    else:
+                        logits[n, ln["c0"]:ln["c1"]] = out.reshape(-1)
         preds = logits.argmax(1)
         acc = None if labels is None else float((preds == np.asarray(labels)).mean())
         return RunResult(backend="pynq", T=img.timesteps, predictions=preds, logits=logits,

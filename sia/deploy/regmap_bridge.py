@@ -106,6 +106,16 @@ def launch_info(image, k: int) -> rm.TileInfo:
     return cache[k]
 
 
+def keep_header(image, k: int) -> bytes:
+    """The header of launch k with `keep` set: a resident-weight launch (interface 1.1)
+    sends only this and the input maps, reusing the weights of the previous launch."""
+    info = launch_info(image, k)
+    beats = bytes_to_beats(image.tile_static(k)[:8 * info.header_beats])
+    b, lsb, _ = rm.LAYER_LAYOUT["keep"]
+    beats[b] |= 1 << lsb
+    return beats_to_bytes(beats)
+
+
 def input_nbytes(image, k: int) -> int:
     return launch_info(image, k).spike_beats * 8
 

@@ -37,6 +37,7 @@ class PythonSia:
         self.cfg = cfg or SIAConfig()
         self.params = rm.param_values(self.cfg)
         self.resident = None      # (weight beats, neuron beats) of the last full load
+        self.bytes_in = 0         # input-stream traffic, all launches
         self.soft_reset()
         self.launches = 0
         self._decoded = {}
@@ -90,6 +91,7 @@ class PythonSia:
         """Like the RTL, the packet is framed by its header (beat counts), not by TLAST: a
         short packet leaves the launch waiting for the rest (on a board: a hang)."""
         self.inbuf += data
+        self.bytes_in += len(data)
         need = self._packet_bytes()
         if need is not None and len(self.inbuf) >= need:
             self._packet(bytes(self.inbuf[:need]))

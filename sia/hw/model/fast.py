@@ -106,6 +106,16 @@ def amortised_static(program: Program, i: int, config: SIAConfig, T: int, tile: 
     return {k: (full[k] + (b - 1) * kept[k]) / b for k in full}
 
 
+def weight_load_cycles(program: Program, config: SIAConfig, T: int) -> int:
+    """Weight + neuron-parameter beats of one image's launches (what a keep launch saves)."""
+    out = 0
+    for i, layer in enumerate(program.layers):
+        for k in range(S.tiles(layer, config)):
+            ph = S.static_phases(program, i, config, T, k)
+            out += ph["weight_load"] + ph["param_load"]
+    return out
+
+
 def _amortised_memory(mem: dict, weight_batch: int) -> dict:
     return {**mem, "weight_writes": mem["weight_writes"] / weight_batch}
 
