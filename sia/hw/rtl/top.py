@@ -171,13 +171,17 @@ class SIATop(wiring.Component):
         bidx_last = bidx == per - 1
         un_word = Signal(-(-P * V // 64) * 64)
         m.d.comb += un_word.eq(agg.un_data)
-        out_words = Signal(24)
-        m.d.comb += out_words.eq(T * L["hw_out"])
+        all_drained = Signal()  # the last row's last drain step is done
+        all_written = Signal()  # ... and its output word is in the output buffer
+        out_last = Signal()     # the word on m_axis is the packet's last (if-layers)
         streaming = busy & ~L["kind"]
         s_load = Signal()
         s_done = Signal()
-        m.d.comb += [s_load.eq(streaming & (~ov | self.m_axis_tready) & (rd_addr < avail)),
-                     s_done.eq(streaming & ov & self.m_axis_tready & (rd_addr == out_words))]
+        m.d.comb += [out_last.eq(all_written & (rd_addr == avail)),
+                     s_load.eq(streaming & (~ov | self.m_axis_tready) & (rd_addr < avail)),
+                     s_done.eq(streaming & ov & self.m_axis_tready & out_last)]
+        with m.If(agg.spk_we & all_drained):
+            m.d.sync += all_written.eq(1)
         with m.If(agg.spk_we):
             m.d.sync += avail.eq(avail + 1)
         # (a read port's en defaults to 1: drive it, so the held output word stays put)
@@ -189,7 +193,7 @@ class SIATop(wiring.Component):
         m.d.comb += [self.m_axis_tvalid.eq(ov),
                      self.m_axis_tdata.eq(Mux(L["kind"], un_word.word_select(bidx, 64), ob_r.data)),
                      self.m_axis_tlast.eq(ov & Mux(L["kind"], bidx_last & (words_left == 0),
-                                                   rd_addr == out_words))]
+                                                   out_last))]
         nhdr = Signal(8)
         m.d.comb += nhdr.eq(LAYER_BEATS + GROUP_BEATS * L["ngroups"])
 
@@ -206,15 +210,15 @@ class SIATop(wiring.Component):
         gd = Signal(16)        # rows handed over by the dispatcher
         rowbase = Signal(2)
         t_d, oy_d, row_pos_d = Signal(9), Signal(9), Signal(17)
-        rows_total = Signal(16)
-        m.d.comb += rows_total.eq(L["h_out"] * Mux(image, 1, T))
         drain_step = Signal()
         drain_done_next = Signal()   # all rows drained after this cycle
         m.d.comb += drain_step.eq(busy & (gd > dg))
         tt = Mux(image, ti, t_d)
         row_end = (ox == L["w_out"] - 1) & (~image | (ti == T - 1))
-        m.d.comb += drain_done_next.eq((dg == rows_total) |
-                                       (drain_step & row_end & (dg == rows_total - 1)))
+        last_row = (oy_d == L["h_out"] - 1) & (image | (t_d == T - 1))
+        m.d.comb += drain_done_next.eq(all_drained | (drain_step & row_end & last_row))
+        with m.If(drain_step & row_end & last_row):
+            m.d.sync += all_drained.eq(1)
         with m.If(drain_step):
             m.d.comb += [drain_en.eq(1), drain_clear.eq(~image | (ti == T - 1)),
                          agg.in_valid.eq(1), agg.pos.eq(row_pos_d + ox), agg.rd_bank.eq(tt[0]),
@@ -245,7 +249,8 @@ class SIATop(wiring.Component):
                                  cycles.eq(0), sops.eq(0), iops.eq(0), wp_cnt.eq(0),
                                  wrow_cnt.eq(0), n_lane.eq(0), ocnt.eq(0), avail.eq(0),
                                  rd_addr.eq(0), ov.eq(0), sl_active.eq(0), gd.eq(0), dg.eq(0),
-                                 t_d.eq(0), oy_d.eq(0), row_pos_d.eq(0), ox.eq(0), ti.eq(0)]
+                                 t_d.eq(0), oy_d.eq(0), row_pos_d.eq(0), ox.eq(0), ti.eq(0),
+                                 all_drained.eq(0), all_written.eq(0)]
                     m.d.comb += [gbw.clear.eq(1), gbn.clear.eq(1)]
                     m.next = "HDR"
                 with m.If(regs.soft_reset):
