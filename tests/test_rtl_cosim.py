@@ -130,3 +130,19 @@ def test_four_events_per_cycle():
     r = run_program(p, _image(p, 2), cfg)
     for launch in r["launches"]:
         assert launch["cycles"] == launch["expected"] == launch["model"], launch
+
+
+def test_rtl_run_cli_batch(built, tmp_path):
+    """`sia rtl run --batch 2`: the JSON report says bit-exact and cycle-exact."""
+    import json
+
+    from sia.cli import main
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps(CFG.to_json()))
+    with pytest.raises(SystemExit) as e:
+        main(["rtl", "run", "digits_cnn_l8", "--config", str(cfg), "--batch", "2",
+              "--out", str(tmp_path / "r.json")])
+    assert e.value.code == 0
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["batch"] == 2 and rep["cycle_exact_vs_formula"] and rep["cycle_equal_to_model"]
+    assert sum(x["keep"] for x in rep["per_launch"]) == len(rep["per_launch"]) // 2
