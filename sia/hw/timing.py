@@ -5,8 +5,8 @@ co-simulation tests check the RTL's CYCLES register against the formula
 (sia.hw.rtl.cycles.launch_cycles) cycle-exactly.
 """
 
-C_LAUNCH = 2   # START -> header state (1) + descriptor check (1); the unload's first-read
-               # latency (1) and its last beat are inside `unload` + this constant (measured)
+C_LAUNCH = 3   # START -> header state (1) + descriptor decode (1, registered range checks)
+               # + descriptor check (1)
 C_STEP = 1     # per timestep: reset the row schedule, swap membrane banks
 C_ROW = 2      # per output row: prefetch of the first spike word (1) + accumulate flush (1)
 C_OUT_TAIL = 2  # if-layers stream their output while computing: cycles between the last

@@ -148,6 +148,7 @@ class SIATop(wiring.Component):
         cycles, sops, iops = Signal(64), Signal(64), Signal(64)
         busy, done, error = Signal(), Signal(), Signal()
         resident = Signal()   # weights + neuron params of a completed load are in the PEs
+        bad = Signal()        # the descriptor does not fit this build (registered in DECODE)
         ecode = Signal(8)
         image = L["image"]
         beat = self.s_axis_tvalid & self.s_axis_tready
@@ -264,14 +265,18 @@ class SIATop(wiring.Component):
                         m.next = "IDLE"
                     with m.Elif((bcnt != 0) & (bcnt == nhdr - 1)):
                         m.d.sync += bcnt.eq(0)
-                        m.next = "CHECK"
+                        m.next = "DECODE"
+                with m.If(regs.soft_reset):
+                    m.next = "IDLE"
+            with m.State("DECODE"):   # register the range checks (the header just landed)
+                m.d.sync += bad.eq((T == 0) | (T > cfg.max_timesteps) |
+                                   (L["h_out"] > cfg.max_height) | (L["w_out"] > cfg.max_width) |
+                                   (L["ngroups"] == 0) | (L["ngroups"] > MAX_GROUPS) |
+                                   (L["tile_ch"] > P) | (L["sbeats"] > in_depth))
+                m.next = "CHECK"
                 with m.If(regs.soft_reset):
                     m.next = "IDLE"
             with m.State("CHECK"):
-                bad = ((T == 0) | (T > cfg.max_timesteps) | (L["h_out"] > cfg.max_height) |
-                       (L["w_out"] > cfg.max_width) | (L["ngroups"] == 0) |
-                       (L["ngroups"] > MAX_GROUPS) | (L["tile_ch"] > P) |
-                       (L["sbeats"] > in_depth))
                 with m.If(bad):
                     m.d.sync += [error.eq(1), ecode.eq(2), busy.eq(0), resident.eq(0)]
                     m.next = "IDLE"
