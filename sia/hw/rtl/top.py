@@ -149,6 +149,7 @@ class SIATop(wiring.Component):
         busy, done, error = Signal(), Signal(), Signal()
         resident = Signal()   # weights + neuron params of a completed load are in the PEs
         bad = Signal()        # the descriptor does not fit this build (registered in DECODE)
+        sbeats_m1, wbeats_m1 = Signal(24), Signal(24)   # last-beat indices (DECODE)
         ecode = Signal(8)
         image = L["image"]
         beat = self.s_axis_tvalid & self.s_axis_tready
@@ -240,7 +241,7 @@ class SIATop(wiring.Component):
             m.d.comb += [self.s_axis_tready.eq(1), sb_w.en.eq(beat)]
             with m.If(beat):
                 m.d.sync += bcnt.eq(bcnt + 1)
-                with m.If(bcnt == L["sbeats"] - 1):
+                with m.If(bcnt == sbeats_m1):
                     m.d.sync += sl_active.eq(0)
 
         with m.FSM(name="ctl"):
@@ -273,6 +274,7 @@ class SIATop(wiring.Component):
                                    (L["h_out"] > cfg.max_height) | (L["w_out"] > cfg.max_width) |
                                    (L["ngroups"] == 0) | (L["ngroups"] > MAX_GROUPS) |
                                    (L["tile_ch"] > P) | (L["sbeats"] > in_depth))
+                m.d.sync += [sbeats_m1.eq(L["sbeats"] - 1), wbeats_m1.eq(L["wbeats"] - 1)]
                 m.next = "CHECK"
                 with m.If(regs.soft_reset):
                     m.next = "IDLE"
@@ -297,7 +299,7 @@ class SIATop(wiring.Component):
                 m.d.comb += [self.s_axis_tready.eq(1), gbw.i_valid.eq(beat)]
                 with m.If(beat):
                     m.d.sync += bcnt.eq(bcnt + 1)
-                    with m.If(bcnt == L["wbeats"] - 1):
+                    with m.If(bcnt == wbeats_m1):
                         m.d.sync += bcnt.eq(0)
                         m.next = "NLOAD"
                 with m.If(regs.soft_reset):
