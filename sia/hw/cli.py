@@ -62,8 +62,8 @@ def register(app: typer.Typer):
         summ["data"] = data
         _print_table(report.TABLE_HEADER, report.table_rows(summ))
         print(report.headline(summ))
-        for msg in summ["rtl_v1_refuses"]:
-            print(f"note: the RTL v1 build refuses {msg}")
+        for msg in summ["rtl_refuses"]:
+            print(f"note: the RTL build refuses {msg}")
         if out:
             js, png = report.write(summ, out)
             print(f"wrote {js} and {png}")

@@ -64,7 +64,7 @@ def _per_timestep(r: ModelResult) -> list[float]:
 
 
 def rtl_refusals(program, cfg, T) -> list[str]:
-    """Layers the RTL v1 build refuses although the architecture runs them (its spike /
+    """Layers the RTL build refuses although the architecture runs them (its spike /
     output buffers hold 8 timesteps of one 64-channel word per position, <= 4 groups)."""
     from sia import SiaError
     from sia.hw import regmap
@@ -80,7 +80,7 @@ def rtl_refusals(program, cfg, T) -> list[str]:
 def summarize(r: ModelResult, dsp: int | None = None, dsp_source: str | None = None,
               program=None) -> dict:
     """Per network and configuration. dsp: DSP48E1 count from synthesis, when known;
-    program: the run's program, to list what the RTL v1 build would refuse."""
+    program: the run's program, to list what the RTL build would refuse."""
     cfg, n, T = r.config, r.images, r.timesteps
     layers = [_layer(L, r) for L in r.layers]
     cycles = float(r.image_cycles.mean())
@@ -134,7 +134,7 @@ def summarize(r: ModelResult, dsp: int | None = None, dsp_source: str | None = N
         "energy": {"label": energy.SOURCE, "pj_per_event": energy.table(cfg),
                    "uj_per_image": {k: v / 1e6 for k, v in e.items()},
                    "power_w": e["total"] * 1e-12 / sec},
-        "rtl_v1_refuses": None if program is None else rtl_refusals(program, cfg, T),
+        "rtl_refuses": None if program is None else rtl_refusals(program, cfg, T),
         "layers": layers,
     }
 

@@ -1,10 +1,11 @@
-"""The cycle formula of docs/architecture.md ("Cycle model", RTL v1), vectorised.
+"""The cycle formula of docs/architecture.md ("Cycle model"), vectorised.
 
 One launch = one (layer, tile of P output channels). Dispatch is a scan of the input
 spike buffer: every 64-bit word (<= 64 channels of one source position; an image word
 holds 8 pixels of 8 bits) of every scanned position costs max(1, ceil(popcount / E))
 cycles. All tiles scan the same words except identity groups, which hold only the
-tile's own channel slice. Timing constants are read from sia.hw.timing at call time.
+tile's own channel slice. The dispatcher, the aggregation core and the input stream
+overlap (`overlap`). Timing constants are read from sia.hw.timing at call time.
 """
 
 import torch
