@@ -337,3 +337,21 @@ def test_input_streams_in_while_computing():
             assert need[0] <= wait <= beats and need[-1] == beats
             saved += beats - wait
     assert saved > 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 5), st.integers(1, 6), st.integers(0, 40),
+       st.integers(0, 2 ** 31 - 1))
+def test_overlap_recurrence_equals_cycle_stepped_engines(steps, rows, wdrain, need_step, seed):
+    """schedule.overlap (closed form, vectorised) == trace._timeline (the two engines
+    stepped one cycle at a time) for random row dispatch costs, drain lengths and
+    input arrival: span and input waits."""
+    from sia.hw.model.trace import _timeline
+    rng = np.random.default_rng(seed)
+    d = rng.integers(0, 12, size=(steps, rows, 3))          # 3 images
+    need = [need_step * (t + 1) for t in range(steps)]
+    o = S.overlap(need, torch.from_numpy(d), wdrain)
+    for b in range(3):
+        span, waits = _timeline(need, d[:, :, b].tolist(), wdrain)
+        assert (int(o["span"][b]), int(o["wait"][b])) == (span, waits)
+        assert int(o["per_t"][:, b].sum()) == span - waits
