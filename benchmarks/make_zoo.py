@@ -21,6 +21,23 @@ from sia.zoo import add_entry
 CHECK_IMAGES = 1000
 
 
+def _train_command(ev: dict) -> str:
+    """How the entry's two runs were trained: one `sia train` per run when each run
+    followed its config from start to end; the session-1 runs were cut and resumed,
+    which benchmarks/cifar_train.sh replays exactly."""
+    cmds = []
+    for key in ("qcfs_run", "fp32_run"):
+        run = Path(ev[key])
+        metrics = run / "metrics.json"
+        cut = (not metrics.is_file() or
+               json.loads(metrics.read_text()).get("schedule_changes"))
+        if cut or not (Path("configs") / f"{run.name}.toml").is_file():
+            return ("SIA_CIFAR10_DIR=... benchmarks/cifar_train.sh "
+                    f"(run {Path(ev['qcfs_run']).name})")
+        cmds.append(f"sia train configs/{run.name}.toml --out {run}")
+    return "SIA_CIFAR10_DIR=... " + " && ".join(cmds)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("entries", nargs="+", help="NAME=EVAL_DIR")
@@ -39,9 +56,7 @@ def main():
                     "integer_ann_acc": ev["integer_ann"], "snn_acc": ev["snn"],
                     "test_images": ev["test_images"],
                     "epochs": ev["config"]["epochs"], "fold_epochs": ev["config"]["fold_epochs"],
-                    # the CPU runs were cut and resumed; the script replays them exactly
-                    "train_command": "SIA_CIFAR10_DIR=... benchmarks/cifar_train.sh "
-                                     f"(run {Path(ev['qcfs_run']).name})",
+                    "train_command": _train_command(ev),
                     "qcfs_state": ev.get("qcfs_state"), "fp32_state": ev.get("fp32_state"),
                     "eval_command": "python benchmarks/cifar_snn_eval.py --qcfs "
                                     f"{ev['qcfs_run']} --fp32 {ev['fp32_run']} --out {d}"
