@@ -250,3 +250,12 @@ def test_driver_batches_reuse_weights(prog):
     assert dev3.bytes_in < dev1.bytes_in
     with pytest.raises(SiaError, match="batch"):
         d3.run(x, y, batch=0)
+
+
+def test_twin_cycle_counter_equals_the_model(prog):
+    """The Python twin's CYCLES register = the RTL's cycle formula for each packet it
+    gets, so the driver's cycle total over the twin equals the model's, batched too."""
+    x, y = images(4)
+    for batch in (1, 3):
+        t = run(prog, x, "twin", labels=y, batch=batch)
+        assert t.cycles == run(prog, x, "model", batch=batch).cycles > 0

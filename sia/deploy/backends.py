@@ -35,7 +35,7 @@ class RunResult:
     logits: np.ndarray                 # [N, classes] int64: final integrator membranes
     spikes: dict[str, int]             # total spikes per layer over all images and t
     accuracy: float | None = None
-    cycles: int | None = None          # accelerator cycles (model, rtl, pynq)
+    cycles: int | None = None          # accelerator cycles (model, rtl, twin, pynq)
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
 

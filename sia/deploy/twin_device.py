@@ -158,6 +158,11 @@ class PythonSia:
             self.resident = (wb, nbeats)
         sb = beats[hb + loads:]
         out = self._compute(hdr, groups, wb, nbeats, sb)
+        # CYCLES: the RTL's cycle formula for this packet (unstalled streams)
+        from sia.hw.rtl.cycles import packet_cycles
+        self.cycles = packet_cycles(groups, sb, (hdr["h_out"], hdr["w_out"]), hdr["timesteps"],
+                                    bool(hdr["image"]), hdr["kind"] == rm.KINDS["integrator"],
+                                    self.cfg.events_per_cycle, hb, loads, len(out))["total"]
         self.outbuf = np.asarray(out, dtype="<u8").tobytes()
         self.outpos = 0
         self.launches += 1

@@ -20,12 +20,23 @@ def launch_cycles(program: Program, li: int, tile: int, inputs: dict, cfg: SIACo
     info = regmap.tile_info(program, li, tile, cfg, T)
     groups = regmap._groups(program, li, tile, cfg, T)[0]
     packet = regmap.pack_tile(program, li, tile, inputs, cfg, T)
-    sw = np.array(packet[info.header_beats + info.weight_beats + info.neuron_beats:],
-                  dtype=np.uint64)
-    E = cfg.events_per_cycle
+    sw = packet[info.header_beats + info.weight_beats + info.neuron_beats:]
+    r = packet_cycles(groups, sw, info.out_shape, T, info.image, info.kind == "integrator",
+                      cfg.events_per_cycle, info.header_beats,
+                      0 if keep else info.weight_beats + info.neuron_beats, info.out_beats)
+    return r if detail else r["total"]
+
+
+def packet_cycles(groups: list[dict], spike_words, out_shape, T: int, image: bool,
+                  integrator: bool, E: int, header_beats: int, loads: int,
+                  out_beats: int) -> dict:
+    """The formula from what a tile packet carries (group descriptors, input-map words,
+    header fields): what the RTL's CYCLES register shows for it. loads = the weight +
+    neuron-parameter beats the packet holds (0 for keep); out_beats = output packet."""
+    sw = np.asarray(spike_words, dtype=np.uint64)
     cost = np.maximum(1, -(-_popcounts(sw) // E)) if len(sw) else np.zeros(0, np.int64)
-    H, W = info.out_shape
-    steps = 1 if info.image else T
+    H, W = out_shape
+    steps = 1 if image else T
 
     def row_words(g, t, oy):
         """Spike-buffer words group g scans for output row oy of step t (addresses)."""
@@ -42,20 +53,17 @@ def launch_cycles(program: Program, li: int, tile: int, inputs: dict, cfg: SIACo
     # for timestep t's input beats (need_t, one beat per cycle from the first compute
     # cycle; the maps are interleaved by timestep), row g starts once row g-2 is
     # drained, its drain once it is dispatched and row g-1 is drained
-    wdrain = (T if info.image else 1) * W
+    wdrain = (T if image else 1) * W
     e, de1, de2, wait = 0, None, None, 0
     for t in range(steps):
-        need = info.spike_beats if info.image else (t + 1) * groups[0]["tstride"]
+        need = len(sw) if image else (t + 1) * groups[0]["tstride"]
         wait += max(0, need - e)
         e = max(e, need) + timing.C_STEP
         for oy in range(H):
             e = (e if de2 is None else max(e, de2)) + timing.C_ROW + d[t][oy]
             de2, de1 = de1, (e if de1 is None else max(e, de1)) + wdrain
     clock = de1
-    loads = 0 if keep else info.weight_beats + info.neuron_beats
-    out = info.out_beats if info.kind == "integrator" else timing.C_OUT_TAIL
-    total = timing.C_LAUNCH + info.header_beats + loads + clock + out
-    if detail:
-        return {"total": total, "dispatch": disp, "span": clock, "input_wait": wait,
-                "loads": loads, "out": out}
-    return total
+    out = out_beats if integrator else timing.C_OUT_TAIL
+    total = timing.C_LAUNCH + header_beats + loads + clock + out
+    return {"total": total, "dispatch": disp, "span": clock, "input_wait": wait,
+            "loads": loads, "out": out}
