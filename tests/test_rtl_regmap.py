@@ -77,3 +77,18 @@ def test_layer_that_does_not_fit_is_refused():
     cfg = SIAConfig(pes=4, max_width=4, max_height=4)
     with pytest.raises(SiaError, match="exceeds max"):
         regmap.tile_info(p, 0, 0, cfg)
+
+
+def test_buffer_depth_follows_buffer_timesteps():
+    """The spike buffers hold buffer_timesteps full maps: a two-group (residual) layer
+    at T steps needs 2T of them; the refusal names the beats, the bigger build accepts."""
+    p = random_program(1)      # layer 2: two groups, 4x4 sources and output
+    need = regmap._groups(p, 2, 0, SIAConfig(), p.timesteps)[2]
+    small = SIAConfig(pes=8, max_width=4, max_height=4, buffer_timesteps=p.timesteps)
+    big = SIAConfig(pes=8, max_width=4, max_height=4, buffer_timesteps=2 * p.timesteps)
+    assert need == 2 * regmap.buffer_beats(small)[0] == regmap.buffer_beats(big)[0]
+    with pytest.raises(SiaError, match="input buffer"):
+        regmap.check_layer(p, 2, small)
+    regmap.check_layer(p, 2, big)
+    with pytest.raises(SiaError, match="buffer_timesteps"):
+        SIAConfig(buffer_timesteps=0)

@@ -19,6 +19,8 @@ class SIAConfig:
     max_height: int = 32
     max_timesteps: int = 16
     stream_bits: int = 64       # AXI4-Stream data width (one beat per cycle)
+    buffer_timesteps: int = 8   # spike buffers: this many max_height x max_width maps of
+                                # one 64-channel word (two-group layers need 2 x T)
     clock_mhz: float = 100.0
 
     def __post_init__(self):
@@ -34,6 +36,7 @@ class SIAConfig:
              "max_width/max_height must be in 1..256"),
             (1 <= self.max_timesteps <= 256, "max_timesteps must be in 1..256"),
             (self.stream_bits in (32, 64, 128), "stream_bits must be 32, 64 or 128"),
+            (1 <= self.buffer_timesteps <= 256, "buffer_timesteps must be in 1..256"),
             (self.clock_mhz > 0, "clock_mhz must be positive"),
         ]
         for ok, msg in checks:

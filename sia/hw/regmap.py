@@ -87,9 +87,10 @@ for _i, _n in enumerate(PARAM_NAMES):
 
 
 def buffer_beats(cfg: SIAConfig) -> tuple[int, int]:
-    """Depths (64-bit beats) of the input spike buffer and the output buffer: 8 timesteps
-    of a full max_height x max_width map of one 64-channel word (8192 for 32x32)."""
-    n = 8 * cfg.max_height * cfg.max_width
+    """Depths (64-bit beats) of the input spike buffer and the output buffer:
+    buffer_timesteps (default 8) maps of max_height x max_width positions of one
+    64-channel word (8192 for 32x32)."""
+    n = cfg.buffer_timesteps * cfg.max_height * cfg.max_width
     return n, n
 
 

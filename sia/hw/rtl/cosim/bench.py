@@ -1,8 +1,8 @@
 """RTL benchmark: whole-network inferences through the Verilator model, with a cycle
 breakdown per phase (from the RTL-verified launches) and GOPS figures.
 
-python -m sia.hw.rtl.cosim.bench PROGRAM [--image I] [--batch B] [--pes P] [--data-dir D]
-                                  [--out FILE]
+python -m sia.hw.rtl.cosim.bench PROGRAM [--image I] [--batch B] [--pes P] [--events E]
+                                  [--config CFG.json] [--data-dir D] [--out FILE]
 """
 
 import argparse
@@ -82,6 +82,7 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=1, help="images (weights resident)")
     ap.add_argument("--pes", type=int, default=None)
     ap.add_argument("--events", type=int, default=None)
+    ap.add_argument("--config", default=None, help="SIAConfig JSON (then --pes/--events override)")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
@@ -90,7 +91,8 @@ def main(argv=None):
     p = resolve_program(a.program)
     images, labels = load_split(p.meta.get("dataset", "digits"), "test", a.data_dir)
     import dataclasses
-    cfg = dataclasses.replace(SIAConfig(), **{k: v for k, v in (("pes", a.pes),
+    base = SIAConfig.from_json(json.loads(Path(a.config).read_text())) if a.config else SIAConfig()
+    cfg = dataclasses.replace(base, **{k: v for k, v in (("pes", a.pes),
                               ("events_per_cycle", a.events)) if v is not None})
     sel = slice(a.image, a.image + a.batch)
     res = bench(p, np.asarray(images[sel]), cfg)
