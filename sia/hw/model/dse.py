@@ -26,20 +26,12 @@ def _overlap(program: Program, L, cfg: SIAConfig, T: int, tile: int) -> dict[str
     side) from the scanned words of a run(..., keep_scans=True)."""
     layer = program.layers[L.index]
     d = 0
-    for (k, words), syn in zip(L.scans, _scan_synapses(layer, L)):
+    for k, syn, words in L.scans:
         if k is None or k == tile:
             d = d + S.row_dispatch(syn, words, layer.shape[1], cfg.events_per_cycle)
     o = S.overlap(S.stream_need(program, L.index, cfg, T, tile), d.permute(0, 2, 1),
                   S.drain_cycles(layer, T))
     return {"span": float(o["span"].double().mean()), "wait": float(o["wait"].double().mean())}
-
-
-def _scan_synapses(layer, L):
-    """The synapse group of each kept scan (identity groups: one scan per tile)."""
-    out = []
-    for s in layer.inputs:
-        out += [s] * (L.tiles if s.op == "identity" else 1)
-    return out
 
 
 def point(program: Program, r: ModelResult, cfg: SIAConfig, weight_batch: int = 1) -> dict:
@@ -55,7 +47,7 @@ def point(program: Program, r: ModelResult, cfg: SIAConfig, weight_batch: int = 
         return {**row, "fits": False, "reason": str(e)}
     if any(not L.scans for L in r.layers):
         raise SiaError("dse.point needs a model run with keep_scans=True")
-    if r.images and len(r.layers[0].scans) and r.layers[0].scans[0][1].shape[1] != r.images:
+    if r.images and len(r.layers[0].scans) and r.layers[0].scans[0][2].shape[1] != r.images:
         raise SiaError("dse.point needs a model run in one batch (keep_scans)")
     cycles = compute = acc_ops = sops = 0.0
     for L in r.layers:

@@ -44,7 +44,7 @@ class LayerStats:
     exposed_drain: np.ndarray = None  # per tile: span not covered by the dispatcher
     spikes: int = 0
     # scanned word counts, kept for the DSE (the overlap depends on them per row):
-    # (tile or None for words every tile scans, words [T', B, nw, H, W])
+    # (tile or None for words every tile scans, synapse group, words [T', B, nw, H, W])
     scans: list = field(default_factory=list)
 
     def launch_phases(self, tile: int, images: int = 1) -> dict[str, float]:
@@ -147,7 +147,7 @@ def _count_group(program, config, L: LayerStats, s, words, ks: list[int], keep_s
     layer = program.layers[L.index]
     hist = S.word_hist(S.scanned(s, words, layer.shape[1]))
     if keep_scans:
-        L.scans.append((None if s.op != "identity" else ks[0], words))
+        L.scans.append((None if s.op != "identity" else ks[0], s, words))
     d = S.dispatch(hist, config.events_per_cycle)
     events = int(d["events"].sum())
     for k in ks:
