@@ -65,5 +65,5 @@ def packet_cycles(groups: list[dict], spike_words, out_shape, T: int, image: boo
     clock = de1
     out = out_beats if integrator else timing.C_OUT_TAIL
     total = timing.C_LAUNCH + header_beats + loads + clock + out
-    return {"total": total, "dispatch": disp, "span": clock, "input_wait": wait,
-            "loads": loads, "out": out}
+    return {"total": total, "header": header_beats, "dispatch": disp, "span": clock,
+            "input_wait": wait, "loads": loads, "out": out}

@@ -12,22 +12,20 @@ from pathlib import Path
 
 import numpy as np
 
-from sia.hw import regmap, timing
+from sia.hw import timing
 from sia.hw.params import SIAConfig
 from sia.hw.rtl.cosim.program import run_images
-from sia.hw.rtl.cycles import launch_cycles
 
 
-def breakdown(program, launches, cfg, T, ins):
-    """Cycles per phase, summed over launches (ins: per image {source: maps})."""
+def breakdown(launches):
+    """Cycles per phase, summed over launches (from the formula each launch was checked
+    against, `run_images`)."""
     ph = {"launch": 0, "header": 0, "weights_and_params": 0, "input_wait": 0,
           "compute": 0, "output_tail": 0}
     for L in launches:
-        info = regmap.tile_info(program, L["layer"], L["tile"], cfg, T)
-        d = launch_cycles(program, L["layer"], L["tile"], ins[L["image"]], cfg, T, detail=True,
-                          keep=L["keep"])
+        d = L["formula"]
         ph["launch"] += timing.C_LAUNCH
-        ph["header"] += info.header_beats
+        ph["header"] += d["header"]
         ph["weights_and_params"] += d["loads"]
         ph["input_wait"] += d["input_wait"]
         ph["compute"] += d["span"] - d["input_wait"]
@@ -38,24 +36,16 @@ def breakdown(program, launches, cfg, T, ins):
 def bench(program, images, cfg, T=None, keep=True):
     """images [B, C, H, W]: one launch-major batch (weights resident after the first
     launch of each tile when keep). Per-image figures are batch totals / B."""
-    from sia.program.format import IMAGE
     T = program.timesteps if T is None else T
     B = images.shape[0]
     t0 = time.time()
     r = run_images(program, images, cfg, T=T, keep=keep)
     wall = time.time() - t0
-    ins = []
-    for b in range(B):
-        x = {IMAGE: images[b]}
-        for i, layer in enumerate(program.layers):
-            if layer.kind == "if":
-                x[i] = r["outputs"][b][layer.name]
-        ins.append(x)
     L = r["launches"]
     cyc = sum(x["cycles"] for x in L) / B
     sops = sum(x["sops"] for x in L) / B
     iops = sum(x["image_ops"] for x in L) / B
-    ph = {k: v / B for k, v in breakdown(program, L, cfg, T, ins).items()}
+    ph = {k: v / B for k, v in breakdown(L).items()}
     f = cfg.clock_mhz * 1e6
     out = {"program": program.name, "T": T, "config": cfg.to_json(), "batch": B,
            "weights_resident": keep,

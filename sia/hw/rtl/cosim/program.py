@@ -43,8 +43,8 @@ def run_images(program: Program, images: np.ndarray, cfg: SIAConfig, T: int | No
     images one after the other; with keep=True only the first of the B launches sends
     the tile's weights and neuron params (the others are resident-weight launches).
     Returns {"outputs": [per image {layer: array}], "launches": [...], "golden": [...],
-    "sim": {...}}; every launch record holds the RTL's CYCLES, the formula's and the
-    model's count for the same launch."""
+    "sim": {...}}; every launch record holds the RTL's CYCLES, the formula's count (and
+    its phases, "formula") and the model's count for the same launch."""
     from sia.hw.rtl.cycles import launch_cycles
     T = program.timesteps if T is None else T
     B = images.shape[0]
@@ -69,9 +69,10 @@ def run_images(program: Program, images: np.ndarray, cfg: SIAConfig, T: int | No
                                f"{(r.status >> 8) & 0xFF}")
             parts[b][k] = regmap.unpack_output(program, li, k, r.beats, cfg, T)
             kept = keep and b > 0
-            exp = launch_cycles(program, li, k, ins[b], cfg, T, keep=kept)
+            formula = launch_cycles(program, li, k, ins[b], cfg, T, detail=True, keep=kept)
             rec = {"layer": li, "tile": k, "image": b, "keep": kept, "cycles": r.cycles,
-                   "expected": exp, "sops": r.sops, "image_ops": r.image_ops}
+                   "expected": formula["total"], "formula": formula, "sops": r.sops,
+                   "image_ops": r.image_ops}
             if with_model:   # the cycle-level model (sia.hw.model), same inputs
                 from sia.hw.model import launch_cycles as model_cycles
                 rec["model"] = model_cycles(program, li, k, ins[b], T=T, config=cfg,
