@@ -174,9 +174,6 @@ def test_bad_parameters_rejected_before_elaboration(kw, msg):
         check_buildable(SIAConfig(**kw))
 
 
-DEBUG = False
-
-
 def test_dispatch_row_schedule_word_scan():
     """Dispatcher alone: a 3x3/pad-1 conv group over a 4x4 map with random words; per
     output row it scans rows [r_end(oy-1), r_end(oy)) and costs max(1, ceil(n/E)) per
@@ -222,8 +219,6 @@ def test_dispatch_row_schedule_word_scan():
                 last = ctx.get(dut.row_last)
                 addr, en = ctx.get(dut.sb_addr), ctx.get(dut.sb_en)
                 rd = [ctx.get(getattr(dut, f"rd_addr{e}")) for e in range(E)]
-                if DEBUG:
-                    print(oy, cycles, hex(ctx.get(dut.sb_data)), rd, addr, en, last)
                 await ctx.tick()
                 for e in range(E):
                     if ctx.get(getattr(dut, f"ev_valid{e}")):
