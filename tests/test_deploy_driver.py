@@ -76,6 +76,16 @@ def test_wrong_id_is_reported(img):
         d.load(img)
 
 
+def test_interface_1_1_bitstream_reads_full_map_membranes():
+    """A 1.1 build has no PARAM_MEMBRANE_POSITIONS (reads 0): its banks held full maps."""
+    from sia.deploy.regmap_bridge import read_hw_config
+    dev = PythonSia()
+    old = {REG["VERSION"]: 0x0001_0001, REG["PARAM_MEMBRANE_POSITIONS"]: 0}
+    cfg = read_hw_config(lambda off: old.get(off, dev.reg_read(off)))
+    assert cfg.membrane_positions == cfg.max_height * cfg.max_width == 1024
+    assert read_hw_config(dev.reg_read).membrane_positions == SIAConfig().membrane_positions
+
+
 def test_default_14_bit_length_register_splits_the_packet(img, prog):
     """AXI DMA's default 14-bit length register: 16383 bytes per transfer. The classifier's
     packet (~75 KB) goes out as several MM2S transfers, each <= 16383 bytes."""

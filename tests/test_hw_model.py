@@ -58,7 +58,7 @@ def _check_trace(p: Program, img: torch.Tensor, cfg: SIAConfig):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2 ** 31 - 1), pes=st.sampled_from([4, 64]), E=st.sampled_from([1, 2]))
+@given(seed=st.integers(0, 2 ** 31 - 1), pes=st.sampled_from([4, 64]), E=st.sampled_from([1, 2, 4]))
 def test_random_programs_trace_golden_fast(seed, pes, E):
     p = random_program(seed, max_hw=8, max_channels=6, timesteps=3)
     _check_trace(p, _images(p, 1, seed), SIAConfig(pes=pes, events_per_cycle=E))
@@ -192,6 +192,24 @@ def test_static_beats_match_regmap_tile_packets():
                                                 else ti.out_beats)
 
 
+def test_plane_issue_of_image_words_at_four_events():
+    """E = 4: one cycle's image events share a bit plane, so an image word costs
+    max(1, sum_b ceil(n_b / 4)); E = 2 keeps max(1, ceil(popcount / 2))."""
+    p, img = _image_dense_program([[0, 255, 3], [1, 7, 0]])
+    c4 = launch_cycles(p, 0, 0, {-1: img[0]}, config=SIAConfig(events_per_cycle=4))
+    # one pixel per word: every set bit is its own plane -> 8 + 2 | 1 + 3 cycles
+    assert (c4["accumulate"], c4["dispatch_empty"]) == (8 + 2 + 1 + 3, 2)
+    c2 = launch_cycles(p, 0, 0, {-1: img[0]}, config=SIAConfig(events_per_cycle=2))
+    assert (c2["accumulate"], c2["dispatch_empty"]) == (4 + 1 + 1 + 2, 2)
+    # three pixels 3, 1, 2 in one word: planes b0 = {3, 1}, b1 = {3, 2} -> 2 cycles at
+    # E = 4 (a plain popcount of 4 would take 1); five pixels 255: 8 planes of 5 -> 16
+    rtl_cycles = pytest.importorskip("sia.hw.rtl.cycles")
+    words = np.array([3 | 1 << 8 | 2 << 16, 0, 0xFF_FF_FF_FF_FF], np.uint64)
+    assert rtl_cycles.word_costs(words, 4, image=True).tolist() == [2, 1, 16]
+    assert rtl_cycles.word_costs(words, 4, image=False).tolist() == [1, 1, 10]
+    assert rtl_cycles.word_costs(words, 2, image=True).tolist() == [2, 1, 20]
+
+
 def test_launch_cycles_match_the_rtl_reference_formula():
     rtl_cycles = pytest.importorskip("sia.hw.rtl.cycles")
     for seed in range(12):
@@ -201,7 +219,8 @@ def test_launch_cycles_match_the_rtl_reference_formula():
         ins = {-1: img[0].numpy()}
         ins.update({i: g.traces[layer.name]["spikes"][:, 0].numpy()
                     for i, layer in enumerate(p.layers) if layer.kind == "if"})
-        for cfg in (SIAConfig(), SIAConfig(pes=4, events_per_cycle=1)):
+        for cfg in (SIAConfig(), SIAConfig(pes=4, events_per_cycle=1),
+                    SIAConfig(pes=8, events_per_cycle=4)):
             for i, layer in enumerate(p.layers):
                 for k in range(S.tiles(layer, cfg)):
                     ours = launch_cycles(p, i, k, {s.source: torch.from_numpy(ins[s.source])
@@ -259,12 +278,26 @@ def _conv_program(k=3, stride=1, cin=1, hw=6, pad=0):
     (lambda: _conv_program(), SIAConfig(max_width=4, max_height=4), 4, "exceeds"),
     (lambda: _conv_program(), SIAConfig(), 17, "T=17"),
     (lambda: _conv_program(), SIAConfig(acc_bits=8), 4, "acc_bits=8"),
+    # an image if-layer runs T steps one row at a time: one row of membrane words
+    (lambda: _conv_program(hw=12, k=1), SIAConfig(membrane_positions=8), 4,
+     "12x12 membranes need 12 words per bank > membrane_positions=8"),
     (lambda: _conv_program(hw=12, k=1), SIAConfig(max_channels_in=100), 4, "dense input"),
 ])
 def test_programs_that_do_not_fit_are_refused(prog, cfg, T, msg):
     with pytest.raises(SiaError, match=msg) as e:
         check_fits(prog(), cfg, T)
     assert "\n" not in str(e.value)
+
+
+def test_membrane_positions_of_spiking_layers():
+    """Spiking-input layers need one membrane word per output position: the 32x32
+    ResNet-18 blocks do not fit the default 256-word banks, its config's 1024 do."""
+    from sia.program.resolve import resolve_program
+    p = resolve_program("resnet18_w025_cifar10")
+    with pytest.raises(SiaError, match="32x32 membranes need 1024 words per bank > membrane_positions=256"):
+        check_fits(p, SIAConfig(weight_bits=10), 8)
+    check_fits(p, SIAConfig(weight_bits=10, membrane_positions=1024), 8)
+    check_fits(_conv_program(hw=12, k=1), SIAConfig(membrane_positions=12), 4)
 
 
 def test_dse_matches_direct_runs_and_writes(tmp_path):

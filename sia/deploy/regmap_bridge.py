@@ -160,6 +160,8 @@ def read_hw_config(read) -> SIAConfig:
         raise SiaError(f"accelerator interface version {ver >> 16}.{ver & 0xFFFF}, this sia "
                        f"speaks {rm.VERSION >> 16}.x; use a matching sia or bitstream")
     vals = {n: read(REG[f"PARAM_{n.upper()}"]) for n in rm.PARAM_NAMES}
+    if ver & 0xFFFF < 2:   # 1.0/1.1 builds had no PARAM_MEMBRANE_POSITIONS: full-map banks
+        vals["membrane_positions"] = vals["max_height"] * vals["max_width"]
     fields = SIAConfig.__dataclass_fields__
     kw = {n: v for n, v in vals.items() if n in fields}
     kw["clock_mhz"] = vals["clock_khz"] / 1000.0

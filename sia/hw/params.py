@@ -21,6 +21,8 @@ class SIAConfig:
     stream_bits: int = 64       # AXI4-Stream data width (one beat per cycle)
     buffer_timesteps: int = 8   # spike buffers: this many max_height x max_width maps of
                                 # one 64-channel word (two-group layers need 2 x T)
+    membrane_positions: int = 256   # membrane words per ping-pong bank: the largest map
+                                # of a spiking-input layer (16x16; image if-layers need one row)
     clock_mhz: float = 100.0
 
     def __post_init__(self):
@@ -37,6 +39,7 @@ class SIAConfig:
             (1 <= self.max_timesteps <= 256, "max_timesteps must be in 1..256"),
             (self.stream_bits in (32, 64, 128), "stream_bits must be 32, 64 or 128"),
             (1 <= self.buffer_timesteps <= 256, "buffer_timesteps must be in 1..256"),
+            (1 <= self.membrane_positions <= 65536, "membrane_positions must be in 1..65536"),
             (self.clock_mhz > 0, "clock_mhz must be positive"),
         ]
         for ok, msg in checks:

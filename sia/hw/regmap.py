@@ -51,7 +51,8 @@ from sia.program.format import IMAGE, Program
 
 BEAT_BITS = 64
 ID_MAGIC = 0x53494131          # "SIA1"
-VERSION = 0x0001_0001          # major.minor = 1.1 (1.1: resident-weight launches, `keep`)
+VERSION = 0x0001_0002          # major.minor = 1.2 (1.1: resident-weight launches, `keep`;
+                               # 1.2: PARAM_MEMBRANE_POSITIONS)
 HDR_MAGIC = 0x51A              # first 12 bits of every tile packet
 MAX_GROUPS = 4
 OPS = {"conv": 0, "dense": 1, "identity": 2}
@@ -81,7 +82,8 @@ PARAMS_BASE = 0x40
 # read-only PARAMS registers, one 32-bit word each from PARAMS_BASE, in this order
 PARAM_NAMES = ["pes", "events_per_cycle", "taps", "weight_bits", "acc_bits", "v_bits",
                "max_channels_in", "max_width", "max_height", "max_timesteps", "stream_bits",
-               "clock_khz", "max_groups", "in_buffer_beats", "out_buffer_beats"]
+               "clock_khz", "max_groups", "in_buffer_beats", "out_buffer_beats",
+               "membrane_positions"]
 for _i, _n in enumerate(PARAM_NAMES):
     REGISTERS[f"PARAM_{_n.upper()}"] = (PARAMS_BASE + 4 * _i, "ro", f"SIAConfig / build: {_n}")
 

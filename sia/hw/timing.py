@@ -11,3 +11,5 @@ C_STEP = 1     # per timestep: reset the row schedule, swap membrane banks
 C_ROW = 2      # per output row: prefetch of the first spike word (1) + accumulate flush (1)
 C_OUT_TAIL = 2  # if-layers stream their output while computing: cycles between the last
                 # drain and the last output beat beyond the one C_LAUNCH already holds
+PLANE_ISSUE_E = 4  # from this E on, one cycle's image events share a bit plane (the PE
+                   # shifts its pre-added tap sums once instead of every event's weights)

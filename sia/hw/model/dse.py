@@ -26,9 +26,9 @@ def _overlap(program: Program, L, cfg: SIAConfig, T: int, tile: int) -> dict[str
     side) from the scanned words of a run(..., keep_scans=True)."""
     layer = program.layers[L.index]
     d = 0
-    for k, syn, words in L.scans:
+    for k, syn, words, planes in L.scans:
         if k is None or k == tile:
-            d = d + S.row_dispatch(syn, words, layer.shape[1], cfg.events_per_cycle)
+            d = d + S.row_dispatch(syn, words, layer.shape[1], cfg.events_per_cycle, planes)
     o = S.overlap(S.stream_need(program, L.index, cfg, T, tile), d.permute(0, 2, 1),
                   S.drain_cycles(layer, T))
     return {"span": float(o["span"].double().mean()), "wait": float(o["wait"].double().mean())}

@@ -44,7 +44,8 @@ class LayerStats:
     exposed_drain: np.ndarray = None  # per tile: span not covered by the dispatcher
     spikes: int = 0
     # scanned word counts, kept for the DSE (the overlap depends on them per row):
-    # (tile or None for words every tile scans, synapse group, words [T', B, nw, H, W])
+    # (tile or None for words every tile scans, synapse group, words [T', B, nw, H, W],
+    #  image bit-plane counts [1, B, nw, 8, H, W] or None)
     scans: list = field(default_factory=list)
 
     def launch_phases(self, tile: int, images: int = 1) -> dict[str, float]:
@@ -141,14 +142,14 @@ def _new_stats(program: Program, config: SIAConfig, T: int, weight_batch: int = 
     return out
 
 
-def _count_group(program, config, L: LayerStats, s, words, ks: list[int], keep_scans: bool):
+def _count_group(program, config, L: LayerStats, s, words, planes, ks: list[int],
+                 keep_scans: bool):
     """Add one group's scanned words to the launches `ks` (the tiles that scan these same
     words); returns (dispatch cycles per (t, image, output row) [T', B, H], SOPs per image)."""
     layer = program.layers[L.index]
-    hist = S.word_hist(S.scanned(s, words, layer.shape[1]))
     if keep_scans:
-        L.scans.append((None if s.op != "identity" else ks[0], s, words))
-    d = S.dispatch(hist, config.events_per_cycle)
+        L.scans.append((None if s.op != "identity" else ks[0], s, words, planes))
+    d = S.scan_stats(s, words, layer.shape[1], config.events_per_cycle, planes)
     events = int(d["events"].sum())
     for k in ks:
         L.accumulate[k] += int(d["accumulate"].sum())
@@ -165,7 +166,7 @@ def _count_group(program, config, L: LayerStats, s, words, ks: list[int], keep_s
             L.sops[k] += ops
         L.weight_reads[k] += events * a
     sops = per_img * sum(pes) if s.source != IMAGE else torch.zeros_like(per_img)
-    return S.row_dispatch(s, words, layer.shape[1], config.events_per_cycle), sops
+    return S.row_dispatch(s, words, layer.shape[1], config.events_per_cycle, planes), sops
 
 
 def _count_layer(program, config, L: LayerStats, sources: dict, T: int, keep_scans: bool = False):
@@ -179,11 +180,13 @@ def _count_layer(program, config, L: LayerStats, sources: dict, T: int, keep_sca
         if s.op == "identity":   # each tile scans its own channel slice
             for k in range(L.tiles):
                 c, o = _count_group(program, config, L, s,
-                                    S.group_words(program, layer, s, x, k, config), [k], keep_scans)
+                                    S.group_words(program, layer, s, x, k, config), None, [k],
+                                    keep_scans)
                 steps[k], sops = steps[k] + c, sops + o
         else:
             words = S.group_words(program, layer, s, x, 0, config)
-            c, o = _count_group(program, config, L, s, words, list(range(L.tiles)), keep_scans)
+            c, o = _count_group(program, config, L, s, words, S.plane_counts(s, x, config),
+                                list(range(L.tiles)), keep_scans)
             steps, sops = [v + c for v in steps], sops + o
     loops = S.loop_constant(program, L.index, T)
     cycles = 0
@@ -279,10 +282,11 @@ def launch_cycles(program: Program, layer_index: int, tile: int, inputs: dict,
         x = torch.as_tensor(inputs[s.source])
         x = x[None] if s.source == IMAGE else x[:T, None]
         words = S.group_words(program, layer, s, x, tile, config)
-        d = S.dispatch(S.word_hist(S.scanned(s, words, layer.shape[1])), config.events_per_cycle)
+        planes = S.plane_counts(s, x, config)
+        d = S.scan_stats(s, words, layer.shape[1], config.events_per_cycle, planes)
         phases["accumulate"] += int(d["accumulate"].sum())
         phases["dispatch_empty"] += int(d["dispatch_empty"].sum())
-        steps = steps + S.row_dispatch(s, words, layer.shape[1], config.events_per_cycle)
+        steps = steps + S.row_dispatch(s, words, layer.shape[1], config.events_per_cycle, planes)
     o = S.overlap(S.stream_need(program, layer_index, config, T, tile), steps.permute(0, 2, 1),
                   S.drain_cycles(layer, T))
     phases["stream_in"] += int(o["wait"][0])

@@ -23,6 +23,13 @@ def is_image_layer(layer: Layer) -> bool:
     return layer.inputs[0].source == IMAGE
 
 
+def membrane_positions(layer: Layer) -> int:
+    """Membrane words per bank a layer needs: one per output position; an image
+    if-layer runs all T steps on one output row at a time, so it needs only one row."""
+    _, h, w = layer.shape
+    return w if is_image_layer(layer) and layer.kind == "if" else h * w
+
+
 def psum_bits(layer: Layer, program: Program) -> int:
     """Width the psum row buffer needs: synaptic sums only (the bias is added in the
     aggregation core), so a large bias cannot hide a wider partial sum."""
@@ -49,6 +56,9 @@ def check_fits(program: Program, config: SIAConfig, T: int) -> None:
         if h > config.max_height or w > config.max_width:
             raise SiaError(f"{where}: map {h}x{w} exceeds the {config.max_height}x"
                            f"{config.max_width} maximum")
+        if membrane_positions(layer) > config.membrane_positions:
+            raise SiaError(f"{where}: {h}x{w} membranes need {membrane_positions(layer)} words "
+                           f"per bank > membrane_positions={config.membrane_positions}")
         if len(layer.inputs) > MAX_GROUPS:
             raise SiaError(f"{where}: {len(layer.inputs)} synapse groups > {MAX_GROUPS}")
         if len({s.source == IMAGE for s in layer.inputs}) > 1:

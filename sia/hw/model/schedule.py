@@ -3,7 +3,8 @@
 One launch = one (layer, tile of P output channels). Dispatch is a scan of the input
 spike buffer: every 64-bit word (<= 64 channels of one source position; an image word
 holds 8 pixels of 8 bits) of every scanned position costs max(1, ceil(popcount / E))
-cycles. All tiles scan the same words except identity groups, which hold only the
+cycles; at E = 4 the events of one cycle of an image word share a bit plane, so an
+image word costs max(1, sum_b ceil(n_b / E)) (`plane_issue`). All tiles scan the same words except identity groups, which hold only the
 tile's own channel slice. The dispatcher, the aggregation core and the input stream
 overlap (`overlap`). Timing constants are read from sia.hw.timing at call time.
 """
@@ -49,6 +50,33 @@ def r_end(syn: Synapse, hp: int, oy: int) -> int:
     if syn.op == "identity":
         return min(oy + 1, hp)
     return max(0, min(hp, oy * syn.stride + syn.kernel[0] - syn.padding))
+
+
+def plane_issue(syn: Synapse, config: SIAConfig) -> bool:
+    """E = 4 image words: one cycle's events share a bit plane b, so each PE shifts its
+    pre-added tap sums once instead of shifting every event's weights (36 shifters)."""
+    return syn.source == IMAGE and config.events_per_cycle >= timing.PLANE_ISSUE_E
+
+
+def plane_counts(syn: Synapse, x: torch.Tensor, config: SIAConfig) -> torch.Tensor | None:
+    """Image words: set bits of each bit plane over the word's pixels [1,B,nw,8,H,W]
+    (None for spike words), what `word_cost` needs under plane issue."""
+    if syn.source != IMAGE:
+        return None
+    per = channels_per_word(syn, config)
+    bits = torch.stack([(x.to(torch.int32) >> b) & 1 for b in range(8)], 2)   # [B,C,8,H,W]
+    c = bits.shape[1]
+    nw = ceil_div(c, per)
+    if c % per:
+        bits = torch.cat([bits, bits.new_zeros(bits.shape[0], nw * per - c, *bits.shape[2:])], 1)
+    return bits.reshape(bits.shape[0], nw, per, *bits.shape[2:]).sum(2, dtype=torch.int32)[None]
+
+
+def word_cost(words: torch.Tensor, E: int, planes: torch.Tensor | None = None) -> torch.Tensor:
+    """Dispatch cycles of each word: max(1, ceil(n / E)); plane issue: max(1, sum_b ceil(n_b / E))."""
+    if planes is None or E < timing.PLANE_ISSUE_E:
+        return torch.clamp(ceil_div(words, E), min=1)
+    return torch.clamp(ceil_div(planes, E).sum(3), min=1)
 
 
 def word_counts(syn: Synapse, x: torch.Tensor, lo: int, hi: int, config: SIAConfig) -> torch.Tensor:
@@ -103,6 +131,19 @@ def dispatch(hist: torch.Tensor, E: int) -> dict[str, torch.Tensor]:
             "events": (hist * n).sum(-1)}
 
 
+def scan_stats(syn: Synapse, words: torch.Tensor, h_out: int, E: int,
+               planes: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """`dispatch` of the words a group scans (plane issue: from the per-plane counts)."""
+    region = scanned(syn, words, h_out)
+    if planes is None or E < timing.PLANE_ISSUE_E:
+        return dispatch(word_hist(region), E)
+    cost = word_cost(region, E, scanned(syn, planes, h_out))
+    empty = region == 0
+    return {"accumulate": (cost * ~empty).sum((2, 3, 4), dtype=torch.int64),
+            "dispatch_empty": empty.sum((2, 3, 4), dtype=torch.int64),
+            "events": region.sum((2, 3, 4), dtype=torch.int64)}
+
+
 def pooled_events(syn: Synapse, words: torch.Tensor) -> torch.Tensor:
     """Events per pooled position [T',B,Hp,Wp] (what the taps multiply)."""
     n = words.sum(2)
@@ -148,12 +189,14 @@ def stream_need(program: Program, i: int, config: SIAConfig, T: int, tile: int =
     return [(t + 1) * step for t in range(T)]
 
 
-def row_dispatch(syn: Synapse, words: torch.Tensor, h_out: int, E: int) -> torch.Tensor:
+def row_dispatch(syn: Synapse, words: torch.Tensor, h_out: int, E: int,
+                 planes: torch.Tensor | None = None) -> torch.Tensor:
     """Dispatch cycles per (t, image, output row) [T', B, H_out] of one group: the words
-    of pooled source rows [r_end(oy-1), r_end(oy)), each max(1, ceil(n / E))."""
+    of pooled source rows [r_end(oy-1), r_end(oy)), each `word_cost`."""
     p = syn.pool
     region = scanned(syn, words, h_out)                     # [T', B, nw, rows*p, W]
-    cost = torch.clamp(ceil_div(region, E), min=1).sum((2, 4), dtype=torch.int64)
+    planes = None if planes is None else scanned(syn, planes, h_out)
+    cost = word_cost(region, E, planes).sum((2, 4), dtype=torch.int64)
     cost = cost.reshape(*cost.shape[:2], -1, p).sum(-1)     # per pooled row
     cum = torch.nn.functional.pad(cost.cumsum(-1), (1, 0))
     hp = words.shape[-2] // p

@@ -89,10 +89,14 @@ class _Launch:
             self.sops += ops
 
     def dispatch(self, s, events):
-        """Issue a word's events, E per cycle; an empty word costs one cycle."""
+        """Issue a word's events, E per cycle; an empty word costs one cycle. Plane issue
+        (E = 4 image words): one cycle's events share a bit plane, lowest plane first."""
         E = self.cfg.events_per_cycle
-        for j in range(0, max(1, len(events)), E):
-            chunk = events[j:j + E]
+        runs = [events]
+        if S.plane_issue(s, self.cfg):
+            runs = [[ev for ev in events if ev[3] == 1 << b] for b in range(8)]
+        chunks = [run[j:j + E] for run in runs for j in range(0, len(run), E)] or [[]]
+        for chunk in chunks:
             self.cyc["accumulate" if chunk else "dispatch_empty"] += 1
             for ev in chunk:
                 self._event(s, *ev)

@@ -1,5 +1,11 @@
 """Aggregation core and ping-pong membrane memories.
 
+The two banks are the halves of one simple-dual-port block RAM (address MSB = bank):
+bank t%2 is only read and bank (t+1)%2 only written during timestep t, so one read
+and one write port serve both, and the RAM's 72-bit SDP mode packs P*v_bits-bit words
+without rounding each bank up to its own block RAMs. Depth: membrane_positions words
+per bank.
+
 P lanes, one output position per cycle, two stages:
   D0 (drain cycle): the PEs' psums arrive; V(t-1) is read from bank t%2 (block RAM).
   D1: cur = psum + bias (acc_bits), V = V(t-1) + cur (v_bits; t = 0: v_init);
@@ -19,7 +25,7 @@ class Aggregation(wiring.Component):
     def __init__(self, cfg: SIAConfig):
         self.cfg = cfg
         P, A, V = cfg.pes, cfg.acc_bits, cfg.v_bits
-        depth = cfg.max_height * cfg.max_width
+        depth = cfg.membrane_positions
         super().__init__({
             "n_we": In(1), "n_lane": In(range(P)), "n_data": In(3 * V),
             "integ": In(1),
@@ -34,7 +40,8 @@ class Aggregation(wiring.Component):
         m = Module()
         cfg = self.cfg
         P, A, V = cfg.pes, cfg.acc_bits, cfg.v_bits
-        depth = cfg.max_height * cfg.max_width
+        depth = cfg.membrane_positions
+        abits = max(1, (depth - 1).bit_length())
         th = [Signal(signed(V), name=f"th{p}") for p in range(P)]
         bias = [Signal(signed(V), name=f"bias{p}") for p in range(P)]
         vinit = [Signal(signed(V), name=f"vinit{p}") for p in range(P)]
@@ -42,24 +49,21 @@ class Aggregation(wiring.Component):
             with m.If(self.n_we & (self.n_lane == p)):
                 m.d.sync += [th[p].eq(self.n_data[:V]), bias[p].eq(self.n_data[V:2 * V]),
                              vinit[p].eq(self.n_data[2 * V:])]
-        rds, wrs = [], []
-        for b in range(2):
-            mem = Memory(shape=P * V, depth=depth, init=[])
-            m.submodules[f"vmem{b}"] = mem
-            wr = mem.write_port()
-            rd = mem.read_port(transparent_for=(wr,))
-            m.d.comb += [rd.addr.eq(Mux(self.un_en, self.un_addr, self.pos)),
-                         rd.en.eq(self.un_en | self.in_valid)]
-            rds.append(rd)
-            wrs.append(wr)
-        m.d.comb += self.un_data.eq(Mux(self.un_bank, rds[1].data, rds[0].data))
+        m.submodules.vmem = mem = Memory(shape=P * V, depth=2 << abits, init=[])
+        wr = mem.write_port()
+        # transparent: a 1x1 map reads at t+1 the word written at t in the same cycle
+        rd = mem.read_port(transparent_for=(wr,))
+        m.d.comb += [rd.addr.eq(Mux(self.un_en, Cat(self.un_addr[:abits], self.un_bank),
+                                    Cat(self.pos[:abits], self.rd_bank))),
+                     rd.en.eq(self.un_en | self.in_valid)]
+        m.d.comb += self.un_data.eq(rd.data)
         # D0 -> D1
         v1, pos1, bank1, first1 = Signal(), Signal(range(depth)), Signal(), Signal()
         oaddr1, psum1 = Signal(24), Signal(P * A)
         m.d.sync += [v1.eq(self.in_valid), pos1.eq(self.pos), bank1.eq(self.rd_bank),
                      first1.eq(self.t_first), oaddr1.eq(self.out_addr), psum1.eq(self.psum)]
         m.d.comb += self.busy.eq(v1)
-        vprev_word = Mux(bank1, rds[1].data, rds[0].data)
+        vprev_word = rd.data
         vnew, spikes = [], []
         for p in range(P):
             cur = Signal(signed(A), name=f"cur{p}")
@@ -74,9 +78,8 @@ class Aggregation(wiring.Component):
             m.d.comb += vn.eq(Mux(s, v - th[p], v))
             vnew.append(vn)
             spikes.append(s)
-        for b in range(2):
-            m.d.comb += [wrs[b].addr.eq(pos1), wrs[b].data.eq(Cat(*vnew)),
-                         wrs[b].en.eq(v1 & (bank1 != b))]
+        m.d.comb += [wr.addr.eq(Cat(pos1[:abits], ~bank1)), wr.data.eq(Cat(*vnew)),
+                     wr.en.eq(v1)]
         m.d.comb += [self.spk_we.eq(v1 & ~self.integ), self.spk_addr.eq(oaddr1),
                      self.spk_data.eq(Cat(*spikes))]
         return m

@@ -8,9 +8,21 @@ from sia.hw.params import SIAConfig
 from sia.program.format import Program
 
 
-def _popcounts(words: np.ndarray) -> np.ndarray:
-    w = words.astype(np.uint64)
-    return np.unpackbits(w.view(np.uint8).reshape(-1, 8), axis=1).sum(1).astype(np.int64).reshape(words.shape)
+def _bits(words: np.ndarray) -> np.ndarray:
+    """[n, 8 bytes, 8 bits] of 64-bit words (an image word: byte = pixel, bit = plane)."""
+    w = np.ascontiguousarray(words, dtype=np.uint64)
+    return np.unpackbits(w.view(np.uint8).reshape(-1, 8, 1), axis=2)
+
+
+def word_costs(words: np.ndarray, E: int, image: bool) -> np.ndarray:
+    """Dispatch cycles per word: max(1, ceil(popcount / E)); E = 4 image words issue one
+    bit plane at a time: max(1, sum_b ceil(n_b / E))."""
+    if not len(words):
+        return np.zeros(0, np.int64)
+    bits = _bits(words).astype(np.int64)
+    if image and E >= timing.PLANE_ISSUE_E:
+        return np.maximum(1, (-(-bits.sum(1) // E)).sum(1))
+    return np.maximum(1, -(-bits.sum((1, 2)) // E))
 
 
 def launch_cycles(program: Program, li: int, tile: int, inputs: dict, cfg: SIAConfig,
@@ -34,7 +46,7 @@ def packet_cycles(groups: list[dict], spike_words, out_shape, T: int, image: boo
     header fields): what the RTL's CYCLES register shows for it. loads = the weight +
     neuron-parameter beats the packet holds (0 for keep); out_beats = output packet."""
     sw = np.asarray(spike_words, dtype=np.uint64)
-    cost = np.maximum(1, -(-_popcounts(sw) // E)) if len(sw) else np.zeros(0, np.int64)
+    cost = word_costs(sw, E, image)
     H, W = out_shape
     steps = 1 if image else T
 

@@ -1,7 +1,8 @@
 """Dispatcher: walks the row schedule of one output row, scans the spike-buffer words
 of every scheduled (pooled) source position and issues up to E events per cycle.
 
-Word scan: a word with n set bits costs max(1, ceil(n/E)) cycles; the next word's read
+Word scan: a word with n set bits costs max(1, ceil(n/E)) cycles (E = 4 image words:
+max(1, sum over bit planes b of ceil(n_b/E)), one plane per cycle); the next word's read
 is issued in the last cycle of the current one, so the scan has no bubbles. Stage S0
 (this cycle): event channels -> weight-row addresses (to the PEs' weight memories);
 stage S1 (registered): event enables/shifts and the tap geometry (bank enables,
@@ -12,6 +13,7 @@ from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from sia.hw import timing
 from sia.hw.params import SIAConfig
 from sia.hw.regmap import GROUP_LAYOUT, MAX_GROUPS, OPS
 
@@ -127,12 +129,29 @@ class Dispatch(wiring.Component):
                 m.d.sync += [active.eq(1), fresh.eq(1)]
 
         # ---- word scan and event extraction (S0)
-        word = Signal(64)
-        m.d.comb += word.eq(Mux(fresh, self.sb_data, rem))
         image = cur["image"]
         ident = cur["op"] == OPS["identity"]
         dense = cur["op"] == OPS["dense"]
-        wv = word
+        # plane issue (E = 4): an image word is scanned plane-major (bit b*8+c = bit b of
+        # pixel c) and one cycle takes events from the lowest non-empty plane only, so
+        # the PEs shift their pre-added sums once (docs/architecture.md, "Events")
+        plane = E >= timing.PLANE_ISSUE_E
+        word = Signal(64)
+        fresh_word = self.sb_data
+        if plane:
+            tw = Cat(*[self.sb_data[c * 8 + b] for b in range(8) for c in range(8)])
+            fresh_word = Mux(image, tw, self.sb_data)
+        m.d.comb += word.eq(Mux(fresh, fresh_word, rem))
+        wv, held = word, Const(0, 64)
+        if plane:
+            low = Signal(64, name="s0_low")
+            m.d.comb += low.eq(word & (~word + 1)[:64])
+            pmask = Signal(64, name="s0_plane")
+            m.d.comb += pmask.eq(Cat(*[low[b * 8:b * 8 + 8].any().replicate(8) for b in range(8)]))
+            wv = Signal(64, name="s0_avail")
+            held = Signal(64, name="s0_held")
+            m.d.comb += [wv.eq(Mux(image, word & pmask, word)),
+                         held.eq(Mux(image, word & ~pmask, 0))]
         ev_valid, ev_idx = [], []
         for e in range(E):
             # lowest set bit as a one-hot word (carry chain), then an OR-tree encoder:
@@ -148,7 +167,7 @@ class Dispatch(wiring.Component):
             ev_valid.append(v & active)
             ev_idx.append(idx)
             wv = nxt
-        rem_next = wv
+        rem_next = wv | held
         last = Signal()
         m.d.comb += last.eq(active & ~rem_next.any())
 
@@ -156,8 +175,9 @@ class Dispatch(wiring.Component):
         for e in range(E):
             c = Signal(12, name=f"s0_ch{e}")
             sh = Signal(3, name=f"s0_sh{e}")
-            m.d.comb += [c.eq(Mux(image, (w << 3) | ev_idx[e][3:], (w << 6) | ev_idx[e])),
-                         sh.eq(Mux(image, ev_idx[e][:3], 0))]
+            pix, bit = (ev_idx[e][:3], ev_idx[e][3:]) if plane else (ev_idx[e][3:], ev_idx[e][:3])
+            m.d.comb += [c.eq(Mux(image, (w << 3) | pix, (w << 6) | ev_idx[e])),
+                         sh.eq(Mux(image, bit, 0))]
             m.d.comb += getattr(self, f"rd_addr{e}").eq(db + Mux(ident, 0, c))
             chans.append(c)
             shifts.append(sh)

@@ -2,18 +2,19 @@
 
 Per cycle (stage S1, one cycle after the dispatcher chose the events): reads E weight
 rows (9 taps each, issued at S0), sign-extends, shifts (image bit b) and pre-adds them
-tap-wise, and accumulates tap (ky, kx) into partial-sum bank (oy(ky) mod 3, kx) at
+tap-wise (E = 4: pre-adds, then shifts the sum: the cycle's image events share b), and accumulates tap (ky, kx) into partial-sum bank (oy(ky) mod 3, kx) at
 address ox(kx), with 4 row slots (global output row mod 4) so that the drain of one
 row overlaps the accumulation of the next. Drain: psum(oy, ox) = sum of the 3 banks of
 the row's slot at ox, cleared after the read (image layers: after the T-th read). Model twin: sia/snn/synapse.py
 (conv / dense / identity current of one output channel).
 """
 
-from amaranth import Array, Module, Mux, Signal, signed, unsigned
+from amaranth import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from sia.hw import timing
 from sia.hw.params import SIAConfig
 
 
@@ -45,6 +46,7 @@ class PE(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg, E, wb, A = self.cfg, self.cfg.events_per_cycle, self.cfg.weight_bits, self.cfg.acc_bits
+        plane = E >= timing.PLANE_ISSUE_E
         m.submodules.wmem = wmem = Memory(shape=unsigned(9 * wb), depth=cfg.max_channels_in, init=[])
         wp = wmem.write_port()
         m.d.comb += [wp.en.eq(self.w_we), wp.addr.eq(self.w_addr), wp.data.eq(self.w_data)]
@@ -56,7 +58,9 @@ class PE(wiring.Component):
             act = Signal(name=f"act{e}")
             m.d.comb += act.eq(getattr(self, f"ev_valid{e}") &
                                (~self.ident | (getattr(self, f"ev_sel{e}") == self.index)))
-            sh = getattr(self, f"ev_shift{e}")
+            # plane issue (E = 4): the cycle's image events share bit b, so the pre-added
+            # sum is shifted once per tap (9 shifters, not 9*E)
+            sh = Const(0, 3) if plane else getattr(self, f"ev_shift{e}")
             for k in range(9):
                 w = rp.data[k * wb:(k + 1) * wb].as_signed()
                 t = Signal(signed(wb + 8), name=f"t{e}_{k}")
@@ -66,7 +70,7 @@ class PE(wiring.Component):
             s = terms[k][0]
             for t in terms[k][1:]:
                 s = s + t
-            m.d.comb += taps[k].eq(s)
+            m.d.comb += taps[k].eq(s << self.ev_shift0 if plane else s)
         oxs = [self.ox0, self.ox1, self.ox2]
         reads = [[None] * 3 for _ in range(4)]
         for j in range(4):   # 4 psum row slots: the drained row + the 3 being written

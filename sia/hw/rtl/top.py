@@ -223,7 +223,9 @@ class SIATop(wiring.Component):
             m.d.sync += all_drained.eq(1)
         with m.If(drain_step):
             m.d.comb += [drain_en.eq(1), drain_clear.eq(~image | (ti == T - 1)),
-                         agg.in_valid.eq(1), agg.pos.eq(row_pos_d + ox), agg.rd_bank.eq(tt[0]),
+                         agg.in_valid.eq(1), agg.rd_bank.eq(tt[0]),
+                         # image if-layers run all T steps on one row: row-local words
+                         agg.pos.eq(Mux(image & ~L["kind"], ox, row_pos_d + ox)),
                          agg.t_first.eq(tt == 0), agg.out_addr.eq(ocnt)]
             m.d.sync += [ox.eq(ox + 1), ocnt.eq(ocnt + 1)]
             with m.If(ox == L["w_out"] - 1):
@@ -273,7 +275,9 @@ class SIATop(wiring.Component):
                 m.d.sync += bad.eq((T == 0) | (T > cfg.max_timesteps) |
                                    (L["h_out"] > cfg.max_height) | (L["w_out"] > cfg.max_width) |
                                    (L["ngroups"] == 0) | (L["ngroups"] > MAX_GROUPS) |
-                                   (L["tile_ch"] > P) | (L["sbeats"] > in_depth))
+                                   (L["tile_ch"] > P) | (L["sbeats"] > in_depth) |
+                                   (Mux(image & ~L["kind"], L["w_out"], L["hw_out"])
+                                    > cfg.membrane_positions))
                 m.d.sync += [sbeats_m1.eq(L["sbeats"] - 1), wbeats_m1.eq(L["wbeats"] - 1)]
                 m.next = "CHECK"
                 with m.If(regs.soft_reset):
