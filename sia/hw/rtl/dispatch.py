@@ -18,6 +18,13 @@ from sia.hw.params import SIAConfig
 from sia.hw.regmap import GROUP_LAYOUT, MAX_GROUPS, OPS
 
 
+def _or_all(words):
+    acc = words[0]
+    for w in words[1:]:
+        acc = acc | w
+    return acc
+
+
 def _popcount(m, bits, name):
     s = Signal(range(len(bits) + 1), name=name)
     acc = Const(0, range(len(bits) + 1))
@@ -32,6 +39,7 @@ class Dispatch(wiring.Component):
         self.cfg = cfg
         E = cfg.events_per_cycle
         sig = {"ngroups": In(3), "h_out": In(9), "w_out": In(9), "tile_ch": In(8),
+               "image": In(1),   # the layer's (all its groups share it; constant in a launch)
                "t_start": In(1), "t_first": In(1), "row_start": In(1),
                "row_nonempty": Out(1), "row_last": Out(1), "active": Out(1),
                "sb_addr": Out(range(sbuf_depth)), "sb_en": Out(1), "sb_data": In(64),
@@ -129,12 +137,15 @@ class Dispatch(wiring.Component):
                 m.d.sync += [active.eq(1), fresh.eq(1)]
 
         # ---- word scan and event extraction (S0)
-        image = cur["image"]
+        image = self.image
         ident = cur["op"] == OPS["identity"]
         dense = cur["op"] == OPS["dense"]
         # plane issue (E = 4): an image word is scanned plane-major (bit b*8+c = bit b of
-        # pixel c) and one cycle takes events from the lowest non-empty plane only, so
-        # the PEs shift their pre-added sums once (docs/architecture.md, "Events")
+        # pixel c) and one cycle issues events of the lowest non-empty plane only, so the
+        # PEs shift their pre-added sums once (docs/architecture.md, "Events"). The E
+        # lowest set bits are extracted as for any word; those of a higher plane than the
+        # first stay in the word (a compare after the encoders rather than a plane mask
+        # in front of the priority chain, which would lengthen the dispatcher's path)
         plane = E >= timing.PLANE_ISSUE_E
         word = Signal(64)
         fresh_word = self.sb_data
@@ -142,34 +153,41 @@ class Dispatch(wiring.Component):
             tw = Cat(*[self.sb_data[c * 8 + b] for b in range(8) for c in range(8)])
             fresh_word = Mux(image, tw, self.sb_data)
         m.d.comb += word.eq(Mux(fresh, fresh_word, rem))
-        wv, held = word, Const(0, 64)
-        if plane:
-            low = Signal(64, name="s0_low")
-            m.d.comb += low.eq(word & (~word + 1)[:64])
-            pmask = Signal(64, name="s0_plane")
-            m.d.comb += pmask.eq(Cat(*[low[b * 8:b * 8 + 8].any().replicate(8) for b in range(8)]))
-            wv = Signal(64, name="s0_avail")
-            held = Signal(64, name="s0_held")
-            m.d.comb += [wv.eq(Mux(image, word & pmask, word)),
-                         held.eq(Mux(image, word & ~pmask, 0))]
-        ev_valid, ev_idx = [], []
+        wv = word
+        ev_valid, ev_idx, taken = [], [], []
         for e in range(E):
             # lowest set bit as a one-hot word (carry chain), then an OR-tree encoder:
             # log depth instead of a 64-deep priority-mux chain
             v = Signal(name=f"s0_valid{e}")
             idx = Signal(6, name=f"s0_idx{e}")
             oh = Signal(64, name=f"s0_onehot{e}")
-            m.d.comb += [v.eq(wv.any()), oh.eq(wv & (~wv + 1)[:64])]
+            m.d.comb += [oh.eq(wv & (~wv + 1)[:64])]
             for k in range(6):
                 m.d.comb += idx[k].eq(Cat(*[oh[b] for b in range(64) if (b >> k) & 1]).any())
+            if plane and e:
+                m.d.comb += v.eq(wv.any() & (~image | (idx[3:] == ev_idx[0][3:])))
+            else:
+                m.d.comb += v.eq(wv.any())
             nxt = Signal(64, name=f"s0_rest{e}")
             m.d.comb += nxt.eq(wv & ~oh)
             ev_valid.append(v & active)
             ev_idx.append(idx)
+            taken.append(Mux(v, oh, 0))
             wv = nxt
-        rem_next = wv | held
+        rem_next = wv
         last = Signal()
-        m.d.comb += last.eq(active & ~rem_next.any())
+        m.d.comb += last.eq(active & ~wv.any())
+        if plane:
+            # an image word ends when its set bits lie in one plane (byte), at most E of
+            # them: computed beside the chain, not through the plane compares
+            rem_next = Signal(64, name="s0_rem")
+            m.d.comb += rem_next.eq(Mux(image, word & ~_or_all(taken), wv))
+            nz = Cat(*[word[b * 8:b * 8 + 8].any() for b in range(8)])
+            anyb = _or_all([word[b * 8:b * 8 + 8] for b in range(8)])
+            one_plane = Signal(name="s0_one_plane")
+            m.d.comb += one_plane.eq((nz & (nz - 1)[:8]) == 0)
+            with m.If(image):
+                m.d.comb += last.eq(active & one_plane & (_popcount(m, list(anyb), "s0_pc") <= E))
 
         chans, shifts = [], []
         for e in range(E):

@@ -186,6 +186,23 @@ def run_synth(cfg: SIAConfig, out_dir, abc9: bool = False, quiet: bool = False,
     return rep
 
 
+def synth_block(block, name: str, out_dir) -> dict:
+    """Resources of one RTL block on its own (Yosys synth_xilinx -flatten, its ports
+    left as top-level I/O): the per-block figure behind the whole-design report."""
+    from amaranth.back import rtlil
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.il").write_text(rtlil.convert(block, name=name, emit_src=False))
+    (out / f"{name}.ys").write_text(f"read_rtlil {name}.il\n"
+                                    f"synth_xilinx -family xc7 -top {name} -flatten\n"
+                                    f"tee -o {name}_stat.txt stat\n")
+    r = subprocess.run(yosys_cmd() + ["-q", "-l", f"{name}.log", "-s", f"{name}.ys"],
+                       capture_output=True, text=True, cwd=out)
+    if r.returncode != 0:
+        raise SiaError(f"yosys failed on block {name} (see {out / (name + '.log')})")
+    return summarize(parse_stat((out / f"{name}_stat.txt").read_text()), None)["resources"]
+
+
 def format_report(rep: dict) -> str:
     r, u = rep["resources"], rep["utilisation"]
     lines = [f"SIA synthesis (Yosys synth_xilinx -family xc7), P={rep['params']['pes']} "

@@ -97,7 +97,8 @@ class SIATop(wiring.Component):
                 m.d.comb += getattr(disp, f"g{g}_{n}").eq(
                     field(GROUP_LAYOUT, n, LAYER_BEATS + GROUP_BEATS * g))
         m.d.comb += [disp.ngroups.eq(L["ngroups"]), disp.h_out.eq(L["h_out"]),
-                     disp.w_out.eq(L["w_out"]), disp.tile_ch.eq(L["tile_ch"])]
+                     disp.w_out.eq(L["w_out"]), disp.tile_ch.eq(L["tile_ch"]),
+                     disp.image.eq(L["image"])]
 
         # ---- buffers
         m.submodules.sbuf = sbuf = Memory(shape=64, depth=in_depth, init=[])
