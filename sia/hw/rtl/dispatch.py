@@ -143,9 +143,10 @@ class Dispatch(wiring.Component):
         # plane issue (E = 4): an image word is scanned plane-major (bit b*8+c = bit b of
         # pixel c) and one cycle issues events of the lowest non-empty plane only, so the
         # PEs shift their pre-added sums once (docs/architecture.md, "Events"). The E
-        # lowest set bits are extracted as for any word; those of a higher plane than the
-        # first stay in the word (a compare after the encoders rather than a plane mask
-        # in front of the priority chain, which would lengthen the dispatcher's path)
+        # lowest set bits are extracted as for any word; those beyond the lowest plane
+        # stay in the word. Which events are valid and whether the word ends come from
+        # the lowest plane's popcount, computed beside the priority chain (a plane mask
+        # in front of the chain, or compares after it, lengthened the path by 4-6 LUTs)
         plane = E >= timing.PLANE_ISSUE_E
         word = Signal(64)
         fresh_word = self.sb_data
@@ -153,6 +154,14 @@ class Dispatch(wiring.Component):
             tw = Cat(*[self.sb_data[c * 8 + b] for b in range(8) for c in range(8)])
             fresh_word = Mux(image, tw, self.sb_data)
         m.d.comb += word.eq(Mux(fresh, fresh_word, rem))
+        if plane:
+            # set bits of the lowest non-empty plane (byte), beside the priority chain:
+            # event e of an image word is valid iff that plane holds more than e bits
+            nz = Cat(*[word[b * 8:b * 8 + 8].any() for b in range(8)])
+            lowest = Signal(8, name="s0_low_plane")
+            m.d.comb += lowest.eq(nz & (~nz + 1)[:8])
+            low_byte = _or_all([word[b * 8:b * 8 + 8] & lowest[b].replicate(8) for b in range(8)])
+            pc_low = _popcount(m, list(low_byte), "s0_pc_low")
         wv = word
         ev_valid, ev_idx, taken = [], [], []
         for e in range(E):
@@ -164,8 +173,8 @@ class Dispatch(wiring.Component):
             m.d.comb += [oh.eq(wv & (~wv + 1)[:64])]
             for k in range(6):
                 m.d.comb += idx[k].eq(Cat(*[oh[b] for b in range(64) if (b >> k) & 1]).any())
-            if plane and e:
-                m.d.comb += v.eq(wv.any() & (~image | (idx[3:] == ev_idx[0][3:])))
+            if plane:
+                m.d.comb += v.eq(Mux(image, pc_low > e, wv.any()))
             else:
                 m.d.comb += v.eq(wv.any())
             nxt = Signal(64, name=f"s0_rest{e}")
@@ -178,16 +187,13 @@ class Dispatch(wiring.Component):
         last = Signal()
         m.d.comb += last.eq(active & ~wv.any())
         if plane:
-            # an image word ends when its set bits lie in one plane (byte), at most E of
-            # them: computed beside the chain, not through the plane compares
+            # an image word ends when its set bits lie in one plane (byte), at most E of them
             rem_next = Signal(64, name="s0_rem")
             m.d.comb += rem_next.eq(Mux(image, word & ~_or_all(taken), wv))
-            nz = Cat(*[word[b * 8:b * 8 + 8].any() for b in range(8)])
-            anyb = _or_all([word[b * 8:b * 8 + 8] for b in range(8)])
             one_plane = Signal(name="s0_one_plane")
-            m.d.comb += one_plane.eq((nz & (nz - 1)[:8]) == 0)
+            m.d.comb += one_plane.eq(nz == lowest)
             with m.If(image):
-                m.d.comb += last.eq(active & one_plane & (_popcount(m, list(anyb), "s0_pc") <= E))
+                m.d.comb += last.eq(active & one_plane & (pc_low <= E))
 
         chans, shifts = [], []
         for e in range(E):
