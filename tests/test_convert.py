@@ -72,3 +72,26 @@ def test_conversion_units():
     assert (conv0.v_init == conv0.threshold // 2).all()
     assert conv0.inputs[0].weight.max() <= 127 and conv0.inputs[0].weight_bits == 8
     assert p.layers[1].inputs[0].weight_bits == 4 and p.layers[1].inputs[0].pool == 2
+
+
+def test_bias_calibration_is_independent_of_the_chunk_size():
+    """Calibration sums integers over all images: chunking (for memory) changes nothing,
+    and only biases (integers) move."""
+    import numpy as np
+
+    from sia.convert.calibrate import calibrate_bias
+    from sia.data.registry import load_split
+    from sia.program.resolve import resolve_program
+    p = resolve_program("digits_cnn_l8")
+    x, _ = load_split("digits", "train")
+    x = x[:40]
+    whole = calibrate_bias(p, x, T=4, progress=False, chunk=40)
+    parts = calibrate_bias(p, x, T=4, progress=False, chunk=7)
+    moved = 0
+    for a, b, orig in zip(whole.layers, parts.layers, p.layers):
+        np.testing.assert_array_equal(a.bias, b.bias)
+        assert a.bias.dtype == np.int64
+        moved += int((a.bias != orig.bias).sum())
+        for sa, so in zip(a.inputs, orig.inputs):
+            np.testing.assert_array_equal(sa.weight, so.weight)
+    assert moved > 0 and whole.meta["bias_calibration"] == {"images": 40, "T": 4}
