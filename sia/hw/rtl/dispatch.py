@@ -140,20 +140,17 @@ class Dispatch(wiring.Component):
         image = self.image
         ident = cur["op"] == OPS["identity"]
         dense = cur["op"] == OPS["dense"]
-        # plane issue (E = 4): an image word is scanned plane-major (bit b*8+c = bit b of
-        # pixel c) and one cycle issues events of the lowest non-empty plane only, so the
-        # PEs shift their pre-added sums once (docs/architecture.md, "Events"). The E
-        # lowest set bits are extracted as for any word; those beyond the lowest plane
-        # stay in the word. Which events are valid and whether the word ends come from
-        # the lowest plane's popcount, computed beside the priority chain (a plane mask
-        # in front of the chain, or compares after it, lengthened the path by 4-6 LUTs)
+        # plane issue (E = 4): an image word is stored plane-major (bit b*8+c = bit b of
+        # pixel c; the loader transposes it) and one cycle issues events of the lowest
+        # non-empty plane only, so the PEs shift their pre-added sums once
+        # (docs/architecture.md, "Events"). The E lowest set bits are extracted as for
+        # any word; those beyond the lowest plane stay in the word. Which events are
+        # valid and whether the word ends come from the lowest plane's popcount, beside
+        # the priority chain (a plane mask in front of the chain, or compares after it,
+        # lengthened the path by 4-6 LUT levels)
         plane = E >= timing.PLANE_ISSUE_E
         word = Signal(64)
-        fresh_word = self.sb_data
-        if plane:
-            tw = Cat(*[self.sb_data[c * 8 + b] for b in range(8) for c in range(8)])
-            fresh_word = Mux(image, tw, self.sb_data)
-        m.d.comb += word.eq(Mux(fresh, fresh_word, rem))
+        m.d.comb += word.eq(Mux(fresh, self.sb_data, rem))
         if plane:
             # set bits of the lowest non-empty plane (byte), beside the priority chain:
             # event e of an image word is valid iff that plane holds more than e bits

@@ -10,7 +10,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from sia import SiaError
-from sia.hw import regmap
+from sia.hw import regmap, timing
 from sia.hw.params import SIAConfig
 from sia.hw.regmap import (GROUP_BEATS, GROUP_LAYOUT, LAYER_BEATS, LAYER_LAYOUT, MAX_GROUPS,
                            HDR_MAGIC)
@@ -158,7 +158,15 @@ class SIATop(wiring.Component):
                      regs.error_code.eq(ecode), regs.cycles.eq(cycles), regs.sops.eq(sops),
                      regs.image_ops.eq(iops), self.irq_done.eq(done)]
         m.d.comb += [gbw.i_data.eq(self.s_axis_tdata), gbn.i_data.eq(self.s_axis_tdata),
-                     sb_w.data.eq(self.s_axis_tdata), sb_w.addr.eq(bcnt)]
+                     sb_w.addr.eq(bcnt)]
+        if E >= timing.PLANE_ISSUE_E:
+            # plane issue: image words are stored plane-major (bit b*8+c = bit b of pixel
+            # c), transposed on the way in rather than in the dispatcher's scan loop
+            tdata = self.s_axis_tdata
+            m.d.comb += sb_w.data.eq(Mux(image, Cat(*[tdata[c * 8 + b] for b in range(8)
+                                                       for c in range(8)]), tdata))
+        else:
+            m.d.comb += sb_w.data.eq(self.s_axis_tdata)
         with m.If(busy):
             m.d.sync += [cycles.eq(cycles + 1), sops.eq(sops + disp.sops_inc),
                          iops.eq(iops + disp.img_inc)]
