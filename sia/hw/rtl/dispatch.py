@@ -252,8 +252,12 @@ class Dispatch(wiring.Component):
             m.d.sync += [getattr(self, f"ev_valid{e}").eq(ev_valid[e]),
                          getattr(self, f"ev_shift{e}").eq(shifts[e]),
                          getattr(self, f"ev_sel{e}").eq(chans[e])]
+        # SOP count: events and taps registered at S1, multiplied at S2 (off the scan path;
+        # the counters are read after the launch, many cycles later)
+        nev1, ntaps1, mult1 = Signal.like(nev), Signal.like(ntaps), Signal(8)
+        m.d.sync += [nev1.eq(nev), ntaps1.eq(ntaps), mult1.eq(Mux(ident, 1, self.tile_ch))]
         ops = Signal(16)
-        m.d.comb += ops.eq(nev * ntaps * Mux(ident, 1, self.tile_ch))
+        m.d.comb += ops.eq(nev1 * ntaps1 * mult1)
         m.d.sync += [self.sops_inc.eq(Mux(image, 0, ops)), self.img_inc.eq(Mux(image, ops, 0))]
 
         # ---- advance to the next word
