@@ -79,6 +79,7 @@ def register(app: typer.Typer):
         timesteps: str = typer.Option("4,8,16", "--T", help="timesteps to sweep"),
         weight_bits: str = typer.Option("8,16", "--weight-bits", help="weight widths to sweep"),
         batch: str = typer.Option("1,16", "--batch", help="images per weight load to sweep"),
+        config: Path = typer.Option(None, "--config", help="SIAConfig JSON the sweep starts from"),
         out: Path = typer.Option(None, "--out", help="directory for sia_dse.json + PNG"),
     ):
         """Sweep PE count, events per cycle, T and weight bits: table + plot."""
@@ -94,7 +95,8 @@ def register(app: typer.Typer):
         if any(b < 1 for b in ints(batch)):
             raise SiaError(f"--batch values must be >= 1, got {batch}")
         rows = dse.sweep(prog, images, ints(pes), ints(events), ints(timesteps), ints(weight_bits),
-                         progress=False, batches=ints(batch))
+                         base=_config(config, None, None, None), progress=False,
+                         batches=ints(batch))
         _print_table(dse.TABLE_HEADER, dse.table_rows(rows))
         print("* projection for an option the RTL lacks: all streams hidden behind compute")
         if out:
