@@ -109,3 +109,15 @@ def test_rejects_bad_images_and_T(small_program):
         simulate(p, torch.zeros(1, 2, 8, 8), T=2)
     with pytest.raises(SiaError, match="t_max"):
         simulate(p, torch.zeros(1, 2, 8, 8, dtype=torch.uint8), T=17)
+
+
+def test_ann_predict_in_batches_equals_one_pass():
+    from sia.program.resolve import resolve_program
+    from sia.data.registry import load_split
+    from sia.snn.ann import ann_predict
+    p = resolve_program("digits_cnn_l8")
+    x, _ = load_split("digits", "test")
+    x = x[:50]
+    whole = ann_levels(p, x)[p.output.name].argmax(-1)
+    assert torch.equal(ann_predict(p, x, batch_size=7), whole)
+    assert ann_predict(p, x[:0]).shape == (0,)
