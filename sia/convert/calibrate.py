@@ -30,8 +30,8 @@ def calibrate_bias(program: Program, images, T: int | None = None, progress: boo
     T = T or program.timesteps
     prog = copy.deepcopy(program)
     images = torch.as_tensor(images)
-    n = images.shape[0]
-    parts = [images[k:k + chunk] for k in range(0, n, max(1, int(chunk)))]
+    n, chunk = images.shape[0], max(1, int(chunk))
+    parts = [images[k:k + chunk] for k in range(0, n, chunk)]
     with torch.no_grad():
         layers = [i for i, layer in enumerate(prog.layers) if layer.kind == "if"]
         target = {}   # per channel: sum of the integer ANN's levels

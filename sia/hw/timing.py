@@ -13,3 +13,9 @@ C_OUT_TAIL = 2  # if-layers stream their output while computing: cycles between 
                 # drain and the last output beat beyond the one C_LAUNCH already holds
 PLANE_ISSUE_E = 4  # from this E on, one cycle's image events share a bit plane (the PE
                    # shifts its pre-added tap sums once instead of every event's weights)
+
+
+def plane_issue(E: int) -> bool:
+    """Does a build with E events per cycle issue image events one bit plane per cycle?
+    The one rule the model, the RTL formula and the RTL all ask."""
+    return E >= PLANE_ISSUE_E

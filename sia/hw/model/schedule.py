@@ -4,8 +4,8 @@ One launch = one (layer, tile of P output channels). Dispatch is a scan of the i
 spike buffer: every 64-bit word (<= 64 channels of one source position; an image word
 holds 8 pixels of 8 bits) of every scanned position costs max(1, ceil(popcount / E))
 cycles; at E = 4 the events of one cycle of an image word share a bit plane, so an
-image word costs max(1, sum_b ceil(n_b / E)) (`plane_issue`). All tiles scan the same words except identity groups, which hold only the
-tile's own channel slice. The dispatcher, the aggregation core and the input stream
+image word costs max(1, sum_b ceil(n_b / E)) (`plane_issue`). All tiles scan the same
+words except identity groups, which hold only the tile's own channel slice. The dispatcher, the aggregation core and the input stream
 overlap (`overlap`). Timing constants are read from sia.hw.timing at call time.
 """
 
@@ -55,7 +55,7 @@ def r_end(syn: Synapse, hp: int, oy: int) -> int:
 def plane_issue(syn: Synapse, config: SIAConfig) -> bool:
     """E = 4 image words: one cycle's events share a bit plane b, so each PE shifts its
     pre-added tap sums once instead of shifting every event's weights (36 shifters)."""
-    return syn.source == IMAGE and config.events_per_cycle >= timing.PLANE_ISSUE_E
+    return syn.source == IMAGE and timing.plane_issue(config.events_per_cycle)
 
 
 def plane_counts(syn: Synapse, x: torch.Tensor, config: SIAConfig) -> torch.Tensor | None:
@@ -74,7 +74,7 @@ def plane_counts(syn: Synapse, x: torch.Tensor, config: SIAConfig) -> torch.Tens
 
 def word_cost(words: torch.Tensor, E: int, planes: torch.Tensor | None = None) -> torch.Tensor:
     """Dispatch cycles of each word: max(1, ceil(n / E)); plane issue: max(1, sum_b ceil(n_b / E))."""
-    if planes is None or E < timing.PLANE_ISSUE_E:
+    if planes is None or not timing.plane_issue(E):
         return torch.clamp(ceil_div(words, E), min=1)
     return torch.clamp(ceil_div(planes, E).sum(3), min=1)
 
@@ -135,7 +135,7 @@ def scan_stats(syn: Synapse, words: torch.Tensor, h_out: int, E: int,
                planes: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """`dispatch` of the words a group scans (plane issue: from the per-plane counts)."""
     region = scanned(syn, words, h_out)
-    if planes is None or E < timing.PLANE_ISSUE_E:
+    if planes is None or not timing.plane_issue(E):
         return dispatch(word_hist(region), E)
     cost = word_cost(region, E, scanned(syn, planes, h_out))
     empty = region == 0

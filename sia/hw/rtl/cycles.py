@@ -20,7 +20,7 @@ def word_costs(words: np.ndarray, E: int, image: bool) -> np.ndarray:
     if not len(words):
         return np.zeros(0, np.int64)
     bits = _bits(words).astype(np.int64)
-    if image and E >= timing.PLANE_ISSUE_E:
+    if image and timing.plane_issue(E):
         return np.maximum(1, (-(-bits.sum(1) // E)).sum(1))
     return np.maximum(1, -(-bits.sum((1, 2)) // E))
 

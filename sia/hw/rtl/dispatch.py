@@ -148,7 +148,7 @@ class Dispatch(wiring.Component):
         # valid and whether the word ends come from the lowest plane's popcount, beside
         # the priority chain (a plane mask in front of the chain, or compares after it,
         # lengthened the path by 4-6 LUT levels)
-        plane = E >= timing.PLANE_ISSUE_E
+        plane = timing.plane_issue(E)
         word = Signal(64)
         m.d.comb += word.eq(Mux(fresh, self.sb_data, rem))
         if plane:
@@ -178,7 +178,8 @@ class Dispatch(wiring.Component):
             m.d.comb += nxt.eq(wv & ~oh)
             ev_valid.append(v & active)
             ev_idx.append(idx)
-            taken.append(Mux(v, oh, 0))
+            if plane:
+                taken.append(Mux(v, oh, 0))
             wv = nxt
         rem_next = wv
         last = Signal()

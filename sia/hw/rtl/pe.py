@@ -2,14 +2,15 @@
 
 Per cycle (stage S1, one cycle after the dispatcher chose the events): reads E weight
 rows (9 taps each, issued at S0), sign-extends, shifts (image bit b) and pre-adds them
-tap-wise (E = 4: pre-adds, then shifts the sum: the cycle's image events share b), and accumulates tap (ky, kx) into partial-sum bank (oy(ky) mod 3, kx) at
+tap-wise (E = 4: pre-adds, then shifts the sum: the cycle's image events share b), and
+accumulates tap (ky, kx) into partial-sum bank (oy(ky) mod 3, kx) at
 address ox(kx), with 4 row slots (global output row mod 4) so that the drain of one
 row overlaps the accumulation of the next. Drain: psum(oy, ox) = sum of the 3 banks of
 the row's slot at ox, cleared after the read (image layers: after the T-th read). Model twin: sia/snn/synapse.py
 (conv / dense / identity current of one output channel).
 """
 
-from amaranth import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Array, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -46,7 +47,7 @@ class PE(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg, E, wb, A = self.cfg, self.cfg.events_per_cycle, self.cfg.weight_bits, self.cfg.acc_bits
-        plane = E >= timing.PLANE_ISSUE_E
+        plane = timing.plane_issue(E)
         m.submodules.wmem = wmem = Memory(shape=unsigned(9 * wb), depth=cfg.max_channels_in, init=[])
         wp = wmem.write_port()
         m.d.comb += [wp.en.eq(self.w_we), wp.addr.eq(self.w_addr), wp.data.eq(self.w_data)]
@@ -60,11 +61,11 @@ class PE(wiring.Component):
                                (~self.ident | (getattr(self, f"ev_sel{e}") == self.index)))
             # plane issue (E = 4): the cycle's image events share bit b, so the pre-added
             # sum is shifted once per tap (9 shifters, not 9*E)
-            sh = Const(0, 3) if plane else getattr(self, f"ev_shift{e}")
+            sh = getattr(self, f"ev_shift{e}")
             for k in range(9):
                 w = rp.data[k * wb:(k + 1) * wb].as_signed()
                 t = Signal(signed(wb + 8), name=f"t{e}_{k}")
-                m.d.comb += t.eq(Mux(act, w << sh, 0))
+                m.d.comb += t.eq(Mux(act, w if plane else w << sh, 0))
                 terms[k].append(t)
         for k in range(9):
             s = terms[k][0]

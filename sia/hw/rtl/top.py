@@ -153,13 +153,16 @@ class SIATop(wiring.Component):
         sbeats_m1, wbeats_m1 = Signal(24), Signal(24)   # last-beat indices (DECODE)
         ecode = Signal(8)
         image = L["image"]
+        # image if-layers run all T steps on one row: their membranes are one row's words
+        row_local = Signal()
+        m.d.comb += row_local.eq(image & ~L["kind"])
         beat = self.s_axis_tvalid & self.s_axis_tready
         m.d.comb += [regs.busy.eq(busy), regs.done.eq(done), regs.error.eq(error),
                      regs.error_code.eq(ecode), regs.cycles.eq(cycles), regs.sops.eq(sops),
                      regs.image_ops.eq(iops), self.irq_done.eq(done)]
         m.d.comb += [gbw.i_data.eq(self.s_axis_tdata), gbn.i_data.eq(self.s_axis_tdata),
                      sb_w.addr.eq(bcnt)]
-        if E >= timing.PLANE_ISSUE_E:
+        if timing.plane_issue(E):
             # plane issue: image words are stored plane-major (bit b*8+c = bit b of pixel
             # c), transposed on the way in rather than in the dispatcher's scan loop
             tdata = self.s_axis_tdata
@@ -233,8 +236,7 @@ class SIATop(wiring.Component):
         with m.If(drain_step):
             m.d.comb += [drain_en.eq(1), drain_clear.eq(~image | (ti == T - 1)),
                          agg.in_valid.eq(1), agg.rd_bank.eq(tt[0]),
-                         # image if-layers run all T steps on one row: row-local words
-                         agg.pos.eq(Mux(image & ~L["kind"], ox, row_pos_d + ox)),
+                         agg.pos.eq(Mux(row_local, ox, row_pos_d + ox)),
                          agg.t_first.eq(tt == 0), agg.out_addr.eq(ocnt)]
             m.d.sync += [ox.eq(ox + 1), ocnt.eq(ocnt + 1)]
             with m.If(ox == L["w_out"] - 1):
@@ -285,7 +287,7 @@ class SIATop(wiring.Component):
                                    (L["h_out"] > cfg.max_height) | (L["w_out"] > cfg.max_width) |
                                    (L["ngroups"] == 0) | (L["ngroups"] > MAX_GROUPS) |
                                    (L["tile_ch"] > P) | (L["sbeats"] > in_depth) |
-                                   (Mux(image & ~L["kind"], L["w_out"], L["hw_out"])
+                                   (Mux(row_local, L["w_out"], L["hw_out"])
                                     > cfg.membrane_positions))
                 m.d.sync += [sbeats_m1.eq(L["sbeats"] - 1), wbeats_m1.eq(L["wbeats"] - 1)]
                 m.next = "CHECK"
