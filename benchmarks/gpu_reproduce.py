@@ -1,0 +1,201 @@
+"""Paper-scale rows on one GPU inside a fixed wall-clock budget (the `device` lease).
+
+Runs the four full-width CIFAR-10 rows at once, one process each, on one GPU:
+{VGG-11, ResNet-18} x {FP32 DNN, reduced-precision QCFS ANN}, from the committed
+configs (configs/cifar10_{arch}_{fp32,qcfs}.toml) with the short-schedule overrides
+below. Each row first times a few training steps while the others run too, then
+picks the largest epoch count whose predicted time fits its share of the budget
+(the count is recorded: a shortened run, not the configs' 300-epoch recipe). Each
+QCFS row is converted to an integer SNN program; the SNN itself is evaluated
+afterwards by the golden simulator (benchmarks/cifar_snn_eval.py --program).
+
+  python benchmarks/gpu_reproduce.py --data-dir DIR --out OUT --budget 450
+Writes OUT/results.json, OUT/<arch>_program.safetensors and a one-line summary per row.
+Run directories (checkpoints, float weights) go to --work (default /tmp/sia_gpu_runs).
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROWS = ("vgg11_fp32", "vgg11_qcfs", "resnet18_fp32", "resnet18_qcfs")
+# Short-schedule overrides (every other hyper-parameter comes from the config file).
+SHORT = {"batch_size": 512, "lr": 0.2, "fold_lr": 0.005, "warmup_epochs": 1.0,
+         "num_threads": 2}
+SAFETY = 0.85            # fraction of the remaining budget the predicted epochs may use
+FOLD_FRACTION = 0.1      # stage-2 (folded BN) share of the epochs, at least 1
+
+
+def _cfg(row: str, data_dir: str, device: str, overrides: dict):
+    from sia.train.config import load_config
+    arch, kind = row.split("_")
+    cfg = load_config(Path(__file__).resolve().parent.parent / "configs" / f"cifar10_{arch}_{kind}.toml")
+    for k, v in {**SHORT, **overrides, "data_dir": data_dir, "device": device}.items():
+        setattr(cfg, k, v)
+    return cfg
+
+
+def _barrier(work: Path, row: str, rows: int, timeout: float = 120):
+    """Wait until every row is ready to probe, so each probe sees the others' load."""
+    (work / f"ready_{row}").touch()
+    t0 = time.time()
+    while len(list(work.glob("ready_*"))) < rows and time.time() - t0 < timeout:
+        time.sleep(0.2)
+
+
+def _probe(cfg, steps: int, warmup: int, ready=lambda: None) -> dict:
+    """Seconds per training step (measured after warmup steps, with every row running)
+    and per test evaluation."""
+    import tempfile
+
+    import torch
+    from sia.train.trainer import Run
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Run(cfg, Path(tmp), progress=False)
+        ready()
+        it = iter(run.train_batches)
+        sync = torch.cuda.synchronize if run.cuda else (lambda: None)
+
+        def step():
+            x, y = next(it)
+            with run.autocast():
+                out = run.model(x)
+            loss = run.loss(out.float(), x, y)
+            run.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            run.opt.step()
+
+        for _ in range(warmup):
+            step()
+        sync()
+        t0 = time.time()
+        for _ in range(steps):
+            step()
+        sync()
+        per_step = (time.time() - t0) / steps
+        t1 = time.time()
+        run.eval()
+        return {"s_per_step": per_step, "steps_per_epoch": len(run.train_batches),
+                "eval_s": time.time() - t1}
+
+
+def child(args):
+    """One row: probe, choose the epoch count, train, convert (QCFS)."""
+    import torch
+
+    from sia.convert import convert
+    from sia.program import save_program
+    from sia.train import train
+
+    t_start = time.time()
+    torch.backends.cudnn.benchmark = True
+    over = json.loads(args.set or "{}")
+    cfg = _cfg(args.row, args.data_dir, args.device, over)
+    probe = _probe(cfg, args.probe_steps, args.probe_warmup,
+                   lambda: _barrier(Path(args.work), args.row, args.nrows))
+    left = args.budget - (time.time() - t_start)
+    epoch_s = probe["s_per_step"] * probe["steps_per_epoch"]
+    # evaluations: about 4 during training, 2 at the fold, 1 at the end
+    total = int((SAFETY * left - 7 * probe["eval_s"]) // epoch_s) if args.epochs <= 0 else args.epochs
+    if total < 2:
+        raise SystemExit(f"{args.row}: {epoch_s:.1f} s per epoch leaves no time for 2 epochs "
+                         f"in {left:.0f} s")
+    cfg.fold_epochs = max(1, round(FOLD_FRACTION * total))
+    cfg.epochs = total - cfg.fold_epochs
+    cfg.eval_every = max(1, total // 4)
+    print(f"{args.row}: {epoch_s:.2f} s/epoch predicted ({probe['steps_per_epoch']} steps of "
+          f"{1000 * probe['s_per_step']:.1f} ms), eval {probe['eval_s']:.2f} s -> "
+          f"{cfg.epochs} + {cfg.fold_epochs} epochs", flush=True)
+    run_dir = Path(args.work) / args.row
+    res = train(cfg, run_dir, progress=False)
+    m = res.metrics
+    out = {"row": args.row, "probe": probe, "epochs": cfg.epochs, "fold_epochs": cfg.fold_epochs,
+           "overrides": {**SHORT, **over}, "metrics": m, "wall_s": round(time.time() - t_start, 1),
+           "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else "none",
+           "torch": torch.__version__}
+    if cfg.act == "qcfs":
+        t0 = time.time()
+        prog = convert(res.model, (3, 32, 32), name=f"{cfg.arch}_cifar10", timesteps=8, t_max=16,
+                       meta={"dataset": "cifar10", "arch": cfg.arch, "width": cfg.width,
+                             "levels": cfg.levels})
+        path = Path(args.out) / f"{cfg.arch}_program.safetensors"
+        save_program(prog, path)
+        out["program"] = path.name
+        out["convert_s"] = round(time.time() - t0, 1)
+    (Path(args.work) / f"{args.row}.json").write_text(json.dumps(out, indent=1) + "\n")
+    print(f"{args.row}: test acc {m['test_acc']:.4f} after {cfg.epochs}+{cfg.fold_epochs} epochs, "
+          f"{m['train_time_s']:.0f} s training", flush=True)
+
+
+def parent(args):
+    out, work = Path(args.out), Path(args.work)
+    out.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    procs = {}
+    for row in args.rows.split(","):
+        if row not in ROWS:
+            raise SystemExit(f"unknown row {row!r}; choose from {', '.join(ROWS)}")
+        for f in (work / f"{row}.json", work / f"ready_{row}"):
+            f.unlink(missing_ok=True)
+        cmd = [sys.executable, __file__, "--row", row, "--budget", str(args.budget),
+               "--data-dir", args.data_dir, "--out", str(out), "--work", str(work),
+               "--device", args.device, "--nrows", str(len(args.rows.split(","))), "--epochs", str(args.epochs),
+               "--probe-steps", str(args.probe_steps), "--probe-warmup", str(args.probe_warmup)]
+        if args.set:
+            cmd += ["--set", args.set]
+        procs[row] = subprocess.Popen(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = t0 + args.budget + args.grace
+    for row, p in procs.items():
+        try:
+            p.wait(timeout=max(1, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            print(f"{row}: killed at the hard deadline ({args.budget + args.grace:.0f} s)")
+    rows = {}
+    for row, p in procs.items():
+        f = work / f"{row}.json"
+        if f.is_file():
+            rows[row] = json.loads(f.read_text())
+        else:  # keep what the killed or failed run had written per epoch
+            m = work / row / "metrics.json"
+            rows[row] = {"row": row, "returncode": p.returncode, "failed": True,
+                         "metrics": json.loads(m.read_text()) if m.is_file() else None}
+    res = {"date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+           "wall_s": round(time.time() - t0, 1), "budget_s": args.budget, "rows": rows,
+           "commit": os.environ.get("SIA_COMMIT") or subprocess.run(
+               ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+               cwd=Path(__file__).parent).stdout.strip() or None}
+    (out / "results.json").write_text(json.dumps(res, indent=1) + "\n")
+    print(f"done in {res['wall_s']} s: " + ", ".join(
+        f"{r} {v['metrics']['test_acc']:.4f}" if not v.get("failed") else f"{r} FAILED"
+        for r, v in rows.items()))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-dir", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--work", default="/tmp/sia_gpu_runs")
+    ap.add_argument("--budget", type=float, default=450, help="seconds per row, all at once")
+    ap.add_argument("--grace", type=float, default=60, help="seconds past the budget before a kill")
+    ap.add_argument("--rows", default=",".join(ROWS))
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--epochs", type=int, default=0, help="fixed epoch count (0 = fit the budget)")
+    ap.add_argument("--set", default="", help="JSON object of extra config overrides")
+    ap.add_argument("--probe-steps", type=int, default=40)
+    ap.add_argument("--probe-warmup", type=int, default=15)
+    ap.add_argument("--row", help=argparse.SUPPRESS)
+    ap.add_argument("--nrows", type=int, default=1, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    (child if args.row else parent)(args)
+
+
+if __name__ == "__main__":
+    main()
