@@ -96,21 +96,22 @@ def child(args):
     torch.backends.cudnn.benchmark = True
     over = json.loads(args.set or "{}")
     cfg = _cfg(args.row, args.data_dir, args.device, over)
-    probe = _probe(cfg, args.probe_steps, args.probe_warmup,
-                   lambda: _barrier(Path(args.work), args.row, args.nrows))
-    left = args.budget - (time.time() - t_start)
-    epoch_s = probe["s_per_step"] * probe["steps_per_epoch"]
-    # evaluations: about 4 during training, 2 at the fold, 1 at the end
-    total = int((SAFETY * left - 7 * probe["eval_s"]) // epoch_s) if args.epochs <= 0 else args.epochs
+    fixed = dict(kv.split("=") for kv in args.epochs.split(",")) if "=" in args.epochs else {}
+    total = int(fixed.get(args.row, 0)) if fixed else int(args.epochs)
+    probe = None
+    if total <= 0:
+        probe = _probe(cfg, args.probe_steps, args.probe_warmup,
+                       lambda: _barrier(Path(args.work), args.row, args.nrows))
+        left = args.budget - (time.time() - t_start)
+        epoch_s = probe["s_per_step"] * probe["steps_per_epoch"]
+        # evaluations: about 4 during training, 2 at the fold, 1 at the end
+        total = int((SAFETY * left - 7 * probe["eval_s"]) // epoch_s)
     if total < 2:
-        raise SystemExit(f"{args.row}: {epoch_s:.1f} s per epoch leaves no time for 2 epochs "
-                         f"in {left:.0f} s")
+        raise SystemExit(f"{args.row}: no time for 2 epochs")
     cfg.fold_epochs = max(1, round(FOLD_FRACTION * total))
     cfg.epochs = total - cfg.fold_epochs
     cfg.eval_every = max(1, total // 4)
-    print(f"{args.row}: {epoch_s:.2f} s/epoch predicted ({probe['steps_per_epoch']} steps of "
-          f"{1000 * probe['s_per_step']:.1f} ms), eval {probe['eval_s']:.2f} s -> "
-          f"{cfg.epochs} + {cfg.fold_epochs} epochs", flush=True)
+    print(f"{args.row}: {cfg.epochs} + {cfg.fold_epochs} epochs (probe {probe})", flush=True)
     run_dir = Path(args.work) / args.row
     res = train(cfg, run_dir, progress=False)
     m = res.metrics
@@ -186,7 +187,8 @@ def main():
     ap.add_argument("--grace", type=float, default=60, help="seconds past the budget before a kill")
     ap.add_argument("--rows", default=",".join(ROWS))
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--epochs", type=int, default=0, help="fixed epoch count (0 = fit the budget)")
+    ap.add_argument("--epochs", default="0",
+                    help="fixed epoch count, or row=N,... per row (0 = fit the budget)")
     ap.add_argument("--set", default="", help="JSON object of extra config overrides")
     ap.add_argument("--probe-steps", type=int, default=40)
     ap.add_argument("--probe-warmup", type=int, default=15)
