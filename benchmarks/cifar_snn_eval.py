@@ -7,6 +7,12 @@ depend on later steps) and write JSON + program files.
 
   python benchmarks/cifar_snn_eval.py --qcfs runs/cifar/cifar10_vgg11_w025_qcfs \
       --fp32 runs/cifar/cifar10_vgg11_w025_fp32 --out runs/eval/vgg11_w025 [--calibrate 512]
+
+A program converted elsewhere (benchmarks/gpu_reproduce.py on a GPU machine, which
+returns programs, not float weights) is evaluated with --program; its FP32 and
+reduced-precision ANN accuracies are then read from that run's results.json:
+  python benchmarks/cifar_snn_eval.py --program runs/gpu_h100/vgg11_program.safetensors \
+      --gpu-results runs/gpu_h100/results.json --out runs/eval/vgg11_gpu
 """
 
 import argparse
@@ -20,7 +26,7 @@ import torch
 from sia.convert import convert
 from sia.convert.calibrate import calibrate_bias
 from sia.data.registry import data_copy, load_split
-from sia.program import save_program
+from sia.program import load_program, save_program
 from sia.snn import simulate
 from sia.snn.ann import ann_predict
 from sia.models import build_model, fold_all_bn
@@ -44,10 +50,29 @@ def load_run(run: Path):
     return model.eval(), cfg, f"checkpoint after epoch {ck['epoch']} of {cfg.epochs}+{cfg.fold_epochs}"
 
 
+def _gpu_reference(path, prog) -> dict:
+    """FP32 / reduced-precision ANN accuracies of the GPU rows a program came from."""
+    if path is None:
+        return {"fp32_dnn": float("nan"), "reduced_precision_ann": float("nan")}
+    rows = json.loads(Path(path).read_text())["rows"]
+    arch = prog.meta.get("arch")
+    fp32, qcfs = rows.get(f"{arch}_fp32", {}), rows.get(f"{arch}_qcfs", {})
+    if qcfs.get("failed") or fp32.get("failed") or not qcfs or not fp32:
+        raise SystemExit(f"{path}: no finished {arch}_fp32 and {arch}_qcfs rows")
+    return {"gpu_results": str(path), "config": qcfs["metrics"]["config"],
+            "epochs": {r: rows[r]["epochs"] + rows[r]["fold_epochs"] for r in (f"{arch}_fp32",
+                                                                             f"{arch}_qcfs")},
+            "fp32_dnn": fp32["metrics"]["test_acc"],
+            "reduced_precision_ann": qcfs["metrics"]["test_acc"],
+            "ann_measured_on": f"{qcfs['gpu']} (fp32 evaluation, PyTorch {qcfs['torch']})"}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--qcfs", type=Path, required=True)
-    ap.add_argument("--fp32", type=Path, required=True)
+    ap.add_argument("--qcfs", type=Path)
+    ap.add_argument("--fp32", type=Path)
+    ap.add_argument("--program", type=Path, help="evaluate this program instead of converting")
+    ap.add_argument("--gpu-results", type=Path, help="with --program: gpu_reproduce results.json")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--T", type=int, default=8)
@@ -62,18 +87,25 @@ def main():
     images, labels = load_split("cifar10", "test", args.data_dir)
     if args.images:
         images, labels = images[:args.images], labels[:args.images]
-    fp32, _, fp32_note = load_run(args.fp32)
-    qann, cfg, qcfs_note = load_run(args.qcfs)
     res = {"data": data_copy("cifar10", args.data_dir), "test_images": len(labels),
-           "qcfs_run": str(args.qcfs), "fp32_run": str(args.fp32),
            "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                    text=True).stdout.strip(),
-           "config": cfg.to_dict(), "fp32_state": fp32_note, "qcfs_state": qcfs_note,
-           "fp32_dnn": evaluate(fp32, images, labels),
-           "reduced_precision_ann": evaluate(qann, images, labels)}
-    prog = convert(qann, (3, 32, 32), name=args.qcfs.name, timesteps=args.T,
-                   t_max=max(16, args.T), meta={"dataset": "cifar10", "arch": cfg.arch,
-                                                "width": cfg.width, "levels": cfg.levels})
+                                    text=True).stdout.strip()}
+    if args.program:
+        prog, name = load_program(args.program), args.program.stem
+        res.update(program=str(args.program), **_gpu_reference(args.gpu_results, prog))
+    elif args.qcfs and args.fp32:
+        fp32, _, fp32_note = load_run(args.fp32)
+        qann, cfg, qcfs_note = load_run(args.qcfs)
+        res.update({"qcfs_run": str(args.qcfs), "fp32_run": str(args.fp32),
+                    "config": cfg.to_dict(), "fp32_state": fp32_note, "qcfs_state": qcfs_note,
+                    "fp32_dnn": evaluate(fp32, images, labels),
+                    "reduced_precision_ann": evaluate(qann, images, labels)})
+        prog, name = convert(qann, (3, 32, 32), name=args.qcfs.name, timesteps=args.T,
+                             t_max=max(16, args.T), meta={"dataset": "cifar10", "arch": cfg.arch,
+                                                          "width": cfg.width,
+                                                          "levels": cfg.levels}), args.qcfs.name
+    else:
+        ap.error("give --qcfs and --fp32, or --program")
     res["integer_ann"] = float((ann_predict(prog, images) == labels).float().mean())
     if args.calibrate:
         cal_x, _ = load_split("cifar10", "train", args.data_dir)
@@ -90,7 +122,7 @@ def main():
     res["golden"] = sim.to_json()
     (args.out / "eval.json").write_text(json.dumps(res, indent=1) + "\n")
     snn = " ".join(f"T{t}={100 * res['snn'][t]:.2f}" for t in (1, 2, 4, 8) if t <= args.T)
-    print(f"{args.qcfs.name}: FP32 {100 * res['fp32_dnn']:.2f} | QANN "
+    print(f"{name}: FP32 {100 * res['fp32_dnn']:.2f} | QANN "
           f"{100 * res['reduced_precision_ann']:.2f} | int-ANN {100 * res['integer_ann']:.2f} | "
           f"SNN {snn} | golden {res['golden_seconds']}s on {res['data']}")
 

@@ -95,3 +95,20 @@ def test_bias_calibration_is_independent_of_the_chunk_size():
         for sa, so in zip(a.inputs, orig.inputs):
             np.testing.assert_array_equal(sa.weight, so.weight)
     assert moved > 0 and whole.meta["bias_calibration"] == {"images": 40, "T": 4}
+
+
+def test_channels_last_model_gives_the_same_program_file(tmp_path):
+    """A GPU-trained (channels_last) model's weights are strided views; the program
+    and its file must not depend on the memory layout."""
+    import numpy as np
+    from sia.program import load_program, save_program
+
+    net, shape = _calibrated("resnet18", width=0.0625, num_classes=10)
+    ref = convert(net, shape, name="r")
+    cl = convert(net.to(memory_format=torch.channels_last), shape, name="r")
+    back = load_program(save_program(cl, tmp_path / "cl.safetensors"))
+    pairs = [(a, b, c) for la, lb, lc in zip(ref.layers, cl.layers, back.layers)
+             for a, b, c in zip(la.inputs, lb.inputs, lc.inputs)]
+    assert any(a.weight.ndim == 4 and a.weight.shape[2] > 1 for a, _, _ in pairs)
+    for a, b, c in pairs:
+        assert np.array_equal(a.weight, b.weight) and np.array_equal(a.weight, c.weight)

@@ -42,6 +42,18 @@ def test_round_trip(tmp_path, small_program):
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_strided_arrays_are_saved_in_c_order(tmp_path, small_program):
+    """safetensors writes memory as it lies: a strided view (a channels_last model's
+    weights) must be stored by value, not by layout."""
+    p = small_program()
+    syn = next(s for layer in p.layers for s in layer.inputs if s.weight.ndim == 4)
+    w = syn.weight.copy()
+    syn.weight = np.ascontiguousarray(w.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    assert not syn.weight.flags["C_CONTIGUOUS"] and np.array_equal(syn.weight, w)
+    q = load_program(save_program(p, tmp_path / "p.safetensors"))
+    assert any(np.array_equal(s.weight, w) for layer in q.layers for s in layer.inputs)
+
+
 def test_rejects_truncated(tmp_path, small_program):
     path = save_program(small_program(), tmp_path / "p.safetensors")
     raw = path.read_bytes()

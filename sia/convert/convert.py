@@ -40,7 +40,8 @@ def _codes(unit: nn.Module, where: str):
     w = unit.conv.weight if isinstance(unit, ConvUnit) else unit.fc.weight
     if unit.wq is None:
         raise SiaError(f"{where}: weights are not quantised (float model); train with weight_bits")
-    q, s = quantize_weight(w.detach().double(), unit.wq.bits, unit.wq.per_channel)
+    # contiguous: a channels_last (GPU-trained) model's weights are strided views
+    q, s = quantize_weight(w.detach().double().contiguous(), unit.wq.bits, unit.wq.per_channel)
     s = s.reshape(-1).expand(w.shape[0]) if s.numel() == 1 else s.reshape(-1)
     return q.numpy().astype(np.int64), s.numpy(), unit.wq.bits
 

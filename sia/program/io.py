@@ -26,17 +26,23 @@ def _int_dtype(bits: int):
     raise SiaError(f"{bits}-bit integers are wider than int64")
 
 
+def _stored(a: np.ndarray, bits: int) -> np.ndarray:
+    # C order: safetensors writes an array's memory as it lies, so a strided view (e.g.
+    # the weights of a channels_last model) would come back permuted.
+    return np.ascontiguousarray(a.astype(_int_dtype(bits)))
+
+
 def to_manifest(p: Program) -> tuple[dict, dict]:
     tensors, layers = {}, []
     for i, layer in enumerate(p.layers):
         key = f"layers.{i}"
-        tensors[f"{key}.bias"] = layer.bias.astype(_int_dtype(layer.acc_bits))
-        tensors[f"{key}.v_init"] = layer.v_init.astype(_int_dtype(layer.v_bits))
+        tensors[f"{key}.bias"] = _stored(layer.bias, layer.acc_bits)
+        tensors[f"{key}.v_init"] = _stored(layer.v_init, layer.v_bits)
         if layer.threshold is not None:
-            tensors[f"{key}.threshold"] = layer.threshold.astype(_int_dtype(layer.v_bits))
+            tensors[f"{key}.threshold"] = _stored(layer.threshold, layer.v_bits)
         inputs = []
         for j, s in enumerate(layer.inputs):
-            tensors[f"{key}.inputs.{j}.weight"] = s.weight.astype(_int_dtype(s.weight_bits))
+            tensors[f"{key}.inputs.{j}.weight"] = _stored(s.weight, s.weight_bits)
             inputs.append({"source": s.source, "op": s.op, "weight_bits": s.weight_bits,
                            "stride": s.stride, "padding": s.padding, "pool": s.pool})
         layers.append({"name": layer.name, "kind": layer.kind, "shape": list(layer.shape),
