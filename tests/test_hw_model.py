@@ -173,6 +173,39 @@ def test_hand_computed_pooled_strided_conv_and_timing_constants(monkeypatch):
     assert launch_cycles(p, 1, 0, {0: torch.from_numpy(s)})["total"] == before + 6
 
 
+def test_hand_computed_decimated_shortcut_scan():
+    """A 1x1 stride-2 conv (ResNet downsampling shortcut) scans only the even rows and
+    columns of its 5x5 source, as a stride-1 group over the 3x3 view; all 25 positions
+    still stream in. Spikes at odd positions reach no output and cost nothing."""
+    l0 = Layer("a", "if", (2, 5, 5), bias=np.zeros(2, np.int64), v_init=np.zeros(2, np.int64),
+               threshold=np.array([1, 1]), v_bits=1, acc_bits=1,
+               inputs=[Synapse(-1, "conv", np.ones((2, 1, 1, 1), np.int64), 8)])
+    l1 = Layer("b", "if", (3, 3, 3), bias=np.zeros(3, np.int64), v_init=np.zeros(3, np.int64),
+               threshold=np.array([1, 1, 1]), v_bits=1, acc_bits=1,
+               inputs=[Synapse(0, "conv", np.ones((3, 2, 1, 1), np.int64), 4, stride=2)])
+    p = _finish(Program("dec", (1, 5, 5), levels=4, timesteps=1, t_max=1, layers=[l0, l1],
+                        num_classes=3))
+    assert regmap.decimation(l1.inputs[0]) == 2
+    assert regmap.decimation(Synapse(0, "conv", np.ones((3, 2, 1, 1), np.int64), 4, stride=2,
+                                     padding=1)) == 1
+    s = np.zeros((1, 2, 5, 5), np.uint8)
+    s[0, :, 0, 0] = 1            # (0,0): both channels -> 2 events
+    s[0, 0, 4, 2] = 1            # (4,2) -> view (2,1): 1 event
+    s[0, :, 1, :] = 1            # odd row: never scanned
+    s[0, 1, 2, 3] = 1            # odd column: never scanned
+    for E, acc in ((1, 2 + 1), (2, 1 + 1)):
+        c = launch_cycles(p, 1, 0, {0: torch.from_numpy(s)}, config=SIAConfig(events_per_cycle=E))
+        assert (c["accumulate"], c["dispatch_empty"]) == (acc, 9 - 2)
+        assert c["stream_in"] == 25
+    g = regmap._groups(p, 1, 0, SIAConfig(), 1)[0][0]
+    assert (g["stride"], g["hp"], g["wp"], g["reach"]) == (1, 3, 3, 1)
+    assert (g["prow_stride"], g["pstride"]) == (2 * 5, 2)     # 2 rows / 2 positions of 1 word
+    rtl_cycles = pytest.importorskip("sia.hw.rtl.cycles")
+    ins = {0: s}
+    assert launch_cycles(p, 1, 0, {0: torch.from_numpy(s)})["total"] == \
+        rtl_cycles.launch_cycles(p, 1, 0, ins, SIAConfig())
+
+
 def test_static_beats_match_regmap_tile_packets():
     for seed in range(30):
         p = random_program(seed)

@@ -186,17 +186,22 @@ class PythonSia:
         for j, g in enumerate(groups):
             rows = (groups[j + 1]["wrow"] if j + 1 < len(groups) else rows_total) - g["wrow"]
             w = wt[g["wrow"]:g["wrow"] + rows, :n]
-            hs, ws = g["hp"] * g["pool"], g["wp"] * g["pool"]     # source map (pool divides it)
+            hs, ws = g["hp"] * g["pool"], g["wp"] * g["pool"]     # the source as scanned
             nw = g["nw"]
+            # the words at the addresses the dispatcher walks (pooled row r, column x,
+            # pool offsets i, j): a decimated group's view skips rows and columns
+            p = g["pool"]
+            ry, iy, cx, jx, wi = np.ix_(np.arange(g["hp"]), np.arange(p), np.arange(g["wp"]),
+                                        np.arange(p), np.arange(nw))
+            addr = (ry * g["prow_stride"] + iy * g["srow_stride"] + cx * g["pstride"]
+                    + jx * nw + wi).reshape(-1)
             if g["image"]:
-                cnt = hs * ws * nw
-                seg = words[g["base"]:g["base"] + cnt].reshape(hs, ws, nw)
+                seg = words[g["base"] + addr].reshape(hs, ws, nw)
                 C = rows if OPS[g["op"]] == "conv" else (rows // (g["hp"] * g["wp"]) if OPS[g["op"]] == "dense" else n)
                 x = seg.view(np.uint8).reshape(hs, ws, nw * 8)[:, :, :C].transpose(2, 0, 1)
                 x = torch.as_tensor(x.astype(np.float64))[None]          # [1, C, hs, ws]
             else:
-                cnt = hs * ws * nw      # one timestep; steps are tstride beats apart
-                seg = np.stack([words[g["base"] + t * g["tstride"]:g["base"] + t * g["tstride"] + cnt]
+                seg = np.stack([words[g["base"] + t * g["tstride"] + addr]    # tstride apart
                                 for t in range(T)]).reshape(T, hs, ws, nw)
                 bits = np.unpackbits(seg.view(np.uint8).reshape(T, hs, ws, nw * 8), axis=-1,
                                      bitorder="little")

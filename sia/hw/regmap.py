@@ -223,6 +223,18 @@ class TileInfo:
     image: bool
 
 
+def decimation(syn) -> int:
+    """d > 1 for a 1x1 conv of stride d with no padding and no pool (a ResNet
+    downsampling shortcut): only every d-th row and column of its source reaches an
+    output, so the dispatcher scans just those positions - the group's descriptor steps
+    its row and column addresses by d positions - as a stride-1 group over that view.
+    The whole map is still streamed in. 1 for every other group."""
+    if (syn.op == "conv" and syn.kernel == (1, 1) and syn.stride > 1 and syn.padding == 0
+            and syn.pool == 1):
+        return syn.stride
+    return 1
+
+
 def num_tiles(program: Program, layer_index: int, cfg: SIAConfig) -> int:
     return -(-program.layers[layer_index].channels // cfg.pes)
 
@@ -253,10 +265,15 @@ def _groups(program: Program, layer_index: int, tile: int, cfg: SIAConfig, T: in
         else:
             kh = kw = 1
             stride, pad, reach, rows, rstride = 1, 0, 1, 1, 0
+        # a decimated group (1x1, stride d: `decimation`) is scanned
+        # as stride 1 over every d-th row and column: its address steps skip the rest
+        d = decimation(s)
+        if d > 1:
+            stride, reach, hp, wp = 1, 1, -(-Hs // d), -(-Ws // d)
         g = dict(op=OPS[s.op], image=int(image), pool=p, stride=stride, pad=pad, kh=kh, kw=kw,
                  nw=nw, hp=hp, wp=wp, reach=reach, base=base,
-                 tstride=0, prow_stride=p * Ws * nw,
-                 srow_stride=Ws * nw, pstride=p * nw, wrow=wrow, pos_rstride=rstride)
+                 tstride=0, prow_stride=d * p * Ws * nw,
+                 srow_stride=Ws * nw, pstride=d * p * nw, wrow=wrow, pos_rstride=rstride)
         g["_rows"], g["_C"], g["_src"], g["_syn"] = rows, C, (C, Hs, Ws), s
         groups.append(g)
         wrow += rows

@@ -176,7 +176,7 @@ def _count_layer(program, config, L: LayerStats, sources: dict, T: int, keep_sca
     sops = 0
     steps = [0] * L.tiles      # per tile: dispatch cycles per (t, image)
     for s in layer.inputs:
-        x = sources[s.source]
+        s, x = S.scan_view(s, sources[s.source])
         if s.op == "identity":   # each tile scans its own channel slice
             for k in range(L.tiles):
                 c, o = _count_group(program, config, L, s,
@@ -280,7 +280,7 @@ def launch_cycles(program: Program, layer_index: int, tile: int, inputs: dict,
     steps = 0
     for s in layer.inputs:
         x = torch.as_tensor(inputs[s.source])
-        x = x[None] if s.source == IMAGE else x[:T, None]
+        s, x = S.scan_view(s, x[None] if s.source == IMAGE else x[:T, None])
         words = S.group_words(program, layer, s, x, tile, config)
         planes = S.plane_counts(s, x, config)
         d = S.scan_stats(s, words, layer.shape[1], config.events_per_cycle, planes)

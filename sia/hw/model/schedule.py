@@ -9,6 +9,8 @@ words except identity groups, which hold only the tile's own channel slice. The 
 overlap (`overlap`). Timing constants are read from sia.hw.timing at call time.
 """
 
+import dataclasses
+
 import torch
 
 from sia.hw import regmap, timing
@@ -38,6 +40,24 @@ def active_pes(layer: Layer, tile: int, config: SIAConfig) -> int:
 
 def channels_per_word(syn: Synapse, config: SIAConfig) -> int:
     return config.stream_bits // 8 if syn.source == IMAGE else config.stream_bits
+
+
+def scan_synapse(syn: Synapse) -> Synapse:
+    """The group as the dispatcher scans it (`regmap.decimation`: stride 1 over the view)."""
+    return dataclasses.replace(syn, stride=1) if regmap.decimation(syn) > 1 else syn
+
+
+def scan_view(syn: Synapse, x):
+    """`scan_synapse` and its source maps [..., H, W] (tensor or array) as scanned."""
+    d = regmap.decimation(syn)
+    return (syn, x) if d == 1 else (scan_synapse(syn), x[..., ::d, ::d])
+
+
+def scan_shape(syn: Synapse, shape) -> tuple[int, int, int]:
+    """(C, H, W) of the source as scanned (`scan_view`)."""
+    c, h, w = shape
+    d = regmap.decimation(syn)
+    return c, ceil_div(h, d), ceil_div(w, d)
 
 
 def r_end(syn: Synapse, hp: int, oy: int) -> int:
@@ -289,7 +309,8 @@ def memory_static(program: Program, i: int, config: SIAConfig, T: int,
     pos = ho * wo
     scan = 0
     for s in layer.inputs:
-        c, h, w = program.source_shape(s.source)
+        c, h, w = scan_shape(s, program.source_shape(s.source))
+        s = scan_synapse(s)
         if s.op == "identity":
             c = active_pes(layer, tile, config)
         rows = r_end(s, h // s.pool, ho - 1) * s.pool

@@ -140,7 +140,7 @@ def _words(prog, layer, s, src, t, tile, cfg):
     its events (channel, pooled row, pooled col, value, dense feature). A pooled
     position is its p x p source positions' words, one after the other; a word holds
     <= 64 channels (image: 8 pixels, one event per set bit); identity: the tile's slice."""
-    c, h, w = prog.source_shape(s.source)
+    c, h, w = src.shape[-3:]        # the source as scanned (schedule.scan_view)
     p, per = s.pool, S.channels_per_word(s, cfg)
     hp, wp = h // p, w // p
     lo, hi = 0, c
@@ -186,12 +186,13 @@ def _stream_in(prog, layer, cfg, T, lc: _Launch):
 def _run_rows(prog, layer, lc, srcs, t, drain_steps, out_s, out_v) -> list[int]:
     """Dispatch and drain every output row of one timestep (functionally in order);
     returns the dispatch cycles of each row (the timeline overlaps them with drains)."""
-    words = [_words(prog, layer, s, srcs[s.source], t, lc.k, lc.cfg) for s in layer.inputs]
+    views = [S.scan_view(s, srcs[s.source]) for s in layer.inputs]   # numpy maps slice alike
+    words = [_words(prog, layer, s, src, t, lc.k, lc.cfg) for s, src in views]
     per_row = []
     for oy in range(lc.ho):
         before = lc.cyc["accumulate"] + lc.cyc["dispatch_empty"]
-        for s, ws in zip(layer.inputs, words):
-            hp = prog.pooled_shape(s)[1]
+        for (s, src), ws in zip(views, words):
+            hp = src.shape[-2] // s.pool
             for r in range(S.r_end(s, hp, oy - 1), S.r_end(s, hp, oy)):
                 for evs in ws[r]:
                     lc.mem["spike_in_reads"] += 1

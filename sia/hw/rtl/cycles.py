@@ -50,16 +50,23 @@ def packet_cycles(groups: list[dict], spike_words, out_shape, T: int, image: boo
     H, W = out_shape
     steps = 1 if image else T
 
-    def row_words(g, t, oy):
-        """Spike-buffer words group g scans for output row oy of step t (addresses)."""
+    def row_cost(g, t, oy):
+        """Dispatch cycles of the words group g scans for output row oy of step t, at the
+        addresses the dispatcher walks: pooled rows r, columns x, pool offsets (i, j),
+        words w at base + t*tstride + r*prow_stride + x*pstride + i*srow_stride + j*nw + w."""
         def r_end(o):   # the descriptor's row schedule (dense: reach = hp, H_out = 1)
             return 0 if o < 0 else min(max(o * g["stride"] + g["reach"], 0), g["hp"])
         lo, hi = r_end(oy - 1), r_end(oy)
-        start = g["base"] + t * g["tstride"]
-        return start + lo * g["prow_stride"], start + max(lo, hi) * g["prow_stride"]
+        if hi <= lo:
+            return 0
+        p, nw = g["pool"], g["nw"]
+        r, x, i, j, w = np.ix_(np.arange(lo, hi), np.arange(g["wp"]), np.arange(p),
+                               np.arange(p), np.arange(nw))
+        a = (g["base"] + t * g["tstride"] + r * g["prow_stride"] + x * g["pstride"]
+             + i * g["srow_stride"] + j * nw + w)
+        return int(cost[a].sum())
 
-    d = [[sum(int(cost[a:b].sum()) for a, b in (row_words(g, t, oy) for g in groups))
-          for oy in range(H)] for t in range(steps)]
+    d = [[sum(row_cost(g, t, oy) for g in groups) for oy in range(H)] for t in range(steps)]
     disp = sum(map(sum, d))
     # the dispatcher and the aggregation core overlap (docs/architecture.md): STEP waits
     # for timestep t's input beats (need_t, one beat per cycle from the first compute
