@@ -4,8 +4,9 @@ Runs the four full-width CIFAR-10 rows at once, one process each, on one GPU:
 {VGG-11, ResNet-18} x {FP32 DNN, reduced-precision QCFS ANN}, from the committed
 configs (configs/cifar10_{arch}_{fp32,qcfs}.toml) with the short-schedule overrides
 below. Each row trains two epochs while the others run too, times the second, then
-picks the largest epoch count that fits its share of the budget and resumes (the
-count is recorded: a shortened run, not the configs' 300-epoch recipe); or --epochs
+picks the largest epoch count that fits its share of the budget - the same for the
+FP32 and QCFS twins of one network, the fewer of the two - and resumes (the count is
+recorded: a shortened run, not the configs' 300-epoch recipe); or --epochs
 fixes the counts. Each QCFS row is converted to an integer SNN program; the SNN is
 evaluated afterwards by the golden simulator (benchmarks/cifar_snn_eval.py --program).
 
@@ -37,10 +38,38 @@ FOLD_FRACTION = 0.1      # stage-2 (folded BN) share of the epochs, at least 1
 def _cfg(row: str, data_dir: str, device: str, overrides: dict):
     from sia.train.config import load_config
     arch, kind = row.split("_")
-    cfg = load_config(Path(__file__).resolve().parent.parent / "configs" / f"cifar10_{arch}_{kind}.toml")
+    root = Path(__file__).resolve().parent.parent
+    cfg = load_config(root / "configs" / f"cifar10_{arch}_{kind}.toml")
     for k, v in {**SHORT, **overrides, "data_dir": data_dir, "device": device}.items():
         setattr(cfg, k, v)
     return cfg
+
+
+def _epochs(spec: str) -> dict:
+    """--epochs: N (every row) or row=N,... -> {row: N}; 0 = fit the budget."""
+    try:
+        if "=" not in spec:
+            return dict.fromkeys(ROWS, int(spec))
+        out = {k.strip(): int(v) for k, v in (kv.split("=") for kv in spec.split(","))}
+    except ValueError:
+        raise SystemExit(f"--epochs {spec!r}: expected N or row=N,... (e.g. vgg11_qcfs=38)")
+    bad = set(out) - set(ROWS)
+    if bad:
+        raise SystemExit(f"--epochs: unknown row {sorted(bad)[0]!r}; rows: {', '.join(ROWS)}")
+    return out
+
+
+def _agree(work: Path, row: str, twin: str, total: int, timeout: float = 300) -> int:
+    """Publish this row's affordable epoch count and take min(own, twin's)."""
+    tmp = work / f"{row}.total.tmp"
+    tmp.write_text(str(total))
+    tmp.replace(work / f"{row}.total")
+    t0 = time.time()
+    while not (work / f"{twin}.total").is_file():
+        if time.time() - t0 > timeout:
+            return total      # the twin failed or was not started: keep ours
+        time.sleep(0.5)
+    return min(total, int((work / f"{twin}.total").read_text()))
 
 
 def child(args):
@@ -55,8 +84,7 @@ def child(args):
     torch.backends.cudnn.benchmark = True
     over = json.loads(args.set or "{}")
     cfg = _cfg(args.row, args.data_dir, args.device, over)
-    fixed = dict(kv.split("=") for kv in args.epochs.split(",")) if "=" in args.epochs else {}
-    total = int(fixed.get(args.row, 0)) if fixed else int(args.epochs)
+    total = _epochs(args.epochs).get(args.row, 0)
     run_dir = Path(args.work) / args.row
     measured = None
     if total <= 0:
@@ -70,6 +98,8 @@ def child(args):
         left = args.budget - (time.time() - t_start)
         # less 2 epochs' time for the ~7 test evaluations (4 in training, 2 at the fold, 1 last)
         total = MEASURE_EPOCHS + int((SAFETY * left) // measured) - 2
+        if args.twin:   # FP32 and QCFS twins train the same epochs: the fewer of the two
+            total = _agree(Path(args.work), args.row, args.twin, total)
     if total < max(2, MEASURE_EPOCHS + 1 if measured else 2):
         raise SystemExit(f"{args.row}: no time for the epochs (measured {measured} s/epoch)")
     cfg.fold_epochs = max(1, round(FOLD_FRACTION * total))
@@ -79,8 +109,9 @@ def child(args):
           + (f" ({measured:.1f} s/epoch measured)" if measured else ""), flush=True)
     res = train(cfg, run_dir, progress=False, resume=measured is not None)
     m = res.metrics
-    out = {"row": args.row, "measured_epoch_s": measured, "epochs": cfg.epochs, "fold_epochs": cfg.fold_epochs,
-           "overrides": {**SHORT, **over}, "metrics": m, "wall_s": round(time.time() - t_start, 1),
+    out = {"row": args.row, "measured_epoch_s": measured, "epochs": cfg.epochs,
+           "fold_epochs": cfg.fold_epochs, "overrides": {**SHORT, **over}, "metrics": m,
+           "wall_s": round(time.time() - t_start, 1),
            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else "none",
            "torch": torch.__version__}
     if cfg.act == "qcfs":
@@ -101,17 +132,25 @@ def parent(args):
     out, work = Path(args.out), Path(args.work)
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
+    rows = args.rows.split(",")
+    bad = [r for r in rows if r not in ROWS]
+    if bad:
+        raise SystemExit(f"unknown row {bad[0]!r}; choose from {', '.join(ROWS)}")
+    _epochs(args.epochs)
     t0 = time.time()
     procs = {}
-    for row in args.rows.split(","):
-        if row not in ROWS:
-            raise SystemExit(f"unknown row {row!r}; choose from {', '.join(ROWS)}")
-        (work / f"{row}.json").unlink(missing_ok=True)
+    for row in rows:
+        for f in (work / f"{row}.json", work / f"{row}.total"):
+            f.unlink(missing_ok=True)
         cmd = [sys.executable, __file__, "--row", row, "--budget", str(args.budget),
                "--data-dir", args.data_dir, "--out", str(out), "--work", str(work),
                "--device", args.device, "--epochs", str(args.epochs)]
         if args.set:
             cmd += ["--set", args.set]
+        arch, kind = row.split("_")
+        twin = f"{arch}_{'fp32' if kind == 'qcfs' else 'qcfs'}"
+        if twin in rows:
+            cmd += ["--twin", twin]
         procs[row] = subprocess.Popen(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     deadline = t0 + args.budget + args.grace
     for row, p in procs.items():
@@ -153,9 +192,14 @@ def main():
                     help="fixed epoch count, or row=N,... per row (0 = fit the budget)")
     ap.add_argument("--set", default="", help="JSON object of extra config overrides")
     ap.add_argument("--row", help=argparse.SUPPRESS)
+    ap.add_argument("--twin", help=argparse.SUPPRESS)
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    (child if args.row else parent)(args)
+    from sia import SiaError
+    try:
+        (child if args.row else parent)(args)
+    except SiaError as e:   # a user mistake (missing data, bad config): one line
+        raise SystemExit(f"{args.row or 'gpu_reproduce'}: {e}")
 
 
 if __name__ == "__main__":
