@@ -67,12 +67,28 @@ def _gpu_reference(path, prog) -> dict:
             "ann_measured_on": f"{qcfs['gpu']} (fp32 evaluation, PyTorch {qcfs['torch']})"}
 
 
+def plot(out: Path, name: str, res: dict) -> Path:
+    """accuracy_vs_timestep.png beside eval.json: the SNN per t and the ANN references."""
+    from sia.demo import accuracy_plot
+    refs = {k: res[key] for k, key in (("FP32 DNN", "fp32_dnn"),
+                                        ("reduced-precision ANN", "reduced_precision_ann"),
+                                        ("integer ANN", "integer_ann"))
+            if res.get(key) == res.get(key)}            # NaN: not measured
+    snn = [res["snn"][t] for t in sorted(res["snn"], key=int)]
+    title = f"{name} on {res['data']} ({res['test_images']} test images)"
+    path = out / "accuracy_vs_timestep.png"
+    accuracy_plot(path, title, snn, refs)
+    return path
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--qcfs", type=Path)
     ap.add_argument("--fp32", type=Path)
     ap.add_argument("--program", type=Path, help="evaluate this program instead of converting")
     ap.add_argument("--gpu-results", type=Path, help="with --program: gpu_reproduce results.json")
+    ap.add_argument("--replot", action="store_true",
+                    help="only redraw OUT/accuracy_vs_timestep.png from OUT/eval.json")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--T", type=int, default=8)
@@ -82,6 +98,12 @@ def main():
                     help="images per golden-simulator batch (memory: ResNet-18 w0.5 at 256 "
                          "needs ~16 GB; the results do not depend on it)")
     args = ap.parse_args()
+    if args.replot:
+        f = args.out / "eval.json"
+        if not f.is_file():
+            raise SystemExit(f"--replot: no {f}")
+        print(plot(args.out, args.out.name, json.loads(f.read_text())))
+        return
     torch.set_num_threads(2)
 
     images, labels = load_split("cifar10", "test", args.data_dir)
@@ -121,6 +143,7 @@ def main():
     res["snn"] = {t + 1: a for t, a in enumerate(sim.accuracy)}
     res["golden"] = sim.to_json()
     (args.out / "eval.json").write_text(json.dumps(res, indent=1) + "\n")
+    plot(args.out, name, json.loads(json.dumps(res)))      # keys as eval.json holds them
     snn = " ".join(f"T{t}={100 * res['snn'][t]:.2f}" for t in (1, 2, 4, 8) if t <= args.T)
     print(f"{name}: FP32 {100 * res['fp32_dnn']:.2f} | QANN "
           f"{100 * res['reduced_precision_ann']:.2f} | int-ANN {100 * res['integer_ann']:.2f} | "
