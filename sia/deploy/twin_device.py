@@ -188,13 +188,9 @@ class PythonSia:
             w = wt[g["wrow"]:g["wrow"] + rows, :n]
             hs, ws = g["hp"] * g["pool"], g["wp"] * g["pool"]     # the source as scanned
             nw = g["nw"]
-            # the words at the addresses the dispatcher walks (pooled row r, column x,
-            # pool offsets i, j): a decimated group's view skips rows and columns
-            p = g["pool"]
-            ry, iy, cx, jx, wi = np.ix_(np.arange(g["hp"]), np.arange(p), np.arange(g["wp"]),
-                                        np.arange(p), np.arange(nw))
-            addr = (ry * g["prow_stride"] + iy * g["srow_stride"] + cx * g["pstride"]
-                    + jx * nw + wi).reshape(-1)
+            # the words at the addresses the dispatcher walks (a decimated group's view
+            # skips rows and columns), in row-major order of the scanned map
+            addr = rm.scan_addresses(g).reshape(-1)
             if g["image"]:
                 seg = words[g["base"] + addr].reshape(hs, ws, nw)
                 C = rows if OPS[g["op"]] == "conv" else (rows // (g["hp"] * g["wp"]) if OPS[g["op"]] == "dense" else n)

@@ -235,6 +235,17 @@ def decimation(syn) -> int:
     return 1
 
 
+def scan_addresses(g: dict) -> np.ndarray:
+    """Spike-buffer addresses (relative to the group's base, one timestep) of the words
+    the dispatcher walks for descriptor g, indexed [pooled row r, pool row i, pooled
+    column x, pool column j, word w]: r*prow_stride + i*srow_stride + x*pstride + j*nw + w
+    (a decimated group's steps skip the rows and columns it does not read)."""
+    p, nw = g["pool"], g["nw"]
+    r, i, x, j, w = np.ix_(np.arange(g["hp"]), np.arange(p), np.arange(g["wp"]), np.arange(p),
+                           np.arange(nw))
+    return r * g["prow_stride"] + i * g["srow_stride"] + x * g["pstride"] + j * nw + w
+
+
 def num_tiles(program: Program, layer_index: int, cfg: SIAConfig) -> int:
     return -(-program.layers[layer_index].channels // cfg.pes)
 

@@ -50,23 +50,19 @@ def packet_cycles(groups: list[dict], spike_words, out_shape, T: int, image: boo
     H, W = out_shape
     steps = 1 if image else T
 
-    def row_cost(g, t, oy):
-        """Dispatch cycles of the words group g scans for output row oy of step t, at the
-        addresses the dispatcher walks: pooled rows r, columns x, pool offsets (i, j),
-        words w at base + t*tstride + r*prow_stride + x*pstride + i*srow_stride + j*nw + w."""
-        def r_end(o):   # the descriptor's row schedule (dense: reach = hp, H_out = 1)
-            return 0 if o < 0 else min(max(o * g["stride"] + g["reach"], 0), g["hp"])
-        lo, hi = r_end(oy - 1), r_end(oy)
-        if hi <= lo:
-            return 0
-        p, nw = g["pool"], g["nw"]
-        r, x, i, j, w = np.ix_(np.arange(lo, hi), np.arange(g["wp"]), np.arange(p),
-                               np.arange(p), np.arange(nw))
-        a = (g["base"] + t * g["tstride"] + r * g["prow_stride"] + x * g["pstride"]
-             + i * g["srow_stride"] + j * nw + w)
-        return int(cost[a].sum())
+    def row_costs(g):
+        """Dispatch cycles of each pooled row [step, r] of group g, over the words at the
+        addresses the dispatcher walks (`regmap.scan_addresses`)."""
+        a = regmap.scan_addresses(g)
+        return np.stack([cost[g["base"] + t * g["tstride"] + a].sum((1, 2, 3, 4))
+                         for t in range(steps)])
 
-    d = [[sum(row_cost(g, t, oy) for g in groups) for oy in range(H)] for t in range(steps)]
+    def r_end(g, o):   # the descriptor's row schedule (dense: reach = hp, H_out = 1)
+        return 0 if o < 0 else min(max(o * g["stride"] + g["reach"], 0), g["hp"])
+
+    rows = [row_costs(g) for g in groups]
+    d = [[sum(int(c[t, r_end(g, oy - 1):max(r_end(g, oy - 1), r_end(g, oy))].sum())
+              for g, c in zip(groups, rows)) for oy in range(H)] for t in range(steps)]
     disp = sum(map(sum, d))
     # the dispatcher and the aggregation core overlap (docs/architecture.md): STEP waits
     # for timestep t's input beats (need_t, one beat per cycle from the first compute
