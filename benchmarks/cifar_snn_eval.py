@@ -143,7 +143,7 @@ def main():
     res["snn"] = {t + 1: a for t, a in enumerate(sim.accuracy)}
     res["golden"] = sim.to_json()
     (args.out / "eval.json").write_text(json.dumps(res, indent=1) + "\n")
-    plot(args.out, name, json.loads(json.dumps(res)))      # keys as eval.json holds them
+    plot(args.out, name, res)
     snn = " ".join(f"T{t}={100 * res['snn'][t]:.2f}" for t in (1, 2, 4, 8) if t <= args.T)
     print(f"{name}: FP32 {100 * res['fp32_dnn']:.2f} | QANN "
           f"{100 * res['reduced_precision_ann']:.2f} | int-ANN {100 * res['integer_ann']:.2f} | "

@@ -36,13 +36,13 @@ FOLD_FRACTION = 0.1      # stage-2 (folded BN) share of the epochs, at least 1
 
 
 def _cfg(row: str, data_dir: str, device: str, overrides: dict):
-    from sia.train.config import load_config
+    """The row's committed config with the overrides, checked like any config file."""
+    from sia.train.config import from_dict, load_config
     arch, kind = row.split("_")
     root = Path(__file__).resolve().parent.parent
     cfg = load_config(root / "configs" / f"cifar10_{arch}_{kind}.toml")
-    for k, v in {**SHORT, **overrides, "data_dir": data_dir, "device": device}.items():
-        setattr(cfg, k, v)
-    return cfg
+    return from_dict({**cfg.to_dict(), **SHORT, **overrides, "data_dir": data_dir,
+                      "device": device})
 
 
 def _epochs(spec: str) -> dict:
