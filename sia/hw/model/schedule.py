@@ -7,7 +7,8 @@ cycles; at E = 4 the events of one cycle of an image word share a bit plane, so 
 image word costs max(1, sum_b ceil(n_b / E)) (`plane_issue`). All tiles scan the same
 words except identity groups, which hold only the tile's own channel slice; a 1x1
 stride-2 group is scanned decimated (`scan_view`: only the positions it reads). The
-dispatcher, the aggregation core and the input stream overlap (`overlap`). Timing constants are read from sia.hw.timing at call time.
+dispatcher, the aggregation core and the input stream overlap (`overlap`). Timing
+constants are read from sia.hw.timing at call time.
 """
 
 import dataclasses
