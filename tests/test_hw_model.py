@@ -148,7 +148,8 @@ def test_hand_computed_image_and_dense_launches():
 
 def test_hand_computed_pooled_strided_conv_and_timing_constants(monkeypatch):
     """pool 2 then conv 3x3 stride 2 pad 1: r_end(0) = min(2, 0*2+3-1) = 2 -> all 16
-    source positions scanned, one 2-channel word each."""
+    source positions scanned, one 2-channel word each; the two words of each (pooled
+    position, pool row) run are one issue unit (word pair): 8 units."""
     l0 = Layer("a", "if", (2, 4, 4), bias=np.zeros(2, np.int64), v_init=np.zeros(2, np.int64),
                threshold=np.array([1, 1]), v_bits=1, acc_bits=1,
                inputs=[Synapse(-1, "conv", np.ones((2, 1, 1, 1), np.int64), 8)])
@@ -161,16 +162,40 @@ def test_hand_computed_pooled_strided_conv_and_timing_constants(monkeypatch):
     s = np.zeros((1, 2, 4, 4), np.uint8)
     s[0, 0, 0, :] = 1            # channel 0: row 0
     s[0, 1, 0, 0] = s[0, 1, 1, 1] = 1
-    # words n: (0,0)=2, (0,1..3)=1, (1,1)=1, 11 empty
-    for E, acc in ((1, 2 + 1 + 1 + 1 + 1), (2, 1 + 1 + 1 + 1 + 1)):
+    # words n: (0,0)=2, (0,1..3)=1, (1,1)=1, 11 empty; pairs (dx = 0, 1) of each
+    # (pooled column, dy): (0,0)+(0,1) = 3, (1,0)+(1,1) = 1, (0,2)+(0,3) = 2, 5 empty
+    for E, acc in ((1, 3 + 1 + 2), (2, 2 + 1 + 1)):
         c = launch_cycles(p, 1, 0, {0: torch.from_numpy(s)}, config=SIAConfig(events_per_cycle=E))
-        assert (c["accumulate"], c["dispatch_empty"]) == (acc, 11)
+        assert (c["accumulate"], c["dispatch_empty"]) == (acc, 5)
         assert c["stream_in"] == 16 and c["weight_load"] == 2 * 64 * 9 * 8 // 64
         assert c["stall"] == timing.C_LAUNCH + timing.C_STEP + timing.C_ROW
     before = launch_cycles(p, 1, 0, {0: torch.from_numpy(s)})["total"]
     monkeypatch.setattr(timing, "C_ROW", timing.C_ROW + 5)   # the model follows the RTL's constants
     monkeypatch.setattr(timing, "C_LAUNCH", timing.C_LAUNCH + 1)
     assert launch_cycles(p, 1, 0, {0: torch.from_numpy(s)})["total"] == before + 6
+
+
+def test_hand_computed_word_pairs():
+    """130 channels = 3 words per position (0-63, 64-127, 128-129): the dispatcher
+    issues the run of a position's words in pairs, (w0, w1) then w2 alone, each at
+    max(1, ceil(n / E)) cycles; an empty pair costs one cycle."""
+    l0 = Layer("a", "if", (130, 1, 2), bias=np.zeros(130, np.int64),
+               v_init=np.zeros(130, np.int64), threshold=np.ones(130, np.int64), v_bits=1,
+               acc_bits=1, inputs=[Synapse(-1, "conv", np.ones((130, 1, 1, 1), np.int64), 8)])
+    l1 = Layer("b", "integrator", (2, 1, 2), bias=np.zeros(2, np.int64),
+               v_init=np.zeros(2, np.int64), v_bits=1, acc_bits=1,
+               inputs=[Synapse(0, "conv", np.ones((2, 130, 1, 1), np.int64), 4)])
+    p = _finish(Program("pairs", (1, 1, 2), levels=4, timesteps=1, t_max=1, layers=[l0, l1],
+                        num_classes=2))
+    s = np.zeros((1, 130, 1, 2), np.uint8)
+    s[0, [0, 1, 2, 3, 4, 64, 128, 129], 0, 0] = 1   # (0,0): w0 5, w1 1, w2 2; (0,1) empty
+    rtl_cycles = pytest.importorskip("sia.hw.rtl.cycles")
+    for E, acc in ((1, 6 + 2), (2, 3 + 1), (4, 2 + 1)):
+        c = launch_cycles(p, 1, 0, {0: torch.from_numpy(s)}, config=SIAConfig(events_per_cycle=E))
+        assert (c["accumulate"], c["dispatch_empty"]) == (acc, 2)
+        assert c["stream_in"] == 2 * 3
+        r = rtl_cycles.launch_cycles(p, 1, 0, {0: s}, SIAConfig(events_per_cycle=E), detail=True)
+        assert r["dispatch"] == acc + 2                 # the RTL's formula agrees
 
 
 def test_hand_computed_decimated_shortcut_scan():

@@ -174,23 +174,33 @@ def test_bad_parameters_rejected_before_elaboration(kw, msg):
         check_buildable(SIAConfig(**kw))
 
 
-def test_dispatch_row_schedule_word_scan():
-    """Dispatcher alone: a 3x3/pad-1 conv group over a 4x4 map with random words; per
-    output row it scans rows [r_end(oy-1), r_end(oy)) and costs max(1, ceil(n/E)) per
-    word (sia.hw.rtl.cycles), and emits exactly the set bits as weight rows."""
+@pytest.mark.parametrize("nw,pool", [(1, 1), (3, 1), (2, 2), (3, 2)])
+def test_dispatch_row_schedule_word_scan(nw, pool):
+    """Dispatcher alone: a 3x3/pad-1 conv group over a 4x4 (pooled) map with random
+    words, nw words per source position, p x p pooling; per output row it scans pooled
+    rows [r_end(oy-1), r_end(oy)), issues each (pooled column, pool row) run of p*nw
+    words in pairs at max(1, ceil(n/E)) cycles per pair (sia.hw.rtl.cycles), and emits
+    exactly the set bits (channel = 64*w + bit, low word first) as weight rows."""
     from sia.hw.rtl.dispatch import Dispatch
-    cfg = SIAConfig(pes=4, max_width=8, max_height=8, max_channels_in=128, max_timesteps=4)
-    dut = Dispatch(cfg, 64)
-    rng = np.random.default_rng(1)
+    cfg = SIAConfig(pes=4, max_width=8, max_height=8, max_channels_in=256, max_timesteps=4)
+    dut = Dispatch(cfg, 512)
+    rng = np.random.default_rng(nw * 10 + pool)
+    ws = 4 * pool                                    # source columns
     mem = [int(sum(1 << int(b) for b in rng.choice(64, rng.integers(0, 6), replace=False)))
-           for _ in range(16)]
-    g = dict(op=0, image=0, pool=1, stride=1, pad=1, kh=3, kw=3, nw=1, hp=4, wp=4, reach=2,
-             base=0, tstride=16, prow_stride=4, srow_stride=4, pstride=1, wrow=5, pos_rstride=0)
+           for _ in range(4 * pool * ws * nw)] + [0]
+    g = dict(op=0, image=0, pool=pool, stride=1, pad=1, kh=3, kw=3, nw=nw, hp=4, wp=4, reach=2,
+             base=0, tstride=len(mem), prow_stride=pool * ws * nw, srow_stride=ws * nw,
+             pstride=pool * nw, wrow=5, pos_rstride=0)
     E = cfg.events_per_cycle
     expect_rows = {0: [0, 1], 1: [2], 2: [3], 3: []}
 
-    def cost(words):
-        return sum(max(1, -(-bin(w).count("1") // E)) for w in words)
+    def runs(r):     # the word addresses of pooled row r, run by run
+        return [[r * g["prow_stride"] + i * g["srow_stride"] + x * g["pstride"] + k
+                 for k in range(pool * nw)] for x in range(4) for i in range(pool)]
+
+    def cost(run):
+        n = [bin(mem[a]).count("1") for a in run] + [0]
+        return sum(max(1, -(-(n[k] + n[k + 1]) // E)) for k in range(0, len(run), 2))
     seen = []
 
     async def bench(ctx):
@@ -204,6 +214,10 @@ def test_dispatch_row_schedule_word_scan():
         ctx.set(dut.t_first, 1)
         await ctx.tick()
         ctx.set(dut.t_start, 0)
+
+        def read(addr):          # the spike buffer: words addr and addr + 1
+            ctx.set(dut.sb_data, mem[addr])
+            ctx.set(dut.sb_data_hi, mem[addr + 1] if addr + 1 < len(mem) else 0)
         for oy in range(4):
             ctx.set(dut.row_start, 1)
             nonempty = ctx.get(dut.row_nonempty)
@@ -212,7 +226,7 @@ def test_dispatch_row_schedule_word_scan():
             await ctx.tick()
             ctx.set(dut.row_start, 0)
             if en:
-                ctx.set(dut.sb_data, mem[addr])
+                read(addr)
             cycles = 0
             while nonempty:
                 cycles += 1
@@ -224,11 +238,11 @@ def test_dispatch_row_schedule_word_scan():
                     if ctx.get(getattr(dut, f"ev_valid{e}")):
                         seen.append(rd[e] - 5)
                 if en:
-                    ctx.set(dut.sb_data, mem[addr])
+                    read(addr)
                 if last:
                     break
-            words = [mem[r * 4 + x] for r in expect_rows[oy] for x in range(4)]
-            assert cycles == (cost(words) if words else 0), (oy, cycles)
+            assert cycles == sum(cost(run) for r in expect_rows[oy] for run in runs(r)), (oy, cycles)
     _run(dut, bench)
-    bits = [b for w in mem for b in range(64) if (w >> b) & 1]
+    order = [a for r in range(4) for run in runs(r) for a in run]
+    bits = [64 * (a % nw) + b for a in order for b in range(64) if (mem[a] >> b) & 1]
     assert seen == bits

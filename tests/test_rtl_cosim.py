@@ -122,11 +122,16 @@ def test_model_engineers_random_programs(built):
     assert ran >= 3
 
 
-def test_four_events_per_cycle():
-    """E = 4 (the DSE's high-throughput point): bit-exact and cycle-exact too."""
-    cfg = SIAConfig(pes=4, events_per_cycle=4, max_width=8, max_height=8, max_channels_in=64,
-                    max_timesteps=4)
-    p = random_program(2, chans=(6, 7))
+@pytest.mark.parametrize("E,chans,hw", [(4, (6, 7), 8), (4, (70, 66), 8), (2, (70, 66), 8)])
+def test_events_per_cycle_and_word_pairs(E, chans, hw):
+    """E = 4 (the DSE's high-throughput point), and layers wider than one 64-channel
+    word (2 words per position: word pairs within a position and, pooled, across the
+    pool columns): bit-exact and cycle-exact too."""
+    wide = max(chans) > 64
+    cfg = SIAConfig(pes=4, events_per_cycle=E, max_width=8, max_height=8,
+                    max_channels_in=1024 if wide else 64, max_timesteps=4,
+                    buffer_timesteps=16 if wide else 8)
+    p = random_program(2, chans=chans, hw=hw, timesteps=2 if wide else 3)
     r = run_program(p, _image(p, 2), cfg)
     for launch in r["launches"]:
         assert launch["cycles"] == launch["expected"] == launch["model"], launch

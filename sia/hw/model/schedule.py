@@ -1,8 +1,9 @@
 """The cycle formula of docs/architecture.md ("Cycle model"), vectorised.
 
 One launch = one (layer, tile of P output channels). Dispatch is a scan of the input
-spike buffer: every 64-bit word (<= 64 channels of one source position; an image word
-holds 8 pixels of 8 bits) of every scanned position costs max(1, ceil(popcount / E))
+spike buffer in *issue units*: a spike group's words are read two at a time (word
+pairs: consecutive words of one pooled position's run, `issue_units`), an image word
+alone (64 bits hold 8 pixels of 8 bits); a unit costs max(1, ceil(popcount / E))
 cycles; at E = 4 the events of one cycle of an image word share a bit plane, so an
 image word costs max(1, sum_b ceil(n_b / E)) (`plane_issue`). All tiles scan the same
 words except identity groups, which hold only the tile's own channel slice; a 1x1
@@ -135,6 +136,25 @@ def scanned(syn: Synapse, words: torch.Tensor, h_out: int) -> torch.Tensor:
     return words[..., :r_end(syn, hp, h_out - 1) * p, :]
 
 
+def issue_units(syn: Synapse, region: torch.Tensor) -> torch.Tensor:
+    """Set bits per issue unit of the scanned words [T',B,nw,R,W] -> [T',B,U,R,W//p].
+    A spike group's words are issued in pairs: the words of pooled column x and pool
+    row i are one run, p*nw words at consecutive addresses (pool columns j, words w),
+    read two per cycle from the even/odd halves of the spike buffer, so the dispatcher
+    takes events of both words in one cycle; a run of odd length ends with a single
+    word (= a pair with an empty partner). Image groups: one word per unit."""
+    if syn.source == IMAGE:
+        return region
+    t, b, nw, rows, w = region.shape
+    p = syn.pool
+    wp = w // p
+    run = (region[..., :wp * p].reshape(t, b, nw, rows, wp, p)
+           .permute(0, 1, 3, 4, 5, 2).reshape(t, b, rows, wp, p * nw))
+    if run.shape[-1] % 2:
+        run = torch.nn.functional.pad(run, (0, 1))
+    return run.reshape(t, b, rows, wp, -1, 2).sum(-1).permute(0, 1, 4, 2, 3)
+
+
 def word_hist(region: torch.Tensor) -> torch.Tensor:
     """[T',B,M]: how many scanned words of each (t, image) hold n = 0..M-1 set bits
     (one bincount pass over the region instead of one pass per statistic)."""
@@ -155,8 +175,8 @@ def dispatch(hist: torch.Tensor, E: int) -> dict[str, torch.Tensor]:
 
 def scan_stats(syn: Synapse, words: torch.Tensor, h_out: int, E: int,
                planes: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """`dispatch` of the words a group scans (plane issue: from the per-plane counts)."""
-    region = scanned(syn, words, h_out)
+    """`dispatch` of the units a group scans (plane issue: from the per-plane counts)."""
+    region = issue_units(syn, scanned(syn, words, h_out))
     if planes is None or not timing.plane_issue(E):
         return dispatch(word_hist(region), E)
     cost = word_cost(region, E, scanned(syn, planes, h_out))
@@ -214,9 +234,9 @@ def stream_need(program: Program, i: int, config: SIAConfig, T: int, tile: int =
 def row_dispatch(syn: Synapse, words: torch.Tensor, h_out: int, E: int,
                  planes: torch.Tensor | None = None) -> torch.Tensor:
     """Dispatch cycles per (t, image, output row) [T', B, H_out] of one group: the words
-    of pooled source rows [r_end(oy-1), r_end(oy)), each `word_cost`."""
+    of pooled source rows [r_end(oy-1), r_end(oy)), each issue unit `word_cost`."""
     p = syn.pool
-    region = scanned(syn, words, h_out)                     # [T', B, nw, rows*p, W]
+    region = issue_units(syn, scanned(syn, words, h_out))   # [T', B, units, rows*p, cols]
     planes = None if planes is None else scanned(syn, planes, h_out)
     cost = word_cost(region, E, planes).sum((2, 4), dtype=torch.int64)
     cost = cost.reshape(*cost.shape[:2], -1, p).sum(-1)     # per pooled row

@@ -89,7 +89,7 @@ class _Launch:
             self.sops += ops
 
     def dispatch(self, s, events):
-        """Issue a word's events, E per cycle; an empty word costs one cycle. Plane issue
+        """Issue an issue unit's events, E per cycle; an empty unit costs one cycle. Plane issue
         (E = 4 image words): one cycle's events share a bit plane, lowest plane first."""
         E = self.cfg.events_per_cycle
         runs = [events]
@@ -136,10 +136,12 @@ class _Launch:
 
 
 def _words(prog, layer, s, src, t, tile, cfg):
-    """Scan order of group s at step t: {pooled row: [words]}, a word being the list of
-    its events (channel, pooled row, pooled col, value, dense feature). A pooled
-    position is its p x p source positions' words, one after the other; a word holds
-    <= 64 channels (image: 8 pixels, one event per set bit); identity: the tile's slice."""
+    """Scan order of group s at step t: {pooled row: [(issue unit, words read)]}, a unit
+    being the list of its events (channel, pooled row, pooled col, value, dense
+    feature). A pooled position is its p x p source positions' words, one after the
+    other; a word holds <= 64 channels (image: 8 pixels, one event per set bit);
+    identity: the tile's slice. Spike words are issued in pairs: the p*nw words of one
+    (pooled column, pool row) run two at a time (`schedule.issue_units`)."""
     c, h, w = src.shape[-3:]        # the source as scanned (schedule.scan_view)
     p, per = s.pool, S.channels_per_word(s, cfg)
     hp, wp = h // p, w // p
@@ -152,6 +154,7 @@ def _words(prog, layer, s, src, t, tile, cfg):
         row = []
         for x in range(wp):
             for dy in range(p):
+                run = []
                 for dx in range(p):
                     for w0 in range(lo, hi, per):
                         evs = []
@@ -162,7 +165,11 @@ def _words(prog, layer, s, src, t, tile, cfg):
                                 evs += [(ch, r, x, 1 << b, f) for b in range(8) if pix >> b & 1]
                             elif src[t, ch, r * p + dy, x * p + dx]:
                                 evs.append((ch, r, x, 1, f))
-                        row.append(evs)
+                        run.append(evs)
+                if s.source == IMAGE:
+                    row += [(evs, 1) for evs in run]
+                else:
+                    row += [(sum(run[k:k + 2], []), len(run[k:k + 2])) for k in range(0, len(run), 2)]
         rows[r] = row
     return rows
 
@@ -194,8 +201,8 @@ def _run_rows(prog, layer, lc, srcs, t, drain_steps, out_s, out_v) -> list[int]:
         for (s, src), ws in zip(views, words):
             hp = src.shape[-2] // s.pool
             for r in range(S.r_end(s, hp, oy - 1), S.r_end(s, hp, oy)):
-                for evs in ws[r]:
-                    lc.mem["spike_in_reads"] += 1
+                for evs, nwords in ws[r]:
+                    lc.mem["spike_in_reads"] += nwords
                     lc.dispatch(s, evs)
         per_row.append(lc.cyc["accumulate"] + lc.cyc["dispatch_empty"] - before)
         lc.drain(oy, drain_steps, out_s, out_v)

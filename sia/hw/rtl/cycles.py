@@ -14,15 +14,20 @@ def _bits(words: np.ndarray) -> np.ndarray:
     return np.unpackbits(w.view(np.uint8).reshape(-1, 8, 1), axis=2)
 
 
+def unit_cost(n: np.ndarray, E: int) -> np.ndarray:
+    """Dispatch cycles of issue units holding n set bits: max(1, ceil(n / E))."""
+    return np.maximum(1, -(-n // E))
+
+
 def word_costs(words: np.ndarray, E: int, image: bool) -> np.ndarray:
-    """Dispatch cycles per word: max(1, ceil(popcount / E)); E = 4 image words issue one
-    bit plane at a time: max(1, sum_b ceil(n_b / E))."""
+    """Dispatch cycles per word issued alone: max(1, ceil(popcount / E)); E = 4 image
+    words issue one bit plane at a time: max(1, sum_b ceil(n_b / E))."""
     if not len(words):
         return np.zeros(0, np.int64)
     bits = _bits(words).astype(np.int64)
     if image and timing.plane_issue(E):
         return np.maximum(1, (-(-bits.sum(1) // E)).sum(1))
-    return np.maximum(1, -(-bits.sum((1, 2)) // E))
+    return unit_cost(bits.sum((1, 2)), E)
 
 
 def launch_cycles(program: Program, li: int, tile: int, inputs: dict, cfg: SIAConfig,
@@ -46,16 +51,25 @@ def packet_cycles(groups: list[dict], spike_words, out_shape, T: int, image: boo
     header fields): what the RTL's CYCLES register shows for it. loads = the weight +
     neuron-parameter beats the packet holds (0 for keep); out_beats = output packet."""
     sw = np.asarray(spike_words, dtype=np.uint64)
-    cost = word_costs(sw, E, image)
+    # image words are issued one at a time; spike words two at a time (word pairs)
+    per_word = word_costs(sw, E, image) if image else _bits(sw).sum((1, 2)).astype(np.int64)
     H, W = out_shape
     steps = 1 if image else T
 
     def row_costs(g):
         """Dispatch cycles of each pooled row [step, r] of group g, over the words at the
-        addresses the dispatcher walks (`regmap.scan_addresses`)."""
+        addresses the dispatcher walks (`regmap.scan_addresses` [r, i, x, j, w]); spike
+        words: the run (j, w) of each (r, i, x) in pairs of consecutive words."""
         a = regmap.scan_addresses(g)
-        return np.stack([cost[g["base"] + t * g["tstride"] + a].sum((1, 2, 3, 4))
-                         for t in range(steps)])
+        out = []
+        for t in range(steps):
+            v = per_word[g["base"] + t * g["tstride"] + a]
+            if not image:
+                run = v.reshape(*v.shape[:3], -1)
+                run = np.pad(run, [(0, 0)] * 3 + [(0, run.shape[-1] % 2)])
+                v = unit_cost(run.reshape(*run.shape[:3], -1, 2).sum(-1), E)
+            out.append(v.reshape(v.shape[0], -1).sum(1))
+        return np.stack(out)
 
     def r_end(g, o):   # the descriptor's row schedule (dense: reach = hp, H_out = 1)
         return 0 if o < 0 else min(max(o * g["stride"] + g["reach"], 0), g["hp"])

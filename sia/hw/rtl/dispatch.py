@@ -1,9 +1,13 @@
 """Dispatcher: walks the row schedule of one output row, scans the spike-buffer words
 of every scheduled (pooled) source position and issues up to E events per cycle.
 
-Word scan: a word with n set bits costs max(1, ceil(n/E)) cycles (E = 4 image words:
-max(1, sum over bit planes b of ceil(n_b/E)), one plane per cycle); the next word's read
-is issued in the last cycle of the current one, so the scan has no bubbles. Stage S0
+Scan in issue units: spike words two at a time (word pairs: the word at the scan
+address and the next one of the same (pooled column, pool row) run, read together from
+the even/odd halves of the spike buffer; events are taken from a 128-bit window, low
+word first); image words one at a time. A unit with n set bits costs max(1, ceil(n/E))
+cycles (E = 4 image words: max(1, sum over bit planes b of ceil(n_b/E)), one plane per
+cycle); the next unit's read is issued in the last cycle of the current one, so the
+scan has no bubbles. Stage S0
 (this cycle): event channels -> weight-row addresses (to the PEs' weight memories);
 stage S1 (registered): event enables/shifts and the tap geometry (bank enables,
 bank-row selects, output columns) for the PEs. Model twin: sia/hw/model/schedule.py.
@@ -42,7 +46,8 @@ class Dispatch(wiring.Component):
                "image": In(1),   # the layer's (all its groups share it; constant in a launch)
                "t_start": In(1), "t_first": In(1), "row_start": In(1),
                "row_nonempty": Out(1), "row_last": Out(1), "active": Out(1),
-               "sb_addr": Out(range(sbuf_depth)), "sb_en": Out(1), "sb_data": In(64),
+               "sb_addr": Out(range(sbuf_depth)), "sb_en": Out(1),
+               "sb_data": In(64), "sb_data_hi": In(64),   # words sb_addr and sb_addr + 1
                "rowbase": In(2),   # psum slot of this timestep's output row 0 (t*H_out mod 4)
                "ident": Out(1), "acc_en": Out(1), "bank_valid": Out(12), "ky_sel": Out(8),
                "ox0": Out(range(cfg.max_width)), "ox1": Out(range(cfg.max_width)),
@@ -78,7 +83,7 @@ class Dispatch(wiring.Component):
         addr, xaddr, iaddr, raddr = (Signal(AW, name=n) for n in ("addr", "xaddr", "iaddr", "raddr"))
         db, rend = Signal(16), Signal(9)
         active, fresh = Signal(), Signal()
-        rem = Signal(64)
+        rem = Signal(128)
         nonempty = Signal(G)
         m.d.comb += self.active.eq(active)
 
@@ -149,12 +154,25 @@ class Dispatch(wiring.Component):
         # the priority chain (a plane mask in front of the chain, or compares after it,
         # lengthened the path by 4-6 LUT levels)
         plane = timing.plane_issue(E)
-        word = Signal(64)
-        m.d.comb += word.eq(Mux(fresh, self.sb_data, rem))
+        # the run (pool column j, word w) of the current (pooled column, pool row): the
+        # unit is the word at (j, w) plus, for spike groups, its successor in the run
+        end_w = w == cur["nw"] - 1
+        end_j = j == cur["pool"] - 1
+        lo_last = end_w & end_j
+        wh = Signal(6, name="s0_w_hi")
+        jh = Signal(4, name="s0_j_hi")
+        m.d.comb += [wh.eq(Mux(end_w, 0, w + 1)), jh.eq(Mux(end_w, j + 1, j))]
+        pair = Signal(name="s0_pair")
+        m.d.comb += pair.eq(~image & ~lo_last)
+        hi_last = (wh == cur["nw"] - 1) & (jh == cur["pool"] - 1)
+        run_end = Signal(name="s0_run_end")
+        m.d.comb += run_end.eq(Mux(pair, hi_last, lo_last))
+        word = Signal(128)
+        m.d.comb += word.eq(Mux(fresh, Cat(self.sb_data, Mux(pair, self.sb_data_hi, 0)), rem))
         if plane:
             # set bits of the lowest non-empty plane (byte), beside the priority chain:
             # event e of an image word is valid iff that plane holds more than e bits
-            nz = Cat(*[word[b * 8:b * 8 + 8].any() for b in range(8)])
+            nz = Cat(*[word[b * 8:b * 8 + 8].any() for b in range(8)])   # image: hi = 0
             lowest = Signal(8, name="s0_low_plane")
             m.d.comb += lowest.eq(nz & (~nz + 1)[:8])
             low_byte = _or_all([word[b * 8:b * 8 + 8] & lowest[b].replicate(8) for b in range(8)])
@@ -165,16 +183,16 @@ class Dispatch(wiring.Component):
             # lowest set bit as a one-hot word (carry chain), then an OR-tree encoder:
             # log depth instead of a 64-deep priority-mux chain
             v = Signal(name=f"s0_valid{e}")
-            idx = Signal(6, name=f"s0_idx{e}")
-            oh = Signal(64, name=f"s0_onehot{e}")
-            m.d.comb += [oh.eq(wv & (~wv + 1)[:64])]
-            for k in range(6):
-                m.d.comb += idx[k].eq(Cat(*[oh[b] for b in range(64) if (b >> k) & 1]).any())
+            idx = Signal(7, name=f"s0_idx{e}")
+            oh = Signal(128, name=f"s0_onehot{e}")
+            m.d.comb += [oh.eq(wv & (~wv + 1)[:128])]
+            for k in range(7):
+                m.d.comb += idx[k].eq(Cat(*[oh[b] for b in range(128) if (b >> k) & 1]).any())
             if plane:
                 m.d.comb += v.eq(Mux(image, pc_low > e, wv.any()))
             else:
                 m.d.comb += v.eq(wv.any())
-            nxt = Signal(64, name=f"s0_rest{e}")
+            nxt = Signal(128, name=f"s0_rest{e}")
             m.d.comb += nxt.eq(wv & ~oh)
             ev_valid.append(v & active)
             ev_idx.append(idx)
@@ -186,7 +204,7 @@ class Dispatch(wiring.Component):
         m.d.comb += last.eq(active & ~wv.any())
         if plane:
             # an image word ends when its set bits lie in one plane (byte), at most E of them
-            rem_next = Signal(64, name="s0_rem")
+            rem_next = Signal(128, name="s0_rem")
             m.d.comb += rem_next.eq(Mux(image, word & ~_or_all(taken), wv))
             one_plane = Signal(name="s0_one_plane")
             m.d.comb += one_plane.eq(nz == lowest)
@@ -197,8 +215,10 @@ class Dispatch(wiring.Component):
         for e in range(E):
             c = Signal(12, name=f"s0_ch{e}")
             sh = Signal(3, name=f"s0_sh{e}")
-            pix, bit = (ev_idx[e][:3], ev_idx[e][3:]) if plane else (ev_idx[e][3:], ev_idx[e][:3])
-            m.d.comb += [c.eq(Mux(image, (w << 3) | pix, (w << 6) | ev_idx[e])),
+            pix, bit = (ev_idx[e][:3], ev_idx[e][3:6]) if plane else (ev_idx[e][3:6], ev_idx[e][:3])
+            # bit 6: the event is in the unit's second word
+            m.d.comb += [c.eq(Mux(image, (w << 3) | pix,
+                                  (Mux(ev_idx[e][6], wh, w) << 6) | ev_idx[e][:6])),
                          sh.eq(Mux(image, bit, 0))]
             m.d.comb += getattr(self, f"rd_addr{e}").eq(db + Mux(ident, 0, c))
             chans.append(c)
@@ -267,22 +287,24 @@ class Dispatch(wiring.Component):
         for g in range(G):
             m.d.comb += nxt_group[g].eq(nonempty[g] & (cg < g))
         m.d.comb += self.row_last.eq(last & ~has_next)
-        end_w = w == cur["nw"] - 1
-        end_j = j == cur["pool"] - 1
         end_i = i == cur["pool"] - 1
         end_x = x == cur["wp"] - 1
         end_r = r == rend - 1
-        m.d.comb += has_next.eq(~(end_w & end_j & end_i & end_x & end_r) | nxt_group.any())
+        m.d.comb += has_next.eq(~(run_end & end_i & end_x & end_r) | nxt_group.any())
         with m.If(active):
             with m.If(~last):
                 m.d.sync += [rem.eq(rem_next), fresh.eq(0)]
             with m.Else():
                 m.d.sync += fresh.eq(1)
-                with m.If(~end_w | ~end_j):
-                    m.d.sync += [w.eq(Mux(end_w, 0, w + 1)), addr.eq(addr + 1)]
-                    with m.If(end_w):
-                        m.d.sync += j.eq(j + 1)
-                    m.d.comb += [sb_addr.eq(addr + 1), sb_en.eq(1)]
+                with m.If(~run_end):
+                    # next unit of the run: after the pair's second word (or the word)
+                    wn, jn = Signal(6, name="s0_w_next"), Signal(4, name="s0_j_next")
+                    hi_end_w = wh == cur["nw"] - 1
+                    m.d.comb += [wn.eq(Mux(pair, Mux(hi_end_w, 0, wh + 1), wh)),
+                                 jn.eq(Mux(pair, Mux(hi_end_w, jh + 1, jh), jh))]
+                    na = addr + Mux(pair, 2, 1)
+                    m.d.sync += [w.eq(wn), j.eq(jn), addr.eq(na)]
+                    m.d.comb += [sb_addr.eq(na), sb_en.eq(1)]
                 with m.Elif(~end_i):
                     na = iaddr + cur["srow_stride"]
                     m.d.sync += [w.eq(0), j.eq(0), i.eq(i + 1), iaddr.eq(na), addr.eq(na)]

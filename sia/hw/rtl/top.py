@@ -101,10 +101,24 @@ class SIATop(wiring.Component):
                      disp.image.eq(L["image"])]
 
         # ---- buffers
-        m.submodules.sbuf = sbuf = Memory(shape=64, depth=in_depth, init=[])
-        sb_w = sbuf.write_port()
-        sb_r = sbuf.read_port()
-        m.d.comb += [sb_r.addr.eq(disp.sb_addr), sb_r.en.eq(disp.sb_en), disp.sb_data.eq(sb_r.data)]
+        # input spike buffer: even and odd addresses in two halves, so the dispatcher
+        # reads a word pair (a, a + 1) in one cycle; the loader writes one beat per cycle
+        half = (in_depth + 1) // 2
+        m.submodules.sbuf0 = sbuf0 = Memory(shape=64, depth=half, init=[])
+        m.submodules.sbuf1 = sbuf1 = Memory(shape=64, depth=half, init=[])
+        sb_w0, sb_w1 = sbuf0.write_port(), sbuf1.write_port()
+        sb_r0, sb_r1 = sbuf0.read_port(), sbuf1.read_port()
+        sb_wen, sb_waddr, sb_wdata = Signal(), Signal(range(in_depth)), Signal(64)
+        m.d.comb += [sb_w0.addr.eq(sb_waddr[1:]), sb_w1.addr.eq(sb_waddr[1:]),
+                     sb_w0.data.eq(sb_wdata), sb_w1.data.eq(sb_wdata),
+                     sb_w0.en.eq(sb_wen & ~sb_waddr[0]), sb_w1.en.eq(sb_wen & sb_waddr[0])]
+        ra = disp.sb_addr
+        odd = Signal()
+        m.d.sync += odd.eq(Mux(disp.sb_en, ra[0], odd))
+        m.d.comb += [sb_r0.addr.eq((ra + 1)[1:]), sb_r1.addr.eq(ra[1:]),
+                     sb_r0.en.eq(disp.sb_en), sb_r1.en.eq(disp.sb_en),
+                     disp.sb_data.eq(Mux(odd, sb_r1.data, sb_r0.data)),
+                     disp.sb_data_hi.eq(Mux(odd, sb_r0.data, sb_r1.data))]
         m.submodules.obuf = obuf = Memory(shape=64, depth=out_depth, init=[])
         ob_w = obuf.write_port()
         ob_r = obuf.read_port(transparent_for=(ob_w,))
@@ -161,15 +175,15 @@ class SIATop(wiring.Component):
                      regs.error_code.eq(ecode), regs.cycles.eq(cycles), regs.sops.eq(sops),
                      regs.image_ops.eq(iops), self.irq_done.eq(done)]
         m.d.comb += [gbw.i_data.eq(self.s_axis_tdata), gbn.i_data.eq(self.s_axis_tdata),
-                     sb_w.addr.eq(bcnt)]
+                     sb_waddr.eq(bcnt)]
         if timing.plane_issue(E):
             # plane issue: image words are stored plane-major (bit b*8+c = bit b of pixel
             # c), transposed on the way in rather than in the dispatcher's scan loop
             tdata = self.s_axis_tdata
-            m.d.comb += sb_w.data.eq(Mux(image, Cat(*[tdata[c * 8 + b] for b in range(8)
-                                                       for c in range(8)]), tdata))
+            m.d.comb += sb_wdata.eq(Mux(image, Cat(*[tdata[c * 8 + b] for b in range(8)
+                                                      for c in range(8)]), tdata))
         else:
-            m.d.comb += sb_w.data.eq(self.s_axis_tdata)
+            m.d.comb += sb_wdata.eq(self.s_axis_tdata)
         with m.If(busy):
             m.d.sync += [cycles.eq(cycles + 1), sops.eq(sops + disp.sops_inc),
                          iops.eq(iops + disp.img_inc)]
@@ -251,7 +265,7 @@ class SIATop(wiring.Component):
                         m.d.sync += [oy_d.eq(oy_d + 1), row_pos_d.eq(row_pos_d + L["w_out"])]
 
         with m.If(sl_active):
-            m.d.comb += [self.s_axis_tready.eq(1), sb_w.en.eq(beat)]
+            m.d.comb += [self.s_axis_tready.eq(1), sb_wen.eq(beat)]
             with m.If(beat):
                 m.d.sync += bcnt.eq(bcnt + 1)
                 with m.If(bcnt == sbeats_m1):
