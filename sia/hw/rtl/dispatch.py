@@ -177,35 +177,63 @@ class Dispatch(wiring.Component):
             m.d.comb += lowest.eq(nz & (~nz + 1)[:8])
             low_byte = _or_all([word[b * 8:b * 8 + 8] & lowest[b].replicate(8) for b in range(8)])
             pc_low = _popcount(m, list(low_byte), "s0_pc_low")
-        wv = word
+        def chain(half, tag):
+            """The E lowest set bits of a 64-bit word, one after the other: per stage a
+            one-hot (carry chain) and an OR-tree encoder (log depth instead of a 64-deep
+            priority-mux chain). Returns one-hots, indices, valid bits (the word still
+            had a bit) and the rest after each stage."""
+            wv, out = half, ([], [], [], [])
+            for e in range(E):
+                oh = Signal(64, name=f"s0_{tag}_onehot{e}")
+                idx = Signal(6, name=f"s0_{tag}_idx{e}")
+                nxt = Signal(64, name=f"s0_{tag}_rest{e}")
+                m.d.comb += [oh.eq(wv & (~wv + 1)[:64]), nxt.eq(wv & ~oh)]
+                for k in range(6):
+                    m.d.comb += idx[k].eq(Cat(*[oh[b] for b in range(64) if (b >> k) & 1]).any())
+                for lst, sig in zip(out, (oh, idx, wv.any(), nxt)):
+                    lst.append(sig)
+                wv = nxt
+            return out
+
+        # the pair's two words are scanned side by side (two 64-bit chains, not one
+        # 128-bit chain: the chain is the dispatcher's critical path) and merged: event
+        # slot e takes the low word's e-th event if it has one, else the high word's
+        # (e - k)-th, k = events the low word gives this cycle
+        lo, hi = word[:64], word[64:]
+        oh_lo, idx_lo, v_lo, rest_lo = chain(lo, "lo")
+        _, idx_hi, v_hi, rest_hi = chain(hi, "hi")
+
+        def k_is(n):   # the low word gives exactly n events this cycle (n < E)
+            return (v_lo[n - 1] if n else 1) & ~v_lo[n]
         ev_valid, ev_idx, taken = [], [], []
         for e in range(E):
-            # lowest set bit as a one-hot word (carry chain), then an OR-tree encoder:
-            # log depth instead of a 64-deep priority-mux chain
             v = Signal(name=f"s0_valid{e}")
-            idx = Signal(7, name=f"s0_idx{e}")
-            oh = Signal(128, name=f"s0_onehot{e}")
-            m.d.comb += [oh.eq(wv & (~wv + 1)[:128])]
-            for k in range(7):
-                m.d.comb += idx[k].eq(Cat(*[oh[b] for b in range(128) if (b >> k) & 1]).any())
-            if plane:
-                m.d.comb += v.eq(Mux(image, pc_low > e, wv.any()))
+            idx = Signal(7, name=f"s0_idx{e}")        # bit 6: from the unit's second word
+            hidx, hv = Signal(6, name=f"s0_hidx{e}"), Signal(name=f"s0_hv{e}")
+            for n in range(e + 1):
+                with m.If(k_is(n)):
+                    m.d.comb += [hidx.eq(idx_hi[e - n]), hv.eq(v_hi[e - n])]
+            m.d.comb += idx.eq(Mux(v_lo[e], idx_lo[e], Cat(hidx, 1)))
+            if plane:   # image words: the low word only (its high word is empty)
+                m.d.comb += v.eq(Mux(image, pc_low > e, v_lo[e] | hv))
+                taken.append(Mux(v, oh_lo[e], 0))
             else:
-                m.d.comb += v.eq(wv.any())
-            nxt = Signal(128, name=f"s0_rest{e}")
-            m.d.comb += nxt.eq(wv & ~oh)
+                m.d.comb += v.eq(v_lo[e] | hv)
             ev_valid.append(v & active)
             ev_idx.append(idx)
-            if plane:
-                taken.append(Mux(v, oh, 0))
-            wv = nxt
-        rem_next = wv
+        rem_hi = Signal(64, name="s0_rem_hi")
+        m.d.comb += rem_hi.eq(hi)                      # k = E: the high word untouched
+        for n in range(E):
+            with m.If(k_is(n)):
+                m.d.comb += rem_hi.eq(rest_hi[E - 1 - n])
+        rem_next = Cat(rest_lo[E - 1], rem_hi)
         last = Signal()
-        m.d.comb += last.eq(active & ~wv.any())
+        m.d.comb += last.eq(active & ~rest_lo[E - 1].any() & ~rem_hi.any())
         if plane:
             # an image word ends when its set bits lie in one plane (byte), at most E of them
-            rem_next = Signal(128, name="s0_rem")
-            m.d.comb += rem_next.eq(Mux(image, word & ~_or_all(taken), wv))
+            rem_img = Signal(128, name="s0_rem")
+            m.d.comb += rem_img.eq(Mux(image, lo & ~_or_all(taken), rem_next))
+            rem_next = rem_img
             one_plane = Signal(name="s0_one_plane")
             m.d.comb += one_plane.eq(nz == lowest)
             with m.If(image):
