@@ -215,9 +215,12 @@ def test_dispatch_row_schedule_word_scan(nw, pool):
         await ctx.tick()
         ctx.set(dut.t_start, 0)
 
-        def read(addr):          # the spike buffer: words addr and addr + 1
+        def read(addr):          # the spike buffer: words addr and addr + 1, their popcounts
+            hi = mem[addr + 1] if addr + 1 < len(mem) else 0
             ctx.set(dut.sb_data, mem[addr])
-            ctx.set(dut.sb_data_hi, mem[addr + 1] if addr + 1 < len(mem) else 0)
+            ctx.set(dut.sb_data_hi, hi)
+            ctx.set(dut.sb_count, bin(mem[addr]).count("1"))
+            ctx.set(dut.sb_count_hi, bin(hi).count("1"))
         for oy in range(4):
             ctx.set(dut.row_start, 1)
             nonempty = ctx.get(dut.row_nonempty)

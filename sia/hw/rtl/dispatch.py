@@ -38,6 +38,16 @@ def _popcount(m, bits, name):
     return s
 
 
+def count_tree(bits):
+    """Set bits of a word as a balanced adder tree (a chain of adders would be as deep
+    as the word is wide)."""
+    terms = list(bits)
+    while len(terms) > 1:
+        terms = [terms[k] + terms[k + 1] if k + 1 < len(terms) else terms[k]
+                 for k in range(0, len(terms), 2)]
+    return terms[0]
+
+
 class Dispatch(wiring.Component):
     def __init__(self, cfg: SIAConfig, sbuf_depth: int):
         self.cfg = cfg
@@ -48,6 +58,7 @@ class Dispatch(wiring.Component):
                "row_nonempty": Out(1), "row_last": Out(1), "active": Out(1),
                "sb_addr": Out(range(sbuf_depth)), "sb_en": Out(1),
                "sb_data": In(64), "sb_data_hi": In(64),   # words sb_addr and sb_addr + 1
+               "sb_count": In(7), "sb_count_hi": In(7),   # their set bits (stored beside them)
                "rowbase": In(2),   # psum slot of this timestep's output row 0 (t*H_out mod 4)
                "ident": Out(1), "acc_en": Out(1), "bank_valid": Out(12), "ky_sel": Out(8),
                "ox0": Out(range(cfg.max_width)), "ox1": Out(range(cfg.max_width)),
@@ -84,6 +95,7 @@ class Dispatch(wiring.Component):
         db, rend = Signal(16), Signal(9)
         active, fresh = Signal(), Signal()
         rem = Signal(128)
+        left = Signal(8)          # set bits still in `rem`
         nonempty = Signal(G)
         m.d.comb += self.active.eq(active)
 
@@ -121,7 +133,15 @@ class Dispatch(wiring.Component):
         # r_end of each group for the current output row, latched at row start (hi moves on)
         rend_r = Array(Signal(9, name=f"rend_r{g}") for g in range(G))
 
+        # pair_r: the unit being read pairs two words (registered when its read is
+        # issued, so the word window does not wait for the run-end compare)
+        pair_r = Signal()
+
+        def run_pairs(g):     # the first unit of a run of group g pairs two words
+            return ~self.image & ~((self.f("nw")[g] == 1) & (self.f("pool")[g] == 1))
+
         def load_group(g, rend_of):
+            m.d.sync += pair_r.eq(run_pairs(g))
             m.d.sync += [cg.eq(g), r.eq(rlo[g]), x.eq(0), i.eq(0), j.eq(0), w.eq(0),
                          addr.eq(rowaddr[g]), xaddr.eq(rowaddr[g]), iaddr.eq(rowaddr[g]),
                          raddr.eq(rowaddr[g]), db.eq(dbase[g]), rend.eq(rend_of[g])]
@@ -168,7 +188,7 @@ class Dispatch(wiring.Component):
         run_end = Signal(name="s0_run_end")
         m.d.comb += run_end.eq(Mux(pair, hi_last, lo_last))
         word = Signal(128)
-        m.d.comb += word.eq(Mux(fresh, Cat(self.sb_data, Mux(pair, self.sb_data_hi, 0)), rem))
+        m.d.comb += word.eq(Mux(fresh, Cat(self.sb_data, Mux(pair_r, self.sb_data_hi, 0)), rem))
         if plane:
             # set bits of the lowest non-empty plane (byte), beside the priority chain:
             # event e of an image word is valid iff that plane holds more than e bits
@@ -227,8 +247,13 @@ class Dispatch(wiring.Component):
             with m.If(k_is(n)):
                 m.d.comb += rem_hi.eq(rest_hi[E - 1 - n])
         rem_next = Cat(rest_lo[E - 1], rem_hi)
+        # the unit ends when at most E set bits are left: counted beside the chains (the
+        # loader stores each word's popcount beside it; then the registered count minus
+        # E), so the scan control does not wait for the last extraction stage
+        count = Signal(8, name="s0_count")
+        m.d.comb += count.eq(Mux(fresh, self.sb_count + Mux(pair_r, self.sb_count_hi, 0), left))
         last = Signal()
-        m.d.comb += last.eq(active & ~rest_lo[E - 1].any() & ~rem_hi.any())
+        m.d.comb += last.eq(active & (count <= E))
         if plane:
             # an image word ends when its set bits lie in one plane (byte), at most E of them
             rem_img = Signal(128, name="s0_rem")
@@ -321,7 +346,7 @@ class Dispatch(wiring.Component):
         m.d.comb += has_next.eq(~(run_end & end_i & end_x & end_r) | nxt_group.any())
         with m.If(active):
             with m.If(~last):
-                m.d.sync += [rem.eq(rem_next), fresh.eq(0)]
+                m.d.sync += [rem.eq(rem_next), left.eq(count - E), fresh.eq(0)]
             with m.Else():
                 m.d.sync += fresh.eq(1)
                 with m.If(~run_end):
@@ -331,18 +356,22 @@ class Dispatch(wiring.Component):
                     m.d.comb += [wn.eq(Mux(pair, Mux(hi_end_w, 0, wh + 1), wh)),
                                  jn.eq(Mux(pair, Mux(hi_end_w, jh + 1, jh), jh))]
                     na = addr + Mux(pair, 2, 1)
-                    m.d.sync += [w.eq(wn), j.eq(jn), addr.eq(na)]
+                    m.d.sync += [w.eq(wn), j.eq(jn), addr.eq(na),
+                                 pair_r.eq(~image & ~((wn == cur["nw"] - 1) & (jn == cur["pool"] - 1)))]
                     m.d.comb += [sb_addr.eq(na), sb_en.eq(1)]
                 with m.Elif(~end_i):
+                    m.d.sync += pair_r.eq(run_pairs(cg))
                     na = iaddr + cur["srow_stride"]
                     m.d.sync += [w.eq(0), j.eq(0), i.eq(i + 1), iaddr.eq(na), addr.eq(na)]
                     m.d.comb += [sb_addr.eq(na), sb_en.eq(1)]
                 with m.Elif(~end_x):
+                    m.d.sync += pair_r.eq(run_pairs(cg))
                     na = xaddr + cur["pstride"]
                     m.d.sync += [w.eq(0), j.eq(0), i.eq(0), x.eq(x + 1), xaddr.eq(na),
                                  iaddr.eq(na), addr.eq(na), db.eq(db + cur["pos_rstride"])]
                     m.d.comb += [sb_addr.eq(na), sb_en.eq(1)]
                 with m.Elif(~end_r):
+                    m.d.sync += pair_r.eq(run_pairs(cg))
                     na = raddr + cur["prow_stride"]
                     m.d.sync += [w.eq(0), j.eq(0), i.eq(0), x.eq(0), r.eq(r + 1), raddr.eq(na),
                                  xaddr.eq(na), iaddr.eq(na), addr.eq(na),

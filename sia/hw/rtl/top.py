@@ -16,7 +16,7 @@ from sia.hw.regmap import (GROUP_BEATS, GROUP_LAYOUT, LAYER_BEATS, LAYER_LAYOUT,
                            HDR_MAGIC)
 from sia.hw.rtl.aggregation import Aggregation
 from sia.hw.rtl.axil import AxiLiteRegs, axil_ports
-from sia.hw.rtl.dispatch import Dispatch
+from sia.hw.rtl.dispatch import Dispatch, count_tree
 from sia.hw.rtl.pe import PE
 from sia.hw.rtl.stream import Gearbox
 
@@ -104,21 +104,27 @@ class SIATop(wiring.Component):
         # input spike buffer: even and odd addresses in two halves, so the dispatcher
         # reads a word pair (a, a + 1) in one cycle; the loader writes one beat per cycle
         half = (in_depth + 1) // 2
-        m.submodules.sbuf0 = sbuf0 = Memory(shape=64, depth=half, init=[])
-        m.submodules.sbuf1 = sbuf1 = Memory(shape=64, depth=half, init=[])
+        # (each word with its popcount in the block RAM's 8 spare bits: the dispatcher
+        # knows how many events a word holds without counting them)
+        m.submodules.sbuf0 = sbuf0 = Memory(shape=72, depth=half, init=[])
+        m.submodules.sbuf1 = sbuf1 = Memory(shape=72, depth=half, init=[])
         sb_w0, sb_w1 = sbuf0.write_port(), sbuf1.write_port()
         sb_r0, sb_r1 = sbuf0.read_port(), sbuf1.read_port()
         sb_wen, sb_waddr, sb_wdata = Signal(), Signal(range(in_depth)), Signal(64)
+        sb_wcount = Signal(7)
+        m.d.comb += sb_wcount.eq(count_tree(self.s_axis_tdata))
         m.d.comb += [sb_w0.addr.eq(sb_waddr[1:]), sb_w1.addr.eq(sb_waddr[1:]),
-                     sb_w0.data.eq(sb_wdata), sb_w1.data.eq(sb_wdata),
+                     sb_w0.data.eq(Cat(sb_wdata, sb_wcount)), sb_w1.data.eq(Cat(sb_wdata, sb_wcount)),
                      sb_w0.en.eq(sb_wen & ~sb_waddr[0]), sb_w1.en.eq(sb_wen & sb_waddr[0])]
         ra = disp.sb_addr
         odd = Signal()
         m.d.sync += odd.eq(Mux(disp.sb_en, ra[0], odd))
         m.d.comb += [sb_r0.addr.eq((ra + 1)[1:]), sb_r1.addr.eq(ra[1:]),
                      sb_r0.en.eq(disp.sb_en), sb_r1.en.eq(disp.sb_en),
-                     disp.sb_data.eq(Mux(odd, sb_r1.data, sb_r0.data)),
-                     disp.sb_data_hi.eq(Mux(odd, sb_r0.data, sb_r1.data))]
+                     disp.sb_data.eq(Mux(odd, sb_r1.data[:64], sb_r0.data[:64])),
+                     disp.sb_data_hi.eq(Mux(odd, sb_r0.data[:64], sb_r1.data[:64])),
+                     disp.sb_count.eq(Mux(odd, sb_r1.data[64:71], sb_r0.data[64:71])),
+                     disp.sb_count_hi.eq(Mux(odd, sb_r0.data[64:71], sb_r1.data[64:71]))]
         m.submodules.obuf = obuf = Memory(shape=64, depth=out_depth, init=[])
         ob_w = obuf.write_port()
         ob_r = obuf.read_port(transparent_for=(ob_w,))
