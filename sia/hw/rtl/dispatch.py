@@ -197,6 +197,7 @@ class Dispatch(wiring.Component):
             m.d.comb += lowest.eq(nz & (~nz + 1)[:8])
             low_byte = _or_all([word[b * 8:b * 8 + 8] & lowest[b].replicate(8) for b in range(8)])
             pc_low = _popcount(m, list(low_byte), "s0_pc_low")
+
         def chain(half, tag):
             """The E lowest set bits of a 64-bit word, one after the other: per stage a
             one-hot (carry chain) and an OR-tree encoder (log depth instead of a 64-deep
