@@ -125,10 +125,11 @@ def test_hand_computed_image_and_dense_launches():
     hdr = regmap.header_beats(1)   # 2 + 4
     # image layer: words = popcounts 0,8,2 | 1,3,0 -> E=2 costs 1,4,1 | 1,2,1 = 10
     c0 = launch_cycles(p, 0, 0, {-1: img[0]})
-    # timeline: wait 6 beats, STEP, row 0 = ROW_PRE + 6 + GAP (cycles 7-14), its drain
-    # (T*W = 6) 15-20 while row 1 (1 + 4 + 1) dispatches 15-20; row 1's drain 21-26
-    # is the only drain not hidden behind the dispatcher: "aggregate" = 6
-    want0 = {"header_load": hdr, "weight_load": 72, "param_load": 72, "stream_in": 6,
+    # timeline: STEP (cycle 0); row 0 needs the image's first row (3 beats): waits 2,
+    # ROW_PRE + 6 + GAP (cycles 3-10), its drain (T*W = 6) 11-16 while row 1 (its 6
+    # beats are in; 1 + 4 + 1) dispatches 11-16; row 1's drain 17-22 is the only drain
+    # not hidden behind the dispatcher: "aggregate" = 6
+    want0 = {"header_load": hdr, "weight_load": 72, "param_load": 72, "stream_in": 2,
              "accumulate": 4 + 1 + 1 + 2, "dispatch_empty": 2, "aggregate": 6,
              "stall": C_L + C_S + 2 * C_R, "stream_out": timing.C_OUT_TAIL}   # streamed
     assert {k: v for k, v in c0.items() if k != "total"} == want0
@@ -140,8 +141,9 @@ def test_hand_computed_image_and_dense_launches():
     assert c1["accumulate"] + c1["dispatch_empty"] == 2 * 6
     # the t=0 drain (1 cycle) hides behind t=1's STEP + row; only the last one shows
     assert c1["stall"] == C_L + 2 * (C_S + C_R) and c1["aggregate"] == 1
-    # t=0 waits for its 6 input beats; t=1's 6 beats arrive while t=0 computes (>= 6 cycles)
-    assert c1["stream_in"] == 6 and c1["stream_out"] == 24
+    # t=0's row waits for its 6 input beats (after the STEP cycle: 5); t=1's 6 beats
+    # arrive while t=0 computes (>= 6 cycles)
+    assert c1["stream_in"] == 6 - C_S and c1["stream_out"] == 24
     # the whole inference is the sum of its launches
     assert run(p, img).image_cycles[0] == c0["total"] + c1["total"]
 
@@ -167,7 +169,8 @@ def test_hand_computed_pooled_strided_conv_and_timing_constants(monkeypatch):
     for E, acc in ((1, 3 + 1 + 2), (2, 2 + 1 + 1)):
         c = launch_cycles(p, 1, 0, {0: torch.from_numpy(s)}, config=SIAConfig(events_per_cycle=E))
         assert (c["accumulate"], c["dispatch_empty"]) == (acc, 5)
-        assert c["stream_in"] == 16 and c["weight_load"] == 2 * 64 * 9 * 8 // 64
+        assert c["stream_in"] == 16 - timing.C_STEP   # the one row needs all 16 beats
+        assert c["weight_load"] == 2 * 64 * 9 * 8 // 64
         assert c["stall"] == timing.C_LAUNCH + timing.C_STEP + timing.C_ROW
     before = launch_cycles(p, 1, 0, {0: torch.from_numpy(s)})["total"]
     monkeypatch.setattr(timing, "C_ROW", timing.C_ROW + 5)   # the model follows the RTL's constants
@@ -193,7 +196,7 @@ def test_hand_computed_word_pairs():
     for E, acc in ((1, 6 + 2), (2, 3 + 1), (4, 2 + 1)):
         c = launch_cycles(p, 1, 0, {0: torch.from_numpy(s)}, config=SIAConfig(events_per_cycle=E))
         assert (c["accumulate"], c["dispatch_empty"]) == (acc, 2)
-        assert c["stream_in"] == 2 * 3
+        assert c["stream_in"] == 2 * 3 - timing.C_STEP   # its one row needs all 6 beats
         r = rtl_cycles.launch_cycles(p, 1, 0, {0: s}, SIAConfig(events_per_cycle=E), detail=True)
         assert r["dispatch"] == acc + 2                 # the RTL's formula agrees
 
@@ -218,10 +221,16 @@ def test_hand_computed_decimated_shortcut_scan():
     s[0, 0, 4, 2] = 1            # (4,2) -> view (2,1): 1 event
     s[0, :, 1, :] = 1            # odd row: never scanned
     s[0, 1, 2, 3] = 1            # odd column: never scanned
+    C_S, C_R = timing.C_STEP, timing.C_ROW
     for E, acc in ((1, 2 + 1), (2, 1 + 1)):
         c = launch_cycles(p, 1, 0, {0: torch.from_numpy(s)}, config=SIAConfig(events_per_cycle=E))
         assert (c["accumulate"], c["dispatch_empty"]) == (acc, 9 - 2)
-        assert c["stream_in"] == 25
+        # output row oy scans view row oy = source row 2*oy: it needs source rows
+        # <= 2*oy, i.e. 10, 20 and all 25 beats (5 per source row); row 0 costs
+        # ceil(2/E) + 2 empty words, rows 1 and 2 three words each
+        e0 = 10 + C_R + (-(-2 // E) + 2)
+        e1 = max(e0, 20) + C_R + 3
+        assert c["stream_in"] == (10 - C_S) + max(0, 20 - e0) + max(0, 25 - e1)
     g = regmap._groups(p, 1, 0, SIAConfig(), 1)[0][0]
     assert (g["stride"], g["hp"], g["wp"], g["reach"]) == (1, 3, 3, 1)
     assert (g["prow_stride"], g["pstride"]) == (2 * 5, 2)     # 2 rows / 2 positions of 1 word
@@ -412,9 +421,10 @@ def test_report_fields_and_cli(tmp_path, capsys):
 
 
 def test_input_streams_in_while_computing():
-    """Timestep t waits only for its own input beats (the last group's timestep t):
-    the exposed stream-in is need[0] plus any later shortfall, never more than all
-    beats, and strictly less for multi-timestep spike layers of a real network."""
+    """Row oy of timestep t waits only for the input beats of the source rows it scans
+    (`regmap.row_need`): the exposed stream-in is at least the first row's need (less
+    the STEP cycle), never more than all beats, and strictly less over a real
+    network; the needs grow row by row and step by step."""
     from sia.program.resolve import resolve_program
     p = resolve_program("digits_cnn_l8")
     imgs = _images(p, 2, 0)
@@ -423,9 +433,10 @@ def test_input_streams_in_while_computing():
     for L in r.layers:
         for k in range(L.tiles):
             beats = S.stream_in_beats(p, L.index, SIAConfig(), p.timesteps, k)
-            need = S.stream_need(p, L.index, SIAConfig(), p.timesteps, k)
+            need = np.array(S.stream_need(p, L.index, SIAConfig(), p.timesteps, k))
             wait = L.launch_phases(k, r.images)["stream_in"]
-            assert need[0] <= wait <= beats and need[-1] == beats
+            assert need[0, 0] - timing.C_STEP <= wait <= beats and need.max() <= beats
+            assert (np.diff(need.reshape(-1)) >= 0).all()
             saved += beats - wait
     assert saved > 0
 
@@ -440,7 +451,8 @@ def test_overlap_recurrence_equals_cycle_stepped_engines(steps, rows, wdrain, ne
     from sia.hw.model.trace import _timeline
     rng = np.random.default_rng(seed)
     d = rng.integers(0, 12, size=(steps, rows, 3))          # 3 images
-    need = [need_step * (t + 1) for t in range(steps)]
+    need = np.cumsum(rng.integers(0, need_step + 1, size=(steps, rows)), axis=None)
+    need = need.reshape(steps, rows).tolist()               # beats row (t, oy) waits for
     o = S.overlap(need, torch.from_numpy(d), wdrain)
     for b in range(3):
         span, waits = _timeline(need, d[:, :, b].tolist(), wdrain)

@@ -220,15 +220,15 @@ def stream_in_beats(program: Program, i: int, config: SIAConfig, T: int, tile: i
     return steps * sum(_stream_sizes(program, i, config, tile))
 
 
-def stream_need(program: Program, i: int, config: SIAConfig, T: int, tile: int = 0) -> list[int]:
-    """Input-map beats that must have arrived before timestep t may start: the input
-    streams in while the launch computes, interleaved by timestep (step t of every
-    group, then step t+1), so timestep t waits for (t+1) steps of beats (image
-    layers: the whole image)."""
-    if is_image_layer(program.layers[i]):
-        return [stream_in_beats(program, i, config, T, tile)]
-    step = sum(_stream_sizes(program, i, config, tile))
-    return [(t + 1) * step for t in range(T)]
+def stream_need(program: Program, i: int, config: SIAConfig, T: int,
+                tile: int = 0) -> list[list[int]]:
+    """Input-map beats that must have arrived before output row oy of timestep t may
+    start [t][oy] (`regmap.row_need`): the input streams in while the launch computes
+    (step t of every group, then step t+1; image layers: the image once), and each
+    row waits only for the source rows it scans."""
+    groups, _, beats = regmap._groups(program, i, tile, config, T)
+    steps = 1 if is_image_layer(program.layers[i]) else T
+    return regmap.row_need(groups, steps, program.layers[i].shape[1], beats // steps).tolist()
 
 
 def row_dispatch(syn: Synapse, words: torch.Tensor, h_out: int, E: int,
@@ -262,14 +262,15 @@ def loop_constant(program: Program, i: int, T: int) -> int:
 NEVER = -(1 << 40)
 
 
-def overlap(need: list[int], d: torch.Tensor, wdrain: int) -> dict[str, torch.Tensor]:
+def overlap(need: list[list[int]], d: torch.Tensor, wdrain: int) -> dict[str, torch.Tensor]:
     """The compute span of one launch (docs/architecture.md, "Cycle model"): the
-    dispatcher runs timestep t's STEP once need[t] input beats are in, then each row g
-    (ROW_PRE, dispatch d, flush) once row g-2 is drained (4 psum slots); the
+    dispatcher runs timestep t's STEP, then each row g (ROW_PRE, dispatch d, flush)
+    once row g-2 is drained (4 psum slots) and need[t][oy] input beats are in; the
     aggregation core drains row g (wdrain cycles) once it is dispatched and row g-1 is
     drained. d: dispatch cycles [T', H, B]. Returns [B] tensors: span (first STEP
-    cycle to the cycle after the last drain), wait (STEP cycles waiting for input) and
-    per_t [T', B] (span per timestep without the waits; the last holds the final drain)."""
+    cycle to the cycle after the last drain), wait (ROW_PRE cycles waiting for input
+    only) and per_t [T', B] (span per timestep without the waits; the last holds the
+    final drain)."""
     steps, rows = d.shape[:2]
     e = torch.zeros(d.shape[2:], dtype=torch.int64)
     de1 = torch.full_like(e, NEVER)
@@ -277,14 +278,16 @@ def overlap(need: list[int], d: torch.Tensor, wdrain: int) -> dict[str, torch.Te
     wait = torch.zeros_like(e)
     per_t = torch.zeros(d.shape[0], *d.shape[2:], dtype=torch.int64)
     for t in range(steps):
-        t0 = e
-        w = torch.clamp(need[t] - e, min=0)
-        wait = wait + w
-        e = e + w + timing.C_STEP
+        t0, wt = e, torch.zeros_like(e)
+        e = e + timing.C_STEP
         for oy in range(rows):
-            e = torch.maximum(e, de2) + timing.C_ROW + d[t, oy]
+            s = torch.maximum(e, de2)
+            w = torch.clamp(need[t][oy] - s, min=0)
+            wt = wt + w
+            e = s + w + timing.C_ROW + d[t, oy]
             de2, de1 = de1, torch.maximum(e, de1) + wdrain
-        per_t[t] = e - t0 - w
+        wait = wait + wt
+        per_t[t] = e - t0 - wt
     per_t[-1] += de1 - e
     return {"span": de1, "wait": wait, "per_t": per_t}
 

@@ -209,28 +209,28 @@ def _run_rows(prog, layer, lc, srcs, t, drain_steps, out_s, out_v) -> list[int]:
     return per_row
 
 
-def _timeline(need: list[int], rows: list[list[int]], wdrain: int) -> tuple[int, int]:
+def _timeline(need: list[list[int]], rows: list[list[int]], wdrain: int) -> tuple[int, int]:
     """The two engines of a launch stepped one cycle at a time (the model's closed
-    form, schedule.overlap, is checked against this): the dispatcher walks STEP (waits
-    until need[t] input beats are in: one beat per cycle from cycle 0), then per row
-    ROW_PRE (waits until the row two back is drained: 4 psum slots), the row's
+    form, schedule.overlap, is checked against this): the dispatcher walks STEP, then
+    per row ROW_PRE (waits until the row two back is drained - 4 psum slots - and
+    need[t][oy] input beats are in: one beat per cycle from cycle 0), the row's
     dispatch cycles and the flush; the aggregation core drains a handed-over row in
     wdrain cycles. Counters written in a cycle are seen the next one. Returns (span:
-    cycles until the last row is drained, cycles STEP waited for input)."""
-    flat = [(t, d) for t, row in enumerate(rows) for d in row]
+    cycles until the last row is drained, cycles ROW_PRE waited for input only)."""
+    flat = [(t, oy, d) for t, row in enumerate(rows) for oy, d in enumerate(row)]
     cycle = waits = handed = drained = drain_done = 0
     state, t, g, left = "STEP", 0, 0, 0
     while drained < len(flat):
         seen_handed, seen_drained = handed, drained      # registered counters
         # spiking core: the dispatcher
         if state == "STEP":
-            if cycle >= need[t]:
-                state, left = "BUSY_STEP", timing.C_STEP
-            else:
-                waits += 1
+            state, left = "BUSY_STEP", timing.C_STEP
         elif state == "ROW_PRE":
             if seen_drained + 1 >= g:       # row g-2 drained: its psum slot is free
-                state, left = "BUSY_ROW", flat[g][1] + timing.C_ROW
+                if cycle >= need[t][flat[g][1]]:
+                    state, left = "BUSY_ROW", flat[g][2] + timing.C_ROW
+                else:
+                    waits += 1
         if state.startswith("BUSY"):
             left -= 1
             if left == 0 and state == "BUSY_STEP":

@@ -78,18 +78,19 @@ def packet_cycles(groups: list[dict], spike_words, out_shape, T: int, image: boo
     d = [[sum(int(c[t, r_end(g, oy - 1):max(r_end(g, oy - 1), r_end(g, oy))].sum())
               for g, c in zip(groups, rows)) for oy in range(H)] for t in range(steps)]
     disp = sum(map(sum, d))
-    # the dispatcher and the aggregation core overlap (docs/architecture.md): STEP waits
-    # for timestep t's input beats (need_t, one beat per cycle from the first compute
-    # cycle; the maps are interleaved by timestep), row g starts once row g-2 is
-    # drained, its drain once it is dispatched and row g-1 is drained
+    # the dispatcher and the aggregation core overlap (docs/architecture.md): row g
+    # starts once row g-2 is drained and the input beats its rows need are in
+    # (`regmap.row_need`, one beat per cycle from the first compute cycle), its drain
+    # once it is dispatched and row g-1 is drained
     wdrain = (T if image else 1) * W
+    need = regmap.row_need(groups, steps, H, len(sw) if image else groups[0]["tstride"])
     e, de1, de2, wait = 0, None, None, 0
     for t in range(steps):
-        need = len(sw) if image else (t + 1) * groups[0]["tstride"]
-        wait += max(0, need - e)
-        e = max(e, need) + timing.C_STEP
+        e += timing.C_STEP
         for oy in range(H):
-            e = (e if de2 is None else max(e, de2)) + timing.C_ROW + d[t][oy]
+            s = e if de2 is None else max(e, de2)
+            wait += max(0, int(need[t, oy]) - s)
+            e = max(s, int(need[t, oy])) + timing.C_ROW + d[t][oy]
             de2, de1 = de1, (e if de1 is None else max(e, de1)) + wdrain
     clock = de1
     out = out_beats if integrator else timing.C_OUT_TAIL

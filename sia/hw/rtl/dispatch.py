@@ -56,6 +56,9 @@ class Dispatch(wiring.Component):
                "image": In(1),   # the layer's (all its groups share it; constant in a launch)
                "t_start": In(1), "t_first": In(1), "row_start": In(1),
                "row_nonempty": Out(1), "row_last": Out(1), "active": Out(1),
+               # input beats the current output row needs (regmap.row_need): one step's
+               # beats (image layers: the image) in, the row's need out
+               "step_beats": In(24), "row_need": Out(24),
                "sb_addr": Out(range(sbuf_depth)), "sb_en": Out(1),
                "sb_data": In(64), "sb_data_hi": In(64),   # words sb_addr and sb_addr + 1
                "sb_count": In(7), "sb_count_hi": In(7),   # their set bits (stored beside them)
@@ -102,14 +105,38 @@ class Dispatch(wiring.Component):
         F = {n: self.f(n) for n in GROUP_LAYOUT}
         cur = {n: F[n][cg] for n in GROUP_LAYOUT}
 
+        # ---- the input a row needs (regmap.row_need): per group, the beats up to the
+        # end of the source rows the row scans, base + hi * prow_stride (kept by adding
+        # stride * prow_stride per row, no multiplier), clamped to the end of the group's
+        # map (dense: the whole map); the largest over the groups, plus t * tstride
+        tofs = Signal(24)
+        rel = Array(Signal(24, name=f"need_rel{g}") for g in range(G))
+        ends = [getattr(self, f"g{g + 1}_base") for g in range(G - 1)] + [self.step_beats]
+        ends = [Mux(g + 1 < self.ngroups, e, self.step_beats) for g, e in enumerate(ends)]
+        need_rel = Signal(24)
+        parts = []
+        for g in range(G):
+            v = Signal(24, name=f"need_g{g}")
+            m.d.comb += v.eq(Mux(g < self.ngroups, Mux(rel[g] < ends[g], rel[g], ends[g]), 0))
+            parts.append(v)
+        while len(parts) > 1:
+            parts = [Mux(a > b, a, b) for a, b in zip(parts[::2], parts[1::2])] + parts[len(parts) // 2 * 2:]
+        m.d.comb += [need_rel.eq(parts[0]), self.row_need.eq(tofs + need_rel)]
+
         # ---- timestep start
         with m.If(self.t_start):
+            m.d.sync += tofs.eq(Mux(self.t_first, 0, tofs + self.g0_tstride))
             for g in range(G):
                 nb = Mux(self.t_first, getattr(self, f"g{g}_base"),
                          tbase[g] + getattr(self, f"g{g}_tstride"))
                 m.d.sync += [tbase[g].eq(nb), rowaddr[g].eq(nb), rlo[g].eq(0),
                              hi[g].eq(getattr(self, f"g{g}_reach")),
                              dbase[g].eq(getattr(self, f"g{g}_wrow"))]
+                ps, reach = getattr(self, f"g{g}_prow_stride"), getattr(self, f"g{g}_reach")
+                # conv/identity reach <= 3 (kernels <= 3x3): reach * ps by two adds
+                m.d.sync += rel[g].eq(Mux(getattr(self, f"g{g}_op") == OPS["dense"], ends[g],
+                                          getattr(self, f"g{g}_base") + Mux(reach[0], ps, 0)
+                                          + Mux(reach[1], ps << 1, 0)))
 
         # ---- row start: which groups have rows scheduled before this output row
         ne = Signal(G)
@@ -153,8 +180,10 @@ class Dispatch(wiring.Component):
         with m.If(self.row_start):
             m.d.sync += nonempty.eq(ne)
             for g in range(G):
+                ps = getattr(self, f"g{g}_prow_stride")
                 m.d.sync += [hi[g].eq(hi[g] + getattr(self, f"g{g}_stride")),
-                             rend_r[g].eq(rends[g])]
+                             rend_r[g].eq(rends[g]),
+                             rel[g].eq(rel[g] + Mux(getattr(self, f"g{g}_stride") == 2, ps << 1, ps))]
             with m.If(ne.any()):
                 g0 = first_of(ne)
                 load_group(g0, rends)

@@ -232,12 +232,12 @@ class SIATop(wiring.Component):
         m.d.comb += nhdr.eq(LAYER_BEATS + GROUP_BEATS * L["ngroups"])
 
         # input maps stream in while computing: the loader runs beside the controller and
-        # timestep t waits (STEP) until the beats it needs are written: the maps are
-        # interleaved by timestep, so (t+1) * tstride beats (image layers: all of them)
+        # each output row waits (ROW_PRE) until the beats of the source rows it scans are
+        # written (the dispatcher's row_need; the maps are interleaved by timestep)
         sl_active = Signal()
-        need, need0, tstride = Signal(24), Signal(24), Signal(24)
+        tstride = Signal(24)
         m.d.comb += [tstride.eq(field(GROUP_LAYOUT, "tstride", LAYER_BEATS)),
-                     need0.eq(Mux(image, L["sbeats"], tstride))]
+                     disp.step_beats.eq(Mux(image, L["sbeats"], tstride))]
         # ---- aggregation side: drains row dg as soon as the dispatcher has handed it over
         # (gd > dg), one output position per cycle, concurrently with the dispatch of
         # the next row; output order = drain order: (t, oy, ox), image layers (oy, t, ox)
@@ -320,7 +320,7 @@ class SIATop(wiring.Component):
                 with m.Elif(L["keep"]):
                     # resident weights: straight to the input maps (error if none loaded)
                     with m.If(resident):
-                        m.d.sync += [sl_active.eq(1), t.eq(0), need.eq(need0)]
+                        m.d.sync += [sl_active.eq(1), t.eq(0)]
                         m.next = "STEP"
                     with m.Else():
                         m.d.sync += [error.eq(1), ecode.eq(3), busy.eq(0)]
@@ -344,23 +344,20 @@ class SIATop(wiring.Component):
                 with m.If(beat):
                     m.d.sync += bcnt.eq(bcnt + 1)
                     with m.If(bcnt == nbeats_neuron - 1):
-                        m.d.sync += [bcnt.eq(0), resident.eq(1), sl_active.eq(1), t.eq(0),
-                                     need.eq(need0)]
+                        m.d.sync += [bcnt.eq(0), resident.eq(1), sl_active.eq(1), t.eq(0)]
                         m.next = "STEP"
                 with m.If(regs.soft_reset):
                     m.next = "IDLE"
             with m.State("STEP"):
-                # timestep t starts once its input maps are in (the rest keeps streaming)
-                with m.If(bcnt >= need):
-                    m.d.comb += [disp.t_start.eq(1), disp.t_first.eq(t == 0)]
-                    m.d.sync += [oy.eq(0), need.eq(need + tstride),
-                                 rowbase.eq(Mux(t == 0, 0, rowbase + L["h_out"][:2]))]
-                    m.next = "ROW_PRE"
+                m.d.comb += [disp.t_start.eq(1), disp.t_first.eq(t == 0)]
+                m.d.sync += [oy.eq(0), rowbase.eq(Mux(t == 0, 0, rowbase + L["h_out"][:2]))]
+                m.next = "ROW_PRE"
                 with m.If(regs.soft_reset):
                     m.next = "IDLE"
             with m.State("ROW_PRE"):
                 # row gd may be accumulated once row gd-2 is drained (its psum slot is free)
-                with m.If(dg + 1 >= gd):
+                # and the input rows it scans are in (the rest keeps streaming)
+                with m.If((dg + 1 >= gd) & (bcnt >= disp.row_need)):
                     m.d.comb += disp.row_start.eq(1)
                     with m.If(disp.row_nonempty):
                         m.next = "DISPATCH"
