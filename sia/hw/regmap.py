@@ -248,21 +248,16 @@ def scan_addresses(g: dict) -> np.ndarray:
 
 def row_need(groups: list[dict], steps: int, h_out: int, step_beats: int) -> np.ndarray:
     """Input-map beats that must have arrived before output row oy of step t is
-    dispatched [steps, h_out] (ROW_PRE waits for them): for each group, the beats of
-    its step-t map up to the end of the rows that row scans, `tbase + hi * prow_stride`
+    dispatched [steps, h_out] (ROW_PRE waits for them): the beats of the step-t maps up
+    to the end of the last group's source rows that row scans, `base + hi * prow_stride`
     with `hi = reach + oy * stride` (the row schedule's r_end before the clamp),
-    clamped to the end of the group's map (the next group's base; the last group's:
-    step_beats = the beats of one step, the image for image layers); the largest over
-    the groups (within a step the maps are streamed group after group)."""
-    oy = np.arange(h_out)
-    ends = [g["base"] for g in groups[1:]] + [step_beats]
-    need = np.zeros((steps, h_out), np.int64)
-    for g, end in zip(groups, ends):
-        for t in range(steps):
-            tb = t * g["tstride"]
-            need[t] = np.maximum(need[t], tb + np.minimum(
-                g["base"] + (g["reach"] + oy * g["stride"]) * g["prow_stride"], end))
-    return need
+    clamped to the step's beats (step_beats; image layers: the image). Within a step
+    the maps are streamed group after group, so the last group's need covers every
+    earlier group's whole map."""
+    g = groups[-1]
+    hi = g["reach"] + np.arange(h_out) * g["stride"]
+    rel = np.minimum(g["base"] + hi * g["prow_stride"], step_beats)
+    return np.arange(steps)[:, None] * g["tstride"] + rel[None, :]
 
 
 def num_tiles(program: Program, layer_index: int, cfg: SIAConfig) -> int:

@@ -105,38 +105,29 @@ class Dispatch(wiring.Component):
         F = {n: self.f(n) for n in GROUP_LAYOUT}
         cur = {n: F[n][cg] for n in GROUP_LAYOUT}
 
-        # ---- the input a row needs (regmap.row_need): per group, the beats up to the
+        # ---- the input a row needs (regmap.row_need): the last group's beats up to the
         # end of the source rows the row scans, base + hi * prow_stride (kept by adding
-        # stride * prow_stride per row, no multiplier), clamped to the end of the group's
-        # map (dense: the whole map); the largest over the groups, plus t * tstride
+        # stride * prow_stride per row, no multiplier), clamped to the step's beats
+        # (dense: all of them), plus t * tstride. The groups are streamed in order, so
+        # the last group's need is the largest
         tofs = Signal(24)
-        rel = Array(Signal(24, name=f"need_rel{g}") for g in range(G))
-        ends = [getattr(self, f"g{g + 1}_base") for g in range(G - 1)] + [self.step_beats]
-        ends = [Mux(g + 1 < self.ngroups, e, self.step_beats) for g, e in enumerate(ends)]
-        need_rel = Signal(24)
-        parts = []
-        for g in range(G):
-            v = Signal(24, name=f"need_g{g}")
-            m.d.comb += v.eq(Mux(g < self.ngroups, Mux(rel[g] < ends[g], rel[g], ends[g]), 0))
-            parts.append(v)
-        while len(parts) > 1:
-            parts = [Mux(a > b, a, b) for a, b in zip(parts[::2], parts[1::2])] + parts[len(parts) // 2 * 2:]
-        m.d.comb += [need_rel.eq(parts[0]), self.row_need.eq(tofs + need_rel)]
+        rel = Signal(24, name="need_rel")
+        lastg = {n: F[n][self.ngroups - 1] for n in ("op", "base", "reach", "stride", "prow_stride")}
+        m.d.comb += self.row_need.eq(tofs + Mux(rel < self.step_beats, rel, self.step_beats))
 
         # ---- timestep start
         with m.If(self.t_start):
-            m.d.sync += tofs.eq(Mux(self.t_first, 0, tofs + self.g0_tstride))
+            ps, reach = lastg["prow_stride"], lastg["reach"]
+            # conv/identity reach <= 3 (kernels <= 3x3): reach * ps by two adds
+            m.d.sync += [tofs.eq(Mux(self.t_first, 0, tofs + self.g0_tstride)),
+                         rel.eq(Mux(lastg["op"] == OPS["dense"], self.step_beats,
+                                    lastg["base"] + Mux(reach[0], ps, 0) + Mux(reach[1], ps << 1, 0)))]
             for g in range(G):
                 nb = Mux(self.t_first, getattr(self, f"g{g}_base"),
                          tbase[g] + getattr(self, f"g{g}_tstride"))
                 m.d.sync += [tbase[g].eq(nb), rowaddr[g].eq(nb), rlo[g].eq(0),
                              hi[g].eq(getattr(self, f"g{g}_reach")),
                              dbase[g].eq(getattr(self, f"g{g}_wrow"))]
-                ps, reach = getattr(self, f"g{g}_prow_stride"), getattr(self, f"g{g}_reach")
-                # conv/identity reach <= 3 (kernels <= 3x3): reach * ps by two adds
-                m.d.sync += rel[g].eq(Mux(getattr(self, f"g{g}_op") == OPS["dense"], ends[g],
-                                          getattr(self, f"g{g}_base") + Mux(reach[0], ps, 0)
-                                          + Mux(reach[1], ps << 1, 0)))
 
         # ---- row start: which groups have rows scheduled before this output row
         ne = Signal(G)
@@ -179,11 +170,11 @@ class Dispatch(wiring.Component):
 
         with m.If(self.row_start):
             m.d.sync += nonempty.eq(ne)
+            m.d.sync += rel.eq(rel + Mux(lastg["stride"] == 2, lastg["prow_stride"] << 1,
+                                         lastg["prow_stride"]))
             for g in range(G):
-                ps = getattr(self, f"g{g}_prow_stride")
                 m.d.sync += [hi[g].eq(hi[g] + getattr(self, f"g{g}_stride")),
-                             rend_r[g].eq(rends[g]),
-                             rel[g].eq(rel[g] + Mux(getattr(self, f"g{g}_stride") == 2, ps << 1, ps))]
+                             rend_r[g].eq(rends[g])]
             with m.If(ne.any()):
                 g0 = first_of(ne)
                 load_group(g0, rends)
