@@ -369,7 +369,9 @@ class Dispatch(wiring.Component):
             with m.If(~last):
                 m.d.sync += [rem.eq(rem_next), left.eq(count - E), fresh.eq(0)]
             with m.Else():
-                m.d.sync += fresh.eq(1)
+                # the next unit starts a run of this group (overridden below when it
+                # continues this run or belongs to the next group)
+                m.d.sync += [fresh.eq(1), pair_r.eq(run_pairs(cg))]
                 with m.If(~run_end):
                     # next unit of the run: after the pair's second word (or the word)
                     wn, jn = Signal(6, name="s0_w_next"), Signal(4, name="s0_j_next")
@@ -381,18 +383,15 @@ class Dispatch(wiring.Component):
                                  pair_r.eq(~image & ~((wn == cur["nw"] - 1) & (jn == cur["pool"] - 1)))]
                     m.d.comb += [sb_addr.eq(na), sb_en.eq(1)]
                 with m.Elif(~end_i):
-                    m.d.sync += pair_r.eq(run_pairs(cg))
                     na = iaddr + cur["srow_stride"]
                     m.d.sync += [w.eq(0), j.eq(0), i.eq(i + 1), iaddr.eq(na), addr.eq(na)]
                     m.d.comb += [sb_addr.eq(na), sb_en.eq(1)]
                 with m.Elif(~end_x):
-                    m.d.sync += pair_r.eq(run_pairs(cg))
                     na = xaddr + cur["pstride"]
                     m.d.sync += [w.eq(0), j.eq(0), i.eq(0), x.eq(x + 1), xaddr.eq(na),
                                  iaddr.eq(na), addr.eq(na), db.eq(db + cur["pos_rstride"])]
                     m.d.comb += [sb_addr.eq(na), sb_en.eq(1)]
                 with m.Elif(~end_r):
-                    m.d.sync += pair_r.eq(run_pairs(cg))
                     na = raddr + cur["prow_stride"]
                     m.d.sync += [w.eq(0), j.eq(0), i.eq(0), x.eq(0), r.eq(r + 1), raddr.eq(na),
                                  xaddr.eq(na), iaddr.eq(na), addr.eq(na),

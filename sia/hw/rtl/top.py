@@ -235,9 +235,8 @@ class SIATop(wiring.Component):
         # each output row waits (ROW_PRE) until the beats of the source rows it scans are
         # written (the dispatcher's row_need; the maps are interleaved by timestep)
         sl_active = Signal()
-        tstride = Signal(24)
-        m.d.comb += [tstride.eq(field(GROUP_LAYOUT, "tstride", LAYER_BEATS)),
-                     disp.step_beats.eq(Mux(image, L["sbeats"], tstride))]
+        m.d.comb += disp.step_beats.eq(Mux(image, L["sbeats"],
+                                           field(GROUP_LAYOUT, "tstride", LAYER_BEATS)))
         # ---- aggregation side: drains row dg as soon as the dispatcher has handed it over
         # (gd > dg), one output position per cycle, concurrently with the dispatch of
         # the next row; output order = drain order: (t, oy, ox), image layers (oy, t, ox)
