@@ -269,3 +269,41 @@ def test_twin_cycle_counter_equals_the_model(prog):
     for batch in (1, 3):
         t = run(prog, x, "twin", labels=y, batch=batch)
         assert t.cycles == run(prog, x, "model", batch=batch).cycles > 0
+
+
+def test_twin_runs_packed_launches():
+    """The Python twin takes packed launches (interface 1.3) like the RTL: the packed
+    output is the images' outputs in order, CYCLES is the formula's; a packed
+    integrator launch is refused (error code 2)."""
+    testprog = pytest.importorskip("sia.hw.rtl.testprog")
+    from sia.hw.rtl.cycles import launch_cycles
+    from sia.snn import simulate
+    cfg = SIAConfig(pes=8, max_width=8, max_height=8, max_channels_in=128, max_timesteps=8)
+    p = testprog.random_program(1, chans=(8, 12))
+    x = np.random.default_rng(2).integers(0, 256, (2, *p.input_shape)).astype(np.uint8)
+    g = simulate(p, x, record=True)
+    li = next(i for i in range(len(p.layers)) if regmap.launch_images(p, i, cfg) > 1)
+    ins = [{s.source: g.traces[p.layers[s.source].name]["spikes"][:, b].numpy()
+            for s in p.layers[li].inputs} for b in range(2)]
+    dev = PythonSia(cfg)
+
+    def launch(beats):
+        dev.reg_write(REG["CTRL"], regmap.CTRL_START)
+        dev.stream_in(np.asarray(beats, dtype="<u8").tobytes(), True)
+        out = b""
+        while dev.output_pending():
+            out += dev.stream_out(1 << 20)[0]
+        st = dev.reg_read(REG["STATUS"])
+        return (st >> 8) & 0xFF if st & regmap.STATUS_ERROR else 0, out
+
+    singles = [launch(regmap.pack_tile(p, li, 0, ins[b], cfg))[1] for b in range(2)]
+    code, both = launch(regmap.pack_tile(p, li, 0, ins, cfg))
+    assert code == 0 and both == singles[0] + singles[1]
+    cyc = dev.reg_read(REG["CYCLES_LO"]) | dev.reg_read(REG["CYCLES_HI"]) << 32
+    assert cyc == launch_cycles(p, li, 0, ins, cfg)
+    fc = len(p.layers) - 1
+    pk = regmap.pack_tile(p, fc, 0, {s.source: np.zeros((p.timesteps,) + p.source_shape(s.source),
+                                                        np.uint8) for s in p.layers[fc].inputs}, cfg)
+    b, lsb, _ = regmap.LAYER_LAYOUT["period"]
+    pk[b] = pk[b] & ~(0x1FF << lsb) | (1 << lsb)
+    assert launch(pk)[0] == 2

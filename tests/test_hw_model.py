@@ -126,11 +126,14 @@ def test_hand_computed_image_and_dense_launches():
     # image layer: words = popcounts 0,8,2 | 1,3,0 -> E=2 costs 1,4,1 | 1,2,1 = 10
     c0 = launch_cycles(p, 0, 0, {-1: img[0]})
     # timeline: STEP (cycle 0); row 0 needs the image's first row (3 beats): waits 2,
-    # ROW_PRE + 6 + GAP (cycles 3-10), its drain (T*W = 6) 11-16 while row 1 (its 6
-    # beats are in; 1 + 4 + 1) dispatches 11-16; row 1's drain 17-22 is the only drain
-    # not hidden behind the dispatcher: "aggregate" = 6
+    # ROW_PRE (3) + 6 dispatch cycles (4-9), handed over C_HAND = 1 later, its drain
+    # (T*W = 6) 11-16; row 1 (its 6 beats are in) ROW_PRE 10, dispatch (1 + 2 + 1)
+    # 11-14, handed over at 15, drained 17-22 after row 0: cycles 15-22 are not hidden
+    # behind the dispatcher: "aggregate" = 8 (with C_ROW = 2 and no handover delay:
+    # 6, the same total)
+    assert timing.C_ROW == 1 and timing.C_HAND == 1
     want0 = {"header_load": hdr, "weight_load": 72, "param_load": 72, "stream_in": 2,
-             "accumulate": 4 + 1 + 1 + 2, "dispatch_empty": 2, "aggregate": 6,
+             "accumulate": 4 + 1 + 1 + 2, "dispatch_empty": 2, "aggregate": 8,
              "stall": C_L + C_S + 2 * C_R, "stream_out": timing.C_OUT_TAIL}   # streamed
     assert {k: v for k, v in c0.items() if k != "total"} == want0
     assert c0["total"] == sum(want0.values())
@@ -139,8 +142,9 @@ def test_hand_computed_image_and_dense_launches():
     c1 = launch_cycles(p, 1, 0, {0: torch.from_numpy(spikes)})
     assert c1["header_load"] == hdr and c1["weight_load"] == 6 * 64 * 72 // 64
     assert c1["accumulate"] + c1["dispatch_empty"] == 2 * 6
-    # the t=0 drain (1 cycle) hides behind t=1's STEP + row; only the last one shows
-    assert c1["stall"] == C_L + 2 * (C_S + C_R) and c1["aggregate"] == 1
+    # the t=0 handover + drain (2 cycles) hide behind t=1's STEP + row; only the last
+    # ones show
+    assert c1["stall"] == C_L + 2 * (C_S + C_R) and c1["aggregate"] == timing.C_HAND + 1
     # t=0's row waits for its 6 input beats (after the STEP cycle: 5); t=1's 6 beats
     # arrive while t=0 computes (>= 6 cycles)
     assert c1["stream_in"] == 6 - C_S and c1["stream_out"] == 24
@@ -458,3 +462,42 @@ def test_overlap_recurrence_equals_cycle_stepped_engines(steps, rows, wdrain, ne
         span, waits = _timeline(need, d[:, :, b].tolist(), wdrain)
         assert (int(o["span"][b]), int(o["wait"][b])) == (span, waits)
         assert int(o["per_t"][:, b].sum()) == span - waits
+
+
+@pytest.mark.parametrize("seed", [1, 4])
+def test_packed_launches_model_equals_formula(seed):
+    """Packed launches (k images of a weight batch per launch): the model's launch
+    count equals the RTL formula's for the same packet, and run() shares each packed
+    launch's cycles among its images: the batch's cycles are the launches' sum."""
+    from sia.hw.model.fast import launch_groups
+    rtl_cycles = pytest.importorskip("sia.hw.rtl.cycles")
+    from sia.hw.rtl.testprog import random_program as rtl_program
+    p = rtl_program(seed, chans=(8, 12))
+    cfg = SIAConfig(pes=8, max_width=8, max_height=8, max_channels_in=128, max_timesteps=8)
+    imgs = _images(p, 5, seed)
+    g = simulate(p, imgs, record=True)
+    ins = [{-1: imgs[b]} for b in range(5)]
+    for layer in p.layers:
+        if layer.kind == "if":
+            for b in range(5):
+                ins[b][p.layers.index(layer)] = g.traces[layer.name]["spikes"][:, b]
+    total, packed = 0, False
+    for i, layer in enumerate(p.layers):
+        k = regmap.launch_images(p, i, cfg, limit=3)
+        packed |= k > 1
+        for tile in range(regmap.num_tiles(p, i, cfg)):
+            for j, (b0, m) in enumerate(launch_groups(5, 5, k)):
+                x = ins[b0:b0 + m] if k > 1 else ins[b0]
+                c = launch_cycles(p, i, tile, x, config=cfg, keep=j > 0)
+                assert c["total"] == rtl_cycles.launch_cycles(p, i, tile, x, cfg, keep=j > 0)
+                total += c["total"]
+    assert packed
+    r = run(p, imgs, config=cfg, weight_batch=5, launch_images=3, batch_size=2)
+    assert r.image_cycles.sum() == pytest.approx(total)
+    assert {L.name: L.per_launch for L in r.layers} == {
+        layer.name: regmap.launch_images(p, i, cfg, limit=3) for i, layer in enumerate(p.layers)}
+    unpacked = run(p, imgs, config=cfg, weight_batch=5)
+    assert r.image_cycles.sum() < unpacked.image_cycles.sum()
+    np.testing.assert_array_equal(r.predictions, unpacked.predictions)
+    with pytest.raises(SiaError, match="launch_images"):
+        run(p, imgs, config=cfg, launch_images=-1)

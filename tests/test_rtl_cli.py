@@ -34,7 +34,7 @@ def test_export_writes_verilog_and_json(tmp_path):
     meta = json.loads((tmp_path / "sia_top.json").read_text())
     assert meta["params"]["pes"] == 2
     assert meta["register_map"]["registers"]["ID"]["value"] == 0x53494131
-    assert set(meta["timing"]) == {"C_LAUNCH", "C_STEP", "C_ROW"}
+    assert set(meta["timing"]) == {"C_LAUNCH", "C_STEP", "C_ROW", "C_HAND", "C_OUT_TAIL"}
 
 
 def test_export_refuses_bad_parameters(tmp_path, capsys):

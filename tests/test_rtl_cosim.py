@@ -151,3 +151,32 @@ def test_rtl_run_cli_batch(built, tmp_path):
     rep = json.loads((tmp_path / "r.json").read_text())
     assert rep["batch"] == 2 and rep["cycle_exact_vs_formula"] and rep["cycle_equal_to_model"]
     assert sum(x["keep"] for x in rep["per_launch"]) == len(rep["per_launch"]) // 2
+
+
+def test_packed_launches(built):
+    """Packed launches (interface 1.3): up to k images of a spiking layer per launch,
+    membranes restarting from v_init every `period` steps. Every image bit-exact, every
+    launch cycle-exact with the formula and the model, with random stalls too; a packed
+    header for an integrator is refused (error code 2)."""
+    from sia.hw.rtl.cosim.program import run_images
+    p = random_program(1, chans=(8, 12))
+    imgs = np.stack([_image(p, s) for s in (7, 8, 9, 10)])
+    r = run_images(p, imgs, CFG, launch_images=3)   # raises on any golden mismatch
+    sizes = {len(x["images"]) for x in r["launches"]}
+    assert sizes >= {1, 2, 3}
+    for launch in r["launches"]:
+        assert launch["cycles"] == launch["expected"] == launch["model"], launch
+    run_images(p, imgs, CFG, seed=4, p_valid=0.7, p_ready=0.6, launch_images=0)
+    fc = len(p.layers) - 1
+    assert p.layers[fc].kind == "integrator"
+    ins = {s.source: np.zeros((p.timesteps,) + p.source_shape(s.source), np.uint8)
+           for s in p.layers[fc].inputs}
+    pk = regmap.pack_tile(p, fc, 0, ins, CFG)
+    hdr = regmap.unpack_fields(regmap.LAYER_LAYOUT, pk[:regmap.LAYER_BEATS])
+    b, lsb, _ = regmap.LAYER_LAYOUT["period"]
+    assert hdr["period"] == p.timesteps and p.timesteps > 1
+    bad = list(pk)
+    bad[b] = bad[b] & ~(0x1FF << lsb) | (1 << lsb)    # period 1 < timesteps: packed
+    res, _ = harness.run(CFG, [bad, pk])
+    assert res[0].status & regmap.STATUS_ERROR and (res[0].status >> 8) & 0xFF == 2
+    assert res[1].status & regmap.STATUS_DONE and not res[1].status & regmap.STATUS_ERROR

@@ -92,3 +92,44 @@ def test_buffer_depth_follows_buffer_timesteps():
     regmap.check_layer(p, 2, big)
     with pytest.raises(SiaError, match="buffer_timesteps"):
         SIAConfig(buffer_timesteps=0)
+
+
+def test_packed_launch_packets():
+    """A packed launch (interface 1.3) carries k images: timesteps = k*T, period = T,
+    the images' input sections one after the other, the output split back per image;
+    image layers and integrators are never packed, and the buffers bound k."""
+    p = random_program(1, chans=(8, 12))
+    cfg = SIAConfig(pes=8, max_width=8, max_height=8, max_channels_in=128, max_timesteps=8)
+    T = p.timesteps
+    rng = np.random.default_rng(1)
+    ks = [regmap.launch_images(p, i, cfg) for i in range(len(p.layers))]
+    for i, layer in enumerate(p.layers):
+        image = any(s.source == -1 for s in layer.inputs)
+        if image or layer.kind != "if":
+            assert ks[i] == 1
+            with pytest.raises(SiaError, match="packed launches"):
+                regmap.check_layer(p, i, cfg, T, 2)
+            continue
+        k = ks[i]
+        sbeats = regmap.tile_info(p, i, 0, cfg).spike_beats
+        assert k * sbeats <= regmap.buffer_beats(cfg)[0] < (k + 1) * sbeats or k * T > 511 - T
+        with pytest.raises(SiaError, match="buffer"):
+            regmap.check_layer(p, i, cfg, T, k + 1)
+        assert regmap.launch_images(p, i, cfg, limit=2) == min(2, k)
+        if k < 2:
+            continue
+        per = [{s.source: (rng.random((T,) + p.source_shape(s.source)) < 0.3).astype(np.uint8)
+                for s in layer.inputs} for _ in range(2)]
+        one = [regmap.pack_tile(p, i, 0, x, cfg) for x in per]
+        both = regmap.pack_tile(p, i, 0, per, cfg, keep=True)
+        info = regmap.tile_info(p, i, 0, cfg, images=2)
+        hdr = regmap.unpack_fields(regmap.LAYER_LAYOUT, both[:regmap.LAYER_BEATS])
+        assert (hdr["timesteps"], hdr["period"], hdr["keep"]) == (2 * T, T, 1)
+        assert hdr["sbeats"] == info.spike_beats == 2 * sbeats
+        assert both[info.header_beats:] == one[0][-sbeats:] + one[1][-sbeats:]
+        out = list(range(info.out_beats))
+        a, b = regmap.unpack_output(p, i, 0, out, cfg, images=2)
+        half = info.out_beats // 2
+        assert np.array_equal(a, regmap.unpack_output(p, i, 0, out[:half], cfg))
+        assert np.array_equal(b, regmap.unpack_output(p, i, 0, out[half:], cfg))
+    assert max(ks) > 1

@@ -145,7 +145,10 @@ class PythonSia:
         nb = -(-P * 3 * cfg.v_bits // 64)
         loads = 0 if hdr["keep"] else hdr["wbeats"] + nb
         total = hb + loads + hdr["sbeats"]
-        if (len(beats) != total or hdr["tile_ch"] > P or hdr["timesteps"] > cfg.max_timesteps
+        period = hdr["period"]   # steps per image (a packed launch: timesteps / period images)
+        packed_bad = (hdr["image"] or hdr["kind"]) and period != hdr["timesteps"]
+        if (len(beats) != total or hdr["tile_ch"] > P or not 1 <= period <= cfg.max_timesteps
+                or period > hdr["timesteps"] or packed_bad
                 or hdr["h_out"] > cfg.max_height or hdr["w_out"] > cfg.max_width):
             return self._fail(2)
         if hdr["keep"]:          # resident weights (interface 1.1), like the RTL
@@ -215,7 +218,10 @@ class PythonSia:
         if hdr["kind"] == rm.KINDS["if"]:
             th = torch.as_tensor(theta, dtype=torch.int64)[:, None, None]
             spikes = np.zeros((T, P, H, W), dtype=np.uint8)
+            v_init = v
             for t in range(T):
+                if t % hdr["period"] == 0:    # a packed launch's next image starts
+                    v = v_init
                 v, s = if_step(v, varying[t] + constant, th)
                 spikes[t, :n] = s.numpy()
             per = -(-P // 64)

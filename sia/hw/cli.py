@@ -47,6 +47,10 @@ def register(app: typer.Typer):
                                    help="synth_report.json of `sia synth`: its DSP count for GOPS/DSP"),
         batch: int = typer.Option(1, "--batch", min=1,
                                   help="images per weight load (resident-weight launches)"),
+        launch_images: int = typer.Option(0, "--launch-images", min=0,
+                                          help="images of a batch per launch where the buffers "
+                                               "allow (packed launches; 0 = as many as fit, "
+                                               "1 = one image per launch)"),
     ):
         """Run a program on the cycle-level model: accuracy, latency, GOPS, utilisation."""
         from sia.data.registry import program_test_set
@@ -56,7 +60,8 @@ def register(app: typer.Typer):
         prog = resolve_program(program)
         cfg = _config(config, pes, events, clock, weight_bits)
         data, images, labels = program_test_set(prog, data, data_dir, limit)
-        res = run(prog, images, labels, T=timesteps, config=cfg, progress=True, weight_batch=batch)
+        res = run(prog, images, labels, T=timesteps, config=cfg, progress=True, weight_batch=batch,
+                  launch_images=launch_images)
         dsp, src = report.synth_dsp(synth) if synth else (None, None)
         summ = report.summarize(res, dsp=dsp, dsp_source=src, program=prog)
         summ["data"] = data
@@ -80,6 +85,9 @@ def register(app: typer.Typer):
         weight_bits: str = typer.Option("8,16", "--weight-bits", help="weight widths to sweep"),
         batch: str = typer.Option("1,16", "--batch", help="images per weight load to sweep"),
         config: Path = typer.Option(None, "--config", help="SIAConfig JSON the sweep starts from"),
+        launch_images: int = typer.Option(0, "--launch-images", min=0,
+                                          help="packed launches: images per launch "
+                                               "(0 = as many as fit, 1 = none)"),
         out: Path = typer.Option(None, "--out", help="directory for sia_dse.json + PNG"),
     ):
         """Sweep PE count, events per cycle, T and weight bits: table + plot."""
@@ -96,7 +104,7 @@ def register(app: typer.Typer):
             raise SiaError(f"--batch values must be >= 1, got {batch}")
         rows = dse.sweep(prog, images, ints(pes), ints(events), ints(timesteps), ints(weight_bits),
                          base=_config(config, None, None, None), progress=False,
-                         batches=ints(batch))
+                         batches=ints(batch), launch_images=launch_images)
         _print_table(dse.TABLE_HEADER, dse.table_rows(rows))
         print("* projection for an option the RTL lacks: all streams hidden behind compute")
         if out:

@@ -13,6 +13,13 @@ Tile packet (all multi-bit fields little-endian, two's complement where signed):
   section 4; the PEs reuse the weights and neuron params of the previous launch (the
   host sends the same tile for a batch of images, the first with keep = 0).
 
+  Packed launches (interface 1.3): one launch may carry k images of a spiking-input
+  if-layer (`timesteps` = k*T steps, `period` = T): section 4 holds the images one
+  after the other (image b's step t is step b*T + t of the launch) and the membranes
+  restart from v_init every `period` steps; the output packet likewise holds the k
+  images' outputs in order. k is bounded by the buffers (`launch_images`); image
+  layers and integrators run one image per launch (period = timesteps).
+
   1. header: LAYER_BEATS beats of layer descriptor + GROUP_BEATS beats per synapse
      group (fields and positions: LAYER_FIELDS / GROUP_FIELDS, packed LSB-first,
      in order, a field never straddles a beat).
@@ -51,8 +58,8 @@ from sia.program.format import IMAGE, Program
 
 BEAT_BITS = 64
 ID_MAGIC = 0x53494131          # "SIA1"
-VERSION = 0x0001_0002          # major.minor = 1.2 (1.1: resident-weight launches, `keep`;
-                               # 1.2: PARAM_MEMBRANE_POSITIONS)
+VERSION = 0x0001_0003          # major.minor = 1.3 (1.1: resident-weight launches, `keep`;
+                               # 1.2: PARAM_MEMBRANE_POSITIONS; 1.3: packed launches, `period`)
 HDR_MAGIC = 0x51A              # first 12 bits of every tile packet
 MAX_GROUPS = 4
 OPS = {"conv": 0, "dense": 1, "identity": 2}
@@ -125,6 +132,7 @@ LAYER_FIELDS = [  # (name, bits)
     ("magic", 12), ("kind", 1), ("image", 1), ("ngroups", 3), ("timesteps", 9),
     ("tile_ch", 8), ("h_out", 9), ("w_out", 9),
     ("keep", 1),       # 1: weights + neuron params of the previous launch stay; none sent
+    ("period", 9),     # timesteps per image: a packed launch runs timesteps / period images
     ("wbeats", 22), ("sbeats", 24), ("hw_out", 17),
 ]
 GROUP_FIELDS = [
@@ -221,6 +229,7 @@ class TileInfo:
     out_beats: int
     weight_rows: int
     image: bool
+    images: int = 1         # images the launch carries (packed launch: timesteps each)
 
 
 def decimation(syn) -> int:
@@ -312,11 +321,20 @@ def _groups(program: Program, layer_index: int, tile: int, cfg: SIAConfig, T: in
     return groups, wrow, base * (1 if image else T)
 
 
-def check_layer(program: Program, layer_index: int, cfg: SIAConfig, T: int | None = None):
-    """Refuse (SiaError) a layer this build of the RTL cannot run."""
+def check_layer(program: Program, layer_index: int, cfg: SIAConfig, T: int | None = None,
+                images: int = 1):
+    """Refuse (SiaError) a layer this build of the RTL cannot run (`images` per launch)."""
     T = program.timesteps if T is None else T
     layer = program.layers[layer_index]
     where = f"layer {layer_index} ({layer.name})"
+    if int(images) != images or images < 1:
+        raise SiaError(f"{where}: images per launch must be a positive integer, got {images}")
+    if images > 1 and (layer.kind != "if" or any(s.source == IMAGE for s in layer.inputs)):
+        raise SiaError(f"{where}: only if-layers with spike inputs run packed launches "
+                       f"(images per launch {images} > 1)")
+    if images * T >= 1 << LAYER_LAYOUT["timesteps"][2]:
+        raise SiaError(f"{where}: {images} images x T={T} steps do not fit the 9-bit "
+                       f"timesteps field")
     _, H, W = layer.shape
     if len(layer.inputs) > MAX_GROUPS:
         raise SiaError(f"{where}: {len(layer.inputs)} synapse groups > {MAX_GROUPS}")
@@ -340,12 +358,29 @@ def check_layer(program: Program, layer_index: int, cfg: SIAConfig, T: int | Non
     if rows > cfg.max_channels_in:
         raise SiaError(f"{where}: {rows} weight rows > max_channels_in={cfg.max_channels_in}")
     inb, outb = buffer_beats(cfg)
-    if sbeats > inb:
-        raise SiaError(f"{where}: input maps need {sbeats} beats > input buffer {inb}")
-    ob = _out_beats(layer, cfg, T)
+    if images * sbeats > inb:
+        raise SiaError(f"{where}: input maps need {images * sbeats} beats > input buffer {inb}")
+    ob = images * _out_beats(layer, cfg, T)
     if layer.kind == "if" and ob > outb:
         raise SiaError(f"{where}: output needs {ob} beats > output buffer {outb}")
     return groups
+
+
+def launch_images(program: Program, layer_index: int, cfg: SIAConfig, T: int | None = None,
+                  limit: int | None = None) -> int:
+    """The most images one launch of this layer can carry (packed launch): as many as
+    the input and output buffers hold (and the 9-bit timesteps field counts), at most
+    `limit`; 1 for image layers and integrators (they unload one image's state)."""
+    T = program.timesteps if T is None else T
+    layer = program.layers[layer_index]
+    check_layer(program, layer_index, cfg, T)
+    if layer.kind != "if" or any(s.source == IMAGE for s in layer.inputs):
+        return 1
+    inb, outb = buffer_beats(cfg)
+    sbeats = _groups(program, layer_index, 0, cfg, T)[2]
+    k = min(inb // sbeats, outb // _out_beats(layer, cfg, T),
+            ((1 << LAYER_LAYOUT["timesteps"][2]) - 1) // T)
+    return max(1, k if limit is None else min(k, int(limit)))
 
 
 def _out_beats(layer, cfg: SIAConfig, T: int) -> int:
@@ -356,10 +391,11 @@ def _out_beats(layer, cfg: SIAConfig, T: int) -> int:
 
 
 def tile_info(program: Program, layer_index: int, tile: int, cfg: SIAConfig,
-              T: int | None = None) -> TileInfo:
+              T: int | None = None, images: int = 1) -> TileInfo:
+    """Beat counts of one launch carrying `images` images (packed launch if > 1)."""
     T = program.timesteps if T is None else T
     layer = program.layers[layer_index]
-    groups = check_layer(program, layer_index, cfg, T)
+    groups = check_layer(program, layer_index, cfg, T, images)
     P = cfg.pes
     rows = sum(g["_rows"] for g in groups)
     image = bool(groups[0]["image"])
@@ -369,8 +405,9 @@ def tile_info(program: Program, layer_index: int, tile: int, cfg: SIAConfig,
         kind=layer.kind, timesteps=T, out_shape=tuple(layer.shape[1:]),
         header_beats=header_beats(len(groups)),
         weight_beats=-(-rows * P * 9 * cfg.weight_bits // BEAT_BITS),
-        neuron_beats=-(-P * 3 * cfg.v_bits // BEAT_BITS), spike_beats=sbeats,
-        out_beats=_out_beats(layer, cfg, T), weight_rows=rows, image=image)
+        neuron_beats=-(-P * 3 * cfg.v_bits // BEAT_BITS), spike_beats=images * sbeats,
+        out_beats=images * _out_beats(layer, cfg, T), weight_rows=rows, image=image,
+        images=images)
 
 
 def pack_tile(program: Program, layer_index: int, tile: int, inputs: dict,
@@ -378,20 +415,24 @@ def pack_tile(program: Program, layer_index: int, tile: int, inputs: dict,
     """The input tile packet of one launch, as a list of 64-bit beats (ints).
 
     inputs: {source index: array}: the uint8 image [C, H, W] under key -1 (IMAGE) and
-    spike maps [T, C, H, W] (0/1) of earlier layers under their layer index.
+    spike maps [T, C, H, W] (0/1) of earlier layers under their layer index; or a list
+    of such dicts, one per image, for a packed launch (interface 1.3).
     keep: resident-weight launch (header + input maps only); the previous launch on
     the accelerator must have been the same (layer, tile) with keep=False.
     """
     T = program.timesteps if T is None else T
     layer = program.layers[layer_index]
-    info = tile_info(program, layer_index, tile, cfg, T)
+    per_image = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+    k = len(per_image)
+    info = tile_info(program, layer_index, tile, cfg, T, k)
     groups = _groups(program, layer_index, tile, cfg, T)[0]
     P, wb, vb = cfg.pes, cfg.weight_bits, cfg.v_bits
     lo, n = tile * P, info.channels
     _, H, W = layer.shape
     hdr = _pack_fields(LAYER_LAYOUT, LAYER_BEATS, dict(
         magic=HDR_MAGIC, kind=KINDS[layer.kind], image=int(info.image), ngroups=len(groups),
-        timesteps=T, tile_ch=n, h_out=H, w_out=W, keep=int(keep), wbeats=info.weight_beats,
+        timesteps=k * T, period=T, tile_ch=n, h_out=H, w_out=W, keep=int(keep),
+        wbeats=info.weight_beats,
         sbeats=info.spike_beats, hw_out=H * W))
     for g in groups:
         hdr += _pack_fields(GROUP_LAYOUT, GROUP_BEATS, g)
@@ -422,7 +463,8 @@ def pack_tile(program: Program, layer_index: int, tile: int, inputs: dict,
     bias[:n], vi[:n] = layer.bias[lo:lo + n], layer.v_init[lo:lo + n]
     nvals = np.stack([th, bias, vi], 1).reshape(-1).tolist()
     nbeats = bits_to_beats(nvals, vb)
-    sbeats = pack_inputs(program, layer_index, tile, inputs, cfg, T, groups)
+    sbeats = [b for x in per_image
+              for b in pack_inputs(program, layer_index, tile, x, cfg, T, groups)]
     assert len(sbeats) == info.spike_beats, (len(sbeats), info.spike_beats)
     if keep:
         return hdr + sbeats
@@ -474,9 +516,18 @@ def _spike_beats(x: np.ndarray, nw: int) -> list[int]:
 
 
 def unpack_output(program: Program, layer_index: int, tile: int, beats, cfg: SIAConfig,
-                  T: int | None = None) -> np.ndarray:
+                  T: int | None = None, images: int | None = None):
     """Output packet -> spikes uint8 [T, n, H, W] (if-layer) or final membranes
-    int64 [n, H, W] (integrator), n = channels of the tile."""
+    int64 [n, H, W] (integrator), n = channels of the tile; a packed launch
+    (`images` given) -> a list with one such array per image."""
+    if images is not None:
+        T = program.timesteps if T is None else T
+        info = tile_info(program, layer_index, tile, cfg, T, images)
+        if len(beats) != info.out_beats:
+            raise SiaError(f"output packet has {len(beats)} beats, expected {info.out_beats}")
+        per = info.out_beats // images
+        return [unpack_output(program, layer_index, tile, beats[b * per:(b + 1) * per], cfg, T)
+                for b in range(images)]
     T = program.timesteps if T is None else T
     info = tile_info(program, layer_index, tile, cfg, T)
     H, W = info.out_shape

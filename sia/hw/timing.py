@@ -8,7 +8,10 @@ co-simulation tests check the RTL's CYCLES register against the formula
 C_LAUNCH = 3   # START -> header state (1) + descriptor decode (1, registered range checks)
                # + descriptor check (1)
 C_STEP = 1     # per timestep: reset the row schedule, swap membrane banks
-C_ROW = 2      # per output row: prefetch of the first spike word (1) + accumulate flush (1)
+C_ROW = 1      # per output row: prefetch of the first spike word (the accumulate flush
+               # overlaps the next row: the handover to the drain is delayed instead)
+C_HAND = 1     # a row is handed to the aggregation core this many cycles after its last
+               # dispatch cycle (its last accumulates land first)
 C_OUT_TAIL = 2  # if-layers stream their output while computing: cycles between the last
                 # drain and the last output beat beyond the one C_LAUNCH already holds
 PLANE_ISSUE_E = 4  # from this E on, one cycle's image events share a bit plane (the PE

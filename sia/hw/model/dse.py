@@ -15,32 +15,35 @@ from pathlib import Path
 
 from sia import SiaError
 from sia.hw.model import schedule as S
-from sia.hw.model.fast import ModelResult, run
+from sia.hw.model.fast import (ModelResult, amortised_static, images_per_launch,
+                                packed_overlap, run)
 from sia.hw.model.fit import check_fits
 from sia.hw.params import SIAConfig
 from sia.program.format import Program
 
 
-def _overlap(program: Program, L, cfg: SIAConfig, T: int, tile: int) -> dict[str, float]:
-    """Mean span and input wait of one launch (dispatcher and aggregation core side by
-    side) from the scanned words of a run(..., keep_scans=True)."""
+def _overlap(program: Program, L, cfg: SIAConfig, T: int, tile: int, weight_batch: int,
+             per_launch: int) -> dict[str, float]:
+    """Mean span and input wait per image of one tile's launches (dispatcher and
+    aggregation core side by side) from the scanned words of a run(..., keep_scans=True)."""
     layer = program.layers[L.index]
     d = 0
     for k, syn, words, planes in L.scans:
         if k is None or k == tile:
             d = d + S.row_dispatch(syn, words, layer.shape[1], cfg.events_per_cycle, planes)
-    o = S.overlap(S.stream_need(program, L.index, cfg, T, tile), d.permute(0, 2, 1),
-                  S.drain_cycles(layer, T))
-    return {"span": float(o["span"].double().mean()), "wait": float(o["wait"].double().mean())}
+    o = packed_overlap(program, L.index, cfg, T, tile, d, weight_batch, per_launch)
+    return {"span": float(o["span"].mean()), "wait": float(o["wait"].mean())}
 
 
-def point(program: Program, r: ModelResult, cfg: SIAConfig, weight_batch: int = 1) -> dict:
+def point(program: Program, r: ModelResult, cfg: SIAConfig, weight_batch: int = 1,
+          launch_images: int = 1) -> dict:
     """Latency / throughput of `cfg` from a run's statistics (same program and T), with
-    the host keeping weights resident over `weight_batch` images."""
-    from sia.hw.model.fast import amortised_static
+    the host keeping weights resident over `weight_batch` images (and packing up to
+    `launch_images` of them per launch, 0 = as many as fit)."""
     T, n = r.timesteps, r.images
     row = {"pes": cfg.pes, "events_per_cycle": cfg.events_per_cycle, "timesteps": T,
-           "weight_bits": cfg.weight_bits, "weight_batch": weight_batch}
+           "weight_bits": cfg.weight_bits, "weight_batch": weight_batch,
+           "launch_images": launch_images}
     try:
         check_fits(program, cfg, T)
     except SiaError as e:
@@ -54,9 +57,10 @@ def point(program: Program, r: ModelResult, cfg: SIAConfig, weight_batch: int = 
         layer = program.layers[L.index]
         nt = S.tiles(layer, cfg)
         loops = S.loop_constant(program, L.index, T)
+        per_launch = images_per_launch(program, L.index, cfg, T, launch_images)
         for tile in range(nt):
-            ph = amortised_static(program, L.index, cfg, T, tile, weight_batch)
-            o = _overlap(program, L, cfg, T, tile)
+            ph = amortised_static(program, L.index, cfg, T, tile, weight_batch, per_launch)
+            o = _overlap(program, L, cfg, T, tile, weight_batch, per_launch)
             # static phases hold the dispatcher's loop constants; the span holds them too
             cycles += sum(ph.values()) - loops + o["span"]
             compute += o["span"] - o["wait"]
@@ -74,7 +78,7 @@ def point(program: Program, r: ModelResult, cfg: SIAConfig, weight_batch: int = 
 
 def sweep(program: Program, images, pes=(16, 32, 64, 128), events=(1, 2), timesteps=(4, 8, 16),
           weight_bits=(8, 16), base: SIAConfig | None = None, progress: bool = False,
-          batches=(1,)) -> list[dict]:
+          batches=(1,), launch_images: int = 1) -> list[dict]:
     base = base or SIAConfig()
     Ts = [T for T in timesteps if T <= min(program.t_max, base.max_timesteps)]
     if not Ts:
@@ -92,7 +96,7 @@ def sweep(program: Program, images, pes=(16, 32, 64, 128), events=(1, 2), timest
                 for wb in weight_bits:
                     cfg = dataclasses.replace(base, pes=P, events_per_cycle=E, weight_bits=wb)
                     for b in batches:
-                        rows.append(point(program, r, cfg, b))
+                        rows.append(point(program, r, cfg, b, launch_images))
     return rows
 
 

@@ -11,6 +11,7 @@ import torch
 from tqdm import tqdm
 
 from sia import SiaError
+from sia.hw import regmap
 from sia.hw.model import schedule as S
 from sia.hw.model.fit import check_fits, is_image_layer
 from sia.hw.params import SIAConfig
@@ -43,6 +44,7 @@ class LayerStats:
     stream_wait: np.ndarray = None  # per tile: cycles the compute waited for input beats
     exposed_drain: np.ndarray = None  # per tile: span not covered by the dispatcher
     spikes: int = 0
+    per_launch: int = 1             # images per launch (packed launches: > 1)
     # scanned word counts, kept for the DSE (the overlap depends on them per row):
     # (tile or None for words every tile scans, synapse group, words [T', B, nw, H, W],
     #  image bit-plane counts [1, B, nw, 8, H, W] or None)
@@ -96,15 +98,68 @@ class ModelResult:
         return out
 
 
+def launch_groups(n: int, weight_batch: int, per_launch: int) -> list[tuple[int, int]]:
+    """(first image, images) of each launch of one tile over n images: the host walks
+    each weight batch of `weight_batch` images in launches of up to `per_launch`."""
+    out = []
+    for b0 in range(0, n, weight_batch):
+        end = min(n, b0 + weight_batch)
+        out += [(s, min(per_launch, end - s)) for s in range(b0, end, per_launch)]
+    return out
+
+
+def images_per_launch(program: Program, i: int, config: SIAConfig, T: int,
+                      launch_images: int = 1) -> int:
+    """Images one launch of layer i carries: 1 without packing (launch_images = 1), else
+    up to `launch_images` (0: no cap) as the RTL's buffers allow (`regmap.launch_images`;
+    1 where this build of the RTL refuses the layer anyway)."""
+    if launch_images == 1:
+        return 1
+    try:
+        return regmap.launch_images(program, i, config, T, launch_images or None)
+    except SiaError:
+        return 1
+
+
 def amortised_static(program: Program, i: int, config: SIAConfig, T: int, tile: int,
-                     weight_batch: int) -> dict[str, float]:
+                     weight_batch: int, per_launch: int = 1) -> dict[str, float]:
     """Mean data-independent cycles per image of one tile's launches when the host runs
     `weight_batch` images per weight load (launch-major: the first launch of the batch
-    loads the tile's weights and neuron params, the other B-1 keep them resident)."""
-    full = S.static_phases(program, i, config, T, tile)
-    kept = S.static_phases(program, i, config, T, tile, keep=True)
-    b = weight_batch
-    return {k: (full[k] + (b - 1) * kept[k]) / b for k in full}
+    loads the tile's weights and neuron params, the others keep them resident), each
+    launch carrying up to `per_launch` images (packed launches: one header, C_LAUNCH
+    and output tail per launch, the loop constants per image)."""
+    out = dict.fromkeys(S.PHASES, 0.0)
+    for j, (_, m) in enumerate(launch_groups(weight_batch, weight_batch, per_launch)):
+        for k, v in S.static_phases(program, i, config, m * T, tile, keep=j > 0).items():
+            out[k] += v / weight_batch
+    return out
+
+
+def packed_overlap(program: Program, i: int, config: SIAConfig, T: int, tile: int,
+                   d: torch.Tensor, weight_batch: int, per_launch: int) -> dict:
+    """`schedule.overlap` of one tile's launches over a batch of images, d = dispatch
+    cycles [T', B, H_out] per image: a packed launch of m images is one launch of m*T
+    steps (image b's step t is step b*T + t), so its span is shared by its m images.
+    Returns per image [B] span and wait (float) and per_t [T'] summed over images."""
+    layer = program.layers[i]
+    wdrain = S.drain_cycles(layer, T)
+    if per_launch == 1:
+        o = S.overlap(S.stream_need(program, i, config, T, tile), d.permute(0, 2, 1), wdrain)
+        return {"span": o["span"].double(), "wait": o["wait"].double(),
+                "per_t": o["per_t"].sum(1)}
+    steps, n, rows = d.shape
+    span = torch.zeros(n, dtype=torch.float64)
+    wait = torch.zeros(n, dtype=torch.float64)
+    per_t = torch.zeros(steps, dtype=torch.int64)
+    groups = launch_groups(n, weight_batch, per_launch)
+    for m in sorted({g[1] for g in groups}):
+        idx = torch.tensor([s for s, size in groups if size == m])[:, None] + torch.arange(m)
+        x = d[:, idx, :].permute(2, 0, 3, 1).reshape(m * steps, rows, idx.shape[0])
+        o = S.overlap(S.stream_need(program, i, config, m * T, tile), x, wdrain)
+        span[idx] = (o["span"].double() / m)[:, None]
+        wait[idx] = (o["wait"].double() / m)[:, None]
+        per_t += o["per_t"].reshape(m, steps, -1).sum((0, 2))
+    return {"span": span, "wait": wait, "per_t": per_t}
 
 
 def weight_load_cycles(program: Program, config: SIAConfig, T: int) -> int:
@@ -121,24 +176,28 @@ def _amortised_memory(mem: dict, weight_batch: int) -> dict:
     return {**mem, "weight_writes": mem["weight_writes"] / weight_batch}
 
 
-def _new_stats(program: Program, config: SIAConfig, T: int, weight_batch: int = 1) -> list[LayerStats]:
+def _new_stats(program: Program, config: SIAConfig, T: int, weight_batch: int = 1,
+               launch_images: int = 1) -> list[LayerStats]:
     out = []
     for i, layer in enumerate(program.layers):
         nt = S.tiles(layer, config)
         image = is_image_layer(layer)
         z = np.zeros(nt, dtype=np.int64)
+        per_launch = images_per_launch(program, i, config, T, launch_images)
         out.append(LayerStats(
             index=i, name=layer.name, kind=layer.kind, image=image, tiles=nt,
             out_hw=tuple(layer.shape[1:]),
             active=[S.active_pes(layer, k, config) for k in range(nt)],
-            static=[amortised_static(program, i, config, T, k, weight_batch) for k in range(nt)],
+            per_launch=per_launch,
+            static=[amortised_static(program, i, config, T, k, weight_batch, per_launch)
+                    for k in range(nt)],
             memory=[_amortised_memory(S.memory_static(program, i, config, T, k), weight_batch)
                     for k in range(nt)],
             dense_macs=sum(dense_macs(program, s, layer.shape) for s in layer.inputs),
             neurons=int(np.prod(layer.shape)), per_t=np.zeros(1 if image else T, dtype=np.int64),
             accumulate=z.copy(), dispatch_empty=z.copy(), events=z.copy(),
-            sops=z.copy(), image_ops=z.copy(), weight_reads=z.copy(), stream_wait=z.copy(),
-            exposed_drain=z.copy()))
+            sops=z.copy(), image_ops=z.copy(), weight_reads=z.copy(),
+            stream_wait=z.astype(np.float64), exposed_drain=z.astype(np.float64)))
     return out
 
 
@@ -169,7 +228,8 @@ def _count_group(program, config, L: LayerStats, s, words, planes, ks: list[int]
     return S.row_dispatch(s, words, layer.shape[1], config.events_per_cycle, planes), sops
 
 
-def _count_layer(program, config, L: LayerStats, sources: dict, T: int, keep_scans: bool = False):
+def _count_layer(program, config, L: LayerStats, sources: dict, T: int, keep_scans: bool = False,
+                 weight_batch: int = 1):
     """Add one batch of layer L; returns its (dispatch cycles + stream waits, SOPs) per
     image."""
     layer = program.layers[L.index]
@@ -191,12 +251,11 @@ def _count_layer(program, config, L: LayerStats, sources: dict, T: int, keep_sca
     loops = S.loop_constant(program, L.index, T)
     cycles = 0
     for k in range(L.tiles):
-        o = S.overlap(S.stream_need(program, L.index, config, T, k),
-                      steps[k].permute(0, 2, 1), S.drain_cycles(layer, T))
+        o = packed_overlap(program, L.index, config, T, k, steps[k], weight_batch, L.per_launch)
         disp = steps[k].sum((0, 2))
-        L.stream_wait[k] += int(o["wait"].sum())
-        L.exposed_drain[k] += int((o["span"] - o["wait"] - disp - loops).sum())
-        L.per_t += o["per_t"].sum(1).numpy()
+        L.stream_wait[k] += float(o["wait"].sum())
+        L.exposed_drain[k] += float((o["span"] - o["wait"] - disp - loops).sum())
+        L.per_t += o["per_t"].numpy()
         cycles = cycles + o["span"] - loops
     return cycles, sops
 
@@ -204,11 +263,14 @@ def _count_layer(program, config, L: LayerStats, sources: dict, T: int, keep_sca
 def run(program: Program, images, labels=None, T: int | None = None,
         config: SIAConfig | None = None, batch_size: int = 200, record: bool = False,
         keep_logits: bool = False, progress: bool = False, weight_batch: int = 1,
-        keep_scans: bool = False) -> ModelResult:
+        keep_scans: bool = False, launch_images: int = 1) -> ModelResult:
     """Run images (uint8 [N,C,H,W]) through the accelerator model.
 
     weight_batch: images the host runs per weight load (resident-weight launches,
-    launch-major order); image_cycles are then the batch's cycles / weight_batch."""
+    launch-major order); image_cycles are then the batch's cycles / weight_batch.
+    launch_images: packed launches, up to this many images of a weight batch per
+    launch where the buffers allow (0: as many as fit; 1: one image per launch); a
+    packed launch's cycles are shared equally by its images."""
     config = config or SIAConfig()
     T = program.timesteps if T is None else int(T)
     check_fits(program, config, T)
@@ -219,7 +281,12 @@ def run(program: Program, images, labels=None, T: int | None = None,
     if images.dtype != torch.uint8 or tuple(images.shape[1:]) != tuple(program.input_shape):
         raise SiaError(f"images must be uint8 [N, {', '.join(map(str, program.input_shape))}], "
                        f"got {images.dtype} {list(images.shape)}")
-    stats = _new_stats(program, config, T, weight_batch)
+    if int(launch_images) != launch_images or launch_images < 0:
+        raise SiaError(f"launch_images must be 0 (as many as fit) or a positive integer, "
+                       f"got {launch_images}")
+    stats = _new_stats(program, config, T, weight_batch, int(launch_images))
+    if any(L.per_launch > 1 for L in stats):   # chunks hold whole weight batches
+        batch_size = -(-batch_size // weight_batch) * weight_batch
     needed = {s.source for layer in program.layers for s in layer.inputs}
     static_total = sum(sum(sum(st.values()) for st in L.static) for L in stats)
     preds, logits, cycles, sops, traces = [], [], [], [], {}
@@ -241,10 +308,11 @@ def run(program: Program, images, labels=None, T: int | None = None,
             st = run_batch(program, x, T, record=record, on_layer=hook)
             batch_sops = torch.zeros(x.shape[0], dtype=torch.int64)
             for L in stats:
-                c, o = _count_layer(program, config, L, sources, T, keep_scans)
+                c, o = _count_layer(program, config, L, sources, T, keep_scans, weight_batch)
                 per_image, batch_sops = per_image + c, batch_sops + o
                 L.spikes += st["spikes"][L.name]
-            cycles.append(torch.as_tensor(per_image).expand(x.shape[0]).clone())
+            cycles.append(torch.as_tensor(per_image, dtype=torch.float64)
+                          .expand(x.shape[0]).clone())
             sops.append(batch_sops)
             preds.append(st["output_v"].argmax(-1))
             if keep_logits:
@@ -263,12 +331,13 @@ def run(program: Program, images, labels=None, T: int | None = None,
                        traces=traces, weight_batch=weight_batch)
 
 
-def launch_cycles(program: Program, layer_index: int, tile: int, inputs: dict,
+def launch_cycles(program: Program, layer_index: int, tile: int, inputs,
                   T: int | None = None, config: SIAConfig | None = None,
                   keep: bool = False) -> dict[str, int]:
-    """Cycles per phase (+ "total") of one launch for ONE image: the number the RTL's
-    CYCLES register must show. inputs: {source: tensor} with the uint8 image [C,H,W]
-    under -1 and spikes [T,C,H,W] of layer j under j, for every source of the layer.
+    """Cycles per phase (+ "total") of one launch: the number the RTL's CYCLES register
+    must show. inputs: {source: tensor} with the uint8 image [C,H,W] under -1 and spikes
+    [T,C,H,W] of layer j under j, for every source of the layer; or a list of such
+    dicts for a packed launch (its k images run as one launch of k*T steps).
     keep: a resident-weight launch (weights and neuron params not sent)."""
     config = config or SIAConfig()
     T = program.timesteps if T is None else int(T)
@@ -276,21 +345,29 @@ def launch_cycles(program: Program, layer_index: int, tile: int, inputs: dict,
     layer = program.layers[layer_index]
     if not 0 <= tile < S.tiles(layer, config):
         raise SiaError(f"layer {layer_index} has {S.tiles(layer, config)} tiles, not tile {tile}")
-    phases = dict(S.static_phases(program, layer_index, config, T, tile, keep=keep))
+    per_image = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    k = len(per_image)
+    if k > 1:   # packing is bounded by the RTL's buffers
+        regmap.check_layer(program, layer_index, config, T, k)
+    steps_total = k * T       # a packed launch is one launch of k*T steps
+    phases = dict(S.static_phases(program, layer_index, config, steps_total, tile, keep=keep))
     steps = 0
     for s in layer.inputs:
-        x = torch.as_tensor(inputs[s.source])
-        s, x = S.scan_view(s, x[None] if s.source == IMAGE else x[:T, None])
+        if s.source == IMAGE:
+            x = torch.as_tensor(per_image[0][s.source])[None]
+        else:
+            x = torch.cat([torch.as_tensor(v[s.source])[:T] for v in per_image])[:, None]
+        s, x = S.scan_view(s, x)
         words = S.group_words(program, layer, s, x, tile, config)
         planes = S.plane_counts(s, x, config)
         d = S.scan_stats(s, words, layer.shape[1], config.events_per_cycle, planes)
         phases["accumulate"] += int(d["accumulate"].sum())
         phases["dispatch_empty"] += int(d["dispatch_empty"].sum())
         steps = steps + S.row_dispatch(s, words, layer.shape[1], config.events_per_cycle, planes)
-    o = S.overlap(S.stream_need(program, layer_index, config, T, tile), steps.permute(0, 2, 1),
-                  S.drain_cycles(layer, T))
+    o = S.overlap(S.stream_need(program, layer_index, config, steps_total, tile),
+                  steps.permute(0, 2, 1), S.drain_cycles(layer, T))
     phases["stream_in"] += int(o["wait"][0])
     phases["aggregate"] += int(o["span"][0] - o["wait"][0] - steps.sum()
-                               - S.loop_constant(program, layer_index, T))
+                               - S.loop_constant(program, layer_index, steps_total))
     phases["total"] = sum(phases.values())
     return phases

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from sia.hw.model import energy
-from sia.hw.model.fast import ModelResult
+from sia.hw.model.fast import ModelResult, launch_groups
 from sia.hw.model.schedule import PHASES, compute_cycles
 from sia.hw import timing
 
@@ -26,7 +26,11 @@ def synth_dsp(path) -> tuple[int, str]:
 def _layer(L, r: ModelResult) -> dict:
     cfg, n, T = r.config, r.images, r.timesteps
     total = L.phases(n)
-    compute = compute_cycles(total) - timing.C_LAUNCH * (L.tiles - 1)
+    # the launch constants (C_LAUNCH per launch; a packed launch's is shared by its
+    # images) are not compute
+    wb = r.weight_batch
+    launches = len(launch_groups(wb, wb, L.per_launch)) / wb
+    compute = compute_cycles(total) + timing.C_LAUNCH * (1 - L.tiles * launches)
     sops, iops = float(L.sops.sum()) / n, float(L.image_ops.sum()) / n
     lanes = cfg.pes * cfg.events_per_cycle * cfg.taps
     cycles = sum(total.values())
@@ -110,7 +114,8 @@ def summarize(r: ModelResult, dsp: int | None = None, dsp_source: str | None = N
     return {
         "program": r.program, "config": cfg.to_json(), "timesteps": T, "images": n,
         "timing_constants": {"C_LAUNCH": timing.C_LAUNCH, "C_STEP": timing.C_STEP,
-                             "C_ROW": timing.C_ROW},
+                             "C_ROW": timing.C_ROW, "C_HAND": timing.C_HAND,
+                             "C_OUT_TAIL": timing.C_OUT_TAIL},
         "accuracy": r.accuracy[-1] if r.accuracy else None,
         "latency_cycles": {"mean": cycles, "min": int(r.image_cycles.min()),
                            "max": int(r.image_cycles.max())},
@@ -118,6 +123,8 @@ def summarize(r: ModelResult, dsp: int | None = None, dsp_source: str | None = N
         # launch-major batches: an image's result is ready when its batch is done
         "weight_batch": r.weight_batch,
         "batch_latency_us": r.weight_batch * cycles / cfg.clock_mhz,
+        # packed launches: images per launch of each layer (1 = one image per launch)
+        "images_per_launch": {L.name: L.per_launch for L in r.layers},
         "sops_per_image": sops, "image_ops_per_image": iops,
         "gsop_per_s": gops,
         "gops_acc": gops, "gops_acc_incl_image": gops_img,
@@ -141,7 +148,9 @@ def summarize(r: ModelResult, dsp: int | None = None, dsp_source: str | None = N
 
 def _batch_note(summ: dict) -> str:
     b = summ.get("weight_batch", 1)
-    return "" if b == 1 else f" (weights resident over {b} images, batch latency " \
+    k = max(summ.get("images_per_launch", {}).values(), default=1)
+    packed = f", up to {k} images per launch" if k > 1 else ""
+    return "" if b == 1 else f" (weights resident over {b} images{packed}, batch latency " \
         f"{summ['batch_latency_us']:,.0f} us)"
 
 

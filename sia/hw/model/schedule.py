@@ -264,10 +264,10 @@ NEVER = -(1 << 40)
 
 def overlap(need: list[list[int]], d: torch.Tensor, wdrain: int) -> dict[str, torch.Tensor]:
     """The compute span of one launch (docs/architecture.md, "Cycle model"): the
-    dispatcher runs timestep t's STEP, then each row g (ROW_PRE, dispatch d, flush)
-    once row g-2 is drained (4 psum slots) and need[t][oy] input beats are in; the
-    aggregation core drains row g (wdrain cycles) once it is dispatched and row g-1 is
-    drained. d: dispatch cycles [T', H, B]. Returns [B] tensors: span (first STEP
+    dispatcher runs timestep t's STEP, then each row g (ROW_PRE, dispatch d) once row
+    g-2 is drained (4 psum slots) and need[t][oy] input beats are in; the aggregation
+    core drains row g (wdrain cycles) once it is handed over (C_HAND cycles after its
+    dispatch: its last accumulates land first) and row g-1 is drained. d: dispatch cycles [T', H, B]. Returns [B] tensors: span (first STEP
     cycle to the cycle after the last drain), wait (ROW_PRE cycles waiting for input
     only) and per_t [T', B] (span per timestep without the waits; the last holds the
     final drain)."""
@@ -285,7 +285,7 @@ def overlap(need: list[list[int]], d: torch.Tensor, wdrain: int) -> dict[str, to
             w = torch.clamp(need[t][oy] - s, min=0)
             wt = wt + w
             e = s + w + timing.C_ROW + d[t, oy]
-            de2, de1 = de1, torch.maximum(e, de1) + wdrain
+            de2, de1 = de1, torch.maximum(e + timing.C_HAND, de1) + wdrain
         wait = wait + wt
         per_t[t] = e - t0 - wt
     per_t[-1] += de1 - e

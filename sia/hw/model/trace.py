@@ -213,15 +213,19 @@ def _timeline(need: list[list[int]], rows: list[list[int]], wdrain: int) -> tupl
     """The two engines of a launch stepped one cycle at a time (the model's closed
     form, schedule.overlap, is checked against this): the dispatcher walks STEP, then
     per row ROW_PRE (waits until the row two back is drained - 4 psum slots - and
-    need[t][oy] input beats are in: one beat per cycle from cycle 0), the row's
-    dispatch cycles and the flush; the aggregation core drains a handed-over row in
-    wdrain cycles. Counters written in a cycle are seen the next one. Returns (span:
-    cycles until the last row is drained, cycles ROW_PRE waited for input only)."""
+    need[t][oy] input beats are in: one beat per cycle from cycle 0) and the row's
+    dispatch cycles; the row is handed over C_HAND cycles after its last dispatch
+    cycle and the aggregation core drains a handed-over row in wdrain cycles.
+    Counters written in a cycle are seen the next one. Returns (span: cycles until the
+    last row is drained, cycles ROW_PRE waited for input only)."""
     flat = [(t, oy, d) for t, row in enumerate(rows) for oy, d in enumerate(row)]
     cycle = waits = handed = drained = drain_done = 0
     state, t, g, left = "STEP", 0, 0, 0
+    hand_at = []             # cycles at which dispatched rows are handed over
     while drained < len(flat):
         seen_handed, seen_drained = handed, drained      # registered counters
+        while hand_at and hand_at[0] == cycle:
+            handed, hand_at = handed + 1, hand_at[1:]
         # spiking core: the dispatcher
         if state == "STEP":
             state, left = "BUSY_STEP", timing.C_STEP
@@ -235,8 +239,9 @@ def _timeline(need: list[list[int]], rows: list[list[int]], wdrain: int) -> tupl
             left -= 1
             if left == 0 and state == "BUSY_STEP":
                 state = "ROW_PRE"
-            elif left == 0:                 # dispatch + flush done: hand the row over
-                handed, g = handed + 1, g + 1
+            elif left == 0:                 # dispatched: hand the row over C_HAND later
+                hand_at.append(cycle + timing.C_HAND)
+                g += 1
                 if g == len(flat):
                     state = "DONE"
                 elif flat[g][0] != t:

@@ -32,13 +32,16 @@ def word_costs(words: np.ndarray, E: int, image: bool) -> np.ndarray:
 
 def launch_cycles(program: Program, li: int, tile: int, inputs: dict, cfg: SIAConfig,
                   T: int | None = None, detail: bool = False, keep: bool = False):
-    """keep: a resident-weight launch (no weight / neuron-param beats)."""
+    """keep: a resident-weight launch (no weight / neuron-param beats). inputs: one
+    image's {source: array}, or a list of them for a packed launch (its images run as
+    one launch of images x T steps)."""
     T = program.timesteps if T is None else T
-    info = regmap.tile_info(program, li, tile, cfg, T)
+    k = len(inputs) if isinstance(inputs, (list, tuple)) else 1
+    info = regmap.tile_info(program, li, tile, cfg, T, k)
     groups = regmap._groups(program, li, tile, cfg, T)[0]
     packet = regmap.pack_tile(program, li, tile, inputs, cfg, T)
     sw = packet[info.header_beats + info.weight_beats + info.neuron_beats:]
-    r = packet_cycles(groups, sw, info.out_shape, T, info.image, info.kind == "integrator",
+    r = packet_cycles(groups, sw, info.out_shape, k * T, info.image, info.kind == "integrator",
                       cfg.events_per_cycle, info.header_beats,
                       0 if keep else info.weight_beats + info.neuron_beats, info.out_beats)
     return r if detail else r["total"]
@@ -81,7 +84,7 @@ def packet_cycles(groups: list[dict], spike_words, out_shape, T: int, image: boo
     # the dispatcher and the aggregation core overlap (docs/architecture.md): row g
     # starts once row g-2 is drained and the input beats its rows need are in
     # (`regmap.row_need`, one beat per cycle from the first compute cycle), its drain
-    # once it is dispatched and row g-1 is drained
+    # once it is handed over (C_HAND after its dispatch) and row g-1 is drained
     wdrain = (T if image else 1) * W
     need = regmap.row_need(groups, steps, H, len(sw) if image else groups[0]["tstride"])
     e, de1, de2, wait = 0, None, None, 0
@@ -91,7 +94,8 @@ def packet_cycles(groups: list[dict], spike_words, out_shape, T: int, image: boo
             s = e if de2 is None else max(e, de2)
             wait += max(0, int(need[t, oy]) - s)
             e = max(s, int(need[t, oy])) + timing.C_ROW + d[t][oy]
-            de2, de1 = de1, (e if de1 is None else max(e, de1)) + wdrain
+            hand = e + timing.C_HAND     # the row's last accumulates land first
+            de2, de1 = de1, (hand if de1 is None else max(hand, de1)) + wdrain
     clock = de1
     out = out_beats if integrator else timing.C_OUT_TAIL
     total = timing.C_LAUNCH + header_beats + loads + clock + out

@@ -25,7 +25,8 @@ def export(cfg: SIAConfig, out_dir) -> dict:
     out = Path(out_dir)
     v = write_verilog(cfg, out / "sia_top.v")
     meta = {"top": "sia_top", "verilog": v.name, "params": cfg.to_json(),
-            "timing": {"C_LAUNCH": timing.C_LAUNCH, "C_STEP": timing.C_STEP, "C_ROW": timing.C_ROW},
+            "timing": {"C_LAUNCH": timing.C_LAUNCH, "C_STEP": timing.C_STEP, "C_ROW": timing.C_ROW,
+                       "C_HAND": timing.C_HAND, "C_OUT_TAIL": timing.C_OUT_TAIL},
             "buffers": dict(zip(("in_buffer_beats", "out_buffer_beats"), regmap.buffer_beats(cfg))),
             "packet": {"beat_bits": regmap.BEAT_BITS, "layer_beats": regmap.LAYER_BEATS,
                        "group_beats": regmap.GROUP_BEATS, "max_groups": regmap.MAX_GROUPS,

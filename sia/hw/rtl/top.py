@@ -80,7 +80,8 @@ class SIATop(wiring.Component):
             b, lsb, bits = layout[name]
             return hdr[base + b][lsb:lsb + bits]
         L = {n: field(LAYER_LAYOUT, n) for n in LAYER_LAYOUT}
-        T = L["timesteps"]
+        T = L["timesteps"]          # steps of the launch (packed: images x period)
+        period = L["period"]        # steps per image: membranes restart from v_init
 
         # ---- blocks
         m.submodules.disp = disp = Dispatch(cfg, in_depth)
@@ -243,10 +244,11 @@ class SIATop(wiring.Component):
         gd = Signal(16)        # rows handed over by the dispatcher
         rowbase = Signal(2)
         t_d, oy_d, row_pos_d = Signal(9), Signal(9), Signal(17)
+        tp_d = Signal(9)       # the drained row's step within its image (packed launches)
         drain_step = Signal()
         drain_done_next = Signal()   # all rows drained after this cycle
         m.d.comb += drain_step.eq(busy & (gd > dg))
-        tt = Mux(image, ti, t_d)
+        tt = Mux(image, ti, t_d)   # membrane bank parity: the launch's step
         row_end = (ox == L["w_out"] - 1) & (~image | (ti == T - 1))
         last_row = (oy_d == L["h_out"] - 1) & (image | (t_d == T - 1))
         m.d.comb += drain_done_next.eq(all_drained | (drain_step & row_end & last_row))
@@ -256,7 +258,8 @@ class SIATop(wiring.Component):
             m.d.comb += [drain_en.eq(1), drain_clear.eq(~image | (ti == T - 1)),
                          agg.in_valid.eq(1), agg.rd_bank.eq(tt[0]),
                          agg.pos.eq(Mux(row_local, ox, row_pos_d + ox)),
-                         agg.t_first.eq(tt == 0), agg.out_addr.eq(ocnt)]
+                         agg.t_first.eq(Mux(image, ti == 0, tp_d == 0)),
+                         agg.out_addr.eq(ocnt)]
             m.d.sync += [ox.eq(ox + 1), ocnt.eq(ocnt + 1)]
             with m.If(ox == L["w_out"] - 1):
                 m.d.sync += ox.eq(0)
@@ -265,7 +268,8 @@ class SIATop(wiring.Component):
                 with m.Else():
                     m.d.sync += [ti.eq(0), dg.eq(dg + 1)]
                     with m.If(oy_d == L["h_out"] - 1):
-                        m.d.sync += [oy_d.eq(0), row_pos_d.eq(0), t_d.eq(t_d + 1)]
+                        m.d.sync += [oy_d.eq(0), row_pos_d.eq(0), t_d.eq(t_d + 1),
+                                     tp_d.eq(Mux(tp_d == period - 1, 0, tp_d + 1))]
                     with m.Else():
                         m.d.sync += [oy_d.eq(oy_d + 1), row_pos_d.eq(row_pos_d + L["w_out"])]
 
@@ -276,6 +280,24 @@ class SIATop(wiring.Component):
                 with m.If(bcnt == sbeats_m1):
                     m.d.sync += sl_active.eq(0)
 
+        # a dispatched row goes to the drain one cycle after its last dispatch cycle
+        # (hand; its last accumulates land first, timing.C_HAND) while the dispatcher
+        # already starts the next row
+        hand = Signal()
+        m.d.sync += [hand.eq(0), gd.eq(gd + hand)]
+
+        def row_done():   # the row's last dispatch cycle: on to the next row or step
+            m.d.sync += hand.eq(1)
+            with m.If(oy == L["h_out"] - 1):
+                with m.If(image | (t == T - 1)):
+                    m.next = "DWAIT"
+                with m.Else():
+                    m.d.sync += t.eq(t + 1)
+                    m.next = "STEP"
+            with m.Else():
+                m.d.sync += oy.eq(oy + 1)
+                m.next = "ROW_PRE"
+
         with m.FSM(name="ctl"):
             with m.State("IDLE"):
                 with m.If(regs.start):
@@ -283,7 +305,8 @@ class SIATop(wiring.Component):
                                  cycles.eq(0), sops.eq(0), iops.eq(0), wp_cnt.eq(0),
                                  wrow_cnt.eq(0), n_lane.eq(0), ocnt.eq(0), avail.eq(0),
                                  rd_addr.eq(0), ov.eq(0), sl_active.eq(0), gd.eq(0), dg.eq(0),
-                                 t_d.eq(0), oy_d.eq(0), row_pos_d.eq(0), ox.eq(0), ti.eq(0),
+                                 t_d.eq(0), tp_d.eq(0), oy_d.eq(0), row_pos_d.eq(0), ox.eq(0),
+                                 ti.eq(0),
                                  all_drained.eq(0), all_written.eq(0)]
                     m.d.comb += [gbw.clear.eq(1), gbn.clear.eq(1)]
                     m.next = "HDR"
@@ -302,7 +325,12 @@ class SIATop(wiring.Component):
                 with m.If(regs.soft_reset):
                     m.next = "IDLE"
             with m.State("DECODE"):   # register the range checks (the header just landed)
-                m.d.sync += bad.eq((T == 0) | (T > cfg.max_timesteps) |
+                # packed launches: the steps per image (period) obey max_timesteps, the
+                # launch's steps only the field width (the drainer wraps a counter at
+                # period); image layers and integrators keep one image's state, so they
+                # are never packed (period == timesteps)
+                m.d.sync += bad.eq((period == 0) | (period > cfg.max_timesteps) |
+                                   (period > T) | ((image | L["kind"]) & (period != T)) |
                                    (L["h_out"] > cfg.max_height) | (L["w_out"] > cfg.max_width) |
                                    (L["ngroups"] == 0) | (L["ngroups"] > MAX_GROUPS) |
                                    (L["tile_ch"] > P) | (L["sbeats"] > in_depth) |
@@ -354,32 +382,20 @@ class SIATop(wiring.Component):
                 with m.If(regs.soft_reset):
                     m.next = "IDLE"
             with m.State("ROW_PRE"):
-                # row gd may be accumulated once row gd-2 is drained (its psum slot is free)
-                # and the input rows it scans are in (the rest keeps streaming)
-                with m.If((dg + 1 >= gd) & (bcnt >= disp.row_need)):
+                # row gd + hand may be accumulated once the row two before it is drained
+                # (its psum slot is free) and the input rows it scans are in (the rest
+                # keeps streaming)
+                with m.If((dg + 1 >= gd + hand) & (bcnt >= disp.row_need)):
                     m.d.comb += disp.row_start.eq(1)
                     with m.If(disp.row_nonempty):
                         m.next = "DISPATCH"
                     with m.Else():
-                        m.next = "GAP"
+                        row_done()
                 with m.If(regs.soft_reset):
                     m.next = "IDLE"
             with m.State("DISPATCH"):
                 with m.If(disp.row_last):
-                    m.next = "GAP"
-                with m.If(regs.soft_reset):
-                    m.next = "IDLE"
-            with m.State("GAP"):   # accumulate pipeline flushed: row gd goes to the drain
-                m.d.sync += gd.eq(gd + 1)
-                with m.If(oy == L["h_out"] - 1):
-                    with m.If(image | (t == T - 1)):
-                        m.next = "DWAIT"
-                    with m.Else():
-                        m.d.sync += t.eq(t + 1)
-                        m.next = "STEP"
-                with m.Else():
-                    m.d.sync += oy.eq(oy + 1)
-                    m.next = "ROW_PRE"
+                    row_done()
                 with m.If(regs.soft_reset):
                     m.next = "IDLE"
             with m.State("DWAIT"):   # every row dispatched; the drain finishes
@@ -419,5 +435,5 @@ class SIATop(wiring.Component):
         m.d.comb += disp.rowbase.eq(rowbase)
         with m.If(regs.soft_reset):
             m.d.sync += [busy.eq(0), done.eq(0), ov.eq(0), resident.eq(0), sl_active.eq(0),
-                         gd.eq(0), dg.eq(0)]
+                         gd.eq(0), dg.eq(0), hand.eq(0)]
         return m

@@ -2,7 +2,8 @@
 breakdown per phase (from the RTL-verified launches) and GOPS figures.
 
 python -m sia.hw.rtl.cosim.bench PROGRAM [--image I] [--batch B] [--pes P] [--events E]
-                                  [--config CFG.json] [--data-dir D] [--out FILE]
+                                  [--config CFG.json] [--launch-images K] [--data-dir D]
+                                  [--out FILE]
 """
 
 import argparse
@@ -33,13 +34,14 @@ def breakdown(launches):
     return ph
 
 
-def bench(program, images, cfg, T=None, keep=True):
+def bench(program, images, cfg, T=None, keep=True, launch_images=1):
     """images [B, C, H, W]: one launch-major batch (weights resident after the first
-    launch of each tile when keep). Per-image figures are batch totals / B."""
+    launch of each tile when keep; up to `launch_images` images per launch where the
+    buffers allow, 0 = as many as fit). Per-image figures are batch totals / B."""
     T = program.timesteps if T is None else T
     B = images.shape[0]
     t0 = time.time()
-    r = run_images(program, images, cfg, T=T, keep=keep)
+    r = run_images(program, images, cfg, T=T, keep=keep, launch_images=launch_images)
     wall = time.time() - t0
     L = r["launches"]
     cyc = sum(x["cycles"] for x in L) / B
@@ -48,7 +50,7 @@ def bench(program, images, cfg, T=None, keep=True):
     ph = {k: v / B for k, v in breakdown(L).items()}
     f = cfg.clock_mhz * 1e6
     out = {"program": program.name, "T": T, "config": cfg.to_json(), "batch": B,
-           "weights_resident": keep,
+           "weights_resident": keep, "launch_images": launch_images,
            "bit_exact_vs_golden": True,
            "cycle_exact_vs_formula": all(x["cycles"] == x["expected"] for x in L),
            "cycle_equal_to_model": all(x.get("model") == x["cycles"] for x in L),
@@ -73,6 +75,8 @@ def main(argv=None):
     ap.add_argument("--pes", type=int, default=None)
     ap.add_argument("--events", type=int, default=None)
     ap.add_argument("--config", default=None, help="SIAConfig JSON (then --pes/--events override)")
+    ap.add_argument("--launch-images", type=int, default=0,
+                    help="packed launches: images per launch (0 = as many as fit, 1 = none)")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
@@ -85,7 +89,7 @@ def main(argv=None):
     cfg = dataclasses.replace(base, **{k: v for k, v in (("pes", a.pes),
                               ("events_per_cycle", a.events)) if v is not None})
     sel = slice(a.image, a.image + a.batch)
-    res = bench(p, np.asarray(images[sel]), cfg)
+    res = bench(p, np.asarray(images[sel]), cfg, launch_images=a.launch_images)
     res["image_index"], res["labels"] = a.image, [int(v) for v in labels[sel]]
     print(json.dumps({k: v for k, v in res.items() if k != "per_launch"}, indent=1))
     if a.out:

@@ -38,10 +38,12 @@ def run_program(program: Program, image: np.ndarray, cfg: SIAConfig, T: int | No
 def run_images(program: Program, images: np.ndarray, cfg: SIAConfig, T: int | None = None,
                seed: int = 1, p_valid: float = 1.0, p_ready: float = 1.0,
                feed_golden: bool = False, check: bool = True, with_model: bool = True,
-               keep: bool = True):
+               keep: bool = True, launch_images: int = 1):
     """A batch of images [B, C, H, W], launch-major: for each layer, for each tile, the B
-    images one after the other; with keep=True only the first of the B launches sends
-    the tile's weights and neuron params (the others are resident-weight launches).
+    images one after the other; with keep=True only the first of the tile's launches
+    sends its weights and neuron params (the others are resident-weight launches).
+    launch_images: images per launch where the layer allows packing (`regmap.launch_images`;
+    0 = as many as the buffers hold); a packed launch's record lists its images.
     Returns {"outputs": [per image {layer: array}], "launches": [...], "golden": [...],
     "sim": {...}}; every launch record holds the RTL's CYCLES, the formula's count (and
     its phases, "formula") and the model's count for the same launch."""
@@ -56,26 +58,33 @@ def run_images(program: Program, images: np.ndarray, cfg: SIAConfig, T: int | No
     sim_cycles, sim_secs = 0, 0.0
     for li, layer in enumerate(program.layers):
         nt = regmap.num_tiles(program, li, cfg)
-        order = [(k, b) for k in range(nt) for b in range(B)]
-        packets = [regmap.pack_tile(program, li, k, ins[b], cfg, T, keep=keep and b > 0)
-                   for k, b in order]
+        kl = regmap.launch_images(program, li, cfg, T, None if launch_images == 0 else launch_images)
+        order = [(k, list(range(b, min(B, b + kl)))) for k in range(nt) for b in range(0, B, kl)]
+        packets = [regmap.pack_tile(program, li, k, [ins[b] for b in bs] if kl > 1 else ins[bs[0]],
+                                    cfg, T, keep=keep and bs[0] > 0)
+                   for k, bs in order]
         res, st = harness.run(cfg, packets, seed=seed + li, p_valid=p_valid, p_ready=p_ready)
         sim_cycles += st["cycles"]
         sim_secs += st["seconds"]
         parts = [[None] * nt for _ in range(B)]
-        for (k, b), r in zip(order, res):
+        for (k, bs), r in zip(order, res):
             if r.status & regmap.STATUS_ERROR:
-                raise SiaError(f"layer {li} tile {k} image {b}: RTL error code "
+                raise SiaError(f"layer {li} tile {k} images {bs}: RTL error code "
                                f"{(r.status >> 8) & 0xFF}")
-            parts[b][k] = regmap.unpack_output(program, li, k, r.beats, cfg, T)
-            kept = keep and b > 0
-            formula = launch_cycles(program, li, k, ins[b], cfg, T, detail=True, keep=kept)
-            rec = {"layer": li, "tile": k, "image": b, "keep": kept, "cycles": r.cycles,
-                   "expected": formula["total"], "formula": formula, "sops": r.sops,
-                   "image_ops": r.image_ops}
+            if kl > 1:
+                for b, o in zip(bs, regmap.unpack_output(program, li, k, r.beats, cfg, T, len(bs))):
+                    parts[b][k] = o
+            else:
+                parts[bs[0]][k] = regmap.unpack_output(program, li, k, r.beats, cfg, T)
+            kept = keep and bs[0] > 0
+            x = [ins[b] for b in bs] if kl > 1 else ins[bs[0]]
+            formula = launch_cycles(program, li, k, x, cfg, T, detail=True, keep=kept)
+            rec = {"layer": li, "tile": k, "image": bs[0], "images": bs, "keep": kept,
+                   "cycles": r.cycles, "expected": formula["total"], "formula": formula,
+                   "sops": r.sops, "image_ops": r.image_ops}
             if with_model:   # the cycle-level model (sia.hw.model), same inputs
                 from sia.hw.model import launch_cycles as model_cycles
-                rec["model"] = model_cycles(program, li, k, ins[b], T=T, config=cfg,
+                rec["model"] = model_cycles(program, li, k, x, T=T, config=cfg,
                                             keep=kept)["total"]
             launches.append(rec)
         for b in range(B):
