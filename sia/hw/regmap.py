@@ -18,7 +18,9 @@ Tile packet (all multi-bit fields little-endian, two's complement where signed):
   after the other (image b's step t is step b*T + t of the launch) and the membranes
   restart from v_init every `period` steps; the output packet likewise holds the k
   images' outputs in order. k is bounded by the buffers (`launch_images`); image
-  layers and integrators run one image per launch (period = timesteps).
+  layers and integrators run one image per launch (period = timesteps). Compatibility:
+  a 1.3 packet of one image runs on a 1.2 build (the field's bits were unused); a 1.2
+  packet (period = 0) is refused by a 1.3 build (error code 2).
 
   1. header: LAYER_BEATS beats of layer descriptor + GROUP_BEATS beats per synapse
      group (fields and positions: LAYER_FIELDS / GROUP_FIELDS, packed LSB-first,
