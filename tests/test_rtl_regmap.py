@@ -133,3 +133,36 @@ def test_packed_launch_packets():
         assert np.array_equal(a, regmap.unpack_output(p, i, 0, out[:half], cfg))
         assert np.array_equal(b, regmap.unpack_output(p, i, 0, out[half:], cfg))
     assert max(ks) > 1
+
+
+def test_narrow_weight_stream():
+    """Layers whose weights fit weight_bits / 2 stream them at that width (wnarrow): half
+    the weight beats, the same values once sign-extended; 8-bit layers, P = 1 or an odd
+    weight_bits keep the full width."""
+    p = random_program(1, chans=(8, 12))
+    cfg = SIAConfig(pes=8, max_width=8, max_height=8, max_channels_in=128, max_timesteps=8)
+    ins = {-1: np.zeros(p.input_shape, np.uint8)}
+    for i, layer in enumerate(p.layers):
+        if layer.kind == "if":
+            ins[i] = np.zeros((p.timesteps,) + layer.shape, np.uint8)
+    seen = set()
+    for i, layer in enumerate(p.layers):
+        narrow = all(s.weight_bits <= 4 for s in layer.inputs)
+        seen.add(narrow)
+        assert regmap.narrow_weights(p, i, cfg) == narrow
+        assert not regmap.narrow_weights(p, i, SIAConfig(pes=1))
+        assert not regmap.narrow_weights(p, i, SIAConfig(weight_bits=9))
+        info = regmap.tile_info(p, i, 0, cfg)
+        wb = 4 if narrow else 8
+        assert info.weight_beats == -(-info.weight_rows * cfg.pes * 9 * wb // 64)
+        beats = regmap.pack_tile(p, i, 0, ins, cfg)
+        assert regmap.unpack_fields(regmap.LAYER_LAYOUT, beats[:2])["wnarrow"] == int(narrow)
+        h = info.header_beats
+        vals = regmap.beats_to_values(beats[h:h + info.weight_beats], wb,
+                                      info.weight_rows * cfg.pes * 9)
+        full = regmap.pack_tile(p, i, 0, ins, SIAConfig(pes=8, max_width=8, max_height=8,
+                                                        max_channels_in=128, max_timesteps=8,
+                                                        weight_bits=9))
+        n9 = info.weight_rows * cfg.pes * 9
+        assert vals == regmap.beats_to_values(full[h:h + -(-n9 * 9 // 64)], 9, n9)
+    assert seen == {True, False}

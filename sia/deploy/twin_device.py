@@ -146,7 +146,8 @@ class PythonSia:
         loads = 0 if hdr["keep"] else hdr["wbeats"] + nb
         total = hb + loads + hdr["sbeats"]
         period = hdr["period"]   # steps per image (a packed launch: timesteps / period images)
-        packed_bad = (hdr["image"] or hdr["kind"]) and period != hdr["timesteps"]
+        packed_bad = ((hdr["image"] or hdr["kind"]) and period != hdr["timesteps"]
+                      or hdr["wnarrow"] and (cfg.weight_bits % 2 or P % 2))
         if (len(beats) != total or hdr["tile_ch"] > P or not 1 <= period <= cfg.max_timesteps
                 or period > hdr["timesteps"] or packed_bad
                 or hdr["h_out"] > cfg.max_height or hdr["w_out"] > cfg.max_width):
@@ -173,13 +174,14 @@ class PythonSia:
     def _compute(self, hdr, groups, wbeats, nbeats, sbeats) -> list[int]:
         cfg, P = self.cfg, self.cfg.pes
         T, n, H, W = hdr["timesteps"], hdr["tile_ch"], hdr["h_out"], hdr["w_out"]
-        rows_total = len(wbeats) * 64 // (P * 9 * cfg.weight_bits)
-        key = (tuple(wbeats), tuple(nbeats))
+        wb = cfg.weight_bits // 2 if hdr["wnarrow"] else cfg.weight_bits   # narrow stream
+        rows_total = len(wbeats) * 64 // (P * 9 * wb)
+        key = (tuple(wbeats), tuple(nbeats), wb)
         if key not in self._decoded:      # weights repeat for every image: decode once
             if len(self._decoded) > 64:
                 self._decoded.clear()
             self._decoded[key] = (
-                stream_values(wbeats, cfg.weight_bits, rows_total * P * 9).reshape(rows_total, P, 9),
+                stream_values(wbeats, wb, rows_total * P * 9).reshape(rows_total, P, 9),
                 stream_values(nbeats, cfg.v_bits, 3 * P).reshape(P, 3))
         wt, nv = self._decoded[key]
         theta, bias, v0 = nv[:n, 0], nv[:n, 1], nv[:n, 2]

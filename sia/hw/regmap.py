@@ -26,9 +26,13 @@ Tile packet (all multi-bit fields little-endian, two's complement where signed):
      group (fields and positions: LAYER_FIELDS / GROUP_FIELDS, packed LSB-first,
      in order, a field never straddles a beat).
   2. weights: for each weight row (groups in order, group g's rows start at its
-     `wrow` field), for each PE p = 0..P-1, one word of 9 taps x weight_bits
+     `wrow` field), for each PE p = 0..P-1, one word of 9 taps x wb bits
      (tap k = ky*3+kx at bits [k*wb, (k+1)*wb)). The words are concatenated into one
      LSB-first bit stream cut into 64-bit beats; the last beat is zero padded.
+     wb = weight_bits, or weight_bits / 2 when `wnarrow` is set (`narrow_weights`:
+     every group's weights fit half the width, e.g. 4-bit hidden layers on an 8-bit
+     build): the loader then splits each 9*weight_bits-bit memory word into the words
+     of PEs p and p+1 and sign-extends their taps, so the weight stream is half as long.
        conv:     row c          -> w[tile*P+p, c, ky, kx]
        dense:    row pos*C + c  -> w[tile*P+p, c*Hp*Wp + pos]  (pos = pooled y*Wp+x, tap 0)
        identity: one row        -> w[tile*P+p]                 (tap 0)
@@ -61,7 +65,8 @@ from sia.program.format import IMAGE, Program
 BEAT_BITS = 64
 ID_MAGIC = 0x53494131          # "SIA1"
 VERSION = 0x0001_0003          # major.minor = 1.3 (1.1: resident-weight launches, `keep`;
-                               # 1.2: PARAM_MEMBRANE_POSITIONS; 1.3: packed launches, `period`)
+                               # 1.2: PARAM_MEMBRANE_POSITIONS; 1.3: packed launches, `period`,
+                               # narrow weight streams, `wnarrow`)
 HDR_MAGIC = 0x51A              # first 12 bits of every tile packet
 MAX_GROUPS = 4
 OPS = {"conv": 0, "dense": 1, "identity": 2}
@@ -135,6 +140,7 @@ LAYER_FIELDS = [  # (name, bits)
     ("tile_ch", 8), ("h_out", 9), ("w_out", 9),
     ("keep", 1),       # 1: weights + neuron params of the previous launch stay; none sent
     ("period", 9),     # timesteps per image: a packed launch runs timesteps / period images
+    ("wnarrow", 1),    # weights streamed at weight_bits / 2 (two PEs' words per memory word)
     ("wbeats", 22), ("sbeats", 24), ("hw_out", 17),
 ]
 GROUP_FIELDS = [
@@ -269,6 +275,20 @@ def row_need(groups: list[dict], steps: int, h_out: int, step_beats: int) -> np.
     hi = g["reach"] + np.arange(h_out) * g["stride"]
     rel = np.minimum(g["base"] + hi * g["prow_stride"], step_beats)
     return np.arange(steps)[:, None] * g["tstride"] + rel[None, :]
+
+
+def narrow_weights(program: Program, layer_index: int, cfg: SIAConfig) -> bool:
+    """Can the layer's weights be streamed at weight_bits / 2 (`wnarrow`)? Every group's
+    weights must fit that many bits (signed), and the loader pairs PEs, so weight_bits
+    and P must be even."""
+    half = cfg.weight_bits // 2
+    return (cfg.weight_bits % 2 == 0 and cfg.pes % 2 == 0
+            and all(s.weight_bits <= half for s in program.layers[layer_index].inputs))
+
+
+def weight_stream_bits(program: Program, layer_index: int, cfg: SIAConfig) -> int:
+    """Bits per tap in the weight stream of the layer's launches."""
+    return cfg.weight_bits // 2 if narrow_weights(program, layer_index, cfg) else cfg.weight_bits
 
 
 def num_tiles(program: Program, layer_index: int, cfg: SIAConfig) -> int:
@@ -406,7 +426,7 @@ def tile_info(program: Program, layer_index: int, tile: int, cfg: SIAConfig,
         layer=layer_index, tile=tile, channels=min(P, layer.channels - tile * P),
         kind=layer.kind, timesteps=T, out_shape=tuple(layer.shape[1:]),
         header_beats=header_beats(len(groups)),
-        weight_beats=-(-rows * P * 9 * cfg.weight_bits // BEAT_BITS),
+        weight_beats=-(-rows * P * 9 * weight_stream_bits(program, layer_index, cfg) // BEAT_BITS),
         neuron_beats=-(-P * 3 * cfg.v_bits // BEAT_BITS), spike_beats=images * sbeats,
         out_beats=images * _out_beats(layer, cfg, T), weight_rows=rows, image=image,
         images=images)
@@ -428,12 +448,13 @@ def pack_tile(program: Program, layer_index: int, tile: int, inputs: dict,
     k = len(per_image)
     info = tile_info(program, layer_index, tile, cfg, T, k)
     groups = _groups(program, layer_index, tile, cfg, T)[0]
-    P, wb, vb = cfg.pes, cfg.weight_bits, cfg.v_bits
+    P, wb, vb = cfg.pes, weight_stream_bits(program, layer_index, cfg), cfg.v_bits
     lo, n = tile * P, info.channels
     _, H, W = layer.shape
     hdr = _pack_fields(LAYER_LAYOUT, LAYER_BEATS, dict(
         magic=HDR_MAGIC, kind=KINDS[layer.kind], image=int(info.image), ngroups=len(groups),
         timesteps=k * T, period=T, tile_ch=n, h_out=H, w_out=W, keep=int(keep),
+        wnarrow=int(wb < cfg.weight_bits),
         wbeats=info.weight_beats,
         sbeats=info.spike_beats, hw_out=H * W))
     for g in groups:

@@ -307,7 +307,8 @@ def static_phases(program: Program, i: int, config: SIAConfig, T: int,
     loop = timing.C_STEP + ho * timing.C_ROW
     return {"header_load": regmap.header_beats(len(layer.inputs)),
             "weight_load": 0 if keep else ceil_div(weight_rows(program, layer) * P * config.taps
-                                                   * config.weight_bits, sb),
+                                                   * regmap.weight_stream_bits(program, i, config),
+                                                   sb),
             "param_load": 0 if keep else ceil_div(P * 3 * config.v_bits, sb),
             # the input maps stream in while computing: the exposed part (stream_wait)
             # depends on the data and is added by the model

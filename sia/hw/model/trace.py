@@ -178,7 +178,8 @@ def _stream_in(prog, layer, cfg, T, lc: _Launch):
     image = is_image_layer(layer)
     lc.cyc["header_load"] = regmap.header_beats(len(layer.inputs))
     lc.cyc["weight_load"] = S.ceil_div(weight_rows(prog, layer) * cfg.pes * cfg.taps
-                                       * cfg.weight_bits, cfg.stream_bits)
+                                       * regmap.weight_stream_bits(prog, lc.i, cfg),
+                                       cfg.stream_bits)
     lc.cyc["param_load"] = S.ceil_div(cfg.pes * 3 * cfg.v_bits, cfg.stream_bits)
     lc.mem["weight_writes"] = weight_rows(prog, layer) * cfg.pes
     for s in layer.inputs:

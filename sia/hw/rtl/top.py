@@ -4,7 +4,7 @@ AXI4-Lite registers. Ports: clk/rst, s_axil_* (AXI4-Lite), s_axis_* (tile packet
 m_axis_* (output packet), irq_done.
 """
 
-from amaranth import Array, Cat, Module, Mux, Signal
+from amaranth import Array, Cat, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -137,10 +137,27 @@ class SIATop(wiring.Component):
         drain_en, drain_clear = Signal(), Signal()
         dg = Signal(16)        # rows fully drained (global row = t*H_out + oy)
         ox = Signal(9)
+        # narrow weight streams (wnarrow): one memory word of the gearbox holds the words
+        # of PEs p and p+1 at weight_bits / 2 per tap; their taps are sign-extended here
+        # (two shared buses, wiring and one 2:1 mux per bit) and both PEs write at once
+        wb, narrow = cfg.weight_bits, L["wnarrow"]
+        hb = wb // 2
+        w_even, w_odd = Signal(9 * wb), Signal(9 * wb)
+        if wb % 2 == 0 and P % 2 == 0:
+            lo = [Signal(signed(wb), name=f"wlo{k}") for k in range(9)]
+            hi = [Signal(signed(wb), name=f"whi{k}") for k in range(9)]
+            for k in range(9):
+                m.d.comb += [lo[k].eq(gbw.o_data[k * hb:(k + 1) * hb].as_signed()),
+                             hi[k].eq(gbw.o_data[9 * hb + k * hb:9 * hb + (k + 1) * hb].as_signed())]
+            m.d.comb += [w_even.eq(Mux(narrow, Cat(*lo), gbw.o_data)),
+                         w_odd.eq(Mux(narrow, Cat(*hi), gbw.o_data))]
+        else:
+            m.d.comb += [w_even.eq(gbw.o_data), w_odd.eq(gbw.o_data)]
         psums = []
         for p, pe in enumerate(pes):
-            m.d.comb += [pe.w_we.eq(gbw.o_valid & (wp_cnt == p)), pe.w_addr.eq(wrow_cnt),
-                         pe.w_data.eq(gbw.o_data),
+            sel = (wp_cnt == p) | (narrow & (wp_cnt == p - 1)) if p % 2 else (wp_cnt == p)
+            m.d.comb += [pe.w_we.eq(gbw.o_valid & sel), pe.w_addr.eq(wrow_cnt),
+                         pe.w_data.eq(w_odd if p % 2 else w_even),
                          pe.ident.eq(disp.ident), pe.acc_en.eq(disp.acc_en),
                          pe.bank_valid.eq(disp.bank_valid), pe.ky_sel.eq(disp.ky_sel),
                          pe.ox0.eq(disp.ox0), pe.ox1.eq(disp.ox1), pe.ox2.eq(disp.ox2),
@@ -152,10 +169,10 @@ class SIATop(wiring.Component):
             psums.append(pe.psum)
         m.d.comb += agg.psum.eq(Cat(*psums))
         with m.If(gbw.o_valid):
-            with m.If(wp_cnt == P - 1):
+            with m.If((wp_cnt == P - 1) | (narrow & (wp_cnt == P - 2))):
                 m.d.sync += [wp_cnt.eq(0), wrow_cnt.eq(wrow_cnt + 1)]
             with m.Else():
-                m.d.sync += wp_cnt.eq(wp_cnt + 1)
+                m.d.sync += wp_cnt.eq(wp_cnt + 1 + narrow)
         n_lane = Signal(range(P))
         m.d.comb += [agg.n_we.eq(gbn.o_valid), agg.n_lane.eq(n_lane), agg.n_data.eq(gbn.o_data),
                      agg.integ.eq(L["kind"])]
@@ -329,7 +346,9 @@ class SIATop(wiring.Component):
                 # launch's steps only the field width (the drainer wraps a counter at
                 # period); image layers and integrators keep one image's state, so they
                 # are never packed (period == timesteps)
+                can_narrow = int(cfg.weight_bits % 2 == 0 and P % 2 == 0)
                 m.d.sync += bad.eq((period == 0) | (period > cfg.max_timesteps) |
+                                   (L["wnarrow"] & ~can_narrow) |
                                    (period > T) | ((image | L["kind"]) & (period != T)) |
                                    (L["h_out"] > cfg.max_height) | (L["w_out"] > cfg.max_width) |
                                    (L["ngroups"] == 0) | (L["ngroups"] > MAX_GROUPS) |
