@@ -4,7 +4,7 @@ AXI4-Lite registers. Ports: clk/rst, s_axil_* (AXI4-Lite), s_axis_* (tile packet
 m_axis_* (output packet), irq_done.
 """
 
-from amaranth import Array, Cat, Module, Mux, Signal, signed
+from amaranth import C, Array, Cat, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -346,9 +346,9 @@ class SIATop(wiring.Component):
                 # launch's steps only the field width (the drainer wraps a counter at
                 # period); image layers and integrators keep one image's state, so they
                 # are never packed (period == timesteps)
-                can_narrow = int(cfg.weight_bits % 2 == 0 and P % 2 == 0)
-                m.d.sync += bad.eq((period == 0) | (period > cfg.max_timesteps) |
-                                   (L["wnarrow"] & ~can_narrow) |
+                # (a build that cannot pair PEs refuses narrow weight streams)
+                narrow_bad = L["wnarrow"] if not (wb % 2 == 0 and P % 2 == 0) else C(0, 1)
+                m.d.sync += bad.eq((period == 0) | (period > cfg.max_timesteps) | narrow_bad |
                                    (period > T) | ((image | L["kind"]) & (period != T)) |
                                    (L["h_out"] > cfg.max_height) | (L["w_out"] > cfg.max_width) |
                                    (L["ngroups"] == 0) | (L["ngroups"] > MAX_GROUPS) |
