@@ -307,3 +307,17 @@ def test_twin_runs_packed_launches():
     b, lsb, _ = regmap.LAYER_LAYOUT["period"]
     pk[b] = pk[b] & ~(0x1FF << lsb) | (1 << lsb)
     assert launch(pk)[0] == 2
+
+
+def test_driver_packed_launches(prog):
+    """run(batch=B, launch_images=0): the driver packs the images of a chunk into as few
+    launches as the buffers allow; results bit-exact with golden, the twin's cycle total
+    equals the model's for the same schedule and is below the unpacked one."""
+    x, y = images(5)
+    packed = run(prog, x, "twin", labels=y, batch=3, launch_images=0)
+    plain = run(prog, x, "twin", labels=y, batch=3)
+    assert same_result(packed, run(prog, x, "golden", labels=y)) == []
+    assert packed.cycles == run(prog, x, "model", batch=3, launch_images=0).cycles
+    assert 0 < packed.cycles < plain.cycles
+    with pytest.raises(SiaError, match="launch_images"):
+        run(prog, x, "twin", batch=3, launch_images=-1)

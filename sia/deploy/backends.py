@@ -93,7 +93,7 @@ def _result(backend, T, logits, spikes, labels, cycles, seconds, extra=None) -> 
 
 
 def run_model(program: Program, images, labels=None, T=None, cfg: SIAConfig | None = None,
-              batch: int = 1) -> RunResult:
+              batch: int = 1, launch_images: int = 1) -> RunResult:
     try:
         from sia.hw.model import run as model_run
     except ImportError as e:
@@ -109,8 +109,14 @@ def run_model(program: Program, images, labels=None, T=None, cfg: SIAConfig | No
     from sia.hw.model.fast import weight_load_cycles
     n = len(images)
     chunks = -(-n // batch)
-    cycles = int(np.asarray(r.image_cycles).sum()) - (n - chunks) * weight_load_cycles(
-        program, cfg or SIAConfig(), T)
+    if launch_images == 1:
+        cycles = int(np.asarray(r.image_cycles).sum()) - (n - chunks) * weight_load_cycles(
+            program, cfg or SIAConfig(), T)
+    else:   # packed launches: each chunk is one weight batch of the model
+        cycles = round(sum(float(np.asarray(model_run(
+            program, images[s:s + batch], T=T, config=cfg or SIAConfig(),
+            weight_batch=len(images[s:s + batch]), launch_images=launch_images).image_cycles).sum())
+            for s in range(0, n, batch)))
     return _result("model", T, logits, spikes, labels, cycles, time.perf_counter() - t0)
 
 
@@ -131,20 +137,22 @@ def twin_driver(program: Program, T=None, cfg: SIAConfig | None = None, device: 
 
 
 def run(program: Program, images, backend: str = "golden", T=None, labels=None,
-        cfg: SIAConfig | None = None, bitfile=None, image=None, batch: int = 1, **kw) -> RunResult:
+        cfg: SIAConfig | None = None, bitfile=None, image=None, batch: int = 1,
+        launch_images: int = 1, **kw) -> RunResult:
     """Runs `images` (uint8 [N, C, H, W]) through `program` on one backend. batch:
-    images per weight load on the accelerator backends (model: weight_batch)."""
+    images per weight load on the accelerator backends (model: weight_batch);
+    launch_images: images of a batch per packed launch (0 = as many as fit)."""
     if backend not in BACKENDS:
         raise SiaError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     images = _check_images(program, images)
     if backend == "golden":
         return run_golden(program, images, labels, T)
     if backend == "model":
-        return run_model(program, images, labels, T, cfg, batch)
+        return run_model(program, images, labels, T, cfg, batch, launch_images)
     if backend in ("rtl", "twin"):
         drv = twin_driver(program, T, cfg, device="rtl" if backend == "rtl" else "python", **kw)
         try:
-            r = drv.run(images, labels, batch)
+            r = drv.run(images, labels, batch, launch_images)
         finally:
             drv.close()
         r.backend = backend
@@ -155,6 +163,6 @@ def run(program: Program, images, backend: str = "golden", T=None, labels=None,
     drv = board_driver(bitfile or "sia.bit", **kw)
     drv.load(image if image is not None else build_image(program, cfg or drv.identify(), T))
     try:
-        return drv.run(images, labels, batch)
+        return drv.run(images, labels, batch, launch_images)
     finally:
         drv.close()

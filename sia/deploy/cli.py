@@ -148,6 +148,9 @@ def register(app: typer.Typer):
         out: Path = typer.Option(None, "--out", help="write the JSON result here"),
         batch: int = typer.Option(1, "--batch", min=1,
                                   help="images per weight load (resident-weight launches)"),
+        launch_images: int = typer.Option(0, "--launch-images", min=0,
+                                          help="images of a batch per packed launch where the "
+                                               "buffers allow (0 = as many as fit, 1 = none)"),
     ):
         """Run a program on one backend; the same call for golden, model, rtl, twin, pynq."""
         from sia.data.registry import program_test_set
@@ -157,7 +160,8 @@ def register(app: typer.Typer):
         data, images, labels = program_test_set(prog, data, data_dir, limit)
         import numpy as np
         images, labels = np.asarray(images), np.asarray(labels)
-        kw = {"cfg": _config(config) if config else None, "batch": batch}
+        kw = {"cfg": _config(config) if config else None, "batch": batch,
+              "launch_images": launch_images}
         if backend == "pynq":
             kw.update(bitfile=str(bitfile), image=str(image) if image else None)
         r = run(prog, images, backend=backend, T=timesteps, labels=labels, **kw)
@@ -166,8 +170,9 @@ def register(app: typer.Typer):
                 f"{r.accuracy:.4f}" + (f", {r.cycles} cycles" if r.cycles else "") +
                 f", {r.seconds:.2f} s")
         if compare:
-            ref = run(prog, images, backend=compare, T=timesteps, labels=labels,
-                      cfg=kw["cfg"], batch=batch) if compare != "pynq" else None
+            ref = (run(prog, images, backend=compare, T=timesteps, labels=labels,
+                       cfg=kw["cfg"], batch=batch, launch_images=launch_images)
+                   if compare != "pynq" else None)
             diffs = same_result(r, ref) if ref is not None else ["cannot compare against pynq"]
             report["compare"] = {"backend": compare, "bit_exact": not diffs, "differences": diffs}
             line += f"; vs {compare}: " + ("bit-exact" if not diffs else "; ".join(diffs))

@@ -144,15 +144,21 @@ class SiaDriver:
                                  f"(DMASR=0x{sr:08X}: {tp.dmasr_text(sr)}); {hint}")
             self.t.sleep(self.poll_s)
 
-    def launch(self, k: int, inputs: bytes, keep: bool = False) -> bytes:
+    def launch(self, k: int, inputs: bytes, keep: bool = False, images: int = 1) -> bytes:
         """Runs launch k of the loaded image with the given input part; returns the output.
-        keep: resident-weight launch (the previous launch must have been launch k)."""
+        keep: resident-weight launch (the previous launch must have been launch k).
+        images: a packed launch (interface 1.3): `inputs` holds that many images' input
+        maps one after the other, the output their outputs."""
         img = self.image
-        static = rb.keep_header(img, k) if keep else img.tile_static(k)
+        if images == 1:
+            static = rb.keep_header(img, k) if keep else img.tile_static(k)
+        else:
+            hdr = rb.packed_header(img, k, images, keep)
+            static = hdr if keep else hdr + img.tile_static(k)[len(hdr):]
         beat = img.config.stream_bits // 8
         packet = static + inputs
         packet += bytes(-len(packet) % beat)
-        n_out = rb.output_nbytes(img, k)
+        n_out = rb.output_nbytes(img, k) * images
         limit = tp.dma_max_bytes(self.length_width)
         if n_out > limit or (len(packet) > limit and not self.split_mm2s):
             raise SiaError(f"launch {k}: {len(packet)}/{n_out} bytes exceed the DMA's {limit}-byte transfer")
@@ -195,10 +201,12 @@ class SiaDriver:
         return bytes(np.asarray(recv)[:n_out])
 
     # ------------------------------------------------------------------ inference
-    def run(self, images, labels=None, batch: int = 1):
+    def run(self, images, labels=None, batch: int = 1, launch_images: int = 1):
         """images: uint8 [N, C, H, W]. Returns sia.deploy.backends.RunResult.
         batch: images per weight load: launch-major over each chunk of `batch` images,
-        the first launch of a tile sends its weights, the others set `keep`."""
+        the first launch of a tile sends its weights, the others set `keep`.
+        launch_images: up to this many images of a chunk per launch where the layer and
+        the accelerator's buffers allow (packed launches; 0 = as many as fit)."""
         from sia.deploy.backends import RunResult
         img = self._need_image()
         images = np.asarray(images)
@@ -211,6 +219,11 @@ class SiaDriver:
         logits = np.zeros((len(images), img.manifest["num_classes"]), dtype=np.int64)
         if int(batch) != batch or batch < 1:
             raise SiaError(f"batch must be a positive integer, got {batch}")
+        if int(launch_images) != launch_images or launch_images < 0:
+            raise SiaError(f"launch_images must be 0 (as many as fit) or a positive integer, "
+                           f"got {launch_images}")
+        per_launch = [1 if launch_images == 1 else rb.launch_images(img, k, launch_images or None)
+                      for k in range(len(img.launches))]
         t0, c0 = time.perf_counter(), self.cycles
         for first in range(0, len(images), batch):
             chunk = range(first, min(first + batch, len(images)))
@@ -218,17 +231,21 @@ class SiaDriver:
             for k, ln in enumerate(img.launches):
                 li = ln["layer"]
                 L = layers[li]
-                for n in chunk:
-                    data = self.launch(k, rb.pack_inputs(img, k, outs[n], images[n]),
-                                       keep=n != first)
-                    out = rb.unpack_output(img, k, data)
-                    if L["kind"] == "if":
-                        if li not in outs[n]:
-                            outs[n][li] = np.zeros((img.timesteps, *L["shape"]), dtype=np.uint8)
-                        outs[n][li][:, ln["c0"]:ln["c1"]] = out
-                        spikes[L["name"]] += int(out.sum())
-                    else:
-                        logits[n, ln["c0"]:ln["c1"]] = out.reshape(-1)
+                for g in range(chunk.start, chunk.stop, per_launch[k]):
+                    group = range(g, min(g + per_launch[k], chunk.stop))
+                    data = self.launch(k, b"".join(rb.pack_inputs(img, k, outs[n], images[n])
+                                                   for n in group),
+                                       keep=g != first, images=len(group))
+                    size = len(data) // len(group)
+                    for j, n in enumerate(group):
+                        out = rb.unpack_output(img, k, data[j * size:(j + 1) * size])
+                        if L["kind"] == "if":
+                            if li not in outs[n]:
+                                outs[n][li] = np.zeros((img.timesteps, *L["shape"]), dtype=np.uint8)
+                            outs[n][li][:, ln["c0"]:ln["c1"]] = out
+                            spikes[L["name"]] += int(out.sum())
+                        else:
+                            logits[n, ln["c0"]:ln["c1"]] = out.reshape(-1)
         preds = logits.argmax(1)
         acc = None if labels is None else float((preds == np.asarray(labels)).mean())
         return RunResult(backend="pynq", T=img.timesteps, predictions=preds, logits=logits,

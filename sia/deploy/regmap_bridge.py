@@ -116,6 +116,27 @@ def keep_header(image, k: int) -> bytes:
     return beats_to_bytes(beats)
 
 
+def packed_header(image, k: int, images: int, keep: bool) -> bytes:
+    """The header of launch k carrying `images` images (packed launch, interface 1.3:
+    timesteps = images x T, period = T, the input beats of all of them), `keep` set or
+    not."""
+    info = launch_info(image, k)
+    beats = bytes_to_beats(image.tile_static(k)[:8 * info.header_beats])
+    for name, value in (("timesteps", images * image.timesteps),
+                        ("sbeats", images * info.spike_beats), ("keep", int(keep))):
+        b, lsb, bits = rm.LAYER_LAYOUT[name]
+        if not 0 <= value < 1 << bits:
+            raise SiaError(f"launch {k}: {name}={value} does not fit the {bits}-bit field")
+        beats[b] = beats[b] & ~(((1 << bits) - 1) << lsb) | value << lsb
+    return beats_to_bytes(beats)
+
+
+def launch_images(image, k: int, limit: int | None) -> int:
+    """Images one launch k can carry (`regmap.launch_images`; at most `limit`)."""
+    ln = image.launches[k]
+    return rm.launch_images(skeleton(image), ln["layer"], image.config, image.timesteps, limit)
+
+
 def input_nbytes(image, k: int) -> int:
     return launch_info(image, k).spike_beats * 8
 
