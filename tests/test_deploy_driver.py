@@ -138,13 +138,13 @@ def test_output_longer_than_armed_receive_is_dmainterr(img):
     x, _ = images(1)
     real = d.launch
 
-    def short_receive(k, inputs, keep=False):
+    def short_receive(k, inputs, keep=False, images=1):
         import sia.deploy.regmap_bridge as rb
         n = rb.output_nbytes(d.image, k)
         orig = rb.output_nbytes
         rb.output_nbytes = lambda image, kk: n - 8
         try:
-            return real(k, inputs, keep)
+            return real(k, inputs, keep, images)
         finally:
             rb.output_nbytes = orig
     d.launch = short_receive
