@@ -371,11 +371,12 @@ def test_membrane_positions_of_spiking_layers():
     check_fits(_conv_program(hw=12, k=1), SIAConfig(membrane_positions=12), 4)
 
 
-def test_dse_matches_direct_runs_and_writes(tmp_path):
+@pytest.mark.parametrize("launch_images", [1, 0])   # 0: packed launches
+def test_dse_matches_direct_runs_and_writes(tmp_path, launch_images):
     p = random_program(11)
     imgs = _images(p, 3, 0)
     rows = dse.sweep(p, imgs, pes=(4, 64), events=(1, 2), timesteps=(2, 4), weight_bits=(8, 4),
-                     batches=(1, 3))
+                     batches=(1, 3), launch_images=launch_images)
     assert len(rows) == 32
     for q in rows:
         if not q["fits"]:
@@ -383,9 +384,12 @@ def test_dse_matches_direct_runs_and_writes(tmp_path):
             continue
         cfg = SIAConfig(pes=q["pes"], events_per_cycle=q["events_per_cycle"])
         s = report.summarize(run(p, imgs, T=q["timesteps"], config=cfg,
-                                 weight_batch=q["weight_batch"]))
+                                 weight_batch=q["weight_batch"], launch_images=launch_images))
         assert q["latency_cycles"] == pytest.approx(s["latency_cycles"]["mean"])
         assert q["pe_utilisation"] == pytest.approx(s["pe_utilisation"])
+    if launch_images == 0:    # the program's spiking layers are packed
+        assert max(L.per_launch for L in run(p, imgs, T=2, weight_batch=3,
+                                             launch_images=0).layers) == 3
     js, png = dse.write(rows, tmp_path)
     assert json.loads(js.read_text()) == rows and png.stat().st_size > 0
 
