@@ -183,7 +183,8 @@ def _new_stats(program: Program, config: SIAConfig, T: int, weight_batch: int = 
         nt = S.tiles(layer, config)
         image = is_image_layer(layer)
         z = np.zeros(nt, dtype=np.int64)
-        per_launch = images_per_launch(program, i, config, T, launch_images)
+        # (a launch never carries images of two weight batches)
+        per_launch = min(weight_batch, images_per_launch(program, i, config, T, launch_images))
         out.append(LayerStats(
             index=i, name=layer.name, kind=layer.kind, image=image, tiles=nt,
             out_hw=tuple(layer.shape[1:]),
