@@ -1,6 +1,8 @@
 """The PYNQ driver's register and DMA sequence against the simulated AXI DMA twin:
 bit-exact results, and the sequences that hang real boards."""
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -219,6 +221,18 @@ def test_every_op_on_twin_bit_exact(pes):
     assert same_result(r, run(p, x, "golden")) == []
 
 
+def _device_launch(dev, beats):
+    """One launch on a twin device through its registers and streams: (error code or 0,
+    output bytes)."""
+    dev.reg_write(REG["CTRL"], regmap.CTRL_START)
+    dev.stream_in(np.asarray(beats, dtype="<u8").tobytes(), True)
+    out = b""
+    while dev.output_pending():
+        out += dev.stream_out(1 << 20)[0]
+    st = dev.reg_read(REG["STATUS"])
+    return (st >> 8) & 0xFF if st & regmap.STATUS_ERROR else 0, out
+
+
 def test_twin_resident_weights_like_the_rtl():
     """keep=1 launches reuse the last full load's weights (same output beats as full
     launches); keep=1 with nothing resident, or after SOFT_RESET, is error code 3."""
@@ -228,14 +242,7 @@ def test_twin_resident_weights_like_the_rtl():
     x = np.random.default_rng(1).integers(0, 256, (2, *p.input_shape)).astype(np.uint8)
     dev = PythonSia(cfg)
 
-    def launch(beats):
-        dev.reg_write(REG["CTRL"], regmap.CTRL_START)
-        dev.stream_in(np.asarray(beats, dtype="<u8").tobytes(), True)
-        out = b""
-        while dev.output_pending():
-            out += dev.stream_out(1 << 20)[0]
-        st = dev.reg_read(REG["STATUS"])
-        return (st >> 8) & 0xFF if st & regmap.STATUS_ERROR else 0, out
+    launch = functools.partial(_device_launch, dev)
 
     pk = [regmap.pack_tile(p, 0, 0, {-1: x[b]}, cfg) for b in range(2)]
     kp = [regmap.pack_tile(p, 0, 0, {-1: x[b]}, cfg, keep=True) for b in range(2)]
@@ -287,14 +294,7 @@ def test_twin_runs_packed_launches():
             for s in p.layers[li].inputs} for b in range(2)]
     dev = PythonSia(cfg)
 
-    def launch(beats):
-        dev.reg_write(REG["CTRL"], regmap.CTRL_START)
-        dev.stream_in(np.asarray(beats, dtype="<u8").tobytes(), True)
-        out = b""
-        while dev.output_pending():
-            out += dev.stream_out(1 << 20)[0]
-        st = dev.reg_read(REG["STATUS"])
-        return (st >> 8) & 0xFF if st & regmap.STATUS_ERROR else 0, out
+    launch = functools.partial(_device_launch, dev)
 
     singles = [launch(regmap.pack_tile(p, li, 0, ins[b], cfg))[1] for b in range(2)]
     code, both = launch(regmap.pack_tile(p, li, 0, ins, cfg))
