@@ -100,23 +100,26 @@ def run_model(program: Program, images, labels=None, T=None, cfg: SIAConfig | No
         raise SiaError(f"backend model not available: sia.hw.model cannot be imported ({e})") from None
     T = program.timesteps if T is None else int(T)
     t0 = time.perf_counter()
-    r = model_run(program, images, labels=None, T=T, config=cfg or SIAConfig(), keep_logits=True)
-    if getattr(r, "output_v", None) is None:
-        raise SiaError("backend model: sia.hw.model.run returned no logits (keep_logits)")
-    logits = np.asarray(r.output_v)[-1].astype(np.int64)
-    spikes = {L.name: int(L.spikes) for L in r.layers}
-    # the driver's schedule: chunks of `batch` images, one weight load per tile and chunk
-    from sia.hw.model.fast import weight_load_cycles
+    # the driver's schedule: chunks of `batch` images, one weight load per tile and
+    # chunk (and packed launches within a chunk): the whole chunks are one model run
+    # with that weight batch, a last partial chunk one more with its own
     n = len(images)
-    chunks = -(-n // batch)
-    if launch_images == 1:
-        cycles = int(np.asarray(r.image_cycles).sum()) - (n - chunks) * weight_load_cycles(
-            program, cfg or SIAConfig(), T)
-    else:   # packed launches: each chunk is one weight batch of the model
-        cycles = round(sum(float(np.asarray(model_run(
-            program, images[s:s + batch], T=T, config=cfg or SIAConfig(),
-            weight_batch=len(images[s:s + batch]), launch_images=launch_images).image_cycles).sum())
-            for s in range(0, n, batch)))
+    full = n // batch * batch
+    logits, spikes, cycles = [], {L.name: 0 for L in program.layers}, 0.0
+    for part in (images[:full], images[full:]):
+        if not len(part):
+            continue
+        r = model_run(program, part, labels=None, T=T, config=cfg or SIAConfig(),
+                      keep_logits=True, weight_batch=min(batch, len(part)),
+                      launch_images=launch_images)
+        if getattr(r, "output_v", None) is None:
+            raise SiaError("backend model: sia.hw.model.run returned no logits (keep_logits)")
+        logits.append(np.asarray(r.output_v)[-1].astype(np.int64))
+        for L in r.layers:
+            spikes[L.name] += int(L.spikes)
+        cycles += float(np.asarray(r.image_cycles).sum())
+    logits = np.concatenate(logits) if logits else np.zeros((0, program.num_classes), np.int64)
+    cycles = round(cycles)   # packed launches share their cycles among their images
     return _result("model", T, logits, spikes, labels, cycles, time.perf_counter() - t0)
 
 

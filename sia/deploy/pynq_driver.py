@@ -150,11 +150,8 @@ class SiaDriver:
         images: a packed launch (interface 1.3): `inputs` holds that many images' input
         maps one after the other, the output their outputs."""
         img = self.image
-        if images == 1:
-            static = rb.keep_header(img, k) if keep else img.tile_static(k)
-        else:
-            hdr = rb.packed_header(img, k, images, keep)
-            static = hdr if keep else hdr + img.tile_static(k)[len(hdr):]
+        hdr = rb.packed_header(img, k, images, keep)
+        static = hdr if keep else hdr + img.tile_static(k)[len(hdr):]
         beat = img.config.stream_bits // 8
         packet = static + inputs
         packet += bytes(-len(packet) % beat)

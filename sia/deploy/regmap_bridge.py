@@ -106,20 +106,11 @@ def launch_info(image, k: int) -> rm.TileInfo:
     return cache[k]
 
 
-def keep_header(image, k: int) -> bytes:
-    """The header of launch k with `keep` set: a resident-weight launch (interface 1.1)
-    sends only this and the input maps, reusing the weights of the previous launch."""
-    info = launch_info(image, k)
-    beats = bytes_to_beats(image.tile_static(k)[:8 * info.header_beats])
-    b, lsb, _ = rm.LAYER_LAYOUT["keep"]
-    beats[b] |= 1 << lsb
-    return beats_to_bytes(beats)
-
-
 def packed_header(image, k: int, images: int, keep: bool) -> bytes:
     """The header of launch k carrying `images` images (packed launch, interface 1.3:
-    timesteps = images x T, period = T, the input beats of all of them), `keep` set or
-    not."""
+    timesteps = images x T, period = T, the input beats of all of them), `keep` set
+    (a resident-weight launch, interface 1.1: only this header and the input maps are
+    sent, the weights of the previous launch are reused) or not."""
     info = launch_info(image, k)
     beats = bytes_to_beats(image.tile_static(k)[:8 * info.header_beats])
     for name, value in (("timesteps", images * image.timesteps),

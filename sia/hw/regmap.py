@@ -277,6 +277,22 @@ def row_need(groups: list[dict], steps: int, h_out: int, step_beats: int) -> np.
     return np.arange(steps)[:, None] * g["tstride"] + rel[None, :]
 
 
+MAX_LAUNCH_STEPS = (1 << LAYER_LAYOUT["timesteps"][2]) - 1   # steps of one (packed) launch
+
+
+def packable(layer) -> bool:
+    """Can launches of this layer carry several images? Only if-layers with spike
+    inputs: image layers run all T steps per row and integrators unload one image's
+    final membranes."""
+    return layer.kind == "if" and all(s.source != IMAGE for s in layer.inputs)
+
+
+def image_list(inputs) -> list:
+    """A launch's inputs as a list of per-image {source: array} dicts (one dict = one
+    image; a list = a packed launch)."""
+    return list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+
+
 def narrow_weights(program: Program, layer_index: int, cfg: SIAConfig) -> bool:
     """Can the layer's weights be streamed at weight_bits / 2 (`wnarrow`)? Every group's
     weights must fit that many bits (signed), and the loader pairs PEs, so weight_bits
@@ -351,10 +367,10 @@ def check_layer(program: Program, layer_index: int, cfg: SIAConfig, T: int | Non
     where = f"layer {layer_index} ({layer.name})"
     if int(images) != images or images < 1:
         raise SiaError(f"{where}: images per launch must be a positive integer, got {images}")
-    if images > 1 and (layer.kind != "if" or any(s.source == IMAGE for s in layer.inputs)):
+    if images > 1 and not packable(layer):
         raise SiaError(f"{where}: only if-layers with spike inputs run packed launches "
                        f"(images per launch {images} > 1)")
-    if images * T >= 1 << LAYER_LAYOUT["timesteps"][2]:
+    if images * T > MAX_LAUNCH_STEPS:
         raise SiaError(f"{where}: {images} images x T={T} steps do not fit the 9-bit "
                        f"timesteps field")
     _, H, W = layer.shape
@@ -396,12 +412,11 @@ def launch_images(program: Program, layer_index: int, cfg: SIAConfig, T: int | N
     T = program.timesteps if T is None else T
     layer = program.layers[layer_index]
     check_layer(program, layer_index, cfg, T)
-    if layer.kind != "if" or any(s.source == IMAGE for s in layer.inputs):
+    if not packable(layer):
         return 1
     inb, outb = buffer_beats(cfg)
     sbeats = _groups(program, layer_index, 0, cfg, T)[2]
-    k = min(inb // sbeats, outb // _out_beats(layer, cfg, T),
-            ((1 << LAYER_LAYOUT["timesteps"][2]) - 1) // T)
+    k = min(inb // sbeats, outb // _out_beats(layer, cfg, T), MAX_LAUNCH_STEPS // T)
     return max(1, k if limit is None else min(k, int(limit)))
 
 
@@ -444,7 +459,7 @@ def pack_tile(program: Program, layer_index: int, tile: int, inputs: dict,
     """
     T = program.timesteps if T is None else T
     layer = program.layers[layer_index]
-    per_image = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+    per_image = image_list(inputs)
     k = len(per_image)
     info = tile_info(program, layer_index, tile, cfg, T, k)
     groups = _groups(program, layer_index, tile, cfg, T)[0]

@@ -57,8 +57,7 @@ def point(program: Program, r: ModelResult, cfg: SIAConfig, weight_batch: int = 
         layer = program.layers[L.index]
         nt = S.tiles(layer, cfg)
         loops = S.loop_constant(program, L.index, T)
-        per_launch = min(weight_batch,
-                         images_per_launch(program, L.index, cfg, T, launch_images))
+        per_launch = images_per_launch(program, L.index, cfg, T, launch_images, weight_batch)
         for tile in range(nt):
             ph = amortised_static(program, L.index, cfg, T, tile, weight_batch, per_launch)
             o = _overlap(program, L, cfg, T, tile, weight_batch, per_launch)

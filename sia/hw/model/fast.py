@@ -109,14 +109,15 @@ def launch_groups(n: int, weight_batch: int, per_launch: int) -> list[tuple[int,
 
 
 def images_per_launch(program: Program, i: int, config: SIAConfig, T: int,
-                      launch_images: int = 1) -> int:
+                      launch_images: int = 1, weight_batch: int = 1) -> int:
     """Images one launch of layer i carries: 1 without packing (launch_images = 1), else
     up to `launch_images` (0: no cap) as the RTL's buffers allow (`regmap.launch_images`;
-    1 where this build of the RTL refuses the layer anyway)."""
+    1 where this build of the RTL refuses the layer anyway), and never more than the
+    weight batch (a launch does not mix images of two weight batches)."""
     if launch_images == 1:
         return 1
     try:
-        return regmap.launch_images(program, i, config, T, launch_images or None)
+        return min(weight_batch, regmap.launch_images(program, i, config, T, launch_images or None))
     except SiaError:
         return 1
 
@@ -141,12 +142,7 @@ def packed_overlap(program: Program, i: int, config: SIAConfig, T: int, tile: in
     cycles [T', B, H_out] per image: a packed launch of m images is one launch of m*T
     steps (image b's step t is step b*T + t), so its span is shared by its m images.
     Returns per image [B] span and wait (float) and per_t [T'] summed over images."""
-    layer = program.layers[i]
-    wdrain = S.drain_cycles(layer, T)
-    if per_launch == 1:
-        o = S.overlap(S.stream_need(program, i, config, T, tile), d.permute(0, 2, 1), wdrain)
-        return {"span": o["span"].double(), "wait": o["wait"].double(),
-                "per_t": o["per_t"].sum(1)}
+    wdrain = S.drain_cycles(program.layers[i], T)
     steps, n, rows = d.shape
     span = torch.zeros(n, dtype=torch.float64)
     wait = torch.zeros(n, dtype=torch.float64)
@@ -162,16 +158,6 @@ def packed_overlap(program: Program, i: int, config: SIAConfig, T: int, tile: in
     return {"span": span, "wait": wait, "per_t": per_t}
 
 
-def weight_load_cycles(program: Program, config: SIAConfig, T: int) -> int:
-    """Weight + neuron-parameter beats of one image's launches (what a keep launch saves)."""
-    out = 0
-    for i, layer in enumerate(program.layers):
-        for k in range(S.tiles(layer, config)):
-            ph = S.static_phases(program, i, config, T, k)
-            out += ph["weight_load"] + ph["param_load"]
-    return out
-
-
 def _amortised_memory(mem: dict, weight_batch: int) -> dict:
     return {**mem, "weight_writes": mem["weight_writes"] / weight_batch}
 
@@ -183,8 +169,7 @@ def _new_stats(program: Program, config: SIAConfig, T: int, weight_batch: int = 
         nt = S.tiles(layer, config)
         image = is_image_layer(layer)
         z = np.zeros(nt, dtype=np.int64)
-        # (a launch never carries images of two weight batches)
-        per_launch = min(weight_batch, images_per_launch(program, i, config, T, launch_images))
+        per_launch = images_per_launch(program, i, config, T, launch_images, weight_batch)
         out.append(LayerStats(
             index=i, name=layer.name, kind=layer.kind, image=image, tiles=nt,
             out_hw=tuple(layer.shape[1:]),
@@ -346,7 +331,7 @@ def launch_cycles(program: Program, layer_index: int, tile: int, inputs,
     layer = program.layers[layer_index]
     if not 0 <= tile < S.tiles(layer, config):
         raise SiaError(f"layer {layer_index} has {S.tiles(layer, config)} tiles, not tile {tile}")
-    per_image = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    per_image = regmap.image_list(inputs)
     k = len(per_image)
     if k > 1:   # packing is bounded by the RTL's buffers
         regmap.check_layer(program, layer_index, config, T, k)

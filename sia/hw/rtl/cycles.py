@@ -36,7 +36,7 @@ def launch_cycles(program: Program, li: int, tile: int, inputs: dict, cfg: SIACo
     image's {source: array}, or a list of them for a packed launch (its images run as
     one launch of images x T steps)."""
     T = program.timesteps if T is None else T
-    k = len(inputs) if isinstance(inputs, (list, tuple)) else 1
+    k = len(regmap.image_list(inputs))
     info = regmap.tile_info(program, li, tile, cfg, T, k)
     groups = regmap._groups(program, li, tile, cfg, T)[0]
     packet = regmap.pack_tile(program, li, tile, inputs, cfg, T)

@@ -59,9 +59,11 @@ def run_images(program: Program, images: np.ndarray, cfg: SIAConfig, T: int | No
     for li, layer in enumerate(program.layers):
         nt = regmap.num_tiles(program, li, cfg)
         kl = regmap.launch_images(program, li, cfg, T, None if launch_images == 0 else launch_images)
+        # (k, images of the launch); a launch's inputs are always a list (one image or a
+        # packed launch): regmap, the formula and the model take both
         order = [(k, list(range(b, min(B, b + kl)))) for k in range(nt) for b in range(0, B, kl)]
-        packets = [regmap.pack_tile(program, li, k, [ins[b] for b in bs] if kl > 1 else ins[bs[0]],
-                                    cfg, T, keep=keep and bs[0] > 0)
+        packets = [regmap.pack_tile(program, li, k, [ins[b] for b in bs], cfg, T,
+                                    keep=keep and bs[0] > 0)
                    for k, bs in order]
         res, st = harness.run(cfg, packets, seed=seed + li, p_valid=p_valid, p_ready=p_ready)
         sim_cycles += st["cycles"]
@@ -71,13 +73,10 @@ def run_images(program: Program, images: np.ndarray, cfg: SIAConfig, T: int | No
             if r.status & regmap.STATUS_ERROR:
                 raise SiaError(f"layer {li} tile {k} images {bs}: RTL error code "
                                f"{(r.status >> 8) & 0xFF}")
-            if kl > 1:
-                for b, o in zip(bs, regmap.unpack_output(program, li, k, r.beats, cfg, T, len(bs))):
-                    parts[b][k] = o
-            else:
-                parts[bs[0]][k] = regmap.unpack_output(program, li, k, r.beats, cfg, T)
+            for b, o in zip(bs, regmap.unpack_output(program, li, k, r.beats, cfg, T, len(bs))):
+                parts[b][k] = o
             kept = keep and bs[0] > 0
-            x = [ins[b] for b in bs] if kl > 1 else ins[bs[0]]
+            x = [ins[b] for b in bs]
             formula = launch_cycles(program, li, k, x, cfg, T, detail=True, keep=kept)
             rec = {"layer": li, "tile": k, "image": bs[0], "images": bs, "keep": kept,
                    "cycles": r.cycles, "expected": formula["total"], "formula": formula,
