@@ -147,7 +147,7 @@ class PythonSia:
         total = hb + loads + hdr["sbeats"]
         period = hdr["period"]   # steps per image (a packed launch: timesteps / period images)
         packed_bad = ((hdr["image"] or hdr["kind"]) and period != hdr["timesteps"]
-                      or hdr["wnarrow"] and (cfg.weight_bits % 2 or P % 2))
+                      or hdr["wnarrow"] and not rm.pairs_pes(cfg))
         if (len(beats) != total or hdr["tile_ch"] > P or not 1 <= period <= cfg.max_timesteps
                 or period > hdr["timesteps"] or packed_bad
                 or hdr["h_out"] > cfg.max_height or hdr["w_out"] > cfg.max_width):

@@ -293,13 +293,19 @@ def image_list(inputs) -> list:
     return list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
 
 
+def pairs_pes(cfg: SIAConfig) -> bool:
+    """Does this build take narrow weight streams (`wnarrow`)? The loader splits a
+    9*weight_bits-bit word into the words of PEs p and p+1, so weight_bits and P must
+    be even; other builds refuse a `wnarrow` packet."""
+    return cfg.weight_bits % 2 == 0 and cfg.pes % 2 == 0
+
+
 def narrow_weights(program: Program, layer_index: int, cfg: SIAConfig) -> bool:
-    """Can the layer's weights be streamed at weight_bits / 2 (`wnarrow`)? Every group's
-    weights must fit that many bits (signed), and the loader pairs PEs, so weight_bits
-    and P must be even."""
+    """Can the layer's weights be streamed at weight_bits / 2 (`wnarrow`)? The build
+    must pair PEs and every group's weights fit that many bits (signed)."""
     half = cfg.weight_bits // 2
-    return (cfg.weight_bits % 2 == 0 and cfg.pes % 2 == 0
-            and all(s.weight_bits <= half for s in program.layers[layer_index].inputs))
+    return pairs_pes(cfg) and all(s.weight_bits <= half
+                                  for s in program.layers[layer_index].inputs)
 
 
 def weight_stream_bits(program: Program, layer_index: int, cfg: SIAConfig) -> int:

@@ -143,7 +143,7 @@ class SIATop(wiring.Component):
         wb, narrow = cfg.weight_bits, L["wnarrow"]
         hb = wb // 2
         w_even, w_odd = Signal(9 * wb), Signal(9 * wb)
-        if wb % 2 == 0 and P % 2 == 0:
+        if regmap.pairs_pes(cfg):
             lo = [Signal(signed(wb), name=f"wlo{k}") for k in range(9)]
             hi = [Signal(signed(wb), name=f"whi{k}") for k in range(9)]
             for k in range(9):
@@ -347,7 +347,7 @@ class SIATop(wiring.Component):
                 # period); image layers and integrators keep one image's state, so they
                 # are never packed (period == timesteps)
                 # (a build that cannot pair PEs refuses narrow weight streams)
-                narrow_bad = L["wnarrow"] if not (wb % 2 == 0 and P % 2 == 0) else C(0, 1)
+                narrow_bad = C(0, 1) if regmap.pairs_pes(cfg) else L["wnarrow"]
                 m.d.sync += bad.eq((period == 0) | (period > cfg.max_timesteps) | narrow_bad |
                                    (period > T) | ((image | L["kind"]) & (period != T)) |
                                    (L["h_out"] > cfg.max_height) | (L["w_out"] > cfg.max_width) |
