@@ -207,8 +207,8 @@ def test_hand_computed_word_pairs():
 
 def test_hand_computed_decimated_shortcut_scan():
     """A 1x1 stride-2 conv (ResNet downsampling shortcut) scans only the even rows and
-    columns of its 5x5 source, as a stride-1 group over the 3x3 view; all 25 positions
-    still stream in. Spikes at odd positions reach no output and cost nothing."""
+    columns of its 5x5 source, as a stride-1 group over the 3x3 view, and only the 9
+    view positions stream in. Spikes at odd positions reach no output and cost nothing."""
     l0 = Layer("a", "if", (2, 5, 5), bias=np.zeros(2, np.int64), v_init=np.zeros(2, np.int64),
                threshold=np.array([1, 1]), v_bits=1, acc_bits=1,
                inputs=[Synapse(-1, "conv", np.ones((2, 1, 1, 1), np.int64), 8)])
@@ -229,15 +229,18 @@ def test_hand_computed_decimated_shortcut_scan():
     for E, acc in ((1, 2 + 1), (2, 1 + 1)):
         c = launch_cycles(p, 1, 0, {0: torch.from_numpy(s)}, config=SIAConfig(events_per_cycle=E))
         assert (c["accumulate"], c["dispatch_empty"]) == (acc, 9 - 2)
-        # output row oy scans view row oy = source row 2*oy: it needs source rows
-        # <= 2*oy, i.e. 10, 20 and all 25 beats (5 per source row); row 0 costs
+        # output row oy scans view row oy (source row 2*oy): it needs view rows
+        # <= oy, i.e. 3, 6 and all 9 beats (3 per view row); row 0 costs
         # ceil(2/E) + 2 empty words, rows 1 and 2 three words each
-        e0 = 10 + C_R + (-(-2 // E) + 2)
-        e1 = max(e0, 20) + C_R + 3
-        assert c["stream_in"] == (10 - C_S) + max(0, 20 - e0) + max(0, 25 - e1)
+        e0 = 3 + C_R + (-(-2 // E) + 2)
+        e1 = max(e0, 6) + C_R + 3
+        assert c["stream_in"] == (3 - C_S) + max(0, 6 - e0) + max(0, 9 - e1)
+        assert S.stream_in_beats(p, 1, SIAConfig(events_per_cycle=E), 1) == 9
     g = regmap._groups(p, 1, 0, SIAConfig(), 1)[0][0]
     assert (g["stride"], g["hp"], g["wp"], g["reach"]) == (1, 3, 3, 1)
-    assert (g["prow_stride"], g["pstride"]) == (2 * 5, 2)     # 2 rows / 2 positions of 1 word
+    assert (g["prow_stride"], g["pstride"]) == (3, 1)     # view rows / positions of 1 word
+    assert regmap.pack_inputs(p, 1, 0, {0: s}, SIAConfig(), 1) == \
+        [int(v) for v in s[0, 0, ::2, ::2].reshape(-1) + 2 * s[0, 1, ::2, ::2].reshape(-1)]
     rtl_cycles = pytest.importorskip("sia.hw.rtl.cycles")
     ins = {0: s}
     assert launch_cycles(p, 1, 0, {0: torch.from_numpy(s)})["total"] == \

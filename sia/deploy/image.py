@@ -39,7 +39,9 @@ from sia.hw.params import SIAConfig
 from sia.program.format import Program
 
 MAGIC = b"SIAIMG\r\n"
-IMAGE_VERSION = 1
+# 2 (session 7): a decimated group's input maps are streamed as their view only
+# (`regmap.decimation`), so its descriptor in the packet heads differs from version 1's
+IMAGE_VERSION = 2
 HEADER_FMT = "<8sHHIIIIIIIIII8sI"
 HEADER_SIZE = struct.calcsize(HEADER_FMT)   # 64
 assert HEADER_SIZE == 64

@@ -243,9 +243,9 @@ class TileInfo:
 def decimation(syn) -> int:
     """d > 1 for a 1x1 conv of stride d with no padding and no pool (a ResNet
     downsampling shortcut): only every d-th row and column of its source reaches an
-    output, so the dispatcher scans just those positions - the group's descriptor steps
-    its row and column addresses by d positions - as a stride-1 group over that view.
-    The whole map is still streamed in. 1 for every other group."""
+    output, so the host streams just that view (`pack_inputs`) and the dispatcher scans
+    it as a stride-1 group (session 7; before, the whole map was streamed and the
+    descriptor's address steps skipped the other positions). 1 for every other group."""
     if (syn.op == "conv" and syn.kernel == (1, 1) and syn.stride > 1 and syn.padding == 0
             and syn.pool == 1):
         return syn.stride
@@ -256,7 +256,7 @@ def scan_addresses(g: dict) -> np.ndarray:
     """Spike-buffer addresses (relative to the group's base, one timestep) of the words
     the dispatcher walks for descriptor g, indexed [pooled row r, pool row i, pooled
     column x, pool column j, word w]: r*prow_stride + i*srow_stride + x*pstride + j*nw + w
-    (a decimated group's steps skip the rows and columns it does not read)."""
+    (a decimated group: of its streamed view)."""
     p, nw = g["pool"], g["nw"]
     r, i, x, j, w = np.ix_(np.arange(g["hp"]), np.arange(p), np.arange(g["wp"]), np.arange(p),
                            np.arange(nw))
@@ -343,16 +343,17 @@ def _groups(program: Program, layer_index: int, tile: int, cfg: SIAConfig, T: in
         else:
             kh = kw = 1
             stride, pad, reach, rows, rstride = 1, 0, 1, 1, 0
-        # a decimated group (1x1, stride d: `decimation`) is scanned
-        # as stride 1 over every d-th row and column: its address steps skip the rest
+        # a decimated group (1x1, stride d: `decimation`) is streamed and scanned as a
+        # stride-1 group over its view, every d-th row and column of the source
         d = decimation(s)
         if d > 1:
-            stride, reach, hp, wp = 1, 1, -(-Hs // d), -(-Ws // d)
+            stride, reach, Hs, Ws = 1, 1, -(-Hs // d), -(-Ws // d)
+            hp, wp = Hs, Ws
         g = dict(op=OPS[s.op], image=int(image), pool=p, stride=stride, pad=pad, kh=kh, kw=kw,
                  nw=nw, hp=hp, wp=wp, reach=reach, base=base,
-                 tstride=0, prow_stride=d * p * Ws * nw,
-                 srow_stride=Ws * nw, pstride=d * p * nw, wrow=wrow, pos_rstride=rstride)
-        g["_rows"], g["_C"], g["_src"], g["_syn"] = rows, C, (C, Hs, Ws), s
+                 tstride=0, prow_stride=p * Ws * nw,
+                 srow_stride=Ws * nw, pstride=p * nw, wrow=wrow, pos_rstride=rstride)
+        g["_rows"], g["_C"], g["_src"], g["_syn"] = rows, C, (C, Hs, Ws), s   # as streamed
         groups.append(g)
         wrow += rows
         base += Hs * Ws * nw       # one timestep of this group (image: the image)
@@ -544,6 +545,8 @@ def pack_inputs(program: Program, layer_index: int, tile: int, inputs: dict, cfg
             x = x[:T]
             if s.op == "identity":
                 x = x[:, lo:lo + n]
+            d = decimation(s)
+            x = x[..., ::d, ::d]           # a decimated group streams its view only
             per_group.append([_spike_beats(x[t:t + 1], g["nw"]) for t in range(T)])
     # timestep-major: step t of every group, then step t+1 (image layers: one step)
     return [b for t in range(len(per_group[0])) for steps in per_group for b in steps[t]]

@@ -204,11 +204,12 @@ def taps_map(syn: Synapse, hp: int, wp: int) -> torch.Tensor:
 
 
 def _stream_sizes(program: Program, i: int, config: SIAConfig, tile: int) -> list[int]:
-    """Input-map beats per (group, timestep) of one launch (image groups: all of it)."""
+    """Input-map beats per (group, timestep) of one launch (image groups: all of it;
+    decimated groups: their view, `scan_shape`)."""
     layer = program.layers[i]
     out = []
     for s in layer.inputs:
-        c, h, w = program.source_shape(s.source)
+        c, h, w = scan_shape(s, program.source_shape(s.source))
         if s.op == "identity":
             c = active_pes(layer, tile, config)
         out.append(h * w * ceil_div(c, channels_per_word(s, config)))

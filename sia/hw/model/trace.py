@@ -183,7 +183,7 @@ def _stream_in(prog, layer, cfg, T, lc: _Launch):
     lc.cyc["param_load"] = S.ceil_div(cfg.pes * 3 * cfg.v_bits, cfg.stream_bits)
     lc.mem["weight_writes"] = weight_rows(prog, layer) * cfg.pes
     for s in layer.inputs:
-        c, h, w = prog.source_shape(s.source)
+        c, h, w = S.scan_shape(s, prog.source_shape(s.source))   # decimated: the view
         if s.op == "identity":
             c = lc.a
         for _ in range(1 if image else T):
