@@ -43,6 +43,10 @@ def psum_bits(layer: Layer, program: Program) -> int:
     return bits_signed(int(lo.min()), int(hi.max()))
 
 
+# what a user can do about a program that needs a bigger build than the parameter set
+BIGGER = "; pass a parameter set that has room (--config FILE; configs/sia/resnet18.json fits ResNet-18)"
+
+
 def check_fits(program: Program, config: SIAConfig, T: int) -> None:
     if not 1 <= T <= min(config.max_timesteps, program.t_max):
         raise SiaError(f"T={T} outside 1..{min(config.max_timesteps, program.t_max)} "
@@ -58,7 +62,7 @@ def check_fits(program: Program, config: SIAConfig, T: int) -> None:
                            f"{config.max_width} maximum")
         if membrane_positions(layer) > config.membrane_positions:
             raise SiaError(f"{where}: {h}x{w} membranes need {membrane_positions(layer)} words "
-                           f"per bank > membrane_positions={config.membrane_positions}")
+                           f"per bank > membrane_positions={config.membrane_positions}{BIGGER}")
         if len(layer.inputs) > MAX_GROUPS:
             raise SiaError(f"{where}: {len(layer.inputs)} synapse groups > {MAX_GROUPS}")
         if len({s.source == IMAGE for s in layer.inputs}) > 1:
@@ -67,7 +71,7 @@ def check_fits(program: Program, config: SIAConfig, T: int) -> None:
         if rows > config.max_channels_in:
             kind = "dense input" if any(s.op == "dense" for s in layer.inputs) else "input channels"
             raise SiaError(f"{where}: {kind} need {rows} weight rows > max_channels_in="
-                           f"{config.max_channels_in}")
+                           f"{config.max_channels_in}{BIGGER}")
         for j, s in enumerate(layer.inputs):
             kh, kw = s.kernel
             if kh > 3 or kw > 3:
@@ -77,9 +81,9 @@ def check_fits(program: Program, config: SIAConfig, T: int) -> None:
                                f"unsupported (stride <= 2, padding <= 1)")
             if s.weight_bits > config.weight_bits:
                 raise SiaError(f"{where} input {j}: {s.weight_bits}-bit {s.op} weights exceed "
-                               f"weight_bits={config.weight_bits}")
+                               f"weight_bits={config.weight_bits}{BIGGER}")
         acc = max(layer.acc_bits, psum_bits(layer, program))
         if acc > config.acc_bits:
-            raise SiaError(f"{where}: needs {acc}-bit partial sums > acc_bits={config.acc_bits}")
+            raise SiaError(f"{where}: needs {acc}-bit partial sums > acc_bits={config.acc_bits}{BIGGER}")
         if layer.v_bits > config.v_bits:
-            raise SiaError(f"{where}: declares {layer.v_bits}-bit membranes > v_bits={config.v_bits}")
+            raise SiaError(f"{where}: declares {layer.v_bits}-bit membranes > v_bits={config.v_bits}{BIGGER}")
