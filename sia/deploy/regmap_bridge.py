@@ -174,9 +174,12 @@ def read_hw_config(read) -> SIAConfig:
     vals = {n: read(REG[f"PARAM_{n.upper()}"]) for n in rm.PARAM_NAMES}
     if ver & 0xFFFF < 2:   # 1.0/1.1 builds had no PARAM_MEMBRANE_POSITIONS: full-map banks
         vals["membrane_positions"] = vals["max_height"] * vals["max_width"]
+    if ver & 0xFFFF < 4:   # builds before 1.4 have no phase pairs (nor its register)
+        vals["phase_pairs"] = 0
     fields = SIAConfig.__dataclass_fields__
     kw = {n: v for n, v in vals.items() if n in fields}
     kw["clock_mhz"] = vals["clock_khz"] / 1000.0
+    kw["phase_pairs"] = bool(kw.get("phase_pairs", 0))
     try:
         return SIAConfig(**kw)
     except SiaError as e:

@@ -24,6 +24,9 @@ class SIAConfig:
     membrane_positions: int = 256   # membrane words per ping-pong bank: the largest map
                                 # of a spiking-input layer (16x16; image if-layers need one row)
     clock_mhz: float = 100.0
+    phase_pairs: bool = False   # stride-2 3x3 convs take E events from each of two
+                                # horizontally adjacent positions per cycle (weight memory
+                                # split by tap column; docs/architecture.md, "Phase pairs")
 
     def __post_init__(self):
         checks = [
@@ -41,6 +44,7 @@ class SIAConfig:
             (1 <= self.buffer_timesteps <= 256, "buffer_timesteps must be in 1..256"),
             (1 <= self.membrane_positions <= 65536, "membrane_positions must be in 1..65536"),
             (self.clock_mhz > 0, "clock_mhz must be positive"),
+            (isinstance(self.phase_pairs, bool), "phase_pairs must be true or false"),
         ]
         for ok, msg in checks:
             if not ok:

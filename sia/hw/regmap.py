@@ -43,7 +43,10 @@ Tile packet (all multi-bit fields little-endian, two's complement where signed):
      step of all groups):
        spikes: for each source position (raster), ceil(C/64) beats;
                bit c of the position's bit string = spike of channel c.
-               identity groups send only the tile's channel slice (bit p = channel tile*P+p).
+               identity groups send only the tile's channel slice (bit p = channel tile*P+p);
+               a decimated group (`decimation`) only every d-th row and column;
+               a phase group (`phase_pair`, interface 1.4) per row, per column pair X,
+               per word w the words of columns 2X and 2X+1 (pair-interleaved).
        image:  once, for each source position, ceil(8*C/64) beats; byte c = pixel channel c.
 Output packet (streamed while the launch computes, in drain order):
   if-layer:    for t, for each output position (raster), ceil(P/64) beats; bit p = spike
@@ -64,9 +67,10 @@ from sia.program.format import IMAGE, Program
 
 BEAT_BITS = 64
 ID_MAGIC = 0x53494131          # "SIA1"
-VERSION = 0x0001_0003          # major.minor = 1.3 (1.1: resident-weight launches, `keep`;
+VERSION = 0x0001_0004          # major.minor = 1.4 (1.1: resident-weight launches, `keep`;
                                # 1.2: PARAM_MEMBRANE_POSITIONS; 1.3: packed launches, `period`,
-                               # narrow weight streams, `wnarrow`)
+                               # narrow weight streams, `wnarrow`; 1.4: phase pairs, group
+                               # field `phase`, PARAM_PHASE_PAIRS)
 HDR_MAGIC = 0x51A              # first 12 bits of every tile packet
 MAX_GROUPS = 4
 OPS = {"conv": 0, "dense": 1, "identity": 2}
@@ -97,7 +101,7 @@ PARAMS_BASE = 0x40
 PARAM_NAMES = ["pes", "events_per_cycle", "taps", "weight_bits", "acc_bits", "v_bits",
                "max_channels_in", "max_width", "max_height", "max_timesteps", "stream_bits",
                "clock_khz", "max_groups", "in_buffer_beats", "out_buffer_beats",
-               "membrane_positions"]
+               "membrane_positions", "phase_pairs"]
 for _i, _n in enumerate(PARAM_NAMES):
     REGISTERS[f"PARAM_{_n.upper()}"] = (PARAMS_BASE + 4 * _i, "ro", f"SIAConfig / build: {_n}")
 
@@ -149,6 +153,7 @@ GROUP_FIELDS = [
     ("base", 24), ("tstride", 24),                     # spike-buffer beat addresses
     ("prow_stride", 24), ("srow_stride", 16), ("pstride", 12),
     ("wrow", 16), ("pos_rstride", 16),                 # weight row of the group; dense: += C/pos
+    ("phase", 1),      # phase pairs: words (2X, w) and (2X+1, w) interleaved, one unit
 ]
 
 
@@ -252,6 +257,19 @@ def decimation(syn) -> int:
     return 1
 
 
+def phase_pair(syn, src_shape, cfg: SIAConfig) -> bool:
+    """Is this group scanned in phase pairs? On builds with `phase_pairs`, a stride-2,
+    padding-1, 3x3, unpooled conv over spikes with an even source width: source
+    columns 2X and 2X+1 reach disjoint tap columns (kx = 1; kx = 0 and 2), so the
+    dispatcher takes up to E events from each of the two words (w of both positions)
+    in one cycle and each PE pre-adds them into its own tap columns. Its maps are
+    streamed pair-interleaved (`pack_inputs`): per row, per column pair X, per word w,
+    the words of columns 2X and 2X+1."""
+    return (cfg.phase_pairs and syn.op == "conv" and syn.source != IMAGE
+            and tuple(syn.weight.shape[2:]) == (3, 3) and syn.stride == 2
+            and syn.padding == 1 and syn.pool == 1 and src_shape[2] % 2 == 0)
+
+
 def scan_addresses(g: dict) -> np.ndarray:
     """Spike-buffer addresses (relative to the group's base, one timestep) of the words
     the dispatcher walks for descriptor g, indexed [pooled row r, pool row i, pooled
@@ -349,14 +367,19 @@ def _groups(program: Program, layer_index: int, tile: int, cfg: SIAConfig, T: in
         if d > 1:
             stride, reach, Hs, Ws = 1, 1, -(-Hs // d), -(-Ws // d)
             hp, wp = Hs, Ws
+        # a phase group (`phase_pair`) is walked as W/2 column pairs whose 2*nw words,
+        # (2X, w) and (2X+1, w) next to each other, form one run of word pairs
+        ph = phase_pair(s, (C, Hs, Ws), cfg)
         g = dict(op=OPS[s.op], image=int(image), pool=p, stride=stride, pad=pad, kh=kh, kw=kw,
-                 nw=nw, hp=hp, wp=wp, reach=reach, base=base,
-                 tstride=0, prow_stride=p * Ws * nw,
-                 srow_stride=Ws * nw, pstride=p * nw, wrow=wrow, pos_rstride=rstride)
+                 nw=2 * nw if ph else nw, hp=hp, wp=wp // 2 if ph else wp, reach=reach,
+                 base=base, tstride=0, prow_stride=p * Ws * nw,
+                 srow_stride=Ws * nw, pstride=p * nw * (2 if ph else 1), wrow=wrow,
+                 pos_rstride=rstride, phase=int(ph))
         g["_rows"], g["_C"], g["_src"], g["_syn"] = rows, C, (C, Hs, Ws), s   # as streamed
+        g["_beats"] = Hs * Ws * nw     # one timestep of this group (image: the image)
         groups.append(g)
         wrow += rows
-        base += Hs * Ws * nw       # one timestep of this group (image: the image)
+        base += g["_beats"]
     # input maps are interleaved by timestep (t, then group): timestep t of every
     # group is in once (t+1) * base beats are, so the launch computes step t while
     # the later steps stream in; image layers have one step
@@ -443,7 +466,7 @@ def tile_info(program: Program, layer_index: int, tile: int, cfg: SIAConfig,
     P = cfg.pes
     rows = sum(g["_rows"] for g in groups)
     image = bool(groups[0]["image"])
-    sbeats = sum((1 if g["image"] else T) * g["_src"][1] * g["_src"][2] * g["nw"] for g in groups)
+    sbeats = sum((1 if g["image"] else T) * g["_beats"] for g in groups)
     return TileInfo(
         layer=layer_index, tile=tile, channels=min(P, layer.channels - tile * P),
         kind=layer.kind, timesteps=T, out_shape=tuple(layer.shape[1:]),
@@ -532,6 +555,8 @@ def pack_inputs(program: Program, layer_index: int, tile: int, inputs: dict, cfg
         s = g["_syn"]
         x = np.asarray(inputs[s.source])
         if g["image"]:
+            d = decimation(s)
+            x = x[:, ::d, ::d]             # a decimated group streams its view only
             C, Hs, Ws = x.shape
             beats = []
             for y in range(Hs):
@@ -547,7 +572,13 @@ def pack_inputs(program: Program, layer_index: int, tile: int, inputs: dict, cfg
                 x = x[:, lo:lo + n]
             d = decimation(s)
             x = x[..., ::d, ::d]           # a decimated group streams its view only
-            per_group.append([_spike_beats(x[t:t + 1], g["nw"]) for t in range(T)])
+            if g["phase"]:                 # (X, w, column 2X / 2X+1) order
+                nw, (_, _, H, W) = g["nw"] // 2, x.shape
+                per_group.append([np.asarray(_spike_beats(x[t:t + 1], nw), dtype=object)
+                                  .reshape(H, W // 2, 2, nw).transpose(0, 1, 3, 2)
+                                  .reshape(-1).tolist() for t in range(T)])
+            else:
+                per_group.append([_spike_beats(x[t:t + 1], g["nw"]) for t in range(T)])
     # timestep-major: step t of every group, then step t+1 (image layers: one step)
     return [b for t in range(len(per_group[0])) for steps in per_group for b in steps[t]]
 

@@ -30,7 +30,8 @@ def _overlap(program: Program, L, cfg: SIAConfig, T: int, tile: int, weight_batc
     d = 0
     for k, syn, words, planes in L.scans:
         if k is None or k == tile:
-            d = d + S.row_dispatch(syn, words, layer.shape[1], cfg.events_per_cycle, planes)
+            d = d + S.row_dispatch(syn, words, layer.shape[1], cfg.events_per_cycle, planes,
+                                   S.phase(syn, program, cfg))
     o = packed_overlap(program, L.index, cfg, T, tile, d, weight_batch, per_launch)
     return {"span": float(o["span"].mean()), "wait": float(o["wait"].mean())}
 

@@ -194,7 +194,8 @@ def _count_group(program, config, L: LayerStats, s, words, planes, ks: list[int]
     layer = program.layers[L.index]
     if keep_scans:
         L.scans.append((None if s.op != "identity" else ks[0], s, words, planes))
-    d = S.scan_stats(s, words, layer.shape[1], config.events_per_cycle, planes)
+    ph = S.phase(s, program, config)
+    d = S.scan_stats(s, words, layer.shape[1], config.events_per_cycle, planes, ph)
     events = int(d["events"].sum())
     for k in ks:
         L.accumulate[k] += int(d["accumulate"].sum())
@@ -211,7 +212,7 @@ def _count_group(program, config, L: LayerStats, s, words, planes, ks: list[int]
             L.sops[k] += ops
         L.weight_reads[k] += events * a
     sops = per_img * sum(pes) if s.source != IMAGE else torch.zeros_like(per_img)
-    return S.row_dispatch(s, words, layer.shape[1], config.events_per_cycle, planes), sops
+    return S.row_dispatch(s, words, layer.shape[1], config.events_per_cycle, planes, ph), sops
 
 
 def _count_layer(program, config, L: LayerStats, sources: dict, T: int, keep_scans: bool = False,
@@ -346,10 +347,12 @@ def launch_cycles(program: Program, layer_index: int, tile: int, inputs,
         s, x = S.scan_view(s, x)
         words = S.group_words(program, layer, s, x, tile, config)
         planes = S.plane_counts(s, x, config)
-        d = S.scan_stats(s, words, layer.shape[1], config.events_per_cycle, planes)
+        ph = S.phase(s, program, config)
+        d = S.scan_stats(s, words, layer.shape[1], config.events_per_cycle, planes, ph)
         phases["accumulate"] += int(d["accumulate"].sum())
         phases["dispatch_empty"] += int(d["dispatch_empty"].sum())
-        steps = steps + S.row_dispatch(s, words, layer.shape[1], config.events_per_cycle, planes)
+        steps = steps + S.row_dispatch(s, words, layer.shape[1], config.events_per_cycle,
+                                       planes, ph)
     o = S.overlap(S.stream_need(program, layer_index, config, steps_total, tile),
                   steps.permute(0, 2, 1), S.drain_cycles(layer, T))
     phases["stream_in"] += int(o["wait"][0])

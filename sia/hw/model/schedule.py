@@ -45,6 +45,11 @@ def channels_per_word(syn: Synapse, config: SIAConfig) -> int:
     return config.stream_bits // 8 if syn.source == IMAGE else config.stream_bits
 
 
+def phase(syn: Synapse, program: Program, config: SIAConfig) -> bool:
+    """Is the group scanned in phase pairs on this build (`regmap.phase_pair`)?"""
+    return regmap.phase_pair(syn, program.source_shape(syn.source), config)
+
+
 def scan_synapse(syn: Synapse) -> Synapse:
     """The group as the dispatcher scans it (`regmap.decimation`: stride 1 over the view)."""
     return dataclasses.replace(syn, stride=1) if regmap.decimation(syn) > 1 else syn
@@ -136,6 +141,22 @@ def scanned(syn: Synapse, words: torch.Tensor, h_out: int) -> torch.Tensor:
     return words[..., :r_end(syn, hp, h_out - 1) * p, :]
 
 
+def phase_units(region: torch.Tensor) -> torch.Tensor:
+    """Phase pairs (`regmap.phase_pair`): the scanned words [T',B,nw,R,W] as units
+    (word w of column pair X) holding two words, columns 2X and 2X+1: [T',B,nw,R,W/2,2]."""
+    t, b, nw, rows, w = region.shape
+    return region.reshape(t, b, nw, rows, w // 2, 2)
+
+
+def unit_costs(region: torch.Tensor, E: int, planes: torch.Tensor | None = None,
+               phase: bool = False) -> torch.Tensor:
+    """Dispatch cycles of each issue unit: `word_cost`; a phase pair takes up to E events
+    from each of its two words per cycle: max(1, ceil(n_lo / E), ceil(n_hi / E))."""
+    if phase:
+        return torch.clamp(ceil_div(region, E).amax(-1), min=1)
+    return word_cost(region, E, planes)
+
+
 def issue_units(syn: Synapse, region: torch.Tensor) -> torch.Tensor:
     """Set bits per issue unit of the scanned words [T',B,nw,R,W] -> [T',B,U,R,W//p].
     A spike group's words are issued in pairs: the words of pooled column x and pool
@@ -174,16 +195,21 @@ def dispatch(hist: torch.Tensor, E: int) -> dict[str, torch.Tensor]:
 
 
 def scan_stats(syn: Synapse, words: torch.Tensor, h_out: int, E: int,
-               planes: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """`dispatch` of the units a group scans (plane issue: from the per-plane counts)."""
-    region = issue_units(syn, scanned(syn, words, h_out))
-    if planes is None or not timing.plane_issue(E):
-        return dispatch(word_hist(region), E)
-    cost = word_cost(region, E, scanned(syn, planes, h_out))
-    empty = region == 0
+               planes: torch.Tensor | None = None, phase: bool = False) -> dict[str, torch.Tensor]:
+    """`dispatch` of the units a group scans (plane issue: from the per-plane counts;
+    phase pairs: `unit_costs`)."""
+    if phase:
+        region = phase_units(scanned(syn, words, h_out))
+        cost, n = unit_costs(region, E, phase=True), region.sum(-1)
+    else:
+        region = issue_units(syn, scanned(syn, words, h_out))
+        if planes is None or not timing.plane_issue(E):
+            return dispatch(word_hist(region), E)
+        cost, n = word_cost(region, E, scanned(syn, planes, h_out)), region
+    empty = n == 0
     return {"accumulate": (cost * ~empty).sum((2, 3, 4), dtype=torch.int64),
             "dispatch_empty": empty.sum((2, 3, 4), dtype=torch.int64),
-            "events": region.sum((2, 3, 4), dtype=torch.int64)}
+            "events": n.sum((2, 3, 4), dtype=torch.int64)}
 
 
 def pooled_events(syn: Synapse, words: torch.Tensor) -> torch.Tensor:
@@ -233,13 +259,16 @@ def stream_need(program: Program, i: int, config: SIAConfig, T: int,
 
 
 def row_dispatch(syn: Synapse, words: torch.Tensor, h_out: int, E: int,
-                 planes: torch.Tensor | None = None) -> torch.Tensor:
+                 planes: torch.Tensor | None = None, phase: bool = False) -> torch.Tensor:
     """Dispatch cycles per (t, image, output row) [T', B, H_out] of one group: the words
-    of pooled source rows [r_end(oy-1), r_end(oy)), each issue unit `word_cost`."""
+    of pooled source rows [r_end(oy-1), r_end(oy)), each issue unit `unit_costs`."""
     p = syn.pool
-    region = issue_units(syn, scanned(syn, words, h_out))   # [T', B, units, rows*p, cols]
+    if phase:
+        region = phase_units(scanned(syn, words, h_out))     # [T', B, nw, rows, pairs, 2]
+    else:
+        region = issue_units(syn, scanned(syn, words, h_out))   # [T', B, units, rows*p, cols]
     planes = None if planes is None else scanned(syn, planes, h_out)
-    cost = word_cost(region, E, planes).sum((2, 4), dtype=torch.int64)
+    cost = unit_costs(region, E, planes, phase).sum((2, 4), dtype=torch.int64)
     cost = cost.reshape(*cost.shape[:2], -1, p).sum(-1)     # per pooled row
     cum = torch.nn.functional.pad(cost.cumsum(-1), (1, 0))
     hp = words.shape[-2] // p

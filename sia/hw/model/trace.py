@@ -88,14 +88,19 @@ class _Launch:
         else:
             self.sops += ops
 
-    def dispatch(self, s, events):
+    def dispatch(self, s, events, pair=None):
         """Issue an issue unit's events, E per cycle; an empty unit costs one cycle. Plane issue
-        (E = 4 image words): one cycle's events share a bit plane, lowest plane first."""
+        (E = 4 image words): one cycle's events share a bit plane, lowest plane first.
+        pair: the second word's events of a phase pair (`regmap.phase_pair`): each cycle
+        takes up to E events of each word."""
         E = self.cfg.events_per_cycle
         runs = [events]
         if S.plane_issue(s, self.cfg):
             runs = [[ev for ev in events if ev[3] == 1 << b] for b in range(8)]
         chunks = [run[j:j + E] for run in runs for j in range(0, len(run), E)] or [[]]
+        if pair is not None:
+            n = max(len(events), len(pair), 1)
+            chunks = [events[j:j + E] + pair[j:j + E] for j in range(0, n, E)]
         for chunk in chunks:
             self.cyc["accumulate" if chunk else "dispatch_empty"] += 1
             for ev in chunk:
@@ -133,6 +138,18 @@ class _Launch:
     def _bank(self, phase, bank, op):
         self.res.bank_use[(self.i, self.k, phase)].add((bank, op))
         self.mem[f"membrane_{'ab'[bank]}_{'reads' if op == 'r' else 'writes'}"] += 1
+
+
+def _phase_words(s, src, t):
+    """Scan order of a phase group (`regmap.phase_pair`) at step t: {row: [((events of
+    column 2X, events of column 2X+1), 2)]} per column pair X and word w."""
+    c, h, w = src.shape[-3:]
+    rows = {}
+    for r in range(h):
+        rows[r] = [(tuple([(ch, r, x, 1, None) for ch in range(w0, min(c, w0 + 64))
+                           if src[t, ch, r, x]] for x in (2 * X, 2 * X + 1)), 2)
+                   for X in range(w // 2) for w0 in range(0, c, 64)]
+    return rows
 
 
 def _words(prog, layer, s, src, t, tile, cfg):
@@ -195,7 +212,8 @@ def _run_rows(prog, layer, lc, srcs, t, drain_steps, out_s, out_v) -> list[int]:
     """Dispatch and drain every output row of one timestep (functionally in order);
     returns the dispatch cycles of each row (the timeline overlaps them with drains)."""
     views = [S.scan_view(s, srcs[s.source]) for s in layer.inputs]   # numpy maps slice alike
-    words = [_words(prog, layer, s, src, t, lc.k, lc.cfg) for s, src in views]
+    words = [_phase_words(s, src, t) if S.phase(s, prog, lc.cfg)
+             else _words(prog, layer, s, src, t, lc.k, lc.cfg) for s, src in views]
     per_row = []
     for oy in range(lc.ho):
         before = lc.cyc["accumulate"] + lc.cyc["dispatch_empty"]
@@ -204,7 +222,10 @@ def _run_rows(prog, layer, lc, srcs, t, drain_steps, out_s, out_v) -> list[int]:
             for r in range(S.r_end(s, hp, oy - 1), S.r_end(s, hp, oy)):
                 for evs, nwords in ws[r]:
                     lc.mem["spike_in_reads"] += nwords
-                    lc.dispatch(s, evs)
+                    if isinstance(evs, tuple):      # a phase pair
+                        lc.dispatch(s, *evs)
+                    else:
+                        lc.dispatch(s, evs)
         per_row.append(lc.cyc["accumulate"] + lc.cyc["dispatch_empty"] - before)
         lc.drain(oy, drain_steps, out_s, out_v)
     return per_row

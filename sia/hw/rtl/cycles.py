@@ -70,7 +70,10 @@ def packet_cycles(groups: list[dict], spike_words, out_shape, T: int, image: boo
             if not image:
                 run = v.reshape(*v.shape[:3], -1)
                 run = np.pad(run, [(0, 0)] * 3 + [(0, run.shape[-1] % 2)])
-                v = unit_cost(run.reshape(*run.shape[:3], -1, 2).sum(-1), E)
+                pairs = run.reshape(*run.shape[:3], -1, 2)
+                # a phase pair takes up to E events of each word per cycle
+                v = (np.maximum(1, (-(-pairs // E)).max(-1)) if g.get("phase")
+                     else unit_cost(pairs.sum(-1), E))
             out.append(v.reshape(v.shape[0], -1).sum(1))
         return np.stack(out)
 
