@@ -72,6 +72,10 @@ class Dispatch(wiring.Component):
             sig[f"ev_valid{e}"] = Out(1)
             sig[f"ev_shift{e}"] = Out(3)
             sig[f"ev_sel{e}"] = Out(range(cfg.pes))
+            if cfg.phase_pairs:
+                # event e of the second set (a phase pair's high word; otherwise = event e)
+                sig[f"rd_addr_b{e}"] = Out(range(cfg.max_channels_in))
+                sig[f"ev_valid_b{e}"] = Out(1)
         for g in range(MAX_GROUPS):
             for name, (_, _, bits) in GROUP_LAYOUT.items():
                 sig[f"g{g}_{name}"] = In(bits)
@@ -268,6 +272,15 @@ class Dispatch(wiring.Component):
             with m.If(k_is(n)):
                 m.d.comb += rem_hi.eq(rest_hi[E - 1 - n])
         rem_next = Cat(rest_lo[E - 1], rem_hi)
+        # phase pairs (`regmap.phase_pair`): the unit's two words are columns 2X and 2X+1
+        # of one stride-2 conv; each gives up to E events per cycle to its own tap columns
+        PH = self.cfg.phase_pairs
+        ph = Signal(name="s0_phase")
+        m.d.comb += ph.eq(cur["phase"] if PH else 0)
+        if PH:
+            rem_ph = Signal(128, name="s0_rem_phase")
+            m.d.comb += rem_ph.eq(Mux(ph, Cat(rest_lo[E - 1], rest_hi[E - 1]), rem_next))
+            rem_next = rem_ph
         # the unit ends when at most E set bits are left: counted beside the chains (the
         # loader stores each word's popcount beside it; then the registered count minus
         # E), so the scan control does not wait for the last extraction stage
@@ -275,6 +288,13 @@ class Dispatch(wiring.Component):
         m.d.comb += count.eq(Mux(fresh, self.sb_count + Mux(pair_r, self.sb_count_hi, 0), left))
         last = Signal()
         m.d.comb += last.eq(active & (count <= E))
+        if PH:   # a phase pair ends when each word has at most E set bits left
+            left_b = Signal(8)
+            cnt_lo, cnt_hi = Signal(8, name="s0_count_lo"), Signal(8, name="s0_count_hi")
+            m.d.comb += [cnt_lo.eq(Mux(fresh, self.sb_count, left)),
+                         cnt_hi.eq(Mux(fresh, self.sb_count_hi, left_b))]
+            with m.If(ph):
+                m.d.comb += last.eq(active & (cnt_lo <= E) & (cnt_hi <= E))
         if plane:
             # an image word ends when its set bits lie in one plane (byte), at most E of them
             rem_img = Signal(128, name="s0_rem")
@@ -294,9 +314,21 @@ class Dispatch(wiring.Component):
             m.d.comb += [c.eq(Mux(image, (w << 3) | pix,
                                   (Mux(ev_idx[e][6], wh, w) << 6) | ev_idx[e][:6])),
                          sh.eq(Mux(image, bit, 0))]
-            m.d.comb += getattr(self, f"rd_addr{e}").eq(db + Mux(ident, 0, c))
+            if PH:   # phase pairs: event e of each word; a word's channel is (w >> 1)*64 + bit
+                ca, cb = Signal(12, name=f"s0_ch_a{e}"), Signal(12, name=f"s0_ch_b{e}")
+                m.d.comb += [ca.eq(Mux(ph, ((w >> 1) << 6) | idx_lo[e], c)),
+                             cb.eq(Mux(ph, ((w >> 1) << 6) | idx_hi[e], c))]
+                m.d.comb += [getattr(self, f"rd_addr{e}").eq(db + Mux(ident, 0, ca)),
+                             getattr(self, f"rd_addr_b{e}").eq(db + Mux(ident, 0, cb))]
+            else:
+                m.d.comb += getattr(self, f"rd_addr{e}").eq(db + Mux(ident, 0, c))
             chans.append(c)
             shifts.append(sh)
+        if PH:
+            va = [Mux(ph, v_lo[e] & active, ev_valid[e]) for e in range(E)]
+            vb = [Mux(ph, v_hi[e] & active, ev_valid[e]) for e in range(E)]
+        else:
+            va = vb = ev_valid
 
         # ---- tap geometry of the current position (S0)
         vy, oyl, vx, oxl = [], [], [], []
@@ -305,7 +337,9 @@ class Dispatch(wiring.Component):
         for k in range(3):
             ny = Signal(signed(12), name=f"ny{k}")
             nx = Signal(signed(12), name=f"nx{k}")
-            m.d.comb += [ny.eq(rp - k), nx.eq(xp - k)]
+            # phase pairs: x counts column pairs; tap column k reads column 2x + (k != 1)
+            xk = Mux(ph, (x << 1) + (k != 1) + cur["pad"], xp) if PH else xp
+            m.d.comb += [ny.eq(rp - k), nx.eq(xk - k)]
             oy = Signal(12, name=f"oy{k}")
             ox = Signal(12, name=f"ox{k}")
             m.d.comb += [oy.eq(Mux(cur["stride"] == 2, ny >> 1, ny)),
@@ -340,19 +374,32 @@ class Dispatch(wiring.Component):
         nev = _popcount(m, ev_valid, "nev")
 
         # ---- S1 registers
-        m.d.sync += [self.acc_en.eq(Cat(*ev_valid).any()), self.ident.eq(ident),
+        m.d.sync += [self.acc_en.eq(Cat(*va, *vb).any()), self.ident.eq(ident),
                      self.bank_valid.eq(bv), self.ky_sel.eq(kysel),
                      self.ox0.eq(oxl[0]), self.ox1.eq(oxl[1]), self.ox2.eq(oxl[2])]
         for e in range(E):
-            m.d.sync += [getattr(self, f"ev_valid{e}").eq(ev_valid[e]),
+            m.d.sync += [getattr(self, f"ev_valid{e}").eq(va[e]),
                          getattr(self, f"ev_shift{e}").eq(shifts[e]),
                          getattr(self, f"ev_sel{e}").eq(chans[e])]
+            if PH:
+                m.d.sync += getattr(self, f"ev_valid_b{e}").eq(vb[e])
         # SOP count: events and taps registered at S1, multiplied at S2 (off the scan path;
         # the counters are read after the launch, many cycles later)
         nev1, ntaps1, mult1 = Signal.like(nev), Signal.like(ntaps), Signal(8)
         m.d.sync += [nev1.eq(nev), ntaps1.eq(ntaps), mult1.eq(Mux(ident, 1, self.tile_ch))]
         ops = Signal(16)
-        m.d.comb += ops.eq(nev1 * ntaps1 * mult1)
+        if PH:
+            # each event set reaches its own tap columns: nvy * (n_a * vx1 + n_b * (vx0 + vx2)),
+            # which is nev * ntaps when both sets are the same events
+            nva, nvb = _popcount(m, va, "nev_a"), _popcount(m, vb, "nev_b")
+            nvy = _popcount(m, list(vy), "nvy_s")
+            ta, tb = Signal(2), Signal(3)
+            m.d.comb += [ta.eq(nvy * vx[1]), tb.eq(nvy * (vx[0] + vx[2]))]
+            part = Signal(8)
+            m.d.sync += part.eq(nva * ta + nvb * tb)
+            m.d.comb += ops.eq(part * mult1)
+        else:
+            m.d.comb += ops.eq(nev1 * ntaps1 * mult1)
         m.d.sync += [self.sops_inc.eq(Mux(image, 0, ops)), self.img_inc.eq(Mux(image, ops, 0))]
 
         # ---- advance to the next word
@@ -368,6 +415,10 @@ class Dispatch(wiring.Component):
         with m.If(active):
             with m.If(~last):
                 m.d.sync += [rem.eq(rem_next), left.eq(count - E), fresh.eq(0)]
+                if PH:
+                    with m.If(ph):
+                        m.d.sync += [left.eq(Mux(cnt_lo > E, cnt_lo - E, 0)),
+                                     left_b.eq(Mux(cnt_hi > E, cnt_hi - E, 0))]
             with m.Else():
                 # the next unit starts a run of this group (overridden below when it
                 # continues this run or belongs to the next group)

@@ -10,7 +10,7 @@ the row's slot at ox, cleared after the read (image layers: after the T-th read)
 (conv / dense / identity current of one output channel).
 """
 
-from amaranth import Array, Module, Mux, Signal, signed, unsigned
+from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -32,6 +32,9 @@ def pe_ports(cfg: SIAConfig):
         sig[f"ev_valid{e}"] = In(1)     # S1
         sig[f"ev_shift{e}"] = In(3)     # S1
         sig[f"ev_sel{e}"] = In(range(cfg.pes))  # S1 identity: the one PE that accumulates
+        if cfg.phase_pairs:             # event e of the second set: tap columns kx = 0, 2
+            sig[f"rd_addr_b{e}"] = In(rows)
+            sig[f"ev_valid_b{e}"] = In(1)
     sig.update({"ident": In(1), "acc_en": In(1), "bank_valid": In(12),
                 "ky_sel": In(8), "ox0": In(cols), "ox1": In(cols), "ox2": In(cols),
                 "drain_en": In(1), "drain_row": In(2), "drain_addr": In(cols), "drain_clear": In(1),
@@ -48,25 +51,37 @@ class PE(wiring.Component):
         m = Module()
         cfg, E, wb, A = self.cfg, self.cfg.events_per_cycle, self.cfg.weight_bits, self.cfg.acc_bits
         plane = timing.plane_issue(E)
-        m.submodules.wmem = wmem = Memory(shape=unsigned(9 * wb), depth=cfg.max_channels_in, init=[])
-        wp = wmem.write_port()
-        m.d.comb += [wp.en.eq(self.w_we), wp.addr.eq(self.w_addr), wp.data.eq(self.w_data)]
+        # the weight memory: one 9-tap word per row, or (phase pairs) split by tap column
+        # into the kx = 1 taps and the kx = 0, 2 taps, each read at its own event set's rows
+        sets = [("", list(range(9)))]
+        if cfg.phase_pairs:
+            sets = [("", [k for k in range(9) if k % 3 == 1]),
+                    ("_b", [k for k in range(9) if k % 3 != 1])]
+        ports = []
+        for tag, ks in sets:
+            mem = Memory(shape=unsigned(len(ks) * wb), depth=cfg.max_channels_in, init=[])
+            m.submodules[f"wmem{tag}"] = mem
+            wp = mem.write_port()
+            m.d.comb += [wp.en.eq(self.w_we), wp.addr.eq(self.w_addr),
+                         wp.data.eq(Cat(*[self.w_data[k * wb:(k + 1) * wb] for k in ks]))]
+            ports.append((tag, ks, mem))
         taps = [Signal(signed(wb + 8 + E), name=f"tap{k}") for k in range(9)]
         terms = [[] for _ in range(9)]
         for e in range(E):
-            rp = wmem.read_port()
-            m.d.comb += rp.addr.eq(getattr(self, f"rd_addr{e}"))
-            act = Signal(name=f"act{e}")
-            m.d.comb += act.eq(getattr(self, f"ev_valid{e}") &
-                               (~self.ident | (getattr(self, f"ev_sel{e}") == self.index)))
+            sel = ~self.ident | (getattr(self, f"ev_sel{e}") == self.index)
             # plane issue (E = 4): the cycle's image events share bit b, so the pre-added
             # sum is shifted once per tap (9 shifters, not 9*E)
             sh = getattr(self, f"ev_shift{e}")
-            for k in range(9):
-                w = rp.data[k * wb:(k + 1) * wb].as_signed()
-                t = Signal(signed(wb + 8), name=f"t{e}_{k}")
-                m.d.comb += t.eq(Mux(act, w if plane else w << sh, 0))
-                terms[k].append(t)
+            for tag, ks, mem in ports:
+                rp = mem.read_port()
+                m.d.comb += rp.addr.eq(getattr(self, f"rd_addr{tag}{e}"))
+                act = Signal(name=f"act{tag}{e}")
+                m.d.comb += act.eq(getattr(self, f"ev_valid{tag}{e}") & sel)
+                for j, k in enumerate(ks):
+                    w = rp.data[j * wb:(j + 1) * wb].as_signed()
+                    t = Signal(signed(wb + 8), name=f"t{e}_{k}")
+                    m.d.comb += t.eq(Mux(act, w if plane else w << sh, 0))
+                    terms[k].append(t)
         for k in range(9):
             s = terms[k][0]
             for t in terms[k][1:]:

@@ -164,7 +164,10 @@ class SIATop(wiring.Component):
                          pe.drain_en.eq(drain_en), pe.drain_row.eq(dg[:2]),
                          pe.drain_addr.eq(ox), pe.drain_clear.eq(drain_clear)]
             for e in range(E):
-                for n in ("rd_addr", "ev_valid", "ev_shift", "ev_sel"):
+                names = ("rd_addr", "ev_valid", "ev_shift", "ev_sel")
+                if cfg.phase_pairs:   # the second event set (a phase pair's high word)
+                    names += ("rd_addr_b", "ev_valid_b")
+                for n in names:
                     m.d.comb += getattr(pe, f"{n}{e}").eq(getattr(disp, f"{n}{e}"))
             psums.append(pe.psum)
         m.d.comb += agg.psum.eq(Cat(*psums))
@@ -348,7 +351,12 @@ class SIATop(wiring.Component):
                 # are never packed (period == timesteps)
                 # (a build that cannot pair PEs refuses narrow weight streams)
                 narrow_bad = C(0, 1) if regmap.pairs_pes(cfg) else L["wnarrow"]
+                # (a build without phase pairs refuses a phase group)
+                phase_bad = C(0, 1) if cfg.phase_pairs else Cat(*[
+                    field(GROUP_LAYOUT, "phase", LAYER_BEATS + GROUP_BEATS * g) & (g < L["ngroups"])
+                    for g in range(MAX_GROUPS)]).any()
                 m.d.sync += bad.eq((period == 0) | (period > cfg.max_timesteps) | narrow_bad |
+                                   phase_bad |
                                    (period > T) | ((image | L["kind"]) & (period != T)) |
                                    (L["h_out"] > cfg.max_height) | (L["w_out"] > cfg.max_width) |
                                    (L["ngroups"] == 0) | (L["ngroups"] > MAX_GROUPS) |
