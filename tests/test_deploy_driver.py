@@ -210,15 +210,34 @@ def test_model_backend_same_result(prog):
     assert same_result(m, run(prog, x, "golden", labels=y)) == [] and m.cycles > 0
 
 
-@pytest.mark.parametrize("pes", [64, 4])
-def test_every_op_on_twin_bit_exact(pes):
+@pytest.mark.parametrize("pes,phase", [(64, False), (4, False), (4, True)])
+def test_every_op_on_twin_bit_exact(pes, phase):
     """Strided, 1x1, multi-group, identity, pooled and dense groups (sia.hw.rtl.testprog),
-    one tile and many tiles per layer."""
+    one tile and many tiles per layer; phase pairs (its stride-2 3x3 conv); the twin's
+    CYCLES equal the model's."""
     testprog = pytest.importorskip("sia.hw.rtl.testprog")
     p = testprog.random_program(0)
     x = np.random.default_rng(0).integers(0, 256, (2, *p.input_shape)).astype(np.uint8)
-    r = run(p, x, "twin", cfg=SIAConfig(pes=pes))
+    cfg = SIAConfig(pes=pes, phase_pairs=phase)
+    r = run(p, x, "twin", cfg=cfg)
     assert same_result(r, run(p, x, "golden")) == []
+    assert r.cycles == run(p, x, "model", cfg=cfg).cycles
+
+
+def test_phase_pairs_register_and_refusal():
+    """Builds before interface 1.4 have no phase pairs; a build without them refuses a
+    phase group (error code 2), like the RTL."""
+    from sia.deploy.regmap_bridge import read_hw_config
+    dev = PythonSia(SIAConfig(phase_pairs=True))
+    assert read_hw_config(dev.reg_read).phase_pairs
+    old = {REG["VERSION"]: 0x0001_0003, REG["PARAM_PHASE_PAIRS"]: 0}
+    assert not read_hw_config(lambda off: old.get(off, dev.reg_read(off))).phase_pairs
+    testprog = pytest.importorskip("sia.hw.rtl.testprog")
+    p = testprog.random_program(0)
+    spikes = np.zeros((p.timesteps, *p.layers[0].shape), np.uint8)
+    pk = regmap.pack_tile(p, 1, 0, {0: spikes}, SIAConfig(phase_pairs=True))
+    assert _device_launch(PythonSia(SIAConfig()), pk)[0] == 2
+    assert _device_launch(PythonSia(SIAConfig(phase_pairs=True)), pk)[0] == 0
 
 
 def _device_launch(dev, beats):

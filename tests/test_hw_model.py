@@ -58,10 +58,87 @@ def _check_trace(p: Program, img: torch.Tensor, cfg: SIAConfig):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2 ** 31 - 1), pes=st.sampled_from([4, 64]), E=st.sampled_from([1, 2, 4]))
-def test_random_programs_trace_golden_fast(seed, pes, E):
+@given(seed=st.integers(0, 2 ** 31 - 1), pes=st.sampled_from([4, 64]), E=st.sampled_from([1, 2, 4]),
+       phase=st.booleans())
+def test_random_programs_trace_golden_fast(seed, pes, E, phase):
     p = random_program(seed, max_hw=8, max_channels=6, timesteps=3)
-    _check_trace(p, _images(p, 1, seed), SIAConfig(pes=pes, events_per_cycle=E))
+    _check_trace(p, _images(p, 1, seed), SIAConfig(pes=pes, events_per_cycle=E, phase_pairs=phase))
+
+
+# seeds of sia.program.random (max_hw=8, max_channels=6) whose programs hold a phase pair
+PHASE_SEEDS = [11, 16, 34, 63, 87, 105]
+
+
+@pytest.mark.parametrize("seed", PHASE_SEEDS)
+def test_phase_pairs_trace_golden_fast(seed):
+    """Programs with stride-2 3x3 convs on a phase-pair build: trace == golden and
+    fast == trace (the hypothesis test above meets such groups only sometimes)."""
+    p = random_program(seed, max_hw=8, max_channels=6, timesteps=3)
+    cfg = SIAConfig(pes=4, events_per_cycle=1 + seed % 2, phase_pairs=True)
+    assert any(S.phase(s, p, cfg) for layer in p.layers for s in layer.inputs)
+    _check_trace(p, _images(p, 1, seed), cfg)
+
+
+def test_hand_computed_phase_pairs():
+    """A stride-2 3x3 conv (pad 1) over a 2x4 map: on a phase-pair build the column
+    pairs (0, 1) and (2, 3) of each row are one issue unit each, costing
+    max(1, ceil(n_lo/E), ceil(n_hi/E)); without, each word is a unit of its own
+    (one 64-channel word per position: no word pairs)."""
+    l0 = Layer("a", "if", (3, 2, 4), bias=np.zeros(3, np.int64), v_init=np.zeros(3, np.int64),
+               threshold=np.array([1, 1, 1]), v_bits=1, acc_bits=1,
+               inputs=[Synapse(-1, "conv", np.ones((3, 1, 1, 1), np.int64), 8)])
+    l1 = Layer("b", "if", (2, 1, 2), bias=np.zeros(2, np.int64), v_init=np.zeros(2, np.int64),
+               threshold=np.array([1, 1]), v_bits=1, acc_bits=1,
+               inputs=[Synapse(0, "conv", np.ones((2, 3, 3, 3), np.int64), 4, stride=2, padding=1)])
+    p = _finish(Program("ph", (1, 2, 4), levels=4, timesteps=1, t_max=1, layers=[l0, l1],
+                        num_classes=2))
+    s = np.zeros((1, 3, 2, 4), np.uint8)
+    s[0, :, 0, 0] = 1            # row 0, pair 0: lo 3 events, hi 1
+    s[0, 1, 0, 1] = 1
+    s[0, :2, 1, 3] = 1           # row 1, pair 1: lo 0, hi 2; pair 0 of row 1 empty
+    # per unit, rows 0 and 1: phased (3|1) (empty) (empty) (0|2); plain the 8 words
+    for E, phased, plain in ((1, 3 + 1 + 1 + 2, 3 + 1 + 1 + 1 + 1 + 1 + 1 + 2),
+                             (2, 2 + 1 + 1 + 1, 2 + 1 + 1 + 1 + 1 + 1 + 1 + 1)):
+        for ph, want in ((True, phased), (False, plain)):
+            cfg = SIAConfig(events_per_cycle=E, phase_pairs=ph)
+            assert S.phase(l1.inputs[0], p, cfg) == ph
+            c = launch_cycles(p, 1, 0, {0: torch.from_numpy(s)}, config=cfg)
+            assert c["accumulate"] + c["dispatch_empty"] == want, (E, ph)
+            if ph:   # row 0's second pair and row 1's first are empty
+                assert c["dispatch_empty"] == 2
+    g = regmap._groups(p, 1, 0, SIAConfig(phase_pairs=True), 1)[0][0]
+    assert (g["phase"], g["nw"], g["wp"], g["pstride"], g["prow_stride"]) == (1, 2, 2, 2, 4)
+    # the maps go pair-interleaved: (row, pair X, word w, column 2X / 2X+1)
+    by_pos = s[0].transpose(1, 2, 0).astype(np.int64) @ (1 << np.arange(3))   # [y, x] words
+    assert regmap.pack_inputs(p, 1, 0, {0: s}, SIAConfig(phase_pairs=True), 1) == \
+        by_pos.reshape(-1).tolist()     # nw = 1: interleaving keeps raster order
+    rtl_cycles = pytest.importorskip("sia.hw.rtl.cycles")
+    for E in (1, 2, 4):
+        cfg = SIAConfig(events_per_cycle=E, phase_pairs=True)
+        assert launch_cycles(p, 1, 0, {0: torch.from_numpy(s)}, config=cfg)["total"] == \
+            rtl_cycles.launch_cycles(p, 1, 0, {0: s}, cfg)
+
+
+def test_phase_pair_interleaving_of_wide_maps():
+    """> 64 channels (2 words per position): the words of columns 2X and 2X+1 alternate."""
+    rng = np.random.default_rng(0)
+    l0 = Layer("a", "if", (70, 2, 4), bias=np.zeros(70, np.int64), v_init=np.zeros(70, np.int64),
+               threshold=np.ones(70, np.int64), v_bits=1, acc_bits=1,
+               inputs=[Synapse(-1, "conv", np.ones((70, 1, 1, 1), np.int64), 8)])
+    l1 = Layer("b", "if", (2, 1, 2), bias=np.zeros(2, np.int64), v_init=np.zeros(2, np.int64),
+               threshold=np.array([1, 1]), v_bits=1, acc_bits=1,
+               inputs=[Synapse(0, "conv", np.ones((2, 70, 3, 3), np.int64), 4, stride=2, padding=1)])
+    p = _finish(Program("ph2", (1, 2, 4), levels=4, timesteps=1, t_max=1, layers=[l0, l1],
+                        num_classes=2))
+    s = (rng.random((1, 70, 2, 4)) < 0.3).astype(np.uint8)
+    plain = regmap.pack_inputs(p, 1, 0, {0: s}, SIAConfig(), 1)        # (y, x, w)
+    ph = regmap.pack_inputs(p, 1, 0, {0: s}, SIAConfig(phase_pairs=True), 1)
+    assert ph == np.array(plain, dtype=object).reshape(2, 2, 2, 2).transpose(0, 1, 3, 2).reshape(-1).tolist()
+    rtl_cycles = pytest.importorskip("sia.hw.rtl.cycles")
+    for E in (1, 2, 4):
+        cfg = SIAConfig(events_per_cycle=E, phase_pairs=True)
+        assert launch_cycles(p, 1, 0, {0: torch.from_numpy(s)}, config=cfg)["total"] == \
+            rtl_cycles.launch_cycles(p, 1, 0, {0: s}, cfg)
 
 
 @pytest.mark.parametrize("seed", [7, 18, 33])   # seeds with > 8 image and > 64 spike channels
@@ -294,7 +371,8 @@ def test_launch_cycles_match_the_rtl_reference_formula():
         ins.update({i: g.traces[layer.name]["spikes"][:, 0].numpy()
                     for i, layer in enumerate(p.layers) if layer.kind == "if"})
         for cfg in (SIAConfig(), SIAConfig(pes=4, events_per_cycle=1),
-                    SIAConfig(pes=8, events_per_cycle=4)):
+                    SIAConfig(pes=8, events_per_cycle=4),
+                    SIAConfig(pes=4, events_per_cycle=2, phase_pairs=True)):
             for i, layer in enumerate(p.layers):
                 for k in range(S.tiles(layer, cfg)):
                     ours = launch_cycles(p, i, k, {s.source: torch.from_numpy(ins[s.source])

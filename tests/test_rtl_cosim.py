@@ -180,3 +180,52 @@ def test_packed_launches(built):
     res, _ = harness.run(CFG, [bad, pk])
     assert res[0].status & regmap.STATUS_ERROR and (res[0].status >> 8) & 0xFF == 2
     assert res[1].status & regmap.STATUS_DONE and not res[1].status & regmap.STATUS_ERROR
+
+
+@pytest.mark.parametrize("E", [2, 4])
+def test_phase_pairs_bit_and_cycle_exact(E):
+    """A phase-pair build (stride-2 3x3 convs take E events from each word of a column
+    pair): testprog's conv1 is ResNet's downsampling pattern (a stride-2 3x3 conv beside
+    a decimated 1x1 shortcut), with one and with two words per position; bit-exact,
+    cycle-exact, SOPS = the golden count, and unchanged results under stalls."""
+    for chans in ((6, 7), (70, 66)):
+        wide = max(chans) > 64
+        cfg = SIAConfig(pes=4, events_per_cycle=E, max_width=8, max_height=8,
+                        max_channels_in=1024 if wide else 64, max_timesteps=4,
+                        buffer_timesteps=16 if wide else 8, phase_pairs=True)
+        p = random_program(2, chans=chans, timesteps=2)
+        assert any(regmap.phase_pair(s, p.source_shape(s.source), cfg) for s in p.layers[1].inputs)
+        r = run_program(p, _image(p, 2), cfg)
+        for launch in r["launches"]:
+            assert launch["cycles"] == launch["expected"] == launch["model"], launch
+        sops = {}
+        for launch in r["launches"]:
+            name = p.layers[launch["layer"]].name
+            sops[name] = sops.get(name, 0) + launch["sops"]
+        assert sops == {k: v for k, v in r["golden"].sops.items()}
+    run_program(p, _image(p, 2), cfg, seed=E, p_valid=0.6, p_ready=0.5)
+
+
+def test_phase_pairs_on_model_engineers_programs():
+    """sia.program.random programs with stride-2 3x3 convs on a phase-pair build."""
+    from sia.program.random import random_program as rp
+    cfg = SIAConfig(pes=4, events_per_cycle=2, max_width=8, max_height=8, max_channels_in=128,
+                    max_timesteps=8, phase_pairs=True)
+    for seed in (13, 24, 29):
+        p = rp(seed, max_hw=8, max_channels=12, timesteps=3)
+        assert any(regmap.phase_pair(s, p.source_shape(s.source), cfg)
+                   for layer in p.layers for s in layer.inputs)
+        r = run_program(p, _image(p, seed), cfg)
+        for launch in r["launches"]:
+            assert launch["cycles"] == launch["expected"] == launch["model"], launch
+
+
+def test_phase_packet_refused_by_a_build_without_phase_pairs(built):
+    import dataclasses
+    p = random_program(0)
+    spikes = np.zeros((p.timesteps, *p.layers[0].shape), np.uint8)
+    pk = regmap.pack_tile(p, 1, 0, {0: spikes}, dataclasses.replace(CFG, phase_pairs=True))
+    ok = regmap.pack_tile(p, 1, 0, {0: spikes}, CFG)
+    res, _ = harness.run(CFG, [pk, ok])
+    assert res[0].status & regmap.STATUS_ERROR and (res[0].status >> 8) & 0xFF == 2
+    assert res[1].status & regmap.STATUS_DONE and not res[1].status & regmap.STATUS_ERROR

@@ -147,7 +147,8 @@ class PythonSia:
         total = hb + loads + hdr["sbeats"]
         period = hdr["period"]   # steps per image (a packed launch: timesteps / period images)
         packed_bad = ((hdr["image"] or hdr["kind"]) and period != hdr["timesteps"]
-                      or hdr["wnarrow"] and not rm.pairs_pes(cfg))
+                      or hdr["wnarrow"] and not rm.pairs_pes(cfg)
+                      or any(g["phase"] for g in groups) and not cfg.phase_pairs)
         if (len(beats) != total or hdr["tile_ch"] > P or not 1 <= period <= cfg.max_timesteps
                 or period > hdr["timesteps"] or packed_bad
                 or hdr["h_out"] > cfg.max_height or hdr["w_out"] > cfg.max_width):
@@ -204,6 +205,10 @@ class PythonSia:
             else:
                 seg = np.stack([words[g["base"] + t * g["tstride"] + addr]    # tstride apart
                                 for t in range(T)]).reshape(T, hs, ws, nw)
+                if g["phase"]:   # pair-interleaved: (X, w, column 2X / 2X+1)
+                    nw, ws = nw // 2, 2 * ws
+                    seg = seg.reshape(T, hs, ws // 2, nw, 2).transpose(0, 1, 2, 4, 3).reshape(
+                        T, hs, ws, nw)
                 bits = np.unpackbits(seg.view(np.uint8).reshape(T, hs, ws, nw * 8), axis=-1,
                                      bitorder="little")
                 op = OPS[g["op"]]

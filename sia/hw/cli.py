@@ -9,13 +9,14 @@ from sia import SiaError
 
 
 def _config(path: Path | None, pes: int | None, events: int | None, clock: float | None,
-            weight_bits: int | None = None):
+            weight_bits: int | None = None, phase_pairs: bool | None = None):
     import dataclasses
 
     from sia.hw.params import SIAConfig
     cfg = SIAConfig.from_json(json.loads(path.read_text())) if path else SIAConfig()
     over = {k: v for k, v in (("pes", pes), ("events_per_cycle", events), ("clock_mhz", clock),
-                              ("weight_bits", weight_bits)) if v is not None}
+                              ("weight_bits", weight_bits), ("phase_pairs", phase_pairs))
+            if v is not None}
     return dataclasses.replace(cfg, **over)
 
 
@@ -43,6 +44,9 @@ def register(app: typer.Typer):
         clock: float = typer.Option(None, "--clock-mhz", help="override clock_mhz"),
         weight_bits: int = typer.Option(None, "--weight-bits",
                                         help="override weight_bits (ResNet shortcuts may need > 8)"),
+        phase_pairs: bool = typer.Option(None, "--phase-pairs/--no-phase-pairs",
+                                         help="override phase_pairs (stride-2 3x3 convs take "
+                                              "events from two columns per cycle)"),
         synth: Path = typer.Option(None, "--synth-report",
                                    help="synth_report.json of `sia synth`: its DSP count for GOPS/DSP"),
         batch: int = typer.Option(1, "--batch", min=1,
@@ -58,7 +62,7 @@ def register(app: typer.Typer):
         from sia.program.resolve import resolve_program
 
         prog = resolve_program(program)
-        cfg = _config(config, pes, events, clock, weight_bits)
+        cfg = _config(config, pes, events, clock, weight_bits, phase_pairs)
         data, images, labels = program_test_set(prog, data, data_dir, limit)
         res = run(prog, images, labels, T=timesteps, config=cfg, progress=True, weight_batch=batch,
                   launch_images=launch_images)

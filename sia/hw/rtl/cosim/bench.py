@@ -2,8 +2,8 @@
 breakdown per phase (from the RTL-verified launches) and GOPS figures.
 
 python -m sia.hw.rtl.cosim.bench PROGRAM [--image I] [--batch B] [--pes P] [--events E]
-                                  [--config CFG.json] [--launch-images K] [--data-dir D]
-                                  [--out FILE]
+                                  [--config CFG.json] [--phase-pairs] [--launch-images K]
+                                  [--data-dir D] [--out FILE]
 """
 
 import argparse
@@ -75,6 +75,8 @@ def main(argv=None):
     ap.add_argument("--pes", type=int, default=None)
     ap.add_argument("--events", type=int, default=None)
     ap.add_argument("--config", default=None, help="SIAConfig JSON (then --pes/--events override)")
+    ap.add_argument("--phase-pairs", action=argparse.BooleanOptionalAction, default=None,
+                    help="override phase_pairs")
     ap.add_argument("--launch-images", type=int, default=0,
                     help="packed launches: images per launch (0 = as many as fit, 1 = none)")
     ap.add_argument("--data-dir", default=None)
@@ -87,7 +89,8 @@ def main(argv=None):
     import dataclasses
     base = SIAConfig.from_json(json.loads(Path(a.config).read_text())) if a.config else SIAConfig()
     cfg = dataclasses.replace(base, **{k: v for k, v in (("pes", a.pes),
-                              ("events_per_cycle", a.events)) if v is not None})
+                              ("events_per_cycle", a.events), ("phase_pairs", a.phase_pairs))
+                              if v is not None})
     sel = slice(a.image, a.image + a.batch)
     res = bench(p, np.asarray(images[sel]), cfg, launch_images=a.launch_images)
     res["image_index"], res["labels"] = a.image, [int(v) for v in labels[sel]]
