@@ -22,6 +22,11 @@ Tile packet (all multi-bit fields little-endian, two's complement where signed):
   a 1.3 packet of one image runs on a 1.2 build (the field's bits were unused); a 1.2
   packet (period = 0) is refused by a 1.3 build (error code 2).
 
+  Phase pairs (interface 1.4): on builds with `phase_pairs` (PARAM_PHASE_PAIRS = 1), a
+  stride-2 3x3 conv group (`phase_pair`) carries the descriptor bit `phase` and
+  pair-interleaved maps (section 4); other builds refuse it (error code 2). A packet
+  without phase groups is the same as in 1.3.
+
   1. header: LAYER_BEATS beats of layer descriptor + GROUP_BEATS beats per synapse
      group (fields and positions: LAYER_FIELDS / GROUP_FIELDS, packed LSB-first,
      in order, a field never straddles a beat).
