@@ -369,12 +369,11 @@ class Dispatch(wiring.Component):
         for jj in range(4):
             for kx in range(3):
                 m.d.comb += bv[jj * 3 + kx].eq(rowok[jj] & vx[kx])
-        ntaps = Signal(4)
-        m.d.comb += ntaps.eq(_popcount(m, list(vy), "nvy") * _popcount(m, list(vx), "nvx"))
-        nev = _popcount(m, ev_valid, "nev")
+        nvy = _popcount(m, list(vy), "nvy")
 
         # ---- S1 registers
-        m.d.sync += [self.acc_en.eq(Cat(*va, *vb).any()), self.ident.eq(ident),
+        m.d.sync += [self.acc_en.eq(Cat(*va, *vb).any() if PH else Cat(*ev_valid).any()),
+                     self.ident.eq(ident),
                      self.bank_valid.eq(bv), self.ky_sel.eq(kysel),
                      self.ox0.eq(oxl[0]), self.ox1.eq(oxl[1]), self.ox2.eq(oxl[2])]
         for e in range(E):
@@ -385,20 +384,24 @@ class Dispatch(wiring.Component):
                 m.d.sync += getattr(self, f"ev_valid_b{e}").eq(vb[e])
         # SOP count: events and taps registered at S1, multiplied at S2 (off the scan path;
         # the counters are read after the launch, many cycles later)
-        nev1, ntaps1, mult1 = Signal.like(nev), Signal.like(ntaps), Signal(8)
-        m.d.sync += [nev1.eq(nev), ntaps1.eq(ntaps), mult1.eq(Mux(ident, 1, self.tile_ch))]
+        mult1 = Signal(8)
+        m.d.sync += mult1.eq(Mux(ident, 1, self.tile_ch))
         ops = Signal(16)
         if PH:
             # each event set reaches its own tap columns: nvy * (n_a * vx1 + n_b * (vx0 + vx2)),
             # which is nev * ntaps when both sets are the same events
             nva, nvb = _popcount(m, va, "nev_a"), _popcount(m, vb, "nev_b")
-            nvy = _popcount(m, list(vy), "nvy_s")
             ta, tb = Signal(2), Signal(3)
             m.d.comb += [ta.eq(nvy * vx[1]), tb.eq(nvy * (vx[0] + vx[2]))]
             part = Signal(8)
             m.d.sync += part.eq(nva * ta + nvb * tb)
             m.d.comb += ops.eq(part * mult1)
         else:
+            ntaps = Signal(4)
+            m.d.comb += ntaps.eq(nvy * _popcount(m, list(vx), "nvx"))
+            nev = _popcount(m, ev_valid, "nev")
+            nev1, ntaps1 = Signal.like(nev), Signal.like(ntaps)
+            m.d.sync += [nev1.eq(nev), ntaps1.eq(ntaps)]
             m.d.comb += ops.eq(nev1 * ntaps1 * mult1)
         m.d.sync += [self.sops_inc.eq(Mux(image, 0, ops)), self.img_inc.eq(Mux(image, ops, 0))]
 
