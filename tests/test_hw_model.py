@@ -475,6 +475,19 @@ def test_dse_matches_direct_runs_and_writes(tmp_path, launch_images):
     assert json.loads(js.read_text()) == rows and png.stat().st_size > 0
 
 
+def test_dse_sweeps_phase_pairs():
+    p = random_program(4)            # holds a stride-2 3x3 conv
+    imgs = _images(p, 2, 0)
+    rows = dse.sweep(p, imgs, pes=(4,), events=(2,), timesteps=(2,), weight_bits=(8,),
+                     batches=(2,), phase_pairs=(False, True))
+    assert [q["phase_pairs"] for q in rows] == [False, True]
+    for q in rows:
+        cfg = SIAConfig(pes=4, phase_pairs=q["phase_pairs"])
+        s = report.summarize(run(p, imgs, T=2, config=cfg, weight_batch=2))
+        assert q["latency_cycles"] == pytest.approx(s["latency_cycles"]["mean"])
+    assert rows[1]["latency_cycles"] < rows[0]["latency_cycles"]
+
+
 def test_report_fields_and_cli(tmp_path, capsys):
     from sia.cli import main
     p = random_program(3)

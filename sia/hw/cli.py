@@ -92,6 +92,9 @@ def register(app: typer.Typer):
         launch_images: int = typer.Option(0, "--launch-images", min=0,
                                           help="packed launches: images per launch "
                                                "(0 = as many as fit, 1 = none)"),
+        phase_pairs: str = typer.Option(None, "--phase-pairs",
+                                        help="phase pairs to sweep: off, on or off,on "
+                                             "(default: the config's)"),
         out: Path = typer.Option(None, "--out", help="directory for sia_dse.json + PNG"),
     ):
         """Sweep PE count, events per cycle, T and weight bits: table + plot."""
@@ -106,9 +109,15 @@ def register(app: typer.Typer):
         _, images, _ = program_test_set(prog, data, data_dir, limit)
         if any(b < 1 for b in ints(batch)):
             raise SiaError(f"--batch values must be >= 1, got {batch}")
+        phases = None
+        if phase_pairs is not None:
+            words = phase_pairs.split(",")
+            if not set(words) <= {"off", "on"}:
+                raise SiaError(f"--phase-pairs takes off, on or off,on, got {phase_pairs!r}")
+            phases = tuple(w == "on" for w in words)
         rows = dse.sweep(prog, images, ints(pes), ints(events), ints(timesteps), ints(weight_bits),
                          base=_config(config, None, None, None), progress=False,
-                         batches=ints(batch), launch_images=launch_images)
+                         batches=ints(batch), launch_images=launch_images, phase_pairs=phases)
         _print_table(dse.TABLE_HEADER, dse.table_rows(rows))
         print("* projection for an option the RTL lacks: all streams hidden behind compute")
         if out:

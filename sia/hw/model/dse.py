@@ -43,8 +43,8 @@ def point(program: Program, r: ModelResult, cfg: SIAConfig, weight_batch: int = 
     `launch_images` of them per launch, 0 = as many as fit)."""
     T, n = r.timesteps, r.images
     row = {"pes": cfg.pes, "events_per_cycle": cfg.events_per_cycle, "timesteps": T,
-           "weight_bits": cfg.weight_bits, "weight_batch": weight_batch,
-           "launch_images": launch_images}
+           "weight_bits": cfg.weight_bits, "phase_pairs": cfg.phase_pairs,
+           "weight_batch": weight_batch, "launch_images": launch_images}
     try:
         check_fits(program, cfg, T)
     except SiaError as e:
@@ -79,8 +79,10 @@ def point(program: Program, r: ModelResult, cfg: SIAConfig, weight_batch: int = 
 
 def sweep(program: Program, images, pes=(16, 32, 64, 128), events=(1, 2), timesteps=(4, 8, 16),
           weight_bits=(8, 16), base: SIAConfig | None = None, progress: bool = False,
-          batches=(1,), launch_images: int = 1) -> list[dict]:
+          batches=(1,), launch_images: int = 1, phase_pairs=None) -> list[dict]:
+    """phase_pairs: the values of SIAConfig.phase_pairs to sweep (default: the base's)."""
     base = base or SIAConfig()
+    phases = (base.phase_pairs,) if phase_pairs is None else tuple(phase_pairs)
     Ts = [T for T in timesteps if T <= min(program.t_max, base.max_timesteps)]
     if not Ts:
         raise SiaError(f"no T in {list(timesteps)} within the program's t_max={program.t_max}")
@@ -95,9 +97,11 @@ def sweep(program: Program, images, pes=(16, 32, 64, 128), events=(1, 2), timest
                         progress=progress, keep_scans=True)
             for E in events:
                 for wb in weight_bits:
-                    cfg = dataclasses.replace(base, pes=P, events_per_cycle=E, weight_bits=wb)
-                    for b in batches:
-                        rows.append(point(program, r, cfg, b, launch_images))
+                    for ph in phases:
+                        cfg = dataclasses.replace(base, pes=P, events_per_cycle=E, weight_bits=wb,
+                                                  phase_pairs=ph)
+                        for b in batches:
+                            rows.append(point(program, r, cfg, b, launch_images))
     return rows
 
 
@@ -115,13 +119,16 @@ def write(rows: list[dict], out_dir, stem: str = "sia_dse") -> tuple[Path, Path]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
     for T in sorted({r["timesteps"] for r in ok}):
         for E in sorted({r["events_per_cycle"] for r in ok}):
-            pts = sorted((r["pes"], r["images_per_s"], r["gops_per_pe"]) for r in ok
-                         if r["timesteps"] == T and r["events_per_cycle"] == E
-                         and r["weight_bits"] == wb and r["weight_batch"] == bmax)
-            if pts:
-                p, ips, gpp = zip(*pts)
-                a1.plot(p, ips, marker="o", label=f"T={T}, E={E}")
-                a2.plot(p, gpp, marker="o", label=f"T={T}, E={E}")
+            for ph in sorted({r["phase_pairs"] for r in ok}):
+                pts = sorted((r["pes"], r["images_per_s"], r["gops_per_pe"]) for r in ok
+                             if r["timesteps"] == T and r["events_per_cycle"] == E
+                             and r["weight_bits"] == wb and r["weight_batch"] == bmax
+                             and r["phase_pairs"] == ph)
+                if pts:
+                    p, ips, gpp = zip(*pts)
+                    lab = f"T={T}, E={E}" + (", phase pairs" if ph else "")
+                    a1.plot(p, ips, marker="o", linestyle="--" if ph else "-", label=lab)
+                    a2.plot(p, gpp, marker="o", linestyle="--" if ph else "-", label=lab)
     for ax, lab in ((a1, "images/s"), (a2, "GOPS/PE (1 op = 1 accumulate)")):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("PEs")
@@ -136,7 +143,7 @@ def write(rows: list[dict], out_dir, stem: str = "sia_dse") -> tuple[Path, Path]
     return js, png
 
 
-TABLE_HEADER = ["P", "E", "T", "wbits", "batch", "cycles/img", "images/s", "GOPS(acc)", "GOPS/PE",
+TABLE_HEADER = ["P", "E", "T", "wbits", "phase", "batch", "cycles/img", "images/s", "GOPS(acc)", "GOPS/PE",
                 "util %", "GOPS/PE compute only*"]
 
 
@@ -144,7 +151,7 @@ def table_rows(rows: list[dict]) -> list[list[str]]:
     out = []
     for r in rows:
         head = [str(r["pes"]), str(r["events_per_cycle"]), str(r["timesteps"]), str(r["weight_bits"]),
-                str(r["weight_batch"])]
+                "on" if r["phase_pairs"] else "off", str(r["weight_batch"])]
         if not r["fits"]:
             out.append(head + ["does not fit", "", "", "", "", ""])
         else:
