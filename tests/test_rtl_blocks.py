@@ -87,6 +87,50 @@ def test_pe_accumulates_taps_and_drains():
     _run(dut, bench)
 
 
+def test_pe_phase_pair_sets_feed_their_own_tap_columns():
+    """Phase pairs: the first event set reads its row from the kx = 1 weight memory, the
+    second from the kx = 0, 2 memory (different rows in one cycle); outside phase groups
+    both sets carry the same events, so every tap sees each event once."""
+    import dataclasses
+    cfg = dataclasses.replace(SMALL, phase_pairs=True)
+    dut = PE(cfg, index=1)
+    w = {3: np.arange(1, 10), 5: -10 * np.arange(1, 10)}
+
+    async def bench(ctx):
+        for row, vals in w.items():
+            ctx.set(dut.w_we, 1)
+            ctx.set(dut.w_addr, row)
+            ctx.set(dut.w_data, sum((int(v) & 0xFF) << (8 * k) for k, v in enumerate(vals)))
+            await ctx.tick()
+        ctx.set(dut.w_we, 0)
+        for a, b, want in ((3, 5, lambda k: w[3][k] if k % 3 == 1 else w[5][k]),
+                           (3, 3, lambda k: w[3][k])):
+            ctx.set(dut.rd_addr0, a)        # S0: first set row a, second set row b
+            ctx.set(dut.rd_addr_b0, b)
+            await ctx.tick()
+            ctx.set(dut.ev_valid0, 1)       # S1: one event in each set
+            ctx.set(dut.ev_valid_b0, 1)
+            ctx.set(dut.acc_en, 1)
+            ctx.set(dut.bank_valid, 0x1FF)
+            ctx.set(dut.ky_sel, 0b100100)
+            for kx, ox in enumerate((2, 3, 4)):
+                ctx.set(getattr(dut, f"ox{kx}"), ox)
+            await ctx.tick()
+            ctx.set(dut.acc_en, 0)
+            ctx.set(dut.ev_valid0, 0)
+            ctx.set(dut.ev_valid_b0, 0)
+            for j in range(3):
+                for kx, ox in enumerate((2, 3, 4)):
+                    ctx.set(dut.drain_en, 1)
+                    ctx.set(dut.drain_row, j)
+                    ctx.set(dut.drain_addr, ox)
+                    ctx.set(dut.drain_clear, 1)
+                    assert ctx.get(dut.psum) == want(j * 3 + kx), (a, b, j, kx)
+                    await ctx.tick()
+            ctx.set(dut.drain_en, 0)
+    _run(dut, bench)
+
+
 def test_aggregation_if_and_integrator():
     """Lanes follow sia/snn/neuron.py: V += I; s = V >= theta; V -= s*theta."""
     from sia.snn.neuron import if_step
