@@ -182,17 +182,19 @@ def test_packed_launches(built):
     assert res[1].status & regmap.STATUS_DONE and not res[1].status & regmap.STATUS_ERROR
 
 
+def _phase_cfg(E):   # one phase-pair build per E serves every phase test (2 Verilator builds)
+    return SIAConfig(pes=4, events_per_cycle=E, max_width=8, max_height=8, max_channels_in=1024,
+                     max_timesteps=4, buffer_timesteps=16, phase_pairs=True)
+
+
 @pytest.mark.parametrize("E", [2, 4])
 def test_phase_pairs_bit_and_cycle_exact(E):
     """A phase-pair build (stride-2 3x3 convs take E events from each word of a column
     pair): testprog's conv1 is ResNet's downsampling pattern (a stride-2 3x3 conv beside
     a decimated 1x1 shortcut), with one and with two words per position; bit-exact,
     cycle-exact, SOPS = the golden count, and unchanged results under stalls."""
+    cfg = _phase_cfg(E)
     for chans in ((6, 7), (70, 66)):
-        wide = max(chans) > 64
-        cfg = SIAConfig(pes=4, events_per_cycle=E, max_width=8, max_height=8,
-                        max_channels_in=1024 if wide else 64, max_timesteps=4,
-                        buffer_timesteps=16 if wide else 8, phase_pairs=True)
         p = random_program(2, chans=chans, timesteps=2)
         assert any(regmap.phase_pair(s, p.source_shape(s.source), cfg) for s in p.layers[1].inputs)
         r = run_program(p, _image(p, 2), cfg)
@@ -209,8 +211,7 @@ def test_phase_pairs_bit_and_cycle_exact(E):
 def test_phase_pairs_on_model_engineers_programs():
     """sia.program.random programs with stride-2 3x3 convs on a phase-pair build."""
     from sia.program.random import random_program as rp
-    cfg = SIAConfig(pes=4, events_per_cycle=2, max_width=8, max_height=8, max_channels_in=128,
-                    max_timesteps=8, phase_pairs=True)
+    cfg = _phase_cfg(2)
     for seed in (13, 24, 29):
         p = rp(seed, max_hw=8, max_channels=12, timesteps=3)
         assert any(regmap.phase_pair(s, p.source_shape(s.source), cfg)
