@@ -208,6 +208,18 @@ def test_phase_pairs_bit_and_cycle_exact(E):
     run_program(p, _image(p, 2), cfg, seed=E, p_valid=0.6, p_ready=0.5)
 
 
+def test_phase_pairs_in_packed_batches():
+    """Phase groups in resident-weight batches and packed launches (3 images)."""
+    from sia.hw.rtl.cosim.program import run_images
+    cfg = _phase_cfg(2)
+    p = random_program(4, timesteps=2)
+    imgs = np.stack([_image(p, s) for s in range(3)])
+    r = run_images(p, imgs, cfg, launch_images=0)      # raises on any golden mismatch
+    assert any(len(launch["images"]) > 1 for launch in r["launches"])
+    for launch in r["launches"]:
+        assert launch["cycles"] == launch["expected"] == launch["model"], launch
+
+
 def test_phase_pairs_on_model_engineers_programs():
     """sia.program.random programs with stride-2 3x3 convs on a phase-pair build."""
     from sia.program.random import random_program as rp
