@@ -257,6 +257,8 @@ class PythonSia:
             x = F.avg_pool2d(x, p, divisor_override=1)
         if op == "conv":
             kh, kw = g["kh"], g["kw"]
+            if g["phase"] and g["stride"] == 1:   # a one-tap phase group: a 1x1 conv
+                kh = kw = 1
             C = w.shape[0]
             k = np.zeros((n, C, kh, kw), dtype=np.float64)
             for ky in range(kh):

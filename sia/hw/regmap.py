@@ -262,17 +262,31 @@ def decimation(syn) -> int:
     return 1
 
 
+def one_tap(syn) -> bool:
+    """A group whose every event reaches one output through one tap: an identity
+    shortcut, or an unpadded, unpooled 1x1 conv of stride 1 or a decimated one."""
+    return syn.pool == 1 and (syn.op == "identity" or (
+        syn.op == "conv" and tuple(syn.weight.shape[2:]) == (1, 1) and syn.padding == 0
+        and (syn.stride == 1 or decimation(syn) > 1)))
+
+
 def phase_pair(syn, src_shape, cfg: SIAConfig) -> bool:
-    """Is this group scanned in phase pairs? On builds with `phase_pairs`, a stride-2,
-    padding-1, 3x3, unpooled conv over spikes with an even source width: source
-    columns 2X and 2X+1 reach disjoint tap columns (kx = 1; kx = 0 and 2), so the
-    dispatcher takes up to E events from each of the two words (w of both positions)
-    in one cycle and each PE pre-adds them into its own tap columns. Its maps are
-    streamed pair-interleaved (`pack_inputs`): per row, per column pair X, per word w,
-    the words of columns 2X and 2X+1."""
-    return (cfg.phase_pairs and syn.op == "conv" and syn.source != IMAGE
-            and tuple(syn.weight.shape[2:]) == (3, 3) and syn.stride == 2
-            and syn.padding == 1 and syn.pool == 1 and src_shape[2] % 2 == 0)
+    """Is this group scanned in phase pairs? On builds with `phase_pairs`, two groups of
+    spike sources whose scanned width (the source's, or a decimated group's view) is
+    even: a stride-2, padding-1, 3x3 unpooled conv - source columns 2X and 2X+1 reach
+    disjoint tap columns (kx = 1; kx = 0 and 2) - and a one-tap group (`one_tap`) -
+    column 2X goes through tap (0, 1), column 2X+1 through tap (0, 0), the weight
+    being in both. The dispatcher takes up to E events from each of the two words (w
+    of both positions) in one cycle and each PE pre-adds them into its own tap columns.
+    Their maps are streamed pair-interleaved (`pack_inputs`): per row, per column pair
+    X, per word w, the words of columns 2X and 2X+1. src_shape: the source's (C, H, W)."""
+    if not cfg.phase_pairs or syn.source == IMAGE:
+        return False
+    width = -(-src_shape[2] // decimation(syn))
+    if width % 2:
+        return False
+    return one_tap(syn) or (syn.op == "conv" and tuple(syn.weight.shape[2:]) == (3, 3)
+                            and syn.stride == 2 and syn.padding == 1 and syn.pool == 1)
 
 
 def scan_addresses(g: dict) -> np.ndarray:
@@ -374,7 +388,9 @@ def _groups(program: Program, layer_index: int, tile: int, cfg: SIAConfig, T: in
             hp, wp = Hs, Ws
         # a phase group (`phase_pair`) is walked as W/2 column pairs whose 2*nw words,
         # (2X, w) and (2X+1, w) next to each other, form one run of word pairs
-        ph = phase_pair(s, (C, Hs, Ws), cfg)
+        ph = phase_pair(s, program.source_shape(s.source), cfg)
+        if ph and one_tap(s):    # columns 2X+1 - kx for kx = 0, 1 (`phase_pair`)
+            stride, pad, kh, kw, reach = 1, 0, 1, 2, 1
         g = dict(op=OPS[s.op], image=int(image), pool=p, stride=stride, pad=pad, kh=kh, kw=kw,
                  nw=2 * nw if ph else nw, hp=hp, wp=wp // 2 if ph else wp, reach=reach,
                  base=base, tstride=0, prow_stride=p * Ws * nw,
@@ -525,6 +541,8 @@ def pack_tile(program: Program, layer_index: int, tile: int, inputs: dict,
             wt[:, :n, 0] = w.reshape(n, C, hw).transpose(2, 1, 0).reshape(hw * C, n)
         else:
             wt[0, :n, 0] = np.asarray(s.weight, dtype=np.int64)[lo:lo + n]
+        if g["phase"] and one_tap(s):   # column 2X+1 uses tap (0, 0), column 2X tap (0, 1)
+            wt[:, :, 1] = wt[:, :, 0]
         words.append(wt.reshape(-1))
     wvals = np.concatenate(words) if words else np.zeros(0, np.int64)
     wbeats = bits_to_beats(wvals.tolist(), wb)

@@ -28,10 +28,10 @@ def _overlap(program: Program, L, cfg: SIAConfig, T: int, tile: int, weight_batc
     aggregation core side by side) from the scanned words of a run(..., keep_scans=True)."""
     layer = program.layers[L.index]
     d = 0
-    for k, syn, words, planes in L.scans:
+    for k, syn, words, planes, orig in L.scans:
         if k is None or k == tile:
             d = d + S.row_dispatch(syn, words, layer.shape[1], cfg.events_per_cycle, planes,
-                                   S.phase(syn, program, cfg))
+                                   S.phase(orig, program, cfg))
     o = packed_overlap(program, L.index, cfg, T, tile, d, weight_batch, per_launch)
     return {"span": float(o["span"].mean()), "wait": float(o["wait"].mean())}
 

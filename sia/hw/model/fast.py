@@ -46,8 +46,9 @@ class LayerStats:
     spikes: int = 0
     per_launch: int = 1             # images per launch (packed launches: > 1)
     # scanned word counts, kept for the DSE (the overlap depends on them per row):
-    # (tile or None for words every tile scans, synapse group, words [T', B, nw, H, W],
-    #  image bit-plane counts [1, B, nw, 8, H, W] or None)
+    # (tile or None for words every tile scans, synapse group as scanned, words
+    #  [T', B, nw, H, W], image bit-plane counts [1, B, nw, 8, H, W] or None, the group
+    #  as in the program)
     scans: list = field(default_factory=list)
 
     def launch_phases(self, tile: int, images: int = 1) -> dict[str, float]:
@@ -188,13 +189,14 @@ def _new_stats(program: Program, config: SIAConfig, T: int, weight_batch: int = 
 
 
 def _count_group(program, config, L: LayerStats, s, words, planes, ks: list[int],
-                 keep_scans: bool):
+                 keep_scans: bool, orig):
     """Add one group's scanned words to the launches `ks` (the tiles that scan these same
-    words); returns (dispatch cycles per (t, image, output row) [T', B, H], SOPs per image)."""
+    words); returns (dispatch cycles per (t, image, output row) [T', B, H], SOPs per image).
+    s: the group as scanned (`schedule.scan_view`), orig: as in the program."""
     layer = program.layers[L.index]
     if keep_scans:
-        L.scans.append((None if s.op != "identity" else ks[0], s, words, planes))
-    ph = S.phase(s, program, config)
+        L.scans.append((None if s.op != "identity" else ks[0], s, words, planes, orig))
+    ph = S.phase(orig, program, config)
     d = S.scan_stats(s, words, layer.shape[1], config.events_per_cycle, planes, ph)
     events = int(d["events"].sum())
     for k in ks:
@@ -222,18 +224,18 @@ def _count_layer(program, config, L: LayerStats, sources: dict, T: int, keep_sca
     layer = program.layers[L.index]
     sops = 0
     steps = [0] * L.tiles      # per tile: dispatch cycles per (t, image)
-    for s in layer.inputs:
-        s, x = S.scan_view(s, sources[s.source])
+    for orig in layer.inputs:
+        s, x = S.scan_view(orig, sources[orig.source])
         if s.op == "identity":   # each tile scans its own channel slice
             for k in range(L.tiles):
                 c, o = _count_group(program, config, L, s,
                                     S.group_words(program, layer, s, x, k, config), None, [k],
-                                    keep_scans)
+                                    keep_scans, orig)
                 steps[k], sops = steps[k] + c, sops + o
         else:
             words = S.group_words(program, layer, s, x, 0, config)
             c, o = _count_group(program, config, L, s, words, S.plane_counts(s, x, config),
-                                list(range(L.tiles)), keep_scans)
+                                list(range(L.tiles)), keep_scans, orig)
             steps, sops = [v + c for v in steps], sops + o
     loops = S.loop_constant(program, L.index, T)
     cycles = 0
@@ -344,10 +346,10 @@ def launch_cycles(program: Program, layer_index: int, tile: int, inputs,
             x = torch.as_tensor(per_image[0][s.source])[None]
         else:
             x = torch.cat([torch.as_tensor(v[s.source])[:T] for v in per_image])[:, None]
+        ph = S.phase(s, program, config)
         s, x = S.scan_view(s, x)
         words = S.group_words(program, layer, s, x, tile, config)
         planes = S.plane_counts(s, x, config)
-        ph = S.phase(s, program, config)
         d = S.scan_stats(s, words, layer.shape[1], config.events_per_cycle, planes, ph)
         phases["accumulate"] += int(d["accumulate"].sum())
         phases["dispatch_empty"] += int(d["dispatch_empty"].sum())

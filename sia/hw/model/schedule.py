@@ -46,7 +46,8 @@ def channels_per_word(syn: Synapse, config: SIAConfig) -> int:
 
 
 def phase(syn: Synapse, program: Program, config: SIAConfig) -> bool:
-    """Is the group scanned in phase pairs on this build (`regmap.phase_pair`)?"""
+    """Is the group (as in the program, not `scan_synapse`'s view) scanned in phase pairs
+    on this build (`regmap.phase_pair`)?"""
     return regmap.phase_pair(syn, program.source_shape(syn.source), config)
 
 

@@ -140,16 +140,25 @@ class _Launch:
         self.mem[f"membrane_{'ab'[bank]}_{'reads' if op == 'r' else 'writes'}"] += 1
 
 
-def _phase_words(s, src, t):
+def _phase_words(s, src, t, lo, hi):
     """Scan order of a phase group (`regmap.phase_pair`) at step t: {row: [((events of
-    column 2X, events of column 2X+1), 2)]} per column pair X and word w."""
-    c, h, w = src.shape[-3:]
+    column 2X, events of column 2X+1), 2)]} per column pair X and word w of channels
+    [lo, hi) (identity: the tile's slice)."""
+    h, w = src.shape[-2:]
     rows = {}
     for r in range(h):
-        rows[r] = [(tuple([(ch, r, x, 1, None) for ch in range(w0, min(c, w0 + 64))
+        rows[r] = [(tuple([(ch, r, x, 1, None) for ch in range(w0, min(hi, w0 + 64))
                            if src[t, ch, r, x]] for x in (2 * X, 2 * X + 1)), 2)
-                   for X in range(w // 2) for w0 in range(0, c, 64)]
+                   for X in range(w // 2) for w0 in range(lo, hi, 64)]
     return rows
+
+
+def _channels(prog, layer, s, tile, cfg):
+    """The channels a group's words hold: all of its source's (identity: the tile's)."""
+    if s.op == "identity":
+        lo = tile * cfg.pes
+        return lo, lo + S.active_pes(layer, tile, cfg)
+    return 0, prog.source_shape(s.source)[0]
 
 
 def _words(prog, layer, s, src, t, tile, cfg):
@@ -212,8 +221,9 @@ def _run_rows(prog, layer, lc, srcs, t, drain_steps, out_s, out_v) -> list[int]:
     """Dispatch and drain every output row of one timestep (functionally in order);
     returns the dispatch cycles of each row (the timeline overlaps them with drains)."""
     views = [S.scan_view(s, srcs[s.source]) for s in layer.inputs]   # numpy maps slice alike
-    words = [_phase_words(s, src, t) if S.phase(s, prog, lc.cfg)
-             else _words(prog, layer, s, src, t, lc.k, lc.cfg) for s, src in views]
+    words = [_phase_words(s, src, t, *_channels(prog, layer, s, lc.k, lc.cfg))
+             if S.phase(orig, prog, lc.cfg) else _words(prog, layer, s, src, t, lc.k, lc.cfg)
+             for orig, (s, src) in zip(layer.inputs, views)]
     per_row = []
     for oy in range(lc.ho):
         before = lc.cyc["accumulate"] + lc.cyc["dispatch_empty"]

@@ -76,6 +76,7 @@ class Dispatch(wiring.Component):
                 # event e of the second set (a phase pair's high word; otherwise = event e)
                 sig[f"rd_addr_b{e}"] = Out(range(cfg.max_channels_in))
                 sig[f"ev_valid_b{e}"] = Out(1)
+                sig[f"ev_sel_b{e}"] = Out(range(cfg.pes))
         for g in range(MAX_GROUPS):
             for name, (_, _, bits) in GROUP_LAYOUT.items():
                 sig[f"g{g}_{name}"] = In(bits)
@@ -305,7 +306,7 @@ class Dispatch(wiring.Component):
             with m.If(image):
                 m.d.comb += last.eq(active & one_plane & (pc_low <= E))
 
-        chans, shifts = [], []
+        chans, chans_b, shifts = [], [], []
         for e in range(E):
             c = Signal(12, name=f"s0_ch{e}")
             sh = Signal(3, name=f"s0_sh{e}")
@@ -320,6 +321,8 @@ class Dispatch(wiring.Component):
                              cb.eq(Mux(ph, ((w >> 1) << 6) | idx_hi[e], c))]
                 m.d.comb += [getattr(self, f"rd_addr{e}").eq(db + Mux(ident, 0, ca)),
                              getattr(self, f"rd_addr_b{e}").eq(db + Mux(ident, 0, cb))]
+                c = ca          # identity: the PE each set's event goes to
+                chans_b.append(cb)
             else:
                 m.d.comb += getattr(self, f"rd_addr{e}").eq(db + Mux(ident, 0, c))
             chans.append(c)
@@ -338,7 +341,13 @@ class Dispatch(wiring.Component):
             ny = Signal(signed(12), name=f"ny{k}")
             nx = Signal(signed(12), name=f"nx{k}")
             # phase pairs: x counts column pairs; tap column k reads column 2x + (k != 1)
-            xk = Mux(ph, (x << 1) + (k != 1) + cur["pad"], xp) if PH else xp
+            # (stride-2 3x3 convs) or 2x + 1 (one-tap groups, stride 1: kx = 1 -> 2x,
+            # kx = 0 -> 2x + 1)
+            if PH:
+                xs = (x << 1) + Mux(cur["stride"] == 2, int(k != 1), 1) + cur["pad"]
+                xk = Mux(ph, xs, xp)
+            else:
+                xk = xp
             m.d.comb += [ny.eq(rp - k), nx.eq(xk - k)]
             oy = Signal(12, name=f"oy{k}")
             ox = Signal(12, name=f"ox{k}")
@@ -381,7 +390,8 @@ class Dispatch(wiring.Component):
                          getattr(self, f"ev_shift{e}").eq(shifts[e]),
                          getattr(self, f"ev_sel{e}").eq(chans[e])]
             if PH:
-                m.d.sync += getattr(self, f"ev_valid_b{e}").eq(vb[e])
+                m.d.sync += [getattr(self, f"ev_valid_b{e}").eq(vb[e]),
+                             getattr(self, f"ev_sel_b{e}").eq(chans_b[e])]
         # SOP count: events and taps registered at S1, multiplied at S2 (off the scan path;
         # the counters are read after the launch, many cycles later)
         mult1 = Signal(8)

@@ -35,6 +35,7 @@ def pe_ports(cfg: SIAConfig):
         if cfg.phase_pairs:             # event e of the second set: tap columns kx = 0, 2
             sig[f"rd_addr_b{e}"] = In(rows)
             sig[f"ev_valid_b{e}"] = In(1)
+            sig[f"ev_sel_b{e}"] = In(range(cfg.pes))
     sig.update({"ident": In(1), "acc_en": In(1), "bank_valid": In(12),
                 "ky_sel": In(8), "ox0": In(cols), "ox1": In(cols), "ox2": In(cols),
                 "drain_en": In(1), "drain_row": In(2), "drain_addr": In(cols), "drain_clear": In(1),
@@ -68,7 +69,9 @@ class PE(wiring.Component):
         taps = [Signal(signed(wb + 8 + E), name=f"tap{k}") for k in range(9)]
         terms = [[] for _ in range(9)]
         for e in range(E):
-            sel = ~self.ident | (getattr(self, f"ev_sel{e}") == self.index)
+            # identity events go to one PE each (phase pairs: each set's own channel)
+            sel = {tag: ~self.ident | (getattr(self, f"ev_sel{tag}{e}") == self.index)
+                   for tag, _, _ in ports}
             # plane issue (E = 4): the cycle's image events share bit b, so the pre-added
             # sum is shifted once per tap (9 shifters, not 9*E)
             sh = getattr(self, f"ev_shift{e}")
@@ -76,7 +79,7 @@ class PE(wiring.Component):
                 rp = mem.read_port()
                 m.d.comb += rp.addr.eq(getattr(self, f"rd_addr{tag}{e}"))
                 act = Signal(name=f"act{tag}{e}")
-                m.d.comb += act.eq(getattr(self, f"ev_valid{tag}{e}") & sel)
+                m.d.comb += act.eq(getattr(self, f"ev_valid{tag}{e}") & sel[tag])
                 for j, k in enumerate(ks):
                     w = rp.data[j * wb:(j + 1) * wb].as_signed()
                     t = Signal(signed(wb + 8), name=f"t{e}_{k}")

@@ -166,7 +166,7 @@ class SIATop(wiring.Component):
             for e in range(E):
                 names = ("rd_addr", "ev_valid", "ev_shift", "ev_sel")
                 if cfg.phase_pairs:   # the second event set (a phase pair's high word)
-                    names += ("rd_addr_b", "ev_valid_b")
+                    names += ("rd_addr_b", "ev_valid_b", "ev_sel_b")
                 for n in names:
                     m.d.comb += getattr(pe, f"{n}{e}").eq(getattr(disp, f"{n}{e}"))
             psums.append(pe.psum)
