@@ -41,6 +41,7 @@ Tile packet (all multi-bit fields little-endian, two's complement where signed):
        conv:     row c          -> w[tile*P+p, c, ky, kx]
        dense:    row pos*C + c  -> w[tile*P+p, c*Hp*Wp + pos]  (pos = pooled y*Wp+x, tap 0)
        identity: one row        -> w[tile*P+p]                 (tap 0)
+       a one-tap phase group (`one_tap`, `phase_pair`) repeats its tap-0 weight in tap 1
   3. neuron params: for p = 0..P-1 one word threshold | bias << vb | v_init << 2vb
      (vb = v_bits bits each), one LSB-first bit stream, zero padded.
   4. input maps, interleaved by timestep: for t, for each group g (step t of group g
