@@ -23,10 +23,14 @@ CHECK_IMAGES = 1000
 
 def _train_command(ev: dict) -> str:
     """How the entry's two runs were trained: one `sia train` per run when each run
-    followed its config from start to end; the session-1 runs were cut and resumed,
-    which benchmarks/cifar_train.sh replays exactly."""
+    followed its config from start to end (the FP32 twin first when it is the QCFS
+    run's distillation teacher); the session-1 runs were cut and resumed, which
+    benchmarks/cifar_train.sh replays exactly."""
     cmds = []
-    for key in ("qcfs_run", "fp32_run"):
+    keys = ("qcfs_run", "fp32_run")
+    if ev.get("config", {}).get("distill"):
+        keys = keys[::-1]
+    for key in keys:
         run = Path(ev[key])
         metrics = run / "metrics.json"
         cut = (not metrics.is_file() or
