@@ -1,5 +1,8 @@
-"""Projection for an option the SIA does not have (yet): horizontal phase pairs for
-stride-2 3x3 convolutions (docs/architecture.md, "Performance against the targets").
+"""The projection that decided to build phase pairs for stride-2 3x3 convolutions
+(docs/architecture.md, "Phase pairs"; session 7). The option exists now
+(`SIAConfig.phase_pairs`, `sia simulate --phase-pairs`) and the model of it lands
+within 0.3 % of this projection; the script stays as the way to size such an option
+from spike statistics before building it.
 
 Source positions 2X and 2X+1 of a stride-2, padding-1 3x3 conv use disjoint tap
 columns (kx = 1 vs kx = 0, 2). A PE whose weight memory is split by tap column could
@@ -9,7 +12,7 @@ them today (`sia.hw.model.schedule.scan_stats`: word pairs within a position's r
 This counts both from the golden simulator's spike maps, per stride-2 layer and per
 tile (every tile scans the same words), and projects the network's cycles if the
 saving were not hidden by anything else (the layers are dispatch-bound). A projection,
-labelled so: no model, formula or RTL implements it.
+labelled so (one-tap pairs, built later the same session, are not in it).
 
     python benchmarks/phase_pairs_estimate.py PROGRAM [--images 8] [--events 2,4]
         [--config CFG.json] [--pes P] [--data-dir D] [--out FILE.json]
