@@ -8,7 +8,7 @@ Source positions 2X and 2X+1 of a stride-2, padding-1 3x3 conv use disjoint tap
 columns (kx = 1 vs kx = 0, 2). A PE whose weight memory is split by tap column could
 take E events from each word of such a pair in one cycle: a pair of words costs
 max(1, ceil(n_lo / E), ceil(n_hi / E)) cycles instead of what the dispatcher spends on
-them today (`sia.hw.model.schedule.scan_stats`: word pairs within a position's run).
+them without the option (`sia.hw.model.schedule.scan_stats`: word pairs within a position's run).
 This counts both from the golden simulator's spike maps, per stride-2 layer and per
 tile (every tile scans the same words), and projects the network's cycles if the
 saving were not hidden by anything else (the layers are dispatch-bound). A projection,
