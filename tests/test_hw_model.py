@@ -79,19 +79,26 @@ def test_phase_pairs_trace_golden_fast(seed):
     _check_trace(p, _images(p, 1, seed), cfg)
 
 
+def _stride2_program(c: int) -> Program:
+    """An image 1x1 layer onto c channels of a 2x4 map, then a stride-2, padding-1 3x3
+    conv onto 2 channels of 1x2: the smallest program with a phase-pair group."""
+    l0 = Layer("a", "if", (c, 2, 4), bias=np.zeros(c, np.int64), v_init=np.zeros(c, np.int64),
+               threshold=np.ones(c, np.int64), v_bits=1, acc_bits=1,
+               inputs=[Synapse(-1, "conv", np.ones((c, 1, 1, 1), np.int64), 8)])
+    l1 = Layer("b", "if", (2, 1, 2), bias=np.zeros(2, np.int64), v_init=np.zeros(2, np.int64),
+               threshold=np.array([1, 1]), v_bits=1, acc_bits=1,
+               inputs=[Synapse(0, "conv", np.ones((2, c, 3, 3), np.int64), 4, stride=2, padding=1)])
+    return _finish(Program(f"ph{c}", (1, 2, 4), levels=4, timesteps=1, t_max=1, layers=[l0, l1],
+                           num_classes=2))
+
+
 def test_hand_computed_phase_pairs():
     """A stride-2 3x3 conv (pad 1) over a 2x4 map: on a phase-pair build the column
     pairs (0, 1) and (2, 3) of each row are one issue unit each, costing
     max(1, ceil(n_lo/E), ceil(n_hi/E)); without, each word is a unit of its own
     (one 64-channel word per position: no word pairs)."""
-    l0 = Layer("a", "if", (3, 2, 4), bias=np.zeros(3, np.int64), v_init=np.zeros(3, np.int64),
-               threshold=np.array([1, 1, 1]), v_bits=1, acc_bits=1,
-               inputs=[Synapse(-1, "conv", np.ones((3, 1, 1, 1), np.int64), 8)])
-    l1 = Layer("b", "if", (2, 1, 2), bias=np.zeros(2, np.int64), v_init=np.zeros(2, np.int64),
-               threshold=np.array([1, 1]), v_bits=1, acc_bits=1,
-               inputs=[Synapse(0, "conv", np.ones((2, 3, 3, 3), np.int64), 4, stride=2, padding=1)])
-    p = _finish(Program("ph", (1, 2, 4), levels=4, timesteps=1, t_max=1, layers=[l0, l1],
-                        num_classes=2))
+    p = _stride2_program(3)
+    l1 = p.layers[1]
     s = np.zeros((1, 3, 2, 4), np.uint8)
     s[0, :, 0, 0] = 1            # row 0, pair 0: lo 3 events, hi 1
     s[0, 1, 0, 1] = 1
@@ -122,14 +129,7 @@ def test_hand_computed_phase_pairs():
 def test_phase_pair_interleaving_of_wide_maps():
     """> 64 channels (2 words per position): the words of columns 2X and 2X+1 alternate."""
     rng = np.random.default_rng(0)
-    l0 = Layer("a", "if", (70, 2, 4), bias=np.zeros(70, np.int64), v_init=np.zeros(70, np.int64),
-               threshold=np.ones(70, np.int64), v_bits=1, acc_bits=1,
-               inputs=[Synapse(-1, "conv", np.ones((70, 1, 1, 1), np.int64), 8)])
-    l1 = Layer("b", "if", (2, 1, 2), bias=np.zeros(2, np.int64), v_init=np.zeros(2, np.int64),
-               threshold=np.array([1, 1]), v_bits=1, acc_bits=1,
-               inputs=[Synapse(0, "conv", np.ones((2, 70, 3, 3), np.int64), 4, stride=2, padding=1)])
-    p = _finish(Program("ph2", (1, 2, 4), levels=4, timesteps=1, t_max=1, layers=[l0, l1],
-                        num_classes=2))
+    p = _stride2_program(70)
     s = (rng.random((1, 70, 2, 4)) < 0.3).astype(np.uint8)
     plain = regmap.pack_inputs(p, 1, 0, {0: s}, SIAConfig(), 1)        # (y, x, w)
     ph = regmap.pack_inputs(p, 1, 0, {0: s}, SIAConfig(phase_pairs=True), 1)

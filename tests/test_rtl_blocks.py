@@ -44,6 +44,39 @@ def test_gearbox_matches_bitstream():
     assert got == vals
 
 
+async def _accumulate_all_banks(ctx, dut, valid):
+    """S1 of one cycle: the `valid` event inputs set, all 9 banks enabled, ky_sel: bank
+    row j <- ky = j, columns ox = 2, 3, 4; then the inputs cleared."""
+    for v in valid:
+        ctx.set(getattr(dut, v), 1)
+    ctx.set(dut.acc_en, 1)
+    ctx.set(dut.bank_valid, 0x1FF)
+    ctx.set(dut.ky_sel, 0b100100)
+    for kx, ox in enumerate((2, 3, 4)):
+        ctx.set(getattr(dut, f"ox{kx}"), ox)
+    await ctx.tick()
+    ctx.set(dut.acc_en, 0)
+    for v in valid:
+        ctx.set(getattr(dut, v), 0)
+
+
+async def _drain_banks(ctx, dut):
+    """Drain (and clear) bank (j, kx) at column 2 + kx, for every j, kx: {(j, kx):
+    (psum read, psum the cycle after the clear)}."""
+    out = {}
+    for j in range(3):
+        for kx, ox in enumerate((2, 3, 4)):
+            ctx.set(dut.drain_en, 1)
+            ctx.set(dut.drain_row, j)
+            ctx.set(dut.drain_addr, ox)
+            ctx.set(dut.drain_clear, 1)
+            got = ctx.get(dut.psum)
+            await ctx.tick()
+            out[(j, kx)] = (got, ctx.get(dut.psum))
+    ctx.set(dut.drain_en, 0)
+    return out
+
+
 def test_pe_accumulates_taps_and_drains():
     """One event of channel c at a position: tap (ky,kx) lands in bank (oy%3, kx)."""
     cfg = SMALL
@@ -61,29 +94,12 @@ def test_pe_accumulates_taps_and_drains():
         ctx.set(dut.rd_addr0, 3)
         ctx.set(dut.rd_addr1, 3)
         await ctx.tick()
-        # S1: all 9 banks, ky_sel: bank row j <- ky=j, columns ox = 2, 3, 4
-        ctx.set(dut.ev_valid0, 1)
         ctx.set(dut.ev_shift0, 1)
-        ctx.set(dut.ev_valid1, 1)
-        ctx.set(dut.acc_en, 1)
-        ctx.set(dut.bank_valid, 0x1FF)
-        ctx.set(dut.ky_sel, 0b100100)
-        for kx, ox in enumerate((2, 3, 4)):
-            ctx.set(getattr(dut, f"ox{kx}"), ox)
-        await ctx.tick()
-        ctx.set(dut.acc_en, 0)
-        ctx.set(dut.ev_valid0, 0)
-        ctx.set(dut.ev_valid1, 0)
+        await _accumulate_all_banks(ctx, dut, ("ev_valid0", "ev_valid1"))
         # drain row j at ox: only bank (j, kx) with ox == 2+kx holds 3*w[j,kx]
-        for j in range(3):
-            for kx, ox in enumerate((2, 3, 4)):
-                ctx.set(dut.drain_en, 1)
-                ctx.set(dut.drain_row, j)
-                ctx.set(dut.drain_addr, ox)
-                ctx.set(dut.drain_clear, 1)
-                assert ctx.get(dut.psum) == 3 * w[j * 3 + kx]
-                await ctx.tick()
-                assert ctx.get(dut.psum) == 0     # cleared
+        for (j, kx), (got, after) in (await _drain_banks(ctx, dut)).items():
+            assert got == 3 * w[j * 3 + kx]
+            assert after == 0     # cleared
     _run(dut, bench)
 
 
@@ -108,26 +124,9 @@ def test_pe_phase_pair_sets_feed_their_own_tap_columns():
             ctx.set(dut.rd_addr0, a)        # S0: first set row a, second set row b
             ctx.set(dut.rd_addr_b0, b)
             await ctx.tick()
-            ctx.set(dut.ev_valid0, 1)       # S1: one event in each set
-            ctx.set(dut.ev_valid_b0, 1)
-            ctx.set(dut.acc_en, 1)
-            ctx.set(dut.bank_valid, 0x1FF)
-            ctx.set(dut.ky_sel, 0b100100)
-            for kx, ox in enumerate((2, 3, 4)):
-                ctx.set(getattr(dut, f"ox{kx}"), ox)
-            await ctx.tick()
-            ctx.set(dut.acc_en, 0)
-            ctx.set(dut.ev_valid0, 0)
-            ctx.set(dut.ev_valid_b0, 0)
-            for j in range(3):
-                for kx, ox in enumerate((2, 3, 4)):
-                    ctx.set(dut.drain_en, 1)
-                    ctx.set(dut.drain_row, j)
-                    ctx.set(dut.drain_addr, ox)
-                    ctx.set(dut.drain_clear, 1)
-                    assert ctx.get(dut.psum) == want(j * 3 + kx), (a, b, j, kx)
-                    await ctx.tick()
-            ctx.set(dut.drain_en, 0)
+            await _accumulate_all_banks(ctx, dut, ("ev_valid0", "ev_valid_b0"))  # one per set
+            for (j, kx), (got, _) in (await _drain_banks(ctx, dut)).items():
+                assert got == want(j * 3 + kx), (a, b, j, kx)
     _run(dut, bench)
 
 

@@ -22,6 +22,17 @@ def built():
     return harness.build(CFG)
 
 
+def _check_exact(p, r):
+    """Every launch cycle-exact (RTL == formula == model) and the SOPS register summed
+    per layer == the golden simulator's count."""
+    sops = {}
+    for launch in r["launches"]:
+        assert launch["cycles"] == launch["expected"] == launch["model"], launch
+        name = p.layers[launch["layer"]].name
+        sops[name] = sops.get(name, 0) + launch["sops"]
+    assert sops == dict(r["golden"].sops)
+
+
 def _image(p, seed):
     return np.random.default_rng(seed).integers(0, 256, p.input_shape).astype(np.uint8)
 
@@ -30,14 +41,7 @@ def _image(p, seed):
 def test_random_program_bit_and_cycle_exact(built, seed):
     p = random_program(seed, chans=(5 + 3 * seed, 12 - seed % 2))  # 1-2 tiles
     r = run_program(p, _image(p, seed), CFG)          # raises on any golden mismatch
-    for launch in r["launches"]:
-        assert launch["cycles"] == launch["expected"] == launch["model"], launch
-    sops = {}
-    for launch in r["launches"]:
-        name = p.layers[launch["layer"]].name
-        sops[name] = sops.get(name, 0) + launch["sops"]
-    for name, v in r["golden"].sops.items():
-        assert sops[name] == v, name
+    _check_exact(p, r)
 
 
 @pytest.mark.parametrize("seed", [5, 6])
@@ -197,14 +201,7 @@ def test_phase_pairs_bit_and_cycle_exact(E):
     for chans in ((6, 7), (70, 66)):
         p = random_program(2, chans=chans, timesteps=2)
         assert any(regmap.phase_pair(s, p.source_shape(s.source), cfg) for s in p.layers[1].inputs)
-        r = run_program(p, _image(p, 2), cfg)
-        for launch in r["launches"]:
-            assert launch["cycles"] == launch["expected"] == launch["model"], launch
-        sops = {}
-        for launch in r["launches"]:
-            name = p.layers[launch["layer"]].name
-            sops[name] = sops.get(name, 0) + launch["sops"]
-        assert sops == {k: v for k, v in r["golden"].sops.items()}
+        _check_exact(p, run_program(p, _image(p, 2), cfg))
     run_program(p, _image(p, 2), cfg, seed=E, p_valid=0.6, p_ready=0.5)
 
 
