@@ -23,7 +23,7 @@ Tile packet (all multi-bit fields little-endian, two's complement where signed):
   packet (period = 0) is refused by a 1.3 build (error code 2).
 
   Phase pairs (interface 1.4): on builds with `phase_pairs` (PARAM_PHASE_PAIRS = 1), a
-  stride-2 3x3 conv group (`phase_pair`) carries the descriptor bit `phase` and
+  stride-2 3x3 conv group or a one-tap group (`phase_pair`) carries the descriptor bit `phase` and
   pair-interleaved maps (section 4); other builds refuse it (error code 2). A packet
   without phase groups is the same as in 1.3.
 
@@ -577,10 +577,9 @@ def pack_inputs(program: Program, layer_index: int, tile: int, inputs: dict, cfg
     per_group = []
     for g in groups:
         s = g["_syn"]
-        x = np.asarray(inputs[s.source])
+        d = decimation(s)
+        x = np.asarray(inputs[s.source])[..., ::d, ::d]   # a decimated group: its view only
         if g["image"]:
-            d = decimation(s)
-            x = x[:, ::d, ::d]             # a decimated group streams its view only
             C, Hs, Ws = x.shape
             beats = []
             for y in range(Hs):
@@ -594,8 +593,6 @@ def pack_inputs(program: Program, layer_index: int, tile: int, inputs: dict, cfg
             x = x[:T]
             if s.op == "identity":
                 x = x[:, lo:lo + n]
-            d = decimation(s)
-            x = x[..., ::d, ::d]           # a decimated group streams its view only
             if g["phase"]:                 # (X, w, column 2X / 2X+1) order
                 nw, (_, _, H, W) = g["nw"] // 2, x.shape
                 per_group.append([np.asarray(_spike_beats(x[t:t + 1], nw), dtype=object)
