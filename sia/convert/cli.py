@@ -1,4 +1,7 @@
-"""`sia convert RUN_DIR --out PROGRAM`: trained model -> integer SNN program."""
+"""`sia convert RUN_DIR --out PROGRAM`: trained model -> integer SNN program;
+`sia finetune PROGRAM --out PROGRAM`: spike-aware fine-tuning of its integers."""
+
+import json
 
 from pathlib import Path
 
@@ -29,3 +32,56 @@ def register(app: typer.Typer):
                        t_max=t_max, meta=meta)
         save_program(prog, out)
         print(f"{prog.summary()} -> {out}")
+
+    @app.command("finetune")
+    def finetune_cmd(
+        program: str = typer.Argument(..., help="program file (or zoo name) to start from"),
+        out: Path = typer.Option(..., "--out", help="fine-tuned program to write (.safetensors)"),
+        data: str = typer.Option(None, "--data", help="digits | cifar10 (default: program's)"),
+        data_dir: str = typer.Option(None, "--data-dir", help="CIFAR-10 dir (else $SIA_CIFAR10_DIR)"),
+        timesteps: int = typer.Option(8, "--T", help="timesteps simulated per training image"),
+        loss_steps: str = typer.Option("4,8", "--loss-steps",
+                                       help="comma list of t whose prediction enters the loss"),
+        steps: int = typer.Option(1000, "--steps", help="training batches"),
+        batch_size: int = typer.Option(64, "--batch", help="images per batch"),
+        lr: float = typer.Option(0.03, "--lr", help="Adam step, in weight codes (cosine decay)"),
+        seed: int = typer.Option(0, "--seed"),
+        augment: bool = typer.Option(True, "--augment/--no-augment",
+                                     help="random crop + flip (CIFAR-10 only)"),
+        threads: int = typer.Option(0, "--threads", help="torch CPU threads (0 = default)"),
+    ):
+        """Train a converted program's integer weights and biases through its own spikes
+        (surrogate gradient, straight-through rounding): the result is again a program."""
+        import time
+
+        import torch
+
+        from sia import SiaError
+        from sia.convert.finetune import finetune, plot_history
+        from sia.data.registry import data_copy, load_split
+        from sia.program import save_program
+        from sia.program.resolve import resolve_program
+
+        try:
+            ls = tuple(int(t) for t in loss_steps.split(","))
+        except ValueError:
+            raise SiaError(f"--loss-steps {loss_steps!r}: give a comma list of integers") from None
+        if threads:
+            torch.set_num_threads(threads)
+        prog = resolve_program(program)
+        data = data or prog.meta.get("dataset", "digits")
+        images, labels = load_split(data, "train", data_dir)
+        t0 = time.time()
+        ft, hist = finetune(prog, images, labels, T=timesteps, loss_steps=ls, steps=steps,
+                            batch_size=batch_size, lr=lr, seed=seed,
+                            augment=augment and data == "cifar10")
+        ft.meta = {**ft.meta, "finetune": {"from": str(program), "data": data_copy(data, data_dir),
+                                           "T": timesteps, "loss_steps": list(ls), "steps": steps,
+                                           "batch": batch_size, "lr": lr, "seed": seed,
+                                           "seconds": round(time.time() - t0, 1)}}
+        save_program(ft, out)
+        log = out.with_suffix(".json")
+        log.write_text(json.dumps({**ft.meta["finetune"], **hist}) + "\n")
+        png = plot_history(hist, out.with_suffix(".png"), f"{prog.name}: fine-tuning at T={timesteps}")
+        print(f"{ft.summary()} -> {out} (history {log.name}, {png.name}; last 50 batches: "
+              f"train accuracy {sum(hist['acc'][-50:]) / len(hist['acc'][-50:]):.3f} at t={ls[-1]})")

@@ -1,0 +1,226 @@
+"""Spike-aware fine-tuning of an integer program (hybrid conversion, after Rathi et al.,
+ICLR 2020, "Enabling deep spiking neural networks with hybrid conversion and spike
+timing dependent backpropagation").
+
+Conversion gives an SNN whose spike counts approximate the QCFS ANN; at small T the
+order of spikes (a neuron that fired early on inputs that later turn negative) costs
+accuracy the ANN never sees. This stage trains the converted SNN itself, in the
+integer domain, so that nothing needs converting afterwards:
+
+- the forward pass is the golden simulator's arithmetic (docs/semantics.md) on float
+  tensors: latent float weights and biases are rounded half up to integers and
+  clamped to each group's declared weight range (straight-through estimator), the
+  IF recurrence fires at `V >= threshold` and resets by subtraction;
+- backward uses a triangular surrogate of the spike's derivative, one threshold wide,
+  and detaches the reset (Zenke & Vogels 2021: both are the usual stable choices);
+- the loss is cross-entropy on the integrator's membrane after each timestep in
+  `loss_steps` (e.g. 4 and 8, the two T the targets name), scaled by 1/t and a
+  fixed temperature chosen on the first batch.
+
+Thresholds, v_init, shapes and weight widths stay as converted; weights, biases and
+identity-shortcut weights move. The result is an ordinary program (declared widths
+recomputed and validated), so every backend runs it unchanged.
+"""
+
+import copy
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from sia import SiaError
+from sia.program.bounds import declare_bits
+from sia.program.format import IMAGE, Program
+from sia.program.validate import validate
+from sia.quant import round_half_up_np
+
+
+class _Spike(torch.autograd.Function):
+    """Heaviside(V - theta) forward; triangle of half-width theta backward."""
+
+    @staticmethod
+    def forward(ctx, v, theta):
+        ctx.save_for_backward(v, theta)
+        return (v >= theta).to(v.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        v, theta = ctx.saved_tensors
+        return grad * torch.clamp(1 - (v - theta).abs() / theta, min=0) / theta, None
+
+
+def _ste_int(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    """Round half up and clamp to [lo, hi] forward, identity backward."""
+    q = torch.clamp(torch.floor(x + 0.5), lo, hi)
+    return x + (q - x).detach()
+
+
+class ProgramNet(torch.nn.Module):
+    """A program as trainable tensors: one latent weight per synapse group, one latent
+    bias per layer (in units of the layer's threshold, so one learning rate suits all)."""
+
+    def __init__(self, program: Program):
+        super().__init__()
+        self.program = program
+        self.weights = torch.nn.ParameterList()
+        self.biases = torch.nn.ParameterList()
+        self.scale = []      # per layer: bias unit (threshold, or 1 for the integrator)
+        for layer in program.layers:
+            for syn in layer.inputs:
+                self.weights.append(torch.nn.Parameter(torch.as_tensor(syn.weight, dtype=torch.float32)))
+            unit = (torch.as_tensor(layer.threshold, dtype=torch.float32) if layer.kind == "if"
+                    else torch.ones(layer.channels))
+            self.scale.append(unit)
+            self.biases.append(torch.nn.Parameter(torch.as_tensor(layer.bias, dtype=torch.float32) / unit))
+
+    def int_weight(self, k: int, syn) -> torch.Tensor:
+        qmax = 2 ** (syn.weight_bits - 1) - 1
+        return _ste_int(self.weights[k], -qmax, qmax)
+
+    def int_bias(self, i: int) -> torch.Tensor:
+        return _ste_int(self.biases[i] * self.scale[i], -2.0 ** 30, 2.0 ** 30)
+
+    def forward(self, images: torch.Tensor, T: int) -> torch.Tensor:
+        """images uint8 [B, C, H, W] -> integrator membrane after each step [T, B, classes]."""
+        prog, B = self.program, images.shape[0]
+        outs: dict[int, torch.Tensor] = {}
+        k = 0
+        v_out = None
+        for i, layer in enumerate(prog.layers):
+            C, H, W = layer.shape
+            const = self.int_bias(i)[None, :, None, None]
+            varying = None
+            for syn in layer.inputs:
+                w = self.int_weight(k, syn)
+                k += 1
+                x = images.float() if syn.source == IMAGE else outs[syn.source]
+                if syn.pool > 1:
+                    x = F.avg_pool2d(x, syn.pool, divisor_override=1)
+                if syn.op == "conv":
+                    y = F.conv2d(x, w, stride=syn.stride, padding=syn.padding)
+                elif syn.op == "dense":
+                    y = F.linear(x.flatten(1), w)[:, :, None, None]
+                else:
+                    y = x * w[None, :, None, None]
+                if syn.source == IMAGE:
+                    const = const + y
+                else:
+                    varying = y if varying is None else varying + y
+            cur = const[None] if varying is None else varying.view(T, B, C, H, W) + const[None]
+            cur = cur.expand(T, B, C, H, W)
+            v = torch.as_tensor(layer.v_init, dtype=torch.float32)[None, :, None, None]
+            if layer.kind == "if":
+                theta = torch.as_tensor(layer.threshold, dtype=torch.float32)[None, :, None, None]
+                theta = theta.expand(B, C, H, W)
+                spikes = []
+                for t in range(T):
+                    v = v + cur[t]
+                    s = _Spike.apply(v, theta)
+                    v = v - s.detach() * theta
+                    spikes.append(s)
+                outs[i] = torch.stack(spikes).view(T * B, C, H, W)
+            else:
+                v_out = torch.cumsum(cur, 0).reshape(T, B, -1) + v.reshape(1, 1, -1)
+        return v_out
+
+    def to_program(self, name_suffix: str = "_ft") -> Program:
+        """The current integers as a validated program (widths re-declared)."""
+        prog = copy.deepcopy(self.program)
+        k = 0
+        with torch.no_grad():
+            for i, layer in enumerate(prog.layers):
+                for syn in layer.inputs:
+                    syn.weight = self.int_weight(k, syn).round().to(torch.int64).numpy().reshape(syn.weight.shape)
+                    k += 1
+                layer.bias = round_half_up_np(self.int_bias(i).numpy()).astype(np.int64)
+                declare_bits(prog, layer)
+        prog.name = prog.name + name_suffix
+        return validate(prog)
+
+
+def _temperature(v_T: torch.Tensor, labels: torch.Tensor, T: int) -> float:
+    """The scale that minimises cross-entropy of V_T / (T * tau) on one batch (log grid)."""
+    z = v_T.detach() / T
+    best = min((float(F.cross_entropy(z / tau, labels)), tau)
+               for tau in np.geomspace(1e-3, 1e4, 71) * float(z.std() + 1e-9))
+    return best[1]
+
+
+def finetune(program: Program, images, labels, *, T: int = 8, loss_steps=None,
+             steps: int = 500, batch_size: int = 64, lr: float = 0.01, seed: int = 0,
+             augment: bool = True, progress: bool = True, log=None) -> tuple[Program, dict]:
+    """Train `program`'s integers on (uint8 images, labels) for `steps` batches.
+    loss_steps: the t whose predictions enter the loss (default: T only).
+    Returns (fine-tuned program, history)."""
+    from sia.data.augment import crop_flip
+
+    loss_steps = sorted(set(int(t) for t in (loss_steps or (T,))))
+    if not loss_steps or loss_steps[0] < 1 or loss_steps[-1] > T:
+        raise SiaError(f"loss steps {loss_steps} must lie in 1..T={T}")
+    if T > program.t_max:
+        raise SiaError(f"T={T} exceeds the program's t_max={program.t_max}")
+    if steps < 1 or batch_size < 1 or not lr > 0:
+        raise SiaError("need steps >= 1, batch size >= 1 and lr > 0")
+    images, labels = torch.as_tensor(images), torch.as_tensor(labels)
+    net = ProgramNet(program)
+    # Adam moves every latent integer by ~lr per step whatever its gradient's size;
+    # 8-bit groups (first / last layer) get a step in proportion to their code range
+    groups, k = [], 0
+    for layer in program.layers:
+        for syn in layer.inputs:
+            groups.append({"params": [net.weights[k]], "lr": lr * (2 ** (syn.weight_bits - 1) - 1) / 7})
+            k += 1
+    groups.append({"params": list(net.biases), "lr": lr * 0.1})
+    opt = torch.optim.Adam(groups)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
+    gen = torch.Generator().manual_seed(seed)
+    tau, hist = None, {"loss": [], "acc": []}
+    bar = tqdm(range(steps), desc=f"fine-tune T={T}", disable=not progress)
+    for step in bar:
+        idx = torch.randint(0, len(labels), (batch_size,), generator=gen)
+        x, y = images[idx], labels[idx]
+        if augment:
+            x = crop_flip(x, gen)
+        v = net(x, T)
+        if tau is None:
+            tau = _temperature(v[T - 1], y, T)
+        loss = sum(F.cross_entropy(v[t - 1] / (t * tau), y) for t in loss_steps) / len(loss_steps)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        acc = float((v[loss_steps[-1] - 1].argmax(-1) == y).float().mean())
+        hist["loss"].append(float(loss.detach()))
+        hist["acc"].append(acc)
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{np.mean(hist['loss'][-50:]):.3f}", acc=f"{np.mean(hist['acc'][-50:]):.3f}")
+            if log:
+                log(step, float(np.mean(hist['loss'][-50:])), float(np.mean(hist['acc'][-50:])))
+    hist["temperature"] = tau
+    return net.to_program(), hist
+
+
+def plot_history(hist: dict, path, title: str):
+    """Loss and training accuracy per batch (50-batch running mean) as a PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def smooth(x):
+        x = np.asarray(x, dtype=float)
+        c = np.cumsum(np.insert(x, 0, 0.0))
+        n = np.minimum(np.arange(1, len(x) + 1), 50)
+        return (c[1:] - c[np.arange(1, len(x) + 1) - n]) / n
+
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
+    ax[0].plot(smooth(hist["loss"]))
+    ax[0].set(xlabel="batch", ylabel="loss (50-batch mean)")
+    ax[1].plot(smooth(hist["acc"]))
+    ax[1].set(xlabel="batch", ylabel="train accuracy (50-batch mean)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

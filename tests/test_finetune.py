@@ -1,0 +1,91 @@
+"""Spike-aware fine-tuning (sia/convert/finetune.py): its forward pass is the golden
+simulator's arithmetic, its output is a valid program, and it actually trains."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sia import SiaError
+from sia.convert.finetune import ProgramNet, _ste_int, finetune
+from sia.data.digits import load_digits_split
+from sia.program.random import random_program
+from sia.snn.golden import run_batch
+from sia.zoo import load_zoo_program
+
+
+def _images(prog, n, seed):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, *prog.input_shape), generator=g, dtype=torch.uint8)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2 ** 31 - 1), T=st.integers(1, 6))
+def test_forward_equals_golden_on_random_programs(seed, T):
+    prog = random_program(seed, timesteps=T)
+    x = _images(prog, 5, seed)
+    with torch.no_grad():
+        v = ProgramNet(prog)(x, T)
+    assert torch.equal(v.to(torch.int64), run_batch(prog, x, T)["output_v"])
+
+
+def test_forward_equals_golden_on_digits():
+    prog = load_zoo_program("digits_cnn_l8")
+    x, _ = load_digits_split("test")
+    with torch.no_grad():
+        v = ProgramNet(prog)(x[:64], 8)
+    assert torch.equal(v.to(torch.int64), run_batch(prog, x[:64], 8)["output_v"])
+
+
+def test_untrained_round_trip_keeps_every_integer():
+    prog = random_program(3)
+    back = ProgramNet(prog).to_program()
+    for a, b in zip(prog.layers, back.layers):
+        assert np.array_equal(a.bias, b.bias) and np.array_equal(a.v_init, b.v_init)
+        for sa, sb in zip(a.inputs, b.inputs):
+            assert np.array_equal(sa.weight, sb.weight) and sa.weight_bits == sb.weight_bits
+
+
+def test_ste_rounds_half_up_clamps_and_passes_gradient():
+    x = torch.tensor([-9.0, -2.5, 2.5, 0.49, 9.0], requires_grad=True)
+    q = _ste_int(x, -7, 7)
+    assert q.tolist() == [-7, -2, 3, 0, 7]
+    q.sum().backward()
+    assert x.grad.tolist() == [1.0] * 5
+
+
+def _digits_loss(prog, x, y, T=8):
+    with torch.no_grad():
+        v = run_batch(prog, x, T)["output_v"][-1].double()
+    return float(F.cross_entropy(v / float(v.std()), y))
+
+
+def test_finetune_lowers_the_loss_and_keeps_weights_in_range():
+    """Start from a damaged digits program (every bias zeroed): a few dozen batches on
+    its own training images must bring the golden simulator's loss down."""
+    prog = load_zoo_program("digits_cnn_l8")
+    for layer in prog.layers:
+        layer.bias = np.zeros_like(layer.bias)
+    x, y = load_digits_split("train")
+    x, y = x[:256], y[:256]
+    before = _digits_loss(prog, x, y)
+    ft, hist = finetune(prog, x, y, T=8, loss_steps=(4, 8), steps=40, batch_size=64, lr=0.05,
+                        augment=False, progress=False)
+    assert _digits_loss(ft, x, y) < before
+    assert len(hist["loss"]) == 40 and hist["temperature"] > 0
+    for layer in ft.layers:
+        for syn in layer.inputs:
+            assert np.abs(syn.weight).max() <= 2 ** (syn.weight_bits - 1) - 1
+
+
+@pytest.mark.parametrize("kw, msg", [({"loss_steps": (5,)}, "loss steps"),
+                                     ({"loss_steps": (0, 4)}, "loss steps"),
+                                     ({"T": 9}, "t_max"),
+                                     ({"steps": 0}, "steps"), ({"lr": 0.0}, "lr")])
+def test_finetune_rejects_bad_parameters(kw, msg):
+    prog = random_program(1)
+    x = _images(prog, 4, 0)
+    with pytest.raises(SiaError, match=msg):
+        finetune(prog, x, torch.zeros(4, dtype=torch.int64), **{"T": 4, "progress": False, **kw})
