@@ -6,7 +6,11 @@ T = 8 (accuracy after every t comes from the same run: prediction at t does not
 depend on later steps) and write JSON + program files.
 
   python benchmarks/cifar_snn_eval.py --qcfs runs/cifar/cifar10_vgg11_w025_qcfs \
-      --fp32 runs/cifar/cifar10_vgg11_w025_fp32 --out runs/eval/vgg11_w025 [--calibrate 512]
+      --fp32 runs/cifar/cifar10_vgg11_w025_fp32 --out runs/eval/vgg11_w025 [--calibrate 512] \
+      [--finetune 1000]
+
+--finetune N trains the (calibrated) program's integers through its own spikes for N
+batches of training images (`sia finetune`) before the test-set evaluation.
 
 A program converted elsewhere (benchmarks/gpu_reproduce.py on a GPU machine, which
 returns programs, not float weights) is evaluated with --program; its FP32 and
@@ -25,6 +29,7 @@ import torch
 
 from sia.convert import convert
 from sia.convert.calibrate import calibrate_bias
+from sia.convert.finetune import finetune, plot_history
 from sia.data.registry import data_copy, load_split
 from sia.program import load_program, save_program
 from sia.snn import simulate
@@ -94,6 +99,13 @@ def main():
     ap.add_argument("--T", type=int, default=8)
     ap.add_argument("--images", type=int, default=0, help="first N test images (0 = all)")
     ap.add_argument("--calibrate", type=int, default=0, help="bias-calibrate on N train images")
+    ap.add_argument("--finetune", type=int, default=0,
+                    help="then spike-aware fine-tuning for N batches (sia/convert/finetune.py)")
+    ap.add_argument("--ft-lr", type=float, default=0.01, help="fine-tuning Adam step (codes)")
+    ap.add_argument("--ft-loss-steps", default="4,8", help="fine-tuning: t in the loss")
+    ap.add_argument("--ft-batch", type=int, default=64, help="fine-tuning: images per batch")
+    ap.add_argument("--ft-distill", action="store_true",
+                    help="fine-tuning: also distil from the --fp32 twin (alpha 0.5, T 4)")
     ap.add_argument("--batch-size", type=int, default=256,
                     help="images per golden-simulator batch (memory: ResNet-18 w0.5 at 256 "
                          "needs ~16 GB; the results do not depend on it)")
@@ -135,6 +147,24 @@ def main():
         pick = torch.randperm(len(cal_x), generator=g)[:args.calibrate]
         prog = calibrate_bias(prog, cal_x[pick], args.T, chunk=min(128, args.batch_size))
         res["calibration_images"] = args.calibrate
+    if args.finetune:
+        train_x, train_y = load_split("cifar10", "train", args.data_dir)
+        ls = tuple(int(t) for t in args.ft_loss_steps.split(","))
+        t0 = time.time()
+        teacher = None
+        if args.ft_distill:
+            if not args.fp32:
+                ap.error("--ft-distill needs --fp32 (the teacher)")
+            teacher = load_run(args.fp32)[0]
+        prog, hist = finetune(prog, train_x, train_y, T=args.T, loss_steps=ls,
+                              steps=args.finetune, batch_size=args.ft_batch, lr=args.ft_lr,
+                              teacher=teacher)
+        res["finetune"] = {"steps": args.finetune, "lr": args.ft_lr, "loss_steps": list(ls),
+                           "batch": args.ft_batch, "distill": bool(args.ft_distill), "seconds": round(time.time() - t0, 1),
+                           "temperature": hist["temperature"],
+                           "train_acc_last50": sum(hist["acc"][-50:]) / len(hist["acc"][-50:])}
+        args.out.mkdir(parents=True, exist_ok=True)
+        plot_history(hist, args.out / "finetune.png", f"{name}: fine-tuning at T={args.T}")
     args.out.mkdir(parents=True, exist_ok=True)
     save_program(prog, args.out / "program.safetensors")
     t0 = time.time()

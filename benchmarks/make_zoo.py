@@ -65,7 +65,13 @@ def main():
                     "eval_command": "python benchmarks/cifar_snn_eval.py --qcfs "
                                     f"{ev['qcfs_run']} --fp32 {ev['fp32_run']} --out {d}"
                                     + (f" --calibrate {ev['calibration_images']}"
-                                       if ev.get("calibration_images") else ""),
+                                       if ev.get("calibration_images") else "")
+                                    + (f" --finetune {ev['finetune']['steps']} --ft-lr "
+                                       f"{ev['finetune']['lr']} --ft-loss-steps "
+                                       f"{','.join(map(str, ev['finetune']['loss_steps']))}"
+                                       f" --ft-batch {ev['finetune']['batch']}"
+                                       + (" --ft-distill" if ev["finetune"].get("distill") else "")
+                                       if ev.get("finetune") else ""),
                     "commit": ev["commit"]}
         else:
             ev = json.loads((d / "demo.json").read_text())

@@ -48,6 +48,8 @@ def register(app: typer.Typer):
         seed: int = typer.Option(0, "--seed"),
         augment: bool = typer.Option(True, "--augment/--no-augment",
                                      help="random crop + flip (CIFAR-10 only)"),
+        teacher: Path = typer.Option(None, "--teacher",
+                                     help="training run dir of a float model to distil from"),
         threads: int = typer.Option(0, "--threads", help="torch CPU threads (0 = default)"),
     ):
         """Train a converted program's integer weights and biases through its own spikes
@@ -71,13 +73,18 @@ def register(app: typer.Typer):
         prog = resolve_program(program)
         data = data or prog.meta.get("dataset", "digits")
         images, labels = load_split(data, "train", data_dir)
+        teacher_model = None
+        if teacher is not None:
+            from sia.train import load_trained
+            teacher_model = load_trained(teacher)[0]
         t0 = time.time()
         ft, hist = finetune(prog, images, labels, T=timesteps, loss_steps=ls, steps=steps,
                             batch_size=batch_size, lr=lr, seed=seed,
-                            augment=augment and data == "cifar10")
+                            augment=augment and data == "cifar10", teacher=teacher_model)
         ft.meta = {**ft.meta, "finetune": {"from": str(program), "data": data_copy(data, data_dir),
                                            "T": timesteps, "loss_steps": list(ls), "steps": steps,
                                            "batch": batch_size, "lr": lr, "seed": seed,
+                                           "teacher": str(teacher) if teacher else None,
                                            "seconds": round(time.time() - t0, 1)}}
         save_program(ft, out)
         log = out.with_suffix(".json")

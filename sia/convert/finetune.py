@@ -150,9 +150,12 @@ def _temperature(v_T: torch.Tensor, labels: torch.Tensor, T: int) -> float:
 
 def finetune(program: Program, images, labels, *, T: int = 8, loss_steps=None,
              steps: int = 500, batch_size: int = 64, lr: float = 0.01, seed: int = 0,
-             augment: bool = True, progress: bool = True, log=None) -> tuple[Program, dict]:
+             augment: bool = True, progress: bool = True, log=None, teacher=None,
+             alpha: float = 0.5, kd_temperature: float = 4.0) -> tuple[Program, dict]:
     """Train `program`'s integers on (uint8 images, labels) for `steps` batches.
     loss_steps: the t whose predictions enter the loss (default: T only).
+    teacher: optional float model (input: images / 255) whose softened outputs the SNN
+    also learns (knowledge distillation, weight `alpha`, temperature `kd_temperature`).
     Returns (fine-tuned program, history)."""
     from sia.data.augment import crop_flip
 
@@ -186,7 +189,17 @@ def finetune(program: Program, images, labels, *, T: int = 8, loss_steps=None,
         v = net(x, T)
         if tau is None:
             tau = _temperature(v[T - 1], y, T)
-        loss = sum(F.cross_entropy(v[t - 1] / (t * tau), y) for t in loss_steps) / len(loss_steps)
+        if teacher is not None:
+            with torch.no_grad():
+                soft = F.softmax(teacher(x.float() / 255).float() / kd_temperature, 1)
+        loss = 0.0
+        for t in loss_steps:
+            z = v[t - 1] / (t * tau)
+            part = F.cross_entropy(z, y)
+            if teacher is not None:
+                kd = F.kl_div(F.log_softmax(z / kd_temperature, 1), soft, reduction="batchmean")
+                part = (1 - alpha) * part + alpha * kd * kd_temperature ** 2
+            loss = loss + part / len(loss_steps)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
