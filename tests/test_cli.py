@@ -17,6 +17,9 @@ def sia(*args, cwd=None):
     (["train", "/nope.toml"], "no such config file"),
     (["inspect", "/etc/hostname"], "not a readable program file"),
     (["demo", "--config-dir", "/nonexistent"], "missing /nonexistent/digits_qcfs.toml"),
+    (["finetune", "digits_cnn_l8", "--out", "/tmp/x.safetensors", "--loss-steps", "4,a"],
+     "comma list of integers"),
+    (["finetune", "digits_cnn_l8", "--out", "/tmp/x.safetensors", "--T", "40"], "t_max"),
 ])
 def test_user_errors_are_one_line(args, msg):
     r = sia(*args)

@@ -89,3 +89,20 @@ def test_finetune_rejects_bad_parameters(kw, msg):
     x = _images(prog, 4, 0)
     with pytest.raises(SiaError, match=msg):
         finetune(prog, x, torch.zeros(4, dtype=torch.int64), **{"T": 4, "progress": False, **kw})
+
+
+def test_finetune_cli_writes_program_history_and_plot(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from sia.program import load_program
+    out = tmp_path / "ft.safetensors"
+    r = subprocess.run([sys.executable, "-m", "sia.cli", "finetune", "digits_cnn_l8", "--out",
+                        str(out), "--steps", "3", "--batch", "16", "--T", "4",
+                        "--loss-steps", "2,4"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    prog = load_program(out)
+    assert prog.meta["finetune"]["steps"] == 3 and prog.meta["finetune"]["loss_steps"] == [2, 4]
+    hist = json.loads(out.with_suffix(".json").read_text())
+    assert len(hist["loss"]) == 3 and out.with_suffix(".png").stat().st_size > 0
