@@ -9,12 +9,18 @@ FP32 and QCFS twins of one network, the fewer of the two - and resumes (the coun
 recorded: a shortened run, not the configs' 300-epoch recipe); or --epochs
 fixes the counts. Each QCFS row is converted to an integer SNN program; the SNN is
 evaluated afterwards by the golden simulator (benchmarks/cifar_snn_eval.py --program).
+With --finetune-s S a QCFS row keeps S seconds of its budget for spike-aware
+fine-tuning of the converted program on the GPU (sia/convert/finetune.py, T = 8, loss
+at t = 4 and 8, distilled from its FP32 twin when that finished): the step count is
+whatever fits S after a 10-step probe, and OUT/<arch>_program_ft.safetensors is
+returned beside the converted program.
 
   python benchmarks/gpu_reproduce.py --data-dir DIR --out OUT --budget 450
 The recorded H100 run (docs/results.md) fixed the counts from the epoch times of an
 earlier attempt: --budget 190 --grace 15
   --epochs vgg11_fp32=55,vgg11_qcfs=38,resnet18_fp32=38,resnet18_qcfs=16
-Writes OUT/results.json, OUT/<arch>_program.safetensors and a one-line summary per row.
+Next GPU session (recommended): --budget 480 --finetune-s 120.
+Writes OUT/results.json, OUT/<arch>_program[_ft].safetensors and a one-line summary per row.
 Run directories (checkpoints, float weights) go to --work (default /tmp/sia_gpu_runs).
 """
 
@@ -95,7 +101,7 @@ def child(args):
         cfg.epochs, cfg.fold_epochs, cfg.eval_every = 10_000, 1, 10_000
         first = train(cfg, run_dir, progress=False, stop_after=MEASURE_EPOCHS)
         measured = first.metrics["epochs"][-1]["train_time_s"]
-        left = args.budget - (time.time() - t_start)
+        left = args.budget - args.finetune_s * (cfg.act == "qcfs") - (time.time() - t_start)
         # less 2 epochs' time for the ~7 test evaluations (4 in training, 2 at the fold, 1 last)
         total = MEASURE_EPOCHS + int((SAFETY * left) // measured) - 2
         if args.twin:   # FP32 and QCFS twins train the same epochs: the fewer of the two
@@ -123,9 +129,44 @@ def child(args):
         save_program(prog, path)
         out["program"] = path.name
         out["convert_s"] = round(time.time() - t0, 1)
+        if args.finetune_s > 0:
+            out["finetune"] = _finetune(args, prog, cfg.arch, t_start)
     (Path(args.work) / f"{args.row}.json").write_text(json.dumps(out, indent=1) + "\n")
     print(f"{args.row}: test acc {m['test_acc']:.4f} after {cfg.epochs}+{cfg.fold_epochs} epochs, "
           f"{m['train_time_s']:.0f} s training", flush=True)
+
+
+def _finetune(args, prog, arch: str, t_start: float) -> dict:
+    """Spike-aware fine-tuning inside what is left of the row's budget (see the top)."""
+    from sia.convert.finetune import finetune
+    from sia.data.registry import load_split
+    from sia.program import save_program
+    from sia.train import load_trained
+
+    teacher, twin_dir = None, Path(args.work) / (args.twin or "")
+    if args.twin:   # the FP32 twin trains the same epochs faster: normally done already
+        t0 = time.time()
+        while not (twin_dir / "model.safetensors").is_file() and time.time() - t0 < 60:
+            time.sleep(1)
+        if (twin_dir / "model.safetensors").is_file():
+            teacher = load_trained(twin_dir)[0]
+    x, y = load_split("cifar10", "train", args.data_dir)
+    kw = dict(T=8, loss_steps=(4, 8), lr=0.01, teacher=teacher, device=args.device,
+              progress=False)
+    t0 = time.time()
+    finetune(prog, x, y, steps=10, **kw)                       # probe: seconds per step
+    per_step = (time.time() - t0) / 10
+    left = args.budget - (time.time() - t_start)
+    steps = int(SAFETY * left / per_step)
+    if steps < 20:
+        return {"skipped": f"{left:.0f} s left, {per_step:.2f} s/step"}
+    t0 = time.time()
+    ft, hist = finetune(prog, x, y, steps=steps, **kw)
+    path = Path(args.out) / f"{arch}_program_ft.safetensors"
+    save_program(ft, path)
+    return {"program": path.name, "steps": steps, "seconds": round(time.time() - t0, 1),
+            "distilled_from": str(twin_dir) if teacher is not None else None,
+            "train_acc_last50": sum(hist["acc"][-50:]) / len(hist["acc"][-50:])}
 
 
 def parent(args):
@@ -144,7 +185,8 @@ def parent(args):
             f.unlink(missing_ok=True)
         cmd = [sys.executable, __file__, "--row", row, "--budget", str(args.budget),
                "--data-dir", args.data_dir, "--out", str(out), "--work", str(work),
-               "--device", args.device, "--epochs", str(args.epochs)]
+               "--device", args.device, "--epochs", str(args.epochs),
+               "--finetune-s", str(args.finetune_s)]
         if args.set:
             cmd += ["--set", args.set]
         arch, kind = row.split("_")
@@ -191,6 +233,8 @@ def main():
     ap.add_argument("--epochs", default="0",
                     help="fixed epoch count, or row=N,... per row (0 = fit the budget)")
     ap.add_argument("--set", default="", help="JSON object of extra config overrides")
+    ap.add_argument("--finetune-s", type=float, default=0,
+                    help="seconds of each QCFS row's budget kept for spike-aware fine-tuning")
     ap.add_argument("--row", help=argparse.SUPPRESS)
     ap.add_argument("--twin", help=argparse.SUPPRESS)
     args = ap.parse_args()

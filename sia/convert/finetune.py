@@ -15,7 +15,8 @@ integer domain, so that nothing needs converting afterwards:
   and detaches the reset (Zenke & Vogels 2021: both are the usual stable choices);
 - the loss is cross-entropy on the integrator's membrane after each timestep in
   `loss_steps` (e.g. 4 and 8, the two T the targets name), scaled by 1/t and a
-  fixed temperature chosen on the first batch.
+  fixed temperature chosen on the first batch; optionally half of it is
+  distillation from a float teacher (the program's FP32 twin).
 
 Thresholds, v_init, shapes and weight widths stay as converted; weights, biases and
 identity-shortcut weights move. The result is an ordinary program (declared widths
@@ -66,21 +67,23 @@ class ProgramNet(torch.nn.Module):
         self.program = program
         self.weights = torch.nn.ParameterList()
         self.biases = torch.nn.ParameterList()
-        self.scale = []      # per layer: bias unit (threshold, or 1 for the integrator)
-        for layer in program.layers:
+        f32 = torch.float32
+        for i, layer in enumerate(program.layers):
             for syn in layer.inputs:
-                self.weights.append(torch.nn.Parameter(torch.as_tensor(syn.weight, dtype=torch.float32)))
-            unit = (torch.as_tensor(layer.threshold, dtype=torch.float32) if layer.kind == "if"
+                self.weights.append(torch.nn.Parameter(torch.as_tensor(syn.weight, dtype=f32)))
+            # bias unit: the threshold (or 1 for the integrator); buffers follow .to(device)
+            unit = (torch.as_tensor(layer.threshold, dtype=f32) if layer.kind == "if"
                     else torch.ones(layer.channels))
-            self.scale.append(unit)
-            self.biases.append(torch.nn.Parameter(torch.as_tensor(layer.bias, dtype=torch.float32) / unit))
+            self.register_buffer(f"unit{i}", unit)
+            self.register_buffer(f"v_init{i}", torch.as_tensor(layer.v_init, dtype=f32))
+            self.biases.append(torch.nn.Parameter(torch.as_tensor(layer.bias, dtype=f32) / unit))
 
     def int_weight(self, k: int, syn) -> torch.Tensor:
         qmax = 2 ** (syn.weight_bits - 1) - 1
         return _ste_int(self.weights[k], -qmax, qmax)
 
     def int_bias(self, i: int) -> torch.Tensor:
-        return _ste_int(self.biases[i] * self.scale[i], -2.0 ** 30, 2.0 ** 30)
+        return _ste_int(self.biases[i] * getattr(self, f"unit{i}"), -2.0 ** 30, 2.0 ** 30)
 
     def forward(self, images: torch.Tensor, T: int) -> torch.Tensor:
         """images uint8 [B, C, H, W] -> integrator membrane after each step [T, B, classes]."""
@@ -95,7 +98,7 @@ class ProgramNet(torch.nn.Module):
             for syn in layer.inputs:
                 w = self.int_weight(k, syn)
                 k += 1
-                x = images.float() if syn.source == IMAGE else outs[syn.source]
+                x = images.to(w.device).float() if syn.source == IMAGE else outs[syn.source]
                 if syn.pool > 1:
                     x = F.avg_pool2d(x, syn.pool, divisor_override=1)
                 if syn.op == "conv":
@@ -110,10 +113,9 @@ class ProgramNet(torch.nn.Module):
                     varying = y if varying is None else varying + y
             cur = const[None] if varying is None else varying.view(T, B, C, H, W) + const[None]
             cur = cur.expand(T, B, C, H, W)
-            v = torch.as_tensor(layer.v_init, dtype=torch.float32)[None, :, None, None]
+            v = getattr(self, f"v_init{i}")[None, :, None, None]
             if layer.kind == "if":
-                theta = torch.as_tensor(layer.threshold, dtype=torch.float32)[None, :, None, None]
-                theta = theta.expand(B, C, H, W)
+                theta = getattr(self, f"unit{i}")[None, :, None, None].expand(B, C, H, W)
                 spikes = []
                 for t in range(T):
                     v = v + cur[t]
@@ -132,9 +134,10 @@ class ProgramNet(torch.nn.Module):
         with torch.no_grad():
             for i, layer in enumerate(prog.layers):
                 for syn in layer.inputs:
-                    syn.weight = self.int_weight(k, syn).round().to(torch.int64).numpy().reshape(syn.weight.shape)
+                    w = self.int_weight(k, syn).round().to(torch.int64).cpu().numpy()
+                    syn.weight = w.reshape(syn.weight.shape)
                     k += 1
-                layer.bias = round_half_up_np(self.int_bias(i).numpy()).astype(np.int64)
+                layer.bias = round_half_up_np(self.int_bias(i).cpu().numpy()).astype(np.int64)
                 declare_bits(prog, layer)
         prog.name = prog.name + name_suffix
         return validate(prog)
@@ -151,12 +154,13 @@ def _temperature(v_T: torch.Tensor, labels: torch.Tensor, T: int) -> float:
 def finetune(program: Program, images, labels, *, T: int = 8, loss_steps=None,
              steps: int = 500, batch_size: int = 64, lr: float = 0.01, seed: int = 0,
              augment: bool = True, progress: bool = True, log=None, teacher=None,
-             alpha: float = 0.5, kd_temperature: float = 4.0) -> tuple[Program, dict]:
+             alpha: float = 0.5, kd_temperature: float = 4.0, device=None) -> tuple[Program, dict]:
     """Train `program`'s integers on (uint8 images, labels) for `steps` batches.
     loss_steps: the t whose predictions enter the loss (default: T only).
     teacher: optional float model (input: images / 255) whose softened outputs the SNN
     also learns (knowledge distillation, weight `alpha`, temperature `kd_temperature`).
-    Returns (fine-tuned program, history)."""
+    device: where to train (default CPU); the images stay where they are, each batch
+    moves. Returns (fine-tuned program, history)."""
     from sia.data.augment import crop_flip
 
     loss_steps = sorted(set(int(t) for t in (loss_steps or (T,))))
@@ -167,7 +171,10 @@ def finetune(program: Program, images, labels, *, T: int = 8, loss_steps=None,
     if steps < 1 or batch_size < 1 or not lr > 0:
         raise SiaError("need steps >= 1, batch size >= 1 and lr > 0")
     images, labels = torch.as_tensor(images), torch.as_tensor(labels)
-    net = ProgramNet(program)
+    dev = torch.device(device or "cpu")
+    if teacher is not None:
+        teacher.eval().to(dev)
+    net = ProgramNet(program).to(dev)
     # Adam moves every latent integer by ~lr per step whatever its gradient's size;
     # 8-bit groups (first / last layer) get a step in proportion to their code range
     groups, k = [], 0
@@ -186,6 +193,7 @@ def finetune(program: Program, images, labels, *, T: int = 8, loss_steps=None,
         x, y = images[idx], labels[idx]
         if augment:
             x = crop_flip(x, gen)
+        x, y = x.to(dev), y.to(dev)
         v = net(x, T)
         if tau is None:
             tau = _temperature(v[T - 1], y, T)
