@@ -2,7 +2,6 @@
 `sia finetune PROGRAM --out PROGRAM`: spike-aware fine-tuning of its integers."""
 
 import json
-
 from pathlib import Path
 
 import typer
@@ -44,7 +43,7 @@ def register(app: typer.Typer):
                                        help="comma list of t whose prediction enters the loss"),
         steps: int = typer.Option(1000, "--steps", help="training batches"),
         batch_size: int = typer.Option(64, "--batch", help="images per batch"),
-        lr: float = typer.Option(0.03, "--lr", help="Adam step, in weight codes (cosine decay)"),
+        lr: float = typer.Option(0.01, "--lr", help="Adam step, in weight codes (cosine decay)"),
         seed: int = typer.Option(0, "--seed"),
         augment: bool = typer.Option(True, "--augment/--no-augment",
                                      help="random crop + flip (CIFAR-10 only)"),
@@ -81,11 +80,9 @@ def register(app: typer.Typer):
         ft, hist = finetune(prog, images, labels, T=timesteps, loss_steps=ls, steps=steps,
                             batch_size=batch_size, lr=lr, seed=seed,
                             augment=augment and data == "cifar10", teacher=teacher_model)
-        ft.meta = {**ft.meta, "finetune": {"from": str(program), "data": data_copy(data, data_dir),
-                                           "T": timesteps, "loss_steps": list(ls), "steps": steps,
-                                           "batch": batch_size, "lr": lr, "seed": seed,
-                                           "teacher": str(teacher) if teacher else None,
-                                           "seconds": round(time.time() - t0, 1)}}
+        ft.meta["finetune"].update({"from": str(program), "data": data_copy(data, data_dir),
+                                    "teacher": str(teacher) if teacher else None,
+                                    "seconds": round(time.time() - t0, 1)})
         save_program(ft, out)
         log = out.with_suffix(".json")
         log.write_text(json.dumps({**ft.meta["finetune"], **hist}) + "\n")

@@ -220,7 +220,12 @@ def finetune(program: Program, images, labels, *, T: int = 8, loss_steps=None,
             if log:
                 log(step, float(np.mean(hist['loss'][-50:])), float(np.mean(hist['acc'][-50:])))
     hist["temperature"] = tau
-    return net.to_program(), hist
+    prog = net.to_program()
+    prog.meta = {**prog.meta, "finetune": {"T": T, "loss_steps": loss_steps, "steps": steps,
+                                           "batch": batch_size, "lr": lr, "seed": seed,
+                                           "distilled": teacher is not None,
+                                           "temperature": float(tau)}}
+    return prog, hist
 
 
 def plot_history(hist: dict, path, title: str):
