@@ -116,6 +116,8 @@ def main():
             raise SystemExit(f"--replot: no {f}")
         print(plot(args.out, args.out.name, json.loads(f.read_text())))
         return
+    if args.ft_distill and not args.fp32:
+        ap.error("--ft-distill needs --fp32 (the teacher)")
     torch.set_num_threads(2)
 
     images, labels = load_split("cifar10", "test", args.data_dir)
@@ -141,21 +143,17 @@ def main():
     else:
         ap.error("give --qcfs and --fp32, or --program")
     res["integer_ann"] = float((ann_predict(prog, images) == labels).float().mean())
+    if args.calibrate or args.finetune:
+        train_x, train_y = load_split("cifar10", "train", args.data_dir)
     if args.calibrate:
-        cal_x, _ = load_split("cifar10", "train", args.data_dir)
         g = torch.Generator().manual_seed(0)
-        pick = torch.randperm(len(cal_x), generator=g)[:args.calibrate]
-        prog = calibrate_bias(prog, cal_x[pick], args.T, chunk=min(128, args.batch_size))
+        pick = torch.randperm(len(train_x), generator=g)[:args.calibrate]
+        prog = calibrate_bias(prog, train_x[pick], args.T, chunk=min(128, args.batch_size))
         res["calibration_images"] = args.calibrate
     if args.finetune:
-        train_x, train_y = load_split("cifar10", "train", args.data_dir)
         ls = tuple(int(t) for t in args.ft_loss_steps.split(","))
         t0 = time.time()
-        teacher = None
-        if args.ft_distill:
-            if not args.fp32:
-                ap.error("--ft-distill needs --fp32 (the teacher)")
-            teacher = load_run(args.fp32)[0]
+        teacher = load_run(args.fp32)[0] if args.ft_distill else None
         prog, hist = finetune(prog, train_x, train_y, T=args.T, loss_steps=ls,
                               steps=args.finetune, batch_size=args.ft_batch, lr=args.ft_lr,
                               teacher=teacher)

@@ -36,6 +36,7 @@ from sia.program.bounds import declare_bits
 from sia.program.format import IMAGE, Program
 from sia.program.validate import validate
 from sia.quant import round_half_up_np
+from sia.snn.synapse import apply_weights, sum_pool
 
 
 class _Spike(torch.autograd.Function):
@@ -99,14 +100,7 @@ class ProgramNet(torch.nn.Module):
                 w = self.int_weight(k, syn)
                 k += 1
                 x = images.to(w.device).float() if syn.source == IMAGE else outs[syn.source]
-                if syn.pool > 1:
-                    x = F.avg_pool2d(x, syn.pool, divisor_override=1)
-                if syn.op == "conv":
-                    y = F.conv2d(x, w, stride=syn.stride, padding=syn.padding)
-                elif syn.op == "dense":
-                    y = F.linear(x.flatten(1), w)[:, :, None, None]
-                else:
-                    y = x * w[None, :, None, None]
+                y = apply_weights(syn, sum_pool(x, syn.pool), w)
                 if syn.source == IMAGE:
                     const = const + y
                 else:

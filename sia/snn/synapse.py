@@ -30,15 +30,17 @@ def sum_pool(x: torch.Tensor, p: int) -> torch.Tensor:
 def synapse_current(syn: Synapse, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """x: [N, C, H, W] source values (spikes or image) -> current [N, Cout, ...] in
     `dtype`, holding exact integers (the caller chose a dtype that keeps them exact)."""
-    x = sum_pool(x.to(dtype), syn.pool)
-    w = torch.as_tensor(syn.weight, dtype=dtype)
+    return apply_weights(syn, sum_pool(x.to(dtype), syn.pool), torch.as_tensor(syn.weight, dtype=dtype))
+
+
+def apply_weights(syn: Synapse, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """The group's operation on an already pooled source x with weights w (the program's
+    integers, or sia.convert.finetune's differentiable copy of them)."""
     if syn.op == "conv":
-        y = F.conv2d(x, w, stride=syn.stride, padding=syn.padding)
-    elif syn.op == "dense":
-        y = F.linear(x.flatten(1), w)[:, :, None, None]
-    else:
-        y = x * w[None, :, None, None]
-    return y
+        return F.conv2d(x, w, stride=syn.stride, padding=syn.padding)
+    if syn.op == "dense":
+        return F.linear(x.flatten(1), w)[:, :, None, None]
+    return x * w[None, :, None, None]
 
 
 def fanout_map(syn: Synapse, pooled_hw: tuple[int, int], out_channels: int) -> torch.Tensor:
