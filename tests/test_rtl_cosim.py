@@ -77,6 +77,36 @@ def test_resident_weight_batch(built):
     run_images(p, imgs, CFG, seed=3, p_valid=0.7, p_ready=0.6)
 
 
+def test_parallel_processes_same_launches(built):
+    """jobs=2 (all layers at once from the golden inputs, split between two simulator
+    processes) gives every launch the same outputs, CYCLES, SOPS and order as one
+    process walking the layers with the RTL's own outputs."""
+    from sia.hw.rtl.cosim.program import run_images
+    p = random_program(1, chans=(8, 12))
+    imgs = np.stack([_image(p, s) for s in (7, 8)])
+    one, two = run_images(p, imgs, CFG, jobs=1), run_images(p, imgs, CFG, jobs=2)
+    assert two["sim"]["jobs"] == 2 and two["sim"]["cycles"] > 0
+    keys = ("layer", "tile", "images", "keep", "cycles", "sops", "image_ops")
+    assert [[x[k] for k in keys] for x in one["launches"]] == \
+        [[x[k] for k in keys] for x in two["launches"]]
+    for a, b in zip(one["outputs"], two["outputs"]):
+        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_shards_cut_only_before_fresh_launches():
+    """A process may only start at a launch that carries its weights; runs are
+    contiguous, cover every launch once and are balanced by beats."""
+    packets = [[0] * n for n in (10, 1, 1, 10, 1, 1, 10, 1, 1, 10, 1, 1)]
+    fresh = [i % 3 == 0 for i in range(12)]
+    parts = harness.shards(packets, fresh, 2)
+    assert [list(r) for r in parts] == [list(range(6)), list(range(6, 12))]
+    assert all(fresh[r.start] or r.start == 0 for r in parts)
+    assert harness.shards(packets, fresh, 1) == [range(12)]
+    assert harness.shards(packets[:3], fresh[:3], 4) == [range(3)]   # no allowed cut
+    parts = harness.shards(packets, fresh, 8)       # more jobs than cuts: one per run
+    assert [r.start for r in parts] == [0, 3, 6, 9] and parts[-1].stop == 12
+
+
 def test_keep_without_resident_weights_is_refused(built):
     """keep=1 after reset or after a failed launch: error code 3, nothing computed; a
     full launch then restores residency."""
@@ -93,13 +123,14 @@ def test_keep_without_resident_weights_is_refused(built):
 
 def test_digits_network_end_to_end(built):
     """The trained digits program (zoo), one test image: every layer bit-exact (each
-    layer reads the RTL's own spikes), logits equal, every launch cycle-exact."""
+    layer reads the RTL's own spikes: one process, layer by layer), logits equal, every
+    launch cycle-exact."""
     from sia.data.registry import load_split
     from sia.zoo import load_zoo_program
     p = load_zoo_program("digits_cnn_l8")
     images, labels = load_split("digits", "test")
     img = np.asarray(images[3])
-    r = run_program(p, img, CFG)
+    r = run_program(p, img, CFG, jobs=1)
     for launch in r["launches"]:
         assert launch["cycles"] == launch["expected"] == launch["model"], launch
     logits = r["outputs"][p.layers[-1].name].reshape(-1)

@@ -91,25 +91,38 @@ class LaunchResult:
     beats: list
 
 
-def run(cfg: SIAConfig, packets: list, seed: int = 1, p_valid: float = 1.0,
-        p_ready: float = 1.0, workdir: Path | None = None, opt: str | None = None):
-    """Run the packets (lists of 64-bit beats) one launch after another.
-    Returns ([LaunchResult], stats {cycles, seconds})."""
-    exe = build(cfg, opt=opt)
-    wd = Path(workdir or exe.parent.parent / "runs")
-    wd.mkdir(parents=True, exist_ok=True)
-    fin, fout = wd / f"in_{os.getpid()}.txt", wd / f"out_{os.getpid()}.txt"
-    with open(fin, "w") as f:
+def shards(packets: list, fresh: list, jobs: int) -> list[range]:
+    """Split the launches into <= jobs contiguous runs for separate simulator processes.
+    A run may only start at a launch marked fresh (it carries its own weights, so it
+    needs no state from the launches before it); runs are balanced by stream beats."""
+    n = len(packets)
+    cuts = [i for i in range(1, n) if fresh[i]]
+    if jobs <= 1 or not cuts:
+        return [range(n)]
+    cum = [0]
+    for p in packets:
+        cum.append(cum[-1] + len(p))
+    bounds = [0]
+    for j in range(1, jobs):   # the allowed cut nearest to j/jobs of the beats
+        goal = cum[n] * j / jobs
+        c = min(cuts, key=lambda i: abs(cum[i] - goal))
+        if c > bounds[-1]:
+            bounds.append(c)
+    bounds.append(n)
+    return [range(a, b) for a, b in zip(bounds, bounds[1:])]
+
+
+def _write_packets(path: Path, packets) -> None:
+    with open(path, "w") as f:
         f.write(f"{len(packets)}\n")
         for p in packets:
             f.write(f"{len(p)}\n")
             f.write("\n".join(f"{int(b):x}" for b in p))
             f.write("\n")
-    r = subprocess.run([str(exe), str(fin), str(fout), str(seed), str(p_valid), str(p_ready)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        raise SiaError(f"simulation failed ({r.returncode}): {r.stderr[-2000:]}")
-    lines = fout.read_text().split("\n")
+
+
+def _read_results(path: Path):
+    lines = path.read_text().split("\n")
     res, i, stats = [], 0, {}
     while i < len(lines):
         ln = lines[i].split()
@@ -123,6 +136,46 @@ def run(cfg: SIAConfig, packets: list, seed: int = 1, p_valid: float = 1.0,
             res.append(LaunchResult(int(ln[1]), int(ln[2]), int(ln[3]), int(ln[4]), beats))
         elif ln[0] == "S":
             stats = {"cycles": int(ln[1]), "seconds": float(ln[2])}
-    fin.unlink(missing_ok=True)
-    fout.unlink(missing_ok=True)
+    return res, stats
+
+
+def run(cfg: SIAConfig, packets: list, seed: int = 1, p_valid: float = 1.0,
+        p_ready: float = 1.0, workdir: Path | None = None, opt: str | None = None,
+        jobs: int = 1, fresh: list | None = None):
+    """Run the packets (lists of 64-bit beats) one launch after another.
+    jobs > 1 with `fresh` (per packet: True where it carries its weights) runs contiguous
+    runs of launches in that many simulator processes at once, each from reset (shard
+    s uses seed + s for its stalls); the results are the same as one process gives.
+    Returns ([LaunchResult], stats {cycles, seconds (simulation time summed over the
+    processes), wall (seconds the simulation took), processes})."""
+    exe = build(cfg, opt=opt)
+    wd = Path(workdir or exe.parent.parent / "runs")
+    wd.mkdir(parents=True, exist_ok=True)
+    parts = shards(packets, fresh, jobs) if fresh is not None else [range(len(packets))]
+    files = [(wd / f"in_{os.getpid()}_{s}.txt", wd / f"out_{os.getpid()}_{s}.txt")
+             for s in range(len(parts))]
+    try:
+        for part, (fin, _) in zip(parts, files):
+            _write_packets(fin, [packets[i] for i in part])
+        t0 = time.perf_counter()
+        procs = [subprocess.Popen([str(exe), str(fin), str(fout), str(seed + s), str(p_valid),
+                                   str(p_ready)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+                 for s, (fin, fout) in enumerate(files)]
+        errs = [(pr.returncode, err) for pr in procs
+                for _, err in [pr.communicate()]]
+        wall = time.perf_counter() - t0
+        for rc, err in errs:
+            if rc != 0:
+                raise SiaError(f"simulation failed ({rc}): {err[-2000:]}")
+        res, stats = [], {"cycles": 0, "seconds": 0.0, "wall": wall, "processes": len(parts)}
+        for _, fout in files:
+            r, st = _read_results(fout)
+            res += r
+            stats["cycles"] += st["cycles"]
+            stats["seconds"] += st["seconds"]
+    finally:
+        for fin, fout in files:
+            fin.unlink(missing_ok=True)
+            fout.unlink(missing_ok=True)
     return res, stats

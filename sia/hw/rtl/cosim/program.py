@@ -1,6 +1,7 @@
 """Run a whole SNN program through the RTL (Verilator), layer by layer and tile by tile,
 and compare against the golden simulator."""
 
+import os
 
 import numpy as np
 
@@ -26,11 +27,13 @@ def golden_traces(program: Program, image: np.ndarray, T: int):
 
 def run_program(program: Program, image: np.ndarray, cfg: SIAConfig, T: int | None = None,
                 seed: int = 1, p_valid: float = 1.0, p_ready: float = 1.0,
-                feed_golden: bool = False, check: bool = True, with_model: bool = True):
+                feed_golden: bool = False, check: bool = True, with_model: bool = True,
+                jobs: int | None = None):
     """One image: returns {"outputs": {layer: array}, "launches": [...], "sim": {...}}.
-    Each layer reads the RTL's own outputs of earlier layers (feed_golden=False)."""
+    With jobs=1 each layer reads the RTL's own outputs of earlier layers (feed_golden=False);
+    see run_images for jobs > 1."""
     r = run_images(program, image[None], cfg, T, seed, p_valid, p_ready, feed_golden, check,
-                   with_model)
+                   with_model, jobs=jobs)
     return {"outputs": r["outputs"][0], "launches": r["launches"], "golden": r["golden"][0],
             "sim": r["sim"]}
 
@@ -38,12 +41,16 @@ def run_program(program: Program, image: np.ndarray, cfg: SIAConfig, T: int | No
 def run_images(program: Program, images: np.ndarray, cfg: SIAConfig, T: int | None = None,
                seed: int = 1, p_valid: float = 1.0, p_ready: float = 1.0,
                feed_golden: bool = False, check: bool = True, with_model: bool = True,
-               keep: bool = True, launch_images: int = 1):
+               keep: bool = True, launch_images: int = 1, jobs: int | None = None):
     """A batch of images [B, C, H, W], launch-major: for each layer, for each tile, the B
     images one after the other; with keep=True only the first of the tile's launches
     sends its weights and neuron params (the others are resident-weight launches).
     launch_images: images per launch where the layer allows packing (`regmap.launch_images`;
     0 = as many as the buffers hold); a packed launch's record lists its images.
+    jobs: simulator processes (default: one per CPU core, at most 2). With check and
+    jobs > 1 every layer's launches are simulated at once from the golden inputs (see
+    below) and split between the processes (`harness.shards`); either way the results
+    and cycle counts are the same, only the wall time differs.
     Returns {"outputs": [per image {layer: array}], "launches": [...], "golden": [...],
     "sim": {...}}; every launch record holds the RTL's CYCLES, the formula's count (and
     its phases, "formula") and the model's count for the same launch."""
@@ -55,20 +62,31 @@ def run_images(program: Program, images: np.ndarray, cfg: SIAConfig, T: int | No
     ins = [{IMAGE: images[b]} for b in range(B)]
     outs = [{} for _ in range(B)]
     launches = []
-    sim_cycles, sim_secs = 0, 0.0
-    for li, layer in enumerate(program.layers):
+    sim = {"cycles": 0, "seconds": 0.0, "wall": 0.0}
+    jobs = jobs or min(2, os.cpu_count() or 1)
+
+    def plan(li):
+        """The layer's launches: [(tile, images of the launch)] and their packets."""
         nt = regmap.num_tiles(program, li, cfg)
         kl = regmap.launch_images(program, li, cfg, T, None if launch_images == 0 else launch_images)
-        # (k, images of the launch); a launch's inputs are always a list (one image or a
-        # packed launch): regmap, the formula and the model take both
+        # a launch's inputs are always a list (one image or a packed launch): regmap, the
+        # formula and the model take both
         order = [(k, list(range(b, min(B, b + kl)))) for k in range(nt) for b in range(0, B, kl)]
         packets = [regmap.pack_tile(program, li, k, [ins[b] for b in bs], cfg, T,
                                     keep=keep and bs[0] > 0)
                    for k, bs in order]
-        res, st = harness.run(cfg, packets, seed=seed + li, p_valid=p_valid, p_ready=p_ready)
-        sim_cycles += st["cycles"]
-        sim_secs += st["seconds"]
-        parts = [[None] * nt for _ in range(B)]
+        return order, packets
+
+    def simulate(packets, fresh, seed_):
+        res, st = harness.run(cfg, packets, seed=seed_, p_valid=p_valid, p_ready=p_ready,
+                              jobs=jobs, fresh=fresh)
+        for key in sim:
+            sim[key] += st[key]
+        return res
+
+    def collect(li, order, res):
+        layer = program.layers[li]
+        parts = [[None] * regmap.num_tiles(program, li, cfg) for _ in range(B)]
         for (k, bs), r in zip(order, res):
             if r.status & regmap.STATUS_ERROR:
                 raise SiaError(f"layer {li} tile {k} images {bs}: RTL error code "
@@ -97,5 +115,27 @@ def run_images(program: Program, images: np.ndarray, cfg: SIAConfig, T: int | No
                     raise SiaError(f"layer {li} ({layer.name}) image {b}: RTL != golden at "
                                    f"{len(bad)} places, first {bad[:5].tolist()}")
             ins[b][li] = gold[layer.name] if (feed_golden and layer.kind == "if") else full
+
+    if check and jobs > 1:
+        # Every layer's output is checked against the golden simulator, so a layer fed the
+        # golden spikes sees exactly what the RTL's own earlier layers would give it (or
+        # the check of an earlier layer fails first): all layers' launches can then be
+        # simulated at once, split into contiguous runs over `jobs` processes.
+        for b in range(B):
+            for li, layer in enumerate(program.layers):
+                if layer.kind == "if":
+                    ins[b][li] = golds[b][0][layer.name]
+        plans = [plan(li) for li in range(len(program.layers))]
+        res = simulate([q for _, pk in plans for q in pk],
+                       [not (keep and bs[0] > 0) for order, _ in plans for _, bs in order], seed)
+        i = 0
+        for li, (order, _) in enumerate(plans):
+            collect(li, order, res[i:i + len(order)])
+            i += len(order)
+    else:
+        for li in range(len(program.layers)):   # layer by layer, each fed the RTL's outputs
+            order, packets = plan(li)
+            collect(li, order, simulate(packets, [not (keep and bs[0] > 0) for _, bs in order],
+                                        seed + li))
     return {"outputs": outs, "launches": launches, "golden": [g[1] for g in golds],
-            "sim": {"cycles": sim_cycles, "seconds": sim_secs}}
+            "sim": dict(sim, jobs=jobs)}
