@@ -106,6 +106,8 @@ def main():
     ap.add_argument("--ft-batch", type=int, default=64, help="fine-tuning: images per batch")
     ap.add_argument("--ft-distill", action="store_true",
                     help="fine-tuning: also distil from the --fp32 twin (alpha 0.5, T 4)")
+    ap.add_argument("--ft-neurons", action="store_true",
+                    help="fine-tuning: also train thresholds and v_init")
     ap.add_argument("--batch-size", type=int, default=256,
                     help="images per golden-simulator batch (memory: ResNet-18 w0.5 at 256 "
                          "needs ~16 GB; the results do not depend on it)")
@@ -156,9 +158,10 @@ def main():
         teacher = load_run(args.fp32)[0] if args.ft_distill else None
         prog, hist = finetune(prog, train_x, train_y, T=args.T, loss_steps=ls,
                               steps=args.finetune, batch_size=args.ft_batch, lr=args.ft_lr,
-                              teacher=teacher)
+                              teacher=teacher, neurons=args.ft_neurons)
         res["finetune"] = {"steps": args.finetune, "lr": args.ft_lr, "loss_steps": list(ls),
-                           "batch": args.ft_batch, "distill": bool(args.ft_distill), "seconds": round(time.time() - t0, 1),
+                           "batch": args.ft_batch, "distill": bool(args.ft_distill),
+                           "neurons": bool(args.ft_neurons), "seconds": round(time.time() - t0, 1),
                            "temperature": hist["temperature"],
                            "train_acc_last50": sum(hist["acc"][-50:]) / len(hist["acc"][-50:])}
         args.out.mkdir(parents=True, exist_ok=True)

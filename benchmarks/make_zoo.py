@@ -71,6 +71,7 @@ def main():
                                        f"{','.join(map(str, ev['finetune']['loss_steps']))}"
                                        f" --ft-batch {ev['finetune']['batch']}"
                                        + (" --ft-distill" if ev["finetune"].get("distill") else "")
+                                       + (" --ft-neurons" if ev["finetune"].get("neurons") else "")
                                        if ev.get("finetune") else ""),
                     "commit": ev["commit"]}
         else:

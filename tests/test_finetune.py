@@ -39,11 +39,14 @@ def test_forward_equals_golden_on_digits():
     assert torch.equal(v.to(torch.int64), run_batch(prog, x[:64], 8)["output_v"])
 
 
-def test_untrained_round_trip_keeps_every_integer():
+@pytest.mark.parametrize("neurons", [False, True])
+def test_untrained_round_trip_keeps_every_integer(neurons):
     prog = random_program(3)
-    back = ProgramNet(prog).to_program()
+    back = ProgramNet(prog, neurons=neurons).to_program()
     for a, b in zip(prog.layers, back.layers):
         assert np.array_equal(a.bias, b.bias) and np.array_equal(a.v_init, b.v_init)
+        assert (a.threshold is None) == (b.threshold is None)
+        assert a.threshold is None or np.array_equal(a.threshold, b.threshold)
         for sa, sb in zip(a.inputs, b.inputs):
             assert np.array_equal(sa.weight, sb.weight) and sa.weight_bits == sb.weight_bits
 
@@ -78,6 +81,31 @@ def test_finetune_lowers_the_loss_and_keeps_weights_in_range():
     for layer in ft.layers:
         for syn in layer.inputs:
             assert np.abs(syn.weight).max() <= 2 ** (syn.weight_bits - 1) - 1
+
+
+def test_finetune_neurons_moves_thresholds_and_v_init_and_stays_exact():
+    """neurons=True: thresholds (>= 1) and v_init are trained too; the result is a valid
+    program on which the fine-tuning forward pass still equals the golden simulator."""
+    prog = load_zoo_program("digits_cnn_l8")
+    x, y = load_digits_split("train")
+    ft, _ = finetune(prog, x[:256], y[:256], T=8, loss_steps=(4, 8), steps=30, batch_size=64,
+                     lr=0.2, augment=False, progress=False, neurons=True)
+    moved = [not (np.array_equal(a.threshold, b.threshold) and np.array_equal(a.v_init, b.v_init))
+             for a, b in zip(prog.layers, ft.layers) if a.kind == "if"]
+    assert any(moved) and ft.meta["finetune"]["neurons"]
+    assert all(int(layer.threshold.min()) >= 1 for layer in ft.layers if layer.kind == "if")
+    with torch.no_grad():
+        v = ProgramNet(ft)(x[:32], 8)
+    assert torch.equal(v.to(torch.int64), run_batch(ft, x[:32], 8)["output_v"])
+
+
+def test_threshold_receives_the_surrogate_gradient():
+    from sia.convert.finetune import _Spike
+    v = torch.tensor([4.0, 9.0], requires_grad=True)
+    th = torch.tensor([5.0, 5.0], requires_grad=True)
+    _Spike.apply(v, th).sum().backward()
+    assert v.grad.tolist() == pytest.approx([0.16, 0.04])
+    assert th.grad.tolist() == pytest.approx([-0.16, -0.04])
 
 
 @pytest.mark.parametrize("kw, msg", [({"loss_steps": (5,)}, "loss steps"),

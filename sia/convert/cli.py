@@ -49,10 +49,13 @@ def register(app: typer.Typer):
                                      help="random crop + flip (CIFAR-10 only)"),
         teacher: Path = typer.Option(None, "--teacher",
                                      help="training run dir of a float model to distil from"),
+        neurons: bool = typer.Option(False, "--neurons",
+                                     help="also train the IF layers' thresholds and v_init"),
         threads: int = typer.Option(0, "--threads", help="torch CPU threads (0 = default)"),
     ):
-        """Train a converted program's integer weights and biases through its own spikes
-        (surrogate gradient, straight-through rounding): the result is again a program."""
+        """Train a converted program's integer weights and biases (and with --neurons its
+        thresholds and v_init) through its own spikes (surrogate gradient, straight-through
+        rounding): the result is again a program."""
         import time
 
         import torch
@@ -79,7 +82,8 @@ def register(app: typer.Typer):
         t0 = time.time()
         ft, hist = finetune(prog, images, labels, T=timesteps, loss_steps=ls, steps=steps,
                             batch_size=batch_size, lr=lr, seed=seed,
-                            augment=augment and data == "cifar10", teacher=teacher_model)
+                            augment=augment and data == "cifar10", teacher=teacher_model,
+                            neurons=neurons)
         ft.meta["finetune"].update({"from": str(program), "data": data_copy(data, data_dir),
                                     "teacher": str(teacher) if teacher else None,
                                     "seconds": round(time.time() - t0, 1)})

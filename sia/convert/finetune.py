@@ -18,8 +18,10 @@ integer domain, so that nothing needs converting afterwards:
   fixed temperature chosen on the first batch; optionally half of it is
   distillation from a float teacher (the program's FP32 twin).
 
-Thresholds, v_init, shapes and weight widths stay as converted; weights, biases and
-identity-shortcut weights move. The result is an ordinary program (declared widths
+Weights, biases and identity-shortcut weights move; thresholds and v_init too when
+asked (`neurons`: trainable thresholds, after Rathi et al., and initial membranes, after
+Bu et al., AAAI 2022, "Optimized potential initialization for low-latency SNNs");
+shapes and weight widths stay as converted. The result is an ordinary program (declared widths
 recomputed and validated), so every backend runs it unchanged.
 """
 
@@ -40,7 +42,8 @@ from sia.snn.synapse import apply_weights, sum_pool
 
 
 class _Spike(torch.autograd.Function):
-    """Heaviside(V - theta) forward; triangle of half-width theta backward."""
+    """Heaviside(V - theta) forward; triangle of half-width theta backward (for V, and
+    with the opposite sign for theta: the surrogate is a function of V - theta)."""
 
     @staticmethod
     def forward(ctx, v, theta):
@@ -50,7 +53,8 @@ class _Spike(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         v, theta = ctx.saved_tensors
-        return grad * torch.clamp(1 - (v - theta).abs() / theta, min=0) / theta, None
+        g = grad * torch.clamp(1 - (v - theta).abs() / theta, min=0) / theta
+        return g, (-g if ctx.needs_input_grad[1] else None)
 
 
 def _ste_int(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
@@ -61,22 +65,29 @@ def _ste_int(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
 
 class ProgramNet(torch.nn.Module):
     """A program as trainable tensors: one latent weight per synapse group, one latent
-    bias per layer (in units of the layer's threshold, so one learning rate suits all)."""
+    bias per layer (in units of the layer's converted threshold, so one learning rate
+    suits all); with `neurons`, also each IF layer's thresholds and v_init (same unit)."""
 
-    def __init__(self, program: Program):
+    def __init__(self, program: Program, neurons: bool = False):
         super().__init__()
         self.program = program
         self.weights = torch.nn.ParameterList()
         self.biases = torch.nn.ParameterList()
+        self.neurons = neurons
+        self.thresholds = torch.nn.ParameterList()
+        self.v_inits = torch.nn.ParameterList()
         f32 = torch.float32
         for i, layer in enumerate(program.layers):
             for syn in layer.inputs:
                 self.weights.append(torch.nn.Parameter(torch.as_tensor(syn.weight, dtype=f32)))
-            # bias unit: the threshold (or 1 for the integrator); buffers follow .to(device)
+            # unit: the converted threshold (or 1 for the integrator); buffers follow .to(device)
             unit = (torch.as_tensor(layer.threshold, dtype=f32) if layer.kind == "if"
                     else torch.ones(layer.channels))
             self.register_buffer(f"unit{i}", unit)
-            self.register_buffer(f"v_init{i}", torch.as_tensor(layer.v_init, dtype=f32))
+            v0 = torch.as_tensor(layer.v_init, dtype=f32) / unit
+            self.v_inits.append(torch.nn.Parameter(v0, requires_grad=neurons and layer.kind == "if"))
+            self.thresholds.append(torch.nn.Parameter(torch.ones_like(unit),
+                                                      requires_grad=neurons and layer.kind == "if"))
             self.biases.append(torch.nn.Parameter(torch.as_tensor(layer.bias, dtype=f32) / unit))
 
     def int_weight(self, k: int, syn) -> torch.Tensor:
@@ -85,6 +96,12 @@ class ProgramNet(torch.nn.Module):
 
     def int_bias(self, i: int) -> torch.Tensor:
         return _ste_int(self.biases[i] * getattr(self, f"unit{i}"), -2.0 ** 30, 2.0 ** 30)
+
+    def int_threshold(self, i: int) -> torch.Tensor:
+        return _ste_int(self.thresholds[i] * getattr(self, f"unit{i}"), 1, 2.0 ** 30)
+
+    def int_v_init(self, i: int) -> torch.Tensor:
+        return _ste_int(self.v_inits[i] * getattr(self, f"unit{i}"), -2.0 ** 30, 2.0 ** 30)
 
     def forward(self, images: torch.Tensor, T: int) -> torch.Tensor:
         """images uint8 [B, C, H, W] -> integrator membrane after each step [T, B, classes]."""
@@ -107,9 +124,9 @@ class ProgramNet(torch.nn.Module):
                     varying = y if varying is None else varying + y
             cur = const[None] if varying is None else varying.view(T, B, C, H, W) + const[None]
             cur = cur.expand(T, B, C, H, W)
-            v = getattr(self, f"v_init{i}")[None, :, None, None]
+            v = self.int_v_init(i)[None, :, None, None]
             if layer.kind == "if":
-                theta = getattr(self, f"unit{i}")[None, :, None, None].expand(B, C, H, W)
+                theta = self.int_threshold(i)[None, :, None, None].expand(B, C, H, W)
                 spikes = []
                 for t in range(T):
                     v = v + cur[t]
@@ -132,6 +149,10 @@ class ProgramNet(torch.nn.Module):
                     syn.weight = w.reshape(syn.weight.shape)
                     k += 1
                 layer.bias = round_half_up_np(self.int_bias(i).cpu().numpy()).astype(np.int64)
+                layer.v_init = round_half_up_np(self.int_v_init(i).cpu().numpy()).astype(np.int64)
+                if layer.kind == "if":
+                    layer.threshold = round_half_up_np(
+                        self.int_threshold(i).cpu().numpy()).astype(np.int64)
                 declare_bits(prog, layer)
         prog.name = prog.name + name_suffix
         return validate(prog)
@@ -148,13 +169,15 @@ def _temperature(v_T: torch.Tensor, labels: torch.Tensor, T: int) -> float:
 def finetune(program: Program, images, labels, *, T: int = 8, loss_steps=None,
              steps: int = 500, batch_size: int = 64, lr: float = 0.01, seed: int = 0,
              augment: bool = True, progress: bool = True, log=None, teacher=None,
-             alpha: float = 0.5, kd_temperature: float = 4.0, device=None) -> tuple[Program, dict]:
+             alpha: float = 0.5, kd_temperature: float = 4.0, device=None,
+             neurons: bool = False) -> tuple[Program, dict]:
     """Train `program`'s integers on (uint8 images, labels) for `steps` batches.
     loss_steps: the t whose predictions enter the loss (default: T only).
     teacher: optional float model (input: images / 255) whose softened outputs the SNN
     also learns (knowledge distillation, weight `alpha`, temperature `kd_temperature`).
     device: where to train (default CPU); the images stay where they are, each batch
-    moves. Returns (fine-tuned program, history)."""
+    moves. neurons: also train each IF layer's thresholds and v_init (like the biases,
+    in units of the converted threshold). Returns (fine-tuned program, history)."""
     from sia.data.augment import crop_flip
 
     loss_steps = sorted(set(int(t) for t in (loss_steps or (T,))))
@@ -168,7 +191,7 @@ def finetune(program: Program, images, labels, *, T: int = 8, loss_steps=None,
     dev = torch.device(device or "cpu")
     if teacher is not None:
         teacher.eval().to(dev)
-    net = ProgramNet(program).to(dev)
+    net = ProgramNet(program, neurons=neurons).to(dev)
     # Adam moves every latent integer by ~lr per step whatever its gradient's size;
     # 8-bit groups (first / last layer) get a step in proportion to their code range
     groups, k = [], 0
@@ -177,6 +200,9 @@ def finetune(program: Program, images, labels, *, T: int = 8, loss_steps=None,
             groups.append({"params": [net.weights[k]], "lr": lr * (2 ** (syn.weight_bits - 1) - 1) / 7})
             k += 1
     groups.append({"params": list(net.biases), "lr": lr * 0.1})
+    if neurons:
+        groups.append({"params": [q for q in (*net.thresholds, *net.v_inits) if q.requires_grad],
+                       "lr": lr * 0.1})
     opt = torch.optim.Adam(groups)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
     gen = torch.Generator().manual_seed(seed)
@@ -218,6 +244,7 @@ def finetune(program: Program, images, labels, *, T: int = 8, loss_steps=None,
     prog.meta = {**prog.meta, "finetune": {"T": T, "loss_steps": loss_steps, "steps": steps,
                                            "batch": batch_size, "lr": lr, "seed": seed,
                                            "distilled": teacher is not None,
+                                           "neurons": neurons,
                                            "temperature": float(tau)}}
     return prog, hist
 

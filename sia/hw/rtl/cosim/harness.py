@@ -91,17 +91,18 @@ class LaunchResult:
     beats: list
 
 
-def shards(packets: list, fresh: list, jobs: int) -> list[range]:
+def shards(packets: list, fresh: list, jobs: int, cost: list | None = None) -> list[range]:
     """Split the launches into <= jobs contiguous runs for separate simulator processes.
     A run may only start at a launch marked fresh (it carries its own weights, so it
-    needs no state from the launches before it); runs are balanced by stream beats."""
+    needs no state from the launches before it); runs are balanced by `cost` per launch
+    (e.g. its expected cycles; default: its stream beats)."""
     n = len(packets)
     cuts = [i for i in range(1, n) if fresh[i]]
     if jobs <= 1 or not cuts:
         return [range(n)]
     cum = [0]
-    for p in packets:
-        cum.append(cum[-1] + len(p))
+    for i, p in enumerate(packets):
+        cum.append(cum[-1] + (len(p) if cost is None else cost[i]))
     bounds = [0]
     for j in range(1, jobs):   # the allowed cut nearest to j/jobs of the beats
         goal = cum[n] * j / jobs
@@ -141,17 +142,18 @@ def _read_results(path: Path):
 
 def run(cfg: SIAConfig, packets: list, seed: int = 1, p_valid: float = 1.0,
         p_ready: float = 1.0, workdir: Path | None = None, opt: str | None = None,
-        jobs: int = 1, fresh: list | None = None):
+        jobs: int = 1, fresh: list | None = None, cost: list | None = None):
     """Run the packets (lists of 64-bit beats) one launch after another.
     jobs > 1 with `fresh` (per packet: True where it carries its weights) runs contiguous
     runs of launches in that many simulator processes at once, each from reset (shard
-    s uses seed + s for its stalls); the results are the same as one process gives.
+    s uses seed + s for its stalls), balanced by `cost` (see `shards`); the results are
+    the same as one process gives.
     Returns ([LaunchResult], stats {cycles, seconds (simulation time summed over the
     processes), wall (seconds the simulation took), processes})."""
     exe = build(cfg, opt=opt)
     wd = Path(workdir or exe.parent.parent / "runs")
     wd.mkdir(parents=True, exist_ok=True)
-    parts = shards(packets, fresh, jobs) if fresh is not None else [range(len(packets))]
+    parts = shards(packets, fresh, jobs, cost) if fresh is not None else [range(len(packets))]
     files = [(wd / f"in_{os.getpid()}_{s}.txt", wd / f"out_{os.getpid()}_{s}.txt")
              for s in range(len(parts))]
     try:

@@ -66,7 +66,8 @@ def run_images(program: Program, images: np.ndarray, cfg: SIAConfig, T: int | No
     jobs = jobs or min(2, os.cpu_count() or 1)
 
     def plan(li):
-        """The layer's launches: [(tile, images of the launch)] and their packets."""
+        """The layer's launches: [(tile, images of the launch)], their packets and the
+        cycle formula for each (it also balances the simulator processes)."""
         nt = regmap.num_tiles(program, li, cfg)
         kl = regmap.launch_images(program, li, cfg, T, None if launch_images == 0 else launch_images)
         # a launch's inputs are always a list (one image or a packed launch): regmap, the
@@ -75,19 +76,21 @@ def run_images(program: Program, images: np.ndarray, cfg: SIAConfig, T: int | No
         packets = [regmap.pack_tile(program, li, k, [ins[b] for b in bs], cfg, T,
                                     keep=keep and bs[0] > 0)
                    for k, bs in order]
-        return order, packets
+        formulas = [launch_cycles(program, li, k, [ins[b] for b in bs], cfg, T, detail=True,
+                                  keep=keep and bs[0] > 0) for k, bs in order]
+        return order, packets, formulas
 
-    def simulate(packets, fresh, seed_):
+    def simulate(packets, formulas, fresh, seed_):
         res, st = harness.run(cfg, packets, seed=seed_, p_valid=p_valid, p_ready=p_ready,
-                              jobs=jobs, fresh=fresh)
+                              jobs=jobs, fresh=fresh, cost=[f["total"] for f in formulas])
         for key in sim:
             sim[key] += st[key]
         return res
 
-    def collect(li, order, res):
+    def collect(li, order, formulas, res):
         layer = program.layers[li]
         parts = [[None] * regmap.num_tiles(program, li, cfg) for _ in range(B)]
-        for (k, bs), r in zip(order, res):
+        for (k, bs), formula, r in zip(order, formulas, res):
             if r.status & regmap.STATUS_ERROR:
                 raise SiaError(f"layer {li} tile {k} images {bs}: RTL error code "
                                f"{(r.status >> 8) & 0xFF}")
@@ -95,7 +98,6 @@ def run_images(program: Program, images: np.ndarray, cfg: SIAConfig, T: int | No
                 parts[b][k] = o
             kept = keep and bs[0] > 0
             x = [ins[b] for b in bs]
-            formula = launch_cycles(program, li, k, x, cfg, T, detail=True, keep=kept)
             rec = {"layer": li, "tile": k, "image": bs[0], "images": bs, "keep": kept,
                    "cycles": r.cycles, "expected": formula["total"], "formula": formula,
                    "sops": r.sops, "image_ops": r.image_ops}
@@ -126,16 +128,17 @@ def run_images(program: Program, images: np.ndarray, cfg: SIAConfig, T: int | No
                 if layer.kind == "if":
                     ins[b][li] = golds[b][0][layer.name]
         plans = [plan(li) for li in range(len(program.layers))]
-        res = simulate([q for _, pk in plans for q in pk],
-                       [not (keep and bs[0] > 0) for order, _ in plans for _, bs in order], seed)
+        res = simulate([q for _, pk, _ in plans for q in pk], [f for *_, fs in plans for f in fs],
+                       [not (keep and bs[0] > 0) for order, *_ in plans for _, bs in order], seed)
         i = 0
-        for li, (order, _) in enumerate(plans):
-            collect(li, order, res[i:i + len(order)])
+        for li, (order, _, formulas) in enumerate(plans):
+            collect(li, order, formulas, res[i:i + len(order)])
             i += len(order)
     else:
         for li in range(len(program.layers)):   # layer by layer, each fed the RTL's outputs
-            order, packets = plan(li)
-            collect(li, order, simulate(packets, [not (keep and bs[0] > 0) for _, bs in order],
-                                        seed + li))
+            order, packets, formulas = plan(li)
+            collect(li, order, formulas,
+                    simulate(packets, formulas, [not (keep and bs[0] > 0) for _, bs in order],
+                             seed + li))
     return {"outputs": outs, "launches": launches, "golden": [g[1] for g in golds],
             "sim": dict(sim, jobs=jobs)}
