@@ -45,6 +45,9 @@ def register(app: typer.Typer):
         pes: int = typer.Option(None, "--pes"),
         events: int = typer.Option(None, "--events"),
         config: str = typer.Option(None, "--config"),
+        jobs: int = typer.Option(None, "--jobs", min=1,
+                                 help="simulator processes (default: CPU cores, at most 2; "
+                                      "1 = layer by layer on the RTL's own spikes)"),
         out: Path = typer.Option(None, "--out", help="write a JSON report here"),
     ):
         """Images through the RTL (Verilator), checked bit-exact against golden and
@@ -57,7 +60,7 @@ def register(app: typer.Typer):
         images, labels = load_split(data or prog.meta.get("dataset", "digits"), "test", data_dir)
         cfg = _cfg(pes, events, config)
         sel = slice(image_index, image_index + batch)
-        rep = bench(prog, np.asarray(images[sel]), cfg, T=timesteps)
+        rep = bench(prog, np.asarray(images[sel]), cfg, T=timesteps, jobs=jobs)
         rep["image_index"], rep["labels"] = image_index, [int(v) for v in np.asarray(labels[sel])]
         print(json.dumps({k: v for k, v in rep.items() if k != "per_launch"}, indent=1))
         if out:
