@@ -12,6 +12,9 @@ depend on later steps) and write JSON + program files.
 --finetune N trains the (calibrated) program's integers through its own spikes for N
 batches of training images (`sia finetune`) before the test-set evaluation.
 
+--program P --qcfs R --fp32 F continues from an existing program (file or zoo name; e.g.
+a second fine-tuning stage) with R and F as the reference accuracies and teacher.
+
 A program converted elsewhere (benchmarks/gpu_reproduce.py on a GPU machine, which
 returns programs, not float weights) is evaluated with --program; its FP32 and
 reduced-precision ANN accuracies are then read from that run's results.json:
@@ -31,7 +34,8 @@ from sia.convert import convert
 from sia.convert.calibrate import calibrate_bias
 from sia.convert.finetune import finetune, plot_history
 from sia.data.registry import data_copy, load_split
-from sia.program import load_program, save_program
+from sia.program import save_program
+from sia.program.resolve import resolve_program
 from sia.snn import simulate
 from sia.snn.ann import ann_predict
 from sia.models import build_model, fold_all_bn
@@ -90,7 +94,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--qcfs", type=Path)
     ap.add_argument("--fp32", type=Path)
-    ap.add_argument("--program", type=Path, help="evaluate this program instead of converting")
+    ap.add_argument("--program", help="evaluate (and fine-tune) this program file or zoo name "
+                    "instead of converting; with --qcfs/--fp32 their runs give the references")
     ap.add_argument("--gpu-results", type=Path, help="with --program: gpu_reproduce results.json")
     ap.add_argument("--replot", action="store_true",
                     help="only redraw OUT/accuracy_vs_timestep.png from OUT/eval.json")
@@ -128,8 +133,21 @@ def main():
     res = {"data": data_copy("cifar10", args.data_dir), "test_images": len(labels),
            "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                                     text=True).stdout.strip()}
-    if args.program:
-        prog, name = load_program(args.program), args.program.stem
+    if args.program and args.qcfs and args.fp32:
+        # continue from an existing program (e.g. a zoo entry: a second fine-tuning
+        # stage); the runs it came from give the reference accuracies and the teacher
+        prog = resolve_program(str(args.program))
+        name = Path(str(args.program)).stem
+        fp32, _, fp32_note = load_run(args.fp32)
+        qann, cfg, qcfs_note = load_run(args.qcfs)
+        res.update({"program": str(args.program), "qcfs_run": str(args.qcfs),
+                    "fp32_run": str(args.fp32), "config": cfg.to_dict(),
+                    "fp32_state": fp32_note, "qcfs_state": qcfs_note,
+                    "fp32_dnn": evaluate(fp32, images, labels),
+                    "reduced_precision_ann": evaluate(qann, images, labels)})
+    elif args.program:
+        prog = resolve_program(str(args.program))
+        name = Path(str(args.program)).stem
         res.update(program=str(args.program), **_gpu_reference(args.gpu_results, prog))
     elif args.qcfs and args.fp32:
         fp32, _, fp32_note = load_run(args.fp32)

@@ -62,8 +62,9 @@ def main():
                     "epochs": ev["config"]["epochs"], "fold_epochs": ev["config"]["fold_epochs"],
                     "train_command": _train_command(ev),
                     "qcfs_state": ev.get("qcfs_state"), "fp32_state": ev.get("fp32_state"),
-                    "eval_command": "python benchmarks/cifar_snn_eval.py --qcfs "
-                                    f"{ev['qcfs_run']} --fp32 {ev['fp32_run']} --out {d}"
+                    "eval_command": "python benchmarks/cifar_snn_eval.py "
+                                    + (f"--program {ev['program']} " if ev.get("program") else "")
+                                    + f"--qcfs {ev['qcfs_run']} --fp32 {ev['fp32_run']} --out {d}"
                                     + (f" --calibrate {ev['calibration_images']}"
                                        if ev.get("calibration_images") else "")
                                     + (f" --finetune {ev['finetune']['steps']} --ft-lr "
