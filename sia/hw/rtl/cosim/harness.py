@@ -104,7 +104,7 @@ def shards(packets: list, fresh: list, jobs: int, cost: list | None = None) -> l
     for i, p in enumerate(packets):
         cum.append(cum[-1] + (len(p) if cost is None else cost[i]))
     bounds = [0]
-    for j in range(1, jobs):   # the allowed cut nearest to j/jobs of the beats
+    for j in range(1, jobs):   # the allowed cut nearest to j/jobs of the total cost
         goal = cum[n] * j / jobs
         c = min(cuts, key=lambda i: abs(cum[i] - goal))
         if c > bounds[-1]:
@@ -164,8 +164,10 @@ def run(cfg: SIAConfig, packets: list, seed: int = 1, p_valid: float = 1.0,
                                    str(p_ready)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True)
                  for s, (fin, fout) in enumerate(files)]
-        errs = [(pr.returncode, err) for pr in procs
-                for _, err in [pr.communicate()]]
+        errs = []
+        for pr in procs:
+            _, err = pr.communicate()
+            errs.append((pr.returncode, err))
         wall = time.perf_counter() - t0
         for rc, err in errs:
             if rc != 0:
