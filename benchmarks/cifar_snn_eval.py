@@ -133,35 +133,28 @@ def main():
     res = {"data": data_copy("cifar10", args.data_dir), "test_images": len(labels),
            "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                                     text=True).stdout.strip()}
-    if args.program and args.qcfs and args.fp32:
-        # continue from an existing program (e.g. a zoo entry: a second fine-tuning
-        # stage); the runs it came from give the reference accuracies and the teacher
-        prog = resolve_program(str(args.program))
-        name = Path(str(args.program)).stem
-        fp32, _, fp32_note = load_run(args.fp32)
-        qann, cfg, qcfs_note = load_run(args.qcfs)
-        res.update({"program": str(args.program), "qcfs_run": str(args.qcfs),
-                    "fp32_run": str(args.fp32), "config": cfg.to_dict(),
-                    "fp32_state": fp32_note, "qcfs_state": qcfs_note,
-                    "fp32_dnn": evaluate(fp32, images, labels),
-                    "reduced_precision_ann": evaluate(qann, images, labels)})
-    elif args.program:
-        prog = resolve_program(str(args.program))
-        name = Path(str(args.program)).stem
-        res.update(program=str(args.program), **_gpu_reference(args.gpu_results, prog))
-    elif args.qcfs and args.fp32:
+    runs = bool(args.qcfs and args.fp32)
+    if not (runs or args.program):
+        ap.error("give --qcfs and --fp32, or --program")
+    if runs:   # the training runs: reference accuracies (and the teacher)
         fp32, _, fp32_note = load_run(args.fp32)
         qann, cfg, qcfs_note = load_run(args.qcfs)
         res.update({"qcfs_run": str(args.qcfs), "fp32_run": str(args.fp32),
                     "config": cfg.to_dict(), "fp32_state": fp32_note, "qcfs_state": qcfs_note,
                     "fp32_dnn": evaluate(fp32, images, labels),
                     "reduced_precision_ann": evaluate(qann, images, labels)})
+    if args.program:
+        # an existing program (e.g. a zoo entry: a second fine-tuning stage, with the
+        # runs it came from as references), or one converted on a GPU machine
+        prog, name = resolve_program(str(args.program)), Path(str(args.program)).stem
+        res["program"] = str(args.program)
+        if not runs:
+            res.update(_gpu_reference(args.gpu_results, prog))
+    else:
         prog, name = convert(qann, (3, 32, 32), name=args.qcfs.name, timesteps=args.T,
                              t_max=max(16, args.T), meta={"dataset": "cifar10", "arch": cfg.arch,
                                                           "width": cfg.width,
                                                           "levels": cfg.levels}), args.qcfs.name
-    else:
-        ap.error("give --qcfs and --fp32, or --program")
     res["integer_ann"] = float((ann_predict(prog, images) == labels).float().mean())
     if args.calibrate or args.finetune:
         train_x, train_y = load_split("cifar10", "train", args.data_dir)
@@ -173,7 +166,7 @@ def main():
     if args.finetune:
         ls = tuple(int(t) for t in args.ft_loss_steps.split(","))
         t0 = time.time()
-        teacher = load_run(args.fp32)[0] if args.ft_distill else None
+        teacher = None if not args.ft_distill else fp32 if runs else load_run(args.fp32)[0]
         prog, hist = finetune(prog, train_x, train_y, T=args.T, loss_steps=ls,
                               steps=args.finetune, batch_size=args.ft_batch, lr=args.ft_lr,
                               teacher=teacher, neurons=args.ft_neurons)

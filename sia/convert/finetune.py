@@ -73,7 +73,6 @@ class ProgramNet(torch.nn.Module):
         self.program = program
         self.weights = torch.nn.ParameterList()
         self.biases = torch.nn.ParameterList()
-        self.neurons = neurons
         self.thresholds = torch.nn.ParameterList()
         self.v_inits = torch.nn.ParameterList()
         f32 = torch.float32

@@ -84,7 +84,8 @@ def main(argv=None):
     ap.add_argument("--launch-images", type=int, default=0,
                     help="packed launches: images per launch (0 = as many as fit, 1 = none)")
     ap.add_argument("--jobs", type=int, default=None,
-                    help="simulator processes per layer (default: CPU cores, at most 2)")
+                    help="simulator processes (default: CPU cores, at most 2; 1 = layer by layer "
+                         "on the RTL's own spikes)")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)

@@ -66,45 +66,48 @@ def run_images(program: Program, images: np.ndarray, cfg: SIAConfig, T: int | No
     jobs = jobs or min(2, os.cpu_count() or 1)
 
     def plan(li):
-        """The layer's launches: [(tile, images of the launch)], their packets and the
-        cycle formula for each (it also balances the simulator processes)."""
+        """The layer's launches: tile, images of the launch (a launch's inputs are always
+        a list - one image or a packed launch - which regmap, the formula and the model
+        all take), whether its weights are resident, its packet and its cycle formula
+        (which also balances the simulator processes)."""
         nt = regmap.num_tiles(program, li, cfg)
         kl = regmap.launch_images(program, li, cfg, T, None if launch_images == 0 else launch_images)
-        # a launch's inputs are always a list (one image or a packed launch): regmap, the
-        # formula and the model take both
-        order = [(k, list(range(b, min(B, b + kl)))) for k in range(nt) for b in range(0, B, kl)]
-        packets = [regmap.pack_tile(program, li, k, [ins[b] for b in bs], cfg, T,
-                                    keep=keep and bs[0] > 0)
-                   for k, bs in order]
-        formulas = [launch_cycles(program, li, k, [ins[b] for b in bs], cfg, T, detail=True,
-                                  keep=keep and bs[0] > 0) for k, bs in order]
-        return order, packets, formulas
+        out = []
+        for k in range(nt):
+            for b in range(0, B, kl):
+                bs = list(range(b, min(B, b + kl)))
+                x, kept = [ins[i] for i in bs], keep and b > 0
+                out.append({"tile": k, "images": bs, "keep": kept,
+                            "packet": regmap.pack_tile(program, li, k, x, cfg, T, keep=kept),
+                            "formula": launch_cycles(program, li, k, x, cfg, T, detail=True,
+                                                     keep=kept)})
+        return out
 
-    def simulate(packets, formulas, fresh, seed_):
-        res, st = harness.run(cfg, packets, seed=seed_, p_valid=p_valid, p_ready=p_ready,
-                              jobs=jobs, fresh=fresh, cost=[f["total"] for f in formulas])
+    def simulate(todo, seed_):
+        res, st = harness.run(cfg, [x["packet"] for x in todo], seed=seed_, p_valid=p_valid,
+                              p_ready=p_ready, jobs=jobs, fresh=[not x["keep"] for x in todo],
+                              cost=[x["formula"]["total"] for x in todo])
         for key in sim:
             sim[key] += st[key]
         return res
 
-    def collect(li, order, formulas, res):
+    def collect(li, todo, res):
         layer = program.layers[li]
         parts = [[None] * regmap.num_tiles(program, li, cfg) for _ in range(B)]
-        for (k, bs), formula, r in zip(order, formulas, res):
+        for launch, r in zip(todo, res):
+            k, bs, kept, formula = launch["tile"], launch["images"], launch["keep"], launch["formula"]
             if r.status & regmap.STATUS_ERROR:
                 raise SiaError(f"layer {li} tile {k} images {bs}: RTL error code "
                                f"{(r.status >> 8) & 0xFF}")
             for b, o in zip(bs, regmap.unpack_output(program, li, k, r.beats, cfg, T, len(bs))):
                 parts[b][k] = o
-            kept = keep and bs[0] > 0
-            x = [ins[b] for b in bs]
             rec = {"layer": li, "tile": k, "image": bs[0], "images": bs, "keep": kept,
                    "cycles": r.cycles, "expected": formula["total"], "formula": formula,
                    "sops": r.sops, "image_ops": r.image_ops}
             if with_model:   # the cycle-level model (sia.hw.model), same inputs
                 from sia.hw.model import launch_cycles as model_cycles
-                rec["model"] = model_cycles(program, li, k, x, T=T, config=cfg,
-                                            keep=kept)["total"]
+                rec["model"] = model_cycles(program, li, k, [ins[b] for b in bs], T=T,
+                                            config=cfg, keep=kept)["total"]
             launches.append(rec)
         for b in range(B):
             full = np.concatenate(parts[b], axis=1 if layer.kind == "if" else 0)
@@ -128,17 +131,14 @@ def run_images(program: Program, images: np.ndarray, cfg: SIAConfig, T: int | No
                 if layer.kind == "if":
                     ins[b][li] = golds[b][0][layer.name]
         plans = [plan(li) for li in range(len(program.layers))]
-        res = simulate([q for _, pk, _ in plans for q in pk], [f for *_, fs in plans for f in fs],
-                       [not (keep and bs[0] > 0) for order, *_ in plans for _, bs in order], seed)
+        res = simulate([x for todo in plans for x in todo], seed)
         i = 0
-        for li, (order, _, formulas) in enumerate(plans):
-            collect(li, order, formulas, res[i:i + len(order)])
-            i += len(order)
+        for li, todo in enumerate(plans):
+            collect(li, todo, res[i:i + len(todo)])
+            i += len(todo)
     else:
         for li in range(len(program.layers)):   # layer by layer, each fed the RTL's outputs
-            order, packets, formulas = plan(li)
-            collect(li, order, formulas,
-                    simulate(packets, formulas, [not (keep and bs[0] > 0) for _, bs in order],
-                             seed + li))
+            todo = plan(li)
+            collect(li, todo, simulate(todo, seed + li))
     return {"outputs": outs, "launches": launches, "golden": [g[1] for g in golds],
             "sim": dict(sim, jobs=jobs)}
