@@ -107,6 +107,9 @@ def main():
     ap.add_argument("--finetune", type=int, default=0,
                     help="then spike-aware fine-tuning for N batches (sia/convert/finetune.py)")
     ap.add_argument("--ft-lr", type=float, default=0.01, help="fine-tuning Adam step (codes)")
+    ap.add_argument("--ft-T", type=int, default=None,
+                    help="fine-tuning: timesteps simulated (default --T; e.g. 4 with "
+                         "--ft-loss-steps 4 trains for T = 4 and still evaluates up to --T)")
     ap.add_argument("--ft-loss-steps", default="4,8", help="fine-tuning: t in the loss")
     ap.add_argument("--ft-batch", type=int, default=64, help="fine-tuning: images per batch")
     ap.add_argument("--ft-distill", action="store_true",
@@ -167,21 +170,23 @@ def main():
         ls = tuple(int(t) for t in args.ft_loss_steps.split(","))
         t0 = time.time()
         teacher = None if not args.ft_distill else fp32 if runs else load_run(args.fp32)[0]
-        prog, hist = finetune(prog, train_x, train_y, T=args.T, loss_steps=ls,
+        ft_T = args.ft_T or args.T
+        prog, hist = finetune(prog, train_x, train_y, T=ft_T, loss_steps=ls,
                               steps=args.finetune, batch_size=args.ft_batch, lr=args.ft_lr,
                               teacher=teacher, neurons=args.ft_neurons)
-        res["finetune"] = {"steps": args.finetune, "lr": args.ft_lr, "loss_steps": list(ls),
+        res["finetune"] = {"steps": args.finetune, "T": ft_T, "lr": args.ft_lr, "loss_steps": list(ls),
                            "batch": args.ft_batch, "distill": bool(args.ft_distill),
                            "neurons": bool(args.ft_neurons), "seconds": round(time.time() - t0, 1),
                            "temperature": hist["temperature"],
                            "train_acc_last50": sum(hist["acc"][-50:]) / len(hist["acc"][-50:])}
         args.out.mkdir(parents=True, exist_ok=True)
-        plot_history(hist, args.out / "finetune.png", f"{name}: fine-tuning at T={args.T}")
+        plot_history(hist, args.out / "finetune.png", f"{name}: fine-tuning at T={ft_T}")
     args.out.mkdir(parents=True, exist_ok=True)
     save_program(prog, args.out / "program.safetensors")
     t0 = time.time()
     sim = simulate(prog, images, labels, T=args.T, progress=True, batch_size=args.batch_size)
     res["golden_seconds"] = round(time.time() - t0, 1)
+    res["T"] = args.T
     res["snn"] = {t + 1: a for t, a in enumerate(sim.accuracy)}
     res["golden"] = sim.to_json()
     (args.out / "eval.json").write_text(json.dumps(res, indent=1) + "\n")

@@ -65,12 +65,16 @@ def main():
                     "eval_command": "python benchmarks/cifar_snn_eval.py "
                                     + (f"--program {ev['program']} " if ev.get("program") else "")
                                     + f"--qcfs {ev['qcfs_run']} --fp32 {ev['fp32_run']} --out {d}"
+                                    + (f" --T {ev['T']}" if ev.get("T", 8) != 8 else "")
                                     + (f" --calibrate {ev['calibration_images']}"
                                        if ev.get("calibration_images") else "")
                                     + (f" --finetune {ev['finetune']['steps']} --ft-lr "
                                        f"{ev['finetune']['lr']} --ft-loss-steps "
                                        f"{','.join(map(str, ev['finetune']['loss_steps']))}"
                                        f" --ft-batch {ev['finetune']['batch']}"
+                                       + (f" --ft-T {ev['finetune']['T']}"
+                                          if ev["finetune"].get("T", ev.get("T", 8)) != ev.get("T", 8)
+                                          else "")
                                        + (" --ft-distill" if ev["finetune"].get("distill") else "")
                                        + (" --ft-neurons" if ev["finetune"].get("neurons") else "")
                                        if ev.get("finetune") else ""),
