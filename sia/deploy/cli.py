@@ -10,17 +10,7 @@ from sia import SiaError
 
 def _config(path):
     from sia.hw.params import SIAConfig
-    if path is None:
-        return SIAConfig()
-    p = Path(path)
-    if not p.is_file():
-        raise SiaError(f"no such parameter-set file: {p}")
-    try:
-        return SIAConfig.from_json(json.loads(p.read_text()))
-    except json.JSONDecodeError as e:
-        raise SiaError(f"{p}: not valid JSON ({e.msg})") from None
-    except TypeError as e:
-        raise SiaError(f"{p}: bad parameter set ({e})") from None
+    return SIAConfig.load(path)
 
 
 def register(app: typer.Typer):

@@ -1,6 +1,5 @@
 """`sia simulate` (the cycle-level model: accuracy + performance report) and `sia dse`."""
 
-import json
 from pathlib import Path
 
 import typer
@@ -10,14 +9,9 @@ from sia import SiaError
 
 def _config(path: Path | None, pes: int | None, events: int | None, clock: float | None,
             weight_bits: int | None = None, phase_pairs: bool | None = None):
-    import dataclasses
-
     from sia.hw.params import SIAConfig
-    cfg = SIAConfig.from_json(json.loads(path.read_text())) if path else SIAConfig()
-    over = {k: v for k, v in (("pes", pes), ("events_per_cycle", events), ("clock_mhz", clock),
-                              ("weight_bits", weight_bits), ("phase_pairs", phase_pairs))
-            if v is not None}
-    return dataclasses.replace(cfg, **over)
+    return SIAConfig.load(path, pes=pes, events_per_cycle=events, clock_mhz=clock,
+                          weight_bits=weight_bits, phase_pairs=phase_pairs)
 
 
 def _print_table(header, rows):

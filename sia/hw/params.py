@@ -1,7 +1,9 @@
 """SIA parameter set: the single source of truth shared by the cycle-level model,
 the RTL generator, the program image and the PYNQ driver (docs/architecture.md)."""
 
-from dataclasses import asdict, dataclass
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 from sia import SiaError
 
@@ -59,3 +61,28 @@ class SIAConfig:
         if unknown:
             raise SiaError(f"invalid SIA parameters: unknown keys {sorted(unknown)}")
         return cls(**d)
+
+    @classmethod
+    def load(cls, path=None, **overrides) -> "SIAConfig":
+        """The parameter set in JSON file `path` (None: the defaults) with `overrides`
+        (None values ignored); a missing or malformed file is a one-line SiaError."""
+        cfg = cls()
+        if path is not None:
+            p = Path(path)
+            if not p.is_file():
+                raise SiaError(f"no such parameter-set file: {p}")
+            try:
+                d = json.loads(p.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise SiaError(f"{p}: not valid JSON ({e})") from None
+            if not isinstance(d, dict):
+                raise SiaError(f"{p}: a parameter set is a JSON object")
+            try:
+                cfg = cls.from_json(d)
+            except TypeError as e:
+                raise SiaError(f"{p}: bad parameter set ({e})") from None
+        over = {k: v for k, v in overrides.items() if v is not None}
+        unknown = set(over) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise SiaError(f"invalid SIA parameters: unknown keys {sorted(unknown)}")
+        return replace(cfg, **over)

@@ -8,12 +8,7 @@ import typer
 
 def _cfg(pes, events, config):
     from sia.hw.params import SIAConfig
-    d = json.loads(Path(config).read_text()) if config else {}
-    if pes is not None:
-        d["pes"] = pes
-    if events is not None:
-        d["events_per_cycle"] = events
-    return SIAConfig.from_json(d)
+    return SIAConfig.load(config, pes=pes, events_per_cycle=events)
 
 
 def register(app: typer.Typer):

@@ -93,11 +93,7 @@ def main(argv=None):
     from sia.program.resolve import resolve_program
     p = resolve_program(a.program)
     images, labels = load_split(p.meta.get("dataset", "digits"), "test", a.data_dir)
-    import dataclasses
-    base = SIAConfig.from_json(json.loads(Path(a.config).read_text())) if a.config else SIAConfig()
-    cfg = dataclasses.replace(base, **{k: v for k, v in (("pes", a.pes),
-                              ("events_per_cycle", a.events), ("phase_pairs", a.phase_pairs))
-                              if v is not None})
+    cfg = SIAConfig.load(a.config, pes=a.pes, events_per_cycle=a.events, phase_pairs=a.phase_pairs)
     sel = slice(a.image, a.image + a.batch)
     res = bench(p, np.asarray(images[sel]), cfg, launch_images=a.launch_images, jobs=a.jobs)
     res["image_index"], res["labels"] = a.image, [int(v) for v in labels[sel]]
