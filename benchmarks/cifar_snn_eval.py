@@ -81,7 +81,8 @@ def plot(out: Path, name: str, res: dict) -> Path:
     from sia.demo import accuracy_plot
     refs = {k: res[key] for k, key in (("FP32 DNN", "fp32_dnn"),
                                         ("reduced-precision ANN", "reduced_precision_ann"),
-                                        ("integer ANN", "integer_ann"))
+                                        ("integer ANN", "integer_ann_written"
+                                         if "integer_ann_written" in res else "integer_ann"))
             if res.get(key) == res.get(key)}            # NaN: not measured
     snn = [res["snn"][t] for t in sorted(res["snn"], key=int)]
     title = f"{name} on {res['data']} ({res['test_images']} test images)"
@@ -181,6 +182,8 @@ def main():
                            "train_acc_last50": sum(hist["acc"][-50:]) / len(hist["acc"][-50:])}
         args.out.mkdir(parents=True, exist_ok=True)
         plot_history(hist, args.out / "finetune.png", f"{name}: fine-tuning at T={ft_T}")
+    if args.calibrate or args.finetune:   # "integer_ann" above is the program it started from
+        res["integer_ann_written"] = float((ann_predict(prog, images) == labels).float().mean())
     args.out.mkdir(parents=True, exist_ok=True)
     save_program(prog, args.out / "program.safetensors")
     t0 = time.time()
@@ -193,8 +196,9 @@ def main():
     plot(args.out, name, res)
     snn = " ".join(f"T{t}={100 * res['snn'][t]:.2f}" for t in (1, 2, 4, 8) if t <= args.T)
     print(f"{name}: FP32 {100 * res['fp32_dnn']:.2f} | QANN "
-          f"{100 * res['reduced_precision_ann']:.2f} | int-ANN {100 * res['integer_ann']:.2f} | "
-          f"SNN {snn} | golden {res['golden_seconds']}s on {res['data']}")
+          f"{100 * res['reduced_precision_ann']:.2f} | int-ANN {100 * res['integer_ann']:.2f}"
+          + (f" -> {100 * res['integer_ann_written']:.2f}" if "integer_ann_written" in res else "")
+          + f" | SNN {snn} | golden {res['golden_seconds']}s on {res['data']}")
 
 
 if __name__ == "__main__":

@@ -57,7 +57,9 @@ def main():
             prog_file, dataset = d / "program.safetensors", "cifar10"
             info = {"data": ev["data"], "fp32_acc": ev["fp32_dnn"],
                     "reduced_precision_ann_acc": ev["reduced_precision_ann"],
-                    "integer_ann_acc": ev["integer_ann"], "snn_acc": ev["snn"],
+                    # the entry's own integer ANN (older evaluations: the start program's)
+                    "integer_ann_acc": ev.get("integer_ann_written", ev["integer_ann"]),
+                    "snn_acc": ev["snn"],
                     "test_images": ev["test_images"],
                     "epochs": ev["config"]["epochs"], "fold_epochs": ev["config"]["fold_epochs"],
                     "train_command": _train_command(ev),
