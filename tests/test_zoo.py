@@ -47,3 +47,19 @@ def test_checksum_mismatch_is_refused(tmp_path, monkeypatch):
         zoo.load_zoo_program("digits_cnn_l8")
     with pytest.raises(SiaError, match="neither a program file nor a zoo entry"):
         zoo.load_zoo_program("nope")
+
+
+def test_zoo_list_reports_every_entry_with_its_gaps():
+    import json
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "sia.cli", "zoo", "list", "--json"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    rows = {row["name"]: row for row in json.loads(r.stdout)}
+    assert set(rows) == set(zoo.index())
+    for name, row in rows.items():
+        e = zoo.index()[name]
+        assert row["snn_t8"] == e["snn_acc"]["8"]
+        assert row["gap_t8"] == round(100 * (e["snn_acc"]["8"] - e["fp32_acc"]), 2)
+        assert row["size_mb"] > 0
