@@ -134,3 +134,14 @@ def test_finetune_cli_writes_program_history_and_plot(tmp_path):
     assert prog.meta["finetune"]["steps"] == 3 and prog.meta["finetune"]["loss_steps"] == [2, 4]
     hist = json.loads(out.with_suffix(".json").read_text())
     assert len(hist["loss"]) == 3 and out.with_suffix(".png").stat().st_size > 0
+    # a second stage keeps the first in the program's history and does not grow the name
+    out2 = tmp_path / "ft2.safetensors"
+    r = subprocess.run([sys.executable, "-m", "sia.cli", "finetune", str(out), "--out",
+                        str(out2), "--steps", "2", "--batch", "16", "--T", "4",
+                        "--loss-steps", "4", "--neurons"], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    prog2 = load_program(out2)
+    stages = prog2.meta["finetune_stages"]
+    assert [st["steps"] for st in stages] == [3, 2] and stages[1]["neurons"]
+    assert prog2.meta["finetune"] == stages[1] and prog2.name == prog.name

@@ -153,7 +153,8 @@ class ProgramNet(torch.nn.Module):
                     layer.threshold = round_half_up_np(
                         self.int_threshold(i).cpu().numpy()).astype(np.int64)
                 declare_bits(prog, layer)
-        prog.name = prog.name + name_suffix
+        if not prog.name.endswith(name_suffix):   # a later stage keeps the name
+            prog.name = prog.name + name_suffix
         return validate(prog)
 
 
@@ -240,11 +241,13 @@ def finetune(program: Program, images, labels, *, T: int = 8, loss_steps=None,
                 log(step, float(np.mean(hist['loss'][-50:])), float(np.mean(hist['acc'][-50:])))
     hist["temperature"] = tau
     prog = net.to_program()
-    prog.meta = {**prog.meta, "finetune": {"T": T, "loss_steps": loss_steps, "steps": steps,
-                                           "batch": batch_size, "lr": lr, "seed": seed,
-                                           "distilled": teacher is not None,
-                                           "neurons": neurons,
-                                           "temperature": float(tau)}}
+    stage = {"T": T, "loss_steps": loss_steps, "steps": steps, "batch": batch_size, "lr": lr,
+             "seed": seed, "distilled": teacher is not None, "neurons": neurons,
+             "temperature": float(tau)}
+    # "finetune": this stage; "finetune_stages": every stage the program went through
+    earlier = prog.meta.get("finetune_stages") or ([prog.meta["finetune"]]
+                                                   if "finetune" in prog.meta else [])
+    prog.meta = {**prog.meta, "finetune": stage, "finetune_stages": [*earlier, stage]}
     return prog, hist
 
 
