@@ -39,3 +39,14 @@ def test_convert_eval_inspect_round_trip(tmp_path, small_program):
     path = save_program(small_program(), tmp_path / "p.safetensors")
     r = sia("inspect", str(path))
     assert r.returncode == 0 and "c1" in r.stdout and "identity" in r.stdout
+
+
+@pytest.mark.parametrize("cmd", [["simulate", "digits_cnn_l8"], ["rtl", "export"], ["synth"]])
+def test_malformed_parameter_set_is_one_line(tmp_path, cmd):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{pes: 16")
+    r = sia(*cmd, "--config", str(bad), "--out", str(tmp_path / "out"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not valid JSON" in lines[0]
+    assert not (tmp_path / "out").exists()
