@@ -159,7 +159,10 @@ def main():
                              t_max=max(16, args.T), meta={"dataset": "cifar10", "arch": cfg.arch,
                                                           "width": cfg.width,
                                                           "levels": cfg.levels}), args.qcfs.name
-    res["integer_ann"] = float((ann_predict(prog, images) == labels).float().mean())
+    def integer_ann(p) -> float:
+        return float((ann_predict(p, images) == labels).float().mean())
+
+    res["integer_ann"] = integer_ann(prog)
     if args.calibrate or args.finetune:
         train_x, train_y = load_split("cifar10", "train", args.data_dir)
     if args.calibrate:
@@ -183,7 +186,7 @@ def main():
         args.out.mkdir(parents=True, exist_ok=True)
         plot_history(hist, args.out / "finetune.png", f"{name}: fine-tuning at T={ft_T}")
     if args.calibrate or args.finetune:   # "integer_ann" above is the program it started from
-        res["integer_ann_written"] = float((ann_predict(prog, images) == labels).float().mean())
+        res["integer_ann_written"] = integer_ann(prog)
     args.out.mkdir(parents=True, exist_ok=True)
     save_program(prog, args.out / "program.safetensors")
     t0 = time.time()

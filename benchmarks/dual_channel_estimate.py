@@ -85,8 +85,7 @@ def main(argv=None):
     from sia.data.registry import load_split
     from sia.program.resolve import resolve_program
     p = resolve_program(a.program)
-    cfg = SIAConfig.load(a.config)
-    cfg = dataclasses.replace(cfg, pes=a.pes, events_per_cycle=a.events)
+    cfg = SIAConfig.load(a.config, pes=a.pes, events_per_cycle=a.events)
     images, _ = load_split(p.meta.get("dataset", "digits"), "test", a.data_dir)
     res = estimate(p, np.asarray(images[:a.images]), cfg, a.batch)
     for r in res["layers"]:

@@ -96,9 +96,7 @@ def main(argv=None):
     from sia.data.registry import load_split
     from sia.program.resolve import resolve_program
     p = resolve_program(a.program)
-    cfg = SIAConfig.load(a.config)
-    if a.pes:
-        cfg = dataclasses.replace(cfg, pes=a.pes)
+    cfg = SIAConfig.load(a.config, pes=a.pes or None)
     images, _ = load_split(p.meta.get("dataset", "digits"), "test", a.data_dir)
     res = estimate(p, np.asarray(images[:a.images]), cfg, [int(e) for e in a.events.split(",")])
     for E, d in res["per_E"].items():
