@@ -73,7 +73,9 @@ def _gpu_reference(path, prog) -> dict:
                                                                              f"{arch}_qcfs")},
             "fp32_dnn": fp32["metrics"]["test_acc"],
             "reduced_precision_ann": qcfs["metrics"]["test_acc"],
-            "ann_measured_on": f"{qcfs['gpu']} (fp32 evaluation, PyTorch {qcfs['torch']})"}
+            "ann_measured_on": f"{qcfs['gpu']} (fp32 evaluation, PyTorch {qcfs['torch']})",
+            "qcfs_warm_started_from_fp32": "warm_start" in qcfs["metrics"],
+            "qcfs_distilled": bool(qcfs["metrics"]["config"].get("distill"))}
 
 
 def plot(out: Path, name: str, res: dict) -> Path:

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sia import SiaError
-from sia.convert.finetune import ProgramNet, _ste_int, finetune
+from sia.convert.finetune import ProgramNet, _ste_int, finetune, program_accuracy
 from sia.data.digits import load_digits_split
 from sia.program.random import random_program
 from sia.snn.golden import run_batch
@@ -37,6 +37,21 @@ def test_forward_equals_golden_on_digits():
     with torch.no_grad():
         v = ProgramNet(prog)(x[:64], 8)
     assert torch.equal(v.to(torch.int64), run_batch(prog, x[:64], 8)["output_v"])
+
+
+def test_program_accuracy_equals_the_golden_simulator_per_timestep():
+    """The GPU-side quick evaluation (torch twin) counts exactly the golden predictions,
+    over several batches (batch_size 50 does not divide 130)."""
+    prog = load_zoo_program("digits_cnn_l8")
+    x, y = load_digits_split("test")
+    x, y = x[:130], y[:130]
+    acc = program_accuracy(prog, x, y, T=8, batch_size=50)
+    v = run_batch(prog, x, 8)["output_v"]           # [T, B, classes]
+    want = [int((v[t].argmax(-1) == y).sum()) / len(y) for t in range(8)]
+    assert acc == want
+    assert acc[-1] > 0.8   # a trained network, not a degenerate all-equal case
+    with pytest.raises(SiaError, match="t_max"):
+        program_accuracy(prog, x, y, T=prog.t_max + 1)
 
 
 @pytest.mark.parametrize("neurons", [False, True])

@@ -119,3 +119,39 @@ def test_cli_summary(tmp_path):
     assert json.loads((tmp_path / "o" / "config.json").read_text())["weight_bits"] is None
     m = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert [e["test_acc"] is None for e in m["epochs"]] == [True, False]  # eval_every = 2
+
+
+def test_warm_start_from_the_fp32_twin(tmp_path):
+    """config key `init`: a QCFS run starts from its trained FP32 twin (folded weights,
+    thresholds calibrated in network order) and keeps that accuracy from epoch 0."""
+    from sia.quant import QCFS
+    relu = train(from_dict({**TINY, "act": "relu", "weight_bits": 0}), tmp_path / "fp32",
+                 progress=False)
+    cfg = from_dict({**TINY, "epochs": 0, "fold_epochs": 1, "init": str(tmp_path / "fp32"),
+                     "fold_lr": 0.001})
+    res = train(cfg, tmp_path / "qcfs", progress=False)
+    ws = res.metrics["warm_start"]
+    thetas = [m.theta_value() for m in res.model.modules() if isinstance(m, QCFS)]
+    assert len(ws["thetas"]) == len(thetas) > 0 and all(t > 0 for t in ws["thetas"])
+    # the calibrated network, before any training step, is already close to its twin
+    acc_start, acc_fp32 = res.metrics["test_acc_bn"], relu.metrics["test_acc"]
+    assert acc_start > acc_fp32 - 0.1 and acc_start > 0.8
+    # every conv weight came from the twin (up to the one epoch at a small LR)
+    twin = load_file(str(tmp_path / "fp32" / "model.safetensors"))
+    own = res.model.state_dict()
+    w = [k for k in twin if k.endswith("conv.weight")]
+    assert w and all(torch.allclose(own[k], twin[k], atol=0.05) for k in w)
+
+
+def test_warm_start_errors(tmp_path):
+    with pytest.raises(SiaError, match="set 'epochs' = 0"):
+        from_dict({**TINY, "init": "somewhere"})
+    cfg = from_dict({**TINY, "epochs": 0, "init": str(tmp_path / "none")})
+    with pytest.raises(SiaError, match="no such file"):
+        train(cfg, tmp_path / "run", progress=False)
+    train(from_dict({**TINY, "act": "relu", "weight_bits": 0, "epochs": 1, "fold_epochs": 0}),
+          tmp_path / "fp32", progress=False)
+    other = from_dict({**TINY, "width": 1.0, "epochs": 0, "init": str(tmp_path / "fp32")})
+    with pytest.raises(SiaError, match="width 0.5, this run a digits_cnn width 1.0"):
+        train(other, tmp_path / "run2", progress=False)
+    assert not (tmp_path / "run2" / "model.safetensors").exists()

@@ -158,6 +158,24 @@ class ProgramNet(torch.nn.Module):
         return validate(prog)
 
 
+@torch.no_grad()
+def program_accuracy(program: Program, images, labels, T: int = 8, device=None,
+                     batch_size: int = 250) -> list[float]:
+    """Accuracy after each t = 1..T of the program's torch twin (ProgramNet: the golden
+    simulator's integer arithmetic in float32, exact while every value stays below 2**24;
+    tests/test_finetune.py checks its predictions against sia.snn.simulate). For quick
+    numbers on a GPU; reported results come from the golden simulator."""
+    if T > program.t_max:
+        raise SiaError(f"T={T} exceeds the program's t_max={program.t_max}")
+    net = ProgramNet(program).to(torch.device(device or "cpu"))
+    images, labels = torch.as_tensor(images), torch.as_tensor(labels)
+    correct = torch.zeros(T, dtype=torch.int64)
+    for i in range(0, len(labels), batch_size):
+        v = net(images[i:i + batch_size], T)
+        correct += (v.argmax(-1).cpu() == labels[i:i + batch_size][None]).sum(1)
+    return [float(c) / len(labels) for c in correct]
+
+
 def _temperature(v_T: torch.Tensor, labels: torch.Tensor, T: int) -> float:
     """The scale that minimises cross-entropy of V_T / (T * tau) on one batch (log grid)."""
     z = v_T.detach() / T

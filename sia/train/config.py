@@ -47,6 +47,9 @@ class TrainConfig:
     eval_every: int = 1         # test accuracy every N epochs (and always at the end)
     # Knowledge distillation from a trained FP32 twin: {teacher = "RUN_DIR", alpha, temperature}
     distill: dict = field(default_factory=dict)
+    # Warm start from a finished run of the same network (e.g. the FP32 twin): its folded
+    # weights, QCFS thresholds calibrated; trains in the folded stage only (epochs = 0)
+    init: str = ""
 
     def model_kwargs(self) -> dict:
         return dict(width=self.width, act=self.act, levels=self.levels,
@@ -80,6 +83,9 @@ def _check(cfg: TrainConfig):
         raise SiaError(f"config key 'label_smoothing' must be < 1, got {cfg.label_smoothing}")
     if cfg.distill:
         _check_distill(cfg.distill)
+    if cfg.init and cfg.epochs:
+        raise SiaError("config key 'init' starts from a BN-folded model: set 'epochs' = 0 and "
+                       "train 'fold_epochs' only")
 
 
 DISTILL_KEYS = {"teacher": str, "alpha": float, "temperature": float}

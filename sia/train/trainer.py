@@ -36,6 +36,7 @@ from sia.data import Batches
 from sia.data.registry import data_copy, load_split
 from sia.models import build_model, fold_all_bn
 from sia.train.config import TrainConfig, from_dict
+from sia.train.warmstart import warm_start
 
 # Keys that may change between a run and its resume without changing the run; the
 # epoch counts may change too (the LR schedule is re-derived for the new length).
@@ -147,7 +148,7 @@ def _optimizer(model, cfg: TrainConfig, stage: int, steps_per_epoch: int):
 class Run:
     """State of one training run: model, optimiser, data, history; checkpoints itself."""
 
-    def __init__(self, cfg: TrainConfig, out_dir: Path, progress: bool):
+    def __init__(self, cfg: TrainConfig, out_dir: Path, progress: bool, warm: bool = True):
         self.cfg, self.out = cfg, Path(out_dir)
         self.dev = _device(cfg, int(os.environ.get("LOCAL_RANK", "0")))
         self.d = _Dist(self.dev.type)
@@ -170,6 +171,10 @@ class Run:
             raise SiaError(f"config key 'batch_size' {cfg.batch_size} exceeds the {len(ytr)} "
                            "training images")
         self.net = build_model(cfg.arch, **cfg.model_kwargs()).to(self.dev)
+        self.warm_start = None
+        if cfg.init and warm:   # (a resumed run restores its own weights instead)
+            self.warm_start = warm_start(self.net, cfg.init, cfg.arch, cfg.width,
+                                         xtr[:256].to(self.dev).float().div_(255))
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.teacher = None
@@ -309,16 +314,21 @@ def train(cfg: TrainConfig, out_dir, resume: bool = False, progress: bool = True
     """Train (or resume) a run in out_dir; stop_after N ends after epoch N, resumable."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    run = Run(cfg, out, progress)
+    run = Run(cfg, out, progress, warm=not resume)
     ck = out / "checkpoint.pt"
     metrics = {"config": cfg.to_dict(), "data": data_copy(cfg.dataset, cfg.data_dir),
                "device": str(run.dev), "world_size": run.d.world, "epochs": run.history}
+    if run.warm_start:
+        metrics["warm_start"] = run.warm_start
     if resume:
         if not ck.is_file():
             raise SiaError(f"--resume: no checkpoint in {out}")
         old = run.restore(ck)
         prev = out / "metrics.json"
-        changes = json.loads(prev.read_text()).get("schedule_changes", []) if prev.is_file() else []
+        before = json.loads(prev.read_text()) if prev.is_file() else {}
+        changes = before.get("schedule_changes", [])
+        if "warm_start" in before:
+            metrics["warm_start"] = before["warm_start"]
         if old:  # the LR schedule was re-derived: keep a record of it
             changes.append({"at_epoch": run.epoch, "was": old})
         metrics["epochs"] = run.history
