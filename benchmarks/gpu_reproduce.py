@@ -134,7 +134,7 @@ def child(args):
         (work / f"{arch}.json").write_text(json.dumps(keep, indent=1) + "\n")
 
     try:
-        _pipeline(args, rec, dump, t0)
+        (_finetune_only if args.program else _pipeline)(args, rec, dump, t0)
     except (Exception, SystemExit) as e:   # keep the finished stages and say what stopped
         rec["error"] = f"{type(e).__name__}: {e}"
         dump()
@@ -164,11 +164,12 @@ def _pipeline(args, rec: dict, dump, t0: float):
                          "levels": cfg["levels"], "warm_start": twin})
     save_program(prog, Path(args.out) / f"{arch}_program.safetensors")
     xt, yt = load_split("cifar10", "test", args.data_dir)
-    rec["program"] = {"file": f"{arch}_program.safetensors", "convert_s": round(time.time() - c0, 1),
+    convert_s, e0 = round(time.time() - c0, 1), time.time()
+    rec["program"] = {"file": f"{arch}_program.safetensors", "convert_s": convert_s,
                       "snn_torch_twin": program_accuracy(prog, xt, yt, T=8, device=args.device)}
     dump()
-    if args.finetune_s > 0:
-        ft, info = _finetune(args, prog, fp32["model"], t0 + args.budget)
+    if args.finetune_s > 0:   # (keeping time for the same evaluation of the result)
+        ft, info = _finetune(args, prog, fp32["model"], t0 + args.budget - 1.5 * (time.time() - e0))
         if ft is not None:
             save_program(ft, Path(args.out) / f"{arch}_program_ft.safetensors")
             info["file"] = f"{arch}_program_ft.safetensors"
@@ -179,21 +180,58 @@ def _pipeline(args, rec: dict, dump, t0: float):
     print(f"{arch}: done in {rec['wall_s']} s", flush=True)
 
 
-def _finetune(args, prog, teacher, deadline: float):
-    """Spike-aware fine-tuning until `deadline` (see the top): (program or None, record)."""
+# The fine-tuning stages after training (see the top), and those of --programs (the
+# program is already fine-tuned once; no twin to distil from, so thresholds and v_init
+# train at T = 8 too).
+STAGES = [dict(T=8, loss_steps=(4, 8)), dict(T=4, loss_steps=(4,), neurons=True)]
+STAGES_AGAIN = [dict(T=8, loss_steps=(4, 8), neurons=True), dict(T=4, loss_steps=(4,), neurons=True)]
+
+
+def _finetune_only(args, rec: dict, dump, t0: float):
+    """--programs: fine-tune a returned program again, labels only, until the budget."""
+    import hashlib
+
+    from sia.convert.finetune import program_accuracy
+    from sia.data.registry import load_split
+    from sia.program import load_program, save_program
+
+    prog = load_program(args.program)
+    xt, yt = load_split("cifar10", "test", args.data_dir)
+    e0 = time.time()
+    rec["start"] = {"file": args.program,
+                    "sha256": hashlib.sha256(Path(args.program).read_bytes()).hexdigest(),
+                    "snn_torch_twin": program_accuracy(prog, xt, yt, T=8, device=args.device)}
+    dump()
+    # keep time for the same evaluation of the result
+    ft, info = _finetune(args, prog, None, t0 + args.budget - 1.5 * (time.time() - e0), STAGES_AGAIN)
+    if ft is not None:
+        save_program(ft, Path(args.out) / f"{args.arch}_program_ft2.safetensors")
+        info["file"] = f"{args.arch}_program_ft2.safetensors"
+        info["snn_torch_twin"] = program_accuracy(ft, xt, yt, T=8, device=args.device)
+    rec["finetune"] = info
+    rec["wall_s"] = round(time.time() - t0, 1)
+    dump()
+    print(f"{args.arch}: done in {rec['wall_s']} s", flush=True)
+
+
+def _finetune(args, prog, teacher, deadline: float, stages=STAGES):
+    """Spike-aware fine-tuning until `deadline`, the time split evenly between the
+    stages: (program or None, record)."""
     from sia.convert.finetune import finetune
     from sia.data.registry import load_split
 
     x, y = load_split("cifar10", "train", args.data_dir)
     common = dict(lr=0.01, teacher=teacher, device=args.device, progress=False,
                   batch_size=args.ft_batch)
-    stages = [dict(T=8, loss_steps=(4, 8), **common),
-              dict(T=4, loss_steps=(4,), neurons=True, **common)]
+    stages = [{**st, **common} for st in stages]
     per_step = []
-    for kw in stages:                                   # probe: seconds per step
-        t0 = time.time()
-        finetune(prog, x, y, steps=10, **kw)
-        per_step.append((time.time() - t0) / 10)
+    for kw in stages:   # probe: after a warm-up (cuDNN autotuning), 30 steps minus 10
+        t = []
+        for n in (3, 10, 30):
+            t0 = time.time()
+            finetune(prog, x, y, steps=n, **kw)
+            t.append(time.time() - t0)
+        per_step.append(max(t[2] - t[1], 1e-3) / 20)
     left = deadline - time.time()
     steps = [int(SAFETY * left / len(stages) / s) for s in per_step]
     if min(steps) < 20:
@@ -202,17 +240,20 @@ def _finetune(args, prog, teacher, deadline: float):
     for kw, n in zip(stages, steps):
         ft, hist = finetune(ft, x, y, steps=n, **kw)
         acc.append(sum(hist["acc"][-50:]) / len(hist["acc"][-50:]))
-    return ft, {"steps": steps, "batch": args.ft_batch, "seconds": round(time.time() - t0, 1),
+    return ft, {"steps": steps, "batch": args.ft_batch, "lr": common["lr"],
+                "probe_s_per_step": [round(p, 4) for p in per_step],
+                "seconds": round(time.time() - t0, 1),
                 "stages": [{k: v for k, v in kw.items() if k in ("T", "loss_steps", "neurons")}
                            for kw in stages],
                 "distilled": teacher is not None, "train_acc_last50": acc}
 
 
 def _summary(arch: str, r: dict) -> str:
-    if "qcfs" not in r:
+    if "error" in r or not ("qcfs" in r or "start" in r):
         return f"{arch} FAILED ({r.get('error', 'no record')})"
-    s = f"{arch} FP32 {r['fp32']['metrics']['test_acc']:.4f} QANN {r['qcfs']['metrics']['test_acc']:.4f}"
-    for key, tag in (("program", "SNN"), ("finetune", "SNN-ft")):
+    s = arch if "start" in r else (f"{arch} FP32 {r['fp32']['metrics']['test_acc']:.4f} "
+                                   f"QANN {r['qcfs']['metrics']['test_acc']:.4f}")
+    for key, tag in (("start", "start"), ("program", "SNN"), ("finetune", "SNN-ft")):
         acc = r.get(key, {}).get("snn_torch_twin")
         if acc:
             s += f" {tag} T4 {acc[3]:.4f} T8 {acc[7]:.4f}"
@@ -223,7 +264,13 @@ def parent(args):
     out, work = Path(args.out), Path(args.work)
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
-    archs = args.archs.split(",")
+    programs = dict(kv.split("=", 1) for kv in args.programs.split(",") if "=" in kv)
+    if args.programs and (not programs or len(programs) != len(args.programs.split(","))):
+        raise SystemExit(f"--programs {args.programs!r}: expected arch=FILE,...")
+    for f in programs.values():
+        if not Path(f).is_file():
+            raise SystemExit(f"--programs: no such file: {f}")
+    archs = list(programs) if programs else args.archs.split(",")
     bad = [a for a in archs if a not in ARCHS]
     if bad:
         raise SystemExit(f"unknown network {bad[0]!r}; choose from {', '.join(ARCHS)}")
@@ -240,6 +287,8 @@ def parent(args):
                "--qcfs-lr", str(args.qcfs_lr), "--ft-batch", str(args.ft_batch)]
         if args.set:
             cmd += ["--set", args.set]
+        if programs:
+            cmd += ["--program", programs[arch]]
         procs[arch] = subprocess.Popen(cmd, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     deadline = t0 + args.budget + args.grace
     for arch, p in procs.items():
@@ -258,6 +307,8 @@ def parent(args):
             row = f"{arch}_{kind}"
             if kind in r:
                 rows[row] = r[kind]
+            elif programs:    # --programs: nothing trained
+                continue
             else:   # keep what the killed or failed stage had written per epoch
                 m = work / row / "metrics.json"
                 rows[row] = {"row": row, "failed": True,
@@ -292,7 +343,11 @@ def main():
     ap.add_argument("--finetune-s", type=float, default=0,
                     help="seconds of each network's budget kept for spike-aware fine-tuning")
     ap.add_argument("--ft-batch", type=int, default=128)
+    ap.add_argument("--programs", default="",
+                    help="arch=FILE,...: only fine-tune these programs again (labels only) "
+                         "for the whole budget; writes OUT/<arch>_program_ft2.safetensors")
     ap.add_argument("--arch", help=argparse.SUPPRESS)
+    ap.add_argument("--program", help=argparse.SUPPRESS)
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     if not 0 < args.fp32_share < 1:
