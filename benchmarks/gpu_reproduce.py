@@ -25,7 +25,18 @@ the reference numbers come from the golden simulator afterwards:
   python benchmarks/cifar_snn_eval.py --program OUT/<arch>_program_ft.safetensors \
       --gpu-results OUT/results.json --out runs/eval/<arch>_gpu
 
-  python benchmarks/gpu_reproduce.py --data-dir DIR --out OUT --budget 470 --finetune-s 90
+  python benchmarks/gpu_reproduce.py --data-dir DIR --out OUT --budget 500 --grace 25 --finetune-s 90
+  python benchmarks/gpu_reproduce.py --data-dir DIR --out OUT2 --budget 250 --grace 20 \
+      --programs vgg11=OUT/vgg11_program_ft.safetensors,resnet18=OUT/resnet18_program_ft.safetensors
+(session 11's two calls, docs/results.md section 6: the second fine-tunes the returned
+programs again, labels only, for its whole budget).
+
+Sending it: the `device` tool copies the working tree (64 MiB at most). The data go as
+the 55 MB pack of ../shared/datasets/cifar10-jpeg75 and its unpack.py in an ignored
+folder named in `carry`; the zoo's program files do not fit beside it, so take them out
+of the index for the call (`git rm -r --cached -q sia/zoo/*.safetensors*` plus the same
+pattern in .git/info/exclude; afterwards `git reset -q -- sia/zoo` and drop the pattern).
+Programs sent back for --programs travel xz-compressed (~3.5 MB each at full width).
 Session 4's run (four rows from scratch at once, no warm start) used this script as of
 commit 06fa500: --budget 190 --grace 15
   --epochs vgg11_fp32=55,vgg11_qcfs=38,resnet18_fp32=38,resnet18_qcfs=16

@@ -46,13 +46,32 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("entries", nargs="+", help="NAME=EVAL_DIR")
     ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--xz", action="store_true",
+                    help="store the entry xz-compressed (.safetensors.xz, ~3x smaller)")
+    ap.add_argument("--train-command", default="",
+                    help="for a GPU-trained program: how it was made (recorded as given)")
     args = ap.parse_args()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     for item in args.entries:
         name, d = item.split("=", 1)
         d = Path(d)
-        if (d / "eval.json").is_file():
+        if (d / "eval.json").is_file() and "gpu_results" in json.loads((d / "eval.json").read_text()):
+            ev = json.loads((d / "eval.json").read_text())
+            prog_file, dataset = d / "program.safetensors", "cifar10"
+            if not args.train_command:
+                raise SystemExit(f"{d}: a GPU-trained program: give --train-command (the "
+                                 "gpu_reproduce command(s) that made it)")
+            info = {"data": ev["data"], "fp32_acc": ev["fp32_dnn"],
+                    "reduced_precision_ann_acc": ev["reduced_precision_ann"],
+                    "ann_measured_on": ev["ann_measured_on"],
+                    "integer_ann_acc": ev["integer_ann"], "snn_acc": ev["snn"],
+                    "test_images": ev["test_images"], "epochs": ev["epochs"],
+                    "train_command": args.train_command,
+                    "eval_command": f"python benchmarks/cifar_snn_eval.py --program {ev['program']} "
+                                    f"--gpu-results {ev['gpu_results']} --out {d}",
+                    "commit": ev["commit"]}
+        elif (d / "eval.json").is_file():
             ev = json.loads((d / "eval.json").read_text())
             prog_file, dataset = d / "program.safetensors", "cifar10"
             info = {"data": ev["data"], "fp32_acc": ev["fp32_dnn"],
@@ -95,7 +114,7 @@ def main():
         check = simulate(prog, x[:n], y[:n], T=prog.timesteps).accuracy
         info.update(dataset=dataset, check={"images": n, "T": prog.timesteps, "accuracy": check},
                     zoo_commit=commit)
-        dest = add_entry(name, prog_file, info)
+        dest = add_entry(name, prog_file, info, xz=args.xz)
         print(f"zoo: {name} -> {dest.name} ({dest.stat().st_size / 1e6:.2f} MB), "
               f"SNN@T{prog.timesteps} {info['snn_acc'][str(prog.timesteps)]:.4f} (JSON keys are strings)")
 

@@ -42,6 +42,34 @@ def test_round_trip(tmp_path, small_program):
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_xz_round_trip_is_the_same_program(tmp_path, small_program):
+    """`.xz` holds the same safetensors bytes compressed: same manifest, same integers."""
+    import lzma
+    p = small_program()
+    plain = save_program(p, tmp_path / "p.safetensors")
+    packed = save_program(p, tmp_path / "p.safetensors.xz")
+    assert lzma.decompress(packed.read_bytes()) == plain.read_bytes()
+    q = load_program(packed)
+    for a, b in zip(p.layers, q.layers):
+        assert np.array_equal(a.bias, b.bias) and np.array_equal(a.v_init, b.v_init)
+        assert all(np.array_equal(sa.weight, sb.weight) for sa, sb in zip(a.inputs, b.inputs))
+    assert q.name == p.name and q.meta == p.meta
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_xz_rejects_corrupt_and_foreign_files(tmp_path, small_program):
+    import lzma
+    raw = save_program(small_program(), tmp_path / "p.safetensors.xz").read_bytes()
+    cases = {"cut": raw[: len(raw) // 2], "junk": b"not xz at all",
+             "foreign": lzma.compress(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      "),
+             "not-safetensors": lzma.compress(b"hello world, this is no header")}
+    for name, data in cases.items():
+        bad = tmp_path / f"{name}.safetensors.xz"
+        bad.write_bytes(data)
+        with pytest.raises(SiaError, match=name + r"\.safetensors\.xz"):
+            load_program(bad)
+
+
 def test_strided_arrays_are_saved_in_c_order(tmp_path, small_program):
     """safetensors writes memory as it lies: a strided view (a channels_last model's
     weights) must be stored by value, not by layout."""
