@@ -273,8 +273,6 @@ def _summary(arch: str, r: dict) -> str:
 
 def parent(args):
     out, work = Path(args.out), Path(args.work)
-    out.mkdir(parents=True, exist_ok=True)
-    work.mkdir(parents=True, exist_ok=True)
     programs = dict(kv.split("=", 1) for kv in args.programs.split(",") if "=" in kv)
     if args.programs and (not programs or len(programs) != len(args.programs.split(","))):
         raise SystemExit(f"--programs {args.programs!r}: expected arch=FILE,...")
@@ -286,7 +284,13 @@ def parent(args):
     if bad:
         raise SystemExit(f"unknown network {bad[0]!r}; choose from {', '.join(ARCHS)}")
     _epochs(args.epochs)
-    json.loads(args.set or "{}")
+    try:
+        if not isinstance(json.loads(args.set or "{}"), dict):
+            raise ValueError("not an object")
+    except ValueError as e:
+        raise SystemExit(f"--set {args.set!r}: expected a JSON object ({e})")
+    out.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     procs = {}
     for arch in archs:
