@@ -150,6 +150,9 @@ def child(args):
         rec["error"] = f"{type(e).__name__}: {e}"
         dump()
         raise
+    rec["wall_s"] = round(time.time() - t0, 1)
+    dump()
+    print(f"{arch}: done in {rec['wall_s']} s", flush=True)
 
 
 def _pipeline(args, rec: dict, dump, t0: float):
@@ -179,16 +182,9 @@ def _pipeline(args, rec: dict, dump, t0: float):
     rec["program"] = {"file": f"{arch}_program.safetensors", "convert_s": convert_s,
                       "snn_torch_twin": program_accuracy(prog, xt, yt, T=8, device=args.device)}
     dump()
-    if args.finetune_s > 0:   # (keeping time for the same evaluation of the result)
-        ft, info = _finetune(args, prog, fp32["model"], t0 + args.budget - 1.5 * (time.time() - e0))
-        if ft is not None:
-            save_program(ft, Path(args.out) / f"{arch}_program_ft.safetensors")
-            info["file"] = f"{arch}_program_ft.safetensors"
-            info["snn_torch_twin"] = program_accuracy(ft, xt, yt, T=8, device=args.device)
-        rec["finetune"] = info
-    rec["wall_s"] = round(time.time() - t0, 1)
-    dump()
-    print(f"{arch}: done in {rec['wall_s']} s", flush=True)
+    if args.finetune_s > 0:
+        rec["finetune"] = _finetune_saved(args, prog, fp32["model"], t0, time.time() - e0,
+                                          (xt, yt), STAGES, "_ft")
 
 
 # The fine-tuning stages after training (see the top), and those of --programs (the
@@ -204,7 +200,7 @@ def _finetune_only(args, rec: dict, dump, t0: float):
 
     from sia.convert.finetune import program_accuracy
     from sia.data.registry import load_split
-    from sia.program import load_program, save_program
+    from sia.program import load_program
 
     prog = load_program(args.program)
     xt, yt = load_split("cifar10", "test", args.data_dir)
@@ -213,16 +209,23 @@ def _finetune_only(args, rec: dict, dump, t0: float):
                     "sha256": hashlib.sha256(Path(args.program).read_bytes()).hexdigest(),
                     "snn_torch_twin": program_accuracy(prog, xt, yt, T=8, device=args.device)}
     dump()
-    # keep time for the same evaluation of the result
-    ft, info = _finetune(args, prog, None, t0 + args.budget - 1.5 * (time.time() - e0), STAGES_AGAIN)
+    rec["finetune"] = _finetune_saved(args, prog, None, t0, time.time() - e0, (xt, yt),
+                                      STAGES_AGAIN, "_ft2")
+
+
+def _finetune_saved(args, prog, teacher, t0: float, eval_s: float, test, stages,
+                    suffix: str) -> dict:
+    """Fine-tune until the budget ends, keeping time for one more test evaluation
+    (`eval_s` each); save OUT/<arch>_program<suffix>.safetensors, evaluate it, record."""
+    from sia.convert.finetune import program_accuracy
+    from sia.program import save_program
+
+    ft, info = _finetune(args, prog, teacher, t0 + args.budget - 1.5 * eval_s, stages)
     if ft is not None:
-        save_program(ft, Path(args.out) / f"{args.arch}_program_ft2.safetensors")
-        info["file"] = f"{args.arch}_program_ft2.safetensors"
-        info["snn_torch_twin"] = program_accuracy(ft, xt, yt, T=8, device=args.device)
-    rec["finetune"] = info
-    rec["wall_s"] = round(time.time() - t0, 1)
-    dump()
-    print(f"{args.arch}: done in {rec['wall_s']} s", flush=True)
+        info["file"] = f"{args.arch}_program{suffix}.safetensors"
+        save_program(ft, Path(args.out) / info["file"])
+        info["snn_torch_twin"] = program_accuracy(ft, *test, T=8, device=args.device)
+    return info
 
 
 def _finetune(args, prog, teacher, deadline: float, stages=STAGES):

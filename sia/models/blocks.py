@@ -93,3 +93,8 @@ def fold_all_bn(model: nn.Module) -> nn.Module:
         if isinstance(m, ConvUnit):
             m.fold_bn()
     return model
+
+
+def is_folded(state: dict) -> bool:
+    """Whether a state dict holds a BN-folded model (no ConvUnit BN left)."""
+    return not any(k.endswith(".bn.weight") for k in state)

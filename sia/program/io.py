@@ -97,11 +97,12 @@ def _header_metadata(data: bytes) -> dict:
     return header.get("__metadata__") or {}
 
 
-def read_manifest(path) -> dict:
+def read_manifest(path, data: bytes | None = None) -> dict:
+    """The manifest of a program file; `data`: its bytes, already decompressed (.xz)."""
     from safetensors import safe_open
     try:
         if _xz(path):
-            meta = _header_metadata(_unxz(path))
+            meta = _header_metadata(_unxz(path) if data is None else data)
         else:
             with safe_open(str(path), framework="numpy") as f:
                 meta = f.metadata() or {}
@@ -170,9 +171,10 @@ def load_program(path) -> Program:
     path = Path(path)
     if not path.exists():
         raise SiaError(f"no such program file: {path}")
-    manifest = read_manifest(path)
+    data = _unxz(path) if _xz(path) else None
+    manifest = read_manifest(path, data)
     try:
-        tensors = load(_unxz(path)) if _xz(path) else load_file(str(path))
+        tensors = load(data) if data is not None else load_file(str(path))
     except Exception as e:
         raise SiaError(f"{path}: truncated or corrupt tensor data ({type(e).__name__})") from None
     return from_manifest(manifest, tensors, where=str(path))

@@ -34,7 +34,7 @@ from tqdm import tqdm
 from sia import SiaError
 from sia.data import Batches
 from sia.data.registry import data_copy, load_split
-from sia.models import build_model, fold_all_bn
+from sia.models import build_model, fold_all_bn, is_folded
 from sia.train.config import TrainConfig, from_dict
 from sia.train.warmstart import warm_start
 
@@ -65,10 +65,6 @@ def evaluate(model: nn.Module, images_u8, labels, batch_size: int = 1000, device
     return correct / len(labels)
 
 
-def _is_folded(state: dict) -> bool:
-    return not any(k.endswith(".bn.weight") for k in state)
-
-
 def load_trained(path):
     """(model, cfg) from a run dir or its model.safetensors (config.json beside it)."""
     p = Path(path)
@@ -80,7 +76,7 @@ def load_trained(path):
     cfg = from_dict(json.loads(cfg_path.read_text()))
     state = load_file(str(weights))
     model = build_model(cfg.arch, **cfg.model_kwargs())
-    if _is_folded(state):
+    if is_folded(state):
         fold_all_bn(model)
     model.load_state_dict(state)
     return model.eval(), cfg

@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from sia import SiaError
-from sia.models import fold_all_bn
+from sia.models import fold_all_bn, is_folded
 from sia.quant import QCFS
 
 MAX_SAMPLES = 1 << 22   # torch.quantile's input limit is 2**24 elements
@@ -65,7 +65,7 @@ def calibrate_thetas(net: nn.Module, images: torch.Tensor, percentile: float = 9
 def warm_start(net: nn.Module, run_dir, arch: str, width: float, images: torch.Tensor) -> dict:
     """Load the twin in `run_dir` into `net` (folding net's BN first); set QCFS thetas."""
     state = _twin_state(run_dir, arch, width)
-    if any(k.endswith(".bn.weight") for k in state):
+    if not is_folded(state):
         raise SiaError(f"config key 'init': {run_dir} holds an unfolded model; expected a finished run")
     fold_all_bn(net)
     own = net.state_dict()
