@@ -15,6 +15,10 @@ batches of training images (`sia finetune`) before the test-set evaluation.
 --program P --qcfs R --fp32 F continues from an existing program (file or zoo name; e.g.
 a second fine-tuning stage) with R and F as the reference accuracies and teacher.
 
+--program ZOO_NAME alone continues from a zoo entry whose training runs are not on this
+machine: its FP32 and reduced-precision ANN accuracies are read from the entry's manifest
+(same data copy required), and fine-tuning learns from labels only (no teacher).
+
 A program converted elsewhere (benchmarks/gpu_reproduce.py on a GPU machine, which
 returns programs, not float weights) is evaluated with --program; its FP32 and
 reduced-precision ANN accuracies are then read from that run's results.json:
@@ -61,8 +65,6 @@ def load_run(run: Path):
 
 def _gpu_reference(path, prog) -> dict:
     """FP32 / reduced-precision ANN accuracies of the GPU rows a program came from."""
-    if path is None:
-        return {"fp32_dnn": float("nan"), "reduced_precision_ann": float("nan")}
     rows = json.loads(Path(path).read_text())["rows"]
     arch = prog.meta.get("arch")
     fp32, qcfs = rows.get(f"{arch}_fp32", {}), rows.get(f"{arch}_qcfs", {})
@@ -76,6 +78,22 @@ def _gpu_reference(path, prog) -> dict:
             "ann_measured_on": f"{qcfs['gpu']} (fp32 evaluation, PyTorch {qcfs['torch']})",
             "qcfs_warm_started_from_fp32": "warm_start" in qcfs["metrics"],
             "qcfs_distilled": bool(qcfs["metrics"]["config"].get("distill"))}
+
+
+def _zoo_reference(name: str, data: str) -> dict:
+    """FP32 / reduced-precision ANN accuracies of the zoo entry a program continues from,
+    as its manifest recorded them (the float runs that measured them need not be here)."""
+    from sia.zoo import index
+    entry = index().get(name)
+    if entry is None or not entry.get("dataset") == "cifar10":
+        raise SystemExit(f"--program {name}: give --qcfs/--fp32 or --gpu-results for the "
+                         "reference accuracies (only a CIFAR-10 zoo entry carries its own)")
+    if entry["data"] != data:
+        raise SystemExit(f"--program {name}: its references were measured on {entry['data']}, "
+                         f"this evaluation reads {data}")
+    return {"parent_entry": name, "fp32_dnn": entry["fp32_acc"],
+            "reduced_precision_ann": entry["reduced_precision_ann_acc"],
+            "references_from": f"zoo manifest of {name} (measured at commit {entry['commit']})"}
 
 
 def plot(out: Path, name: str, res: dict) -> Path:
@@ -154,8 +172,10 @@ def main():
         # runs it came from as references), or one converted on a GPU machine
         prog, name = resolve_program(str(args.program)), Path(str(args.program)).stem
         res["program"] = str(args.program)
-        if not runs:
+        if args.gpu_results:
             res.update(_gpu_reference(args.gpu_results, prog))
+        elif not runs:
+            res.update(_zoo_reference(str(args.program), res["data"]))
     else:
         prog, name = convert(qann, (3, 32, 32), name=args.qcfs.name, timesteps=args.T,
                              t_max=max(16, args.T), meta={"dataset": "cifar10", "arch": cfg.arch,
