@@ -34,6 +34,7 @@ from pathlib import Path
 
 import torch
 
+from sia import run_main
 from sia.convert import convert
 from sia.convert.calibrate import calibrate_bias
 from sia.convert.finetune import finetune, plot_history
@@ -227,4 +228,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main, "cifar_snn_eval.py")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from sia import run_main
 from sia.convert import convert
 from sia.convert.calibrate import calibrate_bias
 from sia.data.registry import load_split
@@ -48,4 +49,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main, "digits_ablation.py")

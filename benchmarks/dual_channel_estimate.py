@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sia import run_main
 from sia.hw.model import run as model_run
 from sia.hw.params import SIAConfig
 from sia.hw.regmap import narrow_weights
@@ -101,4 +102,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main, "dual_channel_estimate.py")

@@ -13,6 +13,7 @@ import json
 import subprocess
 from pathlib import Path
 
+from sia import run_main
 from sia.data.registry import load_split
 from sia.program import load_program
 from sia.snn import simulate
@@ -54,6 +55,8 @@ def main():
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     for item in args.entries:
+        if "=" not in item:
+            raise SystemExit(f"make_zoo.py: {item!r}: give NAME=EVAL_DIR")
         name, d = item.split("=", 1)
         d = Path(d)
         if (d / "eval.json").is_file() and "gpu_results" in json.loads((d / "eval.json").read_text()):
@@ -120,4 +123,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main, "make_zoo.py")

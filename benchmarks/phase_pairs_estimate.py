@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sia import run_main
 from sia.hw.model import run as model_run
 from sia.hw.model import schedule as S
 from sia.hw.params import SIAConfig
@@ -112,4 +113,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main, "phase_pairs_estimate.py")

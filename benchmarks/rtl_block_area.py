@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from sia import run_main
 from sia.hw.params import SIAConfig
 from sia.hw.regmap import buffer_beats
 from sia.hw.rtl.aggregation import Aggregation
@@ -62,4 +63,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main, "rtl_block_area.py")

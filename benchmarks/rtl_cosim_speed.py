@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from sia import run_main
 from sia.hw.params import SIAConfig
 from sia.hw.rtl.cosim.bench import bench
 
@@ -77,4 +78,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main, "rtl_cosim_speed.py")

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sia import SiaError
+from sia import run_main, SiaError
 from sia.hw.model import report, run
 from sia.hw.params import SIAConfig
 from sia.program.resolve import resolve_program
@@ -127,4 +127,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main, "sia_model_bench.py")

@@ -10,3 +10,16 @@ __version__ = "0.1.0"
 
 class SiaError(Exception):
     """A user-facing error: the CLI prints its message on one line, no traceback."""
+
+
+def run_main(main, prog: str = "sia"):
+    """Run an entry point (the CLI, `python -m sia.train`, a benchmark script): a user
+    mistake (SiaError, a missing file) ends as one line on stderr and exit status 2."""
+    import sys
+    try:
+        return main()
+    except SiaError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+    except FileNotFoundError as e:
+        print(f"{prog}: error: no such file: {e.filename}", file=sys.stderr)
+    sys.exit(2)

@@ -1,11 +1,9 @@
 """The `sia` command. Each area registers its sub-commands from its own cli module;
 user mistakes (SiaError, bad paths) print one line and exit 2, never a traceback."""
 
-import sys
-
 import typer
 
-from sia import SiaError
+from sia import run_main
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="sia: reduced-precision DNN -> integer SNN program -> golden / model / RTL / PYNQ")
@@ -31,15 +29,8 @@ def _register():
 
 def main(argv=None):
     _register()
-    try:
-        # standalone mode: click prints usage errors (bad option) itself and exits 2
-        app(args=argv, standalone_mode=True)
-    except SiaError as e:
-        print(f"sia: error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except FileNotFoundError as e:
-        print(f"sia: error: no such file: {e.filename}", file=sys.stderr)
-        sys.exit(2)
+    # standalone mode: click prints usage errors (bad option) itself and exits 2
+    run_main(lambda: app(args=argv, standalone_mode=True))
 
 
 if __name__ == "__main__":

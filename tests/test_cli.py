@@ -1,7 +1,9 @@
 """User mistakes give one line on stderr and exit 2, never a traceback."""
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -27,6 +29,20 @@ def test_user_errors_are_one_line(args, msg):
     assert "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and msg in lines[0]
+
+
+@pytest.mark.parametrize("script, args, msg", [
+    ("make_zoo.py", ["x=/nonexistent"], "no such file: /nonexistent/demo.json"),
+    ("phase_pairs_estimate.py", ["not_a_zoo_entry"], "neither a program file nor a zoo entry"),
+])
+def test_benchmark_user_errors_are_one_line(script, args, msg):
+    """The benchmark scripts end a user mistake the way the CLI does (sia.run_main)."""
+    r = subprocess.run([sys.executable, f"benchmarks/{script}", *args], capture_output=True,
+                       text=True, timeout=120, env={**os.environ, "SIA_CIFAR10_DIR": ""},
+                       cwd=Path(__file__).resolve().parent.parent)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{script}: error: ") and msg in lines[0]
 
 
 def test_bad_option_is_a_usage_error():

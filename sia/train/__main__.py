@@ -4,7 +4,7 @@ import sys
 
 import typer
 
-from sia import SiaError
+from sia import run_main
 from sia.train.cli import register
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -12,8 +12,4 @@ register(app)
 app.command("_", hidden=True)(lambda: None)  # a second command keeps the `train` sub-command form
 
 if __name__ == "__main__":
-    try:
-        app(args=["train", *sys.argv[1:]], standalone_mode=True)
-    except SiaError as e:
-        print(f"sia: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_main(lambda: app(args=["train", *sys.argv[1:]], standalone_mode=True))

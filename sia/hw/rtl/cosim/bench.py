@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sia import run_main
 from sia.hw import timing
 from sia.hw.params import SIAConfig
 from sia.hw.rtl.cosim.program import run_images
@@ -104,4 +105,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main, "python -m sia.hw.rtl.cosim.bench")
