@@ -17,7 +17,7 @@ from sia import run_main
 from sia.data.registry import load_split
 from sia.program import load_program
 from sia.snn import simulate
-from sia.zoo import add_entry
+from sia.zoo import add_entry, index
 
 CHECK_IMAGES = 1000
 
@@ -43,6 +43,18 @@ def _train_command(ev: dict) -> str:
     return "SIA_CIFAR10_DIR=... " + " && ".join(cmds)
 
 
+def _stage_flags(ev: dict) -> str:
+    """The cifar_snn_eval options (after --out) that reproduce an evaluation's stage."""
+    ft = ev.get("finetune")
+    return ((f" --T {ev['T']}" if ev.get("T", 8) != 8 else "")
+            + (f" --calibrate {ev['calibration_images']}" if ev.get("calibration_images") else "")
+            + (f" --finetune {ft['steps']} --ft-lr {ft['lr']} --ft-loss-steps "
+               f"{','.join(map(str, ft['loss_steps']))} --ft-batch {ft['batch']}"
+               + (f" --ft-T {ft['T']}" if ft.get("T", ev.get("T", 8)) != ev.get("T", 8) else "")
+               + (" --ft-distill" if ft.get("distill") else "")
+               + (" --ft-neurons" if ft.get("neurons") else "") if ft else ""))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("entries", nargs="+", help="NAME=EVAL_DIR")
@@ -59,8 +71,8 @@ def main():
             raise SystemExit(f"make_zoo.py: {item!r}: give NAME=EVAL_DIR")
         name, d = item.split("=", 1)
         d = Path(d)
-        if (d / "eval.json").is_file() and "gpu_results" in json.loads((d / "eval.json").read_text()):
-            ev = json.loads((d / "eval.json").read_text())
+        ev = json.loads((d / "eval.json").read_text()) if (d / "eval.json").is_file() else None
+        if ev is not None and "gpu_results" in ev:
             prog_file, dataset = d / "program.safetensors", "cifar10"
             if not args.train_command:
                 raise SystemExit(f"{d}: a GPU-trained program: give --train-command (the "
@@ -74,8 +86,22 @@ def main():
                     "eval_command": f"python benchmarks/cifar_snn_eval.py --program {ev['program']} "
                                     f"--gpu-results {ev['gpu_results']} --out {d}",
                     "commit": ev["commit"]}
-        elif (d / "eval.json").is_file():
-            ev = json.loads((d / "eval.json").read_text())
+        elif ev is not None and "parent_entry" in ev:
+            # a further stage from a zoo entry: its training and earlier stages are the
+            # parent's, recorded in the parent's manifest
+            prog_file, dataset = d / "program.safetensors", "cifar10"
+            parent = index()[ev["parent_entry"]]
+            info = {k: parent[k] for k in ("epochs", "fold_epochs", "train_command",
+                                           "qcfs_state", "fp32_state") if k in parent}
+            info.update(data=ev["data"], fp32_acc=ev["fp32_dnn"],
+                        reduced_precision_ann_acc=ev["reduced_precision_ann"],
+                        references_from=ev["references_from"], parent_entry=ev["parent_entry"],
+                        integer_ann_acc=ev.get("integer_ann_written", ev["integer_ann"]),
+                        snn_acc=ev["snn"], test_images=ev["test_images"],
+                        eval_command=f"{parent['eval_command']} && python benchmarks/cifar_snn_eval.py "
+                                     f"--program {ev['program']} --out {d}" + _stage_flags(ev),
+                        commit=ev["commit"])
+        elif ev is not None:
             prog_file, dataset = d / "program.safetensors", "cifar10"
             info = {"data": ev["data"], "fp32_acc": ev["fp32_dnn"],
                     "reduced_precision_ann_acc": ev["reduced_precision_ann"],
@@ -89,19 +115,7 @@ def main():
                     "eval_command": "python benchmarks/cifar_snn_eval.py "
                                     + (f"--program {ev['program']} " if ev.get("program") else "")
                                     + f"--qcfs {ev['qcfs_run']} --fp32 {ev['fp32_run']} --out {d}"
-                                    + (f" --T {ev['T']}" if ev.get("T", 8) != 8 else "")
-                                    + (f" --calibrate {ev['calibration_images']}"
-                                       if ev.get("calibration_images") else "")
-                                    + (f" --finetune {ev['finetune']['steps']} --ft-lr "
-                                       f"{ev['finetune']['lr']} --ft-loss-steps "
-                                       f"{','.join(map(str, ev['finetune']['loss_steps']))}"
-                                       f" --ft-batch {ev['finetune']['batch']}"
-                                       + (f" --ft-T {ev['finetune']['T']}"
-                                          if ev["finetune"].get("T", ev.get("T", 8)) != ev.get("T", 8)
-                                          else "")
-                                       + (" --ft-distill" if ev["finetune"].get("distill") else "")
-                                       + (" --ft-neurons" if ev["finetune"].get("neurons") else "")
-                                       if ev.get("finetune") else ""),
+                                    + _stage_flags(ev),
                     "commit": ev["commit"]}
         else:
             ev = json.loads((d / "demo.json").read_text())
