@@ -20,12 +20,11 @@ drain cycles per timestep per tile. A projection, labelled so.
 
 import argparse
 import dataclasses
-import json
-from pathlib import Path
 
 import numpy as np
 
 from sia import run_main
+from sia.hw.model import report
 from sia.hw.model import run as model_run
 from sia.hw.params import SIAConfig
 from sia.hw.regmap import narrow_weights
@@ -93,12 +92,9 @@ def main(argv=None):
         print(f"{r['layer']}: {r['tiles_now']} -> {r['tiles_dual']} tiles, "
               f"{r['cycles_now']:,.0f} -> {r['cycles_dual']:,.0f} cycles/image, lane use "
               f"{100 * r['lane_use_now']:.1f} -> {100 * r['lane_use_dual']:.1f} %")
-    print(f"P={res['pes']} E={res['events_per_cycle']}: {res['cycles_per_image_model']:,.0f} -> "
-          f"{res['cycles_per_image_projected']:,.0f} cycles/image (projection), GOPS/PE "
-          f"{res['gops_per_pe_model']:.3f} -> {res['gops_per_pe_projected']:.3f}")
+    print(report.projection_line(res))
     if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out).write_text(json.dumps(res, indent=1) + "\n")
+        report.write_json(res, a.out)
 
 
 if __name__ == "__main__":

@@ -20,13 +20,12 @@ labelled so (one-tap pairs, built later the same session, are not in it).
 
 import argparse
 import dataclasses
-import json
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from sia import run_main
+from sia.hw.model import report
 from sia.hw.model import run as model_run
 from sia.hw.model import schedule as S
 from sia.hw.params import SIAConfig
@@ -104,12 +103,9 @@ def main(argv=None):
         for row in d["layers"]:
             print(f"E={E} {row['layer']}: {row['dispatch_per_image_now']:,.0f} -> "
                   f"{row['dispatch_per_image_pairs']:,.0f} dispatch cycles/image ({row['ratio']:.3f}x)")
-        print(f"E={E} P={cfg.pes}: {d['cycles_per_image_model']:,.0f} -> "
-              f"{d['cycles_per_image_projected']:,.0f} cycles/image (projection), GOPS/PE "
-              f"{d['gops_per_pe_model']:.3f} -> {d['gops_per_pe_projected']:.3f}")
+        print(report.projection_line(d, pes=cfg.pes, events=E))
     if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out).write_text(json.dumps(res, indent=1) + "\n")
+        report.write_json(res, a.out)
 
 
 if __name__ == "__main__":

@@ -599,3 +599,47 @@ def test_packed_launches_model_equals_formula(seed):
     np.testing.assert_array_equal(r.predictions, unpacked.predictions)
     with pytest.raises(SiaError, match="launch_images"):
         run(p, imgs, config=cfg, launch_images=-1)
+
+
+def _load_benchmark(name: str):
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_identity_drain_projection_removes_only_identity_dispatch():
+    """benchmarks/identity_drain_estimate.py: layers without identity groups keep their
+    cycles, layers with them lose exactly those groups' dispatch (and gain no work), and
+    a program without identity groups is refused."""
+    est = _load_benchmark("identity_drain_estimate")
+    seeds = [s for s in range(40) if any(g.op == "identity" for layer in
+                                         random_program(s).layers for g in layer.inputs)][:3]
+    assert seeds
+    cfg = SIAConfig(pes=4, events_per_cycle=2)
+    saved = []
+    for seed in seeds:
+        p = _finish(random_program(seed))
+        x = _images(p, 3, seed).numpy()
+        res = est.estimate(p, x, cfg, weight_batch=1)
+        now = run(p, x, config=cfg, launch_images=0)
+        with est.identity_in_drain():
+            proj = run(p, x, config=cfg, launch_images=0)
+        saved.append(res["cycles_per_image_model"] - res["cycles_per_image_projected"])
+        assert np.array_equal(now.image_sops, proj.image_sops)
+        for i, (a, b) in enumerate(zip(now.layers, proj.layers)):
+            has_id = any(g.op == "identity" for g in p.layers[i].inputs)
+            if not has_id:
+                assert a.phases(3) == b.phases(3)
+            assert b.accumulate.sum() <= a.accumulate.sum()
+        assert {r["layer"] for r in res["layers"]} == {
+            layer.name for layer in p.layers if any(g.op == "identity" for g in layer.inputs)}
+    assert min(saved) >= 0 and max(saved) > 0
+    no_id = next(s for s in range(40) if not any(g.op == "identity" for layer in
+                                                 random_program(s).layers for g in layer.inputs))
+    p = _finish(random_program(no_id))
+    with pytest.raises(SiaError, match="no identity groups"):
+        est.estimate(p, _images(p, 1, 0).numpy(), cfg, weight_batch=1)
