@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from sia import run_main
+from sia import SiaError, run_main
 from sia.convert import convert
 from sia.convert.calibrate import calibrate_bias
 from sia.convert.finetune import finetune, plot_history
@@ -86,11 +86,11 @@ def _zoo_reference(name: str, data: str) -> dict:
     as its manifest recorded them (the float runs that measured them need not be here)."""
     from sia.zoo import index
     entry = index().get(name)
-    if entry is None or not entry.get("dataset") == "cifar10":
-        raise SystemExit(f"--program {name}: give --qcfs/--fp32 or --gpu-results for the "
+    if entry is None or entry.get("dataset") != "cifar10":
+        raise SiaError(f"--program {name}: give --qcfs/--fp32 or --gpu-results for the "
                          "reference accuracies (only a CIFAR-10 zoo entry carries its own)")
     if entry["data"] != data:
-        raise SystemExit(f"--program {name}: its references were measured on {entry['data']}, "
+        raise SiaError(f"--program {name}: its references were measured on {entry['data']}, "
                          f"this evaluation reads {data}")
     return {"parent_entry": name, "fp32_dnn": entry["fp32_acc"],
             "reduced_precision_ann": entry["reduced_precision_ann_acc"],

@@ -223,7 +223,6 @@ TABLE_HEADER = ["layer", "tiles", "imgs/launch", "cycles/img", "util %", "acc op
                 "GOPS(acc)", "spike rate"]
 
 
-
 def write_json(obj: dict, path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
