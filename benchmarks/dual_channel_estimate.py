@@ -18,13 +18,12 @@ drain cycles per timestep per tile. A projection, labelled so.
         [--events 2] [--config CFG.json] [--data-dir D] [--out FILE.json]
 """
 
-import argparse
 import dataclasses
 
 import numpy as np
 
 from sia import run_main
-from sia.hw.model import report
+from sia.hw.model import projection
 from sia.hw.model import run as model_run
 from sia.hw.params import SIAConfig
 from sia.hw.regmap import narrow_weights
@@ -72,29 +71,16 @@ def estimate(program, images, cfg: SIAConfig, weight_batch: int) -> dict:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("program")
-    ap.add_argument("--images", type=int, default=256)
-    ap.add_argument("--batch", type=int, default=64, help="weight batch (images per weight load)")
-    ap.add_argument("--pes", type=int, default=16)
-    ap.add_argument("--events", type=int, default=2)
-    ap.add_argument("--config", default=None)
-    ap.add_argument("--data-dir", default=None)
-    ap.add_argument("--out", default=None)
-    a = ap.parse_args(argv)
-    from sia.data.registry import load_split
-    from sia.program.resolve import resolve_program
-    p = resolve_program(a.program)
-    cfg = SIAConfig.load(a.config, pes=a.pes, events_per_cycle=a.events)
-    images, _ = load_split(p.meta.get("dataset", "digits"), "test", a.data_dir)
-    res = estimate(p, np.asarray(images[:a.images]), cfg, a.batch)
+    a = projection.parser(__doc__.split("\n\n")[0], images=256).parse_args(argv)
+    p, images, cfg = projection.inputs(a, pes=a.pes, events_per_cycle=a.events)
+    res = estimate(p, images, cfg, a.batch)
     for r in res["layers"]:
         print(f"{r['layer']}: {r['tiles_now']} -> {r['tiles_dual']} tiles, "
               f"{r['cycles_now']:,.0f} -> {r['cycles_dual']:,.0f} cycles/image, lane use "
               f"{100 * r['lane_use_now']:.1f} -> {100 * r['lane_use_dual']:.1f} %")
-    print(report.projection_line(res))
+    print(projection.line(res))
     if a.out:
-        report.write_json(res, a.out)
+        projection.write_json(res, a.out)
 
 
 if __name__ == "__main__":

@@ -18,8 +18,6 @@ cost), and reports both per layer. A projection, labelled so.
         [--events 2] [--phase-pairs] [--config CFG.json] [--data-dir D] [--out FILE.json]
 """
 
-import argparse
-import dataclasses
 from contextlib import contextmanager
 from unittest import mock
 
@@ -28,7 +26,7 @@ import torch
 
 from sia import SiaError, run_main
 from sia.hw.model import fast
-from sia.hw.model import report
+from sia.hw.model import projection, report
 from sia.hw.model import run as model_run
 from sia.hw.params import SIAConfig
 
@@ -84,33 +82,20 @@ def estimate(program, images, cfg: SIAConfig, weight_batch: int) -> dict:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("program")
-    ap.add_argument("--images", type=int, default=64)
-    ap.add_argument("--batch", type=int, default=64, help="weight batch (images per weight load)")
-    ap.add_argument("--pes", type=int, default=16)
-    ap.add_argument("--events", type=int, default=2)
+    ap = projection.parser(__doc__.split("\n\n")[0], images=64)
     ap.add_argument("--phase-pairs", action="store_true", help="the build option (both runs)")
-    ap.add_argument("--config", default=None)
-    ap.add_argument("--data-dir", default=None)
-    ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
-    from sia.data.registry import load_split
-    from sia.program.resolve import resolve_program
-    p = resolve_program(a.program)
-    cfg = SIAConfig.load(a.config, pes=a.pes, events_per_cycle=a.events)
-    if a.phase_pairs:
-        cfg = dataclasses.replace(cfg, phase_pairs=True)
-    images, _ = load_split(p.meta.get("dataset", "digits"), "test", a.data_dir)
-    res = estimate(p, np.asarray(images[:a.images]), cfg, a.batch)
+    p, images, cfg = projection.inputs(a, pes=a.pes, events_per_cycle=a.events,
+                                       phase_pairs=a.phase_pairs or None)   # None: the file's
+    res = estimate(p, images, cfg, a.batch)
     for r in res["layers"]:
         print(f"{r['layer']}: {r['cycles_now']:,.0f} -> {r['cycles_projected']:,.0f} cycles/image, "
               f"lane use {100 * r['lane_use_now']:.1f} -> {100 * r['lane_use_projected']:.1f} %")
-    print(report.projection_line(res) + ", conv utilisation "
+    print(projection.line(res) + ", conv utilisation "
           f"{100 * res['conv_utilisation_model']:.1f} -> "
           f"{100 * res['conv_utilisation_projected']:.1f} %")
     if a.out:
-        report.write_json(res, a.out)
+        projection.write_json(res, a.out)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from sia import run_main
-from sia.hw.model import report
+from sia.hw.model import projection
 from sia.hw.model import run as model_run
 from sia.hw.model import schedule as S
 from sia.hw.params import SIAConfig
@@ -93,19 +93,15 @@ def main(argv=None):
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
-    from sia.data.registry import load_split
-    from sia.program.resolve import resolve_program
-    p = resolve_program(a.program)
-    cfg = SIAConfig.load(a.config, pes=a.pes or None)
-    images, _ = load_split(p.meta.get("dataset", "digits"), "test", a.data_dir)
-    res = estimate(p, np.asarray(images[:a.images]), cfg, [int(e) for e in a.events.split(",")])
+    p, images, cfg = projection.inputs(a, pes=a.pes or None)
+    res = estimate(p, images, cfg, [int(e) for e in a.events.split(",")])
     for E, d in res["per_E"].items():
         for row in d["layers"]:
             print(f"E={E} {row['layer']}: {row['dispatch_per_image_now']:,.0f} -> "
                   f"{row['dispatch_per_image_pairs']:,.0f} dispatch cycles/image ({row['ratio']:.3f}x)")
-        print(report.projection_line(d, pes=cfg.pes, events=E))
+        print(projection.line(d, pes=cfg.pes, events=E))
     if a.out:
-        report.write_json(res, a.out)
+        projection.write_json(res, a.out)
 
 
 if __name__ == "__main__":

@@ -221,18 +221,3 @@ def table_rows(summary: dict) -> list[list[str]]:
 
 TABLE_HEADER = ["layer", "tiles", "imgs/launch", "cycles/img", "util %", "acc ops/img",
                 "GOPS(acc)", "spike rate"]
-
-
-def write_json(obj: dict, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=1) + "\n")
-    return path
-
-
-def projection_line(res: dict, pes: int | None = None, events: int | None = None) -> str:
-    """One-line summary of a projection of a not-built option (benchmarks/*_estimate.py)."""
-    return (f"P={pes or res['pes']} E={events or res['events_per_cycle']}: "
-            f"{res['cycles_per_image_model']:,.0f} -> {res['cycles_per_image_projected']:,.0f} "
-            f"cycles/image (projection), GOPS/PE {res['gops_per_pe_model']:.3f} -> "
-            f"{res['gops_per_pe_projected']:.3f}")

@@ -1,0 +1,49 @@
+"""What the projections of not-built options (benchmarks/*_estimate.py) share: their
+options, their inputs (program, test images, build) and their summary line and JSON."""
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from sia.hw.params import SIAConfig
+
+
+def parser(description: str, images: int) -> argparse.ArgumentParser:
+    """Program, images, weight batch, one build (P, E, config file), data and output."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("program")
+    ap.add_argument("--images", type=int, default=images)
+    ap.add_argument("--batch", type=int, default=64, help="weight batch (images per weight load)")
+    ap.add_argument("--pes", type=int, default=16)
+    ap.add_argument("--events", type=int, default=2)
+    ap.add_argument("--config", default=None)
+    ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--out", default=None)
+    return ap
+
+
+def inputs(a: argparse.Namespace, **build) -> tuple:
+    """(program, its first a.images test images as uint8 numpy, SIAConfig): the config
+    file a.config with `build` overriding it."""
+    from sia.data.registry import load_split
+    from sia.program.resolve import resolve_program
+    p = resolve_program(a.program)
+    images, _ = load_split(p.meta.get("dataset", "digits"), "test", a.data_dir)
+    return p, np.asarray(images[:a.images]), SIAConfig.load(a.config, **build)
+
+
+def line(res: dict, pes: int | None = None, events: int | None = None) -> str:
+    """One-line summary of a projection."""
+    return (f"P={pes or res['pes']} E={events or res['events_per_cycle']}: "
+            f"{res['cycles_per_image_model']:,.0f} -> {res['cycles_per_image_projected']:,.0f} "
+            f"cycles/image (projection), GOPS/PE {res['gops_per_pe_model']:.3f} -> "
+            f"{res['gops_per_pe_projected']:.3f}")
+
+
+def write_json(res: dict, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(res, indent=1) + "\n")
+    return path
