@@ -72,51 +72,39 @@ def main():
         name, d = item.split("=", 1)
         d = Path(d)
         ev = json.loads((d / "eval.json").read_text()) if (d / "eval.json").is_file() else None
-        if ev is not None and "gpu_results" in ev:
-            prog_file, dataset = d / "program.safetensors", "cifar10"
-            if not args.train_command:
-                raise SystemExit(f"{d}: a GPU-trained program: give --train-command (the "
-                                 "gpu_reproduce command(s) that made it)")
-            info = {"data": ev["data"], "fp32_acc": ev["fp32_dnn"],
-                    "reduced_precision_ann_acc": ev["reduced_precision_ann"],
-                    "ann_measured_on": ev["ann_measured_on"],
-                    "integer_ann_acc": ev["integer_ann"], "snn_acc": ev["snn"],
-                    "test_images": ev["test_images"], "epochs": ev["epochs"],
-                    "train_command": args.train_command,
-                    "eval_command": f"python benchmarks/cifar_snn_eval.py --program {ev['program']} "
-                                    f"--gpu-results {ev['gpu_results']} --out {d}",
-                    "commit": ev["commit"]}
-        elif ev is not None and "parent_entry" in ev:
-            # a further stage from a zoo entry: its training and earlier stages are the
-            # parent's, recorded in the parent's manifest
-            prog_file, dataset = d / "program.safetensors", "cifar10"
-            parent = index()[ev["parent_entry"]]
-            info = {k: parent[k] for k in ("epochs", "fold_epochs", "train_command",
-                                           "qcfs_state", "fp32_state") if k in parent}
-            info.update(data=ev["data"], fp32_acc=ev["fp32_dnn"],
-                        reduced_precision_ann_acc=ev["reduced_precision_ann"],
-                        references_from=ev["references_from"], parent_entry=ev["parent_entry"],
-                        integer_ann_acc=ev.get("integer_ann_written", ev["integer_ann"]),
-                        snn_acc=ev["snn"], test_images=ev["test_images"],
-                        eval_command=f"{parent['eval_command']} && python benchmarks/cifar_snn_eval.py "
-                                     f"--program {ev['program']} --out {d}" + _stage_flags(ev),
-                        commit=ev["commit"])
-        elif ev is not None:
+        if ev is not None:   # a CIFAR-10 evaluation (benchmarks/cifar_snn_eval.py)
             prog_file, dataset = d / "program.safetensors", "cifar10"
             info = {"data": ev["data"], "fp32_acc": ev["fp32_dnn"],
                     "reduced_precision_ann_acc": ev["reduced_precision_ann"],
                     # the entry's own integer ANN (older evaluations: the start program's)
                     "integer_ann_acc": ev.get("integer_ann_written", ev["integer_ann"]),
-                    "snn_acc": ev["snn"],
-                    "test_images": ev["test_images"],
-                    "epochs": ev["config"]["epochs"], "fold_epochs": ev["config"]["fold_epochs"],
-                    "train_command": _train_command(ev),
-                    "qcfs_state": ev.get("qcfs_state"), "fp32_state": ev.get("fp32_state"),
-                    "eval_command": "python benchmarks/cifar_snn_eval.py "
-                                    + (f"--program {ev['program']} " if ev.get("program") else "")
-                                    + f"--qcfs {ev['qcfs_run']} --fp32 {ev['fp32_run']} --out {d}"
-                                    + _stage_flags(ev),
+                    "snn_acc": ev["snn"], "test_images": ev["test_images"],
                     "commit": ev["commit"]}
+        if ev is not None and "gpu_results" in ev:
+            if not args.train_command:
+                raise SystemExit(f"{d}: a GPU-trained program: give --train-command (the "
+                                 "gpu_reproduce command(s) that made it)")
+            info.update(ann_measured_on=ev["ann_measured_on"], epochs=ev["epochs"],
+                        train_command=args.train_command,
+                        eval_command=f"python benchmarks/cifar_snn_eval.py --program {ev['program']} "
+                                     f"--gpu-results {ev['gpu_results']} --out {d}")
+        elif ev is not None and "parent_entry" in ev:
+            # a further stage from a zoo entry: its training and earlier stages are the
+            # parent's, recorded in the parent's manifest
+            parent = index()[ev["parent_entry"]]
+            info.update({k: parent[k] for k in ("epochs", "fold_epochs", "train_command",
+                                                "qcfs_state", "fp32_state") if k in parent})
+            info.update(references_from=ev["references_from"], parent_entry=ev["parent_entry"],
+                        eval_command=f"{parent['eval_command']} && python benchmarks/cifar_snn_eval.py "
+                                     f"--program {ev['program']} --out {d}" + _stage_flags(ev))
+        elif ev is not None:
+            info.update(epochs=ev["config"]["epochs"], fold_epochs=ev["config"]["fold_epochs"],
+                        train_command=_train_command(ev),
+                        qcfs_state=ev.get("qcfs_state"), fp32_state=ev.get("fp32_state"),
+                        eval_command="python benchmarks/cifar_snn_eval.py "
+                                     + (f"--program {ev['program']} " if ev.get("program") else "")
+                                     + f"--qcfs {ev['qcfs_run']} --fp32 {ev['fp32_run']} --out {d}"
+                                     + _stage_flags(ev))
         else:
             ev = json.loads((d / "demo.json").read_text())
             prog_file, dataset = d / "digits_snn.safetensors", "digits"
