@@ -643,3 +643,35 @@ def test_identity_drain_projection_removes_only_identity_dispatch():
     p = _finish(random_program(no_id))
     with pytest.raises(SiaError, match="no identity groups"):
         est.estimate(p, _images(p, 1, 0).numpy(), cfg, weight_batch=1)
+
+
+def test_dispatch_bound_is_a_floor_exact_where_nothing_rounds():
+    """benchmarks/dispatch_bound.py: per layer the floor never exceeds the model's cycles
+    and the ceilings never fall under the model; at E = 1 without phase pairs a unit
+    costs exactly its events, so every layer's recorded events equal the model's
+    accumulate cycles (each group counted once, k = 1); leaving identity groups out
+    only lowers the floor."""
+    b = _load_benchmark("dispatch_bound")
+    cfgs = [SIAConfig(pes=4, events_per_cycle=1), SIAConfig(pes=4, events_per_cycle=2),
+            SIAConfig(pes=4, events_per_cycle=4, phase_pairs=True)]
+    lowered = []
+    for seed in range(5):   # seeds 1 and 4 have identity groups
+        p = _finish(random_program(seed))
+        x = _images(p, 2, seed).numpy()
+        for cfg in cfgs:
+            res = b.bound(p, x, cfg, weight_batch=1)
+            for r in res["layers"]:
+                assert 0 < r["cycles_floor"] <= r["cycles_model"]
+            assert res["gops_per_pe_ceiling"] >= res["gops_per_pe_model"]
+            assert sum(res["gap_per_image"].values()) == pytest.approx(
+                res["cycles_per_image_model"] - res["cycles_per_image_floor"])
+            no_id = b.bound(p, x, cfg, weight_batch=1, identity_in_drain=True)
+            assert all(a["cycles_floor"] >= c["cycles_floor"]
+                       for a, c in zip(res["layers"], no_id["layers"]))
+            lowered.append(no_id["cycles_per_image_floor"] < res["cycles_per_image_floor"])
+        events = {}
+        with b.recording(events):
+            r = run(p, x, config=cfgs[0], launch_images=0)
+        for i, L in enumerate(r.layers):
+            assert events.get(i, 0) == L.accumulate.sum(), (seed, L.name)
+    assert any(lowered)
