@@ -37,6 +37,18 @@ def test_export_writes_verilog_and_json(tmp_path):
     assert set(meta["timing"]) == {"C_LAUNCH", "C_STEP", "C_ROW", "C_HAND", "C_OUT_TAIL"}
 
 
+def test_export_takes_the_phase_pairs_flag_over_the_config_file(tmp_path):
+    """`sia rtl export|run` and `sia synth` take --phase-pairs/--no-phase-pairs like
+    `sia simulate`; absent, the config file's value stands."""
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"pes": 2, "phase_pairs": True}))
+    for flag, want in ((None, True), ("--no-phase-pairs", False)):
+        out = tmp_path / str(flag)
+        _sia(["rtl", "export", "--config", str(cfg), "--out", str(out)] + ([flag] if flag else []))
+        assert json.loads((out / "sia_top.json").read_text())["params"]["phase_pairs"] is want
+    _sia(["rtl", "export", "--pes", "2", "--phase-pairs", "--out", str(tmp_path / "on")])
+    assert json.loads((tmp_path / "on" / "sia_top.json").read_text())["params"]["phase_pairs"] is True
+
 def test_export_refuses_bad_parameters(tmp_path, capsys):
     import pytest
     with pytest.raises(SystemExit) as e:
