@@ -645,12 +645,12 @@ def test_identity_drain_projection_removes_only_identity_dispatch():
         est.estimate(p, _images(p, 1, 0).numpy(), cfg, weight_batch=1)
 
 
-def test_dispatch_bound_is_a_floor_exact_where_nothing_rounds():
-    """benchmarks/dispatch_bound.py: per layer the floor never exceeds the model's cycles
-    and the ceilings never fall under the model; at E = 1 without phase pairs a unit
-    costs exactly its events, so every layer's recorded events equal the model's
-    accumulate cycles (each group counted once, k = 1); leaving identity groups out
-    only lowers the floor."""
+def test_cycles_floor_is_a_floor_exact_where_nothing_rounds():
+    """report.cycles_floor (and benchmarks/dispatch_bound.py over it): per layer the floor
+    never exceeds the model's cycles and the ceilings never fall under the model; at
+    E = 1 without phase pairs a unit costs exactly its events, so the dispatcher's floor
+    equals the model's accumulate cycles (every group counted once, k = 1); the gap
+    breakdown sums to model - floor; leaving identity groups out only lowers the floor."""
     b = _load_benchmark("dispatch_bound")
     cfgs = [SIAConfig(pes=4, events_per_cycle=1), SIAConfig(pes=4, events_per_cycle=2),
             SIAConfig(pes=4, events_per_cycle=4, phase_pairs=True)]
@@ -658,20 +658,22 @@ def test_dispatch_bound_is_a_floor_exact_where_nothing_rounds():
     for seed in range(5):   # seeds 1 and 4 have identity groups
         p = _finish(random_program(seed))
         x = _images(p, 2, seed).numpy()
+        r = run(p, x, config=cfgs[0], launch_images=0)
+        for L in r.layers:
+            assert L.issue_floor.sum() == L.accumulate.sum(), (seed, L.name)
         for cfg in cfgs:
+            summ = report.summarize(run(p, x, config=cfg, launch_images=0))
+            for layer in summ["layers"]:
+                assert 0 < layer["cycles_floor"] <= layer["cycles"]
+                assert layer["utilisation_ceiling"] >= layer["pe_utilisation"]
+            assert summ["gops_per_pe_ceiling"] >= summ["gops_per_pe"]
             res = b.bound(p, x, cfg, weight_batch=1)
-            for r in res["layers"]:
-                assert 0 < r["cycles_floor"] <= r["cycles_model"]
-            assert res["gops_per_pe_ceiling"] >= res["gops_per_pe_model"]
+            assert res["cycles_per_image_floor"] == pytest.approx(summ["cycles_floor_per_image"])
             assert sum(res["gap_per_image"].values()) == pytest.approx(
                 res["cycles_per_image_model"] - res["cycles_per_image_floor"])
-            no_id = b.bound(p, x, cfg, weight_batch=1, identity_in_drain=True)
+            no_id = b.bound(p, x, cfg, weight_batch=1, identity_in_drain_option=True)
+            assert no_id["cycles_per_image_model"] == res["cycles_per_image_model"]
             assert all(a["cycles_floor"] >= c["cycles_floor"]
                        for a, c in zip(res["layers"], no_id["layers"]))
             lowered.append(no_id["cycles_per_image_floor"] < res["cycles_per_image_floor"])
-        events = {}
-        with b.recording(events):
-            r = run(p, x, config=cfgs[0], launch_images=0)
-        for i, L in enumerate(r.layers):
-            assert events.get(i, 0) == L.accumulate.sum(), (seed, L.name)
     assert any(lowered)

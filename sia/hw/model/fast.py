@@ -37,6 +37,7 @@ class LayerStats:
     accumulate: np.ndarray = None   # per tile
     dispatch_empty: np.ndarray = None
     events: np.ndarray = None       # dispatched events, per tile
+    issue_floor: np.ndarray = None  # per tile: sum of events / k (k = 2 in phase-pair groups)
     per_t: np.ndarray = None        # compute cycles per timestep, all tiles ([1]: image layer)
     sops: np.ndarray = None         # per tile
     image_ops: np.ndarray = None
@@ -183,6 +184,7 @@ def _new_stats(program: Program, config: SIAConfig, T: int, weight_batch: int = 
             dense_macs=sum(dense_macs(program, s, layer.shape) for s in layer.inputs),
             neurons=int(np.prod(layer.shape)), per_t=np.zeros(1 if image else T, dtype=np.int64),
             accumulate=z.copy(), dispatch_empty=z.copy(), events=z.copy(),
+            issue_floor=z.astype(np.float64),
             sops=z.copy(), image_ops=z.copy(), weight_reads=z.copy(),
             stream_wait=z.astype(np.float64), exposed_drain=z.astype(np.float64)))
     return out
@@ -203,6 +205,9 @@ def _count_group(program, config, L: LayerStats, s, words, planes, ks: list[int]
         L.accumulate[k] += int(d["accumulate"].sum())
         L.dispatch_empty[k] += int(d["dispatch_empty"].sum())
         L.events[k] += events
+        # the dispatcher's floor (issue_floor / E cycles): E events per cycle, 2E from a
+        # phase pair's two columns (report: `cycles_floor`)
+        L.issue_floor[k] += events / (2 if ph else 1)
     n = S.pooled_events(s, words)
     per_img = (n * S.taps_map(s, *n.shape[-2:])).sum((0, 2, 3), dtype=torch.int64)
     pes = [1 if s.op == "identity" else L.active[k] for k in ks]   # identity: c -> PE c only

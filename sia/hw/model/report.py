@@ -35,6 +35,7 @@ def _layer(L, r: ModelResult) -> dict:
     lanes = cfg.pes * cfg.events_per_cycle * cfg.taps
     cycles = sum(total.values())
     sec = cycles / (cfg.clock_mhz * 1e6)
+    floor = cycles_floor(L, r)
     return {"name": L.name, "kind": L.kind, "image_layer": L.image, "tiles": L.tiles,
             "cycles": cycles, "compute_cycles": compute, "phases": total,
             "compute_per_timestep": (L.per_t / n).tolist(),
@@ -42,7 +43,20 @@ def _layer(L, r: ModelResult) -> dict:
             "spike_rate": L.spikes / max(1, L.neurons * T * n) if L.kind == "if" else None,
             "dense_macs": L.dense_macs,
             "pe_utilisation": (sops + iops) / (lanes * compute) if compute else 0.0,
-            "gops_acc": (sops + iops) / sec / 1e9 if sec else 0.0}
+            "gops_acc": (sops + iops) / sec / 1e9 if sec else 0.0,
+            "cycles_floor": floor,
+            "utilisation_ceiling": (sops + iops) / (lanes * floor) if floor else 0.0}
+
+
+def cycles_floor(L, r: ModelResult) -> float:
+    """The fewest cycles per image any schedule of this design could give layer L
+    (docs/architecture.md, "How far each target is from the design's ceiling"): a
+    tile's dispatcher issues at most E events per cycle (2E in a phase-pair group) and
+    the aggregation core drains one output position per cycle, T times per position;
+    no rounding, empty units, constants, loads or stalls."""
+    h, w = L.out_hw
+    issue = float(L.issue_floor.sum()) / r.images / r.config.events_per_cycle
+    return max(issue, float(r.timesteps * h * w * L.tiles))
 
 
 def _memory(r: ModelResult) -> dict:
@@ -100,6 +114,8 @@ def summarize(r: ModelResult, dsp: int | None = None, dsp_source: str | None = N
     compute = sum(x["compute_cycles"] for x in layers)
     conv = [x for x in layers if not x["image_layer"] and x["kind"] == "if"]
     conv_compute = sum(x["compute_cycles"] for x in conv)
+    floor = sum(x["cycles_floor"] for x in layers)
+    conv_floor = sum(x["cycles_floor"] for x in conv)
     phases = {k: sum(x["phases"][k] for x in layers) for k in PHASES}
     mem = _memory(r)
     counts = {"accumulate": sops + iops, "psum_rmw": sops + iops,
@@ -136,6 +152,11 @@ def summarize(r: ModelResult, dsp: int | None = None, dsp_source: str | None = N
         "pe_utilisation": (sops + iops) / (lanes * compute) if compute else 0.0,
         "pe_utilisation_conv": (sum(x["sops"] for x in conv) / (lanes * conv_compute)
                                 if conv_compute else None),
+        # what no schedule of this design beats (`cycles_floor` per layer, summed)
+        "cycles_floor_per_image": floor,
+        "gops_per_pe_ceiling": sops / (floor / (cfg.clock_mhz * 1e6)) / 1e9 / cfg.pes,
+        "pe_utilisation_conv_ceiling": (sum(x["sops"] for x in conv) / (lanes * conv_floor)
+                                        if conv_floor else None),
         "phases": phases, "cycles_per_timestep": _per_timestep(r),
         "memory_accesses": mem,
         "energy": {"label": energy.SOURCE, "pj_per_event": energy.table(cfg),
@@ -163,7 +184,7 @@ def headline(summ: dict) -> str:
             f"cycles = {summ['latency_us']:,.1f} us/image @ {cfg['clock_mhz']:g} MHz"
             f"{_batch_note(summ)}, "
             f"{summ['images_per_s']:,.1f} images/s; GOPS(acc) {summ['gops_acc']:.3f} "
-            f"({summ['gops_per_pe']:.4f}/PE), dense-equivalent {summ['gops_dense_equiv']:.2f}; "
+            f"({summ['gops_per_pe']:.4f}/PE; design ceiling {summ['gops_per_pe_ceiling']:.3f}), dense-equivalent {summ['gops_dense_equiv']:.2f}; "
             f"PE utilisation {100 * summ['pe_utilisation']:.1f}%; energy (estimate) "
             f"{summ['energy']['uj_per_image']['total']:.1f} uJ/image")
 
