@@ -227,18 +227,19 @@ def write(summary: dict, out_dir, stem: str = "sia_model") -> tuple[Path, Path]:
 
 
 def table_rows(summary: dict) -> list[list[str]]:
-    """Per-layer table for printing: name, tiles, images per launch, cycles, util, SOPs,
-    spike rate."""
+    """Per-layer table for printing: name, tiles, images per launch, cycles, util and its
+    design ceiling, SOPs, spike rate."""
     rows = []
     per_launch = summary.get("images_per_launch", {})
     for x in summary["layers"]:
         rate = "-" if x["spike_rate"] is None else f"{x['spike_rate']:.3f}"
         rows.append([x["name"], str(x["tiles"]), str(per_launch.get(x["name"], 1)),
                      f"{x['cycles']:,.0f}",
-                     f"{100 * x['pe_utilisation']:.1f}", f"{x['sops'] + x['image_ops']:,.0f}",
+                     f"{100 * x['pe_utilisation']:.1f}", f"{100 * x['utilisation_ceiling']:.1f}",
+                     f"{x['sops'] + x['image_ops']:,.0f}",
                      f"{x['gops_acc']:.2f}", rate])
     return rows
 
 
-TABLE_HEADER = ["layer", "tiles", "imgs/launch", "cycles/img", "util %", "acc ops/img",
+TABLE_HEADER = ["layer", "tiles", "imgs/launch", "cycles/img", "util %", "ceiling %", "acc ops/img",
                 "GOPS(acc)", "spike rate"]
