@@ -468,6 +468,7 @@ def test_dse_matches_direct_runs_and_writes(tmp_path, launch_images):
                                  weight_batch=q["weight_batch"], launch_images=launch_images))
         assert q["latency_cycles"] == pytest.approx(s["latency_cycles"]["mean"])
         assert q["pe_utilisation"] == pytest.approx(s["pe_utilisation"])
+        assert q["gops_per_pe_ceiling"] == pytest.approx(s["gops_per_pe_ceiling"])
     if launch_images == 0:    # the program's spiking layers are packed
         assert max(L.per_launch for L in run(p, imgs, T=2, weight_batch=3,
                                              launch_images=0).layers) == 3
@@ -485,6 +486,7 @@ def test_dse_sweeps_phase_pairs():
         cfg = SIAConfig(pes=4, phase_pairs=q["phase_pairs"])
         s = report.summarize(run(p, imgs, T=2, config=cfg, weight_batch=2))
         assert q["latency_cycles"] == pytest.approx(s["latency_cycles"]["mean"])
+        assert q["gops_per_pe_ceiling"] == pytest.approx(s["gops_per_pe_ceiling"])
     assert rows[1]["latency_cycles"] < rows[0]["latency_cycles"]
 
 

@@ -6,6 +6,7 @@ a small image subset and keeps, per layer, the scanned words' set-bit counts and
 SOP totals. Every other point is then evaluated from them without re-simulating:
 per-row dispatch cycles = sum of max(1, ceil(n / E)) over the row's words, then the
 dispatcher / aggregation-core overlap (schedule.overlap); the rest is data-independent.
+Each point also carries the design's GOPS/PE ceiling (`report.cycles_floor`).
 """
 
 import dataclasses
@@ -36,6 +37,18 @@ def _overlap(program: Program, L, cfg: SIAConfig, T: int, tile: int, weight_batc
     return {"span": float(o["span"].mean()), "wait": float(o["wait"].mean())}
 
 
+def _cycles_floor(program: Program, L, cfg: SIAConfig, T: int, tiles: int, n: int) -> float:
+    """`report.cycles_floor` of layer L on `cfg` from its scanned words: E events per cycle
+    (2E in phase-pair groups) per tile, one drained position per cycle."""
+    issue = 0.0
+    h, w = program.layers[L.index].shape[1:]
+    for k, syn, words, planes, orig in L.scans:
+        times = tiles if k is None else 1      # words every tile scans / one tile's slice
+        events = float(S.scanned(syn, words, h).sum())   # the rows the launch scans
+        issue += events * times / (2 if S.phase(orig, program, cfg) else 1)
+    return max(issue / n / cfg.events_per_cycle, float(T * h * w * tiles))
+
+
 def point(program: Program, r: ModelResult, cfg: SIAConfig, weight_batch: int = 1,
           launch_images: int = 1) -> dict:
     """Latency / throughput of `cfg` from a run's statistics (same program and T), with
@@ -53,10 +66,11 @@ def point(program: Program, r: ModelResult, cfg: SIAConfig, weight_batch: int = 
         raise SiaError("dse.point needs a model run with keep_scans=True")
     if r.images and len(r.layers[0].scans) and r.layers[0].scans[0][2].shape[1] != r.images:
         raise SiaError("dse.point needs a model run in one batch (keep_scans)")
-    cycles = compute = acc_ops = sops = 0.0
+    cycles = compute = acc_ops = sops = floor = 0.0
     for L in r.layers:
         layer = program.layers[L.index]
         nt = S.tiles(layer, cfg)
+        floor += _cycles_floor(program, L, cfg, T, nt, n)
         loops = S.loop_constant(program, L.index, T)
         per_launch = images_per_launch(program, L.index, cfg, T, launch_images, weight_batch)
         for tile in range(nt):
@@ -72,6 +86,8 @@ def point(program: Program, r: ModelResult, cfg: SIAConfig, weight_batch: int = 
     return {**row, "fits": True, "latency_cycles": cycles, "images_per_s": 1 / sec,
             "gops_acc": sops / sec / 1e9, "gops_per_pe": per_pe / cycles,
             "pe_utilisation": acc_ops / (cfg.pes * cfg.events_per_cycle * cfg.taps * compute),
+            # the design's ceiling (report.cycles_floor, summed over the layers)
+            "gops_per_pe_ceiling": per_pe / floor,
             # projection for an option the RTL does not have (labelled so in reports):
             # every stream phase hidden behind compute (double-buffered spike buffers)
             "gops_per_pe_compute_only": per_pe / compute}
@@ -144,7 +160,7 @@ def write(rows: list[dict], out_dir, stem: str = "sia_dse") -> tuple[Path, Path]
 
 
 TABLE_HEADER = ["P", "E", "T", "wbits", "phase", "batch", "cycles/img", "images/s", "GOPS(acc)", "GOPS/PE",
-                "util %", "GOPS/PE compute only*"]
+                "GOPS/PE ceiling", "util %", "GOPS/PE compute only*"]
 
 
 def table_rows(rows: list[dict]) -> list[list[str]]:
@@ -153,10 +169,11 @@ def table_rows(rows: list[dict]) -> list[list[str]]:
         head = [str(r["pes"]), str(r["events_per_cycle"]), str(r["timesteps"]), str(r["weight_bits"]),
                 "on" if r["phase_pairs"] else "off", str(r["weight_batch"])]
         if not r["fits"]:
-            out.append(head + ["does not fit", "", "", "", "", ""])
+            out.append(head + ["does not fit", "", "", "", "", "", ""])
         else:
             out.append(head + [f"{r['latency_cycles']:,.0f}", f"{r['images_per_s']:,.1f}",
                                f"{r['gops_acc']:.2f}", f"{r['gops_per_pe']:.3f}",
+                               f"{r['gops_per_pe_ceiling']:.3f}",
                                f"{100 * r['pe_utilisation']:.1f}",
                                f"{r['gops_per_pe_compute_only']:.3f}"])
     return out
