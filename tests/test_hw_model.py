@@ -2,6 +2,7 @@
 per-event trace cycle for cycle, hand-computed launch cycles, ping-pong banks, fit
 checks, DSE consistency, reports and CLI."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -679,3 +680,33 @@ def test_cycles_floor_is_a_floor_exact_where_nothing_rounds():
                        for a, c in zip(res["layers"], no_id["layers"]))
             lowered.append(no_id["cycles_per_image_floor"] < res["cycles_per_image_floor"])
     assert any(lowered)
+
+
+def test_dispatch_options_projection_pool_carry_by_hand_and_never_slower():
+    """benchmarks/dispatch_options_estimate.py: a pooled position costs max(its units,
+    ceil(its events / E)) with --pool-carry (hand-counted on a 2x2 pool over a 4x4
+    source), groups without a pool keep their dispatch, and neither option ever adds
+    cycles to a random program."""
+    est = _load_benchmark("dispatch_options_estimate")
+    syn = Synapse(source=0, op="conv", weight=np.zeros((1, 1, 3, 3), np.int64), weight_bits=4,
+                  padding=1, pool=2)
+    words = torch.zeros(1, 1, 1, 4, 4, dtype=torch.int64)
+    # pooled position (0, 0): source rows 0 and 1 are its two units (pool columns 0, 1
+    # of a row are one unit): 2 + 1 and 2 + 1 events -> built 2 + 2 cycles at E = 2,
+    # carried max(2 units, ceil(6 / 2)) = 3; the other pooled positions are empty: 2 each
+    words[..., 0:2, 0:2] = torch.tensor([[2, 1], [2, 1]])
+    built = S.row_dispatch(syn, words, 2, 2)
+    carried = est.carried_row_dispatch(syn, words, 2, 2)
+    assert int(built.sum()) == 4 + 3 * 2 and int(carried.sum()) == 3 + 3 * 2
+    flat = dataclasses.replace(syn, pool=1)
+    w1 = torch.randint(0, 5, (2, 1, 1, 4, 4))
+    assert torch.equal(est.carried_row_dispatch(flat, w1, 4, 2), S.row_dispatch(flat, w1, 4, 2))
+    cfg = SIAConfig(pes=4, events_per_cycle=2)
+    for seed in range(4):
+        p = _finish(random_program(seed))
+        x = _images(p, 2, seed).numpy()
+        for carry, prefetch in ((True, False), (False, True)):
+            res = est.estimate(p, x, cfg, 1, carry, prefetch)
+            assert res["cycles_per_image_projected"] <= res["cycles_per_image_model"]
+    with pytest.raises(SiaError, match="name an option"):
+        est.estimate(p, x, cfg, 1, False, False)

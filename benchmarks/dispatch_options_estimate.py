@@ -1,0 +1,104 @@
+"""Projection for two not-built dispatcher options that recover cycles below the design's
+ceiling (docs/architecture.md, "How far each target is from the design's ceiling").
+
+- `--pool-carry`: the runs of one pooled position (the pool rows i of a p x p sum-pool
+  source; their events reach the same outputs with the same weights) issue as one event
+  stream: a unit's leftover event slots take the next run's first events in the same
+  cycle. A pooled position then costs max(its units, ceil(its events / E)) cycles
+  instead of the sum over its units of max(1, ceil(n / E)) (each unit is still read in
+  a cycle of its own). The RTL would need the next unit's words in the extraction chain
+  beside the current unit's leftover.
+- `--row-prefetch`: the first spike word of the next output row is fetched during the
+  current row's last dispatch cycle, so the per-row constant C_ROW costs nothing.
+
+The projection runs the model as built and with the option(s) (same spikes: predictions
+asserted equal) and reports both networks' cycles and GOPS/PE. A projection, labelled so.
+
+    python benchmarks/dispatch_options_estimate.py PROGRAM [--pool-carry] [--row-prefetch]
+        [--images 64] [--batch 64] [--pes 16] [--events 2] [--phase-pairs]
+        [--config CFG.json] [--data-dir D] [--out FILE.json]
+"""
+
+from contextlib import ExitStack, contextmanager
+from unittest import mock
+
+import numpy as np
+import torch
+
+from sia import SiaError, run_main
+from sia.hw import timing
+from sia.hw.model import projection, report
+from sia.hw.model import run as model_run
+from sia.hw.model import schedule as S
+from sia.hw.params import SIAConfig
+from sia.program.format import IMAGE
+
+
+_BUILT = S.row_dispatch
+
+
+def carried_row_dispatch(syn, words, h_out, E, planes=None, phase=False):
+    """`schedule.row_dispatch` with the runs of each pooled position issued as one stream
+    (spike groups with a pool only; everything else as built)."""
+    p = syn.pool
+    if phase or p == 1 or syn.source == IMAGE:
+        return _BUILT(syn, words, h_out, E, planes, phase)
+    region = S.issue_units(syn, S.scanned(syn, words, h_out))   # [T', B, U, rows*p, cols]
+    t, b, u, rows, cols = region.shape
+    per_pos = region.reshape(t, b, u, rows // p, p, cols)
+    n = per_pos.sum((2, 4))                                     # events per pooled position
+    cost = torch.maximum(S.ceil_div(n, E), torch.full_like(n, u * p)).sum(-1)   # per pooled row
+    cum = torch.nn.functional.pad(cost.cumsum(-1), (1, 0))
+    ends = torch.tensor([S.r_end(syn, words.shape[-2] // p, oy) for oy in range(-1, h_out)])
+    return cum[..., ends[1:]] - cum[..., ends[:-1]]
+
+
+@contextmanager
+def options(pool_carry: bool, row_prefetch: bool):
+    with ExitStack() as stack:
+        if pool_carry:
+            stack.enter_context(mock.patch.object(S, "row_dispatch", carried_row_dispatch))
+        if row_prefetch:
+            stack.enter_context(mock.patch.object(timing, "C_ROW", 0))
+        yield
+
+
+def estimate(program, images, cfg: SIAConfig, weight_batch: int, pool_carry: bool,
+             row_prefetch: bool) -> dict:
+    if not (pool_carry or row_prefetch):
+        raise SiaError("name an option: --pool-carry and/or --row-prefetch")
+    kw = dict(config=cfg, weight_batch=weight_batch, launch_images=0)
+    now = model_run(program, images, **kw)
+    with options(pool_carry, row_prefetch):
+        proj = model_run(program, images, **kw)
+    assert np.array_equal(now.predictions, proj.predictions)   # only the counting changed
+    f = cfg.clock_mhz * 1e6
+    total, total_proj = (float(np.mean(r.image_cycles)) for r in (now, proj))
+    sops = float(np.mean(now.image_sops))
+    return {"program": program.name, "images": int(images.shape[0]), "T": program.timesteps,
+            "pes": cfg.pes, "events_per_cycle": cfg.events_per_cycle,
+            "phase_pairs": cfg.phase_pairs, "weight_batch": weight_batch,
+            "pool_carry": pool_carry, "row_prefetch": row_prefetch,
+            "cycles_per_image_model": total, "cycles_per_image_projected": total_proj,
+            "gops_per_pe_model": sops * f / total / 1e9 / cfg.pes,
+            "gops_per_pe_projected": sops * f / total_proj / 1e9 / cfg.pes,
+            "gops_per_pe_ceiling": report.summarize(now)["gops_per_pe_ceiling"],
+            "note": "projection: the RTL has neither option"}
+
+
+def main(argv=None):
+    ap = projection.parser(__doc__.split("\n\n")[0], images=64)
+    ap.add_argument("--phase-pairs", action="store_true", help="the build option (both runs)")
+    ap.add_argument("--pool-carry", action="store_true")
+    ap.add_argument("--row-prefetch", action="store_true")
+    a = ap.parse_args(argv)
+    p, images, cfg = projection.inputs(a, pes=a.pes, events_per_cycle=a.events,
+                                       phase_pairs=a.phase_pairs or None)   # None: the file's
+    res = estimate(p, images, cfg, a.batch, a.pool_carry, a.row_prefetch)
+    print(projection.line(res) + f" (design ceiling {res['gops_per_pe_ceiling']:.3f})")
+    if a.out:
+        projection.write_json(res, a.out)
+
+
+if __name__ == "__main__":
+    run_main(main, "dispatch_options_estimate.py")
