@@ -1,5 +1,6 @@
-"""Projection for two not-built dispatcher options that recover cycles below the design's
-ceiling (docs/architecture.md, "How far each target is from the design's ceiling").
+"""Projection for not-built dispatcher options that recover cycles below the design's
+ceiling (docs/architecture.md, "How far each target is from the design's ceiling"),
+alone or together.
 
 - `--pool-carry`: the runs of one pooled position (the pool rows i of a p x p sum-pool
   source; their events reach the same outputs with the same weights) issue as one event
@@ -10,12 +11,17 @@ ceiling (docs/architecture.md, "How far each target is from the design's ceiling
   beside the current unit's leftover.
 - `--row-prefetch`: the first spike word of the next output row is fetched during the
   current row's last dispatch cycle, so the per-row constant C_ROW costs nothing.
+- `--skip-empty`: units without events cost no cycle (the dispatcher would look ahead
+  at the popcounts the loader already stores beside each word); pooled positions under
+  `--pool-carry` keep their unit floor.
+- `--identity-in-drain`: identity shortcuts added in the aggregation core
+  (benchmarks/identity_drain_estimate.py).
 
 The projection runs the model as built and with the option(s) (same spikes: predictions
 asserted equal) and reports both networks' cycles and GOPS/PE. A projection, labelled so.
 
     python benchmarks/dispatch_options_estimate.py PROGRAM [--pool-carry] [--row-prefetch]
-        [--images 64] [--batch 64] [--pes 16] [--events 2] [--phase-pairs]
+        [--skip-empty] [--identity-in-drain] [--images 64] [--batch 64] [--pes 16] [--events 2] [--phase-pairs]
         [--config CFG.json] [--data-dir D] [--out FILE.json]
 """
 
@@ -35,6 +41,27 @@ from sia.program.format import IMAGE
 
 
 _BUILT = S.row_dispatch
+_BUILT_UNITS = S.unit_costs
+_BUILT_STATS = S.scan_stats
+
+
+def counted_like_rows(skip_empty: bool):
+    """`schedule.scan_stats` whose accumulate + empty-unit cycles equal the (projected)
+    `row_dispatch` total, so that the phases and the conv utilisation follow the option
+    (as built the two agree; tested)."""
+    def stats(syn, words, h_out, E, planes=None, phase=False):
+        d = _BUILT_STATS(syn, words, h_out, E, planes, phase)
+        total = S.row_dispatch(syn, words, h_out, E, planes, phase).sum(-1)
+        empty = (torch.zeros_like(d["dispatch_empty"]) if skip_empty
+                 else torch.minimum(d["dispatch_empty"], total))
+        return {**d, "accumulate": total - empty, "dispatch_empty": empty}
+    return stats
+
+
+def skipping_unit_costs(region, E, planes=None, phase=False):
+    """`schedule.unit_costs` with empty units costing nothing."""
+    n = region.sum(-1) if phase else region
+    return _BUILT_UNITS(region, E, planes, phase) * (n > 0)
 
 
 def carried_row_dispatch(syn, words, h_out, E, planes=None, phase=False):
@@ -53,49 +80,63 @@ def carried_row_dispatch(syn, words, h_out, E, planes=None, phase=False):
     return cum[..., ends[1:]] - cum[..., ends[:-1]]
 
 
+OPTIONS = ("pool_carry", "row_prefetch", "skip_empty", "identity_in_drain")
+
+
 @contextmanager
-def options(pool_carry: bool, row_prefetch: bool):
+def options(pool_carry=False, row_prefetch=False, skip_empty=False, identity_in_drain=False):
     with ExitStack() as stack:
         if pool_carry:
             stack.enter_context(mock.patch.object(S, "row_dispatch", carried_row_dispatch))
         if row_prefetch:
             stack.enter_context(mock.patch.object(timing, "C_ROW", 0))
+        if skip_empty:
+            stack.enter_context(mock.patch.object(S, "unit_costs", skipping_unit_costs))
+        if pool_carry or skip_empty:
+            stack.enter_context(mock.patch.object(S, "scan_stats", counted_like_rows(skip_empty)))
+        if identity_in_drain:
+            stack.enter_context(projection.identity_in_drain())
         yield
 
 
-def estimate(program, images, cfg: SIAConfig, weight_batch: int, pool_carry: bool,
-             row_prefetch: bool) -> dict:
-    if not (pool_carry or row_prefetch):
-        raise SiaError("name an option: --pool-carry and/or --row-prefetch")
+def estimate(program, images, cfg: SIAConfig, weight_batch: int, **chosen) -> dict:
+    """chosen: OPTIONS set to True (at least one)."""
+    if not any(chosen.get(k) for k in OPTIONS) or set(chosen) - set(OPTIONS):
+        raise SiaError("name an option: " + ", ".join("--" + k.replace("_", "-") for k in OPTIONS))
     kw = dict(config=cfg, weight_batch=weight_batch, launch_images=0)
     now = model_run(program, images, **kw)
-    with options(pool_carry, row_prefetch):
+    with options(**chosen):
         proj = model_run(program, images, **kw)
     assert np.array_equal(now.predictions, proj.predictions)   # only the counting changed
     f = cfg.clock_mhz * 1e6
     total, total_proj = (float(np.mean(r.image_cycles)) for r in (now, proj))
     sops = float(np.mean(now.image_sops))
+    summ, summ_proj = report.summarize(now), report.summarize(proj)
     return {"program": program.name, "images": int(images.shape[0]), "T": program.timesteps,
             "pes": cfg.pes, "events_per_cycle": cfg.events_per_cycle,
             "phase_pairs": cfg.phase_pairs, "weight_batch": weight_batch,
-            "pool_carry": pool_carry, "row_prefetch": row_prefetch,
+            **{k: bool(chosen.get(k)) for k in OPTIONS},
             "cycles_per_image_model": total, "cycles_per_image_projected": total_proj,
             "gops_per_pe_model": sops * f / total / 1e9 / cfg.pes,
             "gops_per_pe_projected": sops * f / total_proj / 1e9 / cfg.pes,
-            "gops_per_pe_ceiling": report.summarize(now)["gops_per_pe_ceiling"],
-            "note": "projection: the RTL has neither option"}
+            "gops_per_pe_ceiling": summ["gops_per_pe_ceiling"],
+            "conv_utilisation_model": summ["pe_utilisation_conv"],
+            "conv_utilisation_projected": summ_proj["pe_utilisation_conv"],
+            "note": "projection: the RTL has none of these options"}
 
 
 def main(argv=None):
     ap = projection.parser(__doc__.split("\n\n")[0], images=64)
     ap.add_argument("--phase-pairs", action="store_true", help="the build option (both runs)")
-    ap.add_argument("--pool-carry", action="store_true")
-    ap.add_argument("--row-prefetch", action="store_true")
+    for k in OPTIONS:
+        ap.add_argument("--" + k.replace("_", "-"), action="store_true")
     a = ap.parse_args(argv)
     p, images, cfg = projection.inputs(a, pes=a.pes, events_per_cycle=a.events,
                                        phase_pairs=a.phase_pairs or None)   # None: the file's
-    res = estimate(p, images, cfg, a.batch, a.pool_carry, a.row_prefetch)
-    print(projection.line(res) + f" (design ceiling {res['gops_per_pe_ceiling']:.3f})")
+    res = estimate(p, images, cfg, a.batch, **{k: getattr(a, k) for k in OPTIONS})
+    print(projection.line(res) + f" (design ceiling {res['gops_per_pe_ceiling']:.3f}), conv "
+          f"utilisation {100 * res['conv_utilisation_model']:.1f} -> "
+          f"{100 * res['conv_utilisation_projected']:.1f} %")
     if a.out:
         projection.write_json(res, a.out)
 

@@ -18,34 +18,12 @@ cost), and reports both per layer. A projection, labelled so.
         [--events 2] [--phase-pairs] [--config CFG.json] [--data-dir D] [--out FILE.json]
 """
 
-from contextlib import contextmanager
-from unittest import mock
-
 import numpy as np
-import torch
 
 from sia import SiaError, run_main
-from sia.hw.model import fast
 from sia.hw.model import projection, report
 from sia.hw.model import run as model_run
 from sia.hw.params import SIAConfig
-
-
-@contextmanager
-def identity_in_drain():
-    """The model with identity groups costing the dispatcher nothing."""
-    built = fast._count_group
-
-    def count(program, config, L, s, *args):
-        if s.op != "identity":
-            return built(program, config, L, s, *args)
-        kept = L.accumulate.copy(), L.dispatch_empty.copy()   # the dispatcher's counters
-        dispatch, sops = built(program, config, L, s, *args)
-        L.accumulate[:], L.dispatch_empty[:] = kept
-        return torch.zeros_like(dispatch), sops
-
-    with mock.patch.object(fast, "_count_group", count):
-        yield
 
 
 def estimate(program, images, cfg: SIAConfig, weight_batch: int) -> dict:
@@ -53,7 +31,7 @@ def estimate(program, images, cfg: SIAConfig, weight_batch: int) -> dict:
         raise SiaError(f"{program.name} has no identity groups: nothing to project")
     kw = dict(config=cfg, weight_batch=weight_batch, launch_images=0)
     now = model_run(program, images, **kw)
-    with identity_in_drain():
+    with projection.identity_in_drain():
         proj = model_run(program, images, **kw)
     assert np.array_equal(now.predictions, proj.predictions)   # only the counting changed
     n, f = images.shape[0], cfg.clock_mhz * 1e6

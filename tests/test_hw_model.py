@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from sia import SiaError
 from sia.hw import regmap, timing
-from sia.hw.model import check_fits, dse, launch_cycles, report, run, trace
+from sia.hw.model import check_fits, dse, launch_cycles, projection, report, run, trace
 from sia.hw.model import schedule as S
 from sia.hw.params import SIAConfig
 from sia.program import Layer, Program, Synapse
@@ -629,7 +629,7 @@ def test_identity_drain_projection_removes_only_identity_dispatch():
         x = _images(p, 3, seed).numpy()
         res = est.estimate(p, x, cfg, weight_batch=1)
         now = run(p, x, config=cfg, launch_images=0)
-        with est.identity_in_drain():
+        with projection.identity_in_drain():
             proj = run(p, x, config=cfg, launch_images=0)
         saved.append(res["cycles_per_image_model"] - res["cycles_per_image_projected"])
         assert np.array_equal(now.image_sops, proj.image_sops)
@@ -685,8 +685,8 @@ def test_cycles_floor_is_a_floor_exact_where_nothing_rounds():
 def test_dispatch_options_projection_pool_carry_by_hand_and_never_slower():
     """benchmarks/dispatch_options_estimate.py: a pooled position costs max(its units,
     ceil(its events / E)) with --pool-carry (hand-counted on a 2x2 pool over a 4x4
-    source), groups without a pool keep their dispatch, and neither option ever adds
-    cycles to a random program."""
+    source), groups without a pool keep their dispatch, --skip-empty makes empty units
+    free, and no option (nor all of them) ever adds cycles to a random program."""
     est = _load_benchmark("dispatch_options_estimate")
     syn = Synapse(source=0, op="conv", weight=np.zeros((1, 1, 3, 3), np.int64), weight_bits=4,
                   padding=1, pool=2)
@@ -705,8 +705,20 @@ def test_dispatch_options_projection_pool_carry_by_hand_and_never_slower():
     for seed in range(4):
         p = _finish(random_program(seed))
         x = _images(p, 2, seed).numpy()
-        for carry, prefetch in ((True, False), (False, True)):
-            res = est.estimate(p, x, cfg, 1, carry, prefetch)
+        for opt in est.OPTIONS:
+            res = est.estimate(p, x, cfg, 1, **{opt: True})
             assert res["cycles_per_image_projected"] <= res["cycles_per_image_model"]
+        every = est.estimate(p, x, cfg, 1, **dict.fromkeys(est.OPTIONS, True))
+        assert every["cycles_per_image_projected"] <= res["cycles_per_image_projected"]
+    region = torch.tensor([0, 1, 3, 0])
+    assert est.skipping_unit_costs(region, 2).tolist() == [0, 1, 2, 0]
+    for E in (1, 2, 4):      # as built, scan_stats and row_dispatch count the same cycles
+        for ph in (False, True):
+            g, w = (flat if ph else syn), torch.randint(0, 4, (2, 1, 2, 6, 6))
+            d = S.scan_stats(g, w, 3, E, None, ph)
+            rows = S.row_dispatch(g, w, 3, E, None, ph).sum(-1)
+            assert torch.equal(d["accumulate"] + d["dispatch_empty"], rows)
+            d2 = est.counted_like_rows(False)(g, w, 3, E, None, ph)
+            assert torch.equal(d2["accumulate"], d["accumulate"])
     with pytest.raises(SiaError, match="name an option"):
-        est.estimate(p, x, cfg, 1, False, False)
+        est.estimate(p, x, cfg, 1)
