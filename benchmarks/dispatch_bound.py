@@ -97,13 +97,11 @@ def bound(program, images, cfg: SIAConfig, weight_batch: int,
 
 
 def main(argv=None):
-    ap = projection.parser(__doc__.split("\n\n")[0], images=64)
-    ap.add_argument("--phase-pairs", action="store_true", help="the build option")
+    ap = projection.parser(__doc__.split("\n\n")[0], images=64, phase_pairs=True)
     ap.add_argument("--identity-in-drain", action="store_true",
                     help="ceiling of the not-built option: identity groups cost no dispatch")
     a = ap.parse_args(argv)
-    p, images, cfg = projection.inputs(a, pes=a.pes, events_per_cycle=a.events,
-                                       phase_pairs=a.phase_pairs or None)   # None: the file's
+    p, images, cfg = projection.inputs(a, pes=a.pes, events_per_cycle=a.events)
     res = bound(p, images, cfg, a.batch, identity_in_drain_option=a.identity_in_drain)
     for r in res["layers"]:
         print(f"{r['layer']}: {r['cycles_model']:,.0f} cycles/image, floor "

@@ -126,17 +126,13 @@ def estimate(program, images, cfg: SIAConfig, weight_batch: int, **chosen) -> di
 
 
 def main(argv=None):
-    ap = projection.parser(__doc__.split("\n\n")[0], images=64)
-    ap.add_argument("--phase-pairs", action="store_true", help="the build option (both runs)")
+    ap = projection.parser(__doc__.split("\n\n")[0], images=64, phase_pairs=True)
     for k in OPTIONS:
         ap.add_argument("--" + k.replace("_", "-"), action="store_true")
     a = ap.parse_args(argv)
-    p, images, cfg = projection.inputs(a, pes=a.pes, events_per_cycle=a.events,
-                                       phase_pairs=a.phase_pairs or None)   # None: the file's
+    p, images, cfg = projection.inputs(a, pes=a.pes, events_per_cycle=a.events)
     res = estimate(p, images, cfg, a.batch, **{k: getattr(a, k) for k in OPTIONS})
-    print(projection.line(res) + f" (design ceiling {res['gops_per_pe_ceiling']:.3f}), conv "
-          f"utilisation {100 * res['conv_utilisation_model']:.1f} -> "
-          f"{100 * res['conv_utilisation_projected']:.1f} %")
+    print(projection.line(res))
     if a.out:
         projection.write_json(res, a.out)
 

@@ -60,18 +60,13 @@ def estimate(program, images, cfg: SIAConfig, weight_batch: int) -> dict:
 
 
 def main(argv=None):
-    ap = projection.parser(__doc__.split("\n\n")[0], images=64)
-    ap.add_argument("--phase-pairs", action="store_true", help="the build option (both runs)")
-    a = ap.parse_args(argv)
-    p, images, cfg = projection.inputs(a, pes=a.pes, events_per_cycle=a.events,
-                                       phase_pairs=a.phase_pairs or None)   # None: the file's
+    a = projection.parser(__doc__.split("\n\n")[0], images=64, phase_pairs=True).parse_args(argv)
+    p, images, cfg = projection.inputs(a, pes=a.pes, events_per_cycle=a.events)
     res = estimate(p, images, cfg, a.batch)
     for r in res["layers"]:
         print(f"{r['layer']}: {r['cycles_now']:,.0f} -> {r['cycles_projected']:,.0f} cycles/image, "
               f"lane use {100 * r['lane_use_now']:.1f} -> {100 * r['lane_use_projected']:.1f} %")
-    print(projection.line(res) + ", conv utilisation "
-          f"{100 * res['conv_utilisation_model']:.1f} -> "
-          f"{100 * res['conv_utilisation_projected']:.1f} %")
+    print(projection.line(res))
     if a.out:
         projection.write_json(res, a.out)
 

@@ -41,12 +41,12 @@ def _cycles_floor(program: Program, L, cfg: SIAConfig, T: int, tiles: int, n: in
     """`report.cycles_floor` of layer L on `cfg` from its scanned words: E events per cycle
     (2E in phase-pair groups) per tile, one drained position per cycle."""
     issue = 0.0
-    h, w = program.layers[L.index].shape[1:]
+    out_hw = program.layers[L.index].shape[1:]
     for k, syn, words, planes, orig in L.scans:
         times = tiles if k is None else 1      # words every tile scans / one tile's slice
-        events = float(S.scanned(syn, words, h).sum())   # the rows the launch scans
+        events = float(S.scanned(syn, words, out_hw[0]).sum())   # the rows the launch scans
         issue += events * times / (2 if S.phase(orig, program, cfg) else 1)
-    return max(issue / n / cfg.events_per_cycle, float(T * h * w * tiles))
+    return S.floor_cycles(issue / n, cfg.events_per_cycle, T, out_hw, tiles)
 
 
 def point(program: Program, r: ModelResult, cfg: SIAConfig, weight_batch: int = 1,

@@ -34,8 +34,9 @@ def identity_in_drain():
         yield
 
 
-def parser(description: str, images: int) -> argparse.ArgumentParser:
-    """Program, images, weight batch, one build (P, E, config file), data and output."""
+def parser(description: str, images: int, phase_pairs: bool = False) -> argparse.ArgumentParser:
+    """Program, images, weight batch, one build (P, E, config file; with phase_pairs also
+    the --phase-pairs build flag), data and output."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("program")
     ap.add_argument("--images", type=int, default=images)
@@ -45,12 +46,17 @@ def parser(description: str, images: int) -> argparse.ArgumentParser:
     ap.add_argument("--config", default=None)
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--out", default=None)
+    if phase_pairs:
+        ap.add_argument("--phase-pairs", action="store_true", help="the build option (both runs)")
     return ap
 
 
 def inputs(a: argparse.Namespace, **build) -> tuple:
     """(program, its first a.images test images as uint8 numpy, SIAConfig): the config
-    file a.config with `build` overriding it."""
+    file a.config with `build` overriding it (and --phase-pairs, when the parser has it
+    and it is given; absent, the file's value stands)."""
+    if getattr(a, "phase_pairs", False):
+        build = {"phase_pairs": True, **build}
     from sia.data.registry import load_split
     from sia.program.resolve import resolve_program
     p = resolve_program(a.program)
@@ -60,10 +66,16 @@ def inputs(a: argparse.Namespace, **build) -> tuple:
 
 def line(res: dict, pes: int | None = None, events: int | None = None) -> str:
     """One-line summary of a projection."""
-    return (f"P={pes or res['pes']} E={events or res['events_per_cycle']}: "
-            f"{res['cycles_per_image_model']:,.0f} -> {res['cycles_per_image_projected']:,.0f} "
-            f"cycles/image (projection), GOPS/PE {res['gops_per_pe_model']:.3f} -> "
-            f"{res['gops_per_pe_projected']:.3f}")
+    out = (f"P={pes or res['pes']} E={events or res['events_per_cycle']}: "
+           f"{res['cycles_per_image_model']:,.0f} -> {res['cycles_per_image_projected']:,.0f} "
+           f"cycles/image (projection), GOPS/PE {res['gops_per_pe_model']:.3f} -> "
+           f"{res['gops_per_pe_projected']:.3f}")
+    if "gops_per_pe_ceiling" in res:
+        out += f" (design ceiling {res['gops_per_pe_ceiling']:.3f})"
+    if "conv_utilisation_projected" in res:
+        out += (f", conv utilisation {100 * res['conv_utilisation_model']:.1f} -> "
+                f"{100 * res['conv_utilisation_projected']:.1f} %")
+    return out
 
 
 def write_json(res: dict, path) -> Path:

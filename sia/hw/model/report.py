@@ -8,7 +8,7 @@ import numpy as np
 
 from sia.hw.model import energy
 from sia.hw.model.fast import ModelResult, launch_groups
-from sia.hw.model.schedule import PHASES, compute_cycles
+from sia.hw.model.schedule import PHASES, compute_cycles, floor_cycles
 from sia.hw import timing
 
 # Until RTL synthesis reports DSP48E1s, the architecture's own count: the spiking core
@@ -54,9 +54,8 @@ def cycles_floor(L, r: ModelResult) -> float:
     tile's dispatcher issues at most E events per cycle (2E in a phase-pair group) and
     the aggregation core drains one output position per cycle, T times per position;
     no rounding, empty units, constants, loads or stalls."""
-    h, w = L.out_hw
-    issue = float(L.issue_floor.sum()) / r.images / r.config.events_per_cycle
-    return max(issue, float(r.timesteps * h * w * L.tiles))
+    return floor_cycles(float(L.issue_floor.sum()) / r.images, r.config.events_per_cycle,
+                        r.timesteps, L.out_hw, L.tiles)
 
 
 def _memory(r: ModelResult) -> dict:

@@ -277,6 +277,15 @@ def row_dispatch(syn: Synapse, words: torch.Tensor, h_out: int, E: int,
     return cum[..., ends[1:]] - cum[..., ends[:-1]]
 
 
+def floor_cycles(issue: float, E: int, T: int, out_hw, tiles: int) -> float:
+    """A layer's fewest cycles per image under the design's two invariants
+    (`report.cycles_floor`): `issue` = its events per image, each divided by its group's
+    k (2 in phase-pair groups), issued E per cycle; one drained position per cycle, T
+    times per output position of every tile."""
+    h, w = out_hw
+    return max(issue / E, float(T * h * w * tiles))
+
+
 def drain_cycles(layer: Layer, T: int) -> int:
     """Cycles the aggregation core spends on one output row (image layers: all T steps)."""
     return (T if is_image_layer(layer) else 1) * layer.shape[2]
