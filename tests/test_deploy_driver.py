@@ -213,31 +213,44 @@ def test_model_backend_same_result(prog):
 @pytest.mark.parametrize("pes,phase", [(64, False), (4, False), (4, True)])
 def test_every_op_on_twin_bit_exact(pes, phase):
     """Strided, 1x1, multi-group, identity, pooled and dense groups (sia.hw.rtl.testprog),
-    one tile and many tiles per layer; phase pairs (its stride-2 3x3 conv); the twin's
-    CYCLES equal the model's."""
+    one tile and many tiles per layer; phase pairs (its stride-2 3x3 conv) with the
+    identity shortcut in the drain; the twin's CYCLES equal the model's."""
     testprog = pytest.importorskip("sia.hw.rtl.testprog")
     p = testprog.random_program(0)
     x = np.random.default_rng(0).integers(0, 256, (2, *p.input_shape)).astype(np.uint8)
-    cfg = SIAConfig(pes=pes, phase_pairs=phase)
+    cfg = SIAConfig(pes=pes, phase_pairs=phase, identity_drain=phase)
     r = run(p, x, "twin", cfg=cfg)
     assert same_result(r, run(p, x, "golden")) == []
     assert r.cycles == run(p, x, "model", cfg=cfg).cycles
 
 
-def test_phase_pairs_register_and_refusal():
-    """Builds before interface 1.4 have no phase pairs; a build without them refuses a
-    phase group (error code 2), like the RTL."""
+def _set_drain(pk, group):
+    """A tile packet with the `drain` bit set on descriptor `group` (a bad packet)."""
+    b, lsb, _ = regmap.GROUP_LAYOUT["drain"]
+    pk = list(pk)
+    pk[regmap.LAYER_BEATS + regmap.GROUP_BEATS * group + b] |= 1 << lsb
+    return pk
+
+
+@pytest.mark.parametrize("option,minor,layer", [("phase_pairs", 4, 1), ("identity_drain", 5, 2)])
+def test_build_option_register_and_refusal(option, minor, layer):
+    """Builds before interface 1.`minor` lack the option (and its register); a build
+    without it refuses a packet that uses it (phase groups; a drain group) with error
+    code 2, like the RTL; every build refuses a drain bit on a group other than 0."""
     from sia.deploy.regmap_bridge import read_hw_config
-    dev = PythonSia(SIAConfig(phase_pairs=True))
-    assert read_hw_config(dev.reg_read).phase_pairs
-    old = {REG["VERSION"]: 0x0001_0003, REG["PARAM_PHASE_PAIRS"]: 0}
-    assert not read_hw_config(lambda off: old.get(off, dev.reg_read(off))).phase_pairs
+    on = SIAConfig(**{option: True})
+    dev = PythonSia(on)
+    assert getattr(read_hw_config(dev.reg_read), option)
+    old = {REG["VERSION"]: 0x0001_0000 + minor - 1, REG[f"PARAM_{option.upper()}"]: 0}
+    assert not getattr(read_hw_config(lambda off: old.get(off, dev.reg_read(off))), option)
     testprog = pytest.importorskip("sia.hw.rtl.testprog")
     p = testprog.random_program(0)
-    spikes = np.zeros((p.timesteps, *p.layers[0].shape), np.uint8)
-    pk = regmap.pack_tile(p, 1, 0, {0: spikes}, SIAConfig(phase_pairs=True))
+    spikes = np.zeros((p.timesteps, *p.layers[layer - 1].shape), np.uint8)
+    pk = regmap.pack_tile(p, layer, 0, {layer - 1: spikes}, on)
     assert _device_launch(PythonSia(SIAConfig()), pk)[0] == 2
-    assert _device_launch(PythonSia(SIAConfig(phase_pairs=True)), pk)[0] == 0
+    assert _device_launch(PythonSia(on), pk)[0] == 0
+    if option == "identity_drain":
+        assert _device_launch(PythonSia(on), _set_drain(pk, 1))[0] == 2
 
 
 def _device_launch(dev, beats):

@@ -60,14 +60,40 @@ def _check_trace(p: Program, img: torch.Tensor, cfg: SIAConfig):
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2 ** 31 - 1), pes=st.sampled_from([4, 64]), E=st.sampled_from([1, 2, 4]),
-       phase=st.booleans())
-def test_random_programs_trace_golden_fast(seed, pes, E, phase):
+       phase=st.booleans(), drain=st.booleans())
+def test_random_programs_trace_golden_fast(seed, pes, E, phase, drain):
     p = random_program(seed, max_hw=8, max_channels=6, timesteps=3)
-    _check_trace(p, _images(p, 1, seed), SIAConfig(pes=pes, events_per_cycle=E, phase_pairs=phase))
+    _check_trace(p, _images(p, 1, seed), SIAConfig(pes=pes, events_per_cycle=E, phase_pairs=phase,
+                                                   identity_drain=drain))
 
 
 # seeds of sia.program.random (max_hw=8, max_channels=6) whose programs hold a phase pair
 PHASE_SEEDS = [11, 16, 34, 63, 87, 105]
+
+
+# seeds of sia.program.random (max_hw=8, max_channels=6) whose programs hold an identity
+IDENTITY_SEEDS = [4, 5, 7, 9, 12, 19]
+
+
+@pytest.mark.parametrize("seed", IDENTITY_SEEDS)
+def test_identity_drain_trace_golden_fast(seed):
+    """Identity shortcuts added by the aggregation core (`identity_drain`): trace ==
+    golden, fast == trace, the drain group is never dispatched and still counts its SOPs
+    and its reads of the shortcut copy; the launch needs fewer cycles than dispatching it."""
+    p = random_program(seed, max_hw=8, max_channels=6, timesteps=3)
+    img = _images(p, 1, seed)
+    for E, ph in ((1, False), (2, True), (4, False)):
+        on = SIAConfig(pes=4, events_per_cycle=E, phase_pairs=ph, identity_drain=True)
+        tr = _check_trace(p, img, on)
+        off = run(p, img, config=dataclasses.replace(on, identity_drain=False)).launches()
+        drained = [j for j, layer in enumerate(p.layers) if regmap.drain_group(layer, on) is not None]
+        assert drained
+        for f, t in zip(off, tr.launches):
+            d = f["layer"] in drained
+            assert (t["memory"].get("shortcut_reads", 0) > 0) == d
+            assert t["sops"] == f["sops"]
+            assert t["cycles"] <= f["cycles"] and (t["phases"]["accumulate"] + t["phases"]["dispatch_empty"]
+                                                    < f["phases"]["accumulate"] + f["phases"]["dispatch_empty"]) == d
 
 
 @pytest.mark.parametrize("seed", PHASE_SEEDS)
@@ -373,7 +399,9 @@ def test_launch_cycles_match_the_rtl_reference_formula():
                     for i, layer in enumerate(p.layers) if layer.kind == "if"})
         for cfg in (SIAConfig(), SIAConfig(pes=4, events_per_cycle=1),
                     SIAConfig(pes=8, events_per_cycle=4),
-                    SIAConfig(pes=4, events_per_cycle=2, phase_pairs=True)):
+                    SIAConfig(pes=4, events_per_cycle=2, phase_pairs=True),
+                    SIAConfig(pes=4, events_per_cycle=2, phase_pairs=True, identity_drain=True),
+                    SIAConfig(pes=8, events_per_cycle=1, identity_drain=True)):
             for i, layer in enumerate(p.layers):
                 for k in range(S.tiles(layer, cfg)):
                     ours = launch_cycles(p, i, k, {s.source: torch.from_numpy(ins[s.source])

@@ -217,9 +217,51 @@ def test_packed_launches(built):
     assert res[1].status & regmap.STATUS_DONE and not res[1].status & regmap.STATUS_ERROR
 
 
-def _phase_cfg(E):   # one phase-pair build per E serves every phase test (2 Verilator builds)
+def _phase_cfg(E):   # one phase-pair build per E serves every phase test (2 Verilator builds;
+    # the E = 4 one also adds identity shortcuts in the drain, E = 2 dispatches them)
     return SIAConfig(pes=4, events_per_cycle=E, max_width=8, max_height=8, max_channels_in=1024,
-                     max_timesteps=4, buffer_timesteps=16, phase_pairs=True)
+                     max_timesteps=4, buffer_timesteps=16, phase_pairs=True,
+                     identity_drain=E == 4)
+
+
+def test_identity_drain_bit_and_cycle_exact():
+    """Identity shortcuts added by the aggregation core (`identity_drain`): testprog's
+    conv2 (3x3 conv + identity) with one and two words per position, narrow weight
+    streams, resident-weight batches and packed launches, random stalls; bit-exact,
+    cycle-exact, SOPS = the golden count (its identity events counted at the drain)."""
+    from sia.hw.rtl.cosim.program import run_images
+    cfg = _phase_cfg(4)
+    for seed, chans in ((0, (5, 7)), (2, (70, 66))):
+        p = random_program(seed, chans=chans, timesteps=2)
+        assert regmap._groups(p, 2, 0, cfg, 2)[0][0]["drain"] == 1
+        _check_exact(p, run_program(p, _image(p, seed), cfg))
+    p = random_program(1, chans=(6, 9), timesteps=2)
+    imgs = np.stack([_image(p, s) for s in range(3)])
+    r = run_images(p, imgs, cfg, launch_images=0)
+    assert any(len(launch["images"]) > 1 for launch in r["launches"])
+    for launch in r["launches"]:
+        assert launch["cycles"] == launch["expected"] == launch["model"], launch
+    run_images(p, imgs, cfg, seed=4, p_valid=0.6, p_ready=0.5)
+
+
+def test_drain_packets_refused():
+    """A drain group on a build without identity_drain, and a drain bit on a group other
+    than 0 on a build with it, end in error code 2; the next good launch runs."""
+    import dataclasses
+    p = random_program(0)
+    spikes = np.zeros((p.timesteps, *p.layers[1].shape), np.uint8)
+    cases = [(CFG, regmap.pack_tile(p, 2, 0, {1: spikes}, dataclasses.replace(CFG, identity_drain=True)))]
+    cfg = _phase_cfg(4)
+    pk = regmap.pack_tile(p, 2, 0, {1: spikes}, cfg)
+    b, lsb, _ = regmap.GROUP_LAYOUT["drain"]
+    bad = list(pk)
+    bad[regmap.LAYER_BEATS + regmap.GROUP_BEATS + b] |= 1 << lsb
+    cases.append((cfg, bad))
+    for build, pk_bad in cases:
+        ok = regmap.pack_tile(p, 2, 0, {1: spikes}, build)
+        res, _ = harness.run(build, [pk_bad, ok])
+        assert res[0].status & regmap.STATUS_ERROR and (res[0].status >> 8) & 0xFF == 2
+        assert res[1].status & regmap.STATUS_DONE and not res[1].status & regmap.STATUS_ERROR
 
 
 @pytest.mark.parametrize("E", [2, 4])

@@ -148,7 +148,10 @@ class PythonSia:
         period = hdr["period"]   # steps per image (a packed launch: timesteps / period images)
         packed_bad = ((hdr["image"] or hdr["kind"]) and period != hdr["timesteps"]
                       or hdr["wnarrow"] and not rm.pairs_pes(cfg)
-                      or any(g["phase"] for g in groups) and not cfg.phase_pairs)
+                      or any(g["phase"] for g in groups) and not cfg.phase_pairs
+                      # identity in the drain: group 0 only, on builds that have it
+                      or any(g["drain"] and (j > 0 or not cfg.identity_drain)
+                             for j, g in enumerate(groups)))
         if (len(beats) != total or hdr["tile_ch"] > P or not 1 <= period <= cfg.max_timesteps
                 or period > hdr["timesteps"] or packed_bad
                 or hdr["h_out"] > cfg.max_height or hdr["w_out"] > cfg.max_width):

@@ -29,6 +29,10 @@ class SIAConfig:
     phase_pairs: bool = False   # stride-2 3x3 convs take E events from each of two
                                 # horizontally adjacent positions per cycle (weight memory
                                 # split by tap column; docs/architecture.md, "Phase pairs")
+    identity_drain: bool = False  # a layer's identity shortcut is added by the aggregation
+                                # core while it drains (not dispatched as events; a copy
+                                # of the tile's spike slice beside the input buffer;
+                                # docs/architecture.md, "Identity in the drain")
 
     def __post_init__(self):
         checks = [
@@ -47,6 +51,7 @@ class SIAConfig:
             (1 <= self.membrane_positions <= 65536, "membrane_positions must be in 1..65536"),
             (self.clock_mhz > 0, "clock_mhz must be positive"),
             (isinstance(self.phase_pairs, bool), "phase_pairs must be true or false"),
+            (isinstance(self.identity_drain, bool), "identity_drain must be true or false"),
         ]
         for ok, msg in checks:
             if not ok:

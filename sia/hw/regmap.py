@@ -27,6 +27,13 @@ Tile packet (all multi-bit fields little-endian, two's complement where signed):
   pair-interleaved maps (section 4); other builds refuse it (error code 2). A packet
   without phase groups is the same as in 1.3.
 
+  Identity in the drain (interface 1.5): on builds with `identity_drain`
+  (PARAM_IDENTITY_DRAIN = 1), a layer's identity shortcut (`drain_group`) is group 0
+  with the descriptor bit `drain`: its maps stream first in every step (raster order,
+  the tile's slice, one beat per position) and its weight row is row 0; the dispatcher
+  skips it and the aggregation core adds w[p] * s[p] of the drained position's word.
+  Other builds, or a `drain` bit on any other group, are refused (error code 2).
+
   1. header: LAYER_BEATS beats of layer descriptor + GROUP_BEATS beats per synapse
      group (fields and positions: LAYER_FIELDS / GROUP_FIELDS, packed LSB-first,
      in order, a field never straddles a beat).
@@ -73,10 +80,11 @@ from sia.program.format import IMAGE, Program
 
 BEAT_BITS = 64
 ID_MAGIC = 0x53494131          # "SIA1"
-VERSION = 0x0001_0004          # major.minor = 1.4 (1.1: resident-weight launches, `keep`;
+VERSION = 0x0001_0005          # major.minor = 1.5 (1.1: resident-weight launches, `keep`;
                                # 1.2: PARAM_MEMBRANE_POSITIONS; 1.3: packed launches, `period`,
                                # narrow weight streams, `wnarrow`; 1.4: phase pairs, group
-                               # field `phase`, PARAM_PHASE_PAIRS)
+                               # field `phase`, PARAM_PHASE_PAIRS; 1.5: identity in the
+                               # drain, group field `drain`, PARAM_IDENTITY_DRAIN)
 HDR_MAGIC = 0x51A              # first 12 bits of every tile packet
 MAX_GROUPS = 4
 OPS = {"conv": 0, "dense": 1, "identity": 2}
@@ -107,7 +115,7 @@ PARAMS_BASE = 0x40
 PARAM_NAMES = ["pes", "events_per_cycle", "taps", "weight_bits", "acc_bits", "v_bits",
                "max_channels_in", "max_width", "max_height", "max_timesteps", "stream_bits",
                "clock_khz", "max_groups", "in_buffer_beats", "out_buffer_beats",
-               "membrane_positions", "phase_pairs"]
+               "membrane_positions", "phase_pairs", "identity_drain"]
 for _i, _n in enumerate(PARAM_NAMES):
     REGISTERS[f"PARAM_{_n.upper()}"] = (PARAMS_BASE + 4 * _i, "ro", f"SIAConfig / build: {_n}")
 
@@ -160,6 +168,7 @@ GROUP_FIELDS = [
     ("prow_stride", 24), ("srow_stride", 16), ("pstride", 12),
     ("wrow", 16), ("pos_rstride", 16),                 # weight row of the group; dense: += C/pos
     ("phase", 1),      # phase pairs: words (2X, w) and (2X+1, w) interleaved, one unit
+    ("drain", 1),      # identity in the drain: group 0, added by the aggregation core
 ]
 
 
@@ -355,13 +364,31 @@ def num_tiles(program: Program, layer_index: int, cfg: SIAConfig) -> int:
     return -(-program.layers[layer_index].channels // cfg.pes)
 
 
+def drain_group(layer, cfg: SIAConfig) -> int | None:
+    """Index (in layer.inputs) of the identity shortcut the aggregation core adds while
+    it drains, on builds with `identity_drain`: the layer's first unpooled identity
+    group of a spike source (its source position is the drained position itself);
+    None when there is none or the build lacks the option. Any further identity group
+    is dispatched as events."""
+    if not cfg.identity_drain:
+        return None
+    return next((j for j, s in enumerate(layer.inputs)
+                 if s.op == "identity" and s.pool == 1 and s.source != IMAGE), None)
+
+
 def _groups(program: Program, layer_index: int, tile: int, cfg: SIAConfig, T: int):
-    """Per-group geometry (the descriptor values) for one tile."""
+    """Per-group geometry (the descriptor values) for one tile, in stream order: the
+    drain group (`drain_group`) first, then the layer's inputs in order."""
     layer = program.layers[layer_index]
     P = cfg.pes
     _, H_out, W_out = layer.shape
     groups, wrow, base = [], 0, 0
-    for j, s in enumerate(layer.inputs):
+    dj = drain_group(layer, cfg)
+    order = list(range(len(layer.inputs)))
+    if dj is not None:
+        order = [dj] + [j for j in order if j != dj]
+    for j in order:
+        s = layer.inputs[j]
         where = f"layer {layer_index} ({layer.name}) input {j}"
         C, Hs, Ws = program.source_shape(s.source)
         p = s.pool
@@ -389,14 +416,14 @@ def _groups(program: Program, layer_index: int, tile: int, cfg: SIAConfig, T: in
             hp, wp = Hs, Ws
         # a phase group (`phase_pair`) is walked as W/2 column pairs whose 2*nw words,
         # (2X, w) and (2X+1, w) next to each other, form one run of word pairs
-        ph = phase_pair(s, program.source_shape(s.source), cfg)
+        ph = phase_pair(s, program.source_shape(s.source), cfg) and j != dj
         if ph and one_tap(s):    # columns 2X+1 - kx for kx = 0, 1 (`phase_pair`)
             stride, pad, kh, kw, reach = 1, 0, 1, 2, 1
         g = dict(op=OPS[s.op], image=int(image), pool=p, stride=stride, pad=pad, kh=kh, kw=kw,
                  nw=2 * nw if ph else nw, hp=hp, wp=wp // 2 if ph else wp, reach=reach,
                  base=base, tstride=0, prow_stride=p * Ws * nw,
                  srow_stride=Ws * nw, pstride=p * nw * (2 if ph else 1), wrow=wrow,
-                 pos_rstride=rstride, phase=int(ph))
+                 pos_rstride=rstride, phase=int(ph), drain=int(j == dj))
         g["_rows"], g["_C"], g["_src"], g["_syn"] = rows, C, (C, Hs, Ws), s   # as streamed
         g["_beats"] = Hs * Ws * nw     # one timestep of this group (image: the image)
         groups.append(g)

@@ -31,8 +31,10 @@ def _overlap(program: Program, L, cfg: SIAConfig, T: int, tile: int, weight_batc
     d = 0
     for k, syn, words, planes, orig in L.scans:
         if k is None or k == tile:
-            d = d + S.row_dispatch(syn, words, layer.shape[1], cfg.events_per_cycle, planes,
-                                   S.phase(orig, program, cfg))
+            rows = S.row_dispatch(syn, words, layer.shape[1], cfg.events_per_cycle, planes,
+                                  S.phase(orig, program, cfg))
+            # identity in the drain (`regmap.drain_group`): never issued
+            d = d + (0 * rows if S.in_drain(orig, layer, cfg) else rows)
     o = packed_overlap(program, L.index, cfg, T, tile, d, weight_batch, per_launch)
     return {"span": float(o["span"].mean()), "wait": float(o["wait"].mean())}
 
@@ -42,7 +44,10 @@ def _cycles_floor(program: Program, L, cfg: SIAConfig, T: int, tiles: int, n: in
     (2E in phase-pair groups) per tile, one drained position per cycle."""
     issue = 0.0
     out_hw = program.layers[L.index].shape[1:]
+    layer = program.layers[L.index]
     for k, syn, words, planes, orig in L.scans:
+        if S.in_drain(orig, layer, cfg):       # added while draining, never issued
+            continue
         times = tiles if k is None else 1      # words every tile scans / one tile's slice
         events = float(S.scanned(syn, words, out_hw[0]).sum())   # the rows the launch scans
         issue += events * times / (2 if S.phase(orig, program, cfg) else 1)
@@ -57,6 +62,7 @@ def point(program: Program, r: ModelResult, cfg: SIAConfig, weight_batch: int = 
     T, n = r.timesteps, r.images
     row = {"pes": cfg.pes, "events_per_cycle": cfg.events_per_cycle, "timesteps": T,
            "weight_bits": cfg.weight_bits, "phase_pairs": cfg.phase_pairs,
+           "identity_drain": cfg.identity_drain,
            "weight_batch": weight_batch, "launch_images": launch_images}
     try:
         check_fits(program, cfg, T)

@@ -29,6 +29,7 @@ def table(cfg: SIAConfig) -> dict[str, float]:
         "weight_write": sram * cfg.taps * cfg.weight_bits,
         "spike_in": sram * cfg.stream_bits,                          # one bitmap word
         "psum_drain": sram * cfg.pes * cfg.acc_bits,                 # one position, all lanes
+        "shortcut": sram * cfg.pes,                                  # identity in the drain
         "membrane": sram * cfg.pes * cfg.v_bits,                     # one bank word
         "spike_out": sram * cfg.pes,
         "stream_beat": DRAM_PJ_PER_64B * cfg.stream_bits / 64,       # DDR via AXI DMA

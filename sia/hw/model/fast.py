@@ -199,15 +199,20 @@ def _count_group(program, config, L: LayerStats, s, words, planes, ks: list[int]
     if keep_scans:
         L.scans.append((None if s.op != "identity" else ks[0], s, words, planes, orig))
     ph = S.phase(orig, program, config)
+    # identity in the drain (`regmap.drain_group`): the aggregation core adds the group
+    # while it drains (its accumulates count, its words stream in), the dispatcher never
+    # sees it and no weight-memory read happens (the weight is a register per lane)
+    drain = S.in_drain(orig, layer, config)
     d = S.scan_stats(s, words, layer.shape[1], config.events_per_cycle, planes, ph)
     events = int(d["events"].sum())
     for k in ks:
-        L.accumulate[k] += int(d["accumulate"].sum())
-        L.dispatch_empty[k] += int(d["dispatch_empty"].sum())
+        if not drain:
+            L.accumulate[k] += int(d["accumulate"].sum())
+            L.dispatch_empty[k] += int(d["dispatch_empty"].sum())
+            # the dispatcher's floor (issue_floor / E cycles): E events per cycle, 2E
+            # from a phase pair's two columns (report: `cycles_floor`)
+            L.issue_floor[k] += events / (2 if ph else 1)
         L.events[k] += events
-        # the dispatcher's floor (issue_floor / E cycles): E events per cycle, 2E from a
-        # phase pair's two columns (report: `cycles_floor`)
-        L.issue_floor[k] += events / (2 if ph else 1)
     n = S.pooled_events(s, words)
     per_img = (n * S.taps_map(s, *n.shape[-2:])).sum((0, 2, 3), dtype=torch.int64)
     pes = [1 if s.op == "identity" else L.active[k] for k in ks]   # identity: c -> PE c only
@@ -217,9 +222,11 @@ def _count_group(program, config, L: LayerStats, s, words, planes, ks: list[int]
             L.image_ops[k] += ops
         else:
             L.sops[k] += ops
-        L.weight_reads[k] += events * a
+        if not drain:
+            L.weight_reads[k] += events * a
     sops = per_img * sum(pes) if s.source != IMAGE else torch.zeros_like(per_img)
-    return S.row_dispatch(s, words, layer.shape[1], config.events_per_cycle, planes, ph), sops
+    rows = S.row_dispatch(s, words, layer.shape[1], config.events_per_cycle, planes, ph)
+    return (torch.zeros_like(rows) if drain else rows), sops
 
 
 def _count_layer(program, config, L: LayerStats, sources: dict, T: int, keep_scans: bool = False,
@@ -347,6 +354,7 @@ def launch_cycles(program: Program, layer_index: int, tile: int, inputs,
     phases = dict(S.static_phases(program, layer_index, config, steps_total, tile, keep=keep))
     steps = 0
     for s in layer.inputs:
+        drain = S.in_drain(s, layer, config)   # added by the aggregation core, not issued
         if s.source == IMAGE:
             x = torch.as_tensor(per_image[0][s.source])[None]
         else:
@@ -355,11 +363,14 @@ def launch_cycles(program: Program, layer_index: int, tile: int, inputs,
         s, x = S.scan_view(s, x)
         words = S.group_words(program, layer, s, x, tile, config)
         planes = S.plane_counts(s, x, config)
+        rows = S.row_dispatch(s, words, layer.shape[1], config.events_per_cycle, planes, ph)
+        if drain:
+            steps = steps + 0 * rows
+            continue
         d = S.scan_stats(s, words, layer.shape[1], config.events_per_cycle, planes, ph)
         phases["accumulate"] += int(d["accumulate"].sum())
         phases["dispatch_empty"] += int(d["dispatch_empty"].sum())
-        steps = steps + S.row_dispatch(s, words, layer.shape[1], config.events_per_cycle,
-                                       planes, ph)
+        steps = steps + rows
     o = S.overlap(S.stream_need(program, layer_index, config, steps_total, tile),
                   steps.permute(0, 2, 1), S.drain_cycles(layer, T))
     phases["stream_in"] += int(o["wait"][0])

@@ -120,7 +120,7 @@ def summarize(r: ModelResult, dsp: int | None = None, dsp_source: str | None = N
     counts = {"accumulate": sops + iops, "psum_rmw": sops + iops,
               "weight_read": mem["weight_reads"], "weight_write": mem["weight_writes"],
               "spike_in": mem["spike_in_reads"] + mem["spike_in_writes"],
-              "psum_drain": mem["psum_drain_reads"],
+              "psum_drain": mem["psum_drain_reads"], "shortcut": mem["shortcut_reads"],
               "membrane": sum(v for k, v in mem.items() if k.startswith("membrane")),
               "spike_out": mem["spike_out_reads"] + mem["spike_out_writes"],
               "stream_beat": sum(phases[k] for k in ("weight_load", "param_load", "stream_in"))

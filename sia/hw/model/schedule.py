@@ -51,6 +51,13 @@ def phase(syn: Synapse, program: Program, config: SIAConfig) -> bool:
     return regmap.phase_pair(syn, program.source_shape(syn.source), config)
 
 
+def in_drain(syn: Synapse, layer, config: SIAConfig) -> bool:
+    """Is the group (as in the program) the identity shortcut the aggregation core adds
+    while it drains (`regmap.drain_group`)? The dispatcher then never scans it."""
+    j = regmap.drain_group(layer, config)
+    return j is not None and layer.inputs[j] is syn
+
+
 def scan_synapse(syn: Synapse) -> Synapse:
     """The group as the dispatcher scans it (`regmap.decimation`: stride 1 over the view)."""
     return dataclasses.replace(syn, stride=1) if regmap.decimation(syn) > 1 else syn
@@ -373,8 +380,11 @@ def memory_static(program: Program, i: int, config: SIAConfig, T: int,
     _, ho, wo = layer.shape
     image = is_image_layer(layer)
     pos = ho * wo
-    scan = 0
+    scan = shortcut = 0
     for s in layer.inputs:
+        if in_drain(s, layer, config):   # the aggregation core reads it, once per output
+            shortcut += T * pos
+            continue
         c, h, w = scan_shape(s, program.source_shape(s.source))
         s = scan_synapse(s)
         if s.op == "identity":
@@ -388,7 +398,7 @@ def memory_static(program: Program, i: int, config: SIAConfig, T: int,
     spikes_out = T * pos if layer.kind == "if" else 0
     return {"weight_writes": weight_rows(program, layer) * config.pes,
             "spike_in_writes": stream_in_beats(program, i, config, T, tile),
-            "spike_in_reads": scan, "psum_drain_reads": T * pos,
+            "spike_in_reads": scan, "shortcut_reads": shortcut, "psum_drain_reads": T * pos,
             "membrane_a_reads": reads[0], "membrane_a_writes": writes[0],
             "membrane_b_reads": reads[1], "membrane_b_writes": writes[1],
             "spike_out_writes": spikes_out, "spike_out_reads": spikes_out,

@@ -45,6 +45,7 @@ class _Launch:
         self.mem = defaultdict(int)
         self.sops = self.image_ops = self.weight_reads = 0
         self.max_rows = 0
+        self.shortcut = None      # (identity group, its source [T,C,H,W]) added in the drain
 
     # -- spiking core -------------------------------------------------------------
     def _add(self, oy, ox, vec):
@@ -111,6 +112,13 @@ class _Launch:
         """Drain output row oy for timesteps `steps`: V = V(t-1) + psum + bias."""
         layer, ch = self.layer, slice(self.lo_ch, self.lo_ch + self.a)
         cur = self.psum.pop(oy, np.zeros((self.a, self.wo), np.int64))
+        if self.shortcut is not None:   # identity in the drain: w[c] * s[c] of (oy, ox)
+            s, src = self.shortcut
+            (t,) = steps                # spike-source layers drain one step per row
+            x = src[t, ch, oy].astype(np.int64)                     # [a, W]
+            cur = cur + s.weight[ch].astype(np.int64)[:, None] * x
+            self.sops += int(x.sum())
+            self.mem["shortcut_reads"] += self.wo
         if cur.size and np.abs(cur).max() >= 1 << (self.cfg.acc_bits - 1):
             raise SiaError(f"layer {layer.name}: psum overflows acc_bits={self.cfg.acc_bits}")
         self.drained = oy
@@ -225,9 +233,15 @@ def _run_rows(prog, layer, lc, srcs, t, drain_steps, out_s, out_v) -> list[int]:
              if S.phase(orig, prog, lc.cfg) else _words(prog, layer, s, src, t, lc.k, lc.cfg)
              for orig, (s, src) in zip(layer.inputs, views)]
     per_row = []
+    drain = [S.in_drain(orig, layer, lc.cfg) for orig in layer.inputs]
+    for (s, src), d in zip(views, drain):
+        if d:
+            lc.shortcut = (s, src)
     for oy in range(lc.ho):
         before = lc.cyc["accumulate"] + lc.cyc["dispatch_empty"]
-        for (s, src), ws in zip(views, words):
+        for (s, src), ws, d in zip(views, words, drain):
+            if d:                      # added by the aggregation core (`drain`)
+                continue
             hp = src.shape[-2] // s.pool
             for r in range(S.r_end(s, hp, oy - 1), S.r_end(s, hp, oy)):
                 for evs, nwords in ws[r]:

@@ -9,6 +9,9 @@ per bank.
 P lanes, one output position per cycle, two stages:
   D0 (drain cycle): the PEs' psums arrive; V(t-1) is read from bank t%2 (block RAM).
   D1: cur = psum + bias (acc_bits), V = V(t-1) + cur (v_bits; t = 0: v_init);
+      identity in the drain (`identity_drain` builds): + w[p] where bit p of the
+      shortcut word (read at D0 beside the membrane) is set; bias + w[p] is a register
+      per lane, so the addend is a 2:1 mux in front of the same adder;
       if-layer: s = V >= theta, V -= s*theta; V -> bank (t+1)%2, s -> output buffer.
 Model twin: sia/snn/neuron.py (if_step / integrator_step).
 """
@@ -34,7 +37,10 @@ class Aggregation(wiring.Component):
             "spk_we": Out(1), "spk_addr": Out(24), "spk_data": Out(P),
             "un_en": In(1), "un_addr": In(range(depth)), "un_bank": In(1), "un_data": Out(P * V),
             "busy": Out(1),
-        })
+        } | ({"id_on": In(1),              # the launch has a drain group (descriptor)
+              "id_bits": In(P),            # D1: the shortcut word of the drained position
+              "id_w": In(P * cfg.weight_bits)}   # the identity weight of each lane
+             if cfg.identity_drain else {}))
 
     def elaborate(self, platform):
         m = Module()
@@ -65,9 +71,15 @@ class Aggregation(wiring.Component):
         m.d.comb += self.busy.eq(v1)
         vprev_word = rd.data
         vnew, spikes = [], []
+        wb = cfg.weight_bits
         for p in range(P):
             cur = Signal(signed(A), name=f"cur{p}")
-            m.d.comb += cur.eq(psum1[p * A:(p + 1) * A].as_signed() + bias[p][:A].as_signed())
+            add = bias[p][:A].as_signed()
+            if cfg.identity_drain:
+                bias_id = Signal(signed(A), name=f"bias_id{p}")   # static during a launch
+                m.d.sync += bias_id.eq(add + self.id_w[p * wb:(p + 1) * wb].as_signed())
+                add = Mux(self.id_on & self.id_bits[p], bias_id, add)
+            m.d.comb += cur.eq(psum1[p * A:(p + 1) * A].as_signed() + add)
             vp = Signal(signed(V), name=f"vprev{p}")
             m.d.comb += vp.eq(Mux(first1, vinit[p], vprev_word[p * V:(p + 1) * V].as_signed()))
             v = Signal(signed(V), name=f"v{p}")

@@ -80,9 +80,11 @@ def packet_cycles(groups: list[dict], spike_words, out_shape, T: int, image: boo
     def r_end(g, o):   # the descriptor's row schedule (dense: reach = hp, H_out = 1)
         return 0 if o < 0 else min(max(o * g["stride"] + g["reach"], 0), g["hp"])
 
-    rows = [row_costs(g) for g in groups]
+    # a drain group (identity in the drain, `regmap.drain_group`) is never scanned
+    scanned = [g for g in groups if not g.get("drain")]
+    rows = [row_costs(g) for g in scanned]
     d = [[sum(int(c[t, r_end(g, oy - 1):max(r_end(g, oy - 1), r_end(g, oy))].sum())
-              for g, c in zip(groups, rows)) for oy in range(H)] for t in range(steps)]
+              for g, c in zip(scanned, rows)) for oy in range(H)] for t in range(steps)]
     disp = sum(map(sum, d))
     # the dispatcher and the aggregation core overlap (docs/architecture.md): row g
     # starts once row g-2 is drained and the input beats its rows need are in

@@ -142,7 +142,8 @@ class Dispatch(wiring.Component):
             re = Signal(9, name=f"rend{g}")
             m.d.comb += re.eq(Mux(hi[g] < hp, hi[g], hp))
             rends.append(re)
-            m.d.comb += ne[g].eq((g < self.ngroups) & (rlo[g] < re))
+            # a drain group (identity in the drain) is added by the aggregation core
+            m.d.comb += ne[g].eq((g < self.ngroups) & (rlo[g] < re) & ~getattr(self, f"g{g}_drain"))
         rends = Array(rends)
         m.d.comb += self.row_nonempty.eq(ne.any())
 

@@ -130,6 +130,15 @@ class SIATop(wiring.Component):
         ob_w = obuf.write_port()
         ob_r = obuf.read_port(transparent_for=(ob_w,))
         m.d.comb += [ob_w.en.eq(agg.spk_we), ob_w.addr.eq(agg.spk_addr), ob_w.data.eq(agg.spk_data)]
+        if cfg.identity_drain:
+            # identity in the drain: the low P bits of every input beat, at the beat's
+            # address, so the aggregation core reads the drained position's shortcut
+            # word (group 0's map, the tile's slice) while the dispatcher reads the
+            # spike buffer's two ports
+            m.submodules.scbuf = scbuf = Memory(shape=P, depth=in_depth, init=[])
+            sc_w, sc_r = scbuf.write_port(), scbuf.read_port()
+            m.d.comb += [sc_w.en.eq(sb_wen), sc_w.addr.eq(sb_waddr),
+                         sc_w.data.eq(self.s_axis_tdata[:P])]
 
         # ---- PE array wiring (shared control)
         wp_cnt = Signal(range(P))
@@ -171,6 +180,15 @@ class SIATop(wiring.Component):
                     m.d.comb += getattr(pe, f"{n}{e}").eq(getattr(disp, f"{n}{e}"))
             psums.append(pe.psum)
         m.d.comb += agg.psum.eq(Cat(*psums))
+        if cfg.identity_drain:
+            # each lane's identity weight: tap 0 of weight row 0 (the drain group's row)
+            # as it is written (narrow streams included), kept with resident weights
+            wid = [Signal(wb, name=f"wid{p}") for p in range(P)]
+            for p, pe in enumerate(pes):
+                with m.If(pe.w_we & (wrow_cnt == 0)):
+                    m.d.sync += wid[p].eq(pe.w_data[:wb])
+            m.d.comb += [agg.id_w.eq(Cat(*wid)),
+                         agg.id_on.eq(field(GROUP_LAYOUT, "drain", LAYER_BEATS))]
         with m.If(gbw.o_valid):
             with m.If((wp_cnt == P - 1) | (narrow & (wp_cnt == P - 2))):
                 m.d.sync += [wp_cnt.eq(0), wrow_cnt.eq(wrow_cnt + 1)]
@@ -211,8 +229,9 @@ class SIATop(wiring.Component):
                                                       for c in range(8)]), tdata))
         else:
             m.d.comb += sb_wdata.eq(self.s_axis_tdata)
+        id_inc = Signal(8)     # identity in the drain: the SOPs of a drained position
         with m.If(busy):
-            m.d.sync += [cycles.eq(cycles + 1), sops.eq(sops + disp.sops_inc),
+            m.d.sync += [cycles.eq(cycles + 1), sops.eq(sops + disp.sops_inc + id_inc),
                          iops.eq(iops + disp.img_inc)]
         # output: if-layers stream out while computing (the reader follows the drain's
         # writes: words are written in packet order, so word a is final once written);
@@ -274,6 +293,19 @@ class SIATop(wiring.Component):
         m.d.comb += drain_done_next.eq(all_drained | (drain_step & row_end & last_row))
         with m.If(drain_step & row_end & last_row):
             m.d.sync += all_drained.eq(1)
+        if cfg.identity_drain:
+            # the shortcut word of the drained position: group 0 (base 0), step t_d
+            # (tstride apart), row oy_d (row_pos_d = oy_d * W), column ox; read at D0
+            # beside the membrane, so it reaches the aggregation core's D1 with it;
+            # its set bits count as SOPs one cycle later (off the drain path)
+            idstep = Signal(24)
+            d1 = Signal()
+            m.d.sync += d1.eq(drain_step)
+            m.d.comb += [sc_r.addr.eq(idstep + row_pos_d + ox), sc_r.en.eq(drain_step),
+                         agg.id_bits.eq(sc_r.data)]
+            m.d.sync += id_inc.eq(Mux(d1 & agg.id_on, count_tree(sc_r.data), 0))
+            with m.If(drain_step & row_end & ~image & (oy_d == L["h_out"] - 1)):
+                m.d.sync += idstep.eq(idstep + field(GROUP_LAYOUT, "tstride", LAYER_BEATS))
         with m.If(drain_step):
             m.d.comb += [drain_en.eq(1), drain_clear.eq(~image | (ti == T - 1)),
                          agg.in_valid.eq(1), agg.rd_bank.eq(tt[0]),
@@ -326,8 +358,10 @@ class SIATop(wiring.Component):
                                  wrow_cnt.eq(0), n_lane.eq(0), ocnt.eq(0), avail.eq(0),
                                  rd_addr.eq(0), ov.eq(0), sl_active.eq(0), gd.eq(0), dg.eq(0),
                                  t_d.eq(0), tp_d.eq(0), oy_d.eq(0), row_pos_d.eq(0), ox.eq(0),
-                                 ti.eq(0),
+                                 ti.eq(0), id_inc.eq(0),
                                  all_drained.eq(0), all_written.eq(0)]
+                    if cfg.identity_drain:
+                        m.d.sync += idstep.eq(0)
                     m.d.comb += [gbw.clear.eq(1), gbn.clear.eq(1)]
                     m.next = "HDR"
                 with m.If(regs.soft_reset):
@@ -355,8 +389,12 @@ class SIATop(wiring.Component):
                 phase_bad = C(0, 1) if cfg.phase_pairs else Cat(*[
                     field(GROUP_LAYOUT, "phase", LAYER_BEATS + GROUP_BEATS * g) & (g < L["ngroups"])
                     for g in range(MAX_GROUPS)]).any()
+                # (a drain bit only on group 0, and only on a build with identity_drain)
+                drain_bad = Cat(*[
+                    field(GROUP_LAYOUT, "drain", LAYER_BEATS + GROUP_BEATS * g) & (g < L["ngroups"])
+                    for g in range(0 if not cfg.identity_drain else 1, MAX_GROUPS)]).any()
                 m.d.sync += bad.eq((period == 0) | (period > cfg.max_timesteps) | narrow_bad |
-                                   phase_bad |
+                                   phase_bad | drain_bad |
                                    (period > T) | ((image | L["kind"]) & (period != T)) |
                                    (L["h_out"] > cfg.max_height) | (L["w_out"] > cfg.max_width) |
                                    (L["ngroups"] == 0) | (L["ngroups"] > MAX_GROUPS) |
