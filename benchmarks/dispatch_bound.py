@@ -15,51 +15,24 @@ dispatch and drain; it adds where the model's cycles above the floor go. GOPS/PE
 conv utilisation at the floor are the design's ceilings: a target above them needs
 more accumulates per event (the PE's tap mapping), not a better schedule. What is left
 between the model and the ceiling is what scheduling could still win. A bound,
-labelled so. `--identity-in-drain` gives the ceiling with identity shortcuts added in the
-aggregation core (benchmarks/identity_drain_estimate.py: their events cost no dispatch).
+labelled so. With `--identity-drain` (the build option) identity shortcuts are added
+by the aggregation core: their events leave the dispatcher and its floor.
 
     python benchmarks/dispatch_bound.py PROGRAM [--images 64] [--batch 64] [--pes 16]
-        [--events 2] [--phase-pairs] [--identity-in-drain] [--config CFG.json]
+        [--events 2] [--phase-pairs] [--identity-drain] [--config CFG.json]
         [--data-dir D] [--out FILE.json]
 """
-
-from contextlib import contextmanager
-from unittest import mock
 
 import numpy as np
 
 from sia import run_main
-from sia.hw.model import fast, projection, report
+from sia.hw.model import projection, report
 from sia.hw.model import run as model_run
 from sia.hw.params import SIAConfig
 
 
-@contextmanager
-def identity_in_drain():
-    """The not-built option of benchmarks/identity_drain_estimate.py for the floor:
-    identity groups' events leave the dispatcher's floor (`LayerStats.issue_floor`);
-    everything the model reports as built stays."""
-    built = fast._count_group
-
-    def count(program, config, L, s, *args):
-        kept = L.issue_floor.copy()
-        out = built(program, config, L, s, *args)
-        if s.op == "identity":
-            L.issue_floor[:] = kept
-        return out
-
-    with mock.patch.object(fast, "_count_group", count):
-        yield
-
-
-def bound(program, images, cfg: SIAConfig, weight_batch: int,
-          identity_in_drain_option: bool = False) -> dict:
-    kw = dict(config=cfg, weight_batch=weight_batch, launch_images=0)
-    if identity_in_drain_option:
-        with identity_in_drain():
-            r = model_run(program, images, **kw)
-    else:
-        r = model_run(program, images, **kw)
+def bound(program, images, cfg: SIAConfig, weight_batch: int) -> dict:
+    r = model_run(program, images, config=cfg, weight_batch=weight_batch, launch_images=0)
     E = cfg.events_per_cycle
     built = report.summarize(r, program=program)
     rows = []
@@ -83,7 +56,7 @@ def bound(program, images, cfg: SIAConfig, weight_batch: int,
                      "utilisation_ceiling": x["utilisation_ceiling"]})
     return {"program": program.name, "images": r.images, "T": r.timesteps, "pes": cfg.pes,
             "events_per_cycle": E, "phase_pairs": cfg.phase_pairs,
-            "identity_in_drain": identity_in_drain_option, "weight_batch": weight_batch,
+            "identity_drain": cfg.identity_drain, "weight_batch": weight_batch,
             "layers": rows,
             "cycles_per_image_model": float(np.mean(r.image_cycles)),
             "cycles_per_image_floor": built["cycles_floor_per_image"],
@@ -97,12 +70,9 @@ def bound(program, images, cfg: SIAConfig, weight_batch: int,
 
 
 def main(argv=None):
-    ap = projection.parser(__doc__.split("\n\n")[0], images=64, phase_pairs=True)
-    ap.add_argument("--identity-in-drain", action="store_true",
-                    help="ceiling of the not-built option: identity groups cost no dispatch")
-    a = ap.parse_args(argv)
+    a = projection.parser(__doc__.split("\n\n")[0], images=64, build_flags=True).parse_args(argv)
     p, images, cfg = projection.inputs(a, pes=a.pes, events_per_cycle=a.events)
-    res = bound(p, images, cfg, a.batch, identity_in_drain_option=a.identity_in_drain)
+    res = bound(p, images, cfg, a.batch)
     for r in res["layers"]:
         print(f"{r['layer']}: {r['cycles_model']:,.0f} cycles/image, floor "
               f"{r['cycles_floor']:,.0f} ({r['bound_by']}), utilisation "

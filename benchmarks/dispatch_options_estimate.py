@@ -14,14 +14,13 @@ alone or together.
 - `--skip-empty`: units without events cost no cycle (the dispatcher would look ahead
   at the popcounts the loader already stores beside each word); pooled positions under
   `--pool-carry` keep their unit floor.
-- `--identity-in-drain`: identity shortcuts added in the aggregation core
-  (benchmarks/identity_drain_estimate.py).
 
 The projection runs the model as built and with the option(s) (same spikes: predictions
-asserted equal) and reports both networks' cycles and GOPS/PE. A projection, labelled so.
+asserted equal) and reports both runs' cycles and GOPS/PE; the build flags
+(--phase-pairs, --identity-drain) hold for both. A projection, labelled so.
 
     python benchmarks/dispatch_options_estimate.py PROGRAM [--pool-carry] [--row-prefetch]
-        [--skip-empty] [--identity-in-drain] [--images 64] [--batch 64] [--pes 16] [--events 2] [--phase-pairs]
+        [--skip-empty] [--images 64] [--batch 64] [--pes 16] [--events 2] [--phase-pairs] [--identity-drain]
         [--config CFG.json] [--data-dir D] [--out FILE.json]
 """
 
@@ -80,11 +79,11 @@ def carried_row_dispatch(syn, words, h_out, E, planes=None, phase=False):
     return cum[..., ends[1:]] - cum[..., ends[:-1]]
 
 
-OPTIONS = ("pool_carry", "row_prefetch", "skip_empty", "identity_in_drain")
+OPTIONS = ("pool_carry", "row_prefetch", "skip_empty")
 
 
 @contextmanager
-def options(pool_carry=False, row_prefetch=False, skip_empty=False, identity_in_drain=False):
+def options(pool_carry=False, row_prefetch=False, skip_empty=False):
     with ExitStack() as stack:
         if pool_carry:
             stack.enter_context(mock.patch.object(S, "row_dispatch", carried_row_dispatch))
@@ -94,8 +93,6 @@ def options(pool_carry=False, row_prefetch=False, skip_empty=False, identity_in_
             stack.enter_context(mock.patch.object(S, "unit_costs", skipping_unit_costs))
         if pool_carry or skip_empty:
             stack.enter_context(mock.patch.object(S, "scan_stats", counted_like_rows(skip_empty)))
-        if identity_in_drain:
-            stack.enter_context(projection.identity_in_drain())
         yield
 
 
@@ -114,7 +111,8 @@ def estimate(program, images, cfg: SIAConfig, weight_batch: int, **chosen) -> di
     summ, summ_proj = report.summarize(now), report.summarize(proj)
     return {"program": program.name, "images": int(images.shape[0]), "T": program.timesteps,
             "pes": cfg.pes, "events_per_cycle": cfg.events_per_cycle,
-            "phase_pairs": cfg.phase_pairs, "weight_batch": weight_batch,
+            "phase_pairs": cfg.phase_pairs, "identity_drain": cfg.identity_drain,
+            "weight_batch": weight_batch,
             **{k: bool(chosen.get(k)) for k in OPTIONS},
             "cycles_per_image_model": total, "cycles_per_image_projected": total_proj,
             "gops_per_pe_model": sops * f / total / 1e9 / cfg.pes,
@@ -126,7 +124,7 @@ def estimate(program, images, cfg: SIAConfig, weight_batch: int, **chosen) -> di
 
 
 def main(argv=None):
-    ap = projection.parser(__doc__.split("\n\n")[0], images=64, phase_pairs=True)
+    ap = projection.parser(__doc__.split("\n\n")[0], images=64, build_flags=True)
     for k in OPTIONS:
         ap.add_argument("--" + k.replace("_", "-"), action="store_true")
     a = ap.parse_args(argv)

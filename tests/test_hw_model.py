@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from sia import SiaError
 from sia.hw import regmap, timing
-from sia.hw.model import check_fits, dse, launch_cycles, projection, report, run, trace
+from sia.hw.model import check_fits, dse, launch_cycles, report, run, trace
 from sia.hw.model import schedule as S
 from sia.hw.params import SIAConfig
 from sia.program import Layer, Program, Synapse
@@ -642,11 +642,11 @@ def _load_benchmark(name: str):
     return mod
 
 
-def test_identity_drain_projection_removes_only_identity_dispatch():
-    """benchmarks/identity_drain_estimate.py: layers without identity groups keep their
-    cycles, layers with them lose exactly those groups' dispatch (and gain no work), and
-    a program without identity groups is refused."""
-    est = _load_benchmark("identity_drain_estimate")
+def test_identity_drain_benchmark_removes_only_identity_dispatch():
+    """benchmarks/identity_drain.py: layers without identity groups keep their cycles,
+    layers with them lose exactly those groups' dispatch (and no SOP), the JSON agrees
+    with the two runs, and a program without identity groups is refused."""
+    bench = _load_benchmark("identity_drain")
     seeds = [s for s in range(40) if any(g.op == "identity" for layer in
                                          random_program(s).layers for g in layer.inputs)][:3]
     assert seeds
@@ -655,25 +655,24 @@ def test_identity_drain_projection_removes_only_identity_dispatch():
     for seed in seeds:
         p = _finish(random_program(seed))
         x = _images(p, 3, seed).numpy()
-        res = est.estimate(p, x, cfg, weight_batch=1)
-        now = run(p, x, config=cfg, launch_images=0)
-        with projection.identity_in_drain():
-            proj = run(p, x, config=cfg, launch_images=0)
-        saved.append(res["cycles_per_image_model"] - res["cycles_per_image_projected"])
-        assert np.array_equal(now.image_sops, proj.image_sops)
-        for i, (a, b) in enumerate(zip(now.layers, proj.layers)):
-            has_id = any(g.op == "identity" for g in p.layers[i].inputs)
-            if not has_id:
+        res = bench.compare(p, x, cfg, weight_batch=1)
+        off = run(p, x, config=cfg, launch_images=0)
+        on = run(p, x, config=dataclasses.replace(cfg, identity_drain=True), launch_images=0)
+        assert res["cycles_per_image_on"] == pytest.approx(float(np.mean(on.image_cycles)))
+        saved.append(res["cycles_per_image_off"] - res["cycles_per_image_on"])
+        assert np.array_equal(off.image_sops, on.image_sops)
+        for i, (a, b) in enumerate(zip(off.layers, on.layers)):
+            if regmap.drain_group(p.layers[i], on.config) is None:
                 assert a.phases(3) == b.phases(3)
             assert b.accumulate.sum() <= a.accumulate.sum()
         assert {r["layer"] for r in res["layers"]} == {
             layer.name for layer in p.layers if any(g.op == "identity" for g in layer.inputs)}
-    assert min(saved) >= 0 and max(saved) > 0
+    assert max(saved) > 0
     no_id = next(s for s in range(40) if not any(g.op == "identity" for layer in
                                                  random_program(s).layers for g in layer.inputs))
     p = _finish(random_program(no_id))
     with pytest.raises(SiaError, match="no identity groups"):
-        est.estimate(p, _images(p, 1, 0).numpy(), cfg, weight_batch=1)
+        bench.compare(p, _images(p, 1, 0).numpy(), cfg, weight_batch=1)
 
 
 def test_cycles_floor_is_a_floor_exact_where_nothing_rounds():
@@ -681,7 +680,7 @@ def test_cycles_floor_is_a_floor_exact_where_nothing_rounds():
     never exceeds the model's cycles and the ceilings never fall under the model; at
     E = 1 without phase pairs a unit costs exactly its events, so the dispatcher's floor
     equals the model's accumulate cycles (every group counted once, k = 1); the gap
-    breakdown sums to model - floor; leaving identity groups out only lowers the floor."""
+    breakdown sums to model - floor; identity shortcuts in the drain only lower the floor."""
     b = _load_benchmark("dispatch_bound")
     cfgs = [SIAConfig(pes=4, events_per_cycle=1), SIAConfig(pes=4, events_per_cycle=2),
             SIAConfig(pes=4, events_per_cycle=4, phase_pairs=True)]
@@ -702,8 +701,7 @@ def test_cycles_floor_is_a_floor_exact_where_nothing_rounds():
             assert res["cycles_per_image_floor"] == pytest.approx(summ["cycles_floor_per_image"])
             assert sum(res["gap_per_image"].values()) == pytest.approx(
                 res["cycles_per_image_model"] - res["cycles_per_image_floor"])
-            no_id = b.bound(p, x, cfg, weight_batch=1, identity_in_drain_option=True)
-            assert no_id["cycles_per_image_model"] == res["cycles_per_image_model"]
+            no_id = b.bound(p, x, dataclasses.replace(cfg, identity_drain=True), weight_batch=1)
             assert all(a["cycles_floor"] >= c["cycles_floor"]
                        for a, c in zip(res["layers"], no_id["layers"]))
             lowered.append(no_id["cycles_per_image_floor"] < res["cycles_per_image_floor"])

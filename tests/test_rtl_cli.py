@@ -3,6 +3,8 @@ the 64-PE design takes tens of minutes of WebAssembly Yosys)."""
 
 import json
 
+import pytest
+
 from sia.cli import main
 from sia.hw.rtl.synth import logic_depth, parse_stat, summarize
 
@@ -37,17 +39,21 @@ def test_export_writes_verilog_and_json(tmp_path):
     assert set(meta["timing"]) == {"C_LAUNCH", "C_STEP", "C_ROW", "C_HAND", "C_OUT_TAIL"}
 
 
-def test_export_takes_the_phase_pairs_flag_over_the_config_file(tmp_path):
-    """`sia rtl export|run` and `sia synth` take --phase-pairs/--no-phase-pairs like
-    `sia simulate`; absent, the config file's value stands."""
+@pytest.mark.parametrize("option", ["phase_pairs", "identity_drain"])
+def test_export_takes_the_build_flags_over_the_config_file(tmp_path, option):
+    """`sia rtl export|run` and `sia synth` take --phase-pairs/--no-phase-pairs and
+    --identity-drain/--no-identity-drain like `sia simulate`; absent, the config file's
+    value stands."""
+    flag = "--" + option.replace("_", "-")
     cfg = tmp_path / "cfg.json"
-    cfg.write_text(json.dumps({"pes": 2, "phase_pairs": True}))
-    for flag, want in ((None, True), ("--no-phase-pairs", False)):
-        out = tmp_path / str(flag)
-        _sia(["rtl", "export", "--config", str(cfg), "--out", str(out)] + ([flag] if flag else []))
-        assert json.loads((out / "sia_top.json").read_text())["params"]["phase_pairs"] is want
-    _sia(["rtl", "export", "--pes", "2", "--phase-pairs", "--out", str(tmp_path / "on")])
-    assert json.loads((tmp_path / "on" / "sia_top.json").read_text())["params"]["phase_pairs"] is True
+    cfg.write_text(json.dumps({"pes": 2, option: True}))
+    for extra, want in ((None, True), (flag.replace("--", "--no-"), False)):
+        out = tmp_path / str(extra)
+        _sia(["rtl", "export", "--config", str(cfg), "--out", str(out)] + ([extra] if extra else []))
+        assert json.loads((out / "sia_top.json").read_text())["params"][option] is want
+    _sia(["rtl", "export", "--pes", "2", flag, "--out", str(tmp_path / "on")])
+    assert json.loads((tmp_path / "on" / "sia_top.json").read_text())["params"][option] is True
+
 
 def test_export_refuses_bad_parameters(tmp_path, capsys):
     import pytest

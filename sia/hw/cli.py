@@ -8,10 +8,12 @@ from sia import SiaError
 
 
 def _config(path: Path | None, pes: int | None, events: int | None, clock: float | None,
-            weight_bits: int | None = None, phase_pairs: bool | None = None):
+            weight_bits: int | None = None, phase_pairs: bool | None = None,
+            identity_drain: bool | None = None):
     from sia.hw.params import SIAConfig
     return SIAConfig.load(path, pes=pes, events_per_cycle=events, clock_mhz=clock,
-                          weight_bits=weight_bits, phase_pairs=phase_pairs)
+                          weight_bits=weight_bits, phase_pairs=phase_pairs,
+                          identity_drain=identity_drain)
 
 
 def _print_table(header, rows):
@@ -41,6 +43,9 @@ def register(app: typer.Typer):
         phase_pairs: bool = typer.Option(None, "--phase-pairs/--no-phase-pairs",
                                          help="override phase_pairs (stride-2 3x3 convs take "
                                               "events from two columns per cycle)"),
+        identity_drain: bool = typer.Option(None, "--identity-drain/--no-identity-drain",
+                                            help="override identity_drain (identity shortcuts "
+                                                 "added by the aggregation core while it drains)"),
         synth: Path = typer.Option(None, "--synth-report",
                                    help="synth_report.json of `sia synth`: its DSP count for GOPS/DSP"),
         batch: int = typer.Option(1, "--batch", min=1,
@@ -56,7 +61,7 @@ def register(app: typer.Typer):
         from sia.program.resolve import resolve_program
 
         prog = resolve_program(program)
-        cfg = _config(config, pes, events, clock, weight_bits, phase_pairs)
+        cfg = _config(config, pes, events, clock, weight_bits, phase_pairs, identity_drain)
         data, images, labels = program_test_set(prog, data, data_dir, limit)
         res = run(prog, images, labels, T=timesteps, config=cfg, progress=True, weight_batch=batch,
                   launch_images=launch_images)

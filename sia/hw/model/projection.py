@@ -1,42 +1,21 @@
 """What the projections of not-built options (benchmarks/*_estimate.py) share: their
 options, their inputs (program, test images, build), their summary line and JSON, and
-the model variants more than one of them runs."""
+the build flags they share."""
 
 import argparse
 import json
-from contextlib import contextmanager
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
-import torch
 
 from sia.hw.params import SIAConfig
 
-
-@contextmanager
-def identity_in_drain():
-    """The model with identity groups costing the dispatcher nothing (not built: identity
-    shortcuts added in the aggregation core while it drains; their words still stream
-    in and their accumulates still count)."""
-    from sia.hw.model import fast
-    built = fast._count_group
-
-    def count(program, config, L, s, *args):
-        if s.op != "identity":
-            return built(program, config, L, s, *args)
-        kept = L.accumulate.copy(), L.dispatch_empty.copy()   # the dispatcher's counters
-        dispatch, sops = built(program, config, L, s, *args)
-        L.accumulate[:], L.dispatch_empty[:] = kept
-        return torch.zeros_like(dispatch), sops
-
-    with mock.patch.object(fast, "_count_group", count):
-        yield
+BUILD_FLAGS = ("phase_pairs", "identity_drain")   # boolean SIAConfig options as flags
 
 
-def parser(description: str, images: int, phase_pairs: bool = False) -> argparse.ArgumentParser:
-    """Program, images, weight batch, one build (P, E, config file; with phase_pairs also
-    the --phase-pairs build flag), data and output."""
+def parser(description: str, images: int, build_flags: bool = False) -> argparse.ArgumentParser:
+    """Program, images, weight batch, one build (P, E, config file; with build_flags also
+    --phase-pairs and --identity-drain), data and output."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("program")
     ap.add_argument("--images", type=int, default=images)
@@ -46,17 +25,18 @@ def parser(description: str, images: int, phase_pairs: bool = False) -> argparse
     ap.add_argument("--config", default=None)
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--out", default=None)
-    if phase_pairs:
-        ap.add_argument("--phase-pairs", action="store_true", help="the build option (both runs)")
+    if build_flags:
+        for k in BUILD_FLAGS:
+            ap.add_argument("--" + k.replace("_", "-"), action="store_true",
+                            help="the build option (every run)")
     return ap
 
 
 def inputs(a: argparse.Namespace, **build) -> tuple:
     """(program, its first a.images test images as uint8 numpy, SIAConfig): the config
-    file a.config with `build` overriding it (and --phase-pairs, when the parser has it
-    and it is given; absent, the file's value stands)."""
-    if getattr(a, "phase_pairs", False):
-        build = {"phase_pairs": True, **build}
+    file a.config with `build` overriding it (and the build flags, when the parser has
+    them and they are given; absent, the file's value stands)."""
+    build = {**{k: True for k in BUILD_FLAGS if getattr(a, k, False)}, **build}
     from sia.data.registry import load_split
     from sia.program.resolve import resolve_program
     p = resolve_program(a.program)
