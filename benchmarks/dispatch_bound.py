@@ -70,8 +70,7 @@ def bound(program, images, cfg: SIAConfig, weight_batch: int) -> dict:
 
 
 def main(argv=None):
-    a = projection.parser(__doc__.split("\n\n")[0], images=64, build_flags=True).parse_args(argv)
-    p, images, cfg = projection.inputs(a, pes=a.pes, events_per_cycle=a.events)
+    a, p, images, cfg = projection.parse(__doc__, argv, images=64, build_flags=True)
     res = bound(p, images, cfg, a.batch)
     for r in res["layers"]:
         print(f"{r['layer']}: {r['cycles_model']:,.0f} cycles/image, floor "

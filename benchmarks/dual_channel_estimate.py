@@ -71,8 +71,7 @@ def estimate(program, images, cfg: SIAConfig, weight_batch: int) -> dict:
 
 
 def main(argv=None):
-    a = projection.parser(__doc__.split("\n\n")[0], images=256).parse_args(argv)
-    p, images, cfg = projection.inputs(a, pes=a.pes, events_per_cycle=a.events)
+    a, p, images, cfg = projection.parse(__doc__, argv, images=256)
     res = estimate(p, images, cfg, a.batch)
     for r in res["layers"]:
         print(f"{r['layer']}: {r['tiles_now']} -> {r['tiles_dual']} tiles, "

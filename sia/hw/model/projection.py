@@ -44,6 +44,13 @@ def inputs(a: argparse.Namespace, **build) -> tuple:
     return p, np.asarray(images[:a.images]), SIAConfig.load(a.config, **build)
 
 
+def parse(doc: str, argv, images: int, build_flags: bool = False):
+    """A script's arguments (its docstring's first paragraph as the description) and
+    its inputs: (args, program, images, SIAConfig of --config/--pes/--events/flags)."""
+    a = parser(doc.split("\n\n")[0], images, build_flags).parse_args(argv)
+    return (a, *inputs(a, pes=a.pes, events_per_cycle=a.events))
+
+
 def line(res: dict, pes: int | None = None, events: int | None = None) -> str:
     """One-line summary of a projection."""
     out = (f"P={pes or res['pes']} E={events or res['events_per_cycle']}: "
