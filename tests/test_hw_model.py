@@ -231,14 +231,15 @@ def test_hand_computed_image_and_dense_launches():
     c0 = launch_cycles(p, 0, 0, {-1: img[0]})
     # timeline: STEP (cycle 0); row 0 needs the image's first row (3 beats): waits 2,
     # ROW_PRE (3) + 6 dispatch cycles (4-9), handed over C_HAND = 1 later, its drain
-    # (T*W = 6) 11-16; row 1 (its 6 beats are in) ROW_PRE 10, dispatch (1 + 2 + 1)
-    # 11-14, handed over at 15, drained 17-22 after row 0: cycles 15-22 are not hidden
-    # behind the dispatcher: "aggregate" = 8 (with C_ROW = 2 and no handover delay:
-    # 6, the same total)
+    # (T*W = 6) 11-16; row 1's conditions hold in row 0's last dispatch cycle 9 (its 6
+    # beats are in), so it is prefetched (no ROW_PRE): dispatch (1 + 2 + 1) 10-13,
+    # handed over at 14, drained 17-22 after row 0: cycles 14-22 are not hidden behind
+    # the dispatcher: "aggregate" = 9 (without the prefetch: ROW_PRE 10, aggregate 8,
+    # the same total: the launch is drain-bound)
     assert timing.C_ROW == 1 and timing.C_HAND == 1
     want0 = {"header_load": hdr, "weight_load": 72, "param_load": 72, "stream_in": 2,
-             "accumulate": 4 + 1 + 1 + 2, "dispatch_empty": 2, "aggregate": 8,
-             "stall": C_L + C_S + 2 * C_R, "stream_out": timing.C_OUT_TAIL}   # streamed
+             "accumulate": 4 + 1 + 1 + 2, "dispatch_empty": 2, "aggregate": 9,
+             "stall": C_L + C_S + 1 * C_R, "stream_out": timing.C_OUT_TAIL}   # streamed
     assert {k: v for k, v in c0.items() if k != "total"} == want0
     assert c0["total"] == sum(want0.values())
     # dense layer: 6 one-channel words per step (each costs 1), 6 rows of 64 9-tap words
@@ -389,7 +390,10 @@ def test_plane_issue_of_image_words_at_four_events():
 
 
 def test_launch_cycles_match_the_rtl_reference_formula():
+    """The model's launch cycles == the RTL's formula (which the co-simulation holds the
+    RTL to) on random programs and builds; rows are prefetched in some of them."""
     rtl_cycles = pytest.importorskip("sia.hw.rtl.cycles")
+    prefetched = 0
     for seed in range(12):
         p = random_program(seed, max_hw=8)
         img = _images(p, 1, seed)
@@ -406,7 +410,10 @@ def test_launch_cycles_match_the_rtl_reference_formula():
                 for k in range(S.tiles(layer, cfg)):
                     ours = launch_cycles(p, i, k, {s.source: torch.from_numpy(ins[s.source])
                                                    for s in layer.inputs}, config=cfg)
-                    assert ours["total"] == rtl_cycles.launch_cycles(p, i, k, ins, cfg), (seed, i, k)
+                    ref = rtl_cycles.launch_cycles(p, i, k, ins, cfg, detail=True)
+                    assert ours["total"] == ref["total"], (seed, i, k)
+                    prefetched += ref["rows_prefetched"]
+    assert prefetched > 0
 
 
 def test_resident_weight_batches():
@@ -580,7 +587,7 @@ def test_input_streams_in_while_computing():
 def test_overlap_recurrence_equals_cycle_stepped_engines(steps, rows, wdrain, need_step, seed):
     """schedule.overlap (closed form, vectorised) == trace._timeline (the two engines
     stepped one cycle at a time) for random row dispatch costs, drain lengths and
-    input arrival: span and input waits."""
+    input arrival: span, input waits and prefetched rows (which do happen)."""
     from sia.hw.model.trace import _timeline
     rng = np.random.default_rng(seed)
     d = rng.integers(0, 12, size=(steps, rows, 3))          # 3 images
@@ -588,8 +595,8 @@ def test_overlap_recurrence_equals_cycle_stepped_engines(steps, rows, wdrain, ne
     need = need.reshape(steps, rows).tolist()               # beats row (t, oy) waits for
     o = S.overlap(need, torch.from_numpy(d), wdrain)
     for b in range(3):
-        span, waits = _timeline(need, d[:, :, b].tolist(), wdrain)
-        assert (int(o["span"][b]), int(o["wait"][b])) == (span, waits)
+        span, waits, pre = _timeline(need, d[:, :, b].tolist(), wdrain)
+        assert (int(o["span"][b]), int(o["wait"][b]), int(o["prefetched"][b])) == (span, waits, pre)
         assert int(o["per_t"][:, b].sum()) == span - waits
 
 

@@ -8,8 +8,11 @@ co-simulation tests check the RTL's CYCLES register against the formula
 C_LAUNCH = 3   # START -> header state (1) + descriptor decode (1, registered range checks)
                # + descriptor check (1)
 C_STEP = 1     # per timestep: reset the row schedule, swap membrane banks
-C_ROW = 1      # per output row: prefetch of the first spike word (the accumulate flush
-               # overlaps the next row: the handover to the drain is delayed instead)
+C_ROW = 1      # per output row: ROW_PRE, the read of its first spike word (the accumulate
+               # flush overlaps the next row: the handover to the drain is delayed
+               # instead); hidden (row prefetch) when the row's conditions already hold
+               # in the last dispatch cycle of the row before it, same step, both rows
+               # scanning something
 C_HAND = 1     # a row is handed to the aggregation core this many cycles after its last
                # dispatch cycle (its last accumulates land first)
 C_OUT_TAIL = 2  # if-layers stream their output while computing: cycles between the last

@@ -11,7 +11,7 @@ import torch
 from tqdm import tqdm
 
 from sia import SiaError
-from sia.hw import regmap
+from sia.hw import regmap, timing
 from sia.hw.model import schedule as S
 from sia.hw.model.fit import check_fits, is_image_layer
 from sia.hw.params import SIAConfig
@@ -44,6 +44,7 @@ class LayerStats:
     weight_reads: np.ndarray = None
     stream_wait: np.ndarray = None  # per tile: cycles the compute waited for input beats
     exposed_drain: np.ndarray = None  # per tile: span not covered by the dispatcher
+    prefetched: np.ndarray = None   # per tile: ROW_PRE cycles hidden (row prefetch)
     spikes: int = 0
     per_launch: int = 1             # images per launch (packed launches: > 1)
     # scanned word counts, kept for the DSE (the overlap depends on them per row):
@@ -59,6 +60,7 @@ class LayerStats:
         out["dispatch_empty"] = self.dispatch_empty[tile] / images
         out["stream_in"] += self.stream_wait[tile] / images
         out["aggregate"] += self.exposed_drain[tile] / images
+        out["stall"] -= self.prefetched[tile] / images   # static: every row's ROW_PRE
         return out
 
     def phases(self, images: int = 1) -> dict[str, float]:
@@ -148,6 +150,7 @@ def packed_overlap(program: Program, i: int, config: SIAConfig, T: int, tile: in
     steps, n, rows = d.shape
     span = torch.zeros(n, dtype=torch.float64)
     wait = torch.zeros(n, dtype=torch.float64)
+    pre = torch.zeros(n, dtype=torch.float64)
     per_t = torch.zeros(steps, dtype=torch.int64)
     groups = launch_groups(n, weight_batch, per_launch)
     for m in sorted({g[1] for g in groups}):
@@ -156,8 +159,9 @@ def packed_overlap(program: Program, i: int, config: SIAConfig, T: int, tile: in
         o = S.overlap(S.stream_need(program, i, config, m * T, tile), x, wdrain)
         span[idx] = (o["span"].double() / m)[:, None]
         wait[idx] = (o["wait"].double() / m)[:, None]
+        pre[idx] = (o["prefetched"].double() * timing.C_ROW / m)[:, None]
         per_t += o["per_t"].reshape(m, steps, -1).sum((0, 2))
-    return {"span": span, "wait": wait, "per_t": per_t}
+    return {"span": span, "wait": wait, "prefetched": pre, "per_t": per_t}
 
 
 def _amortised_memory(mem: dict, weight_batch: int) -> dict:
@@ -186,7 +190,8 @@ def _new_stats(program: Program, config: SIAConfig, T: int, weight_batch: int = 
             accumulate=z.copy(), dispatch_empty=z.copy(), events=z.copy(),
             issue_floor=z.astype(np.float64),
             sops=z.copy(), image_ops=z.copy(), weight_reads=z.copy(),
-            stream_wait=z.astype(np.float64), exposed_drain=z.astype(np.float64)))
+            stream_wait=z.astype(np.float64), exposed_drain=z.astype(np.float64),
+            prefetched=z.astype(np.float64)))
     return out
 
 
@@ -255,7 +260,8 @@ def _count_layer(program, config, L: LayerStats, sources: dict, T: int, keep_sca
         o = packed_overlap(program, L.index, config, T, k, steps[k], weight_batch, L.per_launch)
         disp = steps[k].sum((0, 2))
         L.stream_wait[k] += float(o["wait"].sum())
-        L.exposed_drain[k] += float((o["span"] - o["wait"] - disp - loops).sum())
+        L.exposed_drain[k] += float((o["span"] - o["wait"] - disp - loops + o["prefetched"]).sum())
+        L.prefetched[k] += float(o["prefetched"].sum())
         L.per_t += o["per_t"].numpy()
         cycles = cycles + o["span"] - loops
     return cycles, sops
@@ -373,8 +379,10 @@ def launch_cycles(program: Program, layer_index: int, tile: int, inputs,
         steps = steps + rows
     o = S.overlap(S.stream_need(program, layer_index, config, steps_total, tile),
                   steps.permute(0, 2, 1), S.drain_cycles(layer, T))
+    hidden = int(o["prefetched"][0]) * timing.C_ROW    # ROW_PRE cycles row prefetch saved
     phases["stream_in"] += int(o["wait"][0])
+    phases["stall"] -= hidden
     phases["aggregate"] += int(o["span"][0] - o["wait"][0] - steps.sum()
-                               - S.loop_constant(program, layer_index, steps_total))
+                               - S.loop_constant(program, layer_index, steps_total) + hidden)
     phases["total"] = sum(phases.values())
     return phases

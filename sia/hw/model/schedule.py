@@ -317,26 +317,34 @@ def overlap(need: list[list[int]], d: torch.Tensor, wdrain: int) -> dict[str, to
     dispatch: its last accumulates land first) and row g-1 is drained. d: dispatch cycles [T', H, B]. Returns [B] tensors: span (first STEP
     cycle to the cycle after the last drain), wait (ROW_PRE cycles waiting for input
     only) and per_t [T', B] (span per timestep without the waits; the last holds the
-    final drain)."""
+    final drain) and prefetched [B] (rows whose ROW_PRE was hidden: a row whose
+    conditions already hold in the last dispatch cycle of the row before it, same
+    step, both scanning something, starts right after it)."""
     steps, rows = d.shape[:2]
     e = torch.zeros(d.shape[2:], dtype=torch.int64)
     de1 = torch.full_like(e, NEVER)
     de2 = torch.full_like(e, NEVER)
     wait = torch.zeros_like(e)
+    prefetched = torch.zeros_like(e)
     per_t = torch.zeros(d.shape[0], *d.shape[2:], dtype=torch.int64)
     for t in range(steps):
         t0, wt = e, torch.zeros_like(e)
         e = e + timing.C_STEP
+        prev = torch.zeros_like(e, dtype=torch.bool)
         for oy in range(rows):
+            dd = d[t, oy]
+            pre = prev & (dd > 0) & (torch.clamp(de2, min=need[t][oy]) <= e - 1)
             s = torch.maximum(e, de2)
-            w = torch.clamp(need[t][oy] - s, min=0)
+            w = torch.where(pre, 0, torch.clamp(need[t][oy] - s, min=0))
             wt = wt + w
-            e = s + w + timing.C_ROW + d[t, oy]
+            e = torch.where(pre, e + dd, s + w + timing.C_ROW + dd)
+            prefetched = prefetched + pre
+            prev = dd > 0
             de2, de1 = de1, torch.maximum(e + timing.C_HAND, de1) + wdrain
         wait = wait + wt
         per_t[t] = e - t0 - wt
     per_t[-1] += de1 - e
-    return {"span": de1, "wait": wait, "per_t": per_t}
+    return {"span": de1, "wait": wait, "per_t": per_t, "prefetched": prefetched}
 
 
 def static_phases(program: Program, i: int, config: SIAConfig, T: int,

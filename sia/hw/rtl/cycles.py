@@ -92,17 +92,27 @@ def packet_cycles(groups: list[dict], spike_words, out_shape, T: int, image: boo
     # once it is handed over (C_HAND after its dispatch) and row g-1 is drained
     wdrain = (T if image else 1) * W
     need = regmap.row_need(groups, steps, H, len(sw) if image else groups[0]["tstride"])
-    e, de1, de2, wait = 0, None, None, 0
+    # row prefetch: a row whose wait conditions already hold in the last dispatch cycle
+    # of the row before it (same step, both rows scan something) starts right after it,
+    # its first word read in that cycle; otherwise ROW_PRE costs C_ROW once they hold
+    e, de1, de2, wait, hidden = 0, None, None, 0, 0
     for t in range(steps):
         e += timing.C_STEP
+        prev = 0
         for oy in range(H):
-            s = e if de2 is None else max(e, de2)
-            wait += max(0, int(need[t, oy]) - s)
-            e = max(s, int(need[t, oy])) + timing.C_ROW + d[t][oy]
+            # the first cycle both conditions hold (row g-2 drained, its input in)
+            ready = int(need[t, oy]) if de2 is None else max(de2, int(need[t, oy]))
+            if prev and d[t][oy] and ready <= e - 1:
+                e, hidden = e + d[t][oy], hidden + 1
+            else:
+                s = e if de2 is None else max(e, de2)
+                wait += max(0, ready - s)
+                e = max(s, ready) + timing.C_ROW + d[t][oy]
+            prev = d[t][oy]
             hand = e + timing.C_HAND     # the row's last accumulates land first
             de2, de1 = de1, (hand if de1 is None else max(hand, de1)) + wdrain
     clock = de1
     out = out_beats if integrator else timing.C_OUT_TAIL
     total = timing.C_LAUNCH + header_beats + loads + clock + out
     return {"total": total, "header": header_beats, "dispatch": disp, "span": clock,
-            "input_wait": wait, "loads": loads, "out": out}
+            "input_wait": wait, "loads": loads, "out": out, "rows_prefetched": hidden}

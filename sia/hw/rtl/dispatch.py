@@ -93,7 +93,7 @@ class Dispatch(wiring.Component):
         tbase = Array(Signal(AW, name=f"tbase{g}") for g in range(G))
         rowaddr = Array(Signal(AW, name=f"rowaddr{g}") for g in range(G))
         rlo = Array(Signal(9, name=f"rlo{g}") for g in range(G))
-        hi = Array(Signal(12, name=f"hi{g}") for g in range(G))
+        rhi = Array(Signal(12, name=f"hi{g}") for g in range(G))
         dbase = Array(Signal(16, name=f"dbase{g}") for g in range(G))
         # ---- current scan position
         cg = Signal(range(G))
@@ -131,19 +131,23 @@ class Dispatch(wiring.Component):
                 nb = Mux(self.t_first, getattr(self, f"g{g}_base"),
                          tbase[g] + getattr(self, f"g{g}_tstride"))
                 m.d.sync += [tbase[g].eq(nb), rowaddr[g].eq(nb), rlo[g].eq(0),
-                             hi[g].eq(getattr(self, f"g{g}_reach")),
+                             rhi[g].eq(getattr(self, f"g{g}_reach")),
                              dbase[g].eq(getattr(self, f"g{g}_wrow"))]
 
         # ---- row start: which groups have rows scheduled before this output row
+        # (row prefetch: the row may start in the last dispatch cycle of the row before
+        # it, while its last group saves its state; that group's state is forwarded)
+        gdone = Signal()      # the current group's last unit issues this cycle
+        rlo_f = Array(Mux(gdone & (cg == g), r + 1, rlo[g]) for g in range(G))
         ne = Signal(G)
         rends = []
         for g in range(G):
             hp = getattr(self, f"g{g}_hp")
             re = Signal(9, name=f"rend{g}")
-            m.d.comb += re.eq(Mux(hi[g] < hp, hi[g], hp))
+            m.d.comb += re.eq(Mux(rhi[g] < hp, rhi[g], hp))
             rends.append(re)
             # a drain group (identity in the drain) is added by the aggregation core
-            m.d.comb += ne[g].eq((g < self.ngroups) & (rlo[g] < re) & ~getattr(self, f"g{g}_drain"))
+            m.d.comb += ne[g].eq((g < self.ngroups) & (rlo_f[g] < re) & ~getattr(self, f"g{g}_drain"))
         rends = Array(rends)
         m.d.comb += self.row_nonempty.eq(ne.any())
 
@@ -164,7 +168,7 @@ class Dispatch(wiring.Component):
         def run_pairs(g):     # the first unit of a run of group g pairs two words
             return ~self.image & ~((self.f("nw")[g] == 1) & (self.f("pool")[g] == 1))
 
-        def load_group(g, rend_of):
+        def load_group(g, rend_of, rowaddr=rowaddr, rlo=rlo, dbase=dbase):
             m.d.sync += pair_r.eq(run_pairs(g))
             m.d.sync += [cg.eq(g), r.eq(rlo[g]), x.eq(0), i.eq(0), j.eq(0), w.eq(0),
                          addr.eq(rowaddr[g]), xaddr.eq(rowaddr[g]), iaddr.eq(rowaddr[g]),
@@ -173,19 +177,6 @@ class Dispatch(wiring.Component):
         sb_addr = Signal(AW)
         sb_en = Signal()
         m.d.comb += [self.sb_addr.eq(sb_addr), self.sb_en.eq(sb_en)]
-
-        with m.If(self.row_start):
-            m.d.sync += nonempty.eq(ne)
-            m.d.sync += rel.eq(rel + Mux(lastg["stride"] == 2, lastg["prow_stride"] << 1,
-                                         lastg["prow_stride"]))
-            for g in range(G):
-                m.d.sync += [hi[g].eq(hi[g] + getattr(self, f"g{g}_stride")),
-                             rend_r[g].eq(rends[g])]
-            with m.If(ne.any()):
-                g0 = first_of(ne)
-                load_group(g0, rends)
-                m.d.comb += [sb_addr.eq(rowaddr[g0]), sb_en.eq(1)]
-                m.d.sync += [active.eq(1), fresh.eq(1)]
 
         # ---- word scan and event extraction (S0)
         image = self.image
@@ -472,4 +463,24 @@ class Dispatch(wiring.Component):
                         m.d.comb += [sb_addr.eq(rowaddr[g1]), sb_en.eq(1)]
                     with m.Else():
                         m.d.sync += [active.eq(0), fresh.eq(0)]
+        m.d.comb += gdone.eq(active & last & run_end & end_i & end_x & end_r)
+        rowaddr_f = Array(Mux(gdone & (cg == g), raddr + cur["prow_stride"], rowaddr[g])
+                          for g in range(G))
+        dbase_f = Array(Mux(gdone & (cg == g), db + cur["pos_rstride"], dbase[g])
+                        for g in range(G))
+
+        # ---- row start (after the scan: in a prefetch cycle its loads win over the
+        # finished row's last-unit updates)
+        with m.If(self.row_start):
+            m.d.sync += nonempty.eq(ne)
+            m.d.sync += rel.eq(rel + Mux(lastg["stride"] == 2, lastg["prow_stride"] << 1,
+                                         lastg["prow_stride"]))
+            for g in range(G):
+                m.d.sync += [rhi[g].eq(rhi[g] + getattr(self, f"g{g}_stride")),
+                             rend_r[g].eq(rends[g])]
+            with m.If(ne.any()):
+                g0 = first_of(ne)
+                load_group(g0, rends, rowaddr_f, rlo_f, dbase_f)
+                m.d.comb += [sb_addr.eq(rowaddr_f[g0]), sb_en.eq(1)]
+                m.d.sync += [active.eq(1), fresh.eq(1)]
         return m

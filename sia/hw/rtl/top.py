@@ -1,5 +1,5 @@
 """SIA top level: packet loaders, controller FSM (timesteps x output rows x
-{prefetch, dispatch, flush, drain}), PE array, aggregation core, output streamer,
+{row prelude or prefetch, dispatch}, drain beside it), PE array, aggregation core, output streamer,
 AXI4-Lite registers. Ports: clk/rst, s_axil_* (AXI4-Lite), s_axis_* (tile packet in),
 m_axis_* (output packet), irq_done.
 """
@@ -461,6 +461,13 @@ class SIATop(wiring.Component):
             with m.State("DISPATCH"):
                 with m.If(disp.row_last):
                     row_done()
+                    # row prefetch: the next row of the step starts right away (its first
+                    # word read in this cycle) if it scans something and its ROW_PRE
+                    # conditions hold already (gd + hand: this row's hand is not counted)
+                    with m.If((oy != L["h_out"] - 1) & (dg >= gd + hand) &
+                              (bcnt >= disp.row_need) & disp.row_nonempty):
+                        m.d.comb += disp.row_start.eq(1)
+                        m.next = "DISPATCH"
                 with m.If(regs.soft_reset):
                     m.next = "IDLE"
             with m.State("DWAIT"):   # every row dispatched; the drain finishes
