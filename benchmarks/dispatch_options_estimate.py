@@ -9,8 +9,6 @@ alone or together.
   instead of the sum over its units of max(1, ceil(n / E)) (each unit is still read in
   a cycle of its own). The RTL would need the next unit's words in the extraction chain
   beside the current unit's leftover.
-- `--row-prefetch`: the first spike word of the next output row is fetched during the
-  current row's last dispatch cycle, so the per-row constant C_ROW costs nothing.
 - `--skip-empty`: units without events cost no cycle (the dispatcher would look ahead
   at the popcounts the loader already stores beside each word); pooled positions under
   `--pool-carry` keep their unit floor.
@@ -19,8 +17,8 @@ The projection runs the model as built and with the option(s) (same spikes: pred
 asserted equal) and reports both runs' cycles and GOPS/PE; the build flags
 (--phase-pairs, --identity-drain) hold for both. A projection, labelled so.
 
-    python benchmarks/dispatch_options_estimate.py PROGRAM [--pool-carry] [--row-prefetch]
-        [--skip-empty] [--images 64] [--batch 64] [--pes 16] [--events 2] [--phase-pairs] [--identity-drain]
+    python benchmarks/dispatch_options_estimate.py PROGRAM [--pool-carry] [--skip-empty]
+        [--images 64] [--batch 64] [--pes 16] [--events 2] [--phase-pairs] [--identity-drain]
         [--config CFG.json] [--data-dir D] [--out FILE.json]
 """
 
@@ -31,7 +29,6 @@ import numpy as np
 import torch
 
 from sia import SiaError, run_main
-from sia.hw import timing
 from sia.hw.model import projection, report
 from sia.hw.model import run as model_run
 from sia.hw.model import schedule as S
@@ -79,16 +76,14 @@ def carried_row_dispatch(syn, words, h_out, E, planes=None, phase=False):
     return cum[..., ends[1:]] - cum[..., ends[:-1]]
 
 
-OPTIONS = ("pool_carry", "row_prefetch", "skip_empty")
+OPTIONS = ("pool_carry", "skip_empty")   # (row prefetch: built in session 14)
 
 
 @contextmanager
-def options(pool_carry=False, row_prefetch=False, skip_empty=False):
+def options(pool_carry=False, skip_empty=False):
     with ExitStack() as stack:
         if pool_carry:
             stack.enter_context(mock.patch.object(S, "row_dispatch", carried_row_dispatch))
-        if row_prefetch:
-            stack.enter_context(mock.patch.object(timing, "C_ROW", 0))
         if skip_empty:
             stack.enter_context(mock.patch.object(S, "unit_costs", skipping_unit_costs))
         if pool_carry or skip_empty:
