@@ -512,17 +512,22 @@ def test_dse_matches_direct_runs_and_writes(tmp_path, launch_images):
     assert json.loads(js.read_text()) == rows and png.stat().st_size > 0
 
 
-def test_dse_sweeps_phase_pairs():
-    p = random_program(4)            # holds a stride-2 3x3 conv
+def test_dse_sweeps_build_options():
+    """dse.sweep over phase pairs and identity in the drain == run() on each build."""
+    p = random_program(4)            # holds a stride-2 3x3 conv and an identity group
+    assert any(regmap.drain_group(layer, SIAConfig(identity_drain=True)) is not None
+               for layer in p.layers)
     imgs = _images(p, 2, 0)
     rows = dse.sweep(p, imgs, pes=(4,), events=(2,), timesteps=(2,), weight_bits=(8,),
-                     batches=(2,), phase_pairs=(False, True))
-    assert [q["phase_pairs"] for q in rows] == [False, True]
+                     batches=(2,), phase_pairs=(False, True), identity_drain=(False, True))
+    assert [(q["phase_pairs"], q["identity_drain"]) for q in rows] == [
+        (False, False), (False, True), (True, False), (True, True)]
     for q in rows:
-        cfg = SIAConfig(pes=4, phase_pairs=q["phase_pairs"])
+        cfg = SIAConfig(pes=4, phase_pairs=q["phase_pairs"], identity_drain=q["identity_drain"])
         s = report.summarize(run(p, imgs, T=2, config=cfg, weight_batch=2))
         assert q["latency_cycles"] == pytest.approx(s["latency_cycles"]["mean"])
         assert q["gops_per_pe_ceiling"] == pytest.approx(s["gops_per_pe_ceiling"])
+    assert rows[2]["latency_cycles"] < rows[0]["latency_cycles"]
     assert rows[1]["latency_cycles"] < rows[0]["latency_cycles"]
 
 

@@ -94,6 +94,9 @@ def register(app: typer.Typer):
         phase_pairs: str = typer.Option(None, "--phase-pairs",
                                         help="phase pairs to sweep: off, on or off,on "
                                              "(default: the config's)"),
+        identity_drain: str = typer.Option(None, "--identity-drain",
+                                           help="identity in the drain to sweep: off, on or "
+                                                "off,on (default: the config's)"),
         out: Path = typer.Option(None, "--out", help="directory for sia_dse.json + PNG"),
     ):
         """Sweep PE count, events per cycle, T and weight bits: table + plot."""
@@ -108,15 +111,19 @@ def register(app: typer.Typer):
         _, images, _ = program_test_set(prog, data, data_dir, limit)
         if any(b < 1 for b in ints(batch)):
             raise SiaError(f"--batch values must be >= 1, got {batch}")
-        phases = None
-        if phase_pairs is not None:
-            words = phase_pairs.split(",")
+        def switches(flag, value):   # "off", "on" or "off,on" -> the values to sweep
+            if value is None:
+                return None
+            words = value.split(",")
             if not set(words) <= {"off", "on"}:
-                raise SiaError(f"--phase-pairs takes off, on or off,on, got {phase_pairs!r}")
-            phases = tuple(w == "on" for w in words)
+                raise SiaError(f"{flag} takes off, on or off,on, got {value!r}")
+            return tuple(w == "on" for w in words)
+
         rows = dse.sweep(prog, images, ints(pes), ints(events), ints(timesteps), ints(weight_bits),
                          base=_config(config, None, None, None), progress=False,
-                         batches=ints(batch), launch_images=launch_images, phase_pairs=phases)
+                         batches=ints(batch), launch_images=launch_images,
+                         phase_pairs=switches("--phase-pairs", phase_pairs),
+                         identity_drain=switches("--identity-drain", identity_drain))
         _print_table(dse.TABLE_HEADER, dse.table_rows(rows))
         print("* projection for an option the RTL lacks: all streams hidden behind compute")
         if out:

@@ -101,10 +101,13 @@ def point(program: Program, r: ModelResult, cfg: SIAConfig, weight_batch: int = 
 
 def sweep(program: Program, images, pes=(16, 32, 64, 128), events=(1, 2), timesteps=(4, 8, 16),
           weight_bits=(8, 16), base: SIAConfig | None = None, progress: bool = False,
-          batches=(1,), launch_images: int = 1, phase_pairs=None) -> list[dict]:
-    """phase_pairs: the values of SIAConfig.phase_pairs to sweep (default: the base's)."""
+          batches=(1,), launch_images: int = 1, phase_pairs=None,
+          identity_drain=None) -> list[dict]:
+    """phase_pairs, identity_drain: the values of those SIAConfig build options to sweep
+    (default: the base's)."""
     base = base or SIAConfig()
     phases = (base.phase_pairs,) if phase_pairs is None else tuple(phase_pairs)
+    drains = (base.identity_drain,) if identity_drain is None else tuple(identity_drain)
     Ts = [T for T in timesteps if T <= min(program.t_max, base.max_timesteps)]
     if not Ts:
         raise SiaError(f"no T in {list(timesteps)} within the program's t_max={program.t_max}")
@@ -120,10 +123,12 @@ def sweep(program: Program, images, pes=(16, 32, 64, 128), events=(1, 2), timest
             for E in events:
                 for wb in weight_bits:
                     for ph in phases:
-                        cfg = dataclasses.replace(base, pes=P, events_per_cycle=E, weight_bits=wb,
-                                                  phase_pairs=ph)
-                        for b in batches:
-                            rows.append(point(program, r, cfg, b, launch_images))
+                        for idr in drains:
+                            cfg = dataclasses.replace(base, pes=P, events_per_cycle=E,
+                                                      weight_bits=wb, phase_pairs=ph,
+                                                      identity_drain=idr)
+                            for b in batches:
+                                rows.append(point(program, r, cfg, b, launch_images))
     return rows
 
 
@@ -141,16 +146,18 @@ def write(rows: list[dict], out_dir, stem: str = "sia_dse") -> tuple[Path, Path]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
     for T in sorted({r["timesteps"] for r in ok}):
         for E in sorted({r["events_per_cycle"] for r in ok}):
-            for ph in sorted({r["phase_pairs"] for r in ok}):
+            for ph, idr in sorted({(r["phase_pairs"], r["identity_drain"]) for r in ok}):
                 pts = sorted((r["pes"], r["images_per_s"], r["gops_per_pe"]) for r in ok
                              if r["timesteps"] == T and r["events_per_cycle"] == E
                              and r["weight_bits"] == wb and r["weight_batch"] == bmax
-                             and r["phase_pairs"] == ph)
+                             and (r["phase_pairs"], r["identity_drain"]) == (ph, idr))
                 if pts:
                     p, ips, gpp = zip(*pts)
-                    lab = f"T={T}, E={E}" + (", phase pairs" if ph else "")
-                    a1.plot(p, ips, marker="o", linestyle="--" if ph else "-", label=lab)
-                    a2.plot(p, gpp, marker="o", linestyle="--" if ph else "-", label=lab)
+                    lab = (f"T={T}, E={E}" + (", phase pairs" if ph else "")
+                           + (", identity drain" if idr else ""))
+                    style = {"linestyle": "--" if ph else "-", "marker": "s" if idr else "o"}
+                    a1.plot(p, ips, label=lab, **style)
+                    a2.plot(p, gpp, label=lab, **style)
     for ax, lab in ((a1, "images/s"), (a2, "GOPS/PE (1 op = 1 accumulate)")):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("PEs")
@@ -165,7 +172,7 @@ def write(rows: list[dict], out_dir, stem: str = "sia_dse") -> tuple[Path, Path]
     return js, png
 
 
-TABLE_HEADER = ["P", "E", "T", "wbits", "phase", "batch", "cycles/img", "images/s", "GOPS(acc)", "GOPS/PE",
+TABLE_HEADER = ["P", "E", "T", "wbits", "phase", "id drain", "batch", "cycles/img", "images/s", "GOPS(acc)", "GOPS/PE",
                 "GOPS/PE ceiling", "util %", "GOPS/PE compute only*"]
 
 
@@ -173,7 +180,8 @@ def table_rows(rows: list[dict]) -> list[list[str]]:
     out = []
     for r in rows:
         head = [str(r["pes"]), str(r["events_per_cycle"]), str(r["timesteps"]), str(r["weight_bits"]),
-                "on" if r["phase_pairs"] else "off", str(r["weight_batch"])]
+                "on" if r["phase_pairs"] else "off", "on" if r["identity_drain"] else "off",
+                str(r["weight_batch"])]
         if not r["fits"]:
             out.append(head + ["does not fit", "", "", "", "", "", ""])
         else:
