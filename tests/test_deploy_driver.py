@@ -214,11 +214,13 @@ def test_model_backend_same_result(prog):
 def test_every_op_on_twin_bit_exact(pes, phase):
     """Strided, 1x1, multi-group, identity, pooled and dense groups (sia.hw.rtl.testprog),
     one tile and many tiles per layer; phase pairs (its stride-2 3x3 conv) with the
-    identity shortcut in the drain; the twin's CYCLES equal the model's."""
+    identity shortcut in the drain; with and without row prefetch; the twin's CYCLES
+    equal the model's."""
     testprog = pytest.importorskip("sia.hw.rtl.testprog")
     p = testprog.random_program(0)
     x = np.random.default_rng(0).integers(0, 256, (2, *p.input_shape)).astype(np.uint8)
-    cfg = SIAConfig(pes=pes, phase_pairs=phase, identity_drain=phase)
+    cfg = SIAConfig(pes=pes, phase_pairs=phase, identity_drain=phase,
+                    row_prefetch=pes == 64 or phase)
     r = run(p, x, "twin", cfg=cfg)
     assert same_result(r, run(p, x, "golden")) == []
     assert r.cycles == run(p, x, "model", cfg=cfg).cycles
@@ -251,6 +253,17 @@ def test_build_option_register_and_refusal(option, minor, layer):
     assert _device_launch(PythonSia(on), pk)[0] == 0
     if option == "identity_drain":
         assert _device_launch(PythonSia(on), _set_drain(pk, 1))[0] == 2
+
+
+def test_row_prefetch_register():
+    """PARAM_ROW_PREFETCH tells the driver which cycle formula the bitstream follows;
+    builds before interface 1.5 had no row prefetch."""
+    from sia.deploy.regmap_bridge import read_hw_config
+    for on in (False, True):
+        dev = PythonSia(SIAConfig(row_prefetch=on))
+        assert read_hw_config(dev.reg_read).row_prefetch is on
+    old = {REG["VERSION"]: 0x0001_0004}
+    assert not read_hw_config(lambda off: old.get(off, dev.reg_read(off))).row_prefetch
 
 
 def _device_launch(dev, beats):

@@ -39,11 +39,11 @@ def test_export_writes_verilog_and_json(tmp_path):
     assert set(meta["timing"]) == {"C_LAUNCH", "C_STEP", "C_ROW", "C_HAND", "C_OUT_TAIL"}
 
 
-@pytest.mark.parametrize("option", ["phase_pairs", "identity_drain"])
+@pytest.mark.parametrize("option", ["phase_pairs", "identity_drain", "row_prefetch"])
 def test_export_takes_the_build_flags_over_the_config_file(tmp_path, option):
-    """`sia rtl export|run` and `sia synth` take --phase-pairs/--no-phase-pairs and
-    --identity-drain/--no-identity-drain like `sia simulate`; absent, the config file's
-    value stands."""
+    """`sia rtl export|run` and `sia synth` take --phase-pairs, --identity-drain and
+    --row-prefetch (and their --no- forms) like `sia simulate`; absent, the config
+    file's value stands."""
     flag = "--" + option.replace("_", "-")
     cfg = tmp_path / "cfg.json"
     cfg.write_text(json.dumps({"pes": 2, option: True}))

@@ -9,11 +9,11 @@ from sia import SiaError
 
 def _config(path: Path | None, pes: int | None, events: int | None, clock: float | None,
             weight_bits: int | None = None, phase_pairs: bool | None = None,
-            identity_drain: bool | None = None):
+            identity_drain: bool | None = None, row_prefetch: bool | None = None):
     from sia.hw.params import SIAConfig
     return SIAConfig.load(path, pes=pes, events_per_cycle=events, clock_mhz=clock,
                           weight_bits=weight_bits, phase_pairs=phase_pairs,
-                          identity_drain=identity_drain)
+                          identity_drain=identity_drain, row_prefetch=row_prefetch)
 
 
 def _print_table(header, rows):
@@ -46,6 +46,9 @@ def register(app: typer.Typer):
         identity_drain: bool = typer.Option(None, "--identity-drain/--no-identity-drain",
                                             help="override identity_drain (identity shortcuts "
                                                  "added by the aggregation core while it drains)"),
+        row_prefetch: bool = typer.Option(None, "--row-prefetch/--no-row-prefetch",
+                                          help="override row_prefetch (a row starts in the last "
+                                               "dispatch cycle of the row before it when it can)"),
         synth: Path = typer.Option(None, "--synth-report",
                                    help="synth_report.json of `sia synth`: its DSP count for GOPS/DSP"),
         batch: int = typer.Option(1, "--batch", min=1,
@@ -61,7 +64,8 @@ def register(app: typer.Typer):
         from sia.program.resolve import resolve_program
 
         prog = resolve_program(program)
-        cfg = _config(config, pes, events, clock, weight_bits, phase_pairs, identity_drain)
+        cfg = _config(config, pes, events, clock, weight_bits, phase_pairs, identity_drain,
+                      row_prefetch)
         data, images, labels = program_test_set(prog, data, data_dir, limit)
         res = run(prog, images, labels, T=timesteps, config=cfg, progress=True, weight_batch=batch,
                   launch_images=launch_images)

@@ -29,6 +29,10 @@ class SIAConfig:
     phase_pairs: bool = False   # stride-2 3x3 convs take E events from each of two
                                 # horizontally adjacent positions per cycle (weight memory
                                 # split by tap column; docs/architecture.md, "Phase pairs")
+    row_prefetch: bool = True   # a row whose ROW_PRE conditions hold in the last dispatch
+                                # cycle of the row before it starts right after it (~200
+                                # LUT; off in configs/sia/xc7z020.json, where the E = 4
+                                # build would pass 60 % LUT and 19 LUT levels)
     identity_drain: bool = False  # a layer's identity shortcut is added by the aggregation
                                 # core while it drains (not dispatched as events; a copy
                                 # of the tile's spike slice beside the input buffer;
@@ -52,6 +56,7 @@ class SIAConfig:
             (self.clock_mhz > 0, "clock_mhz must be positive"),
             (isinstance(self.phase_pairs, bool), "phase_pairs must be true or false"),
             (isinstance(self.identity_drain, bool), "identity_drain must be true or false"),
+            (isinstance(self.row_prefetch, bool), "row_prefetch must be true or false"),
         ]
         for ok, msg in checks:
             if not ok:

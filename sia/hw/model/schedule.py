@@ -309,7 +309,8 @@ def loop_constant(program: Program, i: int, T: int) -> int:
 NEVER = -(1 << 40)
 
 
-def overlap(need: list[list[int]], d: torch.Tensor, wdrain: int) -> dict[str, torch.Tensor]:
+def overlap(need: list[list[int]], d: torch.Tensor, wdrain: int,
+            prefetch: bool = True) -> dict[str, torch.Tensor]:
     """The compute span of one launch (docs/architecture.md, "Cycle model"): the
     dispatcher runs timestep t's STEP, then each row g (ROW_PRE, dispatch d) once row
     g-2 is drained (4 psum slots) and need[t][oy] input beats are in; the aggregation
@@ -319,7 +320,7 @@ def overlap(need: list[list[int]], d: torch.Tensor, wdrain: int) -> dict[str, to
     only) and per_t [T', B] (span per timestep without the waits; the last holds the
     final drain) and prefetched [B] (rows whose ROW_PRE was hidden: a row whose
     conditions already hold in the last dispatch cycle of the row before it, same
-    step, both scanning something, starts right after it)."""
+    step, both scanning something, starts right after it; builds with row_prefetch)."""
     steps, rows = d.shape[:2]
     e = torch.zeros(d.shape[2:], dtype=torch.int64)
     de1 = torch.full_like(e, NEVER)
@@ -333,7 +334,7 @@ def overlap(need: list[list[int]], d: torch.Tensor, wdrain: int) -> dict[str, to
         prev = torch.zeros_like(e, dtype=torch.bool)
         for oy in range(rows):
             dd = d[t, oy]
-            pre = prev & (dd > 0) & (torch.clamp(de2, min=need[t][oy]) <= e - 1)
+            pre = prev & (dd > 0) & (torch.clamp(de2, min=need[t][oy]) <= e - 1) & prefetch
             s = torch.maximum(e, de2)
             w = torch.where(pre, 0, torch.clamp(need[t][oy] - s, min=0))
             wt = wt + w

@@ -255,14 +255,16 @@ def _run_rows(prog, layer, lc, srcs, t, drain_steps, out_s, out_v) -> list[int]:
     return per_row
 
 
-def _timeline(need: list[list[int]], rows: list[list[int]], wdrain: int) -> tuple[int, int, int]:
+def _timeline(need: list[list[int]], rows: list[list[int]], wdrain: int,
+              prefetch: bool = True) -> tuple[int, int, int]:
     """The two engines of a launch stepped one cycle at a time (the model's closed
     form, schedule.overlap, is checked against this): the dispatcher walks STEP, then
     per row ROW_PRE (waits until the row two back is drained - 4 psum slots - and
     need[t][oy] input beats are in: one beat per cycle from cycle 0) and the row's
     dispatch cycles; the row is handed over C_HAND cycles after its last dispatch
     cycle and the aggregation core drains a handed-over row in wdrain cycles.
-    Counters written in a cycle are seen the next one. Row prefetch: in a row's last
+    Counters written in a cycle are seen the next one. Row prefetch (builds with
+    row_prefetch): in a row's last
     dispatch cycle the next row of the same step checks its conditions; if they hold and
     both rows scan something it starts the next cycle (its ROW_PRE hidden). Returns
     (span: cycles until the last row is drained, cycles ROW_PRE waited for input only,
@@ -295,7 +297,7 @@ def _timeline(need: list[list[int]], rows: list[list[int]], wdrain: int) -> tupl
                     state = "DONE"
                 elif flat[g][0] != t:
                     state, t = "STEP", flat[g][0]
-                elif (flat[g - 1][2] and flat[g][2] and seen_drained + 1 >= g
+                elif (prefetch and flat[g - 1][2] and flat[g][2] and seen_drained + 1 >= g
                       and cycle >= need[t][flat[g][1]]):
                     state, left, prefetched = "BUSY_ROW", flat[g][2], prefetched + 1
                 else:
@@ -335,7 +337,7 @@ def trace(program: Program, image, T: int | None = None,
                     rows.append(_run_rows(program, layer, lc, outs, t, [t], out_s, out_v))
             # timing: the dispatcher and the aggregation core run side by side
             span, waits, pre = _timeline(S.stream_need(program, i, config, T, k), rows,
-                                         S.drain_cycles(layer, T))
+                                         S.drain_cycles(layer, T), config.row_prefetch)
             loops = len(rows) * (timing.C_STEP + H * timing.C_ROW) - pre * timing.C_ROW
             lc.cyc["stall"] += loops
             lc.cyc["stream_in"] += waits

@@ -43,16 +43,18 @@ def launch_cycles(program: Program, li: int, tile: int, inputs: dict, cfg: SIACo
     sw = packet[info.header_beats + info.weight_beats + info.neuron_beats:]
     r = packet_cycles(groups, sw, info.out_shape, k * T, info.image, info.kind == "integrator",
                       cfg.events_per_cycle, info.header_beats,
-                      0 if keep else info.weight_beats + info.neuron_beats, info.out_beats)
+                      0 if keep else info.weight_beats + info.neuron_beats, info.out_beats,
+                      cfg.row_prefetch)
     return r if detail else r["total"]
 
 
 def packet_cycles(groups: list[dict], spike_words, out_shape, T: int, image: bool,
                   integrator: bool, E: int, header_beats: int, loads: int,
-                  out_beats: int) -> dict:
+                  out_beats: int, prefetch: bool = True) -> dict:
     """The formula from what a tile packet carries (group descriptors, input-map words,
     header fields): what the RTL's CYCLES register shows for it. loads = the weight +
-    neuron-parameter beats the packet holds (0 for keep); out_beats = output packet."""
+    neuron-parameter beats the packet holds (0 for keep); out_beats = output packet;
+    prefetch = the build's row_prefetch."""
     sw = np.asarray(spike_words, dtype=np.uint64)
     # image words are issued one at a time; spike words two at a time (word pairs)
     per_word = word_costs(sw, E, image) if image else _bits(sw).sum((1, 2)).astype(np.int64)
@@ -102,7 +104,7 @@ def packet_cycles(groups: list[dict], spike_words, out_shape, T: int, image: boo
         for oy in range(H):
             # the first cycle both conditions hold (row g-2 drained, its input in)
             ready = int(need[t, oy]) if de2 is None else max(de2, int(need[t, oy]))
-            if prev and d[t][oy] and ready <= e - 1:
+            if prefetch and prev and d[t][oy] and ready <= e - 1:
                 e, hidden = e + d[t][oy], hidden + 1
             else:
                 s = e if de2 is None else max(e, de2)

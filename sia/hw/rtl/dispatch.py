@@ -463,7 +463,8 @@ class Dispatch(wiring.Component):
                         m.d.comb += [sb_addr.eq(rowaddr[g1]), sb_en.eq(1)]
                     with m.Else():
                         m.d.sync += [active.eq(0), fresh.eq(0)]
-        m.d.comb += gdone.eq(active & last & run_end & end_i & end_x & end_r)
+        if self.cfg.row_prefetch:   # (without it a row never starts in a dispatch cycle)
+            m.d.comb += gdone.eq(active & last & run_end & end_i & end_x & end_r)
         rowaddr_f = Array(Mux(gdone & (cg == g), raddr + cur["prow_stride"], rowaddr[g])
                           for g in range(G))
         dbase_f = Array(Mux(gdone & (cg == g), db + cur["pos_rstride"], dbase[g])

@@ -464,10 +464,11 @@ class SIATop(wiring.Component):
                     # row prefetch: the next row of the step starts right away (its first
                     # word read in this cycle) if it scans something and its ROW_PRE
                     # conditions hold already (gd + hand: this row's hand is not counted)
-                    with m.If((oy != L["h_out"] - 1) & (dg >= gd + hand) &
-                              (bcnt >= disp.row_need) & disp.row_nonempty):
-                        m.d.comb += disp.row_start.eq(1)
-                        m.next = "DISPATCH"
+                    if cfg.row_prefetch:
+                        with m.If((oy != L["h_out"] - 1) & (dg >= gd + hand) &
+                                  (bcnt >= disp.row_need) & disp.row_nonempty):
+                            m.d.comb += disp.row_start.eq(1)
+                            m.next = "DISPATCH"
                 with m.If(regs.soft_reset):
                     m.next = "IDLE"
             with m.State("DWAIT"):   # every row dispatched; the drain finishes
