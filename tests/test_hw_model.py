@@ -60,11 +60,13 @@ def _check_trace(p: Program, img: torch.Tensor, cfg: SIAConfig):
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2 ** 31 - 1), pes=st.sampled_from([4, 64]), E=st.sampled_from([1, 2, 4]),
-       phase=st.booleans(), drain=st.booleans(), prefetch=st.booleans())
-def test_random_programs_trace_golden_fast(seed, pes, E, phase, drain, prefetch):
+       phase=st.booleans(), drain=st.booleans(), prefetch=st.booleans(),
+       slots=st.sampled_from([4, 8]))
+def test_random_programs_trace_golden_fast(seed, pes, E, phase, drain, prefetch, slots):
     p = random_program(seed, max_hw=8, max_channels=6, timesteps=3)
     _check_trace(p, _images(p, 1, seed), SIAConfig(pes=pes, events_per_cycle=E, phase_pairs=phase,
-                                                   identity_drain=drain, row_prefetch=prefetch))
+                                                   identity_drain=drain, row_prefetch=prefetch,
+                                                   psum_slots=slots))
 
 
 # seeds of sia.program.random (max_hw=8, max_channels=6) whose programs hold a phase pair
@@ -406,7 +408,9 @@ def test_launch_cycles_match_the_rtl_reference_formula():
                     SIAConfig(pes=4, events_per_cycle=2, phase_pairs=True),
                     SIAConfig(pes=4, events_per_cycle=2, phase_pairs=True, identity_drain=True),
                     SIAConfig(pes=8, events_per_cycle=1, identity_drain=True),
-                    SIAConfig(pes=4, events_per_cycle=2, row_prefetch=False)):
+                    SIAConfig(pes=4, events_per_cycle=2, row_prefetch=False),
+                    SIAConfig(pes=4, events_per_cycle=2, phase_pairs=True, identity_drain=True,
+                              psum_slots=8)):
             for i, layer in enumerate(p.layers):
                 for k in range(S.tiles(layer, cfg)):
                     ours = launch_cycles(p, i, k, {s.source: torch.from_numpy(ins[s.source])
@@ -589,9 +593,9 @@ def test_input_streams_in_while_computing():
 
 @settings(max_examples=60, deadline=None)
 @given(st.integers(1, 4), st.integers(1, 5), st.integers(1, 6), st.integers(0, 40),
-       st.integers(0, 2 ** 31 - 1), st.booleans())
+       st.integers(0, 2 ** 31 - 1), st.booleans(), st.sampled_from([4, 8]))
 def test_overlap_recurrence_equals_cycle_stepped_engines(steps, rows, wdrain, need_step, seed,
-                                                         prefetch):
+                                                         prefetch, slots):
     """schedule.overlap (closed form, vectorised) == trace._timeline (the two engines
     stepped one cycle at a time) for random row dispatch costs, drain lengths and
     input arrival: span, input waits and prefetched rows (which do happen)."""
@@ -600,9 +604,9 @@ def test_overlap_recurrence_equals_cycle_stepped_engines(steps, rows, wdrain, ne
     d = rng.integers(0, 12, size=(steps, rows, 3))          # 3 images
     need = np.cumsum(rng.integers(0, need_step + 1, size=(steps, rows)), axis=None)
     need = need.reshape(steps, rows).tolist()               # beats row (t, oy) waits for
-    o = S.overlap(need, torch.from_numpy(d), wdrain, prefetch)
+    o = S.overlap(need, torch.from_numpy(d), wdrain, prefetch, slots)
     for b in range(3):
-        span, waits, pre = _timeline(need, d[:, :, b].tolist(), wdrain, prefetch)
+        span, waits, pre = _timeline(need, d[:, :, b].tolist(), wdrain, prefetch, slots)
         assert prefetch or pre == 0
         assert (int(o["span"][b]), int(o["wait"][b]), int(o["prefetched"][b])) == (span, waits, pre)
         assert int(o["per_t"][:, b].sum()) == span - waits

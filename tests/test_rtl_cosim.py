@@ -219,10 +219,10 @@ def test_packed_launches(built):
 
 def _phase_cfg(E):   # one phase-pair build per E serves every phase test (2 Verilator builds;
     # the E = 4 one also adds identity shortcuts in the drain, E = 2 dispatches them and
-    # has no row prefetch, like configs/sia/xc7z020.json)
+    # has no row prefetch, like configs/sia/xc7z020.json; E = 4 has 8 psum row slots)
     return SIAConfig(pes=4, events_per_cycle=E, max_width=8, max_height=8, max_channels_in=1024,
                      max_timesteps=4, buffer_timesteps=16, phase_pairs=True,
-                     identity_drain=E == 4, row_prefetch=E == 4)
+                     identity_drain=E == 4, row_prefetch=E == 4, psum_slots=8 if E == 4 else 4)
 
 
 def test_identity_drain_bit_and_cycle_exact():

@@ -178,6 +178,7 @@ def read_hw_config(read) -> SIAConfig:
         vals["phase_pairs"] = 0
     if ver & 0xFFFF < 5:   # ... before 1.5 no identity in the drain, no row prefetch
         vals["identity_drain"] = vals["row_prefetch"] = 0
+        vals["psum_slots"] = 4
     fields = SIAConfig.__dataclass_fields__
     kw = {n: v for n, v in vals.items() if n in fields}
     kw["clock_mhz"] = vals["clock_khz"] / 1000.0

@@ -85,7 +85,8 @@ VERSION = 0x0001_0005          # major.minor = 1.5 (1.1: resident-weight launche
                                # narrow weight streams, `wnarrow`; 1.4: phase pairs, group
                                # field `phase`, PARAM_PHASE_PAIRS; 1.5: identity in the
                                # drain, group field `drain`, PARAM_IDENTITY_DRAIN; row
-                               # prefetch, PARAM_ROW_PREFETCH: CYCLES only)
+                               # prefetch, PARAM_ROW_PREFETCH, and PARAM_PSUM_SLOTS: CYCLES
+                               # only)
 HDR_MAGIC = 0x51A              # first 12 bits of every tile packet
 MAX_GROUPS = 4
 OPS = {"conv": 0, "dense": 1, "identity": 2}
@@ -116,7 +117,8 @@ PARAMS_BASE = 0x40
 PARAM_NAMES = ["pes", "events_per_cycle", "taps", "weight_bits", "acc_bits", "v_bits",
                "max_channels_in", "max_width", "max_height", "max_timesteps", "stream_bits",
                "clock_khz", "max_groups", "in_buffer_beats", "out_buffer_beats",
-               "membrane_positions", "phase_pairs", "identity_drain", "row_prefetch"]
+               "membrane_positions", "phase_pairs", "identity_drain", "row_prefetch",
+               "psum_slots"]
 for _i, _n in enumerate(PARAM_NAMES):
     REGISTERS[f"PARAM_{_n.upper()}"] = (PARAMS_BASE + 4 * _i, "ro", f"SIAConfig / build: {_n}")
 

@@ -157,7 +157,7 @@ def packed_overlap(program: Program, i: int, config: SIAConfig, T: int, tile: in
         idx = torch.tensor([s for s, size in groups if size == m])[:, None] + torch.arange(m)
         x = d[:, idx, :].permute(2, 0, 3, 1).reshape(m * steps, rows, idx.shape[0])
         o = S.overlap(S.stream_need(program, i, config, m * T, tile), x, wdrain,
-                      config.row_prefetch)
+                      config.row_prefetch, config.psum_slots)
         span[idx] = (o["span"].double() / m)[:, None]
         wait[idx] = (o["wait"].double() / m)[:, None]
         pre[idx] = (o["prefetched"].double() * timing.C_ROW / m)[:, None]
@@ -379,7 +379,8 @@ def launch_cycles(program: Program, layer_index: int, tile: int, inputs,
         phases["dispatch_empty"] += int(d["dispatch_empty"].sum())
         steps = steps + rows
     o = S.overlap(S.stream_need(program, layer_index, config, steps_total, tile),
-                  steps.permute(0, 2, 1), S.drain_cycles(layer, T), config.row_prefetch)
+                  steps.permute(0, 2, 1), S.drain_cycles(layer, T), config.row_prefetch,
+                  config.psum_slots)
     hidden = int(o["prefetched"][0]) * timing.C_ROW    # ROW_PRE cycles row prefetch saved
     phases["stream_in"] += int(o["wait"][0])
     phases["stall"] -= hidden

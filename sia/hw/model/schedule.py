@@ -310,7 +310,7 @@ NEVER = -(1 << 40)
 
 
 def overlap(need: list[list[int]], d: torch.Tensor, wdrain: int,
-            prefetch: bool = True) -> dict[str, torch.Tensor]:
+            prefetch: bool = True, slots: int = 4) -> dict[str, torch.Tensor]:
     """The compute span of one launch (docs/architecture.md, "Cycle model"): the
     dispatcher runs timestep t's STEP, then each row g (ROW_PRE, dispatch d) once row
     g-2 is drained (4 psum slots) and need[t][oy] input beats are in; the aggregation
@@ -320,11 +320,11 @@ def overlap(need: list[list[int]], d: torch.Tensor, wdrain: int,
     only) and per_t [T', B] (span per timestep without the waits; the last holds the
     final drain) and prefetched [B] (rows whose ROW_PRE was hidden: a row whose
     conditions already hold in the last dispatch cycle of the row before it, same
-    step, both scanning something, starts right after it; builds with row_prefetch)."""
+    step, both scanning something, starts right after it; builds with row_prefetch).
+    slots: psum row slots; a row waits for row g - (slots - 2) drained."""
     steps, rows = d.shape[:2]
     e = torch.zeros(d.shape[2:], dtype=torch.int64)
-    de1 = torch.full_like(e, NEVER)
-    de2 = torch.full_like(e, NEVER)
+    des = [torch.full_like(e, NEVER) for _ in range(slots - 2)]   # rows g-1 .. g-K drained
     wait = torch.zeros_like(e)
     prefetched = torch.zeros_like(e)
     per_t = torch.zeros(d.shape[0], *d.shape[2:], dtype=torch.int64)
@@ -333,7 +333,7 @@ def overlap(need: list[list[int]], d: torch.Tensor, wdrain: int,
         e = e + timing.C_STEP
         prev = torch.zeros_like(e, dtype=torch.bool)
         for oy in range(rows):
-            dd = d[t, oy]
+            dd, de2 = d[t, oy], des[-1]
             pre = prev & (dd > 0) & (torch.clamp(de2, min=need[t][oy]) <= e - 1) & prefetch
             s = torch.maximum(e, de2)
             w = torch.where(pre, 0, torch.clamp(need[t][oy] - s, min=0))
@@ -341,11 +341,11 @@ def overlap(need: list[list[int]], d: torch.Tensor, wdrain: int,
             e = torch.where(pre, e + dd, s + w + timing.C_ROW + dd)
             prefetched = prefetched + pre
             prev = dd > 0
-            de2, de1 = de1, torch.maximum(e + timing.C_HAND, de1) + wdrain
+            des = [torch.maximum(e + timing.C_HAND, des[0]) + wdrain] + des[:-1]
         wait = wait + wt
         per_t[t] = e - t0 - wt
-    per_t[-1] += de1 - e
-    return {"span": de1, "wait": wait, "per_t": per_t, "prefetched": prefetched}
+    per_t[-1] += des[0] - e
+    return {"span": des[0], "wait": wait, "per_t": per_t, "prefetched": prefetched}
 
 
 def static_phases(program: Program, i: int, config: SIAConfig, T: int,

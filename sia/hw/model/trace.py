@@ -256,7 +256,7 @@ def _run_rows(prog, layer, lc, srcs, t, drain_steps, out_s, out_v) -> list[int]:
 
 
 def _timeline(need: list[list[int]], rows: list[list[int]], wdrain: int,
-              prefetch: bool = True) -> tuple[int, int, int]:
+              prefetch: bool = True, slots: int = 4) -> tuple[int, int, int]:
     """The two engines of a launch stepped one cycle at a time (the model's closed
     form, schedule.overlap, is checked against this): the dispatcher walks STEP, then
     per row ROW_PRE (waits until the row two back is drained - 4 psum slots - and
@@ -281,7 +281,7 @@ def _timeline(need: list[list[int]], rows: list[list[int]], wdrain: int,
         if state == "STEP":
             state, left = "BUSY_STEP", timing.C_STEP
         elif state == "ROW_PRE":
-            if seen_drained + 1 >= g:       # row g-2 drained: its psum slot is free
+            if seen_drained + slots - 3 >= g:   # row g-(slots-2) drained: its slot is free
                 if cycle >= need[t][flat[g][1]]:
                     state, left = "BUSY_ROW", flat[g][2] + timing.C_ROW
                 else:
@@ -297,7 +297,7 @@ def _timeline(need: list[list[int]], rows: list[list[int]], wdrain: int,
                     state = "DONE"
                 elif flat[g][0] != t:
                     state, t = "STEP", flat[g][0]
-                elif (prefetch and flat[g - 1][2] and flat[g][2] and seen_drained + 1 >= g
+                elif (prefetch and flat[g - 1][2] and flat[g][2] and seen_drained + slots - 3 >= g
                       and cycle >= need[t][flat[g][1]]):
                     state, left, prefetched = "BUSY_ROW", flat[g][2], prefetched + 1
                 else:
@@ -337,7 +337,8 @@ def trace(program: Program, image, T: int | None = None,
                     rows.append(_run_rows(program, layer, lc, outs, t, [t], out_s, out_v))
             # timing: the dispatcher and the aggregation core run side by side
             span, waits, pre = _timeline(S.stream_need(program, i, config, T, k), rows,
-                                         S.drain_cycles(layer, T), config.row_prefetch)
+                                         S.drain_cycles(layer, T), config.row_prefetch,
+                                         config.psum_slots)
             loops = len(rows) * (timing.C_STEP + H * timing.C_ROW) - pre * timing.C_ROW
             lc.cyc["stall"] += loops
             lc.cyc["stream_in"] += waits

@@ -44,17 +44,17 @@ def launch_cycles(program: Program, li: int, tile: int, inputs: dict, cfg: SIACo
     r = packet_cycles(groups, sw, info.out_shape, k * T, info.image, info.kind == "integrator",
                       cfg.events_per_cycle, info.header_beats,
                       0 if keep else info.weight_beats + info.neuron_beats, info.out_beats,
-                      cfg.row_prefetch)
+                      cfg.row_prefetch, cfg.psum_slots)
     return r if detail else r["total"]
 
 
 def packet_cycles(groups: list[dict], spike_words, out_shape, T: int, image: bool,
                   integrator: bool, E: int, header_beats: int, loads: int,
-                  out_beats: int, prefetch: bool = True) -> dict:
+                  out_beats: int, prefetch: bool = True, slots: int = 4) -> dict:
     """The formula from what a tile packet carries (group descriptors, input-map words,
     header fields): what the RTL's CYCLES register shows for it. loads = the weight +
     neuron-parameter beats the packet holds (0 for keep); out_beats = output packet;
-    prefetch = the build's row_prefetch."""
+    prefetch, slots = the build's row_prefetch and psum_slots."""
     sw = np.asarray(spike_words, dtype=np.uint64)
     # image words are issued one at a time; spike words two at a time (word pairs)
     per_word = word_costs(sw, E, image) if image else _bits(sw).sum((1, 2)).astype(np.int64)
@@ -97,12 +97,15 @@ def packet_cycles(groups: list[dict], spike_words, out_shape, T: int, image: boo
     # row prefetch: a row whose wait conditions already hold in the last dispatch cycle
     # of the row before it (same step, both rows scan something) starts right after it,
     # its first word read in that cycle; otherwise ROW_PRE costs C_ROW once they hold
-    e, de1, de2, wait, hidden = 0, None, None, 0, 0
+    # (a row waits for row g - K drained, K = slots - 2: its psum slot is free)
+    K = slots - 2
+    e, des, wait, hidden = 0, [None] * K, 0, 0     # des: drain ends of rows g-1 .. g-K
     for t in range(steps):
         e += timing.C_STEP
         prev = 0
         for oy in range(H):
             # the first cycle both conditions hold (row g-2 drained, its input in)
+            de2, de1 = des[-1], des[0]
             ready = int(need[t, oy]) if de2 is None else max(de2, int(need[t, oy]))
             if prefetch and prev and d[t][oy] and ready <= e - 1:
                 e, hidden = e + d[t][oy], hidden + 1
@@ -112,8 +115,8 @@ def packet_cycles(groups: list[dict], spike_words, out_shape, T: int, image: boo
                 e = max(s, ready) + timing.C_ROW + d[t][oy]
             prev = d[t][oy]
             hand = e + timing.C_HAND     # the row's last accumulates land first
-            de2, de1 = de1, (hand if de1 is None else max(hand, de1)) + wdrain
-    clock = de1
+            des = [(hand if de1 is None else max(hand, de1)) + wdrain] + des[:-1]
+    clock = des[0]
     out = out_beats if integrator else timing.C_OUT_TAIL
     total = timing.C_LAUNCH + header_beats + loads + clock + out
     return {"total": total, "header": header_beats, "dispatch": disp, "span": clock,

@@ -62,8 +62,10 @@ class Dispatch(wiring.Component):
                "sb_addr": Out(range(sbuf_depth)), "sb_en": Out(1),
                "sb_data": In(64), "sb_data_hi": In(64),   # words sb_addr and sb_addr + 1
                "sb_count": In(7), "sb_count_hi": In(7),   # their set bits (stored beside them)
-               "rowbase": In(2),   # psum slot of this timestep's output row 0 (t*H_out mod 4)
-               "ident": Out(1), "acc_en": Out(1), "bank_valid": Out(12), "ky_sel": Out(8),
+               # psum slot of this timestep's output row 0 (t*H_out mod psum_slots)
+               "rowbase": In(range(cfg.psum_slots)),
+               "ident": Out(1), "acc_en": Out(1), "bank_valid": Out(3 * cfg.psum_slots),
+               "ky_sel": Out(2 * cfg.psum_slots),
                "ox0": Out(range(cfg.max_width)), "ox1": Out(range(cfg.max_width)),
                "ox2": Out(range(cfg.max_width)),
                "sops_inc": Out(16), "img_inc": Out(16)}
@@ -356,18 +358,20 @@ class Dispatch(wiring.Component):
             vx.append(b)
             # psum slot = global output row (t*H_out + oy) mod 4: 4 rows are live when
             # the drain of row oy overlaps the dispatch of row oy+1 (it writes oy+1..oy+3)
-            oym = Signal(2, name=f"oym{k}")
-            m.d.comb += oym.eq(Mux(dense, 0, oy[:2]) + self.rowbase)
+            sb = (self.cfg.psum_slots - 1).bit_length()
+            oym = Signal(sb, name=f"oym{k}")
+            m.d.comb += oym.eq(Mux(dense, 0, oy[:sb]) + self.rowbase)
             oyl.append(oym)
             oxl.append(Mux(dense, 0, ox))
-        kysel = Signal(8)
-        rowok = Signal(4)
-        for jj in range(4):
+        NS = self.cfg.psum_slots
+        kysel = Signal(2 * NS)
+        rowok = Signal(NS)
+        for jj in range(NS):
             for k in reversed(range(3)):
                 with m.If(vy[k] & (oyl[k] == jj)):
                     m.d.comb += [kysel[2 * jj:2 * jj + 2].eq(k), rowok[jj].eq(1)]
-        bv = Signal(12)
-        for jj in range(4):
+        bv = Signal(3 * NS)
+        for jj in range(NS):
             for kx in range(3):
                 m.d.comb += bv[jj * 3 + kx].eq(rowok[jj] & vx[kx])
         nvy = _popcount(m, list(vy), "nvy")

@@ -36,9 +36,10 @@ def pe_ports(cfg: SIAConfig):
             sig[f"rd_addr_b{e}"] = In(rows)
             sig[f"ev_valid_b{e}"] = In(1)
             sig[f"ev_sel_b{e}"] = In(range(cfg.pes))
-    sig.update({"ident": In(1), "acc_en": In(1), "bank_valid": In(12),
-                "ky_sel": In(8), "ox0": In(cols), "ox1": In(cols), "ox2": In(cols),
-                "drain_en": In(1), "drain_row": In(2), "drain_addr": In(cols), "drain_clear": In(1),
+    S = cfg.psum_slots
+    sig.update({"ident": In(1), "acc_en": In(1), "bank_valid": In(3 * S),
+                "ky_sel": In(2 * S), "ox0": In(cols), "ox1": In(cols), "ox2": In(cols),
+                "drain_en": In(1), "drain_row": In(range(S)), "drain_addr": In(cols), "drain_clear": In(1),
                 "psum": Out(signed(cfg.acc_bits))})
     return sig
 
@@ -91,8 +92,10 @@ class PE(wiring.Component):
                 s = s + t
             m.d.comb += taps[k].eq(s << self.ev_shift0 if plane else s)
         oxs = [self.ox0, self.ox1, self.ox2]
-        reads = [[None] * 3 for _ in range(4)]
-        for j in range(4):   # 4 psum row slots: the drained row + the 3 being written
+        S = cfg.psum_slots
+        reads = [[None] * 3 for _ in range(S)]
+        for j in range(S):   # psum row slots: the drained row, the 3 being written (and
+            # with 8 slots 4 more, so the dispatcher can run ahead of the drain)
             kysel = self.ky_sel[2 * j:2 * j + 2]
             for kx in range(3):
                 bank = Memory(shape=signed(A), depth=cfg.max_width, init=[])
@@ -109,6 +112,6 @@ class PE(wiring.Component):
                              wr.en.eq(Mux(drained, self.drain_clear,
                                           self.acc_en & self.bank_valid[j * 3 + kx]))]
                 reads[j][kx] = rd.data
-        row = [Array(reads[j][kx] for j in range(4))[self.drain_row] for kx in range(3)]
+        row = [Array(reads[j][kx] for j in range(S))[self.drain_row] for kx in range(3)]
         m.d.comb += self.psum.eq(row[0] + row[1] + row[2])
         return m

@@ -62,6 +62,7 @@ class SIATop(wiring.Component):
         cfg = self.cfg
         P, E, V = cfg.pes, cfg.events_per_cycle, cfg.v_bits
         in_depth, out_depth = regmap.buffer_beats(cfg)
+        slot_bits = (cfg.psum_slots - 1).bit_length()   # psum slot = global row mod slots
         NHDR = LAYER_BEATS + GROUP_BEATS * MAX_GROUPS
         nbeats_neuron = -(-P * 3 * V // 64)
 
@@ -170,7 +171,7 @@ class SIATop(wiring.Component):
                          pe.ident.eq(disp.ident), pe.acc_en.eq(disp.acc_en),
                          pe.bank_valid.eq(disp.bank_valid), pe.ky_sel.eq(disp.ky_sel),
                          pe.ox0.eq(disp.ox0), pe.ox1.eq(disp.ox1), pe.ox2.eq(disp.ox2),
-                         pe.drain_en.eq(drain_en), pe.drain_row.eq(dg[:2]),
+                         pe.drain_en.eq(drain_en), pe.drain_row.eq(dg[:slot_bits]),
                          pe.drain_addr.eq(ox), pe.drain_clear.eq(drain_clear)]
             for e in range(E):
                 names = ("rd_addr", "ev_valid", "ev_shift", "ev_sel")
@@ -281,7 +282,7 @@ class SIATop(wiring.Component):
         # (gd > dg), one output position per cycle, concurrently with the dispatch of
         # the next row; output order = drain order: (t, oy, ox), image layers (oy, t, ox)
         gd = Signal(16)        # rows handed over by the dispatcher
-        rowbase = Signal(2)
+        rowbase = Signal(slot_bits)
         t_d, oy_d, row_pos_d = Signal(9), Signal(9), Signal(17)
         tp_d = Signal(9)       # the drained row's step within its image (packed launches)
         drain_step = Signal()
@@ -442,15 +443,15 @@ class SIATop(wiring.Component):
                     m.next = "IDLE"
             with m.State("STEP"):
                 m.d.comb += [disp.t_start.eq(1), disp.t_first.eq(t == 0)]
-                m.d.sync += [oy.eq(0), rowbase.eq(Mux(t == 0, 0, rowbase + L["h_out"][:2]))]
+                m.d.sync += [oy.eq(0), rowbase.eq(Mux(t == 0, 0, rowbase + L["h_out"][:slot_bits]))]
                 m.next = "ROW_PRE"
                 with m.If(regs.soft_reset):
                     m.next = "IDLE"
             with m.State("ROW_PRE"):
-                # row gd + hand may be accumulated once the row two before it is drained
+                # row gd + hand may be accumulated once the row psum_slots - 2 before it is drained
                 # (its psum slot is free) and the input rows it scans are in (the rest
                 # keeps streaming)
-                with m.If((dg + 1 >= gd + hand) & (bcnt >= disp.row_need)):
+                with m.If((dg + (cfg.psum_slots - 3) >= gd + hand) & (bcnt >= disp.row_need)):
                     m.d.comb += disp.row_start.eq(1)
                     with m.If(disp.row_nonempty):
                         m.next = "DISPATCH"
@@ -465,7 +466,7 @@ class SIATop(wiring.Component):
                     # word read in this cycle) if it scans something and its ROW_PRE
                     # conditions hold already (gd + hand: this row's hand is not counted)
                     if cfg.row_prefetch:
-                        with m.If((oy != L["h_out"] - 1) & (dg >= gd + hand) &
+                        with m.If((oy != L["h_out"] - 1) & (dg + (cfg.psum_slots - 4) >= gd + hand) &
                                   (bcnt >= disp.row_need) & disp.row_nonempty):
                             m.d.comb += disp.row_start.eq(1)
                             m.next = "DISPATCH"
