@@ -9,11 +9,13 @@ from sia import SiaError
 
 def _config(path: Path | None, pes: int | None, events: int | None, clock: float | None,
             weight_bits: int | None = None, phase_pairs: bool | None = None,
-            identity_drain: bool | None = None, row_prefetch: bool | None = None):
+            identity_drain: bool | None = None, row_prefetch: bool | None = None,
+            psum_slots: int | None = None):
     from sia.hw.params import SIAConfig
     return SIAConfig.load(path, pes=pes, events_per_cycle=events, clock_mhz=clock,
                           weight_bits=weight_bits, phase_pairs=phase_pairs,
-                          identity_drain=identity_drain, row_prefetch=row_prefetch)
+                          identity_drain=identity_drain, row_prefetch=row_prefetch,
+                          psum_slots=psum_slots)
 
 
 def _print_table(header, rows):
@@ -49,6 +51,7 @@ def register(app: typer.Typer):
         row_prefetch: bool = typer.Option(None, "--row-prefetch/--no-row-prefetch",
                                           help="override row_prefetch (a row starts in the last "
                                                "dispatch cycle of the row before it when it can)"),
+        psum_slots: int = typer.Option(None, "--psum-slots", help="override psum_slots (4 or 8)"),
         synth: Path = typer.Option(None, "--synth-report",
                                    help="synth_report.json of `sia synth`: its DSP count for GOPS/DSP"),
         batch: int = typer.Option(1, "--batch", min=1,
@@ -65,7 +68,7 @@ def register(app: typer.Typer):
 
         prog = resolve_program(program)
         cfg = _config(config, pes, events, clock, weight_bits, phase_pairs, identity_drain,
-                      row_prefetch)
+                      row_prefetch, psum_slots)
         data, images, labels = program_test_set(prog, data, data_dir, limit)
         res = run(prog, images, labels, T=timesteps, config=cfg, progress=True, weight_batch=batch,
                   launch_images=launch_images)

@@ -6,10 +6,12 @@ from pathlib import Path
 import typer
 
 
-def _cfg(pes, events, config, phase_pairs=None, identity_drain=None, row_prefetch=None):
+def _cfg(pes, events, config, phase_pairs=None, identity_drain=None, row_prefetch=None,
+         psum_slots=None):
     from sia.hw.params import SIAConfig
     return SIAConfig.load(config, pes=pes, events_per_cycle=events, phase_pairs=phase_pairs,
-                          identity_drain=identity_drain, row_prefetch=row_prefetch)
+                          identity_drain=identity_drain, row_prefetch=row_prefetch,
+                          psum_slots=psum_slots)
 
 
 # the same build flag as `sia simulate`: None keeps the config file's (or the default) value
@@ -22,6 +24,7 @@ IDENTITY_DRAIN = typer.Option(None, "--identity-drain/--no-identity-drain",
 ROW_PREFETCH = typer.Option(None, "--row-prefetch/--no-row-prefetch",
                             help="override row_prefetch (a row starts in the last dispatch "
                                  "cycle of the row before it when it can)")
+PSUM_SLOTS = typer.Option(None, "--psum-slots", help="override psum_slots (4 or 8)")
 
 
 def register(app: typer.Typer):
@@ -37,11 +40,12 @@ def register(app: typer.Typer):
         phase_pairs: bool = PHASE_PAIRS,
         identity_drain: bool = IDENTITY_DRAIN,
         row_prefetch: bool = ROW_PREFETCH,
+        psum_slots: int = PSUM_SLOTS,
     ):
         """Write sia_top.v (plain Verilog) and sia_top.json (parameters, register map,
         packet format, timing constants)."""
         from sia.hw.rtl.export import export
-        files = export(_cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch), out)
+        files = export(_cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch, psum_slots), out)
         print(f"wrote {files['verilog']} and {files['json']}")
 
     @rtl.command("run")
@@ -59,6 +63,7 @@ def register(app: typer.Typer):
         phase_pairs: bool = PHASE_PAIRS,
         identity_drain: bool = IDENTITY_DRAIN,
         row_prefetch: bool = ROW_PREFETCH,
+        psum_slots: int = PSUM_SLOTS,
         jobs: int = typer.Option(None, "--jobs", min=1,
                                  help="simulator processes (default: CPU cores, at most 2; "
                                       "1 = layer by layer on the RTL's own spikes)"),
@@ -72,7 +77,7 @@ def register(app: typer.Typer):
         from sia.program.resolve import resolve_program
         prog = resolve_program(program)
         images, labels = load_split(data or prog.meta.get("dataset", "digits"), "test", data_dir)
-        cfg = _cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch)
+        cfg = _cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch, psum_slots)
         sel = slice(image_index, image_index + batch)
         rep = bench(prog, np.asarray(images[sel]), cfg, T=timesteps, jobs=jobs)
         rep["image_index"], rep["labels"] = image_index, [int(v) for v in np.asarray(labels[sel])]
@@ -90,12 +95,13 @@ def register(app: typer.Typer):
         phase_pairs: bool = PHASE_PAIRS,
         identity_drain: bool = IDENTITY_DRAIN,
         row_prefetch: bool = ROW_PREFETCH,
+        psum_slots: int = PSUM_SLOTS,
         abc9: bool = typer.Option(False, "--abc9", help="synth_xilinx -abc9 (slower)"),
     ):
         """Yosys synth_xilinx -family xc7 of the SIA top: LUT/FF/CARRY4/DSP/BRAM against
         the XC7Z020 and a logic-depth estimate (Yosys cannot do routing/timing/power).
         WebAssembly Yosys needs ~25 CPU-minutes for the default 64 PEs (--pes 16: ~5)."""
         from sia.hw.rtl.synth import format_report, run_synth
-        rep = run_synth(_cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch), out, abc9=abc9)
+        rep = run_synth(_cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch, psum_slots), out, abc9=abc9)
         print(format_report(rep))
         print(f"report: {out / 'synth_report.json'}")
