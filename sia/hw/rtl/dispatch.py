@@ -139,7 +139,7 @@ class Dispatch(wiring.Component):
         # ---- row start: which groups have rows scheduled before this output row
         # (row prefetch: the row may start in the last dispatch cycle of the row before
         # it, while its last group saves its state; that group's state is forwarded)
-        gdone = Signal()      # the current group's last unit issues this cycle
+        gdone = Signal()      # a row starting now follows the current group's last unit
         rlo_f = Array(Mux(gdone & (cg == g), r + 1, rlo[g]) for g in range(G))
         ne = Signal(G)
         rends = []
@@ -468,7 +468,11 @@ class Dispatch(wiring.Component):
                     with m.Else():
                         m.d.sync += [active.eq(0), fresh.eq(0)]
         if self.cfg.row_prefetch:   # (without it a row never starts in a dispatch cycle)
-            m.d.comb += gdone.eq(active & last & run_end & end_i & end_x & end_r)
+            # a row starts while the scan is active only in the last cycle of the row
+            # before it, whose group is then finishing: the register `active` selects the
+            # forwarded state, off the end-of-unit logic (`last`), which would otherwise
+            # lie on the path to the spike buffer's address (6 LUT levels, Yosys)
+            m.d.comb += gdone.eq(active)
         rowaddr_f = Array(Mux(gdone & (cg == g), raddr + cur["prow_stride"], rowaddr[g])
                           for g in range(G))
         dbase_f = Array(Mux(gdone & (cg == g), db + cur["pos_rstride"], dbase[g])
