@@ -356,8 +356,9 @@ class Dispatch(wiring.Component):
                          ((cur["stride"] == 1) | ~nx[0]) & (ox < self.w_out)))]
             vy.append(a)
             vx.append(b)
-            # psum slot = global output row (t*H_out + oy) mod 4: 4 rows are live when
-            # the drain of row oy overlaps the dispatch of row oy+1 (it writes oy+1..oy+3)
+            # psum slot = global output row (t*H_out + oy) mod psum_slots: 4 rows are live
+            # when the drain of row oy overlaps the dispatch of row oy+1 (it writes
+            # oy+1..oy+3); 8 slots let the dispatcher run further ahead of the drain
             sb = (self.cfg.psum_slots - 1).bit_length()
             oym = Signal(sb, name=f"oym{k}")
             m.d.comb += oym.eq(Mux(dense, 0, oy[:sb]) + self.rowbase)
