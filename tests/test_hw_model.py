@@ -536,6 +536,14 @@ def test_dse_sweeps_build_options():
     assert rows[1]["latency_cycles"] < rows[0]["latency_cycles"]
 
 
+def test_build_name_lists_the_options_that_differ():
+    assert report.build_name(SIAConfig().to_json()) == "P=64 E=2"
+    cfg = SIAConfig(pes=16, phase_pairs=True, identity_drain=True, row_prefetch=False,
+                    psum_slots=8)
+    assert report.build_name(cfg.to_json()) == \
+        "P=16 E=2, phase pairs, identity drain, no row prefetch, 8 psum slots"
+
+
 def test_report_fields_and_cli(tmp_path, capsys):
     from sia.cli import main
     p = random_program(3)

@@ -174,12 +174,23 @@ def _batch_note(summ: dict) -> str:
         f"{summ['batch_latency_us']:,.0f} us)"
 
 
+def build_name(cfg: dict) -> str:
+    """The build in a few words: P, E and the options that differ from the defaults."""
+    opts = [name for key, name in (("phase_pairs", "phase pairs"),
+                                   ("identity_drain", "identity drain")) if cfg.get(key)]
+    if not cfg.get("row_prefetch", True):
+        opts.append("no row prefetch")
+    if cfg.get("psum_slots", 4) != 4:
+        opts.append(f"{cfg['psum_slots']} psum slots")
+    return f"P={cfg['pes']} E={cfg['events_per_cycle']}" + "".join(", " + o for o in opts)
+
+
 def headline(summ: dict) -> str:
-    """One line for people: accuracy, latency, throughput (both GOPS conventions)."""
+    """One line for people: build, accuracy, latency, throughput (both GOPS conventions)."""
     cfg = summ["config"]
     acc = "n/a" if summ["accuracy"] is None else f"{summ['accuracy']:.4f}"
     return (f"{summ['program']} on {summ.get('data', '?')} ({summ['images']} images, "
-            f"T={summ['timesteps']}): accuracy {acc}; {summ['latency_cycles']['mean']:,.0f} "
+            f"T={summ['timesteps']}; {build_name(cfg)}): accuracy {acc}; {summ['latency_cycles']['mean']:,.0f} "
             f"cycles = {summ['latency_us']:,.1f} us/image @ {cfg['clock_mhz']:g} MHz"
             f"{_batch_note(summ)}, "
             f"{summ['images_per_s']:,.1f} images/s; GOPS(acc) {summ['gops_acc']:.3f} "
