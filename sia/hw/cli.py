@@ -7,15 +7,25 @@ import typer
 from sia import SiaError
 
 
-def _config(path: Path | None, pes: int | None, events: int | None, clock: float | None,
-            weight_bits: int | None = None, phase_pairs: bool | None = None,
-            identity_drain: bool | None = None, row_prefetch: bool | None = None,
-            psum_slots: int | None = None):
+def build_config(path, pes: int | None = None, events: int | None = None, **overrides):
+    """The SIAConfig of a command: the JSON file `path` (None: the defaults) with the
+    command's options over it; an option left at None keeps the file's value."""
     from sia.hw.params import SIAConfig
-    return SIAConfig.load(path, pes=pes, events_per_cycle=events, clock_mhz=clock,
-                          weight_bits=weight_bits, phase_pairs=phase_pairs,
-                          identity_drain=identity_drain, row_prefetch=row_prefetch,
-                          psum_slots=psum_slots)
+    return SIAConfig.load(path, pes=pes, events_per_cycle=events, **overrides)
+
+
+# the build options every command that models, builds or synthesizes the SIA takes
+# (`sia simulate`, `sia rtl export|run`, `sia synth`); None keeps the config file's value
+PHASE_PAIRS = typer.Option(None, "--phase-pairs/--no-phase-pairs",
+                           help="override phase_pairs (stride-2 3x3 convs take events from "
+                                "two columns per cycle)")
+IDENTITY_DRAIN = typer.Option(None, "--identity-drain/--no-identity-drain",
+                              help="override identity_drain (identity shortcuts added by the "
+                                   "aggregation core while it drains)")
+ROW_PREFETCH = typer.Option(None, "--row-prefetch/--no-row-prefetch",
+                            help="override row_prefetch (a row starts in the last dispatch "
+                                 "cycle of the row before it when it can)")
+PSUM_SLOTS = typer.Option(None, "--psum-slots", help="override psum_slots (4 or 8)")
 
 
 def _print_table(header, rows):
@@ -42,16 +52,10 @@ def register(app: typer.Typer):
         clock: float = typer.Option(None, "--clock-mhz", help="override clock_mhz"),
         weight_bits: int = typer.Option(None, "--weight-bits",
                                         help="override weight_bits (ResNet shortcuts may need > 8)"),
-        phase_pairs: bool = typer.Option(None, "--phase-pairs/--no-phase-pairs",
-                                         help="override phase_pairs (stride-2 3x3 convs take "
-                                              "events from two columns per cycle)"),
-        identity_drain: bool = typer.Option(None, "--identity-drain/--no-identity-drain",
-                                            help="override identity_drain (identity shortcuts "
-                                                 "added by the aggregation core while it drains)"),
-        row_prefetch: bool = typer.Option(None, "--row-prefetch/--no-row-prefetch",
-                                          help="override row_prefetch (a row starts in the last "
-                                               "dispatch cycle of the row before it when it can)"),
-        psum_slots: int = typer.Option(None, "--psum-slots", help="override psum_slots (4 or 8)"),
+        phase_pairs: bool = PHASE_PAIRS,
+        identity_drain: bool = IDENTITY_DRAIN,
+        row_prefetch: bool = ROW_PREFETCH,
+        psum_slots: int = PSUM_SLOTS,
         synth: Path = typer.Option(None, "--synth-report",
                                    help="synth_report.json of `sia synth`: its DSP count for GOPS/DSP"),
         batch: int = typer.Option(1, "--batch", min=1,
@@ -67,8 +71,9 @@ def register(app: typer.Typer):
         from sia.program.resolve import resolve_program
 
         prog = resolve_program(program)
-        cfg = _config(config, pes, events, clock, weight_bits, phase_pairs, identity_drain,
-                      row_prefetch, psum_slots)
+        cfg = build_config(config, pes, events, clock_mhz=clock, weight_bits=weight_bits,
+                           phase_pairs=phase_pairs, identity_drain=identity_drain,
+                           row_prefetch=row_prefetch, psum_slots=psum_slots)
         data, images, labels = program_test_set(prog, data, data_dir, limit)
         res = run(prog, images, labels, T=timesteps, config=cfg, progress=True, weight_batch=batch,
                   launch_images=launch_images)
@@ -127,7 +132,7 @@ def register(app: typer.Typer):
             return tuple(w == "on" for w in words)
 
         rows = dse.sweep(prog, images, ints(pes), ints(events), ints(timesteps), ints(weight_bits),
-                         base=_config(config, None, None, None), progress=False,
+                         base=build_config(config), progress=False,
                          batches=ints(batch), launch_images=launch_images,
                          phase_pairs=switches("--phase-pairs", phase_pairs),
                          identity_drain=switches("--identity-drain", identity_drain))

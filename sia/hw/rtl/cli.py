@@ -5,26 +5,13 @@ from pathlib import Path
 
 import typer
 
-
-def _cfg(pes, events, config, phase_pairs=None, identity_drain=None, row_prefetch=None,
-         psum_slots=None):
-    from sia.hw.params import SIAConfig
-    return SIAConfig.load(config, pes=pes, events_per_cycle=events, phase_pairs=phase_pairs,
-                          identity_drain=identity_drain, row_prefetch=row_prefetch,
-                          psum_slots=psum_slots)
+from sia.hw.cli import IDENTITY_DRAIN, PHASE_PAIRS, PSUM_SLOTS, ROW_PREFETCH, build_config
 
 
-# the same build flag as `sia simulate`: None keeps the config file's (or the default) value
-PHASE_PAIRS = typer.Option(None, "--phase-pairs/--no-phase-pairs",
-                           help="override phase_pairs (stride-2 3x3 convs take events from "
-                                "two columns per cycle)")
-IDENTITY_DRAIN = typer.Option(None, "--identity-drain/--no-identity-drain",
-                              help="override identity_drain (identity shortcuts added by the "
-                                   "aggregation core while it drains)")
-ROW_PREFETCH = typer.Option(None, "--row-prefetch/--no-row-prefetch",
-                            help="override row_prefetch (a row starts in the last dispatch "
-                                 "cycle of the row before it when it can)")
-PSUM_SLOTS = typer.Option(None, "--psum-slots", help="override psum_slots (4 or 8)")
+def _cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch, psum_slots):
+    return build_config(config, pes, events, phase_pairs=phase_pairs,
+                        identity_drain=identity_drain, row_prefetch=row_prefetch,
+                        psum_slots=psum_slots)
 
 
 def register(app: typer.Typer):
