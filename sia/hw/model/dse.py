@@ -31,10 +31,10 @@ def _overlap(program: Program, L, cfg: SIAConfig, T: int, tile: int, weight_batc
     d = 0
     for k, syn, words, planes, orig in L.scans:
         if k is None or k == tile:
-            rows = S.row_dispatch(syn, words, layer.shape[1], cfg.events_per_cycle, planes,
-                                  S.phase(orig, program, cfg))
             # identity in the drain (`regmap.drain_group`): never issued
-            d = d + (0 * rows if S.in_drain(orig, layer, cfg) else rows)
+            d = d + (S.no_dispatch(words, layer.shape[1]) if S.in_drain(orig, layer, cfg) else
+                     S.row_dispatch(syn, words, layer.shape[1], cfg.events_per_cycle, planes,
+                                    S.phase(orig, program, cfg)))
     o = packed_overlap(program, L.index, cfg, T, tile, d, weight_batch, per_launch)
     return {"span": float(o["span"].mean()), "wait": float(o["wait"].mean())}
 
@@ -43,8 +43,8 @@ def _cycles_floor(program: Program, L, cfg: SIAConfig, T: int, tiles: int, n: in
     """`report.cycles_floor` of layer L on `cfg` from its scanned words: E events per cycle
     (2E in phase-pair groups) per tile, one drained position per cycle."""
     issue = 0.0
-    out_hw = program.layers[L.index].shape[1:]
     layer = program.layers[L.index]
+    out_hw = layer.shape[1:]
     for k, syn, words, planes, orig in L.scans:
         if S.in_drain(orig, layer, cfg):       # added while draining, never issued
             continue

@@ -231,8 +231,9 @@ def _count_group(program, config, L: LayerStats, s, words, planes, ks: list[int]
         if not drain:
             L.weight_reads[k] += events * a
     sops = per_img * sum(pes) if s.source != IMAGE else torch.zeros_like(per_img)
-    rows = S.row_dispatch(s, words, layer.shape[1], config.events_per_cycle, planes, ph)
-    return (torch.zeros_like(rows) if drain else rows), sops
+    if drain:
+        return S.no_dispatch(words, layer.shape[1]), sops
+    return S.row_dispatch(s, words, layer.shape[1], config.events_per_cycle, planes, ph), sops
 
 
 def _count_layer(program, config, L: LayerStats, sources: dict, T: int, keep_scans: bool = False,
@@ -370,14 +371,14 @@ def launch_cycles(program: Program, layer_index: int, tile: int, inputs,
         s, x = S.scan_view(s, x)
         words = S.group_words(program, layer, s, x, tile, config)
         planes = S.plane_counts(s, x, config)
-        rows = S.row_dispatch(s, words, layer.shape[1], config.events_per_cycle, planes, ph)
         if drain:
-            steps = steps + 0 * rows
+            steps = steps + S.no_dispatch(words, layer.shape[1])
             continue
         d = S.scan_stats(s, words, layer.shape[1], config.events_per_cycle, planes, ph)
         phases["accumulate"] += int(d["accumulate"].sum())
         phases["dispatch_empty"] += int(d["dispatch_empty"].sum())
-        steps = steps + rows
+        steps = steps + S.row_dispatch(s, words, layer.shape[1], config.events_per_cycle,
+                                       planes, ph)
     o = S.overlap(S.stream_need(program, layer_index, config, steps_total, tile),
                   steps.permute(0, 2, 1), S.drain_cycles(layer, T), config.row_prefetch,
                   config.psum_slots)

@@ -284,6 +284,12 @@ def row_dispatch(syn: Synapse, words: torch.Tensor, h_out: int, E: int,
     return cum[..., ends[1:]] - cum[..., ends[:-1]]
 
 
+def no_dispatch(words: torch.Tensor, h_out: int) -> torch.Tensor:
+    """`row_dispatch` of a group the dispatcher never scans (identity in the drain):
+    zero cycles per (t, image, output row) [T', B, H_out]."""
+    return torch.zeros(*words.shape[:2], h_out, dtype=torch.int64)
+
+
 def floor_cycles(issue: float, E: int, T: int, out_hw, tiles: int) -> float:
     """A layer's fewest cycles per image under the design's two invariants
     (`report.cycles_floor`): `issue` = its events per image, each divided by its group's
