@@ -339,9 +339,9 @@ def overlap(need: list[list[int]], d: torch.Tensor, wdrain: int,
         e = e + timing.C_STEP
         prev = torch.zeros_like(e, dtype=torch.bool)
         for oy in range(rows):
-            dd, de2 = d[t, oy], des[-1]
-            pre = prev & (dd > 0) & (torch.clamp(de2, min=need[t][oy]) <= e - 1) & prefetch
-            s = torch.maximum(e, de2)
+            dd, free = d[t, oy], des[-1]      # free: row g-K drained, its psum slot free
+            pre = prev & (dd > 0) & (torch.clamp(free, min=need[t][oy]) <= e - 1) & prefetch
+            s = torch.maximum(e, free)
             w = torch.where(pre, 0, torch.clamp(need[t][oy] - s, min=0))
             wt = wt + w
             e = torch.where(pre, e + dd, s + w + timing.C_ROW + dd)

@@ -259,14 +259,14 @@ def _timeline(need: list[list[int]], rows: list[list[int]], wdrain: int,
               prefetch: bool = True, slots: int = 4) -> tuple[int, int, int]:
     """The two engines of a launch stepped one cycle at a time (the model's closed
     form, schedule.overlap, is checked against this): the dispatcher walks STEP, then
-    per row ROW_PRE (waits until the row two back is drained - 4 psum slots - and
+    per row ROW_PRE (waits until the row slots - 2 back is drained - its psum slot - and
     need[t][oy] input beats are in: one beat per cycle from cycle 0) and the row's
     dispatch cycles; the row is handed over C_HAND cycles after its last dispatch
     cycle and the aggregation core drains a handed-over row in wdrain cycles.
     Counters written in a cycle are seen the next one. Row prefetch (builds with
-    row_prefetch): in a row's last
-    dispatch cycle the next row of the same step checks its conditions; if they hold and
-    both rows scan something it starts the next cycle (its ROW_PRE hidden). Returns
+    row_prefetch): in a row's last dispatch cycle the next row of the same step checks
+    its conditions; if they hold and both rows scan something it starts the next cycle
+    (its ROW_PRE hidden). Returns
     (span: cycles until the last row is drained, cycles ROW_PRE waited for input only,
     rows prefetched)."""
     flat = [(t, oy, d) for t, row in enumerate(rows) for oy, d in enumerate(row)]

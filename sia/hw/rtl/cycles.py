@@ -104,13 +104,13 @@ def packet_cycles(groups: list[dict], spike_words, out_shape, T: int, image: boo
         e += timing.C_STEP
         prev = 0
         for oy in range(H):
-            # the first cycle both conditions hold (row g-2 drained, its input in)
-            de2, de1 = des[-1], des[0]
-            ready = int(need[t, oy]) if de2 is None else max(de2, int(need[t, oy]))
+            # the first cycle both conditions hold (row g-K drained, its input in)
+            free, de1 = des[-1], des[0]
+            ready = int(need[t, oy]) if free is None else max(free, int(need[t, oy]))
             if prefetch and prev and d[t][oy] and ready <= e - 1:
                 e, hidden = e + d[t][oy], hidden + 1
             else:
-                s = e if de2 is None else max(e, de2)
+                s = e if free is None else max(e, free)
                 wait += max(0, ready - s)
                 e = max(s, ready) + timing.C_ROW + d[t][oy]
             prev = d[t][oy]
