@@ -52,7 +52,8 @@ def _stage_flags(ev: dict) -> str:
                f"{','.join(map(str, ft['loss_steps']))} --ft-batch {ft['batch']}"
                + (f" --ft-T {ft['T']}" if ft.get("T", ev.get("T", 8)) != ev.get("T", 8) else "")
                + (" --ft-distill" if ft.get("distill") else "")
-               + (" --ft-neurons" if ft.get("neurons") else "") if ft else ""))
+               + (" --ft-neurons" if ft.get("neurons") else "")
+               + (" --ft-compile" if ft.get("compiled") else "") if ft else ""))
 
 
 def main():

@@ -160,3 +160,20 @@ def test_finetune_cli_writes_program_history_and_plot(tmp_path):
     stages = prog2.meta["finetune_stages"]
     assert [st["steps"] for st in stages] == [3, 2] and stages[1]["neurons"]
     assert prog2.meta["finetune"] == stages[1] and prog2.name == prog.name
+
+
+def test_compiled_finetune_matches_eager():
+    """compile=True only changes how the forward runs: a few steps from the same start
+    write the same integers as the eager run (float sums may differ in the last bits,
+    which the rounding to integers absorbs here), and record that it was compiled."""
+    prog = load_zoo_program("digits_cnn_l8")
+    x, y = load_digits_split("train")
+    kw = dict(T=4, loss_steps=(4,), steps=3, batch_size=32, lr=0.05, augment=False, progress=False)
+    eager, h0 = finetune(prog, x[:128], y[:128], **kw)
+    comp, h1 = finetune(prog, x[:128], y[:128], compile=True, **kw)
+    assert comp.meta["finetune"]["compiled"] and not eager.meta["finetune"]["compiled"]
+    np.testing.assert_allclose(h0["loss"], h1["loss"], rtol=1e-4)
+    for a, b in zip(eager.layers, comp.layers):
+        assert np.array_equal(a.bias, b.bias)
+        for sa, sb in zip(a.inputs, b.inputs):
+            assert np.array_equal(sa.weight, sb.weight)

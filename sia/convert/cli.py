@@ -52,6 +52,8 @@ def register(app: typer.Typer):
         neurons: bool = typer.Option(False, "--neurons",
                                      help="also train the IF layers' thresholds and v_init"),
         threads: int = typer.Option(0, "--threads", help="torch CPU threads (0 = default)"),
+        compile_: bool = typer.Option(False, "--compile",
+                                      help="torch.compile the forward (faster steps, ~1 min to compile)"),
     ):
         """Train a converted program's integer weights and biases (and with --neurons its
         thresholds and v_init) through its own spikes (surrogate gradient, straight-through
@@ -83,7 +85,7 @@ def register(app: typer.Typer):
         ft, hist = finetune(prog, images, labels, T=timesteps, loss_steps=ls, steps=steps,
                             batch_size=batch_size, lr=lr, seed=seed,
                             augment=augment and data == "cifar10", teacher=teacher_model,
-                            neurons=neurons)
+                            neurons=neurons, compile=compile_)
         ft.meta["finetune"].update({"from": str(program), "data": data_copy(data, data_dir),
                                     "teacher": str(teacher) if teacher else None,
                                     "seconds": round(time.time() - t0, 1)})

@@ -188,14 +188,17 @@ def finetune(program: Program, images, labels, *, T: int = 8, loss_steps=None,
              steps: int = 500, batch_size: int = 64, lr: float = 0.01, seed: int = 0,
              augment: bool = True, progress: bool = True, log=None, teacher=None,
              alpha: float = 0.5, kd_temperature: float = 4.0, device=None,
-             neurons: bool = False) -> tuple[Program, dict]:
+             neurons: bool = False, compile: bool = False) -> tuple[Program, dict]:
     """Train `program`'s integers on (uint8 images, labels) for `steps` batches.
     loss_steps: the t whose predictions enter the loss (default: T only).
     teacher: optional float model (input: images / 255) whose softened outputs the SNN
     also learns (knowledge distillation, weight `alpha`, temperature `kd_temperature`).
     device: where to train (default CPU); the images stay where they are, each batch
     moves. neurons: also train each IF layer's thresholds and v_init (like the biases,
-    in units of the converted threshold). Returns (fine-tuned program, history)."""
+    in units of the converted threshold). compile: run the T-step forward through
+    torch.compile (fuses the neuron loop's elementwise ops; 1.4x per step on a 2-core CPU,
+    about a minute to compile; float results differ from eager in the last bits).
+    Returns (fine-tuned program, history)."""
     from sia.data.augment import crop_flip
 
     loss_steps = sorted(set(int(t) for t in (loss_steps or (T,))))
@@ -210,6 +213,7 @@ def finetune(program: Program, images, labels, *, T: int = 8, loss_steps=None,
     if teacher is not None:
         teacher.eval().to(dev)
     net = ProgramNet(program, neurons=neurons).to(dev)
+    forward = torch.compile(net) if compile else net
     # Adam moves every latent integer by ~lr per step whatever its gradient's size;
     # 8-bit groups (first / last layer) get a step in proportion to their code range
     groups, k = [], 0
@@ -232,7 +236,7 @@ def finetune(program: Program, images, labels, *, T: int = 8, loss_steps=None,
         if augment:
             x = crop_flip(x, gen)
         x, y = x.to(dev), y.to(dev)
-        v = net(x, T)
+        v = forward(x, T)
         if tau is None:
             tau = _temperature(v[T - 1], y, T)
         if teacher is not None:
@@ -260,7 +264,7 @@ def finetune(program: Program, images, labels, *, T: int = 8, loss_steps=None,
     hist["temperature"] = tau
     prog = net.to_program()
     stage = {"T": T, "loss_steps": loss_steps, "steps": steps, "batch": batch_size, "lr": lr,
-             "seed": seed, "distilled": teacher is not None, "neurons": neurons,
+             "seed": seed, "distilled": teacher is not None, "neurons": neurons, "compiled": compile,
              "temperature": float(tau)}
     # "finetune": this stage; "finetune_stages": every stage the program went through
     earlier = prog.meta.get("finetune_stages") or ([prog.meta["finetune"]]

@@ -41,7 +41,7 @@ from sia.train.warmstart import warm_start
 # Keys that may change between a run and its resume without changing the run; the
 # epoch counts may change too (the LR schedule is re-derived for the new length).
 _RESUME_FREE = ("data_dir", "device", "num_threads", "eval_batch_size", "eval_every", "epochs",
-                "fold_epochs")
+                "fold_epochs", "compile")
 
 
 @dataclass
@@ -177,6 +177,8 @@ class Run:
         if cfg.distill:
             self.teacher = load_trained(cfg.distill["teacher"])[0].to(self.dev)
             self.teacher.requires_grad_(False)
+            if cfg.compile:
+                self.teacher = torch.compile(self.teacher)
         self.epoch, self.folded, self.history, self.fold_acc = 0, False, [], None
         self._stage_setup()
 
@@ -190,7 +192,8 @@ class Run:
                 self.net = net
             net = nn.parallel.DistributedDataParallel(
                 net, device_ids=[self.dev.index] if self.cuda else None)
-        self.model = net
+        # training steps run the compiled graph; eval, checkpoints and folding use self.net
+        self.model = torch.compile(net) if self.cfg.compile else net
         stage = 2 if self.folded else 1
         self.opt, self.sched = _optimizer(self.net, self.cfg, stage, len(self.train_batches))
 
