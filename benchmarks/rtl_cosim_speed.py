@@ -6,6 +6,9 @@ formula and the model), so a speed number never comes from a wrong simulation.
     python benchmarks/rtl_cosim_speed.py --out docs/rtl/cosim_speed.json \
         [--program vgg11_w025_e50_kd_ft_cifar10] [--batch 16] [--jobs 1,2] [--data-dir D]
 
+The model's C++ is compiled at -O1 unless SIA_VERILATOR_OPT says otherwise (e.g. -O2:
+slower to build, faster to run); the JSON records which.
+
 Rates: "per process" = simulated cycles / the processes' own simulation seconds;
 "aggregate" = simulated cycles / wall seconds of the simulation with `jobs` processes
 at once (the testbench's clock, not the golden reference, packing or the model).
@@ -31,6 +34,16 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILDS = [("xc7z020 (P=16, E=4)", SIAConfig.from_json(json.loads((ROOT / "configs/sia/xc7z020.json").read_text()))),
           ("P=16, E=2", SIAConfig(pes=16, events_per_cycle=2)),
           ("P=64, E=2 (default)", SIAConfig())]
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def main(argv=None):
@@ -69,6 +82,7 @@ def main(argv=None):
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True, cwd=ROOT).stdout.strip()
     out = {"commit": commit, "cpu_cores": os.cpu_count(), "machine": platform.processor() or platform.machine(),
+           "cpu": _cpu_model(), "verilator_cxx_opt": os.environ.get("SIA_VERILATOR_OPT", "-O1"),
            "data": data_copy("cifar10", a.data_dir), "rows": rows}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(out, indent=1) + "\n")
