@@ -19,6 +19,7 @@ asserted equal) and reports both runs' cycles and GOPS/PE; the build flags
 
     python benchmarks/dispatch_options_estimate.py PROGRAM [--pool-carry] [--skip-empty]
         [--images 64] [--batch 64] [--pes 16] [--events 2] [--phase-pairs] [--identity-drain]
+        [--psum-slots 4|8]
         [--config CFG.json] [--data-dir D] [--out FILE.json]
 """
 
@@ -107,6 +108,7 @@ def estimate(program, images, cfg: SIAConfig, weight_batch: int, **chosen) -> di
     return {"program": program.name, "images": int(images.shape[0]), "T": program.timesteps,
             "pes": cfg.pes, "events_per_cycle": cfg.events_per_cycle,
             "phase_pairs": cfg.phase_pairs, "identity_drain": cfg.identity_drain,
+            "row_prefetch": cfg.row_prefetch, "psum_slots": cfg.psum_slots,
             "weight_batch": weight_batch,
             **{k: bool(chosen.get(k)) for k in OPTIONS},
             "cycles_per_image_model": total, "cycles_per_image_projected": total_proj,

@@ -15,7 +15,7 @@ BUILD_FLAGS = ("phase_pairs", "identity_drain")   # boolean SIAConfig options as
 
 def parser(description: str, images: int, build_flags: bool = False) -> argparse.ArgumentParser:
     """Program, images, weight batch, one build (P, E, config file; with build_flags also
-    --phase-pairs and --identity-drain), data and output."""
+    --phase-pairs, --identity-drain and --psum-slots), data and output."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("program")
     ap.add_argument("--images", type=int, default=images)
@@ -29,6 +29,8 @@ def parser(description: str, images: int, build_flags: bool = False) -> argparse
         for k in BUILD_FLAGS:
             ap.add_argument("--" + k.replace("_", "-"), action="store_true",
                             help="the build option (every run)")
+        ap.add_argument("--psum-slots", type=int, choices=(4, 8), default=None,
+                        help="psum row slots of the build (default: the config's)")
     return ap
 
 
@@ -37,6 +39,8 @@ def inputs(a: argparse.Namespace, **build) -> tuple:
     file a.config with `build` overriding it (and the build flags, when the parser has
     them and they are given; absent, the file's value stands)."""
     build = {**{k: True for k in BUILD_FLAGS if getattr(a, k, False)}, **build}
+    if getattr(a, "psum_slots", None):
+        build["psum_slots"] = a.psum_slots
     from sia.data.registry import load_split
     from sia.program.resolve import resolve_program
     p = resolve_program(a.program)
