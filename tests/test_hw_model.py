@@ -751,9 +751,17 @@ def test_dispatch_options_projection_pool_carry_by_hand_and_never_slower():
     built = S.row_dispatch(syn, words, 2, 2)
     carried = est.carried_row_dispatch(syn, words, 2, 2)
     assert int(built.sum()) == 4 + 3 * 2 and int(carried.sum()) == 3 + 3 * 2
+    # --pool-hold: unit 0 issues 2, holds 1; unit 1 issues 1 + 1, then 2: 3 cycles too
+    assert int(est.held_row_dispatch(syn, words, 2, 2).sum()) == 3 + 3 * 2
+    # 0 + 5 events: carried max(2, 3) = 3 (look-ahead fills unit 0's cycle); held: unit 0
+    # has nothing to hold (1 cycle), unit 1 ceil(5 / 2) = 3 -> 4, as built
+    words[..., 0:2, 0:2] = torch.tensor([[0, 0], [3, 2]])
+    assert [int(f(syn, words, 2, 2).sum()) for f in
+            (S.row_dispatch, est.carried_row_dispatch, est.held_row_dispatch)] == [10, 9, 10]
     flat = dataclasses.replace(syn, pool=1)
     w1 = torch.randint(0, 5, (2, 1, 1, 4, 4))
     assert torch.equal(est.carried_row_dispatch(flat, w1, 4, 2), S.row_dispatch(flat, w1, 4, 2))
+    assert torch.equal(est.held_row_dispatch(flat, w1, 4, 2), S.row_dispatch(flat, w1, 4, 2))
     cfg = SIAConfig(pes=4, events_per_cycle=2)
     for seed in range(4):
         p = _finish(random_program(seed))
@@ -761,7 +769,10 @@ def test_dispatch_options_projection_pool_carry_by_hand_and_never_slower():
         for opt in est.OPTIONS:
             res = est.estimate(p, x, cfg, 1, **{opt: True})
             assert res["cycles_per_image_projected"] <= res["cycles_per_image_model"]
-        every = est.estimate(p, x, cfg, 1, **dict.fromkeys(est.OPTIONS, True))
+            if opt == "pool_hold":   # never better than the look-ahead version
+                carry = est.estimate(p, x, cfg, 1, pool_carry=True)
+                assert carry["cycles_per_image_projected"] <= res["cycles_per_image_projected"]
+        every = est.estimate(p, x, cfg, 1, pool_carry=True, skip_empty=True)
         assert every["cycles_per_image_projected"] <= res["cycles_per_image_projected"]
     region = torch.tensor([0, 1, 3, 0])
     assert est.skipping_unit_costs(region, 2).tolist() == [0, 1, 2, 0]
@@ -775,3 +786,5 @@ def test_dispatch_options_projection_pool_carry_by_hand_and_never_slower():
             assert torch.equal(d2["accumulate"], d["accumulate"])
     with pytest.raises(SiaError, match="name an option"):
         est.estimate(p, x, cfg, 1)
+    with pytest.raises(SiaError, match="name one"):
+        est.estimate(p, x, cfg, 1, pool_carry=True, pool_hold=True)
