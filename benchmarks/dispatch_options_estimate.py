@@ -9,13 +9,8 @@ alone or together.
   instead of the sum over its units of max(1, ceil(n / E)) (each unit is still read in
   a cycle of its own). The RTL would need the next unit's words in the extraction chain
   beside the current unit's leftover.
-- `--pool-hold`: what a dispatcher can do with one more register instead of a second
-  unit of look-ahead: in a pooled position, a unit's last fewer-than-E events are held
-  (channel indices in a carry register) and issued in the next unit's first cycle with
-  its first events; the position's last unit ends as built. Per unit, with h events
-  held in and A = h + n: max(1, floor(A / E)) cycles and A mod E held out if A >= E
-  (else all issued, nothing held); the last unit max(1, ceil(A / E)). At most
-  `--pool-carry`'s ideal, never below it.
+- (`--pool-hold`, the one-register form of `--pool-carry`, was projected here in
+  session 15 and then built: the build option `pool_hold`, `schedule.held_costs`.)
 - `--skip-empty`: units without events cost no cycle (the dispatcher would look ahead
   at the popcounts the loader already stores beside each word); pooled positions under
   `--pool-carry` keep their unit floor.
@@ -24,7 +19,7 @@ The projection runs the model as built and with the option(s) (same spikes: pred
 asserted equal) and reports both runs' cycles and GOPS/PE; the build flags
 (--phase-pairs, --identity-drain) hold for both. A projection, labelled so.
 
-    python benchmarks/dispatch_options_estimate.py PROGRAM [--pool-carry | --pool-hold] [--skip-empty]
+    python benchmarks/dispatch_options_estimate.py PROGRAM [--pool-carry] [--skip-empty]
         [--images 64] [--batch 64] [--pes 16] [--events 2] [--phase-pairs] [--identity-drain]
         [--psum-slots 4|8]
         [--config CFG.json] [--data-dir D] [--out FILE.json]
@@ -53,9 +48,9 @@ def counted_like_rows(skip_empty: bool):
     """`schedule.scan_stats` whose accumulate + empty-unit cycles equal the (projected)
     `row_dispatch` total, so that the phases and the conv utilisation follow the option
     (as built the two agree; tested)."""
-    def stats(syn, words, h_out, E, planes=None, phase=False):
-        d = _BUILT_STATS(syn, words, h_out, E, planes, phase)
-        total = S.row_dispatch(syn, words, h_out, E, planes, phase).sum(-1)
+    def stats(syn, words, h_out, E, planes=None, phase=False, hold=False):
+        d = _BUILT_STATS(syn, words, h_out, E, planes, phase, hold)
+        total = S.row_dispatch(syn, words, h_out, E, planes, phase, hold).sum(-1)
         empty = (torch.zeros_like(d["dispatch_empty"]) if skip_empty
                  else torch.minimum(d["dispatch_empty"], total))
         return {**d, "accumulate": total - empty, "dispatch_empty": empty}
@@ -68,12 +63,13 @@ def skipping_unit_costs(region, E, planes=None, phase=False):
     return _BUILT_UNITS(region, E, planes, phase) * (n > 0)
 
 
-def carried_row_dispatch(syn, words, h_out, E, planes=None, phase=False):
+def carried_row_dispatch(syn, words, h_out, E, planes=None, phase=False, hold=False):
     """`schedule.row_dispatch` with the runs of each pooled position issued as one stream
-    (spike groups with a pool only; everything else as built)."""
+    (spike groups with a pool only, in place of pool hold where the build has it;
+    everything else as built)."""
     p = syn.pool
     if phase or p == 1 or syn.source == IMAGE:
-        return _BUILT(syn, words, h_out, E, planes, phase)
+        return _BUILT(syn, words, h_out, E, planes, phase, hold)
     region = S.issue_units(syn, S.scanned(syn, words, h_out))   # [T', B, U, rows*p, cols]
     t, b, u, rows, cols = region.shape
     per_pos = region.reshape(t, b, u, rows // p, p, cols)
@@ -84,46 +80,17 @@ def carried_row_dispatch(syn, words, h_out, E, planes=None, phase=False):
     return cum[..., ends[1:]] - cum[..., ends[:-1]]
 
 
-def held_row_dispatch(syn, words, h_out, E, planes=None, phase=False):
-    """`schedule.row_dispatch` with a unit's last < E events of a pooled position held
-    and issued in the next unit's first cycle (`--pool-hold`; spike groups with a pool
-    only)."""
-    p = syn.pool
-    if phase or p == 1 or syn.source == IMAGE:
-        return _BUILT(syn, words, h_out, E, planes, phase)
-    region = S.issue_units(syn, S.scanned(syn, words, h_out))   # [T', B, U, rows*p, cols]
-    t, b, u, rows, cols = region.shape
-    # scan order inside a pooled position: pool rows i, then the units of each run
-    seq = (region.reshape(t, b, u, rows // p, p, cols).permute(0, 1, 3, 5, 4, 2)
-           .reshape(t, b, rows // p, cols, p * u).to(torch.int64))
-    held = torch.zeros_like(seq[..., 0])
-    cost = torch.zeros_like(held)
-    for k in range(p * u):
-        a = held + seq[..., k]
-        if k < p * u - 1:
-            cost += torch.clamp(a // E, min=1)
-            held = torch.where(a >= E, a % E, 0)
-        else:
-            cost += torch.clamp(S.ceil_div(a, E), min=1)
-    cum = torch.nn.functional.pad(cost.sum(-1).cumsum(-1), (1, 0))     # per pooled row
-    ends = torch.tensor([S.r_end(syn, words.shape[-2] // p, oy) for oy in range(-1, h_out)])
-    return cum[..., ends[1:]] - cum[..., ends[:-1]]
-
-
-OPTIONS = ("pool_carry", "pool_hold", "skip_empty")   # (row prefetch: built in session 14)
+OPTIONS = ("pool_carry", "skip_empty")   # (row prefetch, pool hold: built in sessions 14, 15)
 
 
 @contextmanager
-def options(pool_carry=False, pool_hold=False, skip_empty=False):
-    if pool_carry and pool_hold:
-        raise SiaError("--pool-carry and --pool-hold are two versions of one option: name one")
+def options(pool_carry=False, skip_empty=False):
     with ExitStack() as stack:
-        if pool_carry or pool_hold:
-            stack.enter_context(mock.patch.object(S, "row_dispatch", carried_row_dispatch
-                                                  if pool_carry else held_row_dispatch))
+        if pool_carry:
+            stack.enter_context(mock.patch.object(S, "row_dispatch", carried_row_dispatch))
         if skip_empty:
             stack.enter_context(mock.patch.object(S, "unit_costs", skipping_unit_costs))
-        if pool_carry or pool_hold or skip_empty:
+        if pool_carry or skip_empty:
             stack.enter_context(mock.patch.object(S, "scan_stats", counted_like_rows(skip_empty)))
         yield
 

@@ -266,6 +266,28 @@ def test_row_prefetch_register():
     assert not read_hw_config(lambda off: old.get(off, dev.reg_read(off))).row_prefetch
 
 
+def test_pool_hold_register_and_twin_cycles():
+    """PARAM_POOL_HOLD tells the driver the cycle formula (a 1.5 bitstream has no pool
+    hold); the twin device's CYCLES follow it: fewer on a pooled program, same outputs."""
+    from sia.deploy.regmap_bridge import read_hw_config
+    testprog = pytest.importorskip("sia.hw.rtl.testprog")
+    cycles, outs = {}, {}
+    for on in (False, True):
+        dev = PythonSia(SIAConfig(pes=4, pool_hold=on))
+        assert read_hw_config(dev.reg_read).pool_hold is on
+        p = testprog.random_program(3)       # layer 3: a conv over a 2x2-pooled source
+        # its input: layer 0's spikes (random, as the packet does not care where they came from)
+        spikes = np.random.default_rng(3).integers(0, 2, (p.timesteps, *p.layers[0].shape))
+        pk = regmap.pack_tile(p, 3, 0, {0: spikes.astype(np.uint8)}, dev.cfg)
+        err, outs[on] = _device_launch(dev, pk)
+        assert err == 0
+        cycles[on] = dev.reg_read(REG["CYCLES_LO"])
+    assert outs[True] == outs[False] and cycles[True] < cycles[False]
+    old = {REG["VERSION"]: 0x0001_0005}
+    dev = PythonSia(SIAConfig(pes=4, pool_hold=True))
+    assert not read_hw_config(lambda off: old.get(off, dev.reg_read(off))).pool_hold
+
+
 def _device_launch(dev, beats):
     """One launch on a twin device through its registers and streams: (error code or 0,
     output bytes)."""

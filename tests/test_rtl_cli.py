@@ -39,11 +39,11 @@ def test_export_writes_verilog_and_json(tmp_path):
     assert set(meta["timing"]) == {"C_LAUNCH", "C_STEP", "C_ROW", "C_HAND", "C_OUT_TAIL"}
 
 
-@pytest.mark.parametrize("option", ["phase_pairs", "identity_drain", "row_prefetch"])
+@pytest.mark.parametrize("option", ["phase_pairs", "identity_drain", "row_prefetch", "pool_hold"])
 def test_export_takes_the_build_flags_over_the_config_file(tmp_path, option):
-    """`sia rtl export|run` and `sia synth` take --phase-pairs, --identity-drain and
-    --row-prefetch (and their --no- forms) like `sia simulate`; absent, the config
-    file's value stands."""
+    """`sia rtl export|run` and `sia synth` take --phase-pairs, --identity-drain,
+    --row-prefetch and --pool-hold (and their --no- forms) like `sia simulate`; absent,
+    the config file's value stands."""
     flag = "--" + option.replace("_", "-")
     cfg = tmp_path / "cfg.json"
     cfg.write_text(json.dumps({"pes": 2, option: True}))
@@ -62,6 +62,11 @@ def test_export_takes_psum_slots(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["rtl", "export", "--pes", "2", "--psum-slots", "6", "--out", str(tmp_path / "bad")])
     assert e.value.code == 2 and "psum_slots must be 4 or 8" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+    with pytest.raises(SystemExit) as e:     # pool hold holds one event: E <= 2
+        main(["rtl", "export", "--pes", "2", "--events", "4", "--pool-hold",
+              "--out", str(tmp_path / "bad")])
+    assert e.value.code == 2 and "pool_hold needs events_per_cycle <= 2" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
 
 

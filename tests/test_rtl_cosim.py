@@ -11,8 +11,10 @@ from sia.hw.rtl.cosim import harness
 from sia.hw.rtl.cosim.program import run_program
 from sia.hw.rtl.testprog import random_program
 
-# small build that still runs the trained digits network (8x8 maps, 128 weight rows)
-CFG = SIAConfig(pes=8, max_width=8, max_height=8, max_channels_in=128, max_timesteps=8)
+# small build that still runs the trained digits network (8x8 maps, 128 weight rows), with
+# pool hold (the builds of the E / phase-pair tests below issue pooled positions as built)
+CFG = SIAConfig(pes=8, max_width=8, max_height=8, max_channels_in=128, max_timesteps=8,
+                pool_hold=True)
 
 pytestmark = pytest.mark.timeout(900)
 

@@ -179,12 +179,15 @@ def read_hw_config(read) -> SIAConfig:
     if ver & 0xFFFF < 5:   # ... before 1.5 no identity in the drain, no row prefetch
         vals["identity_drain"] = vals["row_prefetch"] = 0
         vals["psum_slots"] = 4
+    if ver & 0xFFFF < 6:   # ... before 1.6 no pool hold
+        vals["pool_hold"] = 0
     fields = SIAConfig.__dataclass_fields__
     kw = {n: v for n, v in vals.items() if n in fields}
     kw["clock_mhz"] = vals["clock_khz"] / 1000.0
     kw["phase_pairs"] = bool(kw.get("phase_pairs", 0))
     kw["identity_drain"] = bool(kw.get("identity_drain", 0))
     kw["row_prefetch"] = bool(kw.get("row_prefetch", 0))
+    kw["pool_hold"] = bool(kw.get("pool_hold", 0))
     try:
         return SIAConfig(**kw)
     except SiaError as e:

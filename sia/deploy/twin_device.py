@@ -171,7 +171,8 @@ class PythonSia:
         self.cycles = packet_cycles(groups, sb, (hdr["h_out"], hdr["w_out"]), hdr["timesteps"],
                                     bool(hdr["image"]), hdr["kind"] == rm.KINDS["integrator"],
                                     self.cfg.events_per_cycle, hb, loads, len(out),
-                                    self.cfg.row_prefetch, self.cfg.psum_slots)["total"]
+                                    self.cfg.row_prefetch, self.cfg.psum_slots,
+                                    self.cfg.pool_hold)["total"]
         self.outbuf = np.asarray(out, dtype="<u8").tobytes()
         self.outpos = 0
         self.launches += 1

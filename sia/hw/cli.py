@@ -26,6 +26,9 @@ ROW_PREFETCH = typer.Option(None, "--row-prefetch/--no-row-prefetch",
                             help="override row_prefetch (a row starts in the last dispatch "
                                  "cycle of the row before it when it can)")
 PSUM_SLOTS = typer.Option(None, "--psum-slots", help="override psum_slots (4 or 8)")
+POOL_HOLD = typer.Option(None, "--pool-hold/--no-pool-hold",
+                         help="override pool_hold (a pooled position's units pass their last "
+                              "< E events to the next unit's first cycle; E <= 2)")
 
 
 def _print_table(header, rows):
@@ -56,6 +59,7 @@ def register(app: typer.Typer):
         identity_drain: bool = IDENTITY_DRAIN,
         row_prefetch: bool = ROW_PREFETCH,
         psum_slots: int = PSUM_SLOTS,
+        pool_hold: bool = POOL_HOLD,
         synth: Path = typer.Option(None, "--synth-report",
                                    help="synth_report.json of `sia synth`: its DSP count for GOPS/DSP"),
         batch: int = typer.Option(1, "--batch", min=1,
@@ -73,7 +77,8 @@ def register(app: typer.Typer):
         prog = resolve_program(program)
         cfg = build_config(config, pes, events, clock_mhz=clock, weight_bits=weight_bits,
                            phase_pairs=phase_pairs, identity_drain=identity_drain,
-                           row_prefetch=row_prefetch, psum_slots=psum_slots)
+                           row_prefetch=row_prefetch, psum_slots=psum_slots,
+                           pool_hold=pool_hold)
         data, images, labels = program_test_set(prog, data, data_dir, limit)
         res = run(prog, images, labels, T=timesteps, config=cfg, progress=True, weight_batch=batch,
                   launch_images=launch_images)

@@ -40,6 +40,9 @@ class SIAConfig:
                                 # core while it drains (not dispatched as events; a copy
                                 # of the tile's spike slice beside the input buffer;
                                 # docs/architecture.md, "Identity in the drain")
+    pool_hold: bool = False     # in a pooled position, a unit's last < E events are held
+                                # and issued in the next unit's first cycle (E <= 2;
+                                # docs/architecture.md, "Pool hold")
 
     def __post_init__(self):
         checks = [
@@ -61,6 +64,9 @@ class SIAConfig:
             (isinstance(self.identity_drain, bool), "identity_drain must be true or false"),
             (isinstance(self.row_prefetch, bool), "row_prefetch must be true or false"),
             (self.psum_slots in (4, 8), "psum_slots must be 4 or 8"),
+            (isinstance(self.pool_hold, bool), "pool_hold must be true or false"),
+            (not self.pool_hold or self.events_per_cycle <= 2,
+             "pool_hold needs events_per_cycle <= 2 (it holds one event)"),
         ]
         for ok, msg in checks:
             if not ok:

@@ -34,6 +34,10 @@ Tile packet (all multi-bit fields little-endian, two's complement where signed):
   skips it and the aggregation core adds w[p] * s[p] of the drained position's word.
   Other builds, or a `drain` bit on any other group, are refused (error code 2).
 
+  Pool hold (interface 1.6): PARAM_POOL_HOLD = 1 builds issue a pooled position's
+  events with fewer cycles (a unit's last < E events wait for the next unit's first
+  cycle); packets and results are those of 1.5, only CYCLES differs.
+
   1. header: LAYER_BEATS beats of layer descriptor + GROUP_BEATS beats per synapse
      group (fields and positions: LAYER_FIELDS / GROUP_FIELDS, packed LSB-first,
      in order, a field never straddles a beat).
@@ -80,13 +84,13 @@ from sia.program.format import IMAGE, Program
 
 BEAT_BITS = 64
 ID_MAGIC = 0x53494131          # "SIA1"
-VERSION = 0x0001_0005          # major.minor = 1.5 (1.1: resident-weight launches, `keep`;
+VERSION = 0x0001_0006          # major.minor = 1.6 (1.1: resident-weight launches, `keep`;
                                # 1.2: PARAM_MEMBRANE_POSITIONS; 1.3: packed launches, `period`,
                                # narrow weight streams, `wnarrow`; 1.4: phase pairs, group
                                # field `phase`, PARAM_PHASE_PAIRS; 1.5: identity in the
                                # drain, group field `drain`, PARAM_IDENTITY_DRAIN; row
                                # prefetch, PARAM_ROW_PREFETCH, and PARAM_PSUM_SLOTS: CYCLES
-                               # only)
+                               # only; 1.6: pool hold, PARAM_POOL_HOLD: CYCLES only)
 HDR_MAGIC = 0x51A              # first 12 bits of every tile packet
 MAX_GROUPS = 4
 OPS = {"conv": 0, "dense": 1, "identity": 2}
@@ -118,7 +122,7 @@ PARAM_NAMES = ["pes", "events_per_cycle", "taps", "weight_bits", "acc_bits", "v_
                "max_channels_in", "max_width", "max_height", "max_timesteps", "stream_bits",
                "clock_khz", "max_groups", "in_buffer_beats", "out_buffer_beats",
                "membrane_positions", "phase_pairs", "identity_drain", "row_prefetch",
-               "psum_slots"]
+               "psum_slots", "pool_hold"]
 for _i, _n in enumerate(PARAM_NAMES):
     REGISTERS[f"PARAM_{_n.upper()}"] = (PARAMS_BASE + 4 * _i, "ro", f"SIAConfig / build: {_n}")
 

@@ -34,7 +34,7 @@ def _overlap(program: Program, L, cfg: SIAConfig, T: int, tile: int, weight_batc
             # identity in the drain (`regmap.drain_group`): never issued
             d = d + (S.no_dispatch(words, layer.shape[1]) if S.in_drain(orig, layer, cfg) else
                      S.row_dispatch(syn, words, layer.shape[1], cfg.events_per_cycle, planes,
-                                    S.phase(orig, program, cfg)))
+                                    S.phase(orig, program, cfg), S.holds(syn, cfg)))
     o = packed_overlap(program, L.index, cfg, T, tile, d, weight_batch, per_launch)
     return {"span": float(o["span"].mean()), "wait": float(o["wait"].mean())}
 
@@ -124,9 +124,11 @@ def sweep(program: Program, images, pes=(16, 32, 64, 128), events=(1, 2), timest
                 for wb in weight_bits:
                     for ph in phases:
                         for idr in drains:
+                            # (pool hold holds one event: builds with E <= 2 only)
                             cfg = dataclasses.replace(base, pes=P, events_per_cycle=E,
                                                       weight_bits=wb, phase_pairs=ph,
-                                                      identity_drain=idr)
+                                                      identity_drain=idr,
+                                                      pool_hold=base.pool_hold and E <= 2)
                             for b in batches:
                                 rows.append(point(program, r, cfg, b, launch_images))
     return rows

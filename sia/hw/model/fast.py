@@ -209,7 +209,8 @@ def _count_group(program, config, L: LayerStats, s, words, planes, ks: list[int]
     # while it drains (its accumulates count, its words stream in), the dispatcher never
     # sees it and no weight-memory read happens (the weight is a register per lane)
     drain = S.in_drain(orig, layer, config)
-    d = S.scan_stats(s, words, layer.shape[1], config.events_per_cycle, planes, ph)
+    hold = S.holds(s, config)
+    d = S.scan_stats(s, words, layer.shape[1], config.events_per_cycle, planes, ph, hold)
     events = int(d["events"].sum())
     for k in ks:
         if not drain:
@@ -233,7 +234,8 @@ def _count_group(program, config, L: LayerStats, s, words, planes, ks: list[int]
     sops = per_img * sum(pes) if s.source != IMAGE else torch.zeros_like(per_img)
     if drain:
         return S.no_dispatch(words, layer.shape[1]), sops
-    return S.row_dispatch(s, words, layer.shape[1], config.events_per_cycle, planes, ph), sops
+    return S.row_dispatch(s, words, layer.shape[1], config.events_per_cycle, planes, ph,
+                          hold), sops
 
 
 def _count_layer(program, config, L: LayerStats, sources: dict, T: int, keep_scans: bool = False,
@@ -374,11 +376,12 @@ def launch_cycles(program: Program, layer_index: int, tile: int, inputs,
         if drain:
             steps = steps + S.no_dispatch(words, layer.shape[1])
             continue
-        d = S.scan_stats(s, words, layer.shape[1], config.events_per_cycle, planes, ph)
+        hold = S.holds(s, config)
+        d = S.scan_stats(s, words, layer.shape[1], config.events_per_cycle, planes, ph, hold)
         phases["accumulate"] += int(d["accumulate"].sum())
         phases["dispatch_empty"] += int(d["dispatch_empty"].sum())
         steps = steps + S.row_dispatch(s, words, layer.shape[1], config.events_per_cycle,
-                                       planes, ph)
+                                       planes, ph, hold)
     o = S.overlap(S.stream_need(program, layer_index, config, steps_total, tile),
                   steps.permute(0, 2, 1), S.drain_cycles(layer, T), config.row_prefetch,
                   config.psum_slots)

@@ -177,7 +177,8 @@ def _batch_note(summ: dict) -> str:
 def build_name(cfg: dict) -> str:
     """The build in a few words: P, E and the options that differ from the defaults."""
     opts = [name for key, name in (("phase_pairs", "phase pairs"),
-                                   ("identity_drain", "identity drain")) if cfg.get(key)]
+                                   ("identity_drain", "identity drain"),
+                                   ("pool_hold", "pool hold")) if cfg.get(key)]
     if not cfg.get("row_prefetch", True):
         opts.append("no row prefetch")
     if cfg.get("psum_slots", 4) != 4:

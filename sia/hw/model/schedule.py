@@ -202,10 +202,45 @@ def dispatch(hist: torch.Tensor, E: int) -> dict[str, torch.Tensor]:
             "events": (hist * n).sum(-1)}
 
 
+def holds(syn: Synapse, config: SIAConfig) -> bool:
+    """Pool hold (build option `pool_hold`): does this group's pooled position pass a
+    unit's last < E events on to the next unit? Spike groups with a pool only."""
+    return config.pool_hold and syn.source != IMAGE and syn.pool > 1
+
+
+def held_costs(region: torch.Tensor, E: int, p: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pool hold: dispatch cycles and empty units per pooled position [T',B,R,X] of the
+    issue units [T',B,U,R*p,X] (`issue_units`). In scan order (pool rows i, then the
+    units of each run), with h events held in and A = h + n: a unit that is not the
+    position's last costs max(1, floor(A / E)) and holds A mod E out if A >= E (else
+    none: it issues all A); the last costs max(1, ceil(A / E)). Empty: A = 0."""
+    t, b, u, rows, cols = region.shape
+    seq = (region.reshape(t, b, u, rows // p, p, cols).permute(0, 1, 3, 5, 4, 2)
+           .reshape(t, b, rows // p, cols, p * u).to(torch.int64))
+    held = torch.zeros_like(seq[..., 0])
+    cost, empty = torch.zeros_like(held), torch.zeros_like(held)
+    for k in range(p * u):
+        a = held + seq[..., k]
+        empty += a == 0
+        if k < p * u - 1:
+            cost += torch.clamp(a // E, min=1)
+            held = torch.where(a >= E, a % E, 0)
+        else:
+            cost += torch.clamp(ceil_div(a, E), min=1)
+    return cost, empty
+
+
 def scan_stats(syn: Synapse, words: torch.Tensor, h_out: int, E: int,
-               planes: torch.Tensor | None = None, phase: bool = False) -> dict[str, torch.Tensor]:
+               planes: torch.Tensor | None = None, phase: bool = False,
+               hold: bool = False) -> dict[str, torch.Tensor]:
     """`dispatch` of the units a group scans (plane issue: from the per-plane counts;
-    phase pairs: `unit_costs`)."""
+    phase pairs: `unit_costs`; pool hold (`holds`): `held_costs`)."""
+    if hold:
+        region = issue_units(syn, scanned(syn, words, h_out))
+        cost, empty = held_costs(region, E, syn.pool)
+        return {"accumulate": (cost - empty).sum((2, 3), dtype=torch.int64),
+                "dispatch_empty": empty.sum((2, 3), dtype=torch.int64),
+                "events": region.sum((2, 3, 4), dtype=torch.int64)}
     if phase:
         region = phase_units(scanned(syn, words, h_out))
         cost, n = unit_costs(region, E, phase=True), region.sum(-1)
@@ -267,17 +302,22 @@ def stream_need(program: Program, i: int, config: SIAConfig, T: int,
 
 
 def row_dispatch(syn: Synapse, words: torch.Tensor, h_out: int, E: int,
-                 planes: torch.Tensor | None = None, phase: bool = False) -> torch.Tensor:
+                 planes: torch.Tensor | None = None, phase: bool = False,
+                 hold: bool = False) -> torch.Tensor:
     """Dispatch cycles per (t, image, output row) [T', B, H_out] of one group: the words
-    of pooled source rows [r_end(oy-1), r_end(oy)), each issue unit `unit_costs`."""
+    of pooled source rows [r_end(oy-1), r_end(oy)), each issue unit `unit_costs` (pool
+    hold: each pooled position `held_costs`)."""
     p = syn.pool
     if phase:
         region = phase_units(scanned(syn, words, h_out))     # [T', B, nw, rows, pairs, 2]
     else:
         region = issue_units(syn, scanned(syn, words, h_out))   # [T', B, units, rows*p, cols]
     planes = None if planes is None else scanned(syn, planes, h_out)
-    cost = unit_costs(region, E, planes, phase).sum((2, 4), dtype=torch.int64)
-    cost = cost.reshape(*cost.shape[:2], -1, p).sum(-1)     # per pooled row
+    if hold:
+        cost = held_costs(region, E, p)[0].sum(-1)             # per pooled row
+    else:
+        cost = unit_costs(region, E, planes, phase).sum((2, 4), dtype=torch.int64)
+        cost = cost.reshape(*cost.shape[:2], -1, p).sum(-1)     # per pooled row
     cum = torch.nn.functional.pad(cost.cumsum(-1), (1, 0))
     hp = words.shape[-2] // p
     ends = torch.tensor([r_end(syn, hp, oy) for oy in range(-1, h_out)])

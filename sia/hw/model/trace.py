@@ -46,6 +46,7 @@ class _Launch:
         self.sops = self.image_ops = self.weight_reads = 0
         self.max_rows = 0
         self.shortcut = None      # (identity group, its source [T,C,H,W]) added in the drain
+        self.held = []            # pool hold: events a unit passed to the next one
 
     # -- spiking core -------------------------------------------------------------
     def _add(self, oy, ox, vec):
@@ -89,12 +90,27 @@ class _Launch:
         else:
             self.sops += ops
 
-    def dispatch(self, s, events, pair=None):
+    def dispatch(self, s, events, pair=None, end=True):
         """Issue an issue unit's events, E per cycle; an empty unit costs one cycle. Plane issue
         (E = 4 image words): one cycle's events share a bit plane, lowest plane first.
         pair: the second word's events of a phase pair (`regmap.phase_pair`): each cycle
-        takes up to E events of each word."""
+        takes up to E events of each word. Pool hold (`schedule.holds`): the events held
+        from the unit before go first; a unit that does not end its pooled position
+        (`end`) stops once fewer than 2E are left, issues E of them and holds the rest."""
         E = self.cfg.events_per_cycle
+        if S.holds(s, self.cfg):
+            evs, self.held = self.held + events, []
+            while True:
+                if len(evs) <= E or (not end and len(evs) < 2 * E):
+                    chunk, self.held = evs[:E], (evs[E:] if not end else [])
+                    self.cyc["accumulate" if chunk else "dispatch_empty"] += 1
+                    for ev in chunk:
+                        self._event(s, *ev)
+                    return
+                self.cyc["accumulate"] += 1
+                for ev in evs[:E]:
+                    self._event(s, *ev)
+                evs = evs[E:]
         runs = [events]
         if S.plane_issue(s, self.cfg):
             runs = [[ev for ev in events if ev[3] == 1 << b] for b in range(8)]
@@ -156,7 +172,7 @@ def _phase_words(s, src, t, lo, hi):
     rows = {}
     for r in range(h):
         rows[r] = [(tuple([(ch, r, x, 1, None) for ch in range(w0, min(hi, w0 + 64))
-                           if src[t, ch, r, x]] for x in (2 * X, 2 * X + 1)), 2)
+                           if src[t, ch, r, x]] for x in (2 * X, 2 * X + 1)), 2, True)
                    for X in range(w // 2) for w0 in range(lo, hi, 64)]
     return rows
 
@@ -187,6 +203,7 @@ def _words(prog, layer, s, src, t, tile, cfg):
     for r in range(hp):
         row = []
         for x in range(wp):
+            pos = []      # the pooled position's units, in scan order
             for dy in range(p):
                 run = []
                 for dx in range(p):
@@ -201,9 +218,11 @@ def _words(prog, layer, s, src, t, tile, cfg):
                                 evs.append((ch, r, x, 1, f))
                         run.append(evs)
                 if s.source == IMAGE:
-                    row += [(evs, 1) for evs in run]
+                    pos += [(evs, 1) for evs in run]
                 else:
-                    row += [(sum(run[k:k + 2], []), len(run[k:k + 2])) for k in range(0, len(run), 2)]
+                    pos += [(sum(run[k:k + 2], []), len(run[k:k + 2])) for k in range(0, len(run), 2)]
+            # the third field: the unit ends its pooled position (pool hold)
+            row += [(evs, n, k == len(pos) - 1) for k, (evs, n) in enumerate(pos)]
         rows[r] = row
     return rows
 
@@ -244,12 +263,12 @@ def _run_rows(prog, layer, lc, srcs, t, drain_steps, out_s, out_v) -> list[int]:
                 continue
             hp = src.shape[-2] // s.pool
             for r in range(S.r_end(s, hp, oy - 1), S.r_end(s, hp, oy)):
-                for evs, nwords in ws[r]:
+                for evs, nwords, end in ws[r]:
                     lc.mem["spike_in_reads"] += nwords
                     if isinstance(evs, tuple):      # a phase pair
                         lc.dispatch(s, *evs)
                     else:
-                        lc.dispatch(s, evs)
+                        lc.dispatch(s, evs, end=end)
         per_row.append(lc.cyc["accumulate"] + lc.cyc["dispatch_empty"] - before)
         lc.drain(oy, drain_steps, out_s, out_v)
     return per_row

@@ -5,13 +5,13 @@ from pathlib import Path
 
 import typer
 
-from sia.hw.cli import IDENTITY_DRAIN, PHASE_PAIRS, PSUM_SLOTS, ROW_PREFETCH, build_config
+from sia.hw.cli import IDENTITY_DRAIN, PHASE_PAIRS, POOL_HOLD, PSUM_SLOTS, ROW_PREFETCH, build_config
 
 
-def _cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch, psum_slots):
+def _cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch, psum_slots, pool_hold):
     return build_config(config, pes, events, phase_pairs=phase_pairs,
                         identity_drain=identity_drain, row_prefetch=row_prefetch,
-                        psum_slots=psum_slots)
+                        psum_slots=psum_slots, pool_hold=pool_hold)
 
 
 def register(app: typer.Typer):
@@ -28,11 +28,12 @@ def register(app: typer.Typer):
         identity_drain: bool = IDENTITY_DRAIN,
         row_prefetch: bool = ROW_PREFETCH,
         psum_slots: int = PSUM_SLOTS,
+        pool_hold: bool = POOL_HOLD,
     ):
         """Write sia_top.v (plain Verilog) and sia_top.json (parameters, register map,
         packet format, timing constants)."""
         from sia.hw.rtl.export import export
-        files = export(_cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch, psum_slots), out)
+        files = export(_cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch, psum_slots, pool_hold), out)
         print(f"wrote {files['verilog']} and {files['json']}")
 
     @rtl.command("run")
@@ -51,6 +52,7 @@ def register(app: typer.Typer):
         identity_drain: bool = IDENTITY_DRAIN,
         row_prefetch: bool = ROW_PREFETCH,
         psum_slots: int = PSUM_SLOTS,
+        pool_hold: bool = POOL_HOLD,
         jobs: int = typer.Option(None, "--jobs", min=1,
                                  help="simulator processes (default: CPU cores, at most 2; "
                                       "1 = layer by layer on the RTL's own spikes)"),
@@ -64,7 +66,7 @@ def register(app: typer.Typer):
         from sia.program.resolve import resolve_program
         prog = resolve_program(program)
         images, labels = load_split(data or prog.meta.get("dataset", "digits"), "test", data_dir)
-        cfg = _cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch, psum_slots)
+        cfg = _cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch, psum_slots, pool_hold)
         sel = slice(image_index, image_index + batch)
         rep = bench(prog, np.asarray(images[sel]), cfg, T=timesteps, jobs=jobs)
         rep["image_index"], rep["labels"] = image_index, [int(v) for v in np.asarray(labels[sel])]
@@ -83,12 +85,13 @@ def register(app: typer.Typer):
         identity_drain: bool = IDENTITY_DRAIN,
         row_prefetch: bool = ROW_PREFETCH,
         psum_slots: int = PSUM_SLOTS,
+        pool_hold: bool = POOL_HOLD,
         abc9: bool = typer.Option(False, "--abc9", help="synth_xilinx -abc9 (slower)"),
     ):
         """Yosys synth_xilinx -family xc7 of the SIA top: LUT/FF/CARRY4/DSP/BRAM against
         the XC7Z020 and a logic-depth estimate (Yosys cannot do routing/timing/power).
         WebAssembly Yosys needs ~25 CPU-minutes for the default 64 PEs (--pes 16: ~5)."""
         from sia.hw.rtl.synth import format_report, run_synth
-        rep = run_synth(_cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch, psum_slots), out, abc9=abc9)
+        rep = run_synth(_cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch, psum_slots, pool_hold), out, abc9=abc9)
         print(format_report(rep))
         print(f"report: {out / 'synth_report.json'}")

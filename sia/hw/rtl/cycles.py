@@ -30,6 +30,23 @@ def word_costs(words: np.ndarray, E: int, image: bool) -> np.ndarray:
     return unit_cost(bits.sum((1, 2)), E)
 
 
+def held_cost(n: np.ndarray, E: int) -> np.ndarray:
+    """Pool hold: dispatch cycles of pooled positions [..., K] whose K issue units (in
+    scan order) hold n set bits: a unit passes its last A mod E events (A = held + n
+    >= E) to the next; cycles max(1, floor(A / E)), the last unit max(1, ceil(A / E))."""
+    held = np.zeros(n.shape[:-1], np.int64)
+    cost = np.zeros_like(held)
+    K = n.shape[-1]
+    for k in range(K):
+        a = held + n[..., k]
+        if k < K - 1:
+            cost += np.maximum(1, a // E)
+            held = np.where(a >= E, a % E, 0)
+        else:
+            cost += unit_cost(a, E)
+    return cost
+
+
 def launch_cycles(program: Program, li: int, tile: int, inputs: dict, cfg: SIAConfig,
                   T: int | None = None, detail: bool = False, keep: bool = False):
     """keep: a resident-weight launch (no weight / neuron-param beats). inputs: one
@@ -44,17 +61,18 @@ def launch_cycles(program: Program, li: int, tile: int, inputs: dict, cfg: SIACo
     r = packet_cycles(groups, sw, info.out_shape, k * T, info.image, info.kind == "integrator",
                       cfg.events_per_cycle, info.header_beats,
                       0 if keep else info.weight_beats + info.neuron_beats, info.out_beats,
-                      cfg.row_prefetch, cfg.psum_slots)
+                      cfg.row_prefetch, cfg.psum_slots, cfg.pool_hold)
     return r if detail else r["total"]
 
 
 def packet_cycles(groups: list[dict], spike_words, out_shape, T: int, image: bool,
                   integrator: bool, E: int, header_beats: int, loads: int,
-                  out_beats: int, prefetch: bool = True, slots: int = 4) -> dict:
+                  out_beats: int, prefetch: bool = True, slots: int = 4,
+                  hold: bool = False) -> dict:
     """The formula from what a tile packet carries (group descriptors, input-map words,
     header fields): what the RTL's CYCLES register shows for it. loads = the weight +
     neuron-parameter beats the packet holds (0 for keep); out_beats = output packet;
-    prefetch, slots = the build's row_prefetch and psum_slots."""
+    prefetch, slots, hold = the build's row_prefetch, psum_slots and pool_hold."""
     sw = np.asarray(spike_words, dtype=np.uint64)
     # image words are issued one at a time; spike words two at a time (word pairs)
     per_word = word_costs(sw, E, image) if image else _bits(sw).sum((1, 2)).astype(np.int64)
@@ -73,6 +91,12 @@ def packet_cycles(groups: list[dict], spike_words, out_shape, T: int, image: boo
                 run = v.reshape(*v.shape[:3], -1)
                 run = np.pad(run, [(0, 0)] * 3 + [(0, run.shape[-1] % 2)])
                 pairs = run.reshape(*run.shape[:3], -1, 2)
+                if hold and g["pool"] > 1:
+                    # pool hold: the units of a pooled position (r, x) in scan order
+                    # (pool rows i, then the run's units) -> [r, x]
+                    n = pairs.sum(-1).transpose(0, 2, 1, 3)
+                    out.append(held_cost(n.reshape(*n.shape[:2], -1), E).sum(1))
+                    continue
                 # a phase pair takes up to E events of each word per cycle
                 v = (np.maximum(1, (-(-pairs // E)).max(-1)) if g.get("phase")
                      else unit_cost(pairs.sum(-1), E))

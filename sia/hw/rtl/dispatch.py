@@ -283,6 +283,24 @@ class Dispatch(wiring.Component):
         m.d.comb += count.eq(Mux(fresh, self.sb_count + Mux(pair_r, self.sb_count_hi, 0), left))
         last = Signal()
         m.d.comb += last.eq(active & (count <= E))
+        # pool hold (build option `pool_hold`, E = 2): in a pooled position a unit ends
+        # once fewer than 2E events are left with the one held before it (A = held +
+        # count): it issues E and holds the rest (one event) for the next unit's first
+        # cycle; the position's last unit ends as built, at A <= E
+        HOLD = self.cfg.pool_hold and E == 2
+        if HOLD:
+            hvalid = Signal(name="hold_valid")     # an event is held (fresh cycles only)
+            hrem = Signal(128, name="hold_rem")    # the window remainder: the held bit
+            hw, hwh = Signal(6, name="hold_w"), Signal(6, name="hold_wh")   # its words
+            holding = Signal(name="s0_holding")    # this unit may hold (not the position's last)
+            m.d.comb += holding.eq(~image & (cur["pool"] != 1) & ~ph & ~(run_end & (i == cur["pool"] - 1)))
+            a_cnt = Signal(8, name="s0_a_count")
+            m.d.comb += [a_cnt.eq(count + hvalid),
+                         last.eq(active & Mux(holding, a_cnt <= 2 * E - 1, a_cnt <= E))]
+            # the window's remainder after E - held extractions (held: one, low word first)
+            rem_q = Signal(128, name="s0_rem_q")
+            m.d.comb += rem_q.eq(Mux(hvalid, Mux(v_lo[0], Cat(rest_lo[0], hi), Cat(lo, rest_hi[0])),
+                                     rem_next))
         if PH:   # a phase pair ends when each word has at most E set bits left
             left_b = Signal(8)
             cnt_lo, cnt_hi = Signal(8, name="s0_count_lo"), Signal(8, name="s0_count_hi")
@@ -301,14 +319,32 @@ class Dispatch(wiring.Component):
                 m.d.comb += last.eq(active & one_plane & (pc_low <= E))
 
         chans, chans_b, shifts = [], [], []
+        wch = []
         for e in range(E):
             c = Signal(12, name=f"s0_ch{e}")
-            sh = Signal(3, name=f"s0_sh{e}")
-            pix, bit = (ev_idx[e][:3], ev_idx[e][3:6]) if plane else (ev_idx[e][3:6], ev_idx[e][:3])
+            pix = ev_idx[e][:3] if plane else ev_idx[e][3:6]
             # bit 6: the event is in the unit's second word
-            m.d.comb += [c.eq(Mux(image, (w << 3) | pix,
-                                  (Mux(ev_idx[e][6], wh, w) << 6) | ev_idx[e][:6])),
-                         sh.eq(Mux(image, bit, 0))]
+            m.d.comb += c.eq(Mux(image, (w << 3) | pix,
+                                 (Mux(ev_idx[e][6], wh, w) << 6) | ev_idx[e][:6]))
+            wch.append(c)
+        if HOLD:
+            # the held event (the lowest set bit of its remainder) takes slot 0, the
+            # window's events move up one slot; held events are never image events
+            hch = Signal(12, name="s0_hold_ch")
+            h_lo = hrem[:64].any()
+            h_oh = Signal(128, name="s0_hold_onehot")
+            m.d.comb += h_oh.eq(hrem & (~hrem + 1)[:128])
+            h_idx = Signal(7, name="s0_hold_idx")
+            for k in range(7):
+                m.d.comb += h_idx[k].eq(Cat(*[h_oh[b] for b in range(128) if (b >> k) & 1]).any())
+            m.d.comb += hch.eq((Mux(h_lo, hw, hwh) << 6) | h_idx[:6])
+            wch = [Mux(hvalid, hch, wch[0]), Mux(hvalid, wch[0], wch[1])]
+            ev_valid = [(hvalid | ev_valid[0]) & active, Mux(hvalid, ev_valid[0], ev_valid[1])]
+        for e in range(E):
+            c = wch[e]
+            sh = Signal(3, name=f"s0_sh{e}")
+            bit = ev_idx[e][3:6] if plane else ev_idx[e][:3]
+            m.d.comb += sh.eq(Mux(image, bit, 0))
             if PH:   # phase pairs: event e of each word; a word's channel is (w >> 1)*64 + bit
                 ca, cb = Signal(12, name=f"s0_ch_a{e}"), Signal(12, name=f"s0_ch_b{e}")
                 m.d.comb += [ca.eq(Mux(ph, ((w >> 1) << 6) | idx_lo[e], c)),
@@ -425,6 +461,8 @@ class Dispatch(wiring.Component):
         with m.If(active):
             with m.If(~last):
                 m.d.sync += [rem.eq(rem_next), left.eq(count - E), fresh.eq(0)]
+                if HOLD:
+                    m.d.sync += [rem.eq(rem_q), left.eq(a_cnt - E)]
                 if PH:
                     with m.If(ph):
                         m.d.sync += [left.eq(Mux(cnt_lo > E, cnt_lo - E, 0)),
@@ -468,6 +506,10 @@ class Dispatch(wiring.Component):
                         m.d.comb += [sb_addr.eq(rowaddr[g1]), sb_en.eq(1)]
                     with m.Else():
                         m.d.sync += [active.eq(0), fresh.eq(0)]
+        if HOLD:   # a held event lives one cycle: the next unit's first issues it
+            with m.If(active):
+                m.d.sync += [hvalid.eq(last & holding & (a_cnt == 2 * E - 1)),
+                             hrem.eq(rem_q), hw.eq(w), hwh.eq(wh)]
         if self.cfg.row_prefetch:   # (without it a row never starts in a dispatch cycle)
             # a row starts while the scan is active only in the last cycle of the row
             # before it, whose group is then finishing: the register `active` selects the
