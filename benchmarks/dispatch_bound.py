@@ -56,7 +56,9 @@ def bound(program, images, cfg: SIAConfig, weight_batch: int) -> dict:
                      "utilisation_ceiling": x["utilisation_ceiling"]})
     return {"program": program.name, "images": r.images, "T": r.timesteps, "pes": cfg.pes,
             "events_per_cycle": E, "phase_pairs": cfg.phase_pairs,
-            "identity_drain": cfg.identity_drain, "weight_batch": weight_batch,
+            "identity_drain": cfg.identity_drain, "pool_hold": cfg.pool_hold,
+            "psum_slots": cfg.psum_slots, "row_prefetch": cfg.row_prefetch,
+            "weight_batch": weight_batch,
             "layers": rows,
             "cycles_per_image_model": float(np.mean(r.image_cycles)),
             "cycles_per_image_floor": built["cycles_floor_per_image"],

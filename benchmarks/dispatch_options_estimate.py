@@ -111,6 +111,7 @@ def estimate(program, images, cfg: SIAConfig, weight_batch: int, **chosen) -> di
     return {"program": program.name, "images": int(images.shape[0]), "T": program.timesteps,
             "pes": cfg.pes, "events_per_cycle": cfg.events_per_cycle,
             "phase_pairs": cfg.phase_pairs, "identity_drain": cfg.identity_drain,
+            "pool_hold": cfg.pool_hold,
             "row_prefetch": cfg.row_prefetch, "psum_slots": cfg.psum_slots,
             "weight_batch": weight_batch,
             **{k: bool(chosen.get(k)) for k in OPTIONS},

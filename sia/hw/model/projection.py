@@ -10,12 +10,12 @@ import numpy as np
 
 from sia.hw.params import SIAConfig
 
-BUILD_FLAGS = ("phase_pairs", "identity_drain")   # boolean SIAConfig options as flags
+BUILD_FLAGS = ("phase_pairs", "identity_drain", "pool_hold")   # boolean SIAConfig options as flags
 
 
 def parser(description: str, images: int, build_flags: bool = False) -> argparse.ArgumentParser:
     """Program, images, weight batch, one build (P, E, config file; with build_flags also
-    --phase-pairs, --identity-drain and --psum-slots), data and output."""
+    --phase-pairs, --identity-drain, --pool-hold and --psum-slots), data and output."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("program")
     ap.add_argument("--images", type=int, default=images)
