@@ -166,7 +166,7 @@ class _Launch:
 
 def _phase_words(s, src, t, lo, hi):
     """Scan order of a phase group (`regmap.phase_pair`) at step t: {row: [((events of
-    column 2X, events of column 2X+1), 2)]} per column pair X and word w of channels
+    column 2X, events of column 2X+1), 2, True)]} per column pair X and word w of channels
     [lo, hi) (identity: the tile's slice)."""
     h, w = src.shape[-2:]
     rows = {}
@@ -186,9 +186,9 @@ def _channels(prog, layer, s, tile, cfg):
 
 
 def _words(prog, layer, s, src, t, tile, cfg):
-    """Scan order of group s at step t: {pooled row: [(issue unit, words read)]}, a unit
-    being the list of its events (channel, pooled row, pooled col, value, dense
-    feature). A pooled position is its p x p source positions' words, one after the
+    """Scan order of group s at step t: {pooled row: [(issue unit, words read, ends its
+    pooled position)]}, a unit being the list of its events (channel, pooled row, pooled
+    col, value, dense feature). A pooled position is its p x p source positions' words, one after the
     other; a word holds <= 64 channels (image: 8 pixels, one event per set bit);
     identity: the tile's slice. Spike words are issued in pairs: the p*nw words of one
     (pooled column, pool row) run two at a time (`schedule.issue_units`)."""
