@@ -1,6 +1,7 @@
 """TrainConfig validation, a tiny two-stage digits run, load_trained, resume, CLI."""
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -158,6 +159,8 @@ def test_warm_start_errors(tmp_path):
     assert not (tmp_path / "run2" / "model.safetensors").exists()
 
 
+@pytest.mark.skipif(not (shutil.which("c++") or shutil.which("g++")),
+                    reason="torch.compile on CPU needs a C++ compiler")
 def test_compiled_training_matches_eager(tmp_path):
     """compile = true runs the same steps through torch.compile: both stages train, the
     files hold the plain module's keys, and the result equals the eager run's up to float
