@@ -174,3 +174,11 @@ def test_compiled_training_matches_eager(tmp_path):
     assert abs(eager.metrics["test_acc"] - comp.metrics["test_acc"]) <= 0.01
     # compile does not change the result, so a run may resume with it switched
     assert "compile" in _RESUME_FREE
+
+
+def test_compile_without_a_cpp_compiler_is_one_line(monkeypatch):
+    """On CPU, torch.compile builds C++ kernels: no compiler -> a SiaError naming it."""
+    import sia.train.trainer as tr
+    monkeypatch.setattr(shutil, "which", lambda _: None)
+    with pytest.raises(SiaError, match="needs a C\\+\\+ compiler"):
+        tr.compiled(torch.nn.Linear(2, 2), torch.device("cpu"))

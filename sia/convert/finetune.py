@@ -213,7 +213,11 @@ def finetune(program: Program, images, labels, *, T: int = 8, loss_steps=None,
     if teacher is not None:
         teacher.eval().to(dev)
     net = ProgramNet(program, neurons=neurons).to(dev)
-    forward = torch.compile(net) if compile else net
+    if compile:
+        from sia.train.trainer import compiled
+        forward = compiled(net, dev)
+    else:
+        forward = net
     # Adam moves every latent integer by ~lr per step whatever its gradient's size;
     # 8-bit groups (first / last layer) get a step in proportion to their code range
     groups, k = [], 0

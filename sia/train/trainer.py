@@ -141,6 +141,16 @@ def _optimizer(model, cfg: TrainConfig, stage: int, steps_per_epoch: int):
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, f)
 
 
+def compiled(module: nn.Module, device: torch.device) -> nn.Module:
+    """torch.compile(module); on CPU inductor builds C++ kernels, so a missing compiler
+    is a one-line error here instead of a traceback at the first step."""
+    import shutil
+    if device.type == "cpu" and not any(shutil.which(c) for c in ("c++", "g++", "clang++")):
+        raise SiaError("torch.compile (config key 'compile', --compile) needs a C++ compiler "
+                       "on CPU; none found: install g++, or run without compile")
+    return torch.compile(module)
+
+
 class Run:
     """State of one training run: model, optimiser, data, history; checkpoints itself."""
 
@@ -178,7 +188,7 @@ class Run:
             self.teacher = load_trained(cfg.distill["teacher"])[0].to(self.dev)
             self.teacher.requires_grad_(False)
             if cfg.compile:
-                self.teacher = torch.compile(self.teacher)
+                self.teacher = compiled(self.teacher, self.dev)
         self.epoch, self.folded, self.history, self.fold_acc = 0, False, [], None
         self._stage_setup()
 
@@ -193,7 +203,7 @@ class Run:
             net = nn.parallel.DistributedDataParallel(
                 net, device_ids=[self.dev.index] if self.cuda else None)
         # training steps run the compiled graph; eval, checkpoints and folding use self.net
-        self.model = torch.compile(net) if self.cfg.compile else net
+        self.model = compiled(net, self.dev) if self.cfg.compile else net
         stage = 2 if self.folded else 1
         self.opt, self.sched = _optimizer(self.net, self.cfg, stage, len(self.train_batches))
 
