@@ -295,13 +295,8 @@ class Dispatch(wiring.Component):
             holding = Signal(name="s0_holding")    # this unit may hold (not the position's last)
             m.d.comb += holding.eq(~image & (cur["pool"] != 1) & ~ph & ~(run_end & (i == cur["pool"] - 1)))
             a_cnt = Signal(8, name="s0_a_count")
-            m.d.comb += a_cnt.eq(count + hvalid)
-            # `last` from compares on `count` selected by the registered hvalid (not from
-            # a_cnt: the adder would lie on the path from the word counts to the next
-            # unit's read address)
-            m.d.comb += last.eq(active & Mux(holding,
-                                             Mux(hvalid, count <= 2 * E - 2, count <= 2 * E - 1),
-                                             Mux(hvalid, count <= E - 1, count <= E)))
+            m.d.comb += [a_cnt.eq(count + hvalid),
+                         last.eq(active & Mux(holding, a_cnt <= 2 * E - 1, a_cnt <= E))]
             # the window's remainder after E - held extractions (held: one, low word first)
             rem_q = Signal(128, name="s0_rem_q")
             m.d.comb += rem_q.eq(Mux(hvalid, Mux(v_lo[0], Cat(rest_lo[0], hi), Cat(lo, rest_hi[0])),
@@ -513,8 +508,7 @@ class Dispatch(wiring.Component):
                         m.d.sync += [active.eq(0), fresh.eq(0)]
         if HOLD:   # a held event lives one cycle: the next unit's first issues it
             with m.If(active):
-                m.d.sync += [hvalid.eq(last & holding & Mux(hvalid, count == 2 * E - 2,
-                                                            count == 2 * E - 1)),
+                m.d.sync += [hvalid.eq(last & holding & (a_cnt == 2 * E - 1)),
                              hrem.eq(rem_q), hw.eq(w), hwh.eq(wh)]
         if self.cfg.row_prefetch:   # (without it a row never starts in a dispatch cycle)
             # a row starts while the scan is active only in the last cycle of the row
