@@ -139,7 +139,7 @@ def main():
     ap.add_argument("--ft-neurons", action="store_true",
                     help="fine-tuning: also train thresholds and v_init")
     ap.add_argument("--ft-compile", action="store_true",
-                    help="fine-tuning: torch.compile the forward (1.4x per step on CPU)")
+                    help="fine-tuning: torch.compile the forward (1.3x per step on CPU)")
     ap.add_argument("--batch-size", type=int, default=256,
                     help="images per golden-simulator batch (memory: ResNet-18 w0.5 at 256 "
                          "needs ~16 GB; the results do not depend on it)")

@@ -196,7 +196,7 @@ def finetune(program: Program, images, labels, *, T: int = 8, loss_steps=None,
     device: where to train (default CPU); the images stay where they are, each batch
     moves. neurons: also train each IF layer's thresholds and v_init (like the biases,
     in units of the converted threshold). compile: run the T-step forward through
-    torch.compile (fuses the neuron loop's elementwise ops; 1.4x per step on a 2-core CPU,
+    torch.compile (fuses the neuron loop's elementwise ops; 1.3x per step on a 2-core CPU,
     about a minute to compile; float results differ from eager in the last bits).
     Returns (fine-tuned program, history)."""
     from sia.data.augment import crop_flip
