@@ -33,7 +33,9 @@ def register(app: typer.Typer):
         """Write sia_top.v (plain Verilog) and sia_top.json (parameters, register map,
         packet format, timing constants)."""
         from sia.hw.rtl.export import export
-        files = export(_cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch, psum_slots, pool_hold), out)
+        cfg = _cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch, psum_slots,
+                   pool_hold)
+        files = export(cfg, out)
         print(f"wrote {files['verilog']} and {files['json']}")
 
     @rtl.command("run")
@@ -66,7 +68,8 @@ def register(app: typer.Typer):
         from sia.program.resolve import resolve_program
         prog = resolve_program(program)
         images, labels = load_split(data or prog.meta.get("dataset", "digits"), "test", data_dir)
-        cfg = _cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch, psum_slots, pool_hold)
+        cfg = _cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch, psum_slots,
+                   pool_hold)
         sel = slice(image_index, image_index + batch)
         rep = bench(prog, np.asarray(images[sel]), cfg, T=timesteps, jobs=jobs)
         rep["image_index"], rep["labels"] = image_index, [int(v) for v in np.asarray(labels[sel])]
@@ -92,6 +95,8 @@ def register(app: typer.Typer):
         the XC7Z020 and a logic-depth estimate (Yosys cannot do routing/timing/power).
         WebAssembly Yosys needs ~25 CPU-minutes for the default 64 PEs (--pes 16: ~5)."""
         from sia.hw.rtl.synth import format_report, run_synth
-        rep = run_synth(_cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch, psum_slots, pool_hold), out, abc9=abc9)
+        cfg = _cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch, psum_slots,
+                   pool_hold)
+        rep = run_synth(cfg, out, abc9=abc9)
         print(format_report(rep))
         print(f"report: {out / 'synth_report.json'}")
