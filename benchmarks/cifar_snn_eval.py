@@ -28,7 +28,6 @@ reduced-precision ANN accuracies are then read from that run's results.json:
 
 import argparse
 import json
-import subprocess
 import time
 from pathlib import Path
 
@@ -41,6 +40,7 @@ from sia.convert.finetune import finetune, plot_history
 from sia.data.registry import data_copy, load_split
 from sia.program import save_program
 from sia.program.resolve import resolve_program
+from sia.provenance import git_commit
 from sia.snn import simulate
 from sia.snn.ann import ann_predict
 from sia.models import build_model, fold_all_bn
@@ -140,6 +140,8 @@ def main():
                     help="fine-tuning: also train thresholds and v_init")
     ap.add_argument("--ft-compile", action="store_true",
                     help="fine-tuning: torch.compile the forward (1.3x per step on CPU)")
+    ap.add_argument("--threads", type=int, default=2,
+                    help="torch CPU threads (1 leaves a core to other work beside it)")
     ap.add_argument("--batch-size", type=int, default=256,
                     help="images per golden-simulator batch (memory: ResNet-18 w0.5 at 256 "
                          "needs ~16 GB; the results do not depend on it)")
@@ -152,14 +154,15 @@ def main():
         return
     if args.ft_distill and not args.fp32:
         ap.error("--ft-distill needs --fp32 (the teacher)")
-    torch.set_num_threads(2)
+    if args.threads < 1:
+        ap.error("--threads must be >= 1")
+    torch.set_num_threads(args.threads)
 
     images, labels = load_split("cifar10", "test", args.data_dir)
     if args.images:
         images, labels = images[:args.images], labels[:args.images]
     res = {"data": data_copy("cifar10", args.data_dir), "test_images": len(labels),
-           "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                    text=True).stdout.strip()}
+           "commit": git_commit()}
     runs = bool(args.qcfs and args.fp32)
     if not (runs or args.program):
         ap.error("give --qcfs and --fp32, or --program")

@@ -331,13 +331,12 @@ def parent(args):
                 m = work / row / "metrics.json"
                 rows[row] = {"row": row, "failed": True,
                              "metrics": json.loads(m.read_text()) if m.is_file() else None}
+    from sia import provenance
     res = {"date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
            "wall_s": round(time.time() - t0, 1), "budget_s": args.budget,
            "args": {k: v for k, v in vars(args).items() if k not in ("arch",)},
            "pipelines": pipelines, "rows": rows,
-           "commit": os.environ.get("SIA_COMMIT") or subprocess.run(
-               ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-               cwd=Path(__file__).parent).stdout.strip() or None}
+           "commit": os.environ.get("SIA_COMMIT") or provenance.git_commit()}
     (out / "results.json").write_text(json.dumps(res, indent=1) + "\n")
     print(f"done in {res['wall_s']} s: " + "; ".join(_summary(a, r) for a, r in pipelines.items()))
 

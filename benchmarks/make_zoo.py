@@ -10,12 +10,12 @@ accuracy on the first 1000 test images, which tests/test_zoo.py re-measures.
 
 import argparse
 import json
-import subprocess
 from pathlib import Path
 
 from sia import run_main
 from sia.data.registry import load_split
 from sia.program import load_program
+from sia.provenance import git_commit
 from sia.snn import simulate
 from sia.zoo import add_entry, index
 
@@ -65,8 +65,7 @@ def main():
     ap.add_argument("--train-command", default="",
                     help="for a GPU-trained program: how it was made (recorded as given)")
     args = ap.parse_args()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
+    commit = git_commit()
     for item in args.entries:
         if "=" not in item:
             raise SystemExit(f"make_zoo.py: {item!r}: give NAME=EVAL_DIR")

@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -28,22 +27,13 @@ from tqdm import tqdm
 from sia import run_main
 from sia.hw.params import SIAConfig
 from sia.hw.rtl.cosim.bench import bench
+from sia.provenance import cpu_model, git_commit
 
 ROOT = Path(__file__).resolve().parents[1]
 # (label, config): the XC7Z020 build, the E = 2 design point and the 64-PE default
 BUILDS = [("xc7z020 (P=16, E=4)", SIAConfig.from_json(json.loads((ROOT / "configs/sia/xc7z020.json").read_text()))),
           ("P=16, E=2", SIAConfig(pes=16, events_per_cycle=2)),
           ("P=64, E=2 (default)", SIAConfig())]
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main(argv=None):
@@ -79,10 +69,9 @@ def main(argv=None):
         tqdm.write(f"{name} | {label} | jobs {j}: {x['cycles']:,} cycles, "
                    f"{x['cycles_per_s_per_process'] / 1e3:.0f} k/s per process, "
                    f"{x['cycles_per_s_aggregate'] / 1e3:.0f} k/s aggregate")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, cwd=ROOT).stdout.strip()
+    commit = git_commit()
     out = {"commit": commit, "cpu_cores": os.cpu_count(), "machine": platform.processor() or platform.machine(),
-           "cpu": _cpu_model(), "verilator_cxx_opt": os.environ.get("SIA_VERILATOR_OPT", "-O1"),
+           "cpu": cpu_model(), "verilator_cxx_opt": os.environ.get("SIA_VERILATOR_OPT", "-O1"),
            "data": data_copy("cifar10", a.data_dir), "rows": rows}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(out, indent=1) + "\n")

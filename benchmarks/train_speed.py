@@ -14,8 +14,6 @@ data. The first two steps of each run (compilation, allocator warm-up) are not t
 import argparse
 import json
 import os
-import platform
-import subprocess
 import time
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import torch.nn.functional as F
 
 from sia import run_main
 from sia.models.zoo_arch import build_model
+from sia.provenance import cpu_model, git_commit
 
 ROOT = Path(__file__).resolve().parents[1]
 WARM = 2
@@ -102,12 +101,7 @@ def main(argv=None):
             rows.append({"kind": "finetune", "net": a.program, "T": a.T, "batch": a.ft_batch,
                          "bf16": False, "compiled": compiled, **r})
             print(json.dumps(rows[-1]))
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, cwd=ROOT).stdout.strip()
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor()) \
-        if Path("/proc/cpuinfo").is_file() else platform.processor()
-    out = {"commit": commit, "cpu": cpu, "cpu_cores": os.cpu_count(), "threads": a.threads,
+    out = {"commit": git_commit(), "cpu": cpu_model(), "cpu_cores": os.cpu_count(), "threads": a.threads,
            "torch": torch.__version__, "timed_steps": a.steps, "rows": rows}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(out, indent=1) + "\n")

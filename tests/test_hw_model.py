@@ -61,7 +61,7 @@ def _check_trace(p: Program, img: torch.Tensor, cfg: SIAConfig):
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2 ** 31 - 1), pes=st.sampled_from([4, 64]), E=st.sampled_from([1, 2, 4]),
        phase=st.booleans(), drain=st.booleans(), prefetch=st.booleans(),
-       slots=st.sampled_from([4, 8]), hold=st.booleans())
+       slots=st.sampled_from([4, 5, 6, 8]), hold=st.booleans())
 def test_random_programs_trace_golden_fast(seed, pes, E, phase, drain, prefetch, slots, hold):
     p = random_program(seed, max_hw=8, max_channels=6, timesteps=3)
     _check_trace(p, _images(p, 1, seed), SIAConfig(pes=pes, events_per_cycle=E, phase_pairs=phase,
@@ -582,6 +582,25 @@ def test_dse_sweeps_build_options():
         assert q["gops_per_pe_ceiling"] == pytest.approx(s["gops_per_pe_ceiling"])
     assert rows[2]["latency_cycles"] < rows[0]["latency_cycles"]
     assert rows[1]["latency_cycles"] < rows[0]["latency_cycles"]
+
+
+def test_dse_sweeps_psum_slots():
+    """dse.sweep over psum row slots == run() on each build; more slots never cost
+    cycles, and here the fifth slot saves some (a row that drains slower than the next
+    ones dispatch)."""
+    p = random_program(7)
+    imgs = _images(p, 2, 0)
+    rows = dse.sweep(p, imgs, pes=(4,), events=(2,), timesteps=(2,), weight_bits=(8,),
+                     batches=(2,), psum_slots=range(4, 9))
+    assert [q["psum_slots"] for q in rows] == [4, 5, 6, 7, 8]
+    for q in rows:
+        s = report.summarize(run(p, imgs, T=2, config=SIAConfig(pes=4, psum_slots=q["psum_slots"]),
+                                 weight_batch=2))
+        assert q["latency_cycles"] == pytest.approx(s["latency_cycles"]["mean"])
+    lat = [q["latency_cycles"] for q in rows]
+    assert lat == sorted(lat, reverse=True) and lat[1] < lat[0]
+    with pytest.raises(SiaError, match="psum_slots must be in 4..8"):
+        SIAConfig(psum_slots=9)
 
 
 def test_build_name_lists_the_options_that_differ():

@@ -25,7 +25,7 @@ IDENTITY_DRAIN = typer.Option(None, "--identity-drain/--no-identity-drain",
 ROW_PREFETCH = typer.Option(None, "--row-prefetch/--no-row-prefetch",
                             help="override row_prefetch (a row starts in the last dispatch "
                                  "cycle of the row before it when it can)")
-PSUM_SLOTS = typer.Option(None, "--psum-slots", help="override psum_slots (4 or 8)")
+PSUM_SLOTS = typer.Option(None, "--psum-slots", help="override psum_slots (4..8; the RTL builds 4 or 8)")
 POOL_HOLD = typer.Option(None, "--pool-hold/--no-pool-hold",
                          help="override pool_hold (a pooled position's units pass their last "
                               "< E events to the next unit's first cycle; E <= 2)")
@@ -114,6 +114,9 @@ def register(app: typer.Typer):
         identity_drain: str = typer.Option(None, "--identity-drain",
                                            help="identity in the drain to sweep: off, on or "
                                                 "off,on (default: the config's)"),
+        psum_slots: str = typer.Option(None, "--psum-slots",
+                                       help="psum row slots to sweep, e.g. 4,5,8 (default: "
+                                            "the config's; the RTL builds 4 or 8)"),
         out: Path = typer.Option(None, "--out", help="directory for sia_dse.json + PNG"),
     ):
         """Sweep PE count, events per cycle, T and weight bits: table + plot."""
@@ -122,7 +125,10 @@ def register(app: typer.Typer):
         from sia.program.resolve import resolve_program
 
         def ints(s):
-            return tuple(int(v) for v in s.split(","))
+            try:
+                return tuple(int(v) for v in s.split(","))
+            except ValueError:
+                raise SiaError(f"expected comma-separated integers, got {s!r}") from None
 
         prog = resolve_program(program)
         _, images, _ = program_test_set(prog, data, data_dir, limit)
@@ -140,7 +146,8 @@ def register(app: typer.Typer):
                          base=build_config(config), progress=False,
                          batches=ints(batch), launch_images=launch_images,
                          phase_pairs=switches("--phase-pairs", phase_pairs),
-                         identity_drain=switches("--identity-drain", identity_drain))
+                         identity_drain=switches("--identity-drain", identity_drain),
+                         psum_slots=None if psum_slots is None else ints(psum_slots))
         _print_table(dse.TABLE_HEADER, dse.table_rows(rows))
         print("* projection for an option the RTL lacks: all streams hidden behind compute")
         if out:

@@ -29,9 +29,10 @@ class SIAConfig:
     phase_pairs: bool = False   # stride-2 3x3 convs take E events from each of two
                                 # horizontally adjacent positions per cycle (weight memory
                                 # split by tap column; docs/architecture.md, "Phase pairs")
-    psum_slots: int = 4         # psum row slots per PE (4 or 8): a row may start once the
-                                # row slots - 2 before it is drained (8: the dispatcher
-                                # runs up to 6 rows ahead of the drain; 2x the psum LUT RAM)
+    psum_slots: int = 4         # psum row slots per PE (4..8; the RTL builds 4 or 8): a row
+                                # may start once the row slots - 2 before it is drained (8:
+                                # the dispatcher runs up to 6 rows ahead of the drain; 2x
+                                # the psum LUT RAM)
     row_prefetch: bool = True   # a row whose ROW_PRE conditions hold in the last dispatch
                                 # cycle of the row before it starts right after it (~200
                                 # LUT; off in configs/sia/xc7z020.json, where the E = 4
@@ -63,7 +64,7 @@ class SIAConfig:
             (isinstance(self.phase_pairs, bool), "phase_pairs must be true or false"),
             (isinstance(self.identity_drain, bool), "identity_drain must be true or false"),
             (isinstance(self.row_prefetch, bool), "row_prefetch must be true or false"),
-            (self.psum_slots in (4, 8), "psum_slots must be 4 or 8"),
+            (self.psum_slots in range(4, 9), "psum_slots must be in 4..8"),
             (isinstance(self.pool_hold, bool), "pool_hold must be true or false"),
             (not self.pool_hold or self.events_per_cycle <= 2,
              "pool_hold needs events_per_cycle <= 2 (it holds one event)"),

@@ -1,4 +1,5 @@
-"""Design-space exploration: PE count x events per cycle x T x weight bits x weight batch.
+"""Design-space exploration: PE count x events per cycle x T x weight bits x weight batch
+(x the build options phase pairs, identity drain and psum row slots).
 
 The spike statistics depend on T only, so the model runs once per T (per T and P when
 the program has identity groups, whose scanned words are the tile's channel slice) on
@@ -62,7 +63,7 @@ def point(program: Program, r: ModelResult, cfg: SIAConfig, weight_batch: int = 
     T, n = r.timesteps, r.images
     row = {"pes": cfg.pes, "events_per_cycle": cfg.events_per_cycle, "timesteps": T,
            "weight_bits": cfg.weight_bits, "phase_pairs": cfg.phase_pairs,
-           "identity_drain": cfg.identity_drain,
+           "identity_drain": cfg.identity_drain, "psum_slots": cfg.psum_slots,
            "weight_batch": weight_batch, "launch_images": launch_images}
     try:
         check_fits(program, cfg, T)
@@ -102,12 +103,13 @@ def point(program: Program, r: ModelResult, cfg: SIAConfig, weight_batch: int = 
 def sweep(program: Program, images, pes=(16, 32, 64, 128), events=(1, 2), timesteps=(4, 8, 16),
           weight_bits=(8, 16), base: SIAConfig | None = None, progress: bool = False,
           batches=(1,), launch_images: int = 1, phase_pairs=None,
-          identity_drain=None) -> list[dict]:
-    """phase_pairs, identity_drain: the values of those SIAConfig build options to sweep
-    (default: the base's)."""
+          identity_drain=None, psum_slots=None) -> list[dict]:
+    """phase_pairs, identity_drain, psum_slots: the values of those SIAConfig build options
+    to sweep (default: the base's)."""
     base = base or SIAConfig()
     phases = (base.phase_pairs,) if phase_pairs is None else tuple(phase_pairs)
     drains = (base.identity_drain,) if identity_drain is None else tuple(identity_drain)
+    slots = (base.psum_slots,) if psum_slots is None else tuple(psum_slots)
     Ts = [T for T in timesteps if T <= min(program.t_max, base.max_timesteps)]
     if not Ts:
         raise SiaError(f"no T in {list(timesteps)} within the program's t_max={program.t_max}")
@@ -123,11 +125,11 @@ def sweep(program: Program, images, pes=(16, 32, 64, 128), events=(1, 2), timest
             for E in events:
                 for wb in weight_bits:
                     for ph in phases:
-                        for idr in drains:
+                        for idr, ns in ((i, s) for i in drains for s in slots):
                             # (pool hold holds one event: builds with E <= 2 only)
                             cfg = dataclasses.replace(base, pes=P, events_per_cycle=E,
                                                       weight_bits=wb, phase_pairs=ph,
-                                                      identity_drain=idr,
+                                                      identity_drain=idr, psum_slots=ns,
                                                       pool_hold=base.pool_hold and E <= 2)
                             for b in batches:
                                 rows.append(point(program, r, cfg, b, launch_images))
@@ -148,15 +150,17 @@ def write(rows: list[dict], out_dir, stem: str = "sia_dse") -> tuple[Path, Path]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
     for T in sorted({r["timesteps"] for r in ok}):
         for E in sorted({r["events_per_cycle"] for r in ok}):
-            for ph, idr in sorted({(r["phase_pairs"], r["identity_drain"]) for r in ok}):
+            for ph, idr, ns in sorted({(r["phase_pairs"], r["identity_drain"], r["psum_slots"])
+                                       for r in ok}):
                 pts = sorted((r["pes"], r["images_per_s"], r["gops_per_pe"]) for r in ok
                              if r["timesteps"] == T and r["events_per_cycle"] == E
                              and r["weight_bits"] == wb and r["weight_batch"] == bmax
-                             and (r["phase_pairs"], r["identity_drain"]) == (ph, idr))
+                             and (r["phase_pairs"], r["identity_drain"], r["psum_slots"])
+                             == (ph, idr, ns))
                 if pts:
                     p, ips, gpp = zip(*pts)
                     lab = (f"T={T}, E={E}" + (", phase pairs" if ph else "")
-                           + (", identity drain" if idr else ""))
+                           + (", identity drain" if idr else "") + (f", {ns} slots" if ns != 4 else ""))
                     style = {"linestyle": "--" if ph else "-", "marker": "s" if idr else "o"}
                     a1.plot(p, ips, label=lab, **style)
                     a2.plot(p, gpp, label=lab, **style)
@@ -174,7 +178,7 @@ def write(rows: list[dict], out_dir, stem: str = "sia_dse") -> tuple[Path, Path]
     return js, png
 
 
-TABLE_HEADER = ["P", "E", "T", "wbits", "phase", "id drain", "batch", "cycles/img", "images/s", "GOPS(acc)", "GOPS/PE",
+TABLE_HEADER = ["P", "E", "T", "wbits", "phase", "id drain", "slots", "batch", "cycles/img", "images/s", "GOPS(acc)", "GOPS/PE",
                 "GOPS/PE ceiling", "util %", "GOPS/PE compute only*"]
 
 
@@ -183,7 +187,7 @@ def table_rows(rows: list[dict]) -> list[list[str]]:
     for r in rows:
         head = [str(r["pes"]), str(r["events_per_cycle"]), str(r["timesteps"]), str(r["weight_bits"]),
                 "on" if r["phase_pairs"] else "off", "on" if r["identity_drain"] else "off",
-                str(r["weight_batch"])]
+                str(r["psum_slots"]), str(r["weight_batch"])]
         if not r["fits"]:
             out.append(head + ["does not fit", "", "", "", "", "", ""])
         else:

@@ -29,7 +29,7 @@ def parser(description: str, images: int, build_flags: bool = False) -> argparse
         for k in BUILD_FLAGS:
             ap.add_argument("--" + k.replace("_", "-"), action="store_true",
                             help="the build option (every run)")
-        ap.add_argument("--psum-slots", type=int, choices=(4, 8), default=None,
+        ap.add_argument("--psum-slots", type=int, choices=range(4, 9), default=None,
                         help="psum row slots of the build (default: the config's)")
     return ap
 

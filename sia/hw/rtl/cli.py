@@ -9,9 +9,12 @@ from sia.hw.cli import IDENTITY_DRAIN, PHASE_PAIRS, POOL_HOLD, PSUM_SLOTS, ROW_P
 
 
 def _cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch, psum_slots, pool_hold):
-    return build_config(config, pes, events, phase_pairs=phase_pairs,
-                        identity_drain=identity_drain, row_prefetch=row_prefetch,
-                        psum_slots=psum_slots, pool_hold=pool_hold)
+    """The build's parameter set, refused (one line, nothing written) if the RTL cannot
+    build it."""
+    from sia.hw.rtl.top import check_buildable
+    return check_buildable(build_config(config, pes, events, phase_pairs=phase_pairs,
+                                        identity_drain=identity_drain, row_prefetch=row_prefetch,
+                                        psum_slots=psum_slots, pool_hold=pool_hold))
 
 
 def register(app: typer.Typer):

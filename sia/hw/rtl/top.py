@@ -36,6 +36,9 @@ def check_buildable(cfg: SIAConfig) -> SIAConfig:
         problems.append(f"acc_bits={cfg.acc_bits} > v_bits={cfg.v_bits}")
     if cfg.max_width > 511 or cfg.max_height > 511 or cfg.max_timesteps > 511:
         problems.append("max_width/max_height/max_timesteps must be < 512 (9-bit descriptor fields)")
+    if cfg.psum_slots not in (4, 8):
+        problems.append(f"psum_slots={cfg.psum_slots}: the RTL builds 4 or 8 (its slot is the "
+                        "global output row mod a power of two)")
     if cfg.max_channels_in > 65535:
         problems.append("max_channels_in must be < 65536")
     if problems:
