@@ -22,6 +22,10 @@ from sia.hw.rtl.pe import PE
 from sia.hw.rtl.synth import synth_block
 
 BASE = SIAConfig()
+# the XC7Z020 E = 2 build (P = 16, 8-bit weights, acc_bits 20, pool hold): one PE per
+# psum row-slot count - the price of letting the dispatcher run further ahead of the drain
+# (the model takes 4..8 slots, the RTL builds 4 or 8; the PE block itself is generic)
+XC7Z020_E2 = SIAConfig.load(Path(__file__).resolve().parent.parent / "configs/sia/xc7z020_e2_hold_slots8.json")
 # (label, block factory, config): one PE per E and psum width; the shared blocks at P = 16
 CASES = [(f"PE E={E} acc_bits={A}", "pe", dataclasses.replace(BASE, events_per_cycle=E, acc_bits=A))
          for E in (1, 2, 4) for A in (24, 20)] + [
@@ -29,7 +33,8 @@ CASES = [(f"PE E={E} acc_bits={A}", "pe", dataclasses.replace(BASE, events_per_c
     ("aggregation core P=64 (64 lanes + membrane RAM)", "agg", BASE),
     ("dispatcher E=2", "disp", BASE),
     ("dispatcher E=4 (plane issue)", "disp", dataclasses.replace(BASE, events_per_cycle=4)),
-]
+] + [(f"PE XC7Z020 E=2 build, psum_slots={S}", "pe", dataclasses.replace(XC7Z020_E2, psum_slots=S))
+     for S in (4, 5, 6, 8)]
 
 
 def block(kind, cfg):

@@ -584,7 +584,7 @@ def test_dse_sweeps_build_options():
     assert rows[1]["latency_cycles"] < rows[0]["latency_cycles"]
 
 
-def test_dse_sweeps_psum_slots():
+def test_dse_sweeps_psum_slots(tmp_path):
     """dse.sweep over psum row slots == run() on each build; more slots never cost
     cycles, and here the fifth slot saves some (a row that drains slower than the next
     ones dispatch)."""
@@ -599,6 +599,8 @@ def test_dse_sweeps_psum_slots():
         assert q["latency_cycles"] == pytest.approx(s["latency_cycles"]["mean"])
     lat = [q["latency_cycles"] for q in rows]
     assert lat == sorted(lat, reverse=True) and lat[1] < lat[0]
+    js, png = dse.write(rows, tmp_path)     # one P: plotted against the slots
+    assert json.loads(js.read_text()) == rows and png.stat().st_size > 0
     with pytest.raises(SiaError, match="psum_slots must be in 4..8"):
         SIAConfig(psum_slots=9)
 

@@ -147,26 +147,34 @@ def write(rows: list[dict], out_dir, stem: str = "sia_dse") -> tuple[Path, Path]
     ok = [r for r in rows if r["fits"]]
     wb = min((r["weight_bits"] for r in ok), default=None)   # the narrowest that fits
     bmax = max((r["weight_batch"] for r in ok), default=1)    # the largest batch
+    # x axis: the PE count, or the psum row slots when they are what the sweep varies
+    by_slots = len({r["pes"] for r in ok}) == 1 and len({r["psum_slots"] for r in ok}) > 1
+    x_key, line_key = ("psum_slots", "pes") if by_slots else ("pes", "psum_slots")
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
     for T in sorted({r["timesteps"] for r in ok}):
         for E in sorted({r["events_per_cycle"] for r in ok}):
-            for ph, idr, ns in sorted({(r["phase_pairs"], r["identity_drain"], r["psum_slots"])
-                                       for r in ok}):
-                pts = sorted((r["pes"], r["images_per_s"], r["gops_per_pe"]) for r in ok
+            for ph, idr, v in sorted({(r["phase_pairs"], r["identity_drain"], r[line_key])
+                                      for r in ok}):
+                pts = sorted((r[x_key], r["images_per_s"], r["gops_per_pe"]) for r in ok
                              if r["timesteps"] == T and r["events_per_cycle"] == E
                              and r["weight_bits"] == wb and r["weight_batch"] == bmax
-                             and (r["phase_pairs"], r["identity_drain"], r["psum_slots"])
-                             == (ph, idr, ns))
+                             and (r["phase_pairs"], r["identity_drain"], r[line_key])
+                             == (ph, idr, v))
                 if pts:
                     p, ips, gpp = zip(*pts)
                     lab = (f"T={T}, E={E}" + (", phase pairs" if ph else "")
-                           + (", identity drain" if idr else "") + (f", {ns} slots" if ns != 4 else ""))
+                           + (", identity drain" if idr else "")
+                           + (f", P={v}" if by_slots else f", {v} slots" if v != 4 else ""))
                     style = {"linestyle": "--" if ph else "-", "marker": "s" if idr else "o"}
                     a1.plot(p, ips, label=lab, **style)
                     a2.plot(p, gpp, label=lab, **style)
     for ax, lab in ((a1, "images/s"), (a2, "GOPS/PE (1 op = 1 accumulate)")):
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("PEs")
+        if by_slots:
+            ax.set_xticks(sorted({r["psum_slots"] for r in ok}))
+            ax.set_xlabel("psum row slots per PE")
+        else:
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("PEs")
         ax.set_ylabel(lab)
         ax.grid(alpha=0.3)
     a1.legend(fontsize=7)
