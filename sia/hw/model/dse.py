@@ -120,8 +120,9 @@ def sweep(program: Program, images, pes=(16, 32, 64, 128), events=(1, 2), timest
         r = None
         for P in pes:
             if r is None or per_p:
+                # one batch: the points are evaluated from every image's scanned words
                 r = run(program, images, T=T, config=dataclasses.replace(base, pes=P),
-                        progress=progress, keep_scans=True)
+                        progress=progress, keep_scans=True, batch_size=max(1, len(images)))
             for E in events:
                 for wb in weight_bits:
                     for ph in phases:
