@@ -24,7 +24,7 @@ from sia.hw.rtl.synth import synth_block
 BASE = SIAConfig()
 # the XC7Z020 E = 2 build (P = 16, 8-bit weights, acc_bits 20, pool hold): one PE per
 # psum row-slot count - the price of letting the dispatcher run further ahead of the drain
-# (the model takes 4..8 slots, the RTL builds 4 or 8; the PE block itself is generic)
+# (4..8 slots, model and RTL)
 XC7Z020_E2 = SIAConfig.load(Path(__file__).resolve().parent.parent / "configs/sia/xc7z020_e2_hold_slots8.json")
 # (label, block factory, config): one PE per E and psum width; the shared blocks at P = 16
 CASES = [(f"PE E={E} acc_bits={A}", "pe", dataclasses.replace(BASE, events_per_cycle=E, acc_bits=A))

@@ -25,7 +25,7 @@ IDENTITY_DRAIN = typer.Option(None, "--identity-drain/--no-identity-drain",
 ROW_PREFETCH = typer.Option(None, "--row-prefetch/--no-row-prefetch",
                             help="override row_prefetch (a row starts in the last dispatch "
                                  "cycle of the row before it when it can)")
-PSUM_SLOTS = typer.Option(None, "--psum-slots", help="override psum_slots (4..8; the RTL builds 4 or 8)")
+PSUM_SLOTS = typer.Option(None, "--psum-slots", help="override psum_slots (4..8)")
 POOL_HOLD = typer.Option(None, "--pool-hold/--no-pool-hold",
                          help="override pool_hold (a pooled position's units pass their last "
                               "< E events to the next unit's first cycle; E <= 2)")
@@ -116,7 +116,7 @@ def register(app: typer.Typer):
                                                 "off,on (default: the config's)"),
         psum_slots: str = typer.Option(None, "--psum-slots",
                                        help="psum row slots to sweep, e.g. 4,5,8 (default: "
-                                            "the config's; the RTL builds 4 or 8)"),
+                                            "the config's)"),
         out: Path = typer.Option(None, "--out", help="directory for sia_dse.json + PNG"),
     ):
         """Sweep PE count, events per cycle, T and weight bits: table + plot."""

@@ -29,10 +29,9 @@ class SIAConfig:
     phase_pairs: bool = False   # stride-2 3x3 convs take E events from each of two
                                 # horizontally adjacent positions per cycle (weight memory
                                 # split by tap column; docs/architecture.md, "Phase pairs")
-    psum_slots: int = 4         # psum row slots per PE (4..8; the RTL builds 4 or 8): a row
-                                # may start once the row slots - 2 before it is drained (8:
-                                # the dispatcher runs up to 6 rows ahead of the drain; 2x
-                                # the psum LUT RAM)
+    psum_slots: int = 4         # psum row slots per PE (4..8): a row may start once the
+                                # row slots - 2 before it is drained (5 slots: the dispatcher
+                                # runs up to 3 rows ahead of the drain; +3 psum banks per slot)
     row_prefetch: bool = True   # a row whose ROW_PRE conditions hold in the last dispatch
                                 # cycle of the row before it starts right after it (~200
                                 # LUT; off in configs/sia/xc7z020.json, where the E = 4

@@ -394,10 +394,18 @@ class Dispatch(wiring.Component):
             vx.append(b)
             # psum slot = global output row (t*H_out + oy) mod psum_slots: 4 rows are live
             # when the drain of row oy overlaps the dispatch of row oy+1 (it writes
-            # oy+1..oy+3); 8 slots let the dispatcher run further ahead of the drain
-            sb = (self.cfg.psum_slots - 1).bit_length()
+            # oy+1..oy+3); more slots let the dispatcher run further ahead of the drain
+            NS = self.cfg.psum_slots
+            sb = (NS - 1).bit_length()
             oym = Signal(sb, name=f"oym{k}")
-            m.d.comb += oym.eq(Mux(dense, 0, oy[:sb]) + self.rowbase)
+            if NS & (NS - 1) == 0:
+                m.d.comb += oym.eq(Mux(dense, 0, oy[:sb]) + self.rowbase)
+            else:   # a valid row is < max_height: its mod is a small table, then one wrap
+                om = Signal(sb, name=f"oymod{k}")
+                s = Signal(sb + 1, name=f"oysum{k}")
+                m.d.comb += [om.eq(Mux(dense, 0, oy[:self.cfg.max_height.bit_length()] % NS)),
+                             s.eq(om + self.rowbase),
+                             oym.eq(Mux(s >= NS, s - NS, s))]
             oyl.append(oym)
             oxl.append(Mux(dense, 0, ox))
         NS = self.cfg.psum_slots

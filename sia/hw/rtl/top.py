@@ -36,9 +36,6 @@ def check_buildable(cfg: SIAConfig) -> SIAConfig:
         problems.append(f"acc_bits={cfg.acc_bits} > v_bits={cfg.v_bits}")
     if cfg.max_width > 511 or cfg.max_height > 511 or cfg.max_timesteps > 511:
         problems.append("max_width/max_height/max_timesteps must be < 512 (9-bit descriptor fields)")
-    if cfg.psum_slots not in (4, 8):
-        problems.append(f"psum_slots={cfg.psum_slots}: the RTL builds 4 or 8 (its slot is the "
-                        "global output row mod a power of two)")
     if cfg.max_channels_in > 65535:
         problems.append("max_channels_in must be < 65536")
     if problems:
@@ -65,7 +62,9 @@ class SIATop(wiring.Component):
         cfg = self.cfg
         P, E, V = cfg.pes, cfg.events_per_cycle, cfg.v_bits
         in_depth, out_depth = regmap.buffer_beats(cfg)
-        slot_bits = (cfg.psum_slots - 1).bit_length()   # psum slot = global row mod slots
+        NS = cfg.psum_slots
+        slot_bits = (NS - 1).bit_length()   # psum slot = global row mod slots
+        pow2 = NS & (NS - 1) == 0           # else the slot counters wrap at NS
         NHDR = LAYER_BEATS + GROUP_BEATS * MAX_GROUPS
         nbeats_neuron = -(-P * 3 * V // 64)
 
@@ -149,6 +148,9 @@ class SIATop(wiring.Component):
         wrow_cnt = Signal(range(cfg.max_channels_in))
         drain_en, drain_clear = Signal(), Signal()
         dg = Signal(16)        # rows fully drained (global row = t*H_out + oy)
+        # the drained row's psum slot, dg mod psum_slots (a counter beside dg unless a power of two)
+        dslot = dg[:slot_bits] if pow2 else Signal(range(NS))
+        dslot_zero = [] if pow2 else [dslot.eq(0)]
         ox = Signal(9)
         # narrow weight streams (wnarrow): one memory word of the gearbox holds the words
         # of PEs p and p+1 at weight_bits / 2 per tap; their taps are sign-extended here
@@ -174,7 +176,7 @@ class SIATop(wiring.Component):
                          pe.ident.eq(disp.ident), pe.acc_en.eq(disp.acc_en),
                          pe.bank_valid.eq(disp.bank_valid), pe.ky_sel.eq(disp.ky_sel),
                          pe.ox0.eq(disp.ox0), pe.ox1.eq(disp.ox1), pe.ox2.eq(disp.ox2),
-                         pe.drain_en.eq(drain_en), pe.drain_row.eq(dg[:slot_bits]),
+                         pe.drain_en.eq(drain_en), pe.drain_row.eq(dslot),
                          pe.drain_addr.eq(ox), pe.drain_clear.eq(drain_clear)]
             for e in range(E):
                 names = ("rd_addr", "ev_valid", "ev_shift", "ev_sel")
@@ -286,6 +288,8 @@ class SIATop(wiring.Component):
         # the next row; output order = drain order: (t, oy, ox), image layers (oy, t, ox)
         gd = Signal(16)        # rows handed over by the dispatcher
         rowbase = Signal(slot_bits)
+        hmod = Signal(slot_bits)   # H_out mod psum_slots: rowbase's step per timestep
+        m.d.comb += hmod.eq(L["h_out"][:slot_bits] if pow2 else L["h_out"] % NS)
         t_d, oy_d, row_pos_d = Signal(9), Signal(9), Signal(17)
         tp_d = Signal(9)       # the drained row's step within its image (packed launches)
         drain_step = Signal()
@@ -323,6 +327,8 @@ class SIATop(wiring.Component):
                     m.d.sync += ti.eq(ti + 1)
                 with m.Else():
                     m.d.sync += [ti.eq(0), dg.eq(dg + 1)]
+                    if not pow2:
+                        m.d.sync += dslot.eq(Mux(dslot == NS - 1, 0, dslot + 1))
                     with m.If(oy_d == L["h_out"] - 1):
                         m.d.sync += [oy_d.eq(0), row_pos_d.eq(0), t_d.eq(t_d + 1),
                                      tp_d.eq(Mux(tp_d == period - 1, 0, tp_d + 1))]
@@ -361,6 +367,7 @@ class SIATop(wiring.Component):
                                  cycles.eq(0), sops.eq(0), iops.eq(0), wp_cnt.eq(0),
                                  wrow_cnt.eq(0), n_lane.eq(0), ocnt.eq(0), avail.eq(0),
                                  rd_addr.eq(0), ov.eq(0), sl_active.eq(0), gd.eq(0), dg.eq(0),
+                                 *dslot_zero,
                                  t_d.eq(0), tp_d.eq(0), oy_d.eq(0), row_pos_d.eq(0), ox.eq(0),
                                  ti.eq(0), id_inc.eq(0),
                                  all_drained.eq(0), all_written.eq(0)]
@@ -446,7 +453,9 @@ class SIATop(wiring.Component):
                     m.next = "IDLE"
             with m.State("STEP"):
                 m.d.comb += [disp.t_start.eq(1), disp.t_first.eq(t == 0)]
-                m.d.sync += [oy.eq(0), rowbase.eq(Mux(t == 0, 0, rowbase + L["h_out"][:slot_bits]))]
+                nb = rowbase + hmod
+                m.d.sync += [oy.eq(0), rowbase.eq(Mux(t == 0, 0, nb if pow2 else
+                                                      Mux(nb >= NS, nb - NS, nb)))]
                 m.next = "ROW_PRE"
                 with m.If(regs.soft_reset):
                     m.next = "IDLE"
@@ -512,5 +521,5 @@ class SIATop(wiring.Component):
         m.d.comb += disp.rowbase.eq(rowbase)
         with m.If(regs.soft_reset):
             m.d.sync += [busy.eq(0), done.eq(0), ov.eq(0), resident.eq(0), sl_active.eq(0),
-                         gd.eq(0), dg.eq(0), hand.eq(0)]
+                         gd.eq(0), dg.eq(0), hand.eq(0), *dslot_zero]
         return m
