@@ -106,9 +106,14 @@ class PE(wiring.Component):
                 drained = Signal(name=f"drained{j}{kx}")
                 m.d.comb += drained.eq(self.drain_en & (self.drain_row == j))
                 addr = Mux(drained, self.drain_addr, oxs[kx])
-                addend = Array(taps[ky * 3 + kx] for ky in range(3))[kysel]
+                # the drain's clear goes through the adder: addend ~rd and carry-in 1 write
+                # rd + ~rd + 1 = 0, so the tap select, the clear and the adder's propagate
+                # bit fit one LUT6 per bit (a zero mux after the adder was one more LUT per
+                # bit per bank: ~400 LUTs per PE at 4 slots)
+                addend = Array([*(taps[ky * 3 + kx] for ky in range(3)), ~rd.data])[
+                    Mux(drained, 3, kysel)]
                 m.d.comb += [rd.addr.eq(addr), wr.addr.eq(addr),
-                             wr.data.eq(Mux(drained, 0, rd.data + addend)),
+                             wr.data.eq(rd.data + addend + drained),
                              wr.en.eq(Mux(drained, self.drain_clear,
                                           self.acc_en & self.bank_valid[j * 3 + kx]))]
                 reads[j][kx] = rd.data
