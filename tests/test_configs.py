@@ -18,7 +18,9 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.toml")), ids=lambda p: p.stem)
 def test_training_config_loads(path):
     cfg = load_config(path)
-    assert cfg.epochs >= 1 and cfg.dataset in ("digits", "cifar10")
+    assert cfg.epochs + cfg.fold_epochs >= 1 and cfg.dataset in ("digits", "cifar10")
+    if cfg.init:       # a warm start trains the folded stage only, from a run with a config
+        assert cfg.epochs == 0 and (CONFIGS / f"{Path(cfg.init).name}.toml").is_file()
     if cfg.distill:
         teacher = Path(cfg.distill["teacher"]).name
         assert (CONFIGS / f"{teacher}.toml").is_file(), f"teacher {teacher} has no config"
