@@ -21,7 +21,9 @@ def accuracy_plot(path: Path, title: str, snn_acc, refs: dict):
     ax.plot(t, [100 * a for a in snn_acc], "o-", label="SNN (golden simulator)")
     for (name, acc), style in zip(refs.items(), ("--", ":", "-.")):
         ax.axhline(100 * acc, ls=style, color="gray", label=f"{name} {100 * acc:.2f}%")
-    ax.set(xlabel="timestep t", ylabel="test accuracy (%)", title=title, xticks=t)
+    ax.set(xlabel="timestep t", ylabel="test accuracy (%)", xticks=t)
+    # long run names: wrap the title at " on " rather than let it run off the figure
+    ax.set_title(title.replace(" on ", "\non ", 1) if len(title) > 50 else title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
