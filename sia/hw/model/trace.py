@@ -98,10 +98,6 @@ class _Launch:
         from the unit before go first; a unit that does not end its pooled position
         (`end`) stops once fewer than 2E are left, issues E of them and holds the rest."""
         E = self.cfg.events_per_cycle
-        runs = [events]
-        if S.plane_issue(s, self.cfg):
-            runs = [[ev for ev in events if ev[3] == 1 << b] for b in range(8)]
-        chunks = [run[j:j + E] for run in runs for j in range(0, len(run), E)] or [[]]
         if S.holds(s, self.cfg):
             evs, chunks = self.held + events, []
             while not (len(evs) <= E or (not end and len(evs) < 2 * E)):
@@ -109,6 +105,11 @@ class _Launch:
                 evs = evs[E:]
             chunks.append(evs[:E])
             self.held = evs[E:] if not end else []
+        else:
+            runs = [events]
+            if S.plane_issue(s, self.cfg):
+                runs = [[ev for ev in events if ev[3] == 1 << b] for b in range(8)]
+            chunks = [run[j:j + E] for run in runs for j in range(0, len(run), E)] or [[]]
         if pair is not None:
             n = max(len(events), len(pair), 1)
             chunks = [events[j:j + E] + pair[j:j + E] for j in range(0, n, E)]
