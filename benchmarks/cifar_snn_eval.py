@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from sia import SiaError, run_main
+from sia import SiaError, int_list, run_main
 from sia.convert import convert
 from sia.convert.calibrate import calibrate_bias
 from sia.convert.finetune import finetune, plot_history
@@ -199,7 +199,7 @@ def main():
         prog = calibrate_bias(prog, train_x[pick], args.T, chunk=min(128, args.batch_size))
         res["calibration_images"] = args.calibrate
     if args.finetune:
-        ls = tuple(int(t) for t in args.ft_loss_steps.split(","))
+        ls = int_list(args.ft_loss_steps, "--ft-loss-steps")
         t0 = time.time()
         teacher = None if not args.ft_distill else fp32 if runs else load_run(args.fp32)[0]
         ft_T = args.ft_T or args.T

@@ -12,6 +12,15 @@ class SiaError(Exception):
     """A user-facing error: the CLI prints its message on one line, no traceback."""
 
 
+def int_list(text: str, flag: str) -> tuple[int, ...]:
+    """A command-line option's comma list of integers ("4,5,8"); anything else is a
+    one-line SiaError naming the option."""
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise SiaError(f"{flag} {text!r}: give a comma list of integers") from None
+
+
 def run_main(main, prog: str = "sia"):
     """Run an entry point (the CLI, `python -m sia.train`, a benchmark script): a user
     mistake (SiaError, a missing file) ends as one line on stderr and exit status 2."""

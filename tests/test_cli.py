@@ -22,6 +22,7 @@ def sia(*args, cwd=None):
     (["finetune", "digits_cnn_l8", "--out", "/tmp/x.safetensors", "--loss-steps", "4,a"],
      "comma list of integers"),
     (["finetune", "digits_cnn_l8", "--out", "/tmp/x.safetensors", "--T", "40"], "t_max"),
+    (["dse", "digits_cnn_l8", "--psum-slots", "4,x"], "--psum-slots '4,x': give a comma list"),
 ])
 def test_user_errors_are_one_line(args, msg):
     r = sia(*args)

@@ -62,16 +62,13 @@ def register(app: typer.Typer):
 
         import torch
 
-        from sia import SiaError
+        from sia import int_list
         from sia.convert.finetune import finetune, plot_history
         from sia.data.registry import data_copy, load_split
         from sia.program import save_program
         from sia.program.resolve import resolve_program
 
-        try:
-            ls = tuple(int(t) for t in loss_steps.split(","))
-        except ValueError:
-            raise SiaError(f"--loss-steps {loss_steps!r}: give a comma list of integers") from None
+        ls = int_list(loss_steps, "--loss-steps")
         if threads:
             torch.set_num_threads(threads)
         prog = resolve_program(program)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import typer
 
-from sia import SiaError
+from sia import SiaError, int_list
 
 
 def build_config(path, pes: int | None = None, events: int | None = None, **overrides):
@@ -124,16 +124,11 @@ def register(app: typer.Typer):
         from sia.hw.model import dse
         from sia.program.resolve import resolve_program
 
-        def ints(s):
-            try:
-                return tuple(int(v) for v in s.split(","))
-            except ValueError:
-                raise SiaError(f"expected comma-separated integers, got {s!r}") from None
-
+        batches = int_list(batch, "--batch")
+        if any(b < 1 for b in batches):
+            raise SiaError(f"--batch values must be >= 1, got {batch}")
         prog = resolve_program(program)
         _, images, _ = program_test_set(prog, data, data_dir, limit)
-        if any(b < 1 for b in ints(batch)):
-            raise SiaError(f"--batch values must be >= 1, got {batch}")
         def switches(flag, value):   # "off", "on" or "off,on" -> the values to sweep
             if value is None:
                 return None
@@ -142,12 +137,14 @@ def register(app: typer.Typer):
                 raise SiaError(f"{flag} takes off, on or off,on, got {value!r}")
             return tuple(w == "on" for w in words)
 
-        rows = dse.sweep(prog, images, ints(pes), ints(events), ints(timesteps), ints(weight_bits),
+        rows = dse.sweep(prog, images, int_list(pes, "--pes"), int_list(events, "--events"),
+                         int_list(timesteps, "--T"), int_list(weight_bits, "--weight-bits"),
                          base=build_config(config), progress=False,
-                         batches=ints(batch), launch_images=launch_images,
+                         batches=batches, launch_images=launch_images,
                          phase_pairs=switches("--phase-pairs", phase_pairs),
                          identity_drain=switches("--identity-drain", identity_drain),
-                         psum_slots=None if psum_slots is None else ints(psum_slots))
+                         psum_slots=None if psum_slots is None else
+                         int_list(psum_slots, "--psum-slots"))
         _print_table(dse.TABLE_HEADER, dse.table_rows(rows))
         print("* projection for an option the RTL lacks: all streams hidden behind compute")
         if out:
