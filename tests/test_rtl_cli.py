@@ -6,7 +6,7 @@ import json
 import pytest
 
 from sia.cli import main
-from sia.hw.rtl.synth import logic_depth, parse_stat, summarize
+from sia.hw.rtl.synth import _format_path, logic_depth, parse_stat, summarize
 
 STAT = """
 === sia_top ===
@@ -97,5 +97,9 @@ def test_logic_depth_counts_lut_levels(tmp_path):
         "l3": {"type": "LUT1", "connections": {"I0": [6], "O": [9]}},
     }
     p = tmp_path / "n.json"
-    p.write_text(json.dumps({"modules": {"sia_top": {"cells": cells}}}))
-    assert logic_depth(p) == {"lut_levels": 3, "carry4_on_path": 1, "muxf_on_path": 0}
+    nets = {"state": {"bits": [2]}, "$abc$9": {"bits": [9]}, "nxt": {"bits": [9]}}
+    p.write_text(json.dumps({"modules": {"sia_top": {"cells": cells, "netnames": nets}}}))
+    assert logic_depth(p) == {"lut_levels": 3, "carry4_on_path": 1, "muxf_on_path": 0,
+                              "path_from": "state[0]", "path_to": ["FDRE.D -> state[0]"]}
+    assert _format_path(logic_depth(p)) == ("3 LUT levels (1 CARRY4, 0 MUXF on it), "
+                                            "from state[0] to FDRE.D -> state[0]")

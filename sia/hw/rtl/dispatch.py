@@ -38,6 +38,18 @@ def _popcount(m, bits, name):
     return s
 
 
+def _lowest_set(m, word, onehot_name, idx_name):
+    """The lowest set bit of `word`: its one-hot (a carry chain, `word & -word`) and its
+    index (an OR-tree encoder: log depth, not a priority-mux chain as deep as the word)."""
+    n = len(word)
+    oh = Signal(n, name=onehot_name)
+    idx = Signal((n - 1).bit_length(), name=idx_name)
+    m.d.comb += oh.eq(word & (~word + 1)[:n])
+    for k in range(len(idx)):
+        m.d.comb += idx[k].eq(Cat(*[oh[b] for b in range(n) if (b >> k) & 1]).any())
+    return oh, idx
+
+
 def count_tree(bits):
     """Set bits of a word as a balanced adder tree (a chain of adders would be as deep
     as the word is wide)."""
@@ -170,8 +182,25 @@ class Dispatch(wiring.Component):
         def run_pairs(g):     # the first unit of a run of group g pairs two words
             return ~self.image & ~((self.f("nw")[g] == 1) & (self.f("pool")[g] == 1))
 
+        # words left in the run after the unit's first word (`rw`, counted down from the
+        # run's pool * nw - 1): the run-end and pairing tests compare it with 0 / 1 /
+        # 2 instead of comparing (w, j) and their successors with the group's nw - 1 and
+        # pool - 1 through the group mux (that compare chain was the dispatcher's
+        # critical path, Yosys). The run length is a shift-add of static descriptor
+        # fields, registered (the descriptor is written cycles before a launch starts)
+        RW = 10       # pool <= 15, nw <= 63
+        rw = Signal(RW, name="run_left")
+        runlen = []
+        for g in range(G):
+            pool_g, nw_g = self.f("pool")[g], self.f("nw")[g]
+            prod = sum(Mux(pool_g[b], nw_g << b, 0) for b in range(len(pool_g)))
+            rl = Signal(RW, name=f"run_len_m1_{g}")
+            m.d.sync += rl.eq(prod - 1)
+            runlen.append(rl)
+        runlen = Array(runlen)
+
         def load_group(g, rend_of, rowaddr=rowaddr, rlo=rlo, dbase=dbase):
-            m.d.sync += pair_r.eq(run_pairs(g))
+            m.d.sync += [pair_r.eq(run_pairs(g)), rw.eq(runlen[g])]
             m.d.sync += [cg.eq(g), r.eq(rlo[g]), x.eq(0), i.eq(0), j.eq(0), w.eq(0),
                          addr.eq(rowaddr[g]), xaddr.eq(rowaddr[g]), iaddr.eq(rowaddr[g]),
                          raddr.eq(rowaddr[g]), db.eq(dbase[g]), rend.eq(rend_of[g])]
@@ -196,16 +225,14 @@ class Dispatch(wiring.Component):
         # the run (pool column j, word w) of the current (pooled column, pool row): the
         # unit is the word at (j, w) plus, for spike groups, its successor in the run
         end_w = w == cur["nw"] - 1
-        end_j = j == cur["pool"] - 1
-        lo_last = end_w & end_j
+        lo_last = rw == 0            # the unit's first word is the run's last
         wh = Signal(6, name="s0_w_hi")
         jh = Signal(4, name="s0_j_hi")
         m.d.comb += [wh.eq(Mux(end_w, 0, w + 1)), jh.eq(Mux(end_w, j + 1, j))]
         pair = Signal(name="s0_pair")
         m.d.comb += pair.eq(~image & ~lo_last)
-        hi_last = (wh == cur["nw"] - 1) & (jh == cur["pool"] - 1)
         run_end = Signal(name="s0_run_end")
-        m.d.comb += run_end.eq(Mux(pair, hi_last, lo_last))
+        m.d.comb += run_end.eq(Mux(pair, rw == 1, lo_last))
         word = Signal(128)
         m.d.comb += word.eq(Mux(fresh, Cat(self.sb_data, Mux(pair_r, self.sb_data_hi, 0)), rem))
         if plane:
@@ -218,18 +245,14 @@ class Dispatch(wiring.Component):
             pc_low = _popcount(m, list(low_byte), "s0_pc_low")
 
         def chain(half, tag):
-            """The E lowest set bits of a 64-bit word, one after the other: per stage a
-            one-hot (carry chain) and an OR-tree encoder (log depth instead of a 64-deep
-            priority-mux chain). Returns one-hots, indices, valid bits (the word still
-            had a bit) and the rest after each stage."""
+            """The E lowest set bits of a 64-bit word, one after the other (`_lowest_set`
+            per stage). Returns one-hots, indices, valid bits (the word still had a bit)
+            and the rest after each stage."""
             wv, out = half, ([], [], [], [])
             for e in range(E):
-                oh = Signal(64, name=f"s0_{tag}_onehot{e}")
-                idx = Signal(6, name=f"s0_{tag}_idx{e}")
+                oh, idx = _lowest_set(m, wv, f"s0_{tag}_onehot{e}", f"s0_{tag}_idx{e}")
                 nxt = Signal(64, name=f"s0_{tag}_rest{e}")
-                m.d.comb += [oh.eq(wv & (~wv + 1)[:64]), nxt.eq(wv & ~oh)]
-                for k in range(6):
-                    m.d.comb += idx[k].eq(Cat(*[oh[b] for b in range(64) if (b >> k) & 1]).any())
+                m.d.comb += nxt.eq(wv & ~oh)
                 for lst, sig in zip(out, (oh, idx, wv.any(), nxt)):
                     lst.append(sig)
                 wv = nxt
@@ -332,11 +355,7 @@ class Dispatch(wiring.Component):
             # window's events move up one slot; held events are never image events
             hch = Signal(12, name="s0_hold_ch")
             h_lo = hrem[:64].any()
-            h_oh = Signal(128, name="s0_hold_onehot")
-            m.d.comb += h_oh.eq(hrem & (~hrem + 1)[:128])
-            h_idx = Signal(7, name="s0_hold_idx")
-            for k in range(7):
-                m.d.comb += h_idx[k].eq(Cat(*[h_oh[b] for b in range(128) if (b >> k) & 1]).any())
+            _, h_idx = _lowest_set(m, hrem, "s0_hold_onehot", "s0_hold_idx")
             m.d.comb += hch.eq((Mux(h_lo, hw, hwh) << 6) | h_idx[:6])
             wch = [Mux(hvalid, hch, wch[0]), Mux(hvalid, wch[0], wch[1])]
             ev_valid = [(hvalid | ev_valid[0]) & active, Mux(hvalid, ev_valid[0], ev_valid[1])]
@@ -486,21 +505,22 @@ class Dispatch(wiring.Component):
                     m.d.comb += [wn.eq(Mux(pair, Mux(hi_end_w, 0, wh + 1), wh)),
                                  jn.eq(Mux(pair, Mux(hi_end_w, jh + 1, jh), jh))]
                     na = addr + Mux(pair, 2, 1)
-                    m.d.sync += [w.eq(wn), j.eq(jn), addr.eq(na),
-                                 pair_r.eq(~image & ~((wn == cur["nw"] - 1) & (jn == cur["pool"] - 1)))]
+                    # the next unit pairs unless its first word is the run's last
+                    m.d.sync += [w.eq(wn), j.eq(jn), addr.eq(na), rw.eq(rw - 1 - pair),
+                                 pair_r.eq(~image & Mux(pair, rw != 2, rw != 1))]
                     m.d.comb += [sb_addr.eq(na), sb_en.eq(1)]
                 with m.Elif(~end_i):
                     na = iaddr + cur["srow_stride"]
-                    m.d.sync += [w.eq(0), j.eq(0), i.eq(i + 1), iaddr.eq(na), addr.eq(na)]
+                    m.d.sync += [w.eq(0), j.eq(0), rw.eq(runlen[cg]), i.eq(i + 1), iaddr.eq(na), addr.eq(na)]
                     m.d.comb += [sb_addr.eq(na), sb_en.eq(1)]
                 with m.Elif(~end_x):
                     na = xaddr + cur["pstride"]
-                    m.d.sync += [w.eq(0), j.eq(0), i.eq(0), x.eq(x + 1), xaddr.eq(na),
+                    m.d.sync += [w.eq(0), j.eq(0), rw.eq(runlen[cg]), i.eq(0), x.eq(x + 1), xaddr.eq(na),
                                  iaddr.eq(na), addr.eq(na), db.eq(db + cur["pos_rstride"])]
                     m.d.comb += [sb_addr.eq(na), sb_en.eq(1)]
                 with m.Elif(~end_r):
                     na = raddr + cur["prow_stride"]
-                    m.d.sync += [w.eq(0), j.eq(0), i.eq(0), x.eq(0), r.eq(r + 1), raddr.eq(na),
+                    m.d.sync += [w.eq(0), j.eq(0), rw.eq(runlen[cg]), i.eq(0), x.eq(0), r.eq(r + 1), raddr.eq(na),
                                  xaddr.eq(na), iaddr.eq(na), addr.eq(na),
                                  db.eq(db + cur["pos_rstride"])]
                     m.d.comb += [sb_addr.eq(na), sb_en.eq(1)]

@@ -66,6 +66,32 @@ _COMB = {
 }
 
 
+def _path_ends(mod, last_cell, via, arcs) -> dict:
+    """Where the longest path starts (the register or port bit it leaves) and ends (the
+    cells it feeds), by their RTL names where ABC kept them (it renames many)."""
+    names = {}
+    for n, v in mod.get("netnames", {}).items():
+        for k, b in enumerate(v["bits"]):
+            if isinstance(b, int) and (b not in names or names[b].startswith("$")):
+                names[b] = f"{n}[{k}]"
+    cell, bit = last_cell, None
+    while cell is not None:
+        cell, bit = via.get(cell, (None, None))
+    outs = {b for p, bs in mod["cells"][last_cell]["connections"].items()
+            if p not in _COMB.get("LUT" if re.fullmatch(r"LUT[1-6]", mod["cells"][last_cell]["type"])
+                                  else mod["cells"][last_cell]["type"], ((),))[0]
+            for b in bs if isinstance(b, int)}
+    ends = set()
+    for c in mod["cells"].values():
+        if c["type"] in _COMB or re.fullmatch(r"LUT[1-6]", c["type"]):
+            continue
+        for p, bs in c["connections"].items():
+            if outs & set(bs):
+                q = [b for b in c["connections"].get("Q", []) if isinstance(b, int)]
+                ends.add(f"{c['type']}.{p}" + (f" -> {names.get(q[0], '?')}" if q else ""))
+    return {"path_from": names.get(bit, "?"), "path_to": sorted(ends)}
+
+
 def logic_depth(netlist_path, static=("hdr",)) -> dict:
     """Longest register-to-register path of the mapped netlist, in LUT levels (LUT,
     LUT-RAM read), with the CARRY4 / MUXF cells on that path. Sequential elements
@@ -91,23 +117,27 @@ def logic_depth(netlist_path, static=("hdr",)) -> dict:
                     driver[b] = name
         arcs[name] = (src, w, key)
     _sys.setrecursionlimit(1_000_000)
-    memo = {}
+    memo, via = {}, {}
 
     def depth(cell):
         if cell in memo:
             return memo[cell]
         memo[cell] = (0, 0, 0)    # breaks false loops through LUT-RAM
         src, w, key = arcs[cell]
-        best = (0, 0, 0)
+        best, pred = (0, 0, 0), (None, src[0] if src else None)
         for b in src:
             d = driver.get(b)
-            if d is not None:
-                best = max(best, depth(d))
+            if d is not None and depth(d) > best:
+                best, pred = depth(d), (d, b)
+        via[cell] = pred
         res = (best[0] + w, best[1] + (key == "CARRY4"), best[2] + key.startswith("MUXF"))
         memo[cell] = res
         return res
-    worst = max((depth(c) for c in arcs), default=(0, 0, 0))
+    worst_cell = max(arcs, key=depth, default=None)
+    worst = depth(worst_cell) if worst_cell else (0, 0, 0)
     res = {"lut_levels": worst[0], "carry4_on_path": worst[1], "muxf_on_path": worst[2]}
+    if worst_cell:
+        res.update(_path_ends(mod, worst_cell, via, arcs))
     stat_bits = {b for n, v in mod.get("netnames", {}).items()
                  if n.split(".")[-1].startswith(static) for b in v["bits"] if isinstance(b, int)}
     if stat_bits:
@@ -203,6 +233,15 @@ def synth_block(block, name: str, out_dir) -> dict:
     return summarize(parse_stat((out / f"{name}_stat.txt").read_text()), None)["resources"]
 
 
+def _format_path(p: dict) -> str:
+    text = f"{p['lut_levels']} LUT levels ({p['carry4_on_path']} CARRY4, {p['muxf_on_path']} MUXF on it)"
+    if "path_from" in p:
+        text += f", from {p['path_from']} to {', '.join(p['path_to']) or '?'}"
+    if "lut_levels_excl_descriptor" in p:
+        text += f"; {p['lut_levels_excl_descriptor']} not counting descriptor-only logic"
+    return text
+
+
 def format_report(rep: dict) -> str:
     r, u = rep["resources"], rep["utilisation"]
     lines = [f"SIA synthesis (Yosys synth_xilinx -family xc7), P={rep['params']['pes']} "
@@ -214,6 +253,6 @@ def format_report(rep: dict) -> str:
              f"  DSP48E1  {r['DSP48E1']:>7} / 220    ({100 * u['DSP48E1']:.1f} %)",
              f"  RAMB36E1 {r['RAMB36E1']:>7}, RAMB18E1 {r['RAMB18E1']} = {r['RAMB36_equiv']} "
              f"RAMB36 / 140 ({100 * u['RAMB36']:.1f} %)",
-             f"  longest register-to-register path: {rep['longest_path_cells']}",
+             "  longest register-to-register path: " + _format_path(rep["longest_path_cells"]),
              "  " + rep["caveats"]]
     return "\n".join(lines)
