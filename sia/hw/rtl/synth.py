@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sia import SiaError
 from sia.hw.params import SIAConfig
+from sia.provenance import git_commit
 
 XC7Z020 = {"LUT": 53200, "FF": 106400, "DSP48E1": 220, "RAMB36": 140, "CARRY4": 13300}
 LUTRAM_LUTS = {"RAM32M": 4, "RAM64M": 4, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4,
@@ -206,6 +207,7 @@ def run_synth(cfg: SIAConfig, out_dir, abc9: bool = False, quiet: bool = False,
     depth = logic_depth(out / "netlist.json")
     rep = summarize(cells, depth)
     rep.update({"params": cfg.to_json(), "abc9": abc9, "elaborate_s": round(t1 - t0, 1),
+                "commit": git_commit(), "date": time.strftime("%Y-%m-%d"),
                 "yosys_s": round(time.time() - t1, 1),
                 "command": " ".join(yosys_cmd() + ["-s", str(out / "synth.ys")]),
                 "caveats": "Yosys estimates only: no placement/routing, no timing closure, no "
