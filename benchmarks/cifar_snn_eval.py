@@ -177,6 +177,8 @@ def main():
         # an existing program (e.g. a zoo entry: a second fine-tuning stage, with the
         # runs it came from as references), or one converted on a GPU machine
         prog, name = resolve_program(str(args.program)), Path(str(args.program)).stem
+        if args.calibrate or args.finetune:   # a new stage: named by its output, not its start
+            name = args.out.name
         res["program"] = str(args.program)
         if args.gpu_results:
             res.update(_gpu_reference(args.gpu_results, prog))

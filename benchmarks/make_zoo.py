@@ -98,13 +98,18 @@ def main():
                         eval_command=f"{parent['eval_command']} && python benchmarks/cifar_snn_eval.py "
                                      f"--program {ev['program']} --out {d}" + _stage_flags(ev))
         elif ev is not None:
+            stage = ("python benchmarks/cifar_snn_eval.py "
+                     + (f"--program {ev['program']} " if ev.get("program") else "")
+                     + f"--qcfs {ev['qcfs_run']} --fp32 {ev['fp32_run']} --out {d}"
+                     + _stage_flags(ev))
+            parent = index().get(ev.get("program") or "")
+            if parent:   # a further stage from a zoo entry (references from the runs)
+                stage = f"{parent['eval_command']} && {stage}"
+                info.update(parent_entry=ev["program"])
             info.update(epochs=ev["config"]["epochs"], fold_epochs=ev["config"]["fold_epochs"],
                         train_command=_train_command(ev),
                         qcfs_state=ev.get("qcfs_state"), fp32_state=ev.get("fp32_state"),
-                        eval_command="python benchmarks/cifar_snn_eval.py "
-                                     + (f"--program {ev['program']} " if ev.get("program") else "")
-                                     + f"--qcfs {ev['qcfs_run']} --fp32 {ev['fp32_run']} --out {d}"
-                                     + _stage_flags(ev))
+                        eval_command=stage)
         else:
             ev = json.loads((d / "demo.json").read_text())
             prog_file, dataset = d / "digits_snn.safetensors", "digits"
