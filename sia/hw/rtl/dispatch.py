@@ -511,17 +511,19 @@ class Dispatch(wiring.Component):
                     m.d.comb += [sb_addr.eq(na), sb_en.eq(1)]
                 with m.Elif(~end_i):
                     na = iaddr + cur["srow_stride"]
-                    m.d.sync += [w.eq(0), j.eq(0), rw.eq(runlen[cg]), i.eq(i + 1), iaddr.eq(na), addr.eq(na)]
+                    m.d.sync += [w.eq(0), j.eq(0), rw.eq(runlen[cg]), i.eq(i + 1), iaddr.eq(na),
+                                 addr.eq(na)]
                     m.d.comb += [sb_addr.eq(na), sb_en.eq(1)]
                 with m.Elif(~end_x):
                     na = xaddr + cur["pstride"]
-                    m.d.sync += [w.eq(0), j.eq(0), rw.eq(runlen[cg]), i.eq(0), x.eq(x + 1), xaddr.eq(na),
-                                 iaddr.eq(na), addr.eq(na), db.eq(db + cur["pos_rstride"])]
+                    m.d.sync += [w.eq(0), j.eq(0), rw.eq(runlen[cg]), i.eq(0), x.eq(x + 1),
+                                 xaddr.eq(na), iaddr.eq(na), addr.eq(na),
+                                 db.eq(db + cur["pos_rstride"])]
                     m.d.comb += [sb_addr.eq(na), sb_en.eq(1)]
                 with m.Elif(~end_r):
                     na = raddr + cur["prow_stride"]
-                    m.d.sync += [w.eq(0), j.eq(0), rw.eq(runlen[cg]), i.eq(0), x.eq(0), r.eq(r + 1), raddr.eq(na),
-                                 xaddr.eq(na), iaddr.eq(na), addr.eq(na),
+                    m.d.sync += [w.eq(0), j.eq(0), rw.eq(runlen[cg]), i.eq(0), x.eq(0),
+                                 r.eq(r + 1), raddr.eq(na), xaddr.eq(na), iaddr.eq(na), addr.eq(na),
                                  db.eq(db + cur["pos_rstride"])]
                     m.d.comb += [sb_addr.eq(na), sb_en.eq(1)]
                 with m.Else():
