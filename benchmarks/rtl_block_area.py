@@ -15,11 +15,7 @@ from tqdm import tqdm
 
 from sia import run_main
 from sia.hw.params import SIAConfig
-from sia.hw.regmap import buffer_beats
-from sia.hw.rtl.aggregation import Aggregation
-from sia.hw.rtl.dispatch import Dispatch
-from sia.hw.rtl.pe import PE
-from sia.hw.rtl.synth import synth_block
+from sia.hw.rtl.synth import block_component, synth_block
 
 BASE = SIAConfig()
 # the XC7Z020 E = 2 build (P = 16, 8-bit weights, acc_bits 20, pool hold): one PE per
@@ -29,20 +25,12 @@ XC7Z020_E2 = SIAConfig.load(Path(__file__).resolve().parent.parent / "configs/si
 # (label, block factory, config): one PE per E and psum width; the shared blocks at P = 16
 CASES = [(f"PE E={E} acc_bits={A}", "pe", dataclasses.replace(BASE, events_per_cycle=E, acc_bits=A))
          for E in (1, 2, 4) for A in (24, 20)] + [
-    ("aggregation core P=16 (16 lanes + membrane RAM)", "agg", dataclasses.replace(BASE, pes=16)),
-    ("aggregation core P=64 (64 lanes + membrane RAM)", "agg", BASE),
-    ("dispatcher E=2", "disp", BASE),
-    ("dispatcher E=4 (plane issue)", "disp", dataclasses.replace(BASE, events_per_cycle=4)),
+    ("aggregation core P=16 (16 lanes + membrane RAM)", "aggregation", dataclasses.replace(BASE, pes=16)),
+    ("aggregation core P=64 (64 lanes + membrane RAM)", "aggregation", BASE),
+    ("dispatcher E=2", "dispatcher", BASE),
+    ("dispatcher E=4 (plane issue)", "dispatcher", dataclasses.replace(BASE, events_per_cycle=4)),
 ] + [(f"PE XC7Z020 E=2 build, psum_slots={S}", "pe", dataclasses.replace(XC7Z020_E2, psum_slots=S))
      for S in (4, 5, 6, 8)]
-
-
-def block(kind, cfg):
-    if kind == "pe":
-        return PE(cfg, 0)
-    if kind == "agg":
-        return Aggregation(cfg)
-    return Dispatch(cfg, buffer_beats(cfg)[0])
 
 
 def main(argv=None):
@@ -53,7 +41,7 @@ def main(argv=None):
     rows = []
     for i, (label, kind, cfg) in enumerate(tqdm(CASES, desc="yosys per block", unit="block")):
         t = time.time()
-        res = synth_block(block(kind, cfg), f"b{i}_{kind}", a.work)
+        res = synth_block(block_component(kind, cfg), f"b{i}_{kind}", a.work)["resources"]
         rows.append({"block": label, "config": cfg.to_json(), "resources": res,
                      "yosys_s": round(time.time() - t, 1)})
         r = res

@@ -1,12 +1,12 @@
-"""`sia rtl export` and the synthesis-report helpers (no Yosys run here: `sia synth` on
-the 64-PE design takes tens of minutes of WebAssembly Yosys)."""
+"""`sia rtl export` and the synthesis-report helpers (Yosys runs here on one small block
+only: `sia synth` of a whole design takes minutes of WebAssembly Yosys)."""
 
 import json
 
 import pytest
 
 from sia.cli import main
-from sia.hw.rtl.synth import _format_path, logic_depth, parse_stat, summarize
+from sia.hw.rtl.synth import format_path, logic_depth, parse_stat, summarize
 
 STAT = """
 === sia_top ===
@@ -101,5 +101,25 @@ def test_logic_depth_counts_lut_levels(tmp_path):
     p.write_text(json.dumps({"modules": {"sia_top": {"cells": cells, "netnames": nets}}}))
     assert logic_depth(p) == {"lut_levels": 3, "carry4_on_path": 1, "muxf_on_path": 0,
                               "path_from": "state[0]", "path_to": ["FDRE.D -> state[0]"]}
-    assert _format_path(logic_depth(p)) == ("3 LUT levels (1 CARRY4, 0 MUXF on it), "
+    assert format_path(logic_depth(p)) == ("3 LUT levels (1 CARRY4, 0 MUXF on it), "
                                             "from state[0] to FDRE.D -> state[0]")
+
+
+def test_synth_one_block_reports_resources_and_path(tmp_path, capsys):
+    """`sia synth --block pe` runs Yosys on one PE of the build (seconds at these
+    sizes): resources, and a longest path with its ends; an unknown block is a one-line
+    error with nothing written."""
+    cfg = tmp_path / "small.json"
+    cfg.write_text(json.dumps({"pes": 2, "max_channels_in": 16, "max_width": 8,
+                               "max_height": 8, "acc_bits": 12}))
+    out = tmp_path / "pe"
+    _sia(["synth", "--block", "pe", "--config", str(cfg), "--out", str(out)])
+    rep = json.loads((out / "pe_report.json").read_text())
+    assert rep["resources"]["LUT"] > 0 and rep["resources"]["DSP48E1"] == 0
+    path = rep["longest_path_cells"]
+    assert path["lut_levels"] >= 2 and path["path_to"]
+    assert "pe alone (P=2 E=2)" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        main(["synth", "--block", "alu", "--out", str(tmp_path / "bad")])
+    assert e.value.code == 2 and "choose one of pe, dispatcher, aggregation" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

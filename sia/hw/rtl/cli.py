@@ -93,13 +93,30 @@ def register(app: typer.Typer):
         psum_slots: int = PSUM_SLOTS,
         pool_hold: bool = POOL_HOLD,
         abc9: bool = typer.Option(False, "--abc9", help="synth_xilinx -abc9 (slower)"),
+        block: str = typer.Option(None, "--block",
+                                  help="pe | dispatcher | aggregation: that block of the build "
+                                       "alone, in seconds (its ports count as registers)"),
     ):
         """Yosys synth_xilinx -family xc7 of the SIA top: LUT/FF/CARRY4/DSP/BRAM against
         the XC7Z020 and a logic-depth estimate (Yosys cannot do routing/timing/power).
-        WebAssembly Yosys needs ~25 CPU-minutes for the default 64 PEs (--pes 16: ~5)."""
-        from sia.hw.rtl.synth import format_report, run_synth
+        WebAssembly Yosys needs ~15 CPU-minutes for the default 64 PEs (--pes 16: ~3)."""
+        from sia import SiaError
+        from sia.hw.rtl.synth import (BLOCKS, block_component, format_path, format_report,
+                                      run_synth, synth_block)
+        if block is not None and block not in BLOCKS:
+            raise SiaError(f"--block {block}: choose one of {', '.join(BLOCKS)}")
         cfg = _cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch, psum_slots,
                    pool_hold)
+        if block is not None:
+            rep = synth_block(block_component(block, cfg), block, out, depth=True)
+            (out / f"{block}_report.json").write_text(json.dumps(rep, indent=1) + "\n")
+            r = rep["resources"]
+            print(f"{block} alone (P={cfg.pes} E={cfg.events_per_cycle}): LUT {r['LUT']} "
+                  f"(as RAM {r['LUT_as_RAM']}), FF {r['FF']}, CARRY4 {r['CARRY4']}, "
+                  f"DSP48E1 {r['DSP48E1']}, RAMB36 eq. {r['RAMB36_equiv']}; longest path "
+                  + format_path(rep["longest_path_cells"]))
+            print(f"report: {out / (block + '_report.json')}")
+            return
         rep = run_synth(cfg, out, abc9=abc9)
         print(format_report(rep))
         print(f"report: {out / 'synth_report.json'}")

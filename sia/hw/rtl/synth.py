@@ -218,24 +218,48 @@ def run_synth(cfg: SIAConfig, out_dir, abc9: bool = False, quiet: bool = False,
     return rep
 
 
-def synth_block(block, name: str, out_dir) -> dict:
+BLOCKS = ("pe", "dispatcher", "aggregation")
+
+
+def block_component(kind: str, cfg: SIAConfig):
+    """One RTL block of the build `cfg` (PE 0, the dispatcher, the aggregation core)."""
+    from sia.hw.regmap import buffer_beats
+    from sia.hw.rtl.aggregation import Aggregation
+    from sia.hw.rtl.dispatch import Dispatch
+    from sia.hw.rtl.pe import PE
+    from sia.hw.rtl.top import check_buildable
+    check_buildable(cfg)
+    if kind == "pe":
+        return PE(cfg, 0)
+    if kind == "aggregation":
+        return Aggregation(cfg)
+    if kind == "dispatcher":
+        return Dispatch(cfg, buffer_beats(cfg)[0])
+    raise SiaError(f"unknown block {kind!r}: choose one of {', '.join(BLOCKS)}")
+
+
+def synth_block(block, name: str, out_dir, depth: bool = False) -> dict:
     """Resources of one RTL block on its own (Yosys synth_xilinx -flatten, its ports
-    left as top-level I/O): the per-block figure behind the whole-design report."""
+    left as top-level I/O): the per-block figure behind the whole-design report. With
+    `depth`, also its longest path (ports count as registers), in seconds instead of the
+    whole design's minutes: the quick loop for working on one block's logic depth."""
     from amaranth.back import rtlil
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.il").write_text(rtlil.convert(block, name=name, emit_src=False))
     (out / f"{name}.ys").write_text(f"read_rtlil {name}.il\n"
                                     f"synth_xilinx -family xc7 -top {name} -flatten\n"
-                                    f"tee -o {name}_stat.txt stat\n")
+                                    f"tee -o {name}_stat.txt stat\n"
+                                    + (f"write_json {name}_netlist.json\n" if depth else ""))
     r = subprocess.run(yosys_cmd() + ["-q", "-l", f"{name}.log", "-s", f"{name}.ys"],
                        capture_output=True, text=True, cwd=out)
     if r.returncode != 0:
         raise SiaError(f"yosys failed on block {name} (see {out / (name + '.log')})")
-    return summarize(parse_stat((out / f"{name}_stat.txt").read_text()), None)["resources"]
+    ltp = logic_depth(out / f"{name}_netlist.json") if depth else None
+    return summarize(parse_stat((out / f"{name}_stat.txt").read_text()), ltp)
 
 
-def _format_path(p: dict) -> str:
+def format_path(p: dict) -> str:
     text = f"{p['lut_levels']} LUT levels ({p['carry4_on_path']} CARRY4, {p['muxf_on_path']} MUXF on it)"
     if "path_from" in p:
         text += f", from {p['path_from']} to {', '.join(p['path_to']) or '?'}"
@@ -255,6 +279,6 @@ def format_report(rep: dict) -> str:
              f"  DSP48E1  {r['DSP48E1']:>7} / 220    ({100 * u['DSP48E1']:.1f} %)",
              f"  RAMB36E1 {r['RAMB36E1']:>7}, RAMB18E1 {r['RAMB18E1']} = {r['RAMB36_equiv']} "
              f"RAMB36 / 140 ({100 * u['RAMB36']:.1f} %)",
-             "  longest register-to-register path: " + _format_path(rep["longest_path_cells"]),
+             "  longest register-to-register path: " + format_path(rep["longest_path_cells"]),
              "  " + rep["caveats"]]
     return "\n".join(lines)
