@@ -78,10 +78,9 @@ def _path_ends(mod, last_cell, via, arcs) -> dict:
     cell, bit = last_cell, None
     while cell is not None:
         cell, bit = via.get(cell, (None, None))
-    outs = {b for p, bs in mod["cells"][last_cell]["connections"].items()
-            if p not in _COMB.get("LUT" if re.fullmatch(r"LUT[1-6]", mod["cells"][last_cell]["type"])
-                                  else mod["cells"][last_cell]["type"], ((),))[0]
-            for b in bs if isinstance(b, int)}
+    last = mod["cells"][last_cell]
+    out_ports = _COMB[arcs[last_cell][2]][1]
+    outs = {b for p in out_ports for b in last["connections"].get(p, []) if isinstance(b, int)}
     ends = set()
     for c in mod["cells"].values():
         if c["type"] in _COMB or re.fullmatch(r"LUT[1-6]", c["type"]):
