@@ -100,11 +100,8 @@ def register(app: typer.Typer):
         """Yosys synth_xilinx -family xc7 of the SIA top: LUT/FF/CARRY4/DSP/BRAM against
         the XC7Z020 and a logic-depth estimate (Yosys cannot do routing/timing/power).
         WebAssembly Yosys needs ~15 CPU-minutes for the default 64 PEs (--pes 16: ~3)."""
-        from sia import SiaError
-        from sia.hw.rtl.synth import (BLOCKS, block_component, format_path, format_report,
-                                      run_synth, synth_block)
-        if block is not None and block not in BLOCKS:
-            raise SiaError(f"--block {block}: choose one of {', '.join(BLOCKS)}")
+        from sia.hw.rtl.synth import (block_component, format_path, format_report, run_synth,
+                                      synth_block)
         cfg = _cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch, psum_slots,
                    pool_hold)
         if block is not None:
