@@ -105,7 +105,7 @@ def register(app: typer.Typer):
         cfg = _cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch, psum_slots,
                    pool_hold)
         if block is not None:
-            rep = synth_block(block_component(block, cfg), block, out, depth=True)
+            rep = synth_block(block_component(block, cfg), block, out, depth=True, abc9=abc9)
             (out / f"{block}_report.json").write_text(json.dumps(rep, indent=1) + "\n")
             r = rep["resources"]
             print(f"{block} alone (P={cfg.pes} E={cfg.events_per_cycle}): LUT {r['LUT']} "

