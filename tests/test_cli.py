@@ -67,3 +67,19 @@ def test_malformed_parameter_set_is_one_line(tmp_path, cmd):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "not valid JSON" in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_command_summaries_are_one_line():
+    """`sia --help` lists each command by its docstring's first paragraph: keep it one
+    line, details after a blank line (else the listing wraps mid-sentence)."""
+    import ast
+    root = Path(__file__).resolve().parents[1] / "sia"
+    long = []
+    for p in root.rglob("*.py"):
+        for n in ast.walk(ast.parse(p.read_text())):
+            if isinstance(n, ast.FunctionDef) and any(
+                    "command" in ast.unparse(d) for d in n.decorator_list):
+                first = (ast.get_docstring(n) or "").split("\n\n")[0]
+                if "\n" in first:
+                    long.append(f"{p.relative_to(root)}:{n.lineno} {n.name}")
+    assert not long, long

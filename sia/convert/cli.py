@@ -55,9 +55,10 @@ def register(app: typer.Typer):
         compile_: bool = typer.Option(False, "--compile",
                                       help="torch.compile the forward (faster steps, ~1 min to compile)"),
     ):
-        """Train a converted program's integer weights and biases (and with --neurons its
-        thresholds and v_init) through its own spikes (surrogate gradient, straight-through
-        rounding): the result is again a program."""
+        """Spike-aware fine-tuning of a converted program; the result is again a program.
+
+        Trains its integer weights and biases (and with --neurons its thresholds and
+        v_init) through its own spikes (surrogate gradient, straight-through rounding)."""
         import time
 
         import torch

@@ -27,8 +27,9 @@ def register(app: typer.Typer):
 
     @zoo.command("list")
     def list_cmd(as_json: bool = typer.Option(False, "--json", help="print JSON instead")):
-        """List zoo entries: SNN accuracy at T = 4 and 8 (golden simulator, full test set)
-        and the gap to the FP32 twin."""
+        """List zoo entries: SNN accuracy at T = 4 and 8 and the gap to the FP32 twin.
+
+        Accuracies are the golden simulator's on the full test set, from each manifest."""
         from rich.console import Console
         from rich.table import Table
 

@@ -33,8 +33,9 @@ def register(app: typer.Typer):
         psum_slots: int = PSUM_SLOTS,
         pool_hold: bool = POOL_HOLD,
     ):
-        """Write sia_top.v (plain Verilog) and sia_top.json (parameters, register map,
-        packet format, timing constants)."""
+        """Write sia_top.v (plain Verilog) and sia_top.json (parameters, register map, ...).
+
+        The JSON also holds the packet format and the timing constants."""
         from sia.hw.rtl.export import export
         cfg = _cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch, psum_slots,
                    pool_hold)
@@ -63,8 +64,10 @@ def register(app: typer.Typer):
                                       "1 = layer by layer on the RTL's own spikes)"),
         out: Path = typer.Option(None, "--out", help="write a JSON report here"),
     ):
-        """Images through the RTL (Verilator), checked bit-exact against golden and
-        cycle-exact against the RTL cycle formula and the model, launch by launch."""
+        """Images through the RTL (Verilator), checked against golden and the model.
+
+        Every launch is checked bit-exact against the golden simulator and cycle-exact
+        against the RTL cycle formula and the model."""
         import numpy as np
         from sia.data.registry import load_split
         from sia.hw.rtl.cosim.bench import bench
@@ -97,9 +100,11 @@ def register(app: typer.Typer):
                                   help="pe | dispatcher | aggregation: that block of the build "
                                        "alone, in seconds (its ports count as registers)"),
     ):
-        """Yosys synth_xilinx -family xc7 of the SIA top: LUT/FF/CARRY4/DSP/BRAM against
-        the XC7Z020 and a logic-depth estimate (Yosys cannot do routing/timing/power).
-        WebAssembly Yosys needs ~15 CPU-minutes for the default 64 PEs (--pes 16: ~3)."""
+        """Yosys resources (LUT/FF/CARRY4/DSP/BRAM) and logic depth against the XC7Z020.
+
+        Yosys synth_xilinx -family xc7 of the SIA top (or of one block with --block).
+        Yosys cannot do routing, timing or power. WebAssembly Yosys needs ~15 CPU-minutes
+        for the default 64 PEs (--pes 16: ~3)."""
         from sia.hw.rtl.synth import (block_component, format_path, format_report, run_synth,
                                       synth_block)
         cfg = _cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch, psum_slots,
