@@ -54,3 +54,56 @@ def test_sia_config_load_overrides_and_errors(tmp_path):
         SIAConfig.load(None, lanes=4)
     with pytest.raises(SiaError, match="events_per_cycle must be 1, 2 or 4"):
         SIAConfig.load(f, events_per_cycle=3)
+
+
+def _reproduce_row():
+    import importlib.util
+    path = CONFIGS.parent / "benchmarks" / "reproduce_row.py"
+    spec = importlib.util.spec_from_file_location("reproduce_row", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+ROWS = [p for p in sorted(CONFIGS.glob("*.toml")) if load_config(p).snn]
+
+
+@pytest.mark.parametrize("path", ROWS, ids=lambda p: p.stem)
+def test_reproduction_row_plans_three_steps(path):
+    """A config with an [snn] table is one row: twin, this ANN, then the SNN program with
+    exactly the table's options (benchmarks/reproduce_row.py)."""
+    cfg = load_config(path)
+    steps = _reproduce_row().plan(path, data_dir="/data")
+    assert [s["name"] for s in steps] == ["fp32 twin", "reduced-precision ANN", "SNN program"]
+    twin, ann, ev = (s["command"] for s in steps)
+    assert twin[3:5] == ["train", cfg.snn["twin"]] and twin[twin.index("--out") + 1] == cfg.init
+    assert ann[4] == f"configs/{path.name}" and "--data-dir" in ann
+    opt = dict(zip(ev[2::2], ev[3::2]))   # "--flag value" pairs up to the bare flags
+    assert opt["--qcfs"] == f"runs/cifar/{path.stem}" and opt["--fp32"] == cfg.init
+    assert opt["--finetune"] == str(cfg.snn["finetune"]) and opt["--T"] == str(cfg.snn["T"])
+    assert opt["--ft-loss-steps"] == ",".join(map(str, cfg.snn["ft_loss_steps"]))
+    assert ("--ft-distill" in ev) == cfg.snn.get("ft_distill", False)
+    for kv in cfg.snn.get("twin_set", []):
+        assert kv in twin
+
+
+def test_bad_snn_tables_are_one_line_errors(tmp_path):
+    base = (CONFIGS / "cifar10_resnet18_w050_qcfs_warm_kd_e20.toml").read_text()
+    head, table = base.split("[snn]")
+    cases = [("steps = 3\n", "unknown config key 'snn.steps'"),
+             ("finetune = \"700\"\n", "'snn.finetune' has a bad value"),
+             ("ft_loss_steps = [4, 9]\n", "each must be in 1..4"),
+             ("twin_set = [\"compile\"]\n", "'snn.twin_set' has a bad value")]
+    for i, (line, msg) in enumerate(cases):
+        f = tmp_path / f"c{i}.toml"
+        body = table.replace("ft_loss_steps = [4]\n", "") if "ft_loss" in line else table
+        body = body.replace("finetune = 700\n", "") if line.startswith("finetune") else body
+        f.write_text(head + "[snn]\n" + line + body.lstrip("\n"))
+        with pytest.raises(SiaError, match=msg.replace("[", r"\[")):
+            load_config(f)
+    f = tmp_path / "fp32.toml"
+    f.write_text(head.replace('act = "qcfs"', 'act = "relu"') + "[snn]" + table)
+    with pytest.raises(SiaError, match="needs act"):
+        load_config(f)
+    with pytest.raises(SiaError, match="no \\[snn\\] table"):
+        _reproduce_row().plan(CONFIGS / "digits_qcfs.toml")

@@ -52,6 +52,9 @@ class TrainConfig:
     # Warm start from a finished run of the same network (e.g. the FP32 twin): its folded
     # weights, QCFS thresholds calibrated; trains in the folded stage only (epochs = 0)
     init: str = ""
+    # The row's SNN recipe (conversion, spike-aware fine-tuning, evaluation), read by
+    # benchmarks/reproduce_row.py; `sia train` only checks it. Keys: SNN_KEYS.
+    snn: dict = field(default_factory=dict)
 
     def model_kwargs(self) -> dict:
         return dict(width=self.width, act=self.act, levels=self.levels,
@@ -85,6 +88,8 @@ def _check(cfg: TrainConfig):
         raise SiaError(f"config key 'label_smoothing' must be < 1, got {cfg.label_smoothing}")
     if cfg.distill:
         _check_distill(cfg.distill)
+    if cfg.snn:
+        _check_snn(cfg)
     if cfg.init and cfg.epochs:
         raise SiaError("config key 'init' starts from a BN-folded model: set 'epochs' = 0 and "
                        "train 'fold_epochs' only")
@@ -105,6 +110,47 @@ def _check_distill(d: dict):
         raise SiaError(f"config key 'distill.alpha' must be in 0..1, got {d['alpha']}")
     if d.get("temperature", 4.0) <= 0:
         raise SiaError(f"config key 'distill.temperature' must be > 0, got {d['temperature']}")
+
+
+# [snn]: what benchmarks/cifar_snn_eval.py does after training, as its options
+# (`twin`: the FP32 twin's config, trained into the twin's run directory if missing,
+# with `twin_set`'s "key=value" overrides)
+SNN_KEYS = {"twin": str, "twin_set": list, "calibrate": int, "T": int, "finetune": int, "ft_T": int,
+            "ft_lr": float, "ft_loss_steps": list, "ft_batch": int, "ft_distill": bool,
+            "ft_neurons": bool, "ft_compile": bool, "eval_batch": int, "threads": int}
+
+
+def _check_snn(cfg: TrainConfig):
+    d = cfg.snn
+    for key, v in d.items():
+        want = SNN_KEYS.get(key)
+        if want is None:
+            raise SiaError(f"unknown config key 'snn.{key}' ({', '.join(SNN_KEYS)})")
+        ok = (isinstance(v, (int, float)) and not isinstance(v, bool) if want is float else
+              isinstance(v, int) and not isinstance(v, bool) if want is int else
+              isinstance(v, list) and all(isinstance(x, str) and "=" in x for x in v)
+              if key == "twin_set" else
+              isinstance(v, list) and v and all(isinstance(x, int) and not isinstance(x, bool)
+                                                for x in v) if want is list else
+              isinstance(v, want))
+        if not ok:
+            raise SiaError(f"config key 'snn.{key}' has a bad value {v!r}")
+    if cfg.act != "qcfs":
+        raise SiaError("config table [snn] needs act = \"qcfs\" (an FP32 run has no SNN)")
+    if "twin" not in d:
+        raise SiaError("config key 'snn.twin' (the FP32 twin's config file) is missing")
+    for key in ("calibrate", "finetune"):
+        if d.get(key, 0) < 0:
+            raise SiaError(f"config key 'snn.{key}' must be >= 0, got {d[key]}")
+    for key in ("T", "ft_T", "ft_batch", "eval_batch", "threads"):
+        if key in d and d[key] <= 0:
+            raise SiaError(f"config key 'snn.{key}' must be > 0, got {d[key]}")
+    if d.get("ft_lr", 0.01) <= 0:
+        raise SiaError(f"config key 'snn.ft_lr' must be > 0, got {d['ft_lr']}")
+    t_ft = d.get("ft_T", d.get("T", 8))
+    if any(not 1 <= t <= t_ft for t in d.get("ft_loss_steps", [])):
+        raise SiaError(f"config key 'snn.ft_loss_steps' {d['ft_loss_steps']}: each must be in "
+                       f"1..{t_ft} (the fine-tuning T)")
 
 
 def from_dict(d: dict) -> TrainConfig:

@@ -1,0 +1,127 @@
+"""One command per reproduction row: FP32 twin -> reduced-precision ANN -> SNN program.
+
+    python benchmarks/reproduce_row.py configs/cifar10_resnet18_w050_qcfs_warm_kd_e20.toml \
+        [--data-dir D] [--eval-out runs/eval/NAME] [--dry-run]
+
+The QCFS config's [snn] table holds the row's recipe after training (the options of
+benchmarks/cifar_snn_eval.py: bias calibration, spike-aware fine-tuning, evaluation);
+`snn.twin` names the FP32 twin's config. The steps, each skipped when its result exists
+(so an interrupted row resumes at the step it was in):
+
+1. the twin: `sia train TWIN.toml --out TWIN_RUN [--set snn.twin_set ...]`, TWIN_RUN = the config's `init` /
+   `distill.teacher` (they must agree), else runs/cifar/<twin config name>;
+2. the reduced-precision ANN: `sia train CONFIG.toml --out runs/cifar/<config name>`;
+3. conversion, calibration, fine-tuning and the golden simulator on the whole test set:
+   `python benchmarks/cifar_snn_eval.py ...` into runs/eval/<config name> (eval.json,
+   program.safetensors, plots).
+
+Every command is printed before it runs and recorded in EVAL_OUT/reproduce.json.
+"""
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sia import SiaError, run_main
+from sia.provenance import git_commit
+from sia.train.config import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def plan(config: Path, data_dir: str | None = None, eval_out: Path | None = None) -> list[dict]:
+    """The row's steps: [{name, done_when (a file), command (argv)}], from its config."""
+    if not config.is_file():
+        raise SiaError(f"no such config file: {config}")
+    config = config.resolve()
+    cfg = load_config(config)
+    if not cfg.snn:
+        raise SiaError(f"{config} has no [snn] table (the row's conversion and fine-tuning "
+                       "recipe): it is not a reproduction row")
+    snn = cfg.snn
+    twin_cfg = _abs(Path(snn["twin"]))
+    if not twin_cfg.is_file():
+        raise SiaError(f"snn.twin: no such config file: {twin_cfg}")
+    if load_config(twin_cfg).act != "relu":
+        raise SiaError(f"snn.twin {twin_cfg} is not an FP32 (act = \"relu\") config")
+    refs = {cfg.init, cfg.distill.get("teacher", "")} - {""}
+    if len(refs) > 1:
+        raise SiaError(f"{config}: 'init' and 'distill.teacher' name different runs "
+                       f"({', '.join(sorted(refs))}); the row has one FP32 twin")
+    twin_run = Path(refs.pop()) if refs else Path("runs/cifar") / twin_cfg.stem
+    qann_run = Path("runs/cifar") / config.stem
+    out = eval_out or Path("runs/eval") / config.stem
+    data = ["--data-dir", data_dir] if data_dir else []
+    ev = [sys.executable, "benchmarks/cifar_snn_eval.py", "--qcfs", str(qann_run),
+          "--fp32", str(twin_run), "--out", str(out), *data,
+          "--T", str(snn.get("T", 8)), "--calibrate", str(snn.get("calibrate", 0)),
+          "--finetune", str(snn.get("finetune", 0)),
+          "--batch-size", str(snn.get("eval_batch", 64)),
+          "--threads", str(snn.get("threads", 2))]
+    if snn.get("finetune", 0):
+        ev += ["--ft-lr", str(snn.get("ft_lr", 0.01)),
+               "--ft-loss-steps", ",".join(map(str, snn.get("ft_loss_steps", [4, 8]))),
+               "--ft-batch", str(snn.get("ft_batch", 64))]
+        if "ft_T" in snn:
+            ev += ["--ft-T", str(snn["ft_T"])]
+        ev += [flag for key, flag in (("ft_distill", "--ft-distill"), ("ft_neurons", "--ft-neurons"),
+                                      ("ft_compile", "--ft-compile")) if snn.get(key)]
+    sia = [sys.executable, "-m", "sia.cli"]
+    return [
+        {"name": "fp32 twin", "done_when": str(twin_run / "model.safetensors"),
+         "command": sia + ["train", _rel(twin_cfg), "--out", str(twin_run), *data]
+         + [x for kv in snn.get("twin_set", []) for x in ("--set", kv)]},
+        {"name": "reduced-precision ANN", "done_when": str(qann_run / "model.safetensors"),
+         "command": sia + ["train", _rel(config), "--out", str(qann_run), *data]},
+        {"name": "SNN program", "done_when": str(out / "eval.json"), "command": ev},
+    ]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("config", type=Path, help="a QCFS config with an [snn] table")
+    ap.add_argument("--data-dir", default=None, help="CIFAR-10 directory (else $SIA_CIFAR10_DIR)")
+    ap.add_argument("--eval-out", type=Path, default=None,
+                    help="output of step 3 (default runs/eval/<config name>)")
+    ap.add_argument("--dry-run", action="store_true", help="print the steps, run nothing")
+    a = ap.parse_args(argv)
+    steps = plan(a.config, a.data_dir, a.eval_out)
+    out = _abs(Path(steps[-1]["done_when"]).parent)
+    log = {"config": str(a.config), "commit": git_commit(),
+           "started": time.strftime("%Y-%m-%d %H:%M"), "steps": []}
+    for i, st in enumerate(steps, 1):
+        done = _abs(Path(st["done_when"])).is_file()
+        line = shlex.join(["python" if c == sys.executable else c for c in st["command"]])
+        print(f"[{i}/{len(steps)}] {st['name']}: "
+              + (f"done ({st['done_when']})" if done else line), flush=True)
+        if a.dry_run or done:
+            log["steps"].append({**st, "skipped": "done" if done else "dry run"})
+            continue
+        t0 = time.time()
+        if subprocess.run(st["command"], cwd=ROOT).returncode != 0:
+            raise SiaError(f"step {i} ({st['name']}) failed; its output is above")
+        log["steps"].append({**st, "seconds": round(time.time() - t0, 1)})
+    if a.dry_run:
+        return
+    (out / "reproduce.json").write_text(json.dumps(log, indent=1) + "\n")
+    res = json.loads((out / "eval.json").read_text())
+    acc = {int(t): v for t, v in res.get("snn", {}).items()}
+    print(f"{a.config.stem}: FP32 {100 * res['fp32_dnn']:.2f} %, reduced-precision ANN "
+          f"{100 * res['reduced_precision_ann']:.2f} %, SNN "
+          + ", ".join(f"T={t} {100 * acc[t]:.2f} %" for t in (4, 8) if t in acc) + f" -> {out}")
+
+
+def _rel(p: Path) -> str:
+    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
+
+
+def _abs(p: Path) -> Path:
+    """Paths in configs and commands are relative to the repository root."""
+    return p if p.is_absolute() else ROOT / p
+
+if __name__ == "__main__":
+    run_main(main, "reproduce_row.py")
