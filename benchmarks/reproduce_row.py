@@ -13,7 +13,9 @@ benchmarks/cifar_snn_eval.py: bias calibration, spike-aware fine-tuning, evaluat
 2. the reduced-precision ANN: `sia train CONFIG.toml --out runs/cifar/<config name>`;
 3. conversion, calibration, fine-tuning and the golden simulator on the whole test set:
    `python benchmarks/cifar_snn_eval.py ...` into runs/eval/<config name> (eval.json,
-   program.safetensors, plots).
+   program.safetensors, plots);
+4. each further fine-tuning stage ([[snn.stages]]) from the previous stage's program,
+   into runs/eval/<config name>_stage<k>: the last one is the row's result.
 
 Every command is printed before it runs and recorded in EVAL_OUT/reproduce.json.
 """
@@ -57,19 +59,16 @@ def plan(config: Path, data_dir: str | None = None, eval_out: Path | None = None
     out = eval_out or Path("runs/eval") / config.stem
     data = ["--data-dir", data_dir] if data_dir else []
     ev = [sys.executable, "benchmarks/cifar_snn_eval.py", "--qcfs", str(qann_run),
-          "--fp32", str(twin_run), "--out", str(out), *data,
-          "--T", str(snn.get("T", 8)), "--calibrate", str(snn.get("calibrate", 0)),
-          "--finetune", str(snn.get("finetune", 0)),
-          "--batch-size", str(snn.get("eval_batch", 64)),
-          "--threads", str(snn.get("threads", 2))]
-    if snn.get("finetune", 0):
-        ev += ["--ft-lr", str(snn.get("ft_lr", 0.01)),
-               "--ft-loss-steps", ",".join(map(str, snn.get("ft_loss_steps", [4, 8]))),
-               "--ft-batch", str(snn.get("ft_batch", 64))]
-        if "ft_T" in snn:
-            ev += ["--ft-T", str(snn["ft_T"])]
-        ev += [flag for key, flag in (("ft_distill", "--ft-distill"), ("ft_neurons", "--ft-neurons"),
-                                      ("ft_compile", "--ft-compile")) if snn.get(key)]
+          "--fp32", str(twin_run), *data]
+    evals = [{"name": "SNN program", "done_when": str(out / "eval.json"),
+              "command": ev + ["--out", str(out), "--calibrate", str(snn.get("calibrate", 0))]
+              + _stage_args(snn)}]
+    for i, st in enumerate(snn.get("stages", []), 2):
+        prev = Path(evals[-1]["done_when"]).parent
+        o = out.with_name(f"{out.name}_stage{i}")
+        evals.append({"name": f"fine-tuning stage {i}", "done_when": str(o / "eval.json"),
+                      "command": ev + ["--program", str(prev / "program.safetensors"),
+                                       "--out", str(o)] + _stage_args(st)})
     sia = [sys.executable, "-m", "sia.cli"]
     return [
         {"name": "fp32 twin", "done_when": str(twin_run / "model.safetensors"),
@@ -77,8 +76,23 @@ def plan(config: Path, data_dir: str | None = None, eval_out: Path | None = None
          + [x for kv in snn.get("twin_set", []) for x in ("--set", kv)]},
         {"name": "reduced-precision ANN", "done_when": str(qann_run / "model.safetensors"),
          "command": sia + ["train", _rel(config), "--out", str(qann_run), *data]},
-        {"name": "SNN program", "done_when": str(out / "eval.json"), "command": ev},
-    ]
+    ] + evals
+
+
+def _stage_args(d: dict) -> list[str]:
+    """cifar_snn_eval.py's options for one stage ([snn] itself or one of its stages)."""
+    args = ["--T", str(d.get("T", 8)), "--finetune", str(d.get("finetune", 0)),
+            "--batch-size", str(d.get("eval_batch", 64)), "--threads", str(d.get("threads", 2))]
+    if d.get("finetune", 0):
+        args += ["--ft-lr", str(d.get("ft_lr", 0.01)),
+                 "--ft-loss-steps", ",".join(map(str, d.get("ft_loss_steps", [4, 8]))),
+                 "--ft-batch", str(d.get("ft_batch", 64))]
+        if "ft_T" in d:
+            args += ["--ft-T", str(d["ft_T"])]
+        args += [flag for key, flag in (("ft_distill", "--ft-distill"),
+                                        ("ft_neurons", "--ft-neurons"),
+                                        ("ft_compile", "--ft-compile")) if d.get(key)]
+    return args
 
 
 def main(argv=None):

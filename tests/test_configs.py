@@ -69,22 +69,31 @@ ROWS = [p for p in sorted(CONFIGS.glob("*.toml")) if load_config(p).snn]
 
 
 @pytest.mark.parametrize("path", ROWS, ids=lambda p: p.stem)
-def test_reproduction_row_plans_three_steps(path):
-    """A config with an [snn] table is one row: twin, this ANN, then the SNN program with
-    exactly the table's options (benchmarks/reproduce_row.py)."""
+def test_reproduction_row_plans_its_steps(path):
+    """A config with an [snn] table is one row: twin, this ANN, the SNN program with
+    exactly the table's options, then one step per [[snn.stages]], each from the previous
+    step's program (benchmarks/reproduce_row.py)."""
     cfg = load_config(path)
     steps = _reproduce_row().plan(path, data_dir="/data")
-    assert [s["name"] for s in steps] == ["fp32 twin", "reduced-precision ANN", "SNN program"]
-    twin, ann, ev = (s["command"] for s in steps)
-    assert twin[3:5] == ["train", cfg.snn["twin"]] and twin[twin.index("--out") + 1] == cfg.init
+    stages = cfg.snn.get("stages", [])
+    assert [s["name"] for s in steps] == ["fp32 twin", "reduced-precision ANN", "SNN program"] + [
+        f"fine-tuning stage {i}" for i in range(2, len(stages) + 2)]
+    twin, ann, ev = (s["command"] for s in steps[:3])
+    twin_run = cfg.init or cfg.distill["teacher"]
+    assert twin[3:5] == ["train", cfg.snn["twin"]] and twin[twin.index("--out") + 1] == twin_run
     assert ann[4] == f"configs/{path.name}" and "--data-dir" in ann
     opt = dict(zip(ev[2::2], ev[3::2]))   # "--flag value" pairs up to the bare flags
-    assert opt["--qcfs"] == f"runs/cifar/{path.stem}" and opt["--fp32"] == cfg.init
-    assert opt["--finetune"] == str(cfg.snn["finetune"]) and opt["--T"] == str(cfg.snn["T"])
+    assert opt["--qcfs"] == f"runs/cifar/{path.stem}" and opt["--fp32"] == twin_run
+    assert opt["--finetune"] == str(cfg.snn["finetune"]) and opt["--T"] == str(cfg.snn.get("T", 8))
     assert opt["--ft-loss-steps"] == ",".join(map(str, cfg.snn["ft_loss_steps"]))
     assert ("--ft-distill" in ev) == cfg.snn.get("ft_distill", False)
     for kv in cfg.snn.get("twin_set", []):
         assert kv in twin
+    for prev, step, st in zip(steps[2:], steps[3:], stages):
+        c = step["command"]
+        assert c[c.index("--program") + 1] == prev["done_when"].replace("eval.json", "program.safetensors")
+        assert c[c.index("--finetune") + 1] == str(st["finetune"]) and "--calibrate" not in c
+        assert ("--ft-neurons" in c) == st.get("ft_neurons", False)
 
 
 def test_bad_snn_tables_are_one_line_errors(tmp_path):
@@ -93,12 +102,16 @@ def test_bad_snn_tables_are_one_line_errors(tmp_path):
     cases = [("steps = 3\n", "unknown config key 'snn.steps'"),
              ("finetune = \"700\"\n", "'snn.finetune' has a bad value"),
              ("ft_loss_steps = [4, 9]\n", "each must be in 1..4"),
-             ("twin_set = [\"compile\"]\n", "'snn.twin_set' has a bad value")]
+             ("twin_set = [\"compile\"]\n", "'snn.twin_set' has a bad value"),
+             ("[[snn.stages]]\nft_lr = 0.01\n", "'snn.stages.finetune' \\(stage 2\\) must be > 0"),
+             ("[[snn.stages]]\nfinetune = 9\ncalibrate = 5\n", "unknown config key 'snn.stages.calibrate'")]
     for i, (line, msg) in enumerate(cases):
         f = tmp_path / f"c{i}.toml"
         body = table.replace("ft_loss_steps = [4]\n", "") if "ft_loss" in line else table
         body = body.replace("finetune = 700\n", "") if line.startswith("finetune") else body
-        f.write_text(head + "[snn]\n" + line + body.lstrip("\n"))
+        text = (head + "[snn]\n" + body.lstrip("\n") + line if line.startswith("[[")
+                else head + "[snn]\n" + line + body.lstrip("\n"))
+        f.write_text(text)
         with pytest.raises(SiaError, match=msg.replace("[", r"\[")):
             load_config(f)
     f = tmp_path / "fp32.toml"

@@ -117,15 +117,39 @@ def _check_distill(d: dict):
 # with `twin_set`'s "key=value" overrides)
 SNN_KEYS = {"twin": str, "twin_set": list, "calibrate": int, "T": int, "finetune": int, "ft_T": int,
             "ft_lr": float, "ft_loss_steps": list, "ft_batch": int, "ft_distill": bool,
-            "ft_neurons": bool, "ft_compile": bool, "eval_batch": int, "threads": int}
+            "ft_neurons": bool, "ft_compile": bool, "eval_batch": int, "threads": int,
+            "stages": list}
+# [[snn.stages]]: further fine-tuning stages, each from the previous stage's program
+STAGE_KEYS = ("T", "finetune", "ft_T", "ft_lr", "ft_loss_steps", "ft_batch", "ft_distill",
+              "ft_neurons", "ft_compile", "eval_batch", "threads")
 
 
 def _check_snn(cfg: TrainConfig):
-    d = cfg.snn
+    if cfg.act != "qcfs":
+        raise SiaError("config table [snn] needs act = \"qcfs\" (an FP32 run has no SNN)")
+    if "twin" not in cfg.snn:
+        raise SiaError("config key 'snn.twin' (the FP32 twin's config file) is missing")
+    stages = cfg.snn.get("stages", [])
+    if not isinstance(stages, list) or not all(isinstance(st, dict) for st in stages):
+        raise SiaError("config key 'snn.stages' must be an array of tables ([[snn.stages]])")
+    _check_snn_table(cfg.snn, "snn")
+    for i, st in enumerate(stages, 2):
+        for key in st:
+            if key not in STAGE_KEYS:
+                raise SiaError(f"unknown config key 'snn.stages.{key}' (stage {i}: "
+                               f"{', '.join(STAGE_KEYS)})")
+        if st.get("finetune", 0) <= 0:
+            raise SiaError(f"config key 'snn.stages.finetune' (stage {i}) must be > 0")
+        _check_snn_table(st, "snn.stages")
+
+
+def _check_snn_table(d: dict, where: str):
     for key, v in d.items():
         want = SNN_KEYS.get(key)
         if want is None:
-            raise SiaError(f"unknown config key 'snn.{key}' ({', '.join(SNN_KEYS)})")
+            raise SiaError(f"unknown config key '{where}.{key}' ({', '.join(SNN_KEYS)})")
+        if key == "stages":
+            continue
         ok = (isinstance(v, (int, float)) and not isinstance(v, bool) if want is float else
               isinstance(v, int) and not isinstance(v, bool) if want is int else
               isinstance(v, list) and all(isinstance(x, str) and "=" in x for x in v)
@@ -134,23 +158,19 @@ def _check_snn(cfg: TrainConfig):
                                                 for x in v) if want is list else
               isinstance(v, want))
         if not ok:
-            raise SiaError(f"config key 'snn.{key}' has a bad value {v!r}")
-    if cfg.act != "qcfs":
-        raise SiaError("config table [snn] needs act = \"qcfs\" (an FP32 run has no SNN)")
-    if "twin" not in d:
-        raise SiaError("config key 'snn.twin' (the FP32 twin's config file) is missing")
+            raise SiaError(f"config key '{where}.{key}' has a bad value {v!r}")
     for key in ("calibrate", "finetune"):
         if d.get(key, 0) < 0:
-            raise SiaError(f"config key 'snn.{key}' must be >= 0, got {d[key]}")
+            raise SiaError(f"config key '{where}.{key}' must be >= 0, got {d[key]}")
     for key in ("T", "ft_T", "ft_batch", "eval_batch", "threads"):
         if key in d and d[key] <= 0:
-            raise SiaError(f"config key 'snn.{key}' must be > 0, got {d[key]}")
+            raise SiaError(f"config key '{where}.{key}' must be > 0, got {d[key]}")
     if d.get("ft_lr", 0.01) <= 0:
-        raise SiaError(f"config key 'snn.ft_lr' must be > 0, got {d['ft_lr']}")
+        raise SiaError(f"config key '{where}.ft_lr' must be > 0, got {d['ft_lr']}")
     t_ft = d.get("ft_T", d.get("T", 8))
     if any(not 1 <= t <= t_ft for t in d.get("ft_loss_steps", [])):
-        raise SiaError(f"config key 'snn.ft_loss_steps' {d['ft_loss_steps']}: each must be in "
-                       f"1..{t_ft} (the fine-tuning T)")
+        raise SiaError(f"config key '{where}.ft_loss_steps' {d['ft_loss_steps']}: each must be "
+                       f"in 1..{t_ft} (the fine-tuning T)")
 
 
 def from_dict(d: dict) -> TrainConfig:
