@@ -96,9 +96,17 @@ def test_reproduction_row_plans_its_steps(path):
         assert ("--ft-neurons" in c) == st.get("ft_neurons", False)
 
 
+def load_config_text(tmp_path, text):
+    f = tmp_path / "ok.toml"
+    f.write_text(text)
+    return load_config(f)
+
+
 def test_bad_snn_tables_are_one_line_errors(tmp_path):
-    base = (CONFIGS / "cifar10_resnet18_w050_qcfs_warm_kd_e20.toml").read_text()
-    head, table = base.split("[snn]")
+    head = (CONFIGS / "cifar10_resnet18_w050_qcfs_warm_kd_e20.toml").read_text().split("[snn]")[0]
+    table = ('twin = "configs/cifar10_resnet18_w050_fp32_e15.toml"\n'
+             "calibrate = 512\nfinetune = 700\nft_T = 4\nft_loss_steps = [4]\n")
+    load_config_text(tmp_path, head + "[snn]\n" + table)   # the valid table loads
     cases = [("steps = 3\n", "unknown config key 'snn.steps'"),
              ("finetune = \"700\"\n", "'snn.finetune' has a bad value"),
              ("ft_loss_steps = [4, 9]\n", "each must be in 1..4"),
@@ -115,7 +123,7 @@ def test_bad_snn_tables_are_one_line_errors(tmp_path):
         with pytest.raises(SiaError, match=msg.replace("[", r"\[")):
             load_config(f)
     f = tmp_path / "fp32.toml"
-    f.write_text(head.replace('act = "qcfs"', 'act = "relu"') + "[snn]" + table)
+    f.write_text(head.replace('act = "qcfs"', 'act = "relu"') + "[snn]\n" + table)
     with pytest.raises(SiaError, match="needs act"):
         load_config(f)
     with pytest.raises(SiaError, match="no \\[snn\\] table"):
