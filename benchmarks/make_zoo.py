@@ -56,6 +56,29 @@ def _stage_flags(ev: dict) -> str:
                + (" --ft-compile" if ft.get("compiled") else "") if ft else ""))
 
 
+def _stage_chain(d: Path, ev: dict) -> str:
+    """The cifar_snn_eval command(s) of an evaluation directory: its own stage, after the
+    stages of the evaluation directory its start program came from (if any)."""
+    prog = ev.get("program")
+    stage = ("python benchmarks/cifar_snn_eval.py " + (f"--program {prog} " if prog else "")
+             + f"--qcfs {ev['qcfs_run']} --fp32 {ev['fp32_run']} --out {d}" + _stage_flags(ev))
+    prev = Path(prog).parent if prog else None
+    if prev is not None and (prev / "eval.json").is_file():
+        return _stage_chain(prev, json.loads((prev / "eval.json").read_text())) + " && " + stage
+    return stage
+
+
+def _reproduce_command(rep_file: Path) -> str:
+    """The one command of benchmarks/reproduce_row.py that made this row (its log)."""
+    rep = json.loads(rep_file.read_text())
+    if "command" in rep:
+        return rep["command"]
+    config = Path(rep["config"])
+    first = Path(rep["steps"][2]["done_when"]).parent       # the first SNN step's output
+    extra = "" if first == Path("runs/eval") / config.stem else f" --eval-out {first}"
+    return f"python benchmarks/reproduce_row.py {config}{extra}"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("entries", nargs="+", help="NAME=EVAL_DIR")
@@ -98,10 +121,7 @@ def main():
                         eval_command=f"{parent['eval_command']} && python benchmarks/cifar_snn_eval.py "
                                      f"--program {ev['program']} --out {d}" + _stage_flags(ev))
         elif ev is not None:
-            stage = ("python benchmarks/cifar_snn_eval.py "
-                     + (f"--program {ev['program']} " if ev.get("program") else "")
-                     + f"--qcfs {ev['qcfs_run']} --fp32 {ev['fp32_run']} --out {d}"
-                     + _stage_flags(ev))
+            stage = _stage_chain(d, ev)
             parent = index().get(ev.get("program") or "")
             if parent:   # a further stage from a zoo entry (references from the runs)
                 stage = f"{parent['eval_command']} && {stage}"
@@ -110,6 +130,8 @@ def main():
                         train_command=_train_command(ev),
                         qcfs_state=ev.get("qcfs_state"), fp32_state=ev.get("fp32_state"),
                         eval_command=stage)
+            if (d / "reproduce.json").is_file():
+                info.update(reproduce_command=_reproduce_command(d / "reproduce.json"))
         else:
             ev = json.loads((d / "demo.json").read_text())
             prog_file, dataset = d / "digits_snn.safetensors", "digits"

@@ -105,7 +105,9 @@ def main(argv=None):
     a = ap.parse_args(argv)
     steps = plan(a.config, a.data_dir, a.eval_out)
     out = _abs(Path(steps[-1]["done_when"]).parent)
-    log = {"config": str(a.config), "commit": git_commit(),
+    log = {"command": shlex.join(["python", "benchmarks/reproduce_row.py",
+                                  *(sys.argv[1:] if argv is None else argv)]),
+           "config": str(a.config), "commit": git_commit(),
            "started": time.strftime("%Y-%m-%d %H:%M"), "steps": []}
     for i, st in enumerate(steps, 1):
         done = _abs(Path(st["done_when"])).is_file()
