@@ -8,8 +8,8 @@ benchmarks/cifar_snn_eval.py: bias calibration, spike-aware fine-tuning, evaluat
 `snn.twin` names the FP32 twin's config. The steps, each skipped when its result exists
 (so an interrupted row resumes at the step it was in):
 
-1. the twin: `sia train TWIN.toml --out TWIN_RUN [--set snn.twin_set ...]`, TWIN_RUN = the config's `init` /
-   `distill.teacher` (they must agree), else runs/cifar/<twin config name>;
+1. the twin: `sia train TWIN.toml --out TWIN_RUN [--set (snn.twin_set) ...]`, TWIN_RUN =
+   the config's `init` / `distill.teacher` (they must agree), else runs/cifar/<twin name>;
 2. the reduced-precision ANN: `sia train CONFIG.toml --out runs/cifar/<config name>`;
 3. conversion, calibration, fine-tuning and the golden simulator on the whole test set:
    `python benchmarks/cifar_snn_eval.py ...` into runs/eval/<config name> (eval.json,
@@ -17,7 +17,9 @@ benchmarks/cifar_snn_eval.py: bias calibration, spike-aware fine-tuning, evaluat
 4. each further fine-tuning stage ([[snn.stages]]) from the previous stage's program,
    into runs/eval/<config name>_stage<k>: the last one is the row's result.
 
-Every command is printed before it runs and recorded in EVAL_OUT/reproduce.json.
+Every command is printed before it runs and recorded in the last step's directory
+(reproduce.json). "Done" means the step's output file exists, whatever recipe made it:
+after changing a recipe, delete that step's directory and the later ones.
 """
 
 import argparse
@@ -115,12 +117,12 @@ def main(argv=None):
         print(f"[{i}/{len(steps)}] {st['name']}: "
               + (f"done ({st['done_when']})" if done else line), flush=True)
         if a.dry_run or done:
-            log["steps"].append({**st, "skipped": "done" if done else "dry run"})
+            log["steps"].append({**st, "command": line, "skipped": "done" if done else "dry run"})
             continue
         t0 = time.time()
         if subprocess.run(st["command"], cwd=ROOT).returncode != 0:
             raise SiaError(f"step {i} ({st['name']}) failed; its output is above")
-        log["steps"].append({**st, "seconds": round(time.time() - t0, 1)})
+        log["steps"].append({**st, "command": line, "seconds": round(time.time() - t0, 1)})
     if a.dry_run:
         return
     (out / "reproduce.json").write_text(json.dumps(log, indent=1) + "\n")
@@ -138,6 +140,7 @@ def _rel(p: Path) -> str:
 def _abs(p: Path) -> Path:
     """Paths in configs and commands are relative to the repository root."""
     return p if p.is_absolute() else ROOT / p
+
 
 if __name__ == "__main__":
     run_main(main, "reproduce_row.py")

@@ -115,8 +115,8 @@ def _check_distill(d: dict):
 # [snn]: what benchmarks/cifar_snn_eval.py does after training, as its options
 # (`twin`: the FP32 twin's config, trained into the twin's run directory if missing,
 # with `twin_set`'s "key=value" overrides)
-SNN_KEYS = {"twin": str, "twin_set": list, "calibrate": int, "T": int, "finetune": int, "ft_T": int,
-            "ft_lr": float, "ft_loss_steps": list, "ft_batch": int, "ft_distill": bool,
+SNN_KEYS = {"twin": str, "twin_set": list, "calibrate": int, "T": int, "finetune": int,
+            "ft_T": int, "ft_lr": float, "ft_loss_steps": list, "ft_batch": int, "ft_distill": bool,
             "ft_neurons": bool, "ft_compile": bool, "eval_batch": int, "threads": int,
             "stages": list}
 # [[snn.stages]]: further fine-tuning stages, each from the previous stage's program
@@ -143,21 +143,26 @@ def _check_snn(cfg: TrainConfig):
         _check_snn_table(st, "snn.stages")
 
 
+def _snn_value_ok(key: str, want: type, v) -> bool:
+    def is_int(x):
+        return isinstance(x, int) and not isinstance(x, bool)
+    if want is float:
+        return is_int(v) or isinstance(v, float)
+    if want is int:
+        return is_int(v)
+    if key == "twin_set":   # ["key=value", ...], as `sia train --set`
+        return isinstance(v, list) and all(isinstance(x, str) and "=" in x for x in v)
+    if want is list:        # ft_loss_steps: a non-empty list of timesteps
+        return isinstance(v, list) and bool(v) and all(is_int(x) for x in v)
+    return isinstance(v, want)
+
+
 def _check_snn_table(d: dict, where: str):
     for key, v in d.items():
         want = SNN_KEYS.get(key)
         if want is None:
             raise SiaError(f"unknown config key '{where}.{key}' ({', '.join(SNN_KEYS)})")
-        if key == "stages":
-            continue
-        ok = (isinstance(v, (int, float)) and not isinstance(v, bool) if want is float else
-              isinstance(v, int) and not isinstance(v, bool) if want is int else
-              isinstance(v, list) and all(isinstance(x, str) and "=" in x for x in v)
-              if key == "twin_set" else
-              isinstance(v, list) and v and all(isinstance(x, int) and not isinstance(x, bool)
-                                                for x in v) if want is list else
-              isinstance(v, want))
-        if not ok:
+        if key != "stages" and not _snn_value_ok(key, want, v):
             raise SiaError(f"config key '{where}.{key}' has a bad value {v!r}")
     for key in ("calibrate", "finetune"):
         if d.get(key, 0) < 0:
