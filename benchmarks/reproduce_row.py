@@ -39,10 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def plan(config: Path, data_dir: str | None = None, eval_out: Path | None = None) -> list[dict]:
     """The row's steps: [{name, done_when (a file), command (argv)}], from its config."""
-    if not config.is_file():
-        raise SiaError(f"no such config file: {config}")
+    cfg = load_config(config)        # a missing or malformed file: a one-line error
     config = config.resolve()
-    cfg = load_config(config)
     if not cfg.snn:
         raise SiaError(f"{config} has no [snn] table (the row's conversion and fine-tuning "
                        "recipe): it is not a reproduction row")

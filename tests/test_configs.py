@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmark_common import load_benchmark
 from sia import SiaError
 from sia.hw.params import SIAConfig
 from sia.train.config import load_config
@@ -56,15 +57,6 @@ def test_sia_config_load_overrides_and_errors(tmp_path):
         SIAConfig.load(f, events_per_cycle=3)
 
 
-def _reproduce_row():
-    import importlib.util
-    path = CONFIGS.parent / "benchmarks" / "reproduce_row.py"
-    spec = importlib.util.spec_from_file_location("reproduce_row", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 ROWS = [p for p in sorted(CONFIGS.glob("*.toml")) if load_config(p).snn]
 
 
@@ -74,7 +66,7 @@ def test_reproduction_row_plans_its_steps(path):
     exactly the table's options, then one step per [[snn.stages]], each from the previous
     step's program (benchmarks/reproduce_row.py)."""
     cfg = load_config(path)
-    steps = _reproduce_row().plan(path, data_dir="/data")
+    steps = load_benchmark("reproduce_row").plan(path, data_dir="/data")
     stages = cfg.snn.get("stages", [])
     assert [s["name"] for s in steps] == ["fp32 twin", "reduced-precision ANN", "SNN program"] + [
         f"fine-tuning stage {i}" for i in range(2, len(stages) + 2)]
@@ -127,4 +119,4 @@ def test_bad_snn_tables_are_one_line_errors(tmp_path):
     with pytest.raises(SiaError, match="needs act"):
         load_config(f)
     with pytest.raises(SiaError, match="no \\[snn\\] table"):
-        _reproduce_row().plan(CONFIGS / "digits_qcfs.toml")
+        load_benchmark("reproduce_row").plan(CONFIGS / "digits_qcfs.toml")

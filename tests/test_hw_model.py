@@ -11,6 +11,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from benchmark_common import load_benchmark
 from sia import SiaError
 from sia.hw import regmap, timing
 from sia.hw.model import check_fits, dse, launch_cycles, report, run, trace
@@ -728,21 +729,11 @@ def test_packed_launches_model_equals_formula(seed):
         run(p, imgs, config=cfg, launch_images=-1)
 
 
-def _load_benchmark(name: str):
-    import importlib.util
-    from pathlib import Path
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_identity_drain_benchmark_removes_only_identity_dispatch():
     """benchmarks/identity_drain.py: layers without identity groups keep their cycles,
     layers with them lose exactly those groups' dispatch (and no SOP), the JSON agrees
     with the two runs, and a program without identity groups is refused."""
-    bench = _load_benchmark("identity_drain")
+    bench = load_benchmark("identity_drain")
     seeds = [s for s in range(40) if any(g.op == "identity" for layer in
                                          random_program(s).layers for g in layer.inputs)][:3]
     assert seeds
@@ -777,7 +768,7 @@ def test_cycles_floor_is_a_floor_exact_where_nothing_rounds():
     E = 1 without phase pairs a unit costs exactly its events, so the dispatcher's floor
     equals the model's accumulate cycles (every group counted once, k = 1); the gap
     breakdown sums to model - floor; identity shortcuts in the drain only lower the floor."""
-    b = _load_benchmark("dispatch_bound")
+    b = load_benchmark("dispatch_bound")
     cfgs = [SIAConfig(pes=4, events_per_cycle=1), SIAConfig(pes=4, events_per_cycle=2),
             SIAConfig(pes=4, events_per_cycle=4, phase_pairs=True)]
     lowered = []
@@ -809,7 +800,7 @@ def test_dispatch_options_projection_pool_carry_by_hand_and_never_slower():
     ceil(its events / E)) with --pool-carry (hand-counted on a 2x2 pool over a 4x4
     source), groups without a pool keep their dispatch, --skip-empty makes empty units
     free, and no option (nor all of them) ever adds cycles to a random program."""
-    est = _load_benchmark("dispatch_options_estimate")
+    est = load_benchmark("dispatch_options_estimate")
     syn = Synapse(source=0, op="conv", weight=np.zeros((1, 1, 3, 3), np.int64), weight_bits=4,
                   padding=1, pool=2)
     words = torch.zeros(1, 1, 1, 4, 4, dtype=torch.int64)
