@@ -9,12 +9,12 @@ the one GPU, each a pipeline inside the same budget:
    that FP32 twin** (config key `init`: its folded weights, thresholds calibrated) and
    distilled from it, in the folded stage at `--qcfs-lr`, for the rest of the training
    time;
-3. conversion to an integer SNN program (OUT/<arch>_program.safetensors);
+3. conversion to an integer SNN program (OUT/<arch>_program.safetensors.xz);
 4. with --finetune-s S: spike-aware fine-tuning of the program on the GPU for S seconds
-   (sia/convert/finetune.py, distilled from the FP32 twin), in the two stages that
-   worked on the CPU (docs/results.md section 2): half the time at T = 8 with the loss
-   at t = 4 and 8, then half at T = 4 with thresholds and v_init trained too
-   (OUT/<arch>_program_ft.safetensors).
+   (sia/convert/finetune.py, distilled from the FP32 twin) in the stages of STAGES
+   below: T = 8 (loss at t = 4, 8), then T = 4 with thresholds and v_init trained too
+   (OUT/<arch>_program_ft_t4.safetensors.xz), then T = 8 again at half the step size
+   (OUT/<arch>_program_ft_t8.safetensors.xz).
 
 Each training stage times two real epochs while the other network runs too, then fixes
 its length to fit its deadline and resumes (the counts are recorded: a shortened run,
@@ -22,25 +22,25 @@ not the configs' 300-epoch recipe); --epochs fixes them instead. Every program i
 evaluated on the GPU by its torch twin (sia.convert.finetune.program_accuracy, the
 golden simulator's integer arithmetic in float32) on the whole test set at T = 1..8;
 the reference numbers come from the golden simulator afterwards:
-  python benchmarks/cifar_snn_eval.py --program OUT/<arch>_program_ft.safetensors \
+  python benchmarks/cifar_snn_eval.py --program OUT/<arch>_program_ft_t8.safetensors.xz \
       --gpu-results OUT/results.json --out runs/eval/<arch>_gpu
 
-  python benchmarks/gpu_reproduce.py --data-dir DIR --out OUT --budget 500 --grace 25 --finetune-s 90
-  python benchmarks/gpu_reproduce.py --data-dir DIR --out OUT2 --budget 250 --grace 20 \
-      --programs vgg11=OUT/vgg11_program_ft.safetensors,resnet18=OUT/resnet18_program_ft.safetensors
-(session 11's two calls, docs/results.md section 6: the second fine-tunes the returned
-programs again, labels only, for its whole budget).
+  python benchmarks/gpu_reproduce.py --data-dir DIR --out OUT --budget 520 --grace 20 --finetune-s 250
+(session 19's call, docs/results.md section 6). --programs arch=FILE,... fine-tunes
+returned programs again, labels only, for the whole budget (session 11's second call,
+when the pipeline had two stages and wrote <arch>_program_ft.safetensors).
 
 Sending it: the `device` tool copies the working tree (64 MiB at most). The data go as
 the 55 MB pack of ../shared/datasets/cifar10-jpeg75 and its unpack.py in an ignored
 folder named in `carry`; the zoo's program files do not fit beside it, so take them out
 of the index for the call (`git rm -r --cached -q sia/zoo/*.safetensors*` plus the same
 pattern in .git/info/exclude; afterwards `git reset -q -- sia/zoo` and drop the pattern).
-Programs sent back for --programs travel xz-compressed (~3.5 MB each at full width).
+Programs are written xz-compressed (~3.5 MB each at full width), so the three of each
+network and results.json come back in one call.
 Session 4's run (four rows from scratch at once, no warm start) used this script as of
 commit 06fa500: --budget 190 --grace 15
   --epochs vgg11_fp32=55,vgg11_qcfs=38,resnet18_fp32=38,resnet18_qcfs=16
-Writes OUT/results.json, OUT/<arch>_program[_ft].safetensors and one-line summaries.
+Writes OUT/results.json, the programs above and one-line summaries.
 Run directories (checkpoints, float weights) go to --work (default /tmp/sia_gpu_runs).
 """
 
@@ -176,22 +176,31 @@ def _pipeline(args, rec: dict, dump, t0: float):
     prog = convert(qcfs["model"].cpu(), (3, 32, 32), name=f"{arch}_cifar10", timesteps=8, t_max=16,
                    meta={"dataset": "cifar10", "arch": arch, "width": cfg["width"],
                          "levels": cfg["levels"], "warm_start": twin})
-    save_program(prog, Path(args.out) / f"{arch}_program.safetensors")
+    save_program(prog, Path(args.out) / f"{arch}_program.safetensors.xz")
     xt, yt = load_split("cifar10", "test", args.data_dir)
     convert_s, e0 = round(time.time() - c0, 1), time.time()
-    rec["program"] = {"file": f"{arch}_program.safetensors", "convert_s": convert_s,
+    rec["program"] = {"file": f"{arch}_program.safetensors.xz", "convert_s": convert_s,
                       "snn_torch_twin": program_accuracy(prog, xt, yt, T=8, device=args.device)}
     dump()
     if args.finetune_s > 0:
-        rec["finetune"] = _finetune_saved(args, prog, fp32["model"], t0, time.time() - e0,
-                                          (xt, yt), STAGES, "_ft")
+        rec["finetune"] = _finetune(args, prog, fp32["model"], t0, time.time() - e0,
+                                    (xt, yt), STAGES)
 
 
-# The fine-tuning stages after training (see the top), and those of --programs (the
-# program is already fine-tuned once; no twin to distil from, so thresholds and v_init
-# train at T = 8 too).
-STAGES = [dict(T=8, loss_steps=(4, 8)), dict(T=4, loss_steps=(4,), neurons=True)]
-STAGES_AGAIN = [dict(T=8, loss_steps=(4, 8), neurons=True), dict(T=4, loss_steps=(4,), neurons=True)]
+# The fine-tuning stages after training, each with its share of the fine-tuning time;
+# a stage with `save` writes its program (OUT/<arch>_program<save>.safetensors.xz) and
+# evaluates it. After training (distilled from the twin): T = 8 with the loss at t = 4
+# and 8 repairs the converted program; T = 4 with thresholds and v_init is the CPU
+# recipe that gave the best T = 4 gaps; a last T = 8 stage at half the step size the
+# one that gave the best T = 8 gaps (docs/results.md section 2: at both CPU widths it
+# trades some T = 4 for T = 8, so both programs are kept). --programs: the program is
+# already fine-tuned and there is no twin to distil from.
+STAGES = [dict(T=8, loss_steps=(4, 8), share=0.3),
+          dict(T=4, loss_steps=(4,), neurons=True, share=0.4, save="_ft_t4"),
+          dict(T=8, loss_steps=(4, 8), neurons=True, lr=0.005, share=0.3, save="_ft_t8")]
+STAGES_AGAIN = [dict(T=8, loss_steps=(4, 8), neurons=True, share=0.5),
+                dict(T=4, loss_steps=(4,), neurons=True, share=0.5, save="_ft2")]
+STAGE_KEYS = ("T", "loss_steps", "neurons", "lr")
 
 
 def _finetune_only(args, rec: dict, dump, t0: float):
@@ -209,57 +218,50 @@ def _finetune_only(args, rec: dict, dump, t0: float):
                     "sha256": hashlib.sha256(Path(args.program).read_bytes()).hexdigest(),
                     "snn_torch_twin": program_accuracy(prog, xt, yt, T=8, device=args.device)}
     dump()
-    rec["finetune"] = _finetune_saved(args, prog, None, t0, time.time() - e0, (xt, yt),
-                                      STAGES_AGAIN, "_ft2")
+    rec["finetune"] = _finetune(args, prog, None, t0, time.time() - e0, (xt, yt), STAGES_AGAIN)
 
 
-def _finetune_saved(args, prog, teacher, t0: float, eval_s: float, test, stages,
-                    suffix: str) -> dict:
-    """Fine-tune until the budget ends, keeping time for one more test evaluation
-    (`eval_s` each); save OUT/<arch>_program<suffix>.safetensors, evaluate it, record."""
-    from sia.convert.finetune import program_accuracy
-    from sia.program import save_program
-
-    ft, info = _finetune(args, prog, teacher, t0 + args.budget - 1.5 * eval_s, stages)
-    if ft is not None:
-        info["file"] = f"{args.arch}_program{suffix}.safetensors"
-        save_program(ft, Path(args.out) / info["file"])
-        info["snn_torch_twin"] = program_accuracy(ft, *test, T=8, device=args.device)
-    return info
-
-
-def _finetune(args, prog, teacher, deadline: float, stages=STAGES):
-    """Spike-aware fine-tuning until `deadline`, the time split evenly between the
-    stages: (program or None, record)."""
-    from sia.convert.finetune import finetune
+def _finetune(args, prog, teacher, t0: float, eval_s: float, test, stages) -> dict:
+    """Spike-aware fine-tuning in `stages` until the budget ends, keeping time for the
+    evaluations (`eval_s` each) of the stages that save; returns the record."""
+    from sia.convert.finetune import finetune, program_accuracy
     from sia.data.registry import load_split
+    from sia.program import save_program
 
     x, y = load_split("cifar10", "train", args.data_dir)
     common = dict(lr=0.01, teacher=teacher, device=args.device, progress=False,
                   batch_size=args.ft_batch)
-    stages = [{**st, **common} for st in stages]
-    per_step = []
-    for kw in stages:   # probe: after a warm-up (cuDNN autotuning), 30 steps minus 10
-        t = []
-        for n in (3, 10, 30):
-            t0 = time.time()
-            finetune(prog, x, y, steps=n, **kw)
-            t.append(time.time() - t0)
-        per_step.append(max(t[2] - t[1], 1e-3) / 20)
-    left = deadline - time.time()
-    steps = [int(SAFETY * left / len(stages) / s) for s in per_step]
+    shares, saves = [st["share"] for st in stages], [st.get("save") for st in stages]
+    stages = [{**common, **{k: v for k, v in st.items() if k in STAGE_KEYS}} for st in stages]
+    per_step = {}
+    for kw in stages:   # probe each T once: after a warm-up (cuDNN autotuning), 30 steps minus 10
+        if kw["T"] not in per_step:
+            t = []
+            for n in (3, 10, 30):
+                t1 = time.time()
+                finetune(prog, x, y, steps=n, **kw)
+                t.append(time.time() - t1)
+            per_step[kw["T"]] = max(t[2] - t[1], 1e-3) / 20
+    left = t0 + args.budget - time.time() - 1.5 * eval_s * sum(map(bool, saves))
+    steps = [int(SAFETY * left * sh / per_step[kw["T"]]) for kw, sh in zip(stages, shares)]
+    rec = {"steps": steps, "batch": args.ft_batch, "distilled": teacher is not None,
+           "probe_s_per_step": {f"T={k}": round(v, 4) for k, v in per_step.items()},
+           "stages": [{k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items()
+                       if k in STAGE_KEYS} for kw in stages], "saved": []}
     if min(steps) < 20:
-        return None, {"skipped": f"{left:.0f} s left, {', '.join(f'{s:.2f}' for s in per_step)} s/step"}
-    t0, ft, acc = time.time(), prog, []
-    for kw, n in zip(stages, steps):
+        rec["skipped"] = f"{left:.0f} s left, {min(per_step.values()):.2f} s/step at best"
+        return rec
+    f0, ft, rec["train_acc_last50"] = time.time(), prog, []
+    for kw, n, save in zip(stages, steps, saves):
         ft, hist = finetune(ft, x, y, steps=n, **kw)
-        acc.append(sum(hist["acc"][-50:]) / len(hist["acc"][-50:]))
-    return ft, {"steps": steps, "batch": args.ft_batch, "lr": common["lr"],
-                "probe_s_per_step": [round(p, 4) for p in per_step],
-                "seconds": round(time.time() - t0, 1),
-                "stages": [{k: v for k, v in kw.items() if k in ("T", "loss_steps", "neurons")}
-                           for kw in stages],
-                "distilled": teacher is not None, "train_acc_last50": acc}
+        rec["train_acc_last50"].append(sum(hist["acc"][-50:]) / len(hist["acc"][-50:]))
+        if save:
+            name = f"{args.arch}_program{save}.safetensors.xz"
+            save_program(ft, Path(args.out) / name)
+            rec["saved"].append({"file": name, "after_stage": len(rec["train_acc_last50"]),
+                                 "snn_torch_twin": program_accuracy(ft, *test, T=8, device=args.device)})
+    rec["seconds"] = round(time.time() - f0, 1)
+    return rec
 
 
 def _summary(arch: str, r: dict) -> str:
@@ -267,8 +269,11 @@ def _summary(arch: str, r: dict) -> str:
         return f"{arch} FAILED ({r.get('error', 'no record')})"
     s = arch if "start" in r else (f"{arch} FP32 {r['fp32']['metrics']['test_acc']:.4f} "
                                    f"QANN {r['qcfs']['metrics']['test_acc']:.4f}")
-    for key, tag in (("start", "start"), ("program", "SNN"), ("finetune", "SNN-ft")):
-        acc = r.get(key, {}).get("snn_torch_twin")
+    evals = [(tag, r.get(key, {}).get("snn_torch_twin")) for key, tag in
+             (("start", "start"), ("program", "SNN"))]
+    evals += [(f"SNN{sv['file'].split('_program')[1].split('.')[0]}", sv["snn_torch_twin"])
+              for sv in r.get("finetune", {}).get("saved", [])]
+    for tag, acc in evals:
         if acc:
             s += f" {tag} T4 {acc[3]:.4f} T8 {acc[7]:.4f}"
     return s
