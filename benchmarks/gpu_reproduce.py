@@ -183,8 +183,9 @@ def _pipeline(args, rec: dict, dump, t0: float):
                       "snn_torch_twin": program_accuracy(prog, xt, yt, T=8, device=args.device)}
     dump()
     if args.finetune_s > 0:
-        rec["finetune"] = _finetune(args, prog, fp32["model"], t0, time.time() - e0,
-                                    (xt, yt), STAGES)
+        rec["finetune"] = {}
+        _finetune(args, prog, fp32["model"], t0, time.time() - e0, (xt, yt), STAGES,
+                  rec["finetune"], dump)
 
 
 # The fine-tuning stages after training, each with its share of the fine-tuning time;
@@ -218,12 +219,17 @@ def _finetune_only(args, rec: dict, dump, t0: float):
                     "sha256": hashlib.sha256(Path(args.program).read_bytes()).hexdigest(),
                     "snn_torch_twin": program_accuracy(prog, xt, yt, T=8, device=args.device)}
     dump()
-    rec["finetune"] = _finetune(args, prog, None, t0, time.time() - e0, (xt, yt), STAGES_AGAIN)
+    rec["finetune"] = {}
+    _finetune(args, prog, None, t0, time.time() - e0, (xt, yt), STAGES_AGAIN, rec["finetune"], dump)
 
 
-def _finetune(args, prog, teacher, t0: float, eval_s: float, test, stages) -> dict:
+def _finetune(args, prog, teacher, t0: float, eval_s: float, test, stages, rec: dict,
+              dump) -> None:
     """Spike-aware fine-tuning in `stages` until the budget ends, keeping time for the
-    evaluations (`eval_s` each) of the stages that save; returns the record."""
+    evaluations (`eval_s` each) of the stages that save; fills `rec` and dumps it after
+    every saved stage (a killed pipeline keeps what it finished). Each stage's length is
+    fixed when it starts, from the time left and the step time measured so far: the other
+    network's pipeline changes the GPU's load as it moves from stage to stage."""
     from sia.convert.finetune import finetune, program_accuracy
     from sia.data.registry import load_split
     from sia.program import save_program
@@ -242,26 +248,32 @@ def _finetune(args, prog, teacher, t0: float, eval_s: float, test, stages) -> di
                 finetune(prog, x, y, steps=n, **kw)
                 t.append(time.time() - t1)
             per_step[kw["T"]] = max(t[2] - t[1], 1e-3) / 20
-    left = t0 + args.budget - time.time() - 1.5 * eval_s * sum(map(bool, saves))
-    steps = [int(SAFETY * left * sh / per_step[kw["T"]]) for kw, sh in zip(stages, shares)]
-    rec = {"steps": steps, "batch": args.ft_batch, "distilled": teacher is not None,
-           "probe_s_per_step": {f"T={k}": round(v, 4) for k, v in per_step.items()},
-           "stages": [{k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items()
-                       if k in STAGE_KEYS} for kw in stages], "saved": []}
-    if min(steps) < 20:
-        rec["skipped"] = f"{left:.0f} s left, {min(per_step.values()):.2f} s/step at best"
-        return rec
-    f0, ft, rec["train_acc_last50"] = time.time(), prog, []
-    for kw, n, save in zip(stages, steps, saves):
+    rec.update(steps=[], batch=args.ft_batch, distilled=teacher is not None,
+               probe_s_per_step={f"T={k}": round(v, 4) for k, v in per_step.items()},
+               stages=[{k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items()
+                        if k in STAGE_KEYS} for kw in stages],
+               saved=[], train_acc_last50=[], load_factor=[])
+    f0, ft, load = time.time(), prog, 1.0   # load: measured / probed step time, last stage
+    for i, (kw, save) in enumerate(zip(stages, saves)):
+        left = t0 + args.budget - time.time() - 1.5 * eval_s * sum(map(bool, saves[i:]))
+        n = int(SAFETY * left * shares[i] / sum(shares[i:]) / (per_step[kw["T"]] * load))
+        if n < 20:
+            rec["skipped"] = f"stage {i + 1}: {left:.0f} s left, {per_step[kw['T']] * load:.2f} s/step"
+            break
+        s0 = time.time()
         ft, hist = finetune(ft, x, y, steps=n, **kw)
+        load = (time.time() - s0) / n / per_step[kw["T"]]
+        rec["steps"].append(n)
+        rec["load_factor"].append(round(load, 3))
         rec["train_acc_last50"].append(sum(hist["acc"][-50:]) / len(hist["acc"][-50:]))
         if save:
             name = f"{args.arch}_program{save}.safetensors.xz"
             save_program(ft, Path(args.out) / name)
-            rec["saved"].append({"file": name, "after_stage": len(rec["train_acc_last50"]),
+            rec["saved"].append({"file": name, "after_stage": i + 1,
                                  "snn_torch_twin": program_accuracy(ft, *test, T=8, device=args.device)})
+            rec["seconds"] = round(time.time() - f0, 1)
+            dump()
     rec["seconds"] = round(time.time() - f0, 1)
-    return rec
 
 
 def _summary(arch: str, r: dict) -> str:
