@@ -250,8 +250,7 @@ def _finetune(args, prog, teacher, t0: float, eval_s: float, test, stages, rec: 
             per_step[kw["T"]] = max(t[2] - t[1], 1e-3) / 20
     rec.update(steps=[], batch=args.ft_batch, distilled=teacher is not None,
                probe_s_per_step={f"T={k}": round(v, 4) for k, v in per_step.items()},
-               stages=[{k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items()
-                        if k in STAGE_KEYS} for kw in stages],
+               stages=[{k: kw[k] for k in STAGE_KEYS if k in kw} for kw in stages],
                saved=[], train_acc_last50=[], load_factor=[])
     f0, ft, load = time.time(), prog, 1.0   # load: measured / probed step time, last stage
     for i, (kw, save) in enumerate(zip(stages, saves)):
