@@ -268,7 +268,7 @@ def _finetune(args, prog, teacher, t0: float, eval_s: float, test, stages, rec: 
         if save:
             name = f"{args.arch}_program{save}.safetensors.xz"
             save_program(ft, Path(args.out) / name)
-            rec["saved"].append({"file": name, "after_stage": i + 1,
+            rec["saved"].append({"file": name, "tag": save, "after_stage": i + 1,
                                  "snn_torch_twin": program_accuracy(ft, *test, T=8, device=args.device)})
             rec["seconds"] = round(time.time() - f0, 1)
             dump()
@@ -282,8 +282,9 @@ def _summary(arch: str, r: dict) -> str:
                                    f"QANN {r['qcfs']['metrics']['test_acc']:.4f}")
     evals = [(tag, r.get(key, {}).get("snn_torch_twin")) for key, tag in
              (("start", "start"), ("program", "SNN"))]
-    evals += [(f"SNN{sv['file'].split('_program')[1].split('.')[0]}", sv["snn_torch_twin"])
-              for sv in r.get("finetune", {}).get("saved", [])]
+    # "tag": the stage's `save` suffix (records before session 20 have only the file name)
+    evals += [(f"SNN{sv.get('tag') or sv['file'].split('_program')[1].split('.')[0]}",
+               sv["snn_torch_twin"]) for sv in r.get("finetune", {}).get("saved", [])]
     for tag, acc in evals:
         if acc:
             s += f" {tag} T4 {acc[3]:.4f} T8 {acc[7]:.4f}"

@@ -84,5 +84,8 @@ def test_stage_lengths_follow_the_measured_load(tmp_path, monkeypatch):
     assert per_share[1] < 0.8 * per_share[0]
     saved = [st["save"] for st in gr.STAGES if st.get("save")]
     assert [s["file"] for s in rec["saved"]] == [f"vgg11_program{s}.safetensors.xz" for s in saved]
+    assert [s["tag"] for s in rec["saved"]] == saved
+    summary = gr._summary("vgg11", {"start": {}, "finetune": rec})
+    assert all(f"SNN{s} T4 0.1000 T8 0.1000" in summary for s in saved)
     assert dumps == list(range(1, len(saved) + 1))      # written after every saved stage
     assert all((tmp_path / s["file"]).is_file() for s in rec["saved"])
