@@ -18,7 +18,8 @@ benchmarks/cifar_snn_eval.py: bias calibration, spike-aware fine-tuning, evaluat
    into runs/eval/<config name>_stage<k>: the last one is the row's result.
 
 Every command is printed before it runs and recorded in the last step's directory
-(reproduce.json). "Done" means the step's output file exists, whatever recipe made it:
+(reproduce.json, with each T's gap to the twin; a rerun that finds every step done only
+prints the result and leaves that record as it was). "Done" means the step's output file exists, whatever recipe made it:
 after changing a recipe, delete that step's directory and the later ones.
 """
 
@@ -126,7 +127,8 @@ def main(argv=None):
     res = json.loads((out / "eval.json").read_text())
     acc = {int(t): v for t, v in res.get("snn", {}).items()}
     log["gaps"] = gaps(acc, res["fp32_dnn"])
-    (out / "reproduce.json").write_text(json.dumps(log, indent=1) + "\n")
+    if any("seconds" in st for st in log["steps"]):   # a finished row's log stays as it ran
+        (out / "reproduce.json").write_text(json.dumps(log, indent=1) + "\n")
     print(f"{a.config.stem}: FP32 {100 * res['fp32_dnn']:.2f} %, reduced-precision ANN "
           f"{100 * res['reduced_precision_ann']:.2f} %, SNN "
           + ", ".join(f"T={t} {100 * acc[t]:.2f} % ({g['gap']:+.2f}, target >= "
