@@ -19,8 +19,9 @@ benchmarks/cifar_snn_eval.py: bias calibration, spike-aware fine-tuning, evaluat
 
 Every command is printed before it runs and recorded in the last step's directory
 (reproduce.json, with each T's gap to the twin; a rerun that finds every step done only
-prints the result and leaves that record as it was). "Done" means the step's output file exists, whatever recipe made it:
-after changing a recipe, delete that step's directory and the later ones.
+prints the result and leaves that record as it was). "Done" means the step's output file
+exists, whatever recipe made it: after changing a recipe, delete that step's directory
+and the later ones.
 """
 
 import argparse
@@ -34,6 +35,7 @@ from pathlib import Path
 from sia import SiaError, run_main
 from sia.provenance import git_commit
 from sia.train.config import load_config
+from sia.zoo import gap_points
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -145,7 +147,7 @@ def gaps(snn_acc: dict, fp32_acc: float) -> dict:
     out = {}
     for t, target in TARGET_GAPS.items():
         if t in snn_acc:
-            g = round(100 * (snn_acc[t] - fp32_acc), 2)    # the 2-decimal number reported
+            g = gap_points(snn_acc[t], fp32_acc)    # the verdict on the number printed
             out[t] = {"gap": g, "target": target, "met": g >= target}
     return out
 

@@ -4,6 +4,8 @@ import json
 
 import typer
 
+from sia.zoo import gap_points
+
 
 def rows(entries: dict) -> list[dict]:
     """One summary per entry: SNN accuracy at T = 4 and 8 and the gaps to the FP32 twin
@@ -16,7 +18,7 @@ def rows(entries: dict) -> list[dict]:
         for t in (4, 8):
             a = snn.get(str(t))
             r[f"snn_t{t}"] = a
-            r[f"gap_t{t}"] = None if a is None or fp32 is None else round(100 * (a - fp32), 2)
+            r[f"gap_t{t}"] = None if a is None or fp32 is None else gap_points(a, fp32)
         out.append(r)
     return out
 
