@@ -26,7 +26,7 @@ the reference numbers come from the golden simulator afterwards:
       --gpu-results OUT/results.json --out runs/eval/<arch>_gpu
 
   python benchmarks/gpu_reproduce.py --data-dir DIR --out OUT --budget 520 --grace 20 --finetune-s 250
-(session 19's call, docs/results.md section 6). --programs arch=FILE,... fine-tunes
+(session 19's call, docs/results/6-full-width-gpu.md). --programs arch=FILE,... fine-tunes
 returned programs again, labels only, for the whole budget (session 11's second call,
 when the pipeline had two stages and wrote <arch>_program_ft.safetensors).
 
@@ -193,7 +193,7 @@ def _pipeline(args, rec: dict, dump, t0: float):
 # evaluates it. After training (distilled from the twin): T = 8 with the loss at t = 4
 # and 8 repairs the converted program; T = 4 with thresholds and v_init is the CPU
 # recipe that gave the best T = 4 gaps; a last T = 8 stage at half the step size the
-# one that gave the best T = 8 gaps (docs/results.md section 2: at both CPU widths it
+# one that gave the best T = 8 gaps (docs/results/2-cifar10-cpu.md: at both CPU widths it
 # trades some T = 4 for T = 8, so both programs are kept). --programs: the program is
 # already fine-tuned and there is no twin to distil from.
 STAGES = [dict(T=8, loss_steps=(4, 8), share=0.3),
