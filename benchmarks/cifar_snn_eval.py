@@ -15,6 +15,11 @@ batches of training images (`sia finetune`) before the test-set evaluation.
 --program P --qcfs R --fp32 F continues from an existing program (file or zoo name; e.g.
 a second fine-tuning stage) with R and F as the reference accuracies and teacher.
 
+With a QANN trained with `holdout = N` (config key; its twin must hold out the same
+images), calibration and fine-tuning draw only from the other training images, and the
+golden simulator also runs the N held-out ones: eval.json's "val" block gives the SNN per
+t and both references on them, for choices the test set must not make.
+
 --program ZOO_NAME alone continues from a zoo entry whose training runs are not on this
 machine: its FP32 and reduced-precision ANN accuracies are read from the entry's manifest
 (same data copy required), and fine-tuning learns from labels only (no teacher).
@@ -37,6 +42,7 @@ from sia import SiaError, int_list, run_main
 from sia.convert import convert
 from sia.convert.calibrate import calibrate_bias
 from sia.convert.finetune import finetune, plot_history
+from sia.data.holdout import split_training
 from sia.data.registry import data_copy, load_split
 from sia.program import save_program
 from sia.program.resolve import resolve_program
@@ -166,9 +172,14 @@ def main():
     runs = bool(args.qcfs and args.fp32)
     if not (runs or args.program):
         ap.error("give --qcfs and --fp32, or --program")
+    holdout = 0
     if runs:   # the training runs: reference accuracies (and the teacher)
-        fp32, _, fp32_note = load_run(args.fp32)
+        fp32, fp32_cfg, fp32_note = load_run(args.fp32)
         qann, cfg, qcfs_note = load_run(args.qcfs)
+        holdout = cfg.holdout
+        if fp32_cfg.holdout != holdout:
+            raise SiaError(f"{args.fp32} held out {fp32_cfg.holdout} training images, {args.qcfs} "
+                           f"{holdout}: a row's twin and ANN must hold out the same images")
         res.update({"qcfs_run": str(args.qcfs), "fp32_run": str(args.fp32),
                     "config": cfg.to_dict(), "fp32_state": fp32_note, "qcfs_state": qcfs_note,
                     "fp32_dnn": evaluate(fp32, images, labels),
@@ -193,8 +204,9 @@ def main():
         return float((ann_predict(p, images) == labels).float().mean())
 
     res["integer_ann"] = integer_ann(prog)
-    if args.calibrate or args.finetune:
-        train_x, train_y = load_split("cifar10", "train", args.data_dir)
+    if args.calibrate or args.finetune or holdout:
+        (train_x, train_y), (val_x, val_y) = split_training(
+            *load_split("cifar10", "train", args.data_dir), holdout)
     if args.calibrate:
         g = torch.Generator().manual_seed(0)
         pick = torch.randperm(len(train_x), generator=g)[:args.calibrate]
@@ -226,6 +238,13 @@ def main():
     res["T"] = args.T
     res["snn"] = {t + 1: a for t, a in enumerate(sim.accuracy)}
     res["golden"] = sim.to_json()
+    if holdout:   # the held-out training images: what a choice between stages may look at
+        t0 = time.time()
+        vs = simulate(prog, val_x, val_y, T=args.T, progress=True, batch_size=args.batch_size)
+        res["val"] = {"images": len(val_y), "fp32_dnn": evaluate(fp32, val_x, val_y),
+                      "reduced_precision_ann": evaluate(qann, val_x, val_y),
+                      "snn": {t + 1: a for t, a in enumerate(vs.accuracy)},
+                      "golden_seconds": round(time.time() - t0, 1)}
     (args.out / "eval.json").write_text(json.dumps(res, indent=1) + "\n")
     plot(args.out, name, res)
     snn = " ".join(f"T{t}={100 * res['snn'][t]:.2f}" for t in (1, 2, 4, 8) if t <= args.T)
@@ -233,6 +252,11 @@ def main():
           f"{100 * res['reduced_precision_ann']:.2f} | int-ANN {100 * res['integer_ann']:.2f}"
           + (f" -> {100 * res['integer_ann_written']:.2f}" if "integer_ann_written" in res else "")
           + f" | SNN {snn} | golden {res['golden_seconds']}s on {res['data']}")
+    if holdout:
+        v = res["val"]
+        print(f"{name}, {v['images']} held-out training images: FP32 {100 * v['fp32_dnn']:.2f} | "
+              f"QANN {100 * v['reduced_precision_ann']:.2f} | SNN "
+              + " ".join(f"T{t}={100 * v['snn'][t]:.2f}" for t in (1, 2, 4, 8) if t <= args.T))
 
 
 if __name__ == "__main__":

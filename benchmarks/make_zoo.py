@@ -103,6 +103,9 @@ def main():
                     "integer_ann_acc": ev.get("integer_ann_written", ev["integer_ann"]),
                     "snn_acc": ev["snn"], "test_images": ev["test_images"],
                     "commit": ev["commit"]}
+            if "val" in ev:   # trained with a holdout: the held-out training images' numbers
+                info["holdout"] = {k: ev["val"][k] for k in ("images", "fp32_dnn",
+                                                              "reduced_precision_ann", "snn")}
         if ev is not None and "gpu_results" in ev:
             if not args.train_command:
                 raise SystemExit(f"{d}: a GPU-trained program: give --train-command (the "

@@ -17,6 +17,10 @@ benchmarks/cifar_snn_eval.py: bias calibration, spike-aware fine-tuning, evaluat
 4. each further fine-tuning stage ([[snn.stages]]) from the previous stage's program,
    into runs/eval/<config name>_stage<k>: the last one is the row's result.
 
+With `holdout = N` in the config (and the same in the twin's), every step keeps those N
+training images out, and the row also ends with its gaps on them (`val_gaps`): the numbers
+to look at when choosing a further stage, instead of the test set.
+
 Every command is printed before it runs and recorded in the last step's directory
 (reproduce.json, with each T's gap to the twin; a rerun that finds every step done only
 prints the result and leaves that record as it was). "Done" means the step's output file
@@ -51,8 +55,12 @@ def plan(config: Path, data_dir: str | None = None, eval_out: Path | None = None
     twin_cfg = _abs(Path(snn["twin"]))
     if not twin_cfg.is_file():
         raise SiaError(f"snn.twin: no such config file: {twin_cfg}")
-    if load_config(twin_cfg).act != "relu":
+    twin = load_config(twin_cfg, snn.get("twin_set", []))
+    if twin.act != "relu":
         raise SiaError(f"snn.twin {twin_cfg} is not an FP32 (act = \"relu\") config")
+    if twin.holdout != cfg.holdout:
+        raise SiaError(f"{config}: holdout {cfg.holdout}, its twin {twin_cfg} {twin.holdout}: "
+                       "a row's twin and ANN must hold out the same training images")
     refs = {cfg.init, cfg.distill.get("teacher", "")} - {""}
     if len(refs) > 1:
         raise SiaError(f"{config}: 'init' and 'distill.teacher' name different runs "
@@ -129,6 +137,9 @@ def main(argv=None):
     res = json.loads((out / "eval.json").read_text())
     acc = {int(t): v for t, v in res.get("snn", {}).items()}
     log["gaps"] = gaps(acc, res["fp32_dnn"])
+    val = res.get("val")    # a row with a holdout: the same gaps on the held-out images
+    if val:
+        log["val_gaps"] = gaps({int(t): v for t, v in val["snn"].items()}, val["fp32_dnn"])
     if any("seconds" in st for st in log["steps"]):   # a finished row's log stays as it ran
         (out / "reproduce.json").write_text(json.dumps(log, indent=1) + "\n")
     print(f"{a.config.stem}: FP32 {100 * res['fp32_dnn']:.2f} %, reduced-precision ANN "
@@ -136,6 +147,11 @@ def main(argv=None):
           + ", ".join(f"T={t} {100 * acc[t]:.2f} % ({g['gap']:+.2f}, target >= "
                       f"{g['target']:+.1f}: {'met' if g['met'] else 'not met'})"
                       for t, g in log["gaps"].items()) + f" -> {out}")
+    if val:
+        print(f"  on the {val['images']} held-out training images: FP32 "
+              f"{100 * val['fp32_dnn']:.2f} %, SNN " + ", ".join(
+                  f"T={t} ({g['gap']:+.2f}: {'met' if g['met'] else 'not met'})"
+                  for t, g in log["val_gaps"].items()))
 
 
 # Issue 5's targets: the SNN within 1.5 points of its FP32 twin at T = 4, 0.5 at T = 8

@@ -133,3 +133,22 @@ def test_row_gaps_against_the_targets():
     g = gaps({4: 0.8589, 8: 0.8689}, 0.8739)      # 100 * (0.8689 - 0.8739) = -0.50000000x
     assert g[4]["met"] and g[8]["met"] and g[8]["gap"] == -0.5
     assert gaps({1: 0.5}, 0.9) == {}                # no T = 4 or 8 measured: no verdict
+
+
+def test_row_holdout_must_match_its_twin(tmp_path):
+    """A row with `holdout` plans only when its twin holds out the same images (in its
+    config or through snn.twin_set)."""
+    plan = load_benchmark("reproduce_row").plan
+    src = (CONFIGS / "cifar10_resnet18_w050_qcfs_warm_kd_e40.toml").read_text()
+    twin = (CONFIGS / "cifar10_resnet18_w050_fp32_e15.toml").read_text()
+    row = tmp_path / "row.toml"
+    row.write_text(src.replace("fold_epochs = 40", "fold_epochs = 40\nholdout = 5000"))
+    with pytest.raises(SiaError, match="holdout 5000, its twin .* 0: a row's twin and ANN"):
+        plan(row)
+    (tmp_path / "twin.toml").write_text(twin.replace("seed = 0", "seed = 0\nholdout = 5000"))
+    row.write_text(row.read_text().replace('twin = "configs/cifar10_resnet18_w050_fp32_e15.toml"',
+                                           f'twin = "{tmp_path / "twin.toml"}"'))
+    assert plan(row)[0]["command"][4] == str(tmp_path / "twin.toml")
+    row.write_text(row.read_text().replace("ft_T = 4\n", "ft_T = 4\ntwin_set = [\"holdout=0\"]\n", 1))
+    with pytest.raises(SiaError, match="holdout 5000, its twin"):
+        plan(row)

@@ -150,3 +150,25 @@ def test_batches_cover_and_split():
         assert torch.equal(torch.cat([parts[0][i], parts[1][i]]), yb)
     xb, _ = next(iter(Batches(x, y, 10)))
     assert xb.dtype == torch.float32 and float(xb.max()) == pytest.approx(9 / 255)
+
+
+def test_holdout_split_is_fixed_stratified_and_disjoint():
+    import numpy as np
+    from sia.data import load_digits_split
+    from sia.data.holdout import holdout_indices, split_training
+    x, y = load_digits_split("train")
+    kept, held = holdout_indices(y.numpy(), 300)
+    assert len(held) == 300 and len(kept) == len(y) - 300
+    assert np.array_equal(np.sort(np.concatenate([kept, held])), np.arange(len(y)))
+    again = holdout_indices(y.numpy(), 300)              # fixed: no seed of the caller's
+    assert np.array_equal(again[1], held)
+    per_class = np.bincount(y.numpy()[held], minlength=10) / 300
+    whole = np.bincount(y.numpy(), minlength=10) / len(y)
+    assert np.abs(per_class - whole).max() < 0.01        # stratified by class
+    (xk, yk), (xv, yv) = split_training(x, y, 300)
+    assert torch.equal(xv, x[torch.from_numpy(held)]) and torch.equal(yk, y[torch.from_numpy(kept)])
+    (xk, yk), (xv, yv) = split_training(x, y, 0)          # 0: everything kept, in order
+    assert torch.equal(xk, x) and len(yv) == 0
+    for bad in (5, len(y) - 5, -1):
+        with pytest.raises(SiaError, match=f"holdout {bad}: must be 0, or between 10"):
+            holdout_indices(y.numpy(), bad)

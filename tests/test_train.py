@@ -121,6 +121,10 @@ def test_cli_summary(tmp_path):
     assert json.loads((tmp_path / "o" / "config.json").read_text())["weight_bits"] is None
     m = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert [e["test_acc"] is None for e in m["epochs"]] == [True, False]  # eval_every = 2
+    r = CliRunner().invoke(app, ["train", str(toml), "--out", str(tmp_path / "h"), "--no-progress",
+                                 "--set", "epochs=1", "--set", "fold_epochs=0", "--set", "holdout=100"])
+    assert r.exit_code == 0, r.output
+    assert "val acc 0." in r.output and "(100 held-out training images)" in r.output
 
 
 def test_warm_start_from_the_fp32_twin(tmp_path):
@@ -182,3 +186,40 @@ def test_compile_without_a_cpp_compiler_is_one_line(monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda _: None)
     with pytest.raises(SiaError, match="needs a C\\+\\+ compiler"):
         tr.compiled(torch.nn.Linear(2, 2), torch.device("cpu"))
+
+
+def test_holdout_trains_without_the_held_out_images(tmp_path):
+    """config key `holdout`: those training images leave the training batches, their
+    accuracy is reported as val_acc, and a warm start or teacher must hold out the same."""
+    from sia.data import load_digits_split
+    from sia.data.holdout import holdout_indices
+    from sia.train.trainer import Run
+    cfg = from_dict({**TINY, "holdout": 200})
+    run = Run(cfg, tmp_path / "r", progress=False)
+    x, y = load_digits_split("train")
+    kept, held = holdout_indices(y.numpy(), 200)
+    assert len(run.val[1]) == 200 and len(run.train_batches.labels) == len(y) - 200
+    assert torch.equal(run.val[0], x[held]) and torch.equal(run.train_batches.labels, y[kept])
+
+    res = train(cfg, tmp_path / "a", progress=False)
+    m = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert m["holdout"] == 200 and m["val_acc"] == res.metrics["val_acc"] > 0.5
+    assert all("val_acc" in e for e in m["epochs"]) and m["epochs"][-1]["val_acc"] == m["val_acc"]
+    assert load_trained(tmp_path / "a")[1].holdout == 200
+    assert "val_acc" not in train(from_dict({**TINY, "epochs": 1, "fold_epochs": 0}),
+                                  tmp_path / "b", progress=False).metrics
+
+    # learning from a run that saw the held-out images is refused before any training
+    for other in (0, 100):
+        kd = from_dict({**TINY, "holdout": other or 300, "epochs": 1, "fold_epochs": 0,
+                        "distill": {"teacher": str(tmp_path / ("b" if not other else "a"))}})
+        with pytest.raises(SiaError, match="must hold out the same images"):
+            train(kd, tmp_path / f"kd{other}", progress=False)
+        assert not (tmp_path / f"kd{other}" / "model.safetensors").exists()
+    ok = from_dict({**TINY, "holdout": 200, "epochs": 1, "fold_epochs": 0,
+                    "distill": {"teacher": str(tmp_path / "a")}})
+    assert train(ok, tmp_path / "kd", progress=False).metrics["val_acc"] > 0.1
+    with pytest.raises(SiaError, match="'holdout' must be >= 0"):
+        from_dict({**TINY, "holdout": -1})
+    with pytest.raises(SiaError, match="holdout 5000: must be 0, or between 10"):
+        train(from_dict({**TINY, "holdout": 5000}), tmp_path / "big", progress=False)

@@ -33,7 +33,9 @@ def register(app: typer.Typer):
         else:
             print(f"{config.stem}: {cfg.arch} {cfg.act} w{cfg.weight_bits or 'fp'} on {m['data']}: "
                   f"test acc {m['test_acc']:.4f} (before fold {m['test_acc_bn']:.4f}), "
-                  f"{len(m['epochs'])} epochs in {m['train_time_s']:.0f}s -> {out}")
+                  + (f"val acc {m['val_acc']:.4f} ({m['holdout']} held-out training images), "
+                     if "val_acc" in m else "")
+                  + f"{len(m['epochs'])} epochs in {m['train_time_s']:.0f}s -> {out}")
 
 
 def _rank() -> int:

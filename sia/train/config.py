@@ -47,6 +47,9 @@ class TrainConfig:
     data_dir: str = ""          # CIFAR-10 directory; "" = $SIA_CIFAR10_DIR
     eval_batch_size: int = 1000
     eval_every: int = 1         # test accuracy every N epochs (and always at the end)
+    # Training images held out as a validation set (stratified, fixed: sia/data/holdout.py):
+    # trained on the rest, accuracy on them reported as val_acc beside test_acc
+    holdout: int = 0
     # Knowledge distillation from a trained FP32 twin: {teacher = "RUN_DIR", alpha, temperature}
     distill: dict = field(default_factory=dict)
     # Warm start from a finished run of the same network (e.g. the FP32 twin): its folded
@@ -74,7 +77,7 @@ def _check(cfg: TrainConfig):
         if getattr(cfg, key) <= 0:
             raise SiaError(f"config key {key!r} must be > 0, got {getattr(cfg, key)!r}")
     nonneg = ("epochs", "fold_epochs", "fold_lr", "momentum", "weight_decay", "num_threads",
-              "label_smoothing", "warmup_epochs")
+              "label_smoothing", "warmup_epochs", "holdout")
     for key in nonneg:
         if getattr(cfg, key) < 0:
             raise SiaError(f"config key {key!r} must be >= 0, got {getattr(cfg, key)!r}")

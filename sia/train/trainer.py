@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from sia import SiaError
 from sia.data import Batches
+from sia.data.holdout import check_same_holdout, split_training
 from sia.data.registry import data_copy, load_split
 from sia.models import build_model, fold_all_bn, is_folded
 from sia.train.config import TrainConfig, from_dict
@@ -167,8 +168,13 @@ class Run:
         use_bf16 = (self.cuda and cfg.amp) or (not self.cuda and cfg.cpu_bf16)
         self.autocast = (lambda: torch.autocast(self.dev.type, dtype=torch.bfloat16)) if use_bf16 \
             else nullcontext
-        xtr, ytr = load_split(cfg.dataset, "train", cfg.data_dir)
+        (xtr, ytr), self.val = split_training(*load_split(cfg.dataset, "train", cfg.data_dir),
+                                              cfg.holdout)
         self.test = load_split(cfg.dataset, "test", cfg.data_dir)
+        for role, ref in (("warm start ('init')", cfg.init),
+                          ("teacher ('distill.teacher')", cfg.distill.get("teacher", ""))):
+            if ref and cfg.holdout:   # a run from before the key held out nothing
+                check_same_holdout(cfg.holdout, ref, role)
         self.train_batches = Batches(xtr, ytr, cfg.batch_size, shuffle=True, seed=cfg.seed,
                                      augment=cfg.augment, device=self.dev, rank=self.d.rank,
                                      world=self.d.world, drop_last=True,
@@ -218,6 +224,12 @@ class Run:
     def eval(self) -> float:
         return evaluate(self.net, *self.test, self.cfg.eval_batch_size, self.dev)
 
+    def eval_val(self) -> float | None:
+        """Accuracy on the held-out training images (None without a holdout)."""
+        if not len(self.val[1]):
+            return None
+        return evaluate(self.net, *self.val, self.cfg.eval_batch_size, self.dev)
+
     def train_epoch(self) -> dict:
         cfg, model = self.cfg, self.model
         model.train()
@@ -249,9 +261,11 @@ class Run:
         self.epoch += 1
         # fold() measures the end of stage 1, so only the very last epoch must evaluate
         last = self.epoch == cfg.epochs + cfg.fold_epochs
-        test_acc = self.eval() if last or self.epoch % cfg.eval_every == 0 else None
+        evals = last or self.epoch % cfg.eval_every == 0
+        test_acc = self.eval() if evals else None
         rec = {"epoch": self.epoch, "stage": stage, "train_loss": stats[0].item() / stats[2].item(),
                "train_acc": stats[1].item() / stats[2].item(), "test_acc": test_acc,
+               **({"val_acc": self.eval_val() if evals else None} if cfg.holdout else {}),
                "lr_end": self.opt.param_groups[0]["lr"], "train_time_s": round(train_time, 2),
                "eval_time_s": round(time.time() - t1, 2)}
         self.history.append(rec)
@@ -285,7 +299,8 @@ class Run:
     def restore(self, path: Path):
         ck = torch.load(path, map_location=self.dev, weights_only=True)
         mine, theirs = self.cfg.to_dict(), ck["config"]
-        diff = [k for k in mine if k not in _RESUME_FREE and mine[k] != theirs.get(k)]
+        defaults = TrainConfig().to_dict()   # keys added since the checkpoint: their default
+        diff = [k for k in mine if k not in _RESUME_FREE and mine[k] != theirs.get(k, defaults[k])]
         if diff:
             raise SiaError(f"cannot resume {path}: config key {diff[0]!r} differs "
                            f"({theirs.get(diff[0])!r} in the checkpoint, {mine[diff[0]]!r} now)")
@@ -352,8 +367,9 @@ def train(cfg: TrainConfig, out_dir, resume: bool = False, progress: bool = True
             log(f"folded BN: test acc {run.fold_acc[0]:.4f} -> {run.fold_acc[1]:.4f}")
         r = run.train_epoch()
         test = "-" if r["test_acc"] is None else f"{r['test_acc']:.4f}"
+        val = "" if r.get("val_acc") is None else f" val {r['val_acc']:.4f}"
         log(f"epoch {r['epoch']}/{total} [{r['stage']}] loss {r['train_loss']:.4f} "
-            f"train {r['train_acc']:.4f} test {test} ({r['train_time_s']:.1f}s)")
+            f"train {r['train_acc']:.4f}{val} test {test} ({r['train_time_s']:.1f}s)")
         if run.fold_acc:
             metrics["test_acc_bn"], metrics["test_acc_folded"] = run.fold_acc
         run.checkpoint()
@@ -364,6 +380,9 @@ def train(cfg: TrainConfig, out_dir, resume: bool = False, progress: bool = True
         run.fold()
     metrics["test_acc_bn"], metrics["test_acc_folded"] = run.fold_acc
     metrics["test_acc"] = run.history[-1]["test_acc"] if cfg.fold_epochs else run.fold_acc[1]
+    if cfg.holdout:
+        metrics["holdout"] = len(run.val[1])
+        metrics["val_acc"] = run.eval_val()
     metrics["train_time_s"] = round(sum(r["train_time_s"] for r in run.history), 2)
     metrics["eval_time_s"] = round(sum(r["eval_time_s"] for r in run.history), 2)
     run.save_final(metrics)
