@@ -98,9 +98,12 @@ def _zoo_reference(name: str, data: str) -> dict:
     if entry["data"] != data:
         raise SiaError(f"--program {name}: its references were measured on {entry['data']}, "
                          f"this evaluation reads {data}")
-    return {"parent_entry": name, "fp32_dnn": entry["fp32_acc"],
-            "reduced_precision_ann": entry["reduced_precision_ann_acc"],
-            "references_from": f"zoo manifest of {name} (measured at commit {entry['commit']})"}
+    ref = {"parent_entry": name, "fp32_dnn": entry["fp32_acc"],
+           "reduced_precision_ann": entry["reduced_precision_ann_acc"],
+           "references_from": f"zoo manifest of {name} (measured at commit {entry['commit']})"}
+    if "holdout" in entry:   # its row held training images out: keep them out here too
+        ref["holdout"] = entry["holdout"]
+    return ref
 
 
 def plot(out: Path, name: str, res: dict) -> Path:
@@ -195,6 +198,8 @@ def main():
             res.update(_gpu_reference(args.gpu_results, prog))
         elif not runs:
             res.update(_zoo_reference(str(args.program), res["data"]))
+            zoo_val = res.pop("holdout", None)
+            holdout = zoo_val["images"] if zoo_val else 0
     else:
         prog, name = convert(qann, (3, 32, 32), name=args.qcfs.name, timesteps=args.T,
                              t_max=max(16, args.T), meta={"dataset": "cifar10", "arch": cfg.arch,
@@ -241,8 +246,10 @@ def main():
     if holdout:   # the held-out training images: what a choice between stages may look at
         t0 = time.time()
         vs = simulate(prog, val_x, val_y, T=args.T, progress=True, batch_size=args.batch_size)
-        res["val"] = {"images": len(val_y), "fp32_dnn": evaluate(fp32, val_x, val_y),
-                      "reduced_precision_ann": evaluate(qann, val_x, val_y),
+        refs = ({"fp32_dnn": evaluate(fp32, val_x, val_y),
+                 "reduced_precision_ann": evaluate(qann, val_x, val_y)} if runs else
+                {k: zoo_val[k] for k in ("fp32_dnn", "reduced_precision_ann")})
+        res["val"] = {"images": len(val_y), **refs,
                       "snn": {t + 1: a for t, a in enumerate(vs.accuracy)},
                       "golden_seconds": round(time.time() - t0, 1)}
     (args.out / "eval.json").write_text(json.dumps(res, indent=1) + "\n")

@@ -66,6 +66,22 @@ def test_holdout_stays_out_of_calibration_and_finetuning(tmp_path, monkeypatch):
     for x in seen:    # no image handed to calibration or fine-tuning is a held-out one
         assert not (x.flatten(1)[:, None] == held[None]).all(-1).any()
 
+    # a further stage from a zoo entry of such a row (no runs here) keeps the same images out
+    import sia.zoo
+    from sia.program import load_program
+    entry = {"dataset": "cifar10", "data": "synthetic", "fp32_acc": 0.5, "commit": "x",
+             "reduced_precision_ann_acc": 0.4, "holdout": {**v, "fp32_dnn": 0.3}}
+    monkeypatch.setattr(sia.zoo, "index", lambda: {"fake": entry})
+    monkeypatch.setattr(ev, "resolve_program", lambda name: load_program(out / "program.safetensors"))
+    seen.clear()
+    monkeypatch.setattr(sys, "argv", [
+        "cifar_snn_eval.py", "--program", "fake", "--out", str(tmp_path / "z"), "--T", "2",
+        "--finetune", "1", "--ft-batch", "8", "--ft-loss-steps", "2", "--threads", "1"])
+    ev.main()
+    z = json.loads((tmp_path / "z" / "eval.json").read_text())
+    assert z["val"]["images"] == HOLD and z["val"]["fp32_dnn"] == 0.3 and "holdout" not in z
+    assert len(seen) == 1 and len(seen[0]) == N_TRAIN - HOLD
+
     # a twin that saw the held-out images is refused
     train(from_dict({**base, "holdout": 0, "act": "relu", "weight_bits": 0, "epochs": 1,
                      "fold_epochs": 0}), tmp_path / "fp32_all", progress=False)
