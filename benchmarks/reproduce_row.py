@@ -19,7 +19,9 @@ benchmarks/cifar_snn_eval.py: bias calibration, spike-aware fine-tuning, evaluat
 
 With `holdout = N` in the config (and the same in the twin's), every step keeps those N
 training images out, and the row also ends with its gaps on them (`val_gaps`): the numbers
-to look at when choosing a further stage, instead of the test set.
+to look at when choosing a further stage, instead of the test set. `snn.select_T = t`
+makes that choice part of the row: its program is the stage with the best held-out
+accuracy at timestep t (`selected` in reproduce.json), not the last one.
 
 Every command is printed before it runs and recorded in the last step's directory
 (reproduce.json, with each T's gap to the twin; a rerun that finds every step done only
@@ -134,7 +136,16 @@ def main(argv=None):
         log["steps"].append({**st, "command": line, "seconds": round(time.time() - t0, 1)})
     if a.dry_run:
         return
-    res = json.loads((out / "eval.json").read_text())
+    chosen = out
+    sel = load_config(a.config).snn.get("select_T")
+    if sel:   # the row's program: the stage best on the held-out images, not the last one
+        chosen, log["selected"] = select_stage(
+            [_abs(Path(st["done_when"]).parent) for st in steps[2:]], sel)
+        print(f"selected on {log['selected']['held_out_images']} held-out training images at "
+              f"T={sel}: {chosen.name} (" + ", ".join(
+                  f"{k}: {100 * v:.2f} %" for k, v in log["selected"]["held_out_acc"].items())
+              + ")")
+    res = json.loads((chosen / "eval.json").read_text())
     acc = {int(t): v for t, v in res.get("snn", {}).items()}
     log["gaps"] = gaps(acc, res["fp32_dnn"])
     val = res.get("val")    # a row with a holdout: the same gaps on the held-out images
@@ -146,12 +157,27 @@ def main(argv=None):
           f"{100 * res['reduced_precision_ann']:.2f} %, SNN "
           + ", ".join(f"T={t} {100 * acc[t]:.2f} % ({g['gap']:+.2f}, target >= "
                       f"{g['target']:+.1f}: {'met' if g['met'] else 'not met'})"
-                      for t, g in log["gaps"].items()) + f" -> {out}")
+                      for t, g in log["gaps"].items()) + f" -> {chosen}")
     if val:
         print(f"  on the {val['images']} held-out training images: FP32 "
               f"{100 * val['fp32_dnn']:.2f} %, SNN " + ", ".join(
                   f"T={t} ({g['gap']:+.2f}: {'met' if g['met'] else 'not met'})"
                   for t, g in log["val_gaps"].items()))
+
+
+def select_stage(dirs: list[Path], t: int) -> tuple[Path, dict]:
+    """(directory, record) of the stage whose SNN is best at timestep t on the held-out
+    training images (ties: the earliest stage); never looks at the test set."""
+    held = {}
+    for d in dirs:
+        val = json.loads((d / "eval.json").read_text()).get("val")
+        if not val:
+            raise SiaError(f"{d}/eval.json has no held-out accuracies: snn.select_T needs "
+                           "a row trained with 'holdout'")
+        held[d] = val["snn"][str(t)]
+    best = max(dirs, key=lambda d: (held[d], -dirs.index(d)))
+    return best, {"T": t, "held_out_images": val["images"], "stage": best.name,
+                  "held_out_acc": {d.name: a for d, a in held.items()}}
 
 
 # Issue 5's targets: the SNN within 1.5 points of its FP32 twin at T = 4, 0.5 at T = 8

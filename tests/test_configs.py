@@ -152,3 +152,33 @@ def test_row_holdout_must_match_its_twin(tmp_path):
     row.write_text(row.read_text().replace("ft_T = 4\n", "ft_T = 4\ntwin_set = [\"holdout=0\"]\n", 1))
     with pytest.raises(SiaError, match="holdout 5000, its twin"):
         plan(row)
+
+
+def test_row_selects_its_stage_on_held_out_images(tmp_path):
+    """snn.select_T: the row's program is the stage best on the held-out images at that T
+    (ties: the earlier stage); the test accuracies play no part; needs a holdout."""
+    select = load_benchmark("reproduce_row").select_stage
+    dirs = []
+    for i, (val4, test4) in enumerate([(0.80, 0.90), (0.83, 0.70), (0.83, 0.95)]):
+        d = tmp_path / f"s{i}"
+        d.mkdir()
+        (d / "eval.json").write_text(json.dumps({"snn": {"4": test4}, "val": {
+            "images": 5000, "snn": {"4": val4, "8": 0.0}}}))
+        dirs.append(d)
+    best, rec = select(dirs, 4)
+    assert best == dirs[1] and rec["stage"] == "s1" and rec["held_out_images"] == 5000
+    assert rec["held_out_acc"] == {"s0": 0.80, "s1": 0.83, "s2": 0.83}
+    (dirs[0] / "eval.json").write_text(json.dumps({"snn": {"4": 0.9}}))
+    with pytest.raises(SiaError, match="no held-out accuracies"):
+        select(dirs, 4)
+
+    head = (CONFIGS / "cifar10_resnet18_w025_qcfs_warm_kd_e30_h5k.toml").read_text()
+    f = tmp_path / "row.toml"
+    f.write_text(head.replace("[snn]\n", "[snn]\nselect_T = 4\n"))
+    assert load_config(f).snn["select_T"] == 4
+    f.write_text(head.replace("[snn]\n", "[snn]\nselect_T = 9\n"))
+    with pytest.raises(SiaError, match="'snn.select_T' must be in 1..8"):
+        load_config(f)
+    f.write_text(head.replace("[snn]\n", "[snn]\nselect_T = 4\n").replace("holdout = 5000", ""))
+    with pytest.raises(SiaError, match="set 'holdout'"):
+        load_config(f)

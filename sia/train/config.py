@@ -117,11 +117,12 @@ def _check_distill(d: dict):
 
 # [snn]: what benchmarks/cifar_snn_eval.py does after training, as its options
 # (`twin`: the FP32 twin's config, trained into the twin's run directory if missing,
-# with `twin_set`'s "key=value" overrides)
+# with `twin_set`'s "key=value" overrides; `select_T`: the row's program is the stage with
+# the best held-out accuracy at that T, instead of the last stage - needs `holdout`)
 SNN_KEYS = {"twin": str, "twin_set": list, "calibrate": int, "T": int, "finetune": int,
             "ft_T": int, "ft_lr": float, "ft_loss_steps": list, "ft_batch": int, "ft_distill": bool,
             "ft_neurons": bool, "ft_compile": bool, "eval_batch": int, "threads": int,
-            "stages": list}
+            "stages": list, "select_T": int}
 # [[snn.stages]]: further fine-tuning stages, each from the previous stage's program
 STAGE_KEYS = ("T", "finetune", "ft_T", "ft_lr", "ft_loss_steps", "ft_batch", "ft_distill",
               "ft_neurons", "ft_compile", "eval_batch", "threads")
@@ -144,6 +145,14 @@ def _check_snn(cfg: TrainConfig):
         if st.get("finetune", 0) <= 0:
             raise SiaError(f"config key 'snn.stages.finetune' (stage {i}) must be > 0")
         _check_snn_table(st, "snn.stages")
+    if "select_T" in cfg.snn:
+        sel, t_eval = cfg.snn["select_T"], min(d.get("T", 8) for d in [cfg.snn, *stages])
+        if not cfg.holdout:
+            raise SiaError("config key 'snn.select_T' picks a stage on held-out training images: "
+                           "set 'holdout' (and the same in the twin's config)")
+        if not 1 <= sel <= t_eval:
+            raise SiaError(f"config key 'snn.select_T' must be in 1..{t_eval} (the T every stage "
+                           f"is evaluated to), got {sel}")
 
 
 def _snn_value_ok(key: str, want: type, v) -> bool:
