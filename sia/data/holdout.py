@@ -9,6 +9,9 @@ of the test set. The split is stratified by class and fixed (scikit-learn's
 run's training seed, so every run of a row with the same N holds out the same images.
 """
 
+import json
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -43,8 +46,6 @@ def split_training(images: torch.Tensor, labels: torch.Tensor, n: int):
 
 def run_holdout(run_dir) -> int:
     """The holdout a finished training run was trained with (0 for runs from before the key)."""
-    import json
-    from pathlib import Path
     d = Path(run_dir)
     f = (d if d.is_dir() else d.parent) / "config.json"
     if not f.is_file():
