@@ -42,7 +42,7 @@ from sia import SiaError, int_list, run_main
 from sia.convert import convert
 from sia.convert.calibrate import calibrate_bias
 from sia.convert.finetune import finetune, plot_history
-from sia.data.holdout import split_training
+from sia.data.holdout import check_same_holdout, split_training
 from sia.data.registry import data_copy, load_split
 from sia.program import save_program
 from sia.program.resolve import resolve_program
@@ -180,9 +180,7 @@ def main():
         fp32, fp32_cfg, fp32_note = load_run(args.fp32)
         qann, cfg, qcfs_note = load_run(args.qcfs)
         holdout = cfg.holdout
-        if fp32_cfg.holdout != holdout:
-            raise SiaError(f"{args.fp32} held out {fp32_cfg.holdout} training images, {args.qcfs} "
-                           f"{holdout}: a row's twin and ANN must hold out the same images")
+        check_same_holdout(holdout, fp32_cfg.holdout, "FP32 twin", args.fp32)
         res.update({"qcfs_run": str(args.qcfs), "fp32_run": str(args.fp32),
                     "config": cfg.to_dict(), "fp32_state": fp32_note, "qcfs_state": qcfs_note,
                     "fp32_dnn": evaluate(fp32, images, labels),
@@ -197,8 +195,9 @@ def main():
         if args.gpu_results:
             res.update(_gpu_reference(args.gpu_results, prog))
         elif not runs:
-            res.update(_zoo_reference(str(args.program), res["data"]))
-            zoo_val = res.pop("holdout", None)
+            ref = _zoo_reference(str(args.program), res["data"])
+            zoo_val = ref.pop("holdout", None)
+            res.update(ref)
             holdout = zoo_val["images"] if zoo_val else 0
     else:
         prog, name = convert(qann, (3, 32, 32), name=args.qcfs.name, timesteps=args.T,

@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 
 from sia import SiaError, run_main
+from sia.data.holdout import check_same_holdout
 from sia.provenance import git_commit
 from sia.train.config import load_config
 from sia.zoo import gap_points
@@ -60,9 +61,7 @@ def plan(config: Path, data_dir: str | None = None, eval_out: Path | None = None
     twin = load_config(twin_cfg, snn.get("twin_set", []))
     if twin.act != "relu":
         raise SiaError(f"snn.twin {twin_cfg} is not an FP32 (act = \"relu\") config")
-    if twin.holdout != cfg.holdout:
-        raise SiaError(f"{config}: holdout {cfg.holdout}, its twin {twin_cfg} {twin.holdout}: "
-                       "a row's twin and ANN must hold out the same training images")
+    check_same_holdout(cfg.holdout, twin.holdout, "snn.twin", twin_cfg)
     refs = {cfg.init, cfg.distill.get("teacher", "")} - {""}
     if len(refs) > 1:
         raise SiaError(f"{config}: 'init' and 'distill.teacher' name different runs "

@@ -143,14 +143,14 @@ def test_row_holdout_must_match_its_twin(tmp_path):
     twin = (CONFIGS / "cifar10_resnet18_w050_fp32_e15.toml").read_text()
     row = tmp_path / "row.toml"
     row.write_text(src.replace("fold_epochs = 40", "fold_epochs = 40\nholdout = 5000"))
-    with pytest.raises(SiaError, match="holdout 5000, its twin .* 0: a row's twin and ANN"):
+    with pytest.raises(SiaError, match="snn.twin .*fp32_e15.toml holds out 0 training images, this run 5000: they must hold out"):
         plan(row)
     (tmp_path / "twin.toml").write_text(twin.replace("seed = 0", "seed = 0\nholdout = 5000"))
     row.write_text(row.read_text().replace('twin = "configs/cifar10_resnet18_w050_fp32_e15.toml"',
                                            f'twin = "{tmp_path / "twin.toml"}"'))
     assert plan(row)[0]["command"][4] == str(tmp_path / "twin.toml")
     row.write_text(row.read_text().replace("ft_T = 4\n", "ft_T = 4\ntwin_set = [\"holdout=0\"]\n", 1))
-    with pytest.raises(SiaError, match="holdout 5000, its twin"):
+    with pytest.raises(SiaError, match="snn.twin .*twin.toml holds out 0 training images, this run 5000"):
         plan(row)
 
 

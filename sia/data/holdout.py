@@ -53,10 +53,10 @@ def run_holdout(run_dir) -> int:
     return int(json.loads(f.read_text()).get("holdout", 0))
 
 
-def check_same_holdout(n: int, run_dir, role: str):
-    """A run this one learns from (warm start, teacher) must have held out the same images:
-    otherwise what it learnt from them leaks into the held-out accuracy."""
-    theirs = run_holdout(run_dir)
+def check_same_holdout(n: int, theirs: int, role: str, ref):
+    """A run this one learns from or is compared with (warm start, teacher, a row's FP32
+    twin: `ref`, holding out `theirs`) must hold out the same images: otherwise what it
+    learnt from them leaks into the held-out accuracy."""
     if theirs != n:
-        raise SiaError(f"{role} {run_dir} was trained with holdout {theirs}, this run with {n}: "
-                       "they must hold out the same images (train it with the same 'holdout')")
+        raise SiaError(f"{role} {ref} holds out {theirs} training images, this run {n}: "
+                       "they must hold out the same images (give both the same 'holdout')")

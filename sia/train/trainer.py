@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from sia import SiaError
 from sia.data import Batches
-from sia.data.holdout import check_same_holdout, split_training
+from sia.data.holdout import check_same_holdout, run_holdout, split_training
 from sia.data.registry import data_copy, load_split
 from sia.models import build_model, fold_all_bn, is_folded
 from sia.train.config import TrainConfig, from_dict
@@ -174,7 +174,7 @@ class Run:
         for role, ref in (("warm start ('init')", cfg.init),
                           ("teacher ('distill.teacher')", cfg.distill.get("teacher", ""))):
             if ref and cfg.holdout:   # a run from before the key held out nothing
-                check_same_holdout(cfg.holdout, ref, role)
+                check_same_holdout(cfg.holdout, run_holdout(ref), role, ref)
         self.train_batches = Batches(xtr, ytr, cfg.batch_size, shuffle=True, seed=cfg.seed,
                                      augment=cfg.augment, device=self.dev, rank=self.d.rank,
                                      world=self.d.world, drop_last=True,
@@ -382,7 +382,7 @@ def train(cfg: TrainConfig, out_dir, resume: bool = False, progress: bool = True
     metrics["test_acc"] = run.history[-1]["test_acc"] if cfg.fold_epochs else run.fold_acc[1]
     if cfg.holdout:
         metrics["holdout"] = len(run.val[1])
-        metrics["val_acc"] = run.eval_val()
+        metrics["val_acc"] = run.history[-1]["val_acc"] if cfg.fold_epochs else run.eval_val()
     metrics["train_time_s"] = round(sum(r["train_time_s"] for r in run.history), 2)
     metrics["eval_time_s"] = round(sum(r["eval_time_s"] for r in run.history), 2)
     run.save_final(metrics)
