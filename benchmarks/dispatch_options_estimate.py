@@ -48,9 +48,9 @@ def counted_like_rows(skip_empty: bool):
     """`schedule.scan_stats` whose accumulate + empty-unit cycles equal the (projected)
     `row_dispatch` total, so that the phases and the conv utilisation follow the option
     (as built the two agree; tested)."""
-    def stats(syn, words, h_out, E, planes=None, phase=False, hold=False):
-        d = _BUILT_STATS(syn, words, h_out, E, planes, phase, hold)
-        total = S.row_dispatch(syn, words, h_out, E, planes, phase, hold).sum(-1)
+    def stats(syn, words, h_out, E, planes=None, phase=False, hold=False, quad=False):
+        d = _BUILT_STATS(syn, words, h_out, E, planes, phase, hold, quad)
+        total = S.row_dispatch(syn, words, h_out, E, planes, phase, hold, quad).sum(-1)
         empty = (torch.zeros_like(d["dispatch_empty"]) if skip_empty
                  else torch.minimum(d["dispatch_empty"], total))
         return {**d, "accumulate": total - empty, "dispatch_empty": empty}
@@ -63,13 +63,14 @@ def skipping_unit_costs(region, E, planes=None, phase=False):
     return _BUILT_UNITS(region, E, planes, phase) * (n > 0)
 
 
-def carried_row_dispatch(syn, words, h_out, E, planes=None, phase=False, hold=False):
+def carried_row_dispatch(syn, words, h_out, E, planes=None, phase=False, hold=False,
+                         quad=False):
     """`schedule.row_dispatch` with the runs of each pooled position issued as one stream
     (spike groups with a pool only, in place of pool hold where the build has it;
     everything else as built)."""
     p = syn.pool
-    if phase or p == 1 or syn.source == IMAGE:
-        return _BUILT(syn, words, h_out, E, planes, phase, hold)
+    if phase or quad or p == 1 or syn.source == IMAGE:
+        return _BUILT(syn, words, h_out, E, planes, phase, hold, quad)
     region = S.issue_units(syn, S.scanned(syn, words, h_out))   # [T', B, U, rows*p, cols]
     t, b, u, rows, cols = region.shape
     per_pos = region.reshape(t, b, u, rows // p, p, cols)

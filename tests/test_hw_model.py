@@ -62,16 +62,23 @@ def _check_trace(p: Program, img: torch.Tensor, cfg: SIAConfig):
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2 ** 31 - 1), pes=st.sampled_from([4, 64]), E=st.sampled_from([1, 2, 4]),
        phase=st.booleans(), drain=st.booleans(), prefetch=st.booleans(),
-       slots=st.sampled_from([4, 5, 6, 8]), hold=st.booleans())
-def test_random_programs_trace_golden_fast(seed, pes, E, phase, drain, prefetch, slots, hold):
+       slots=st.sampled_from([4, 5, 6, 8]), hold=st.booleans(), quads=st.booleans())
+def test_random_programs_trace_golden_fast(seed, pes, E, phase, drain, prefetch, slots, hold,
+                                           quads):
     p = random_program(seed, max_hw=8, max_channels=6, timesteps=3)
     _check_trace(p, _images(p, 1, seed), SIAConfig(pes=pes, events_per_cycle=E, phase_pairs=phase,
                                                    identity_drain=drain, row_prefetch=prefetch,
-                                                   psum_slots=slots, pool_hold=hold and E <= 2))
+                                                   psum_slots=slots, pool_hold=hold and E <= 2,
+                                                   phase_quads=phase and quads))
 
 
 # seeds of sia.program.random (max_hw=8, max_channels=6) whose programs hold a phase pair
 PHASE_SEEDS = [11, 16, 34, 63, 87, 105]
+
+
+# seeds of sia.program.random (max_hw=8, max_channels=6) whose programs hold a phase quad
+# (a stride-2 3x3 conv over a source of even height and width)
+QUAD_SEEDS = [11, 34, 87, 94, 132]
 
 
 # seeds of sia.program.random (max_hw=8, max_channels=6) whose programs hold an identity
@@ -200,6 +207,62 @@ def test_hand_computed_phase_pairs():
         cfg = SIAConfig(events_per_cycle=E, phase_pairs=True)
         assert launch_cycles(p, 1, 0, {0: torch.from_numpy(s)}, config=cfg)["total"] == \
             rtl_cycles.launch_cycles(p, 1, 0, {0: s}, cfg)
+
+
+@pytest.mark.parametrize("seed", QUAD_SEEDS)
+def test_phase_quads_trace_golden_fast(seed):
+    """Phase quads (model only): trace == golden, fast == trace; the same SOPs and
+    outputs as phase pairs, never more dispatch cycles per launch."""
+    p = random_program(seed, max_hw=8, max_channels=6, timesteps=3)
+    img = _images(p, 1, seed)
+    for E, slots in ((1, 4), (2, 5), (4, 8)):
+        on = SIAConfig(pes=4, events_per_cycle=E, phase_pairs=True, phase_quads=True,
+                       psum_slots=slots, identity_drain=E == 2)
+        assert any(S.quad(s, p, on) for layer in p.layers for s in layer.inputs)
+        tr = _check_trace(p, img, on)
+        pairs = run(p, img, config=dataclasses.replace(on, phase_quads=False)).launches()
+        for f, t in zip(pairs, tr.launches):
+            assert t["sops"] == f["sops"]
+            assert (t["phases"]["accumulate"] + t["phases"]["dispatch_empty"]
+                    <= f["phases"]["accumulate"] + f["phases"]["dispatch_empty"])
+
+
+def test_hand_computed_phase_quads():
+    """The 2x4 map of `test_hand_computed_phase_pairs` on a phase-quad build: its two rows
+    are one row pair, so the units are the 2x2 blocks (columns 0-1 and 2-3), costing
+    max(1, max over the four words of ceil(n / E)): (3, 1 | 0, 0) and (0, 0 | 0, 2)."""
+    p = _stride2_program(3)
+    s = np.zeros((1, 3, 2, 4), np.uint8)
+    s[0, :, 0, 0] = 1
+    s[0, 1, 0, 1] = 1
+    s[0, :2, 1, 3] = 1
+    for E, want in ((1, 3 + 2), (2, 2 + 1), (4, 1 + 1)):
+        cfg = SIAConfig(events_per_cycle=E, phase_pairs=True, phase_quads=True)
+        assert S.sets_per_cycle(p.layers[1].inputs[0], p, cfg) == 4
+        c = launch_cycles(p, 1, 0, {0: torch.from_numpy(s)}, config=cfg)
+        assert (c["accumulate"], c["dispatch_empty"]) == (want, 0), E
+        # the rest of the launch is as with phase pairs (same rows, same drains)
+        pc = launch_cycles(p, 1, 0, {0: torch.from_numpy(s)},
+                           config=dataclasses.replace(cfg, phase_quads=False))
+        assert {k: v for k, v in c.items() if k not in ("accumulate", "dispatch_empty", "total",
+                                                        "aggregate")} == \
+            {k: v for k, v in pc.items() if k not in ("accumulate", "dispatch_empty", "total",
+                                                      "aggregate")}
+    # an odd source height keeps phase pairs; quads need phase pairs; no RTL builds them
+    odd = Program("odd", (1, 3, 4), levels=4, timesteps=1, t_max=1, num_classes=2, layers=[
+        dataclasses.replace(p.layers[0], shape=(3, 3, 4)),
+        dataclasses.replace(p.layers[1], shape=(2, 2, 2))])
+    cfg = SIAConfig(phase_pairs=True, phase_quads=True)
+    assert S.phase(odd.layers[1].inputs[0], odd, cfg)
+    assert not S.quad(odd.layers[1].inputs[0], odd, cfg)
+    with pytest.raises(SiaError, match="phase_quads needs phase_pairs"):
+        SIAConfig(phase_quads=True)
+    with pytest.raises(SiaError, match="phase quads are a model-only option"):
+        regmap.check_layer(p, 1, cfg)
+    regmap.check_layer(odd, 1, cfg)   # no quad group: the RTL's checks as before
+    top = pytest.importorskip("sia.hw.rtl.top")
+    with pytest.raises(SiaError, match="phase_quads: a model-only option"):
+        top.check_buildable(cfg)
 
 
 def test_phase_pair_interleaving_of_wide_maps():
@@ -770,7 +833,8 @@ def test_cycles_floor_is_a_floor_exact_where_nothing_rounds():
     breakdown sums to model - floor; identity shortcuts in the drain only lower the floor."""
     b = load_benchmark("dispatch_bound")
     cfgs = [SIAConfig(pes=4, events_per_cycle=1), SIAConfig(pes=4, events_per_cycle=2),
-            SIAConfig(pes=4, events_per_cycle=4, phase_pairs=True)]
+            SIAConfig(pes=4, events_per_cycle=4, phase_pairs=True),
+            SIAConfig(pes=4, events_per_cycle=2, phase_pairs=True, phase_quads=True)]
     lowered = []
     for seed in range(5):   # seeds 1 and 4 have identity groups
         p = _finish(random_program(seed))

@@ -60,6 +60,10 @@ def register(app: typer.Typer):
         row_prefetch: bool = ROW_PREFETCH,
         psum_slots: int = PSUM_SLOTS,
         pool_hold: bool = POOL_HOLD,
+        phase_quads: bool = typer.Option(None, "--phase-quads/--no-phase-quads",
+                                         help="override phase_quads (model only: stride-2 3x3 "
+                                              "convs take events from four positions per "
+                                              "cycle; needs phase pairs)"),
         synth: Path = typer.Option(None, "--synth-report",
                                    help="synth_report.json of `sia synth`: its DSP count for GOPS/DSP"),
         batch: int = typer.Option(1, "--batch", min=1,
@@ -78,7 +82,7 @@ def register(app: typer.Typer):
         cfg = build_config(config, pes, events, clock_mhz=clock, weight_bits=weight_bits,
                            phase_pairs=phase_pairs, identity_drain=identity_drain,
                            row_prefetch=row_prefetch, psum_slots=psum_slots,
-                           pool_hold=pool_hold)
+                           pool_hold=pool_hold, phase_quads=phase_quads)
         data, images, labels = program_test_set(prog, data, data_dir, limit)
         res = run(prog, images, labels, T=timesteps, config=cfg, progress=True, weight_batch=batch,
                   launch_images=launch_images)

@@ -43,6 +43,11 @@ class SIAConfig:
     pool_hold: bool = False     # in a pooled position, a unit's last < E events are held
                                 # and issued in the next unit's first cycle (E <= 2;
                                 # docs/architecture.md, "Pool hold")
+    phase_quads: bool = False   # (model only, not built in RTL) a phase-pair build whose
+                                # stride-2 3x3 convs also pair the two source rows of an
+                                # output row: E events from each of four positions per
+                                # cycle (weight memory split into four tap sets;
+                                # docs/architecture.md, "Phase quads")
 
     def __post_init__(self):
         checks = [
@@ -65,6 +70,9 @@ class SIAConfig:
             (isinstance(self.row_prefetch, bool), "row_prefetch must be true or false"),
             (self.psum_slots in range(4, 9), "psum_slots must be in 4..8"),
             (isinstance(self.pool_hold, bool), "pool_hold must be true or false"),
+            (isinstance(self.phase_quads, bool), "phase_quads must be true or false"),
+            (not self.phase_quads or self.phase_pairs,
+             "phase_quads needs phase_pairs (it extends the phase-pair datapath)"),
             (not self.pool_hold or self.events_per_cycle <= 2,
              "pool_hold needs events_per_cycle <= 2 (it holds one event)"),
         ]

@@ -306,6 +306,18 @@ def phase_pair(syn, src_shape, cfg: SIAConfig) -> bool:
                             and syn.stride == 2 and syn.padding == 1 and syn.pool == 1)
 
 
+def phase_quad(syn, src_shape, cfg: SIAConfig) -> bool:
+    """Is this group scanned in phase quads? On (model-only) builds with `phase_quads`, a
+    stride-2, padding-1, 3x3 phase-pair conv (`phase_pair`, not a one-tap group) whose
+    source height is even too: output row oy scans source rows 2oy and 2oy+1, and the
+    four positions (2oy + i, 2X + j), i, j in {0, 1}, reach disjoint tap sets (ky = 1 or
+    ky = 0, 2 by row parity; kx likewise by column parity), so the dispatcher takes up
+    to E events from each of the four words (w of all four) in one cycle. No RTL build
+    implements it (`check_layer` refuses such a layer)."""
+    return (cfg.phase_quads and phase_pair(syn, src_shape, cfg) and not one_tap(syn)
+            and src_shape[1] % 2 == 0)
+
+
 def scan_addresses(g: dict) -> np.ndarray:
     """Spike-buffer addresses (relative to the group's base, one timestep) of the words
     the dispatcher walks for descriptor g, indexed [pooled row r, pool row i, pooled
@@ -478,6 +490,10 @@ def check_layer(program: Program, layer_index: int, cfg: SIAConfig, T: int | Non
         _, Hs, Ws = program.source_shape(s.source)
         if Ws > cfg.max_width or Hs > cfg.max_height:
             raise SiaError(f"{where} input {j}: source {Hs}x{Ws} exceeds max")
+    for j, s in enumerate(layer.inputs):
+        if phase_quad(s, program.source_shape(s.source), cfg):
+            raise SiaError(f"{where} input {j}: phase quads are a model-only option (no RTL "
+                           f"build implements them)")
     groups, rows, sbeats = _groups(program, layer_index, 0, cfg, T)
     if rows > cfg.max_channels_in:
         raise SiaError(f"{where}: {rows} weight rows > max_channels_in={cfg.max_channels_in}")

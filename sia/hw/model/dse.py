@@ -35,14 +35,15 @@ def _overlap(program: Program, L, cfg: SIAConfig, T: int, tile: int, weight_batc
             # identity in the drain (`regmap.drain_group`): never issued
             d = d + (S.no_dispatch(words, layer.shape[1]) if S.in_drain(orig, layer, cfg) else
                      S.row_dispatch(syn, words, layer.shape[1], cfg.events_per_cycle, planes,
-                                    S.phase(orig, program, cfg), S.holds(syn, cfg)))
+                                    S.phase(orig, program, cfg), S.holds(syn, cfg),
+                                    S.quad(orig, program, cfg)))
     o = packed_overlap(program, L.index, cfg, T, tile, d, weight_batch, per_launch)
     return {"span": float(o["span"].mean()), "wait": float(o["wait"].mean())}
 
 
 def _cycles_floor(program: Program, L, cfg: SIAConfig, T: int, tiles: int, n: int) -> float:
     """`report.cycles_floor` of layer L on `cfg` from its scanned words: E events per cycle
-    (2E in phase-pair groups) per tile, one drained position per cycle."""
+    (2E in phase-pair groups, 4E in phase quads) per tile, one drained position per cycle."""
     issue = 0.0
     layer = program.layers[L.index]
     out_hw = layer.shape[1:]
@@ -51,7 +52,7 @@ def _cycles_floor(program: Program, L, cfg: SIAConfig, T: int, tiles: int, n: in
             continue
         times = tiles if k is None else 1      # words every tile scans / one tile's slice
         events = float(S.scanned(syn, words, out_hw[0]).sum())   # the rows the launch scans
-        issue += events * times / (2 if S.phase(orig, program, cfg) else 1)
+        issue += events * times / S.sets_per_cycle(orig, program, cfg)
     return S.floor_cycles(issue / n, cfg.events_per_cycle, T, out_hw, tiles)
 
 
@@ -63,7 +64,7 @@ def point(program: Program, r: ModelResult, cfg: SIAConfig, weight_batch: int = 
     T, n = r.timesteps, r.images
     row = {"pes": cfg.pes, "events_per_cycle": cfg.events_per_cycle, "timesteps": T,
            "weight_bits": cfg.weight_bits, "phase_pairs": cfg.phase_pairs,
-           "identity_drain": cfg.identity_drain, "psum_slots": cfg.psum_slots,
+           "phase_quads": cfg.phase_quads, "identity_drain": cfg.identity_drain, "psum_slots": cfg.psum_slots,
            "weight_batch": weight_batch, "launch_images": launch_images}
     try:
         check_fits(program, cfg, T)
@@ -130,6 +131,7 @@ def sweep(program: Program, images, pes=(16, 32, 64, 128), events=(1, 2), timest
                             # (pool hold holds one event: builds with E <= 2 only)
                             cfg = dataclasses.replace(base, pes=P, events_per_cycle=E,
                                                       weight_bits=wb, phase_pairs=ph,
+                                                      phase_quads=base.phase_quads and ph,
                                                       identity_drain=idr, psum_slots=ns,
                                                       pool_hold=base.pool_hold and E <= 2)
                             for b in batches:

@@ -37,7 +37,7 @@ class LayerStats:
     accumulate: np.ndarray = None   # per tile
     dispatch_empty: np.ndarray = None
     events: np.ndarray = None       # dispatched events, per tile
-    issue_floor: np.ndarray = None  # per tile: sum of events / k (k = 2 in phase-pair groups)
+    issue_floor: np.ndarray = None  # per tile: sum of events / k (`schedule.sets_per_cycle`)
     per_t: np.ndarray = None        # compute cycles per timestep, all tiles ([1]: image layer)
     sops: np.ndarray = None         # per tile
     image_ops: np.ndarray = None
@@ -204,21 +204,21 @@ def _count_group(program, config, L: LayerStats, s, words, planes, ks: list[int]
     layer = program.layers[L.index]
     if keep_scans:
         L.scans.append((None if s.op != "identity" else ks[0], s, words, planes, orig))
-    ph = S.phase(orig, program, config)
+    ph, quad = S.phase(orig, program, config), S.quad(orig, program, config)
     # identity in the drain (`regmap.drain_group`): the aggregation core adds the group
     # while it drains (its accumulates count, its words stream in), the dispatcher never
     # sees it and no weight-memory read happens (the weight is a register per lane)
     drain = S.in_drain(orig, layer, config)
     hold = S.holds(s, config)
-    d = S.scan_stats(s, words, layer.shape[1], config.events_per_cycle, planes, ph, hold)
+    d = S.scan_stats(s, words, layer.shape[1], config.events_per_cycle, planes, ph, hold, quad)
     events = int(d["events"].sum())
     for k in ks:
         if not drain:
             L.accumulate[k] += int(d["accumulate"].sum())
             L.dispatch_empty[k] += int(d["dispatch_empty"].sum())
             # the dispatcher's floor (issue_floor / E cycles): E events per cycle, 2E
-            # from a phase pair's two columns (report: `cycles_floor`)
-            L.issue_floor[k] += events / (2 if ph else 1)
+            # from a phase pair's two columns, 4E from a quad (report: `cycles_floor`)
+            L.issue_floor[k] += events / S.sets_per_cycle(orig, program, config)
         L.events[k] += events
     n = S.pooled_events(s, words)
     per_img = (n * S.taps_map(s, *n.shape[-2:])).sum((0, 2, 3), dtype=torch.int64)
@@ -235,7 +235,7 @@ def _count_group(program, config, L: LayerStats, s, words, planes, ks: list[int]
     if drain:
         return S.no_dispatch(words, layer.shape[1]), sops
     return S.row_dispatch(s, words, layer.shape[1], config.events_per_cycle, planes, ph,
-                          hold), sops
+                          hold, quad), sops
 
 
 def _count_layer(program, config, L: LayerStats, sources: dict, T: int, keep_scans: bool = False,
@@ -369,7 +369,7 @@ def launch_cycles(program: Program, layer_index: int, tile: int, inputs,
             x = torch.as_tensor(per_image[0][s.source])[None]
         else:
             x = torch.cat([torch.as_tensor(v[s.source])[:T] for v in per_image])[:, None]
-        ph = S.phase(s, program, config)
+        ph, quad = S.phase(s, program, config), S.quad(s, program, config)
         s, x = S.scan_view(s, x)
         words = S.group_words(program, layer, s, x, tile, config)
         planes = S.plane_counts(s, x, config)
@@ -377,11 +377,12 @@ def launch_cycles(program: Program, layer_index: int, tile: int, inputs,
             steps = steps + S.no_dispatch(words, layer.shape[1])
             continue
         hold = S.holds(s, config)
-        d = S.scan_stats(s, words, layer.shape[1], config.events_per_cycle, planes, ph, hold)
+        d = S.scan_stats(s, words, layer.shape[1], config.events_per_cycle, planes, ph, hold,
+                         quad)
         phases["accumulate"] += int(d["accumulate"].sum())
         phases["dispatch_empty"] += int(d["dispatch_empty"].sum())
         steps = steps + S.row_dispatch(s, words, layer.shape[1], config.events_per_cycle,
-                                       planes, ph, hold)
+                                       planes, ph, hold, quad)
     o = S.overlap(S.stream_need(program, layer_index, config, steps_total, tile),
                   steps.permute(0, 2, 1), S.drain_cycles(layer, T), config.row_prefetch,
                   config.psum_slots)

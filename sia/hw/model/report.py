@@ -178,7 +178,8 @@ def build_name(cfg: dict) -> str:
     """The build in a few words: P, E and the options that differ from the defaults."""
     opts = [name for key, name in (("phase_pairs", "phase pairs"),
                                    ("identity_drain", "identity drain"),
-                                   ("pool_hold", "pool hold")) if cfg.get(key)]
+                                   ("pool_hold", "pool hold"),
+                                   ("phase_quads", "phase quads (model only)")) if cfg.get(key)]
     if not cfg.get("row_prefetch", True):
         opts.append("no row prefetch")
     if cfg.get("psum_slots", 4) != 4:

@@ -51,6 +51,17 @@ def phase(syn: Synapse, program: Program, config: SIAConfig) -> bool:
     return regmap.phase_pair(syn, program.source_shape(syn.source), config)
 
 
+def quad(syn: Synapse, program: Program, config: SIAConfig) -> bool:
+    """Is the group (as in the program) scanned in phase quads on this (model-only)
+    build (`regmap.phase_quad`)? A quad group is a phase group too (`phase`)."""
+    return regmap.phase_quad(syn, program.source_shape(syn.source), config)
+
+
+def sets_per_cycle(syn: Synapse, program: Program, config: SIAConfig) -> int:
+    """Event sets one dispatch cycle takes E events from: 4 (phase quad), 2 (phase pair), 1."""
+    return 4 if quad(syn, program, config) else 2 if phase(syn, program, config) else 1
+
+
 def in_drain(syn: Synapse, layer, config: SIAConfig) -> bool:
     """Is the group (as in the program) the identity shortcut the aggregation core adds
     while it drains (`regmap.drain_group`)? The dispatcher then never scans it."""
@@ -156,10 +167,20 @@ def phase_units(region: torch.Tensor) -> torch.Tensor:
     return region.reshape(t, b, nw, rows, w // 2, 2)
 
 
+def quad_units(region: torch.Tensor) -> torch.Tensor:
+    """Phase quads (`regmap.phase_quad`): the scanned words [T',B,nw,R,W] as units (word w
+    of row pair Y and column pair X) holding four words, positions (2Y + i, 2X + j) in
+    (i, j) order: [T',B,nw,R/2,W/2,4]."""
+    t, b, nw, rows, w = region.shape
+    return (region.reshape(t, b, nw, rows // 2, 2, w // 2, 2).permute(0, 1, 2, 3, 5, 4, 6)
+            .reshape(t, b, nw, rows // 2, w // 2, 4))
+
+
 def unit_costs(region: torch.Tensor, E: int, planes: torch.Tensor | None = None,
                phase: bool = False) -> torch.Tensor:
-    """Dispatch cycles of each issue unit: `word_cost`; a phase pair takes up to E events
-    from each of its two words per cycle: max(1, ceil(n_lo / E), ceil(n_hi / E))."""
+    """Dispatch cycles of each issue unit: `word_cost`; a phase pair (quad) takes up to E
+    events from each of its two (four) words per cycle: max(1, max over words of
+    ceil(n_word / E)) (region [..., 2] or [..., 4])."""
     if phase:
         return torch.clamp(ceil_div(region, E).amax(-1), min=1)
     return word_cost(region, E, planes)
@@ -232,17 +253,17 @@ def held_costs(region: torch.Tensor, E: int, p: int) -> tuple[torch.Tensor, torc
 
 def scan_stats(syn: Synapse, words: torch.Tensor, h_out: int, E: int,
                planes: torch.Tensor | None = None, phase: bool = False,
-               hold: bool = False) -> dict[str, torch.Tensor]:
+               hold: bool = False, quad: bool = False) -> dict[str, torch.Tensor]:
     """`dispatch` of the units a group scans (plane issue: from the per-plane counts;
-    phase pairs: `unit_costs`; pool hold (`holds`): `held_costs`)."""
+    phase pairs and quads: `unit_costs`; pool hold (`holds`): `held_costs`)."""
     if hold:
         region = issue_units(syn, scanned(syn, words, h_out))
         cost, empty = held_costs(region, E, syn.pool)
         return {"accumulate": (cost - empty).sum((2, 3), dtype=torch.int64),
                 "dispatch_empty": empty.sum((2, 3), dtype=torch.int64),
                 "events": region.sum((2, 3, 4), dtype=torch.int64)}
-    if phase:
-        region = phase_units(scanned(syn, words, h_out))
+    if phase or quad:
+        region = (quad_units if quad else phase_units)(scanned(syn, words, h_out))
         cost, n = unit_costs(region, E, phase=True), region.sum(-1)
     else:
         region = issue_units(syn, scanned(syn, words, h_out))
@@ -303,18 +324,24 @@ def stream_need(program: Program, i: int, config: SIAConfig, T: int,
 
 def row_dispatch(syn: Synapse, words: torch.Tensor, h_out: int, E: int,
                  planes: torch.Tensor | None = None, phase: bool = False,
-                 hold: bool = False) -> torch.Tensor:
+                 hold: bool = False, quad: bool = False) -> torch.Tensor:
     """Dispatch cycles per (t, image, output row) [T', B, H_out] of one group: the words
     of pooled source rows [r_end(oy-1), r_end(oy)), each issue unit `unit_costs` (pool
-    hold: each pooled position `held_costs`)."""
+    hold: each pooled position `held_costs`; phase quads: a row pair's units are counted
+    at its first row - every r_end of a quad group is even)."""
     p = syn.pool
-    if phase:
+    if quad:
+        region = quad_units(scanned(syn, words, h_out))      # [T', B, nw, rows/2, pairs, 4]
+    elif phase:
         region = phase_units(scanned(syn, words, h_out))     # [T', B, nw, rows, pairs, 2]
     else:
         region = issue_units(syn, scanned(syn, words, h_out))   # [T', B, units, rows*p, cols]
     planes = None if planes is None else scanned(syn, planes, h_out)
     if hold:
         cost = held_costs(region, E, p)[0].sum(-1)             # per pooled row
+    elif quad:
+        cost = unit_costs(region, E, phase=True).sum((2, 4), dtype=torch.int64)
+        cost = torch.stack([cost, torch.zeros_like(cost)], -1).flatten(-2)   # per source row
     else:
         cost = unit_costs(region, E, planes, phase).sum((2, 4), dtype=torch.int64)
         cost = cost.reshape(*cost.shape[:2], -1, p).sum(-1)     # per pooled row
@@ -333,7 +360,7 @@ def no_dispatch(words: torch.Tensor, h_out: int) -> torch.Tensor:
 def floor_cycles(issue: float, E: int, T: int, out_hw, tiles: int) -> float:
     """A layer's fewest cycles per image under the design's two invariants
     (`report.cycles_floor`): `issue` = its events per image, each divided by its group's
-    k (2 in phase-pair groups), issued E per cycle; one drained position per cycle, T
+    k (`sets_per_cycle`: 2 in phase-pair groups, 4 in phase quads), issued E per cycle; one drained position per cycle, T
     times per output position of every tile."""
     h, w = out_hw
     return max(issue / E, float(T * h * w * tiles))

@@ -90,11 +90,12 @@ class _Launch:
         else:
             self.sops += ops
 
-    def dispatch(self, s, events, pair=None, end=True):
+    def dispatch(self, s, events, *more, end=True):
         """Issue an issue unit's events, E per cycle; an empty unit costs one cycle. Plane issue
         (E = 4 image words): one cycle's events share a bit plane, lowest plane first.
-        pair: the second word's events of a phase pair (`regmap.phase_pair`): each cycle
-        takes up to E events of each word. Pool hold (`schedule.holds`): the events held
+        more: the other words' events of a phase pair (`regmap.phase_pair`: one more) or
+        quad (`regmap.phase_quad`: three more): each cycle takes up to E events of each
+        word. Pool hold (`schedule.holds`): the events held
         from the unit before go first; a unit that does not end its pooled position
         (`end`) stops once fewer than 2E are left, issues E of them and holds the rest."""
         E = self.cfg.events_per_cycle
@@ -110,9 +111,10 @@ class _Launch:
             if S.plane_issue(s, self.cfg):
                 runs = [[ev for ev in events if ev[3] == 1 << b] for b in range(8)]
             chunks = [run[j:j + E] for run in runs for j in range(0, len(run), E)] or [[]]
-        if pair is not None:
-            n = max(len(events), len(pair), 1)
-            chunks = [events[j:j + E] + pair[j:j + E] for j in range(0, n, E)]
+        if more:
+            sets = (events, *more)
+            n = max(*map(len, sets), 1)
+            chunks = [sum((w[j:j + E] for w in sets), []) for j in range(0, n, E)]
         for chunk in chunks:
             self.cyc["accumulate" if chunk else "dispatch_empty"] += 1
             for ev in chunk:
@@ -169,6 +171,22 @@ def _phase_words(s, src, t, lo, hi):
         rows[r] = [(tuple([(ch, r, x, 1, None) for ch in range(w0, min(hi, w0 + 64))
                            if src[t, ch, r, x]] for x in (2 * X, 2 * X + 1)), 2, True)
                    for X in range(w // 2) for w0 in range(lo, hi, 64)]
+    return rows
+
+
+def _quad_words(s, src, t, lo, hi):
+    """Scan order of a phase-quad group (`regmap.phase_quad`) at step t: {row: units},
+    row 2Y holding the units of row pair Y - per column pair X and word w of channels
+    [lo, hi), the events of positions (2Y + i, 2X + j) in (i, j) order, 4 words read -
+    and row 2Y + 1 none (output row Y scans both rows: `schedule.r_end`)."""
+    h, w = src.shape[-2:]
+    rows = {}
+    for Y in range(h // 2):
+        rows[2 * Y] = [(tuple([(ch, r, x, 1, None) for ch in range(w0, min(hi, w0 + 64))
+                               if src[t, ch, r, x]]
+                              for r in (2 * Y, 2 * Y + 1) for x in (2 * X, 2 * X + 1)), 4, True)
+                       for X in range(w // 2) for w0 in range(lo, hi, 64)]
+        rows[2 * Y + 1] = []
     return rows
 
 
@@ -243,7 +261,9 @@ def _run_rows(prog, layer, lc, srcs, t, drain_steps, out_s, out_v) -> list[int]:
     """Dispatch and drain every output row of one timestep (functionally in order);
     returns the dispatch cycles of each row (the timeline overlaps them with drains)."""
     views = [S.scan_view(s, srcs[s.source]) for s in layer.inputs]   # numpy maps slice alike
-    words = [_phase_words(s, src, t, *_channels(prog, layer, s, lc.k, lc.cfg))
+    words = [_quad_words(s, src, t, *_channels(prog, layer, s, lc.k, lc.cfg))
+             if S.quad(orig, prog, lc.cfg) else
+             _phase_words(s, src, t, *_channels(prog, layer, s, lc.k, lc.cfg))
              if S.phase(orig, prog, lc.cfg) else _words(prog, layer, s, src, t, lc.k, lc.cfg)
              for orig, (s, src) in zip(layer.inputs, views)]
     per_row = []
@@ -260,7 +280,7 @@ def _run_rows(prog, layer, lc, srcs, t, drain_steps, out_s, out_v) -> list[int]:
             for r in range(S.r_end(s, hp, oy - 1), S.r_end(s, hp, oy)):
                 for evs, nwords, end in ws[r]:
                     lc.mem["spike_in_reads"] += nwords
-                    if isinstance(evs, tuple):      # a phase pair
+                    if isinstance(evs, tuple):      # a phase pair or quad
                         lc.dispatch(s, *evs)
                     else:
                         lc.dispatch(s, evs, end=end)

@@ -38,6 +38,8 @@ def check_buildable(cfg: SIAConfig) -> SIAConfig:
         problems.append("max_width/max_height/max_timesteps must be < 512 (9-bit descriptor fields)")
     if cfg.max_channels_in > 65535:
         problems.append("max_channels_in must be < 65536")
+    if cfg.phase_quads:
+        problems.append("phase_quads: a model-only option (docs/architecture.md, \"Phase quads\")")
     if problems:
         raise SiaError("RTL cannot build this parameter set: " + "; ".join(problems))
     return cfg
