@@ -62,14 +62,16 @@ def _check_trace(p: Program, img: torch.Tensor, cfg: SIAConfig):
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2 ** 31 - 1), pes=st.sampled_from([4, 64]), E=st.sampled_from([1, 2, 4]),
        phase=st.booleans(), drain=st.booleans(), prefetch=st.booleans(),
-       slots=st.sampled_from([4, 5, 6, 8]), hold=st.booleans(), quads=st.booleans())
+       slots=st.sampled_from([4, 5, 6, 8]), hold=st.booleans(), quads=st.booleans(),
+       narrow=st.booleans())
 def test_random_programs_trace_golden_fast(seed, pes, E, phase, drain, prefetch, slots, hold,
-                                           quads):
+                                           quads, narrow):
     p = random_program(seed, max_hw=8, max_channels=6, timesteps=3)
     _check_trace(p, _images(p, 1, seed), SIAConfig(pes=pes, events_per_cycle=E, phase_pairs=phase,
                                                    identity_drain=drain, row_prefetch=prefetch,
                                                    psum_slots=slots, pool_hold=hold and E <= 2,
-                                                   phase_quads=phase and quads))
+                                                   phase_quads=phase and quads,
+                                                   narrow_stream=narrow))
 
 
 # seeds of sia.program.random (max_hw=8, max_channels=6) whose programs hold a phase pair
@@ -263,6 +265,48 @@ def test_hand_computed_phase_quads():
     top = pytest.importorskip("sia.hw.rtl.top")
     with pytest.raises(SiaError, match="phase_quads: a model-only option"):
         top.check_buildable(cfg)
+
+
+def test_narrow_streams_by_hand():
+    """Narrow streams (model only): the 3-channel 2x4 map of `_stride2_program` streams 4
+    positions per beat, so the one output row (it needs both source rows: 8 words) waits
+    for 2 beats instead of 8; with 70 channels (2 words per position) nothing changes.
+    A packed launch's later steps and a two-group layer's second map start on new beats."""
+    p = _stride2_program(3)
+    on = SIAConfig(narrow_stream=True)
+    assert S.stream_need(p, 1, SIAConfig(), 1) == [[8]]
+    assert S.stream_need(p, 1, on, 1) == [[2]]
+    assert S.stream_need(p, 1, on, 3) == [[2], [4], [6]]
+    wide = _stride2_program(70)
+    assert S.stream_need(wide, 1, on, 1) == S.stream_need(wide, 1, SIAConfig(), 1) == [[16]]
+    # two groups of 5 and 3 words per step, k = 4: beats 2 + 1 per step
+    groups = [{"image": 0, "_C": 16, "base": 0, "_beats": 5},
+              {"image": 0, "_C": 16, "base": 5, "_beats": 3}]
+    words = np.array([[0, 4, 5, 6, 8], [9, 12, 13, 14, 16]])
+    assert S.beats_for_words(groups, words, 8, on).tolist() == [[0, 1, 2, 3, 3], [4, 4, 5, 6, 6]]
+    s = np.zeros((1, 3, 2, 4), np.uint8)
+    s[0, 0] = 1
+    a = launch_cycles(p, 1, 0, {0: torch.from_numpy(s)}, config=SIAConfig())
+    b = launch_cycles(p, 1, 0, {0: torch.from_numpy(s)}, config=on)
+    assert a["stream_in"] - b["stream_in"] == 6 and a["total"] - b["total"] == 6
+    with pytest.raises(SiaError, match="narrow streams are a model-only option"):
+        regmap.check_layer(p, 1, on)
+    regmap.check_layer(p, 1, on, rtl=False)
+    regmap.check_layer(wide, 1, on)   # no narrow group: the RTL's checks as before
+    top = pytest.importorskip("sia.hw.rtl.top")
+    with pytest.raises(SiaError, match="narrow_stream: a model-only option"):
+        top.check_buildable(on)
+
+
+def test_model_only_options_keep_packed_launches():
+    """A layer the RTL refuses only for a model-only option still packs images per launch
+    on the model (the buffers bound it, not the option)."""
+    p = random_program(11, max_hw=8, max_channels=6, timesteps=3)
+    base = SIAConfig(pes=4, phase_pairs=True)
+    for opt in ({"phase_quads": True}, {"narrow_stream": True}):
+        cfg = dataclasses.replace(base, **opt)
+        for i in range(len(p.layers)):
+            assert regmap.launch_images(p, i, cfg, 3, rtl=False) == regmap.launch_images(p, i, base, 3)
 
 
 def test_phase_pair_interleaving_of_wide_maps():

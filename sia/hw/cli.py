@@ -64,6 +64,10 @@ def register(app: typer.Typer):
                                          help="override phase_quads (model only: stride-2 3x3 "
                                               "convs take events from four positions per "
                                               "cycle; needs phase pairs)"),
+        narrow_stream: bool = typer.Option(None, "--narrow-stream/--no-narrow-stream",
+                                           help="override narrow_stream (model only: spike "
+                                                "maps of <= 32 channels stream 2-4 positions "
+                                                "per beat)"),
         synth: Path = typer.Option(None, "--synth-report",
                                    help="synth_report.json of `sia synth`: its DSP count for GOPS/DSP"),
         batch: int = typer.Option(1, "--batch", min=1,
@@ -82,7 +86,8 @@ def register(app: typer.Typer):
         cfg = build_config(config, pes, events, clock_mhz=clock, weight_bits=weight_bits,
                            phase_pairs=phase_pairs, identity_drain=identity_drain,
                            row_prefetch=row_prefetch, psum_slots=psum_slots,
-                           pool_hold=pool_hold, phase_quads=phase_quads)
+                           pool_hold=pool_hold, phase_quads=phase_quads,
+                           narrow_stream=narrow_stream)
         data, images, labels = program_test_set(prog, data, data_dir, limit)
         res = run(prog, images, labels, T=timesteps, config=cfg, progress=True, weight_batch=batch,
                   launch_images=launch_images)

@@ -48,6 +48,10 @@ class SIAConfig:
                                 # output row: E events from each of four positions per
                                 # cycle (weight memory split into four tap sets;
                                 # docs/architecture.md, "Phase quads")
+    narrow_stream: bool = False  # (model only, not built in RTL) spike maps of <= 32
+                                # channels stream 2 or 4 positions per 64-bit beat, the
+                                # input spike buffer taking up to 4 words per cycle in four
+                                # address banks (docs/architecture.md, "Narrow streams")
 
     def __post_init__(self):
         checks = [
@@ -71,6 +75,7 @@ class SIAConfig:
             (self.psum_slots in range(4, 9), "psum_slots must be in 4..8"),
             (isinstance(self.pool_hold, bool), "pool_hold must be true or false"),
             (isinstance(self.phase_quads, bool), "phase_quads must be true or false"),
+            (isinstance(self.narrow_stream, bool), "narrow_stream must be true or false"),
             (not self.phase_quads or self.phase_pairs,
              "phase_quads needs phase_pairs (it extends the phase-pair datapath)"),
             (not self.pool_hold or self.events_per_cycle <= 2,

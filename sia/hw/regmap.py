@@ -318,6 +318,16 @@ def phase_quad(syn, src_shape, cfg: SIAConfig) -> bool:
             and src_shape[1] % 2 == 0)
 
 
+def stream_positions(g: dict, cfg: SIAConfig) -> int:
+    """Spike-buffer words one input beat carries for descriptor g: 1, or on (model-only)
+    builds with `narrow_stream` 64 // C' for a spike group of C <= 32 channels (C' = C
+    rounded up to 16 or 32): 4 or 2 positions per beat, each the low C' bits of its
+    buffer word. `check_layer` refuses a layer with such a group (no RTL build has it)."""
+    if not cfg.narrow_stream or g["image"] or g["_C"] > 32:
+        return 1
+    return 4 if g["_C"] <= 16 else 2
+
+
 def scan_addresses(g: dict) -> np.ndarray:
     """Spike-buffer addresses (relative to the group's base, one timestep) of the words
     the dispatcher walks for descriptor g, indexed [pooled row r, pool row i, pooled
@@ -458,8 +468,10 @@ def _groups(program: Program, layer_index: int, tile: int, cfg: SIAConfig, T: in
 
 
 def check_layer(program: Program, layer_index: int, cfg: SIAConfig, T: int | None = None,
-                images: int = 1):
-    """Refuse (SiaError) a layer this build of the RTL cannot run (`images` per launch)."""
+                images: int = 1, rtl: bool = True):
+    """Refuse (SiaError) a layer this build of the RTL cannot run (`images` per launch).
+    rtl=False: the model's view - the same limits, but a model-only option (phase
+    quads, narrow streams) is not a reason to refuse."""
     T = program.timesteps if T is None else T
     layer = program.layers[layer_index]
     where = f"layer {layer_index} ({layer.name})"
@@ -491,10 +503,13 @@ def check_layer(program: Program, layer_index: int, cfg: SIAConfig, T: int | Non
         if Ws > cfg.max_width or Hs > cfg.max_height:
             raise SiaError(f"{where} input {j}: source {Hs}x{Ws} exceeds max")
     for j, s in enumerate(layer.inputs):
-        if phase_quad(s, program.source_shape(s.source), cfg):
+        if rtl and phase_quad(s, program.source_shape(s.source), cfg):
             raise SiaError(f"{where} input {j}: phase quads are a model-only option (no RTL "
                            f"build implements them)")
     groups, rows, sbeats = _groups(program, layer_index, 0, cfg, T)
+    if rtl and any(stream_positions(g, cfg) > 1 for g in groups):
+        raise SiaError(f"{where}: narrow streams are a model-only option (no RTL build "
+                       f"implements them)")
     if rows > cfg.max_channels_in:
         raise SiaError(f"{where}: {rows} weight rows > max_channels_in={cfg.max_channels_in}")
     inb, outb = buffer_beats(cfg)
@@ -507,13 +522,14 @@ def check_layer(program: Program, layer_index: int, cfg: SIAConfig, T: int | Non
 
 
 def launch_images(program: Program, layer_index: int, cfg: SIAConfig, T: int | None = None,
-                  limit: int | None = None) -> int:
+                  limit: int | None = None, rtl: bool = True) -> int:
     """The most images one launch of this layer can carry (packed launch): as many as
     the input and output buffers hold (and the 9-bit timesteps field counts), at most
-    `limit`; 1 for image layers and integrators (they unload one image's state)."""
+    `limit`; 1 for image layers and integrators (they unload one image's state).
+    rtl: as in `check_layer`."""
     T = program.timesteps if T is None else T
     layer = program.layers[layer_index]
-    check_layer(program, layer_index, cfg, T)
+    check_layer(program, layer_index, cfg, T, rtl=rtl)
     if not packable(layer):
         return 1
     inb, outb = buffer_beats(cfg)

@@ -179,7 +179,9 @@ def build_name(cfg: dict) -> str:
     opts = [name for key, name in (("phase_pairs", "phase pairs"),
                                    ("identity_drain", "identity drain"),
                                    ("pool_hold", "pool hold"),
-                                   ("phase_quads", "phase quads (model only)")) if cfg.get(key)]
+                                   ("phase_quads", "phase quads (model only)"),
+                                   ("narrow_stream", "narrow streams (model only)"))
+            if cfg.get(key)]
     if not cfg.get("row_prefetch", True):
         opts.append("no row prefetch")
     if cfg.get("psum_slots", 4) != 4:

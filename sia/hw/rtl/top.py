@@ -40,6 +40,8 @@ def check_buildable(cfg: SIAConfig) -> SIAConfig:
         problems.append("max_channels_in must be < 65536")
     if cfg.phase_quads:
         problems.append("phase_quads: a model-only option (docs/architecture.md, \"Phase quads\")")
+    if cfg.narrow_stream:
+        problems.append("narrow_stream: a model-only option (docs/architecture.md, \"Narrow streams\")")
     if problems:
         raise SiaError("RTL cannot build this parameter set: " + "; ".join(problems))
     return cfg
