@@ -288,6 +288,32 @@ def test_pool_hold_register_and_twin_cycles():
     assert not read_hw_config(lambda off: old.get(off, dev.reg_read(off))).pool_hold
 
 
+def test_phase_quads_register_refusal_and_twin():
+    """PARAM_PHASE_QUADS (interface 1.7): a 1.6 bitstream has none; a build without quads
+    refuses a quad packet (error code 2); the twin runs it with the same outputs as the
+    pair packet of the same launch, in fewer cycles."""
+    from sia.deploy.regmap_bridge import read_hw_config
+    testprog = pytest.importorskip("sia.hw.rtl.testprog")
+    pairs = SIAConfig(pes=4, phase_pairs=True)
+    quads = SIAConfig(pes=4, phase_pairs=True, phase_quads=True)
+    dev = PythonSia(quads)
+    assert read_hw_config(dev.reg_read).phase_quads
+    old = {REG["VERSION"]: 0x0001_0006, REG["PARAM_PHASE_QUADS"]: 0}
+    assert not read_hw_config(lambda off: old.get(off, dev.reg_read(off))).phase_quads
+    p = testprog.random_program(2)            # layer 1: a stride-2 3x3 conv over 8x8 maps
+    spikes = np.random.default_rng(2).integers(0, 2, (p.timesteps, *p.layers[0].shape))
+    outs, cycles = {}, {}
+    for cfg in (pairs, quads):
+        pk = regmap.pack_tile(p, 1, 0, {0: spikes.astype(np.uint8)}, cfg)
+        d = PythonSia(cfg)
+        err, outs[cfg.phase_quads] = _device_launch(d, pk)
+        assert err == 0
+        cycles[cfg.phase_quads] = d.reg_read(REG["CYCLES_LO"])
+        if cfg.phase_quads:
+            assert _device_launch(PythonSia(pairs), pk)[0] == 2
+    assert outs[True] == outs[False] and cycles[True] < cycles[False]
+
+
 def _device_launch(dev, beats):
     """One launch on a twin device through its registers and streams: (error code or 0,
     output bytes)."""

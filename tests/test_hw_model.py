@@ -213,7 +213,7 @@ def test_hand_computed_phase_pairs():
 
 @pytest.mark.parametrize("seed", QUAD_SEEDS)
 def test_phase_quads_trace_golden_fast(seed):
-    """Phase quads (model only): trace == golden, fast == trace; the same SOPs and
+    """Phase quads: trace == golden, fast == trace; the same SOPs and
     outputs as phase pairs, never more dispatch cycles per launch."""
     p = random_program(seed, max_hw=8, max_channels=6, timesteps=3)
     img = _images(p, 1, seed)
@@ -250,21 +250,30 @@ def test_hand_computed_phase_quads():
                                                         "aggregate")} == \
             {k: v for k, v in pc.items() if k not in ("accumulate", "dispatch_empty", "total",
                                                       "aggregate")}
-    # an odd source height keeps phase pairs; quads need phase pairs; no RTL builds them
+    # the descriptor counts row pairs and column pairs; the maps go quad-interleaved
+    # (row pair Y, column pair X, word w, then (i, j)); the RTL's formula agrees
+    cfg = SIAConfig(phase_pairs=True, phase_quads=True)
+    g = regmap._groups(p, 1, 0, cfg, 1)[0][0]
+    assert (g["quad"], g["phase"], g["nw"], g["hp"], g["wp"], g["reach"], g["pstride"],
+            g["prow_stride"], regmap.row_stride(g)) == (1, 1, 4, 1, 2, 1, 4, 8, 1)
+    by_pos = s[0].transpose(1, 2, 0).astype(np.int64) @ (1 << np.arange(3))   # [y, x] words
+    assert regmap.pack_inputs(p, 1, 0, {0: s}, cfg, 1) == \
+        by_pos.reshape(1, 2, 2, 2).transpose(0, 2, 1, 3).reshape(-1).tolist()
+    rtl_cycles = pytest.importorskip("sia.hw.rtl.cycles")
+    for E in (1, 2, 4):
+        cfg = SIAConfig(events_per_cycle=E, phase_pairs=True, phase_quads=True)
+        assert launch_cycles(p, 1, 0, {0: torch.from_numpy(s)}, config=cfg)["total"] == \
+            rtl_cycles.launch_cycles(p, 1, 0, {0: s}, cfg)
+    # an odd source height keeps phase pairs; quads need phase pairs
     odd = Program("odd", (1, 3, 4), levels=4, timesteps=1, t_max=1, num_classes=2, layers=[
         dataclasses.replace(p.layers[0], shape=(3, 3, 4)),
         dataclasses.replace(p.layers[1], shape=(2, 2, 2))])
     cfg = SIAConfig(phase_pairs=True, phase_quads=True)
     assert S.phase(odd.layers[1].inputs[0], odd, cfg)
     assert not S.quad(odd.layers[1].inputs[0], odd, cfg)
+    assert regmap._groups(odd, 1, 0, cfg, 1)[0][0]["quad"] == 0
     with pytest.raises(SiaError, match="phase_quads needs phase_pairs"):
         SIAConfig(phase_quads=True)
-    with pytest.raises(SiaError, match="phase quads are a model-only option"):
-        regmap.check_layer(p, 1, cfg)
-    regmap.check_layer(odd, 1, cfg)   # no quad group: the RTL's checks as before
-    top = pytest.importorskip("sia.hw.rtl.top")
-    with pytest.raises(SiaError, match="phase_quads: a model-only option"):
-        top.check_buildable(cfg)
 
 
 def test_narrow_streams_by_hand():
@@ -299,14 +308,19 @@ def test_narrow_streams_by_hand():
 
 
 def test_model_only_options_keep_packed_launches():
-    """A layer the RTL refuses only for a model-only option still packs images per launch
-    on the model (the buffers bound it, not the option)."""
+    """A layer the RTL refuses only for a model-only option (narrow streams) still packs
+    images per launch on the model (the buffers bound it, not the option)."""
     p = random_program(11, max_hw=8, max_channels=6, timesteps=3)
     base = SIAConfig(pes=4, phase_pairs=True)
-    for opt in ({"phase_quads": True}, {"narrow_stream": True}):
-        cfg = dataclasses.replace(base, **opt)
-        for i in range(len(p.layers)):
-            assert regmap.launch_images(p, i, cfg, 3, rtl=False) == regmap.launch_images(p, i, base, 3)
+    cfg = dataclasses.replace(base, narrow_stream=True)
+    refused = 0
+    for i in range(len(p.layers)):
+        assert regmap.launch_images(p, i, cfg, 3, rtl=False) == regmap.launch_images(p, i, base, 3)
+        try:
+            regmap.check_layer(p, i, cfg, 3)
+        except SiaError:
+            refused += 1
+    assert refused
 
 
 def test_phase_pair_interleaving_of_wide_maps():

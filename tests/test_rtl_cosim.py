@@ -306,6 +306,55 @@ def test_phase_pairs_on_model_engineers_programs():
             assert launch["cycles"] == launch["expected"] == launch["model"], launch
 
 
+def _quad_cfg(E):   # the phase-pair builds above with phase quads (2 more Verilator builds)
+    import dataclasses
+    return dataclasses.replace(_phase_cfg(E), phase_quads=True)
+
+
+@pytest.mark.parametrize("E", [2, 4])
+def test_phase_quads_bit_and_cycle_exact(E):
+    """A phase-quad build (stride-2 3x3 convs over even maps take E events from each of
+    the four words of a 2x2 source block): testprog's conv1 (beside its decimated
+    shortcut, which stays in pairs) with one and two words per position, and
+    sia.program.random programs; bit-exact, cycle-exact (RTL == formula == model), SOPS
+    = the golden count, unchanged results under stalls; in resident-weight packed
+    batches too (E = 2)."""
+    from sia.hw.rtl.cosim.program import run_images
+    from sia.program.random import random_program as rp
+    cfg = _quad_cfg(E)
+    for chans in ((6, 7), (70, 66)):
+        p = random_program(2, chans=chans, timesteps=2)
+        assert [regmap.phase_quad(s, p.source_shape(s.source), cfg) for s in p.layers[1].inputs] \
+            == [True, False]
+        _check_exact(p, run_program(p, _image(p, 2), cfg))
+    run_program(p, _image(p, 2), cfg, seed=E, p_valid=0.6, p_ready=0.5)
+    for seed in (13, 33):
+        p = rp(seed, max_hw=8, max_channels=12, timesteps=3)
+        assert any(regmap.phase_quad(s, p.source_shape(s.source), cfg)
+                   for layer in p.layers for s in layer.inputs)
+        _check_exact(p, run_program(p, _image(p, seed), cfg))
+    if E == 2:
+        p = random_program(4, timesteps=2)
+        r = run_images(p, np.stack([_image(p, s) for s in range(3)]), cfg, launch_images=0)
+        assert any(len(launch["images"]) > 1 for launch in r["launches"])
+        for launch in r["launches"]:
+            assert launch["cycles"] == launch["expected"] == launch["model"], launch
+
+
+def test_quad_packet_refused_by_a_build_without_phase_quads():
+    """A quad group on a phase-pair build without phase quads: error code 2; the same
+    layer packed for that build runs next."""
+    p = random_program(0)
+    spikes = np.zeros((p.timesteps, *p.layers[0].shape), np.uint8)
+    cfg = _phase_cfg(2)
+    pk = regmap.pack_tile(p, 1, 0, {0: spikes}, _quad_cfg(2))
+    ok = regmap.pack_tile(p, 1, 0, {0: spikes}, cfg)
+    assert pk != ok
+    res, _ = harness.run(cfg, [pk, ok])
+    assert res[0].status & regmap.STATUS_ERROR and (res[0].status >> 8) & 0xFF == 2
+    assert res[1].status & regmap.STATUS_DONE and not res[1].status & regmap.STATUS_ERROR
+
+
 def test_phase_packet_refused_by_a_build_without_phase_pairs(built):
     import dataclasses
     p = random_program(0)

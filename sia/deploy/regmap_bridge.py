@@ -181,6 +181,8 @@ def read_hw_config(read) -> SIAConfig:
         vals["psum_slots"] = 4
     if ver & 0xFFFF < 6:   # ... before 1.6 no pool hold
         vals["pool_hold"] = 0
+    if ver & 0xFFFF < 7:   # ... before 1.7 no phase quads
+        vals["phase_quads"] = 0
     fields = SIAConfig.__dataclass_fields__
     kw = {n: v for n, v in vals.items() if n in fields}
     kw["clock_mhz"] = vals["clock_khz"] / 1000.0
@@ -188,6 +190,7 @@ def read_hw_config(read) -> SIAConfig:
     kw["identity_drain"] = bool(kw.get("identity_drain", 0))
     kw["row_prefetch"] = bool(kw.get("row_prefetch", 0))
     kw["pool_hold"] = bool(kw.get("pool_hold", 0))
+    kw["phase_quads"] = bool(kw.get("phase_quads", 0))
     try:
         return SIAConfig(**kw)
     except SiaError as e:

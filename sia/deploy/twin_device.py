@@ -149,6 +149,7 @@ class PythonSia:
         packed_bad = ((hdr["image"] or hdr["kind"]) and period != hdr["timesteps"]
                       or hdr["wnarrow"] and not rm.pairs_pes(cfg)
                       or any(g["phase"] for g in groups) and not cfg.phase_pairs
+                      or any(g["quad"] for g in groups) and not cfg.phase_quads
                       # identity in the drain: group 0 only, on builds that have it
                       or any(g["drain"] and (j > 0 or not cfg.identity_drain)
                              for j, g in enumerate(groups)))
@@ -210,7 +211,11 @@ class PythonSia:
             else:
                 seg = np.stack([words[g["base"] + t * g["tstride"] + addr]    # tstride apart
                                 for t in range(T)]).reshape(T, hs, ws, nw)
-                if g["phase"]:   # pair-interleaved: (X, w, column 2X / 2X+1)
+                if g["quad"]:    # quad-interleaved: (Y, X, w, row 2Y / 2Y+1, column 2X / 2X+1)
+                    nw, hs, ws = nw // 4, 2 * hs, 2 * ws
+                    seg = seg.reshape(T, hs // 2, ws // 2, nw, 2, 2).transpose(
+                        0, 1, 4, 2, 5, 3).reshape(T, hs, ws, nw)
+                elif g["phase"]:   # pair-interleaved: (X, w, column 2X / 2X+1)
                     nw, ws = nw // 2, 2 * ws
                     seg = seg.reshape(T, hs, ws // 2, nw, 2).transpose(0, 1, 2, 4, 3).reshape(
                         T, hs, ws, nw)

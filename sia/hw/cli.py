@@ -29,6 +29,9 @@ PSUM_SLOTS = typer.Option(None, "--psum-slots", help="override psum_slots (4..8)
 POOL_HOLD = typer.Option(None, "--pool-hold/--no-pool-hold",
                          help="override pool_hold (a pooled position's units pass their last "
                               "< E events to the next unit's first cycle; E <= 2)")
+PHASE_QUADS = typer.Option(None, "--phase-quads/--no-phase-quads",
+                           help="override phase_quads (stride-2 3x3 convs take events from "
+                                "four positions per cycle; needs phase pairs)")
 
 
 def _print_table(header, rows):
@@ -60,10 +63,7 @@ def register(app: typer.Typer):
         row_prefetch: bool = ROW_PREFETCH,
         psum_slots: int = PSUM_SLOTS,
         pool_hold: bool = POOL_HOLD,
-        phase_quads: bool = typer.Option(None, "--phase-quads/--no-phase-quads",
-                                         help="override phase_quads (model only: stride-2 3x3 "
-                                              "convs take events from four positions per "
-                                              "cycle; needs phase pairs)"),
+        phase_quads: bool = PHASE_QUADS,
         narrow_stream: bool = typer.Option(None, "--narrow-stream/--no-narrow-stream",
                                            help="override narrow_stream (model only: spike "
                                                 "maps of <= 32 channels stream 2-4 positions "

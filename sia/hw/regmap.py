@@ -38,6 +38,13 @@ Tile packet (all multi-bit fields little-endian, two's complement where signed):
   events with fewer cycles (a unit's last < E events wait for the next unit's first
   cycle); packets and results are those of 1.5, only CYCLES differs.
 
+  Phase quads (interface 1.7): on builds with `phase_quads` (PARAM_PHASE_QUADS = 1), a
+  stride-2 3x3 phase group whose source height is even too (`phase_quad`) also carries
+  the descriptor bit `quad` and quad-interleaved maps (section 4); its descriptor counts
+  row pairs (hp, reach, prow_stride) and column pairs (wp, pstride), nw = 4 x words per
+  position, and its row schedule advances one row pair per output row. Other builds
+  refuse it (error code 2).
+
   1. header: LAYER_BEATS beats of layer descriptor + GROUP_BEATS beats per synapse
      group (fields and positions: LAYER_FIELDS / GROUP_FIELDS, packed LSB-first,
      in order, a field never straddles a beat).
@@ -63,7 +70,10 @@ Tile packet (all multi-bit fields little-endian, two's complement where signed):
                identity groups send only the tile's channel slice (bit p = channel tile*P+p);
                a decimated group (`decimation`) only every d-th row and column;
                a phase group (`phase_pair`, interface 1.4) per row, per column pair X,
-               per word w the words of columns 2X and 2X+1 (pair-interleaved).
+               per word w the words of columns 2X and 2X+1 (pair-interleaved);
+               a quad group (`phase_quad`, interface 1.7) per row pair Y, per column
+               pair X, per word w the words of (2Y, 2X), (2Y, 2X+1), (2Y+1, 2X),
+               (2Y+1, 2X+1) (quad-interleaved).
        image:  once, for each source position, ceil(8*C/64) beats; byte c = pixel channel c.
 Output packet (streamed while the launch computes, in drain order):
   if-layer:    for t, for each output position (raster), ceil(P/64) beats; bit p = spike
@@ -84,13 +94,14 @@ from sia.program.format import IMAGE, Program
 
 BEAT_BITS = 64
 ID_MAGIC = 0x53494131          # "SIA1"
-VERSION = 0x0001_0006          # major.minor = 1.6 (1.1: resident-weight launches, `keep`;
+VERSION = 0x0001_0007          # major.minor = 1.7 (1.1: resident-weight launches, `keep`;
                                # 1.2: PARAM_MEMBRANE_POSITIONS; 1.3: packed launches, `period`,
                                # narrow weight streams, `wnarrow`; 1.4: phase pairs, group
                                # field `phase`, PARAM_PHASE_PAIRS; 1.5: identity in the
                                # drain, group field `drain`, PARAM_IDENTITY_DRAIN; row
                                # prefetch, PARAM_ROW_PREFETCH, and PARAM_PSUM_SLOTS: CYCLES
-                               # only; 1.6: pool hold, PARAM_POOL_HOLD: CYCLES only)
+                               # only; 1.6: pool hold, PARAM_POOL_HOLD: CYCLES only;
+                               # 1.7: phase quads, group field `quad`, PARAM_PHASE_QUADS)
 HDR_MAGIC = 0x51A              # first 12 bits of every tile packet
 MAX_GROUPS = 4
 OPS = {"conv": 0, "dense": 1, "identity": 2}
@@ -122,7 +133,7 @@ PARAM_NAMES = ["pes", "events_per_cycle", "taps", "weight_bits", "acc_bits", "v_
                "max_channels_in", "max_width", "max_height", "max_timesteps", "stream_bits",
                "clock_khz", "max_groups", "in_buffer_beats", "out_buffer_beats",
                "membrane_positions", "phase_pairs", "identity_drain", "row_prefetch",
-               "psum_slots", "pool_hold"]
+               "psum_slots", "pool_hold", "phase_quads"]
 for _i, _n in enumerate(PARAM_NAMES):
     REGISTERS[f"PARAM_{_n.upper()}"] = (PARAMS_BASE + 4 * _i, "ro", f"SIAConfig / build: {_n}")
 
@@ -176,6 +187,7 @@ GROUP_FIELDS = [
     ("wrow", 16), ("pos_rstride", 16),                 # weight row of the group; dense: += C/pos
     ("phase", 1),      # phase pairs: words (2X, w) and (2X+1, w) interleaved, one unit
     ("drain", 1),      # identity in the drain: group 0, added by the aggregation core
+    ("quad", 1),       # phase quads: words of the 2x2 block (2Y+i, 2X+j) interleaved, one unit
 ]
 
 
@@ -312,8 +324,8 @@ def phase_quad(syn, src_shape, cfg: SIAConfig) -> bool:
     source height is even too: output row oy scans source rows 2oy and 2oy+1, and the
     four positions (2oy + i, 2X + j), i, j in {0, 1}, reach disjoint tap sets (ky = 1 or
     ky = 0, 2 by row parity; kx likewise by column parity), so the dispatcher takes up
-    to E events from each of the four words (w of all four) in one cycle. No RTL build
-    implements it (`check_layer` refuses such a layer)."""
+    to E events from each of the four words (w of all four) in one cycle (interface 1.7:
+    descriptor bit `quad`, quad-interleaved maps)."""
     return (cfg.phase_quads and phase_pair(syn, src_shape, cfg) and not one_tap(syn)
             and src_shape[1] % 2 == 0)
 
@@ -339,6 +351,12 @@ def scan_addresses(g: dict) -> np.ndarray:
     return r * g["prow_stride"] + i * g["srow_stride"] + x * g["pstride"] + j * nw + w
 
 
+def row_stride(g: dict) -> int:
+    """Source rows (row pairs: a quad group) the row schedule of descriptor g advances per
+    output row: r_end(oy) = clamp(oy * row_stride + reach, 0, hp)."""
+    return 1 if g.get("quad") else g["stride"]
+
+
 def row_need(groups: list[dict], steps: int, h_out: int, step_beats: int) -> np.ndarray:
     """Input-map beats that must have arrived before output row oy of step t is
     dispatched [steps, h_out] (ROW_PRE waits for them): the beats of the step-t maps up
@@ -348,7 +366,7 @@ def row_need(groups: list[dict], steps: int, h_out: int, step_beats: int) -> np.
     the maps are streamed group after group, so the last group's need covers every
     earlier group's whole map."""
     g = groups[-1]
-    hi = g["reach"] + np.arange(h_out) * g["stride"]
+    hi = g["reach"] + np.arange(h_out) * row_stride(g)
     rel = np.minimum(g["base"] + hi * g["prow_stride"], step_beats)
     return np.arange(steps)[:, None] * g["tstride"] + rel[None, :]
 
@@ -448,11 +466,16 @@ def _groups(program: Program, layer_index: int, tile: int, cfg: SIAConfig, T: in
         ph = phase_pair(s, program.source_shape(s.source), cfg) and j != dj
         if ph and one_tap(s):    # columns 2X+1 - kx for kx = 0, 1 (`phase_pair`)
             stride, pad, kh, kw, reach = 1, 0, 1, 2, 1
+        # a quad group (`phase_quad`) is walked as Hs/2 row pairs of Ws/2 column pairs
+        # whose 4*nw words, (2Y+i, 2X+j, w) in (w, i, j) order, form one run of quads
+        qd = ph and phase_quad(s, program.source_shape(s.source), cfg)
+        k = 4 if qd else 2 if ph else 1            # words per unit of one channel word
         g = dict(op=OPS[s.op], image=int(image), pool=p, stride=stride, pad=pad, kh=kh, kw=kw,
-                 nw=2 * nw if ph else nw, hp=hp, wp=wp // 2 if ph else wp, reach=reach,
-                 base=base, tstride=0, prow_stride=p * Ws * nw,
-                 srow_stride=Ws * nw, pstride=p * nw * (2 if ph else 1), wrow=wrow,
-                 pos_rstride=rstride, phase=int(ph), drain=int(j == dj))
+                 nw=k * nw, hp=hp // 2 if qd else hp, wp=wp // 2 if ph else wp,
+                 reach=1 if qd else reach, base=base, tstride=0,
+                 prow_stride=p * Ws * nw * (2 if qd else 1),
+                 srow_stride=Ws * nw, pstride=p * nw * k, wrow=wrow,
+                 pos_rstride=rstride, phase=int(ph), drain=int(j == dj), quad=int(qd))
         g["_rows"], g["_C"], g["_src"], g["_syn"] = rows, C, (C, Hs, Ws), s   # as streamed
         g["_beats"] = Hs * Ws * nw     # one timestep of this group (image: the image)
         groups.append(g)
@@ -502,10 +525,6 @@ def check_layer(program: Program, layer_index: int, cfg: SIAConfig, T: int | Non
         _, Hs, Ws = program.source_shape(s.source)
         if Ws > cfg.max_width or Hs > cfg.max_height:
             raise SiaError(f"{where} input {j}: source {Hs}x{Ws} exceeds max")
-    for j, s in enumerate(layer.inputs):
-        if rtl and phase_quad(s, program.source_shape(s.source), cfg):
-            raise SiaError(f"{where} input {j}: phase quads are a model-only option (no RTL "
-                           f"build implements them)")
     groups, rows, sbeats = _groups(program, layer_index, 0, cfg, T)
     if rtl and any(stream_positions(g, cfg) > 1 for g in groups):
         raise SiaError(f"{where}: narrow streams are a model-only option (no RTL build "
@@ -659,7 +678,12 @@ def pack_inputs(program: Program, layer_index: int, tile: int, inputs: dict, cfg
             x = x[:T]
             if s.op == "identity":
                 x = x[:, lo:lo + n]
-            if g["phase"]:                 # (X, w, column 2X / 2X+1) order
+            if g["quad"]:                  # (Y, X, w, row 2Y / 2Y+1, column 2X / 2X+1)
+                nw, (_, _, H, W) = g["nw"] // 4, x.shape
+                per_group.append([np.asarray(_spike_beats(x[t:t + 1], nw), dtype=object)
+                                  .reshape(H // 2, 2, W // 2, 2, nw).transpose(0, 2, 4, 1, 3)
+                                  .reshape(-1).tolist() for t in range(T)])
+            elif g["phase"]:               # (X, w, column 2X / 2X+1) order
                 nw, (_, _, H, W) = g["nw"] // 2, x.shape
                 per_group.append([np.asarray(_spike_beats(x[t:t + 1], nw), dtype=object)
                                   .reshape(H, W // 2, 2, nw).transpose(0, 1, 3, 2)

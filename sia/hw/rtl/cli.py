@@ -5,16 +5,19 @@ from pathlib import Path
 
 import typer
 
-from sia.hw.cli import IDENTITY_DRAIN, PHASE_PAIRS, POOL_HOLD, PSUM_SLOTS, ROW_PREFETCH, build_config
+from sia.hw.cli import (IDENTITY_DRAIN, PHASE_PAIRS, PHASE_QUADS, POOL_HOLD, PSUM_SLOTS,
+                        ROW_PREFETCH, build_config)
 
 
-def _cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch, psum_slots, pool_hold):
+def _cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch, psum_slots, pool_hold,
+         phase_quads=None):
     """The build's parameter set, refused (one line, nothing written) if the RTL cannot
     build it."""
     from sia.hw.rtl.top import check_buildable
     return check_buildable(build_config(config, pes, events, phase_pairs=phase_pairs,
                                         identity_drain=identity_drain, row_prefetch=row_prefetch,
-                                        psum_slots=psum_slots, pool_hold=pool_hold))
+                                        psum_slots=psum_slots, pool_hold=pool_hold,
+                                        phase_quads=phase_quads))
 
 
 def register(app: typer.Typer):
@@ -32,13 +35,14 @@ def register(app: typer.Typer):
         row_prefetch: bool = ROW_PREFETCH,
         psum_slots: int = PSUM_SLOTS,
         pool_hold: bool = POOL_HOLD,
+        phase_quads: bool = PHASE_QUADS,
     ):
         """Write sia_top.v (plain Verilog) and sia_top.json (parameters, register map, ...).
 
         The JSON also holds the packet format and the timing constants."""
         from sia.hw.rtl.export import export
         cfg = _cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch, psum_slots,
-                   pool_hold)
+                   pool_hold, phase_quads)
         files = export(cfg, out)
         print(f"wrote {files['verilog']} and {files['json']}")
 
@@ -59,6 +63,7 @@ def register(app: typer.Typer):
         row_prefetch: bool = ROW_PREFETCH,
         psum_slots: int = PSUM_SLOTS,
         pool_hold: bool = POOL_HOLD,
+        phase_quads: bool = PHASE_QUADS,
         jobs: int = typer.Option(None, "--jobs", min=1,
                                  help="simulator processes (default: CPU cores, at most 2; "
                                       "1 = layer by layer on the RTL's own spikes)"),
@@ -75,7 +80,7 @@ def register(app: typer.Typer):
         prog = resolve_program(program)
         images, labels = load_split(data or prog.meta.get("dataset", "digits"), "test", data_dir)
         cfg = _cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch, psum_slots,
-                   pool_hold)
+                   pool_hold, phase_quads)
         sel = slice(image_index, image_index + batch)
         rep = bench(prog, np.asarray(images[sel]), cfg, T=timesteps, jobs=jobs)
         rep["image_index"], rep["labels"] = image_index, [int(v) for v in np.asarray(labels[sel])]
@@ -95,6 +100,7 @@ def register(app: typer.Typer):
         row_prefetch: bool = ROW_PREFETCH,
         psum_slots: int = PSUM_SLOTS,
         pool_hold: bool = POOL_HOLD,
+        phase_quads: bool = PHASE_QUADS,
         abc9: bool = typer.Option(False, "--abc9", help="synth_xilinx -abc9 (slower)"),
         block: str = typer.Option(None, "--block",
                                   help="pe | dispatcher | aggregation: that block of the build "
@@ -108,7 +114,7 @@ def register(app: typer.Typer):
         from sia.hw.rtl.synth import (block_component, format_path, format_report, run_synth,
                                       synth_block)
         cfg = _cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch, psum_slots,
-                   pool_hold)
+                   pool_hold, phase_quads)
         if block is not None:
             rep = synth_block(block_component(block, cfg), block, out, depth=True, abc9=abc9)
             (out / f"{block}_report.json").write_text(json.dumps(rep, indent=1) + "\n")

@@ -87,7 +87,11 @@ def packet_cycles(groups: list[dict], spike_words, out_shape, T: int, image: boo
         out = []
         for t in range(steps):
             v = per_word[g["base"] + t * g["tstride"] + a]
-            if not image:
+            if not image and g.get("quad"):
+                # a quad takes up to E events of each of its four words per cycle
+                q = v.reshape(*v.shape[:3], -1, 4)
+                v = np.maximum(1, (-(-q // E)).max(-1))
+            elif not image:
                 run = v.reshape(*v.shape[:3], -1)
                 run = np.pad(run, [(0, 0)] * 3 + [(0, run.shape[-1] % 2)])
                 pairs = run.reshape(*run.shape[:3], -1, 2)
@@ -104,7 +108,7 @@ def packet_cycles(groups: list[dict], spike_words, out_shape, T: int, image: boo
         return np.stack(out)
 
     def r_end(g, o):   # the descriptor's row schedule (dense: reach = hp, H_out = 1)
-        return 0 if o < 0 else min(max(o * g["stride"] + g["reach"], 0), g["hp"])
+        return 0 if o < 0 else min(max(o * regmap.row_stride(g) + g["reach"], 0), g["hp"])
 
     # a drain group (identity in the drain, `regmap.drain_group`) is never scanned
     scanned = [g for g in groups if not g.get("drain")]

@@ -20,6 +20,7 @@ from amaranth.lib.wiring import In, Out
 from sia.hw import timing
 from sia.hw.params import SIAConfig
 from sia.hw.regmap import GROUP_LAYOUT, MAX_GROUPS, OPS
+from sia.hw.rtl.pe import event_sets
 
 
 def _or_all(words):
@@ -86,11 +87,16 @@ class Dispatch(wiring.Component):
             sig[f"ev_valid{e}"] = Out(1)
             sig[f"ev_shift{e}"] = Out(3)
             sig[f"ev_sel{e}"] = Out(range(cfg.pes))
-            if cfg.phase_pairs:
-                # event e of the second set (a phase pair's high word; otherwise = event e)
-                sig[f"rd_addr_b{e}"] = Out(range(cfg.max_channels_in))
-                sig[f"ev_valid_b{e}"] = Out(1)
-                sig[f"ev_sel_b{e}"] = Out(range(cfg.pes))
+            # event e of the other sets: a phase pair's high word (_b), a quad's words
+            # (2Y+1, 2X) and (2Y+1, 2X+1) (_c, _d); outside those groups the sets repeat
+            # the first's events (_c = "", _d = _b), so the PEs' weight parts read as one
+            for tag in event_sets(cfg)[1:]:
+                sig[f"rd_addr{tag}{e}"] = Out(range(cfg.max_channels_in))
+                sig[f"ev_valid{tag}{e}"] = Out(1)
+                sig[f"ev_sel{tag}{e}"] = Out(range(cfg.pes))
+        if cfg.phase_quads:   # a quad unit's third and fourth words, and the S1 quad flag
+            sig.update({"sb_data_c": In(64), "sb_data_d": In(64), "sb_count_c": In(7),
+                        "sb_count_d": In(7), "quad": Out(1)})
         for g in range(MAX_GROUPS):
             for name, (_, _, bits) in GROUP_LAYOUT.items():
                 sig[f"g{g}_{name}"] = In(bits)
@@ -132,6 +138,8 @@ class Dispatch(wiring.Component):
         tofs = Signal(24)
         rel = Signal(24, name="need_rel")
         lastg = {n: F[n][self.ngroups - 1] for n in ("op", "base", "reach", "stride", "prow_stride")}
+        QD = self.cfg.phase_quads
+        lastg["quad"] = F["quad"][self.ngroups - 1] if QD else Const(0, 1)
         m.d.comb += self.row_need.eq(tofs + Mux(rel < self.step_beats, rel, self.step_beats))
 
         # ---- timestep start
@@ -231,8 +239,12 @@ class Dispatch(wiring.Component):
         m.d.comb += [wh.eq(Mux(end_w, 0, w + 1)), jh.eq(Mux(end_w, j + 1, j))]
         pair = Signal(name="s0_pair")
         m.d.comb += pair.eq(~image & ~lo_last)
+        # phase quads (`regmap.phase_quad`): every unit is four words, (2Y+i, 2X+j) of one
+        # word w, read from the spike buffer's four banks
+        qd = Signal(name="s0_quad")
+        m.d.comb += qd.eq(cur["quad"] if QD else 0)
         run_end = Signal(name="s0_run_end")
-        m.d.comb += run_end.eq(Mux(pair, rw == 1, lo_last))
+        m.d.comb += run_end.eq(Mux(qd, rw == 3, Mux(pair, rw == 1, lo_last)))
         word = Signal(128)
         m.d.comb += word.eq(Mux(fresh, Cat(self.sb_data, Mux(pair_r, self.sb_data_hi, 0)), rem))
         if plane:
@@ -299,6 +311,17 @@ class Dispatch(wiring.Component):
             rem_ph = Signal(128, name="s0_rem_phase")
             m.d.comb += rem_ph.eq(Mux(ph, Cat(rest_lo[E - 1], rest_hi[E - 1]), rem_next))
             rem_next = rem_ph
+        if QD:   # a quad's third and fourth words: two more chains, their own remainders
+            rem_c, rem_d = Signal(64, name="rem_c"), Signal(64, name="rem_d")
+            left_c, left_d = Signal(8, name="left_c"), Signal(8, name="left_d")
+            word_c, word_d = Signal(64, name="s0_word_c"), Signal(64, name="s0_word_d")
+            m.d.comb += [word_c.eq(Mux(fresh, self.sb_data_c, rem_c)),
+                         word_d.eq(Mux(fresh, self.sb_data_d, rem_d))]
+            _, idx_c, v_c, rest_c = chain(word_c, "c")
+            _, idx_d, v_d, rest_d = chain(word_d, "d")
+            cnt_c, cnt_d = Signal(8, name="s0_count_c"), Signal(8, name="s0_count_d")
+            m.d.comb += [cnt_c.eq(Mux(fresh, self.sb_count_c, left_c)),
+                         cnt_d.eq(Mux(fresh, self.sb_count_d, left_d))]
         # the unit ends when at most E set bits are left: counted beside the chains (the
         # loader stores each word's popcount beside it; then the registered count minus
         # E), so the scan control does not wait for the last extraction stage
@@ -330,7 +353,8 @@ class Dispatch(wiring.Component):
             m.d.comb += [cnt_lo.eq(Mux(fresh, self.sb_count, left)),
                          cnt_hi.eq(Mux(fresh, self.sb_count_hi, left_b))]
             with m.If(ph):
-                m.d.comb += last.eq(active & (cnt_lo <= E) & (cnt_hi <= E))
+                m.d.comb += last.eq(active & (cnt_lo <= E) & (cnt_hi <= E) &
+                                    (~qd | ((cnt_c <= E) & (cnt_d <= E)) if QD else 1))
         if plane:
             # an image word ends when its set bits lie in one plane (byte), at most E of them
             rem_img = Signal(128, name="s0_rem")
@@ -341,7 +365,7 @@ class Dispatch(wiring.Component):
             with m.If(image):
                 m.d.comb += last.eq(active & one_plane & (pc_low <= E))
 
-        chans, chans_b, shifts = [], [], []
+        chans, chans_b, chans_c, chans_d, shifts = [], [], [], [], []
         wch = []
         for e in range(E):
             c = Signal(12, name=f"s0_ch{e}")
@@ -365,11 +389,21 @@ class Dispatch(wiring.Component):
             bit = ev_idx[e][3:6] if plane else ev_idx[e][:3]
             m.d.comb += sh.eq(Mux(image, bit, 0))
             if PH:   # phase pairs: event e of each word; a word's channel is (w >> 1)*64 + bit
+                # (quads: (w >> 2)*64 + bit)
+                wq = Mux(qd, w >> 2, w >> 1) if QD else w >> 1
                 ca, cb = Signal(12, name=f"s0_ch_a{e}"), Signal(12, name=f"s0_ch_b{e}")
-                m.d.comb += [ca.eq(Mux(ph, ((w >> 1) << 6) | idx_lo[e], c)),
-                             cb.eq(Mux(ph, ((w >> 1) << 6) | idx_hi[e], c))]
+                m.d.comb += [ca.eq(Mux(ph, (wq << 6) | idx_lo[e], c)),
+                             cb.eq(Mux(ph, (wq << 6) | idx_hi[e], c))]
                 m.d.comb += [getattr(self, f"rd_addr{e}").eq(db + Mux(ident, 0, ca)),
                              getattr(self, f"rd_addr_b{e}").eq(db + Mux(ident, 0, cb))]
+                if QD:   # outside quads the third and fourth sets repeat the first two
+                    cc, cd = Signal(12, name=f"s0_ch_c{e}"), Signal(12, name=f"s0_ch_d{e}")
+                    m.d.comb += [cc.eq(Mux(qd, (wq << 6) | idx_c[e], ca)),
+                                 cd.eq(Mux(qd, (wq << 6) | idx_d[e], cb))]
+                    m.d.comb += [getattr(self, f"rd_addr_c{e}").eq(db + Mux(ident, 0, cc)),
+                                 getattr(self, f"rd_addr_d{e}").eq(db + Mux(ident, 0, cd))]
+                    chans_c.append(cc)
+                    chans_d.append(cd)
                 c = ca          # identity: the PE each set's event goes to
                 chans_b.append(cb)
             else:
@@ -381,6 +415,9 @@ class Dispatch(wiring.Component):
             vb = [Mux(ph, v_hi[e] & active, ev_valid[e]) for e in range(E)]
         else:
             va = vb = ev_valid
+        if QD:
+            vc = [Mux(qd, v_c[e] & active, va[e]) for e in range(E)]
+            vd = [Mux(qd, v_d[e] & active, vb[e]) for e in range(E)]
 
         # ---- tap geometry of the current position (S0)
         vy, oyl, vx, oxl = [], [], [], []
@@ -389,6 +426,8 @@ class Dispatch(wiring.Component):
         for k in range(3):
             ny = Signal(signed(12), name=f"ny{k}")
             nx = Signal(signed(12), name=f"nx{k}")
+            # phase quads: r counts row pairs; tap row k reads row 2r + (k != 1)
+            ryk = Mux(qd, (r << 1) + int(k != 1) + cur["pad"], rp) if QD else rp
             # phase pairs: x counts column pairs; tap column k reads column 2x + (k != 1)
             # (stride-2 3x3 convs) or 2x + 1 (one-tap groups, stride 1: kx = 1 -> 2x,
             # kx = 0 -> 2x + 1)
@@ -397,7 +436,7 @@ class Dispatch(wiring.Component):
                 xk = Mux(ph, xs, xp)
             else:
                 xk = xp
-            m.d.comb += [ny.eq(rp - k), nx.eq(xk - k)]
+            m.d.comb += [ny.eq(ryk - k), nx.eq(xk - k)]
             oy = Signal(12, name=f"oy{k}")
             ox = Signal(12, name=f"ox{k}")
             m.d.comb += [oy.eq(Mux(cur["stride"] == 2, ny >> 1, ny)),
@@ -441,7 +480,10 @@ class Dispatch(wiring.Component):
         nvy = _popcount(m, list(vy), "nvy")
 
         # ---- S1 registers
-        m.d.sync += [self.acc_en.eq(Cat(*va, *vb).any() if PH else Cat(*ev_valid).any()),
+        if QD:
+            m.d.sync += self.quad.eq(qd)
+        m.d.sync += [self.acc_en.eq(Cat(*va, *vb, *(vc + vd if QD else [])).any() if PH
+                                    else Cat(*ev_valid).any()),
                      self.ident.eq(ident),
                      self.bank_valid.eq(bv), self.ky_sel.eq(kysel),
                      self.ox0.eq(oxl[0]), self.ox1.eq(oxl[1]), self.ox2.eq(oxl[2])]
@@ -452,6 +494,11 @@ class Dispatch(wiring.Component):
             if PH:
                 m.d.sync += [getattr(self, f"ev_valid_b{e}").eq(vb[e]),
                              getattr(self, f"ev_sel_b{e}").eq(chans_b[e])]
+            if QD:
+                m.d.sync += [getattr(self, f"ev_valid_c{e}").eq(vc[e]),
+                             getattr(self, f"ev_sel_c{e}").eq(chans_c[e]),
+                             getattr(self, f"ev_valid_d{e}").eq(vd[e]),
+                             getattr(self, f"ev_sel_d{e}").eq(chans_d[e])]
         # SOP count: events and taps registered at S1, multiplied at S2 (off the scan path;
         # the counters are read after the launch, many cycles later)
         mult1 = Signal(8)
@@ -464,7 +511,19 @@ class Dispatch(wiring.Component):
             ta, tb = Signal(2), Signal(3)
             m.d.comb += [ta.eq(nvy * vx[1]), tb.eq(nvy * (vx[0] + vx[2]))]
             part = Signal(8)
-            m.d.sync += part.eq(nva * ta + nvb * tb)
+            if QD:
+                # a quad's sets reach the taps of their row parity too: (vy1 | vy0 + vy2) x
+                # (vx1 | vx0 + vx2)
+                nvc, nvd = _popcount(m, vc, "nev_c"), _popcount(m, vd, "nev_d")
+                ry0, ry1 = Signal(2), Signal(2)
+                cx0, cx1 = Signal(2), Signal(2)
+                m.d.comb += [ry0.eq(vy[1]), ry1.eq(vy[0] + vy[2]),
+                             cx0.eq(vx[1]), cx1.eq(vx[0] + vx[2])]
+                m.d.sync += part.eq(Mux(qd, nva * ry0 * cx0 + nvb * ry0 * cx1
+                                        + nvc * ry1 * cx0 + nvd * ry1 * cx1,
+                                        nva * ta + nvb * tb))
+            else:
+                m.d.sync += part.eq(nva * ta + nvb * tb)
             m.d.comb += ops.eq(part * mult1)
         else:
             ntaps = Signal(4)
@@ -488,6 +547,10 @@ class Dispatch(wiring.Component):
         with m.If(active):
             with m.If(~last):
                 m.d.sync += [rem.eq(rem_next), left.eq(count - E), fresh.eq(0)]
+                if QD:
+                    m.d.sync += [rem_c.eq(rest_c[E - 1]), rem_d.eq(rest_d[E - 1]),
+                                 left_c.eq(Mux(cnt_c > E, cnt_c - E, 0)),
+                                 left_d.eq(Mux(cnt_d > E, cnt_d - E, 0))]
                 if HOLD:
                     m.d.sync += [rem.eq(rem_q), left.eq(a_cnt - E)]
                 if PH:
@@ -504,10 +567,11 @@ class Dispatch(wiring.Component):
                     hi_end_w = wh == cur["nw"] - 1
                     m.d.comb += [wn.eq(Mux(pair, Mux(hi_end_w, 0, wh + 1), wh)),
                                  jn.eq(Mux(pair, Mux(hi_end_w, jh + 1, jh), jh))]
-                    na = addr + Mux(pair, 2, 1)
+                    na = addr + Mux(qd, 4, Mux(pair, 2, 1))
                     # the next unit pairs unless its first word is the run's last
-                    m.d.sync += [w.eq(wn), j.eq(jn), addr.eq(na), rw.eq(rw - 1 - pair),
-                                 pair_r.eq(~image & Mux(pair, rw != 2, rw != 1))]
+                    m.d.sync += [w.eq(Mux(qd, w + 4, wn)), j.eq(Mux(qd, j, jn)), addr.eq(na),
+                                 rw.eq(rw - Mux(qd, 4, 1 + pair)),
+                                 pair_r.eq(~image & (qd | Mux(pair, rw != 2, rw != 1)))]
                     m.d.comb += [sb_addr.eq(na), sb_en.eq(1)]
                 with m.Elif(~end_i):
                     na = iaddr + cur["srow_stride"]
@@ -555,11 +619,14 @@ class Dispatch(wiring.Component):
         # finished row's last-unit updates)
         with m.If(self.row_start):
             m.d.sync += nonempty.eq(ne)
-            m.d.sync += rel.eq(rel + Mux(lastg["stride"] == 2, lastg["prow_stride"] << 1,
-                                         lastg["prow_stride"]))
+            # (a quad group's rows are row pairs: one per output row)
+            m.d.sync += rel.eq(rel + Mux((lastg["stride"] == 2) & ~lastg["quad"],
+                                         lastg["prow_stride"] << 1, lastg["prow_stride"]))
             for g in range(G):
-                m.d.sync += [rhi[g].eq(rhi[g] + getattr(self, f"g{g}_stride")),
-                             rend_r[g].eq(rends[g])]
+                adv = getattr(self, f"g{g}_stride")
+                if QD:
+                    adv = Mux(getattr(self, f"g{g}_quad"), 1, adv)
+                m.d.sync += [rhi[g].eq(rhi[g] + adv), rend_r[g].eq(rends[g])]
             with m.If(ne.any()):
                 g0 = first_of(ne)
                 load_group(g0, rends, rowaddr_f, rlo_f, dbase_f)

@@ -19,6 +19,28 @@ from sia.hw import timing
 from sia.hw.params import SIAConfig
 
 
+def event_sets(cfg: SIAConfig) -> tuple[str, ...]:
+    """Port-name tags of the event sets a cycle carries: one; phase pairs "" (tap column
+    kx = 1) and "_b" (kx = 0, 2); phase quads "", "_b", "_c", "_d" = source positions
+    (2Y + i, 2X + j) in (i, j) order."""
+    return ("", "_b", "_c", "_d") if cfg.phase_quads else ("", "_b") if cfg.phase_pairs else ("",)
+
+
+def weight_sets(cfg: SIAConfig) -> list[tuple[str, list[int]]]:
+    """(event set, taps k = ky*3 + kx) of each part of a PE's weight memory: each part
+    is read at its own set's rows. Phase quads: the taps a position of parity (i, j)
+    reaches, ky = 1 (i = 0) or 0, 2 (i = 1), kx likewise by j; on groups that are not
+    quads the dispatcher gives sets _c and _d the events of "" and _b, so the parts
+    read together as the phase-pair split (kx = 1; kx = 0, 2) or the whole row."""
+    if cfg.phase_quads:
+        rows = ([1], [0, 2])
+        return [(tag, [ky * 3 + kx for ky in rows[i] for kx in rows[j]])
+                for tag, (i, j) in zip(event_sets(cfg), ((0, 0), (0, 1), (1, 0), (1, 1)))]
+    if cfg.phase_pairs:
+        return [("", [k for k in range(9) if k % 3 == 1]), ("_b", [k for k in range(9) if k % 3 != 1])]
+    return [("", list(range(9)))]
+
+
 def pe_ports(cfg: SIAConfig):
     E, wb = cfg.events_per_cycle, cfg.weight_bits
     rows = range(cfg.max_channels_in)
@@ -32,11 +54,13 @@ def pe_ports(cfg: SIAConfig):
         sig[f"ev_valid{e}"] = In(1)     # S1
         sig[f"ev_shift{e}"] = In(3)     # S1
         sig[f"ev_sel{e}"] = In(range(cfg.pes))  # S1 identity: the one PE that accumulates
-        if cfg.phase_pairs:             # event e of the second set: tap columns kx = 0, 2
-            sig[f"rd_addr_b{e}"] = In(rows)
-            sig[f"ev_valid_b{e}"] = In(1)
-            sig[f"ev_sel_b{e}"] = In(range(cfg.pes))
+        for tag in event_sets(cfg)[1:]:   # the other event sets (phase pairs / quads)
+            sig[f"rd_addr{tag}{e}"] = In(rows)
+            sig[f"ev_valid{tag}{e}"] = In(1)
+            sig[f"ev_sel{tag}{e}"] = In(range(cfg.pes))
     S = cfg.psum_slots
+    if cfg.phase_quads:   # S1: a quad cycle - the slot of tap row 1 also takes tap row 2
+        sig["quad"] = In(1)
     sig.update({"ident": In(1), "acc_en": In(1), "bank_valid": In(3 * S),
                 "ky_sel": In(2 * S), "ox0": In(cols), "ox1": In(cols), "ox2": In(cols),
                 "drain_en": In(1), "drain_row": In(range(S)), "drain_addr": In(cols), "drain_clear": In(1),
@@ -53,14 +77,10 @@ class PE(wiring.Component):
         m = Module()
         cfg, E, wb, A = self.cfg, self.cfg.events_per_cycle, self.cfg.weight_bits, self.cfg.acc_bits
         plane = timing.plane_issue(E)
-        # the weight memory: one 9-tap word per row, or (phase pairs) split by tap column
-        # into the kx = 1 taps and the kx = 0, 2 taps, each read at its own event set's rows
-        sets = [("", list(range(9)))]
-        if cfg.phase_pairs:
-            sets = [("", [k for k in range(9) if k % 3 == 1]),
-                    ("_b", [k for k in range(9) if k % 3 != 1])]
+        # the weight memory: one 9-tap word per row, or split by event set (`weight_sets`),
+        # each part read at its own set's rows
         ports = []
-        for tag, ks in sets:
+        for tag, ks in weight_sets(cfg):
             mem = Memory(shape=unsigned(len(ks) * wb), depth=cfg.max_channels_in, init=[])
             m.submodules[f"wmem{tag}"] = mem
             wp = mem.write_port()
@@ -91,6 +111,13 @@ class PE(wiring.Component):
             for t in terms[k][1:]:
                 s = s + t
             m.d.comb += taps[k].eq(s << self.ev_shift0 if plane else s)
+        mid = taps[3:6]     # the addend of ky_sel = 1
+        if cfg.phase_quads:
+            # a quad cycle's output row oy takes the even source row's ky = 1 tap and the
+            # odd row's ky = 2 tap (ky_sel = 1 names the row pair's first output row)
+            mid = [Signal(signed(wb + 9 + E), name=f"tap1_2_{kx}") for kx in range(3)]
+            for kx in range(3):
+                m.d.comb += mid[kx].eq(taps[3 + kx] + Mux(self.quad, taps[6 + kx], 0))
         oxs = [self.ox0, self.ox1, self.ox2]
         S = cfg.psum_slots
         reads = [[None] * 3 for _ in range(S)]
@@ -110,8 +137,7 @@ class PE(wiring.Component):
                 # rd + ~rd + 1 = 0, so the tap select, the clear and the adder's propagate
                 # bit fit one LUT6 per bit (a zero mux after the adder was one more LUT per
                 # bit per bank: ~400 LUTs per PE at 4 slots)
-                addend = Array([*(taps[ky * 3 + kx] for ky in range(3)), ~rd.data])[
-                    Mux(drained, 3, kysel)]
+                addend = Array([taps[kx], mid[kx], taps[6 + kx], ~rd.data])[Mux(drained, 3, kysel)]
                 m.d.comb += [rd.addr.eq(addr), wr.addr.eq(addr),
                              wr.data.eq(rd.data + addend + drained),
                              wr.en.eq(Mux(drained, self.drain_clear,

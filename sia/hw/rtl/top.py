@@ -17,7 +17,7 @@ from sia.hw.regmap import (GROUP_BEATS, GROUP_LAYOUT, LAYER_BEATS, LAYER_LAYOUT,
 from sia.hw.rtl.aggregation import Aggregation
 from sia.hw.rtl.axil import AxiLiteRegs, axil_ports
 from sia.hw.rtl.dispatch import Dispatch, count_tree
-from sia.hw.rtl.pe import PE
+from sia.hw.rtl.pe import PE, event_sets
 from sia.hw.rtl.stream import Gearbox
 
 
@@ -38,8 +38,6 @@ def check_buildable(cfg: SIAConfig) -> SIAConfig:
         problems.append("max_width/max_height/max_timesteps must be < 512 (9-bit descriptor fields)")
     if cfg.max_channels_in > 65535:
         problems.append("max_channels_in must be < 65536")
-    if cfg.phase_quads:
-        problems.append("phase_quads: a model-only option (docs/architecture.md, \"Phase quads\")")
     if cfg.narrow_stream:
         problems.append("narrow_stream: a model-only option (docs/architecture.md, \"Narrow streams\")")
     if problems:
@@ -109,30 +107,41 @@ class SIATop(wiring.Component):
                      disp.image.eq(L["image"])]
 
         # ---- buffers
-        # input spike buffer: even and odd addresses in two halves, so the dispatcher
-        # reads a word pair (a, a + 1) in one cycle; the loader writes one beat per cycle
-        half = (in_depth + 1) // 2
+        # input spike buffer: in NB address banks (address mod NB), so the dispatcher
+        # reads NB consecutive words (a, a + 1, ...) in one cycle: 2 (word pairs), or 4
+        # on phase-quad builds (a quad's four words); the loader writes one beat per cycle
+        NB = 4 if cfg.phase_quads else 2
+        lb = NB.bit_length() - 1
+        depth = -(-in_depth // NB)
         # (each word with its popcount in the block RAM's 8 spare bits: the dispatcher
         # knows how many events a word holds without counting them)
-        m.submodules.sbuf0 = sbuf0 = Memory(shape=72, depth=half, init=[])
-        m.submodules.sbuf1 = sbuf1 = Memory(shape=72, depth=half, init=[])
-        sb_w0, sb_w1 = sbuf0.write_port(), sbuf1.write_port()
-        sb_r0, sb_r1 = sbuf0.read_port(), sbuf1.read_port()
         sb_wen, sb_waddr, sb_wdata = Signal(), Signal(range(in_depth)), Signal(64)
         sb_wcount = Signal(7)
         m.d.comb += sb_wcount.eq(count_tree(self.s_axis_tdata))
-        m.d.comb += [sb_w0.addr.eq(sb_waddr[1:]), sb_w1.addr.eq(sb_waddr[1:]),
-                     sb_w0.data.eq(Cat(sb_wdata, sb_wcount)), sb_w1.data.eq(Cat(sb_wdata, sb_wcount)),
-                     sb_w0.en.eq(sb_wen & ~sb_waddr[0]), sb_w1.en.eq(sb_wen & sb_waddr[0])]
         ra = disp.sb_addr
-        odd = Signal()
-        m.d.sync += odd.eq(Mux(disp.sb_en, ra[0], odd))
-        m.d.comb += [sb_r0.addr.eq((ra + 1)[1:]), sb_r1.addr.eq(ra[1:]),
-                     sb_r0.en.eq(disp.sb_en), sb_r1.en.eq(disp.sb_en),
-                     disp.sb_data.eq(Mux(odd, sb_r1.data[:64], sb_r0.data[:64])),
-                     disp.sb_data_hi.eq(Mux(odd, sb_r0.data[:64], sb_r1.data[:64])),
-                     disp.sb_count.eq(Mux(odd, sb_r1.data[64:71], sb_r0.data[64:71])),
-                     disp.sb_count_hi.eq(Mux(odd, sb_r0.data[64:71], sb_r1.data[64:71]))]
+        rot = Signal(lb)       # the first word's bank, registered with the read
+        m.d.sync += rot.eq(Mux(disp.sb_en, ra[:lb], rot))
+        bank_out = []
+        for b in range(NB):
+            mem = Memory(shape=72, depth=depth, init=[])
+            m.submodules[f"sbuf{b}"] = mem
+            wr, rd = mem.write_port(), mem.read_port()
+            # bank b holds word a + ((b - a) mod NB) of the NB read from a
+            m.d.comb += [wr.addr.eq(sb_waddr[lb:]), wr.data.eq(Cat(sb_wdata, sb_wcount)),
+                         wr.en.eq(sb_wen & (sb_waddr[:lb] == b)),
+                         rd.addr.eq((ra + (b - ra[:lb])[:lb])[lb:]), rd.en.eq(disp.sb_en)]
+            bank_out.append(rd.data)
+        bank_out = Array(bank_out)
+        reads = []
+        for k in range(NB):    # word a + k of the read: bank (rot + k) mod NB
+            wk = Signal(72, name=f"sb_word{k}")
+            m.d.comb += wk.eq(bank_out[(rot + k)[:lb]])
+            reads.append(wk)
+        words = ["sb_data", "sb_data_hi", "sb_data_c", "sb_data_d"]
+        counts = ["sb_count", "sb_count_hi", "sb_count_c", "sb_count_d"]
+        for k in range(NB):
+            m.d.comb += [getattr(disp, words[k]).eq(reads[k][:64]),
+                         getattr(disp, counts[k]).eq(reads[k][64:71])]
         m.submodules.obuf = obuf = Memory(shape=64, depth=out_depth, init=[])
         ob_w = obuf.write_port()
         ob_r = obuf.read_port(transparent_for=(ob_w,))
@@ -182,10 +191,12 @@ class SIATop(wiring.Component):
                          pe.ox0.eq(disp.ox0), pe.ox1.eq(disp.ox1), pe.ox2.eq(disp.ox2),
                          pe.drain_en.eq(drain_en), pe.drain_row.eq(dslot),
                          pe.drain_addr.eq(ox), pe.drain_clear.eq(drain_clear)]
+            if cfg.phase_quads:
+                m.d.comb += pe.quad.eq(disp.quad)
             for e in range(E):
-                names = ("rd_addr", "ev_valid", "ev_shift", "ev_sel")
-                if cfg.phase_pairs:   # the second event set (a phase pair's high word)
-                    names += ("rd_addr_b", "ev_valid_b", "ev_sel_b")
+                names = ["rd_addr", "ev_valid", "ev_shift", "ev_sel"]
+                for tag in event_sets(cfg)[1:]:   # the other event sets (phase pairs, quads)
+                    names += [f"rd_addr{tag}", f"ev_valid{tag}", f"ev_sel{tag}"]
                 for n in names:
                     m.d.comb += getattr(pe, f"{n}{e}").eq(getattr(disp, f"{n}{e}"))
             psums.append(pe.psum)
@@ -404,6 +415,11 @@ class SIATop(wiring.Component):
                 phase_bad = C(0, 1) if cfg.phase_pairs else Cat(*[
                     field(GROUP_LAYOUT, "phase", LAYER_BEATS + GROUP_BEATS * g) & (g < L["ngroups"])
                     for g in range(MAX_GROUPS)]).any()
+                # (a build without phase quads refuses a quad group)
+                if not cfg.phase_quads:
+                    phase_bad = phase_bad | Cat(*[
+                        field(GROUP_LAYOUT, "quad", LAYER_BEATS + GROUP_BEATS * g) & (g < L["ngroups"])
+                        for g in range(MAX_GROUPS)]).any()
                 # (a drain bit only on group 0, and only on a build with identity_drain)
                 drain_bad = Cat(*[
                     field(GROUP_LAYOUT, "drain", LAYER_BEATS + GROUP_BEATS * g) & (g < L["ngroups"])
