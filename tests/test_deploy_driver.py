@@ -314,6 +314,32 @@ def test_phase_quads_register_refusal_and_twin():
     assert outs[True] == outs[False] and cycles[True] < cycles[False]
 
 
+def test_narrow_stream_register_refusal_and_twin():
+    """PARAM_NARROW_STREAM (interface 1.8): a 1.7 bitstream has none; a build without it
+    refuses a packet with narrow groups (error code 2); the twin runs the packed packet
+    (fewer beats) with the same outputs, in fewer cycles when the stream was the limit."""
+    from sia.deploy.regmap_bridge import read_hw_config
+    testprog = pytest.importorskip("sia.hw.rtl.testprog")
+    plain, narrow = SIAConfig(pes=4), SIAConfig(pes=4, narrow_stream=True)
+    dev = PythonSia(narrow)
+    assert read_hw_config(dev.reg_read).narrow_stream
+    old = {REG["VERSION"]: 0x0001_0007, REG["PARAM_NARROW_STREAM"]: 0}
+    assert not read_hw_config(lambda off: old.get(off, dev.reg_read(off))).narrow_stream
+    p = testprog.random_program(2)           # layer 2: a 3x3 conv + identity over 7 channels
+    spikes = np.random.default_rng(2).integers(0, 2, (p.timesteps, *p.layers[1].shape))
+    outs, cycles, sizes = {}, {}, {}
+    for cfg in (plain, narrow):
+        pk = regmap.pack_tile(p, 2, 0, {1: spikes.astype(np.uint8)}, cfg)
+        d = PythonSia(cfg)
+        err, outs[cfg.narrow_stream] = _device_launch(d, pk)
+        assert err == 0
+        cycles[cfg.narrow_stream], sizes[cfg.narrow_stream] = d.reg_read(REG["CYCLES_LO"]), len(pk)
+        if cfg.narrow_stream:
+            assert _device_launch(PythonSia(plain), pk)[0] == 2
+    assert outs[True] == outs[False] and sizes[True] < sizes[False]
+    assert cycles[True] <= cycles[False]
+
+
 def _device_launch(dev, beats):
     """One launch on a twin device through its registers and streams: (error code or 0,
     output bytes)."""

@@ -277,10 +277,11 @@ def test_hand_computed_phase_quads():
 
 
 def test_narrow_streams_by_hand():
-    """Narrow streams (model only): the 3-channel 2x4 map of `_stride2_program` streams 4
-    positions per beat, so the one output row (it needs both source rows: 8 words) waits
-    for 2 beats instead of 8; with 70 channels (2 words per position) nothing changes.
-    A packed launch's later steps and a two-group layer's second map start on new beats."""
+    """Narrow streams: the 3-channel 2x4 map of `_stride2_program` streams 4 positions
+    per beat, so the one output row (it needs both source rows: 8 words) waits for 2
+    beats instead of 8; with 70 channels (2 words per position) nothing changes. A packed
+    launch's later steps and a two-group layer's second map start on new beats; the
+    packet carries the words 4 to a beat, and the RTL's formula agrees."""
     p = _stride2_program(3)
     on = SIAConfig(narrow_stream=True)
     assert S.stream_need(p, 1, SIAConfig(), 1) == [[8]]
@@ -289,38 +290,27 @@ def test_narrow_streams_by_hand():
     wide = _stride2_program(70)
     assert S.stream_need(wide, 1, on, 1) == S.stream_need(wide, 1, SIAConfig(), 1) == [[16]]
     # two groups of 5 and 3 words per step, k = 4: beats 2 + 1 per step
-    groups = [{"image": 0, "_C": 16, "base": 0, "_beats": 5},
-              {"image": 0, "_C": 16, "base": 5, "_beats": 3}]
+    groups = [{"npos": 2, "base": 0, "tstride": 8}, {"npos": 2, "base": 5, "tstride": 8}]
     words = np.array([[0, 4, 5, 6, 8], [9, 12, 13, 14, 16]])
-    assert S.beats_for_words(groups, words, 8, on).tolist() == [[0, 1, 2, 3, 3], [4, 4, 5, 6, 6]]
+    assert regmap.need_beats(groups, words).tolist() == [[0, 1, 2, 3, 3], [4, 4, 5, 6, 6]]
+    assert regmap.narrow_pack(groups, list(range(1, 9)), 1) == [
+        1 | 2 << 16 | 3 << 32 | 4 << 48, 5, 6 | 7 << 16 | 8 << 32]
+    assert regmap.narrow_unpack(groups, regmap.narrow_pack(groups, list(range(1, 17)), 2),
+                                2).tolist() == list(range(1, 17))
     s = np.zeros((1, 3, 2, 4), np.uint8)
     s[0, 0] = 1
     a = launch_cycles(p, 1, 0, {0: torch.from_numpy(s)}, config=SIAConfig())
     b = launch_cycles(p, 1, 0, {0: torch.from_numpy(s)}, config=on)
     assert a["stream_in"] - b["stream_in"] == 6 and a["total"] - b["total"] == 6
-    with pytest.raises(SiaError, match="narrow streams are a model-only option"):
-        regmap.check_layer(p, 1, on)
-    regmap.check_layer(p, 1, on, rtl=False)
-    regmap.check_layer(wide, 1, on)   # no narrow group: the RTL's checks as before
-    top = pytest.importorskip("sia.hw.rtl.top")
-    with pytest.raises(SiaError, match="narrow_stream: a model-only option"):
-        top.check_buildable(on)
-
-
-def test_model_only_options_keep_packed_launches():
-    """A layer the RTL refuses only for a model-only option (narrow streams) still packs
-    images per launch on the model (the buffers bound it, not the option)."""
-    p = random_program(11, max_hw=8, max_channels=6, timesteps=3)
-    base = SIAConfig(pes=4, phase_pairs=True)
-    cfg = dataclasses.replace(base, narrow_stream=True)
-    refused = 0
-    for i in range(len(p.layers)):
-        assert regmap.launch_images(p, i, cfg, 3, rtl=False) == regmap.launch_images(p, i, base, 3)
-        try:
-            regmap.check_layer(p, i, cfg, 3)
-        except SiaError:
-            refused += 1
-    assert refused
+    g = regmap._groups(p, 1, 0, on, 1)[0][0]
+    assert g["npos"] == 2 and regmap._groups(wide, 1, 0, on, 1)[0][0]["npos"] == 0
+    by_pos = s[0].transpose(1, 2, 0).astype(np.int64) @ (1 << np.arange(3))
+    words = by_pos.reshape(-1).tolist()
+    assert regmap.pack_inputs(p, 1, 0, {0: s}, on, 1) == [
+        sum(w << (16 * i) for i, w in enumerate(words[b:b + 4])) for b in (0, 4)]
+    assert regmap.tile_info(p, 1, 0, on, 1).spike_beats == 2
+    rtl_cycles = pytest.importorskip("sia.hw.rtl.cycles")
+    assert b["total"] == rtl_cycles.launch_cycles(p, 1, 0, {0: s}, on)
 
 
 def test_phase_pair_interleaving_of_wide_maps():

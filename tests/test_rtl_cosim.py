@@ -341,6 +341,43 @@ def test_phase_quads_bit_and_cycle_exact(E):
             assert launch["cycles"] == launch["expected"] == launch["model"], launch
 
 
+def test_narrow_streams_bit_and_cycle_exact():
+    """Narrow streams (maps of <= 32 channels stream 2 or 4 buffer words per beat) on the
+    E = 4 phase-quad build with identity in the drain (its shortcut copy is written 4
+    words a beat too): testprog with 6/7 channels (4 words per beat), 20/24 (2; the
+    4-channel drain slice 4) and 70/66 (only the drain slice narrow); bit-exact,
+    cycle-exact, SOPS = golden; under stalls; in packed batches."""
+    import dataclasses
+
+    from sia.hw.rtl.cosim.program import run_images
+    cfg = dataclasses.replace(_quad_cfg(4), narrow_stream=True)
+    for chans, npos in (((6, 7), {2}), ((20, 24), {1, 2}), ((70, 66), {0, 2})):
+        p = random_program(2, chans=chans, timesteps=2)
+        used = {g["npos"] for i in range(1, len(p.layers)) for g in regmap._groups(p, i, 0, cfg, 2)[0]}
+        assert used == npos, (chans, used)
+        _check_exact(p, run_program(p, _image(p, 2), cfg))
+    p = random_program(2, chans=(6, 7), timesteps=2)
+    run_program(p, _image(p, 2), cfg, seed=1, p_valid=0.6, p_ready=0.5)
+    p = random_program(4, timesteps=2)
+    r = run_images(p, np.stack([_image(p, s) for s in range(3)]), cfg, launch_images=0)
+    assert any(len(launch["images"]) > 1 for launch in r["launches"])
+    for launch in r["launches"]:
+        assert launch["cycles"] == launch["expected"] == launch["model"], launch
+
+
+def test_narrow_packet_refused_by_a_build_without_narrow_streams():
+    """npos > 0 on a build without narrow streams: error code 2; the next launch runs."""
+    import dataclasses
+    p = random_program(0)
+    spikes = np.zeros((p.timesteps, *p.layers[0].shape), np.uint8)
+    cfg = _phase_cfg(2)
+    pk = regmap.pack_tile(p, 1, 0, {0: spikes}, dataclasses.replace(cfg, narrow_stream=True))
+    ok = regmap.pack_tile(p, 1, 0, {0: spikes}, cfg)
+    res, _ = harness.run(cfg, [pk, ok])
+    assert res[0].status & regmap.STATUS_ERROR and (res[0].status >> 8) & 0xFF == 2
+    assert res[1].status & regmap.STATUS_DONE and not res[1].status & regmap.STATUS_ERROR
+
+
 def test_quad_packet_refused_by_a_build_without_phase_quads():
     """A quad group on a phase-pair build without phase quads: error code 2; the same
     layer packed for that build runs next."""

@@ -183,6 +183,8 @@ def read_hw_config(read) -> SIAConfig:
         vals["pool_hold"] = 0
     if ver & 0xFFFF < 7:   # ... before 1.7 no phase quads
         vals["phase_quads"] = 0
+    if ver & 0xFFFF < 8:   # ... before 1.8 no narrow streams
+        vals["narrow_stream"] = 0
     fields = SIAConfig.__dataclass_fields__
     kw = {n: v for n, v in vals.items() if n in fields}
     kw["clock_mhz"] = vals["clock_khz"] / 1000.0
@@ -191,6 +193,7 @@ def read_hw_config(read) -> SIAConfig:
     kw["row_prefetch"] = bool(kw.get("row_prefetch", 0))
     kw["pool_hold"] = bool(kw.get("pool_hold", 0))
     kw["phase_quads"] = bool(kw.get("phase_quads", 0))
+    kw["narrow_stream"] = bool(kw.get("narrow_stream", 0))
     try:
         return SIAConfig(**kw)
     except SiaError as e:

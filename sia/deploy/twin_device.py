@@ -150,6 +150,7 @@ class PythonSia:
                       or hdr["wnarrow"] and not rm.pairs_pes(cfg)
                       or any(g["phase"] for g in groups) and not cfg.phase_pairs
                       or any(g["quad"] for g in groups) and not cfg.phase_quads
+                      or any(g["npos"] for g in groups) and not cfg.narrow_stream
                       # identity in the drain: group 0 only, on builds that have it
                       or any(g["drain"] and (j > 0 or not cfg.identity_drain)
                              for j, g in enumerate(groups)))
@@ -194,7 +195,8 @@ class PythonSia:
         theta, bias, v0 = nv[:n, 0], nv[:n, 1], nv[:n, 2]
         varying = torch.zeros(T, n, H, W, dtype=torch.float64)
         constant = torch.as_tensor(bias, dtype=torch.float64)[:, None, None].expand(n, H, W).clone()
-        words = np.asarray(sbeats, dtype="<u8")
+        # the buffer words the beats carry (narrow streams: several per beat)
+        words = rm.narrow_unpack(groups, sbeats, 1 if groups[0]["image"] else T).astype("<u8")
         for j, g in enumerate(groups):
             rows = (groups[j + 1]["wrow"] if j + 1 < len(groups) else rows_total) - g["wrow"]
             w = wt[g["wrow"]:g["wrow"] + rows, :n]

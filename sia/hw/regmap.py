@@ -45,6 +45,14 @@ Tile packet (all multi-bit fields little-endian, two's complement where signed):
   position, and its row schedule advances one row pair per output row. Other builds
   refuse it (error code 2).
 
+  Narrow streams (interface 1.8): on builds with `narrow_stream` (PARAM_NARROW_STREAM =
+  1), a spike group of C <= 32 channels (`stream_positions`) carries `npos` = log2 k
+  (k = 4 for C <= 16, 2 for C <= 32): each input beat of its map holds k consecutive
+  buffer words of 64 / k bits each (word i in bits [i*64/k, (i+1)*64/k)), and every
+  (step, group) segment starts on a new beat (its last beat may hold fewer words). The
+  descriptor's addresses (base, tstride, strides) still count buffer words; the
+  header's `sbeats` counts beats. Other builds refuse `npos` > 0 (error code 2).
+
   1. header: LAYER_BEATS beats of layer descriptor + GROUP_BEATS beats per synapse
      group (fields and positions: LAYER_FIELDS / GROUP_FIELDS, packed LSB-first,
      in order, a field never straddles a beat).
@@ -94,14 +102,16 @@ from sia.program.format import IMAGE, Program
 
 BEAT_BITS = 64
 ID_MAGIC = 0x53494131          # "SIA1"
-VERSION = 0x0001_0007          # major.minor = 1.7 (1.1: resident-weight launches, `keep`;
+VERSION = 0x0001_0008          # major.minor = 1.8 (1.1: resident-weight launches, `keep`;
                                # 1.2: PARAM_MEMBRANE_POSITIONS; 1.3: packed launches, `period`,
                                # narrow weight streams, `wnarrow`; 1.4: phase pairs, group
                                # field `phase`, PARAM_PHASE_PAIRS; 1.5: identity in the
                                # drain, group field `drain`, PARAM_IDENTITY_DRAIN; row
                                # prefetch, PARAM_ROW_PREFETCH, and PARAM_PSUM_SLOTS: CYCLES
                                # only; 1.6: pool hold, PARAM_POOL_HOLD: CYCLES only;
-                               # 1.7: phase quads, group field `quad`, PARAM_PHASE_QUADS)
+                               # 1.7: phase quads, group field `quad`, PARAM_PHASE_QUADS;
+                               # 1.8: narrow streams, group field `npos`,
+                               # PARAM_NARROW_STREAM)
 HDR_MAGIC = 0x51A              # first 12 bits of every tile packet
 MAX_GROUPS = 4
 OPS = {"conv": 0, "dense": 1, "identity": 2}
@@ -133,7 +143,7 @@ PARAM_NAMES = ["pes", "events_per_cycle", "taps", "weight_bits", "acc_bits", "v_
                "max_channels_in", "max_width", "max_height", "max_timesteps", "stream_bits",
                "clock_khz", "max_groups", "in_buffer_beats", "out_buffer_beats",
                "membrane_positions", "phase_pairs", "identity_drain", "row_prefetch",
-               "psum_slots", "pool_hold", "phase_quads"]
+               "psum_slots", "pool_hold", "phase_quads", "narrow_stream"]
 for _i, _n in enumerate(PARAM_NAMES):
     REGISTERS[f"PARAM_{_n.upper()}"] = (PARAMS_BASE + 4 * _i, "ro", f"SIAConfig / build: {_n}")
 
@@ -188,6 +198,7 @@ GROUP_FIELDS = [
     ("phase", 1),      # phase pairs: words (2X, w) and (2X+1, w) interleaved, one unit
     ("drain", 1),      # identity in the drain: group 0, added by the aggregation core
     ("quad", 1),       # phase quads: words of the 2x2 block (2Y+i, 2X+j) interleaved, one unit
+    ("npos", 2),       # narrow streams: log2 of the buffer words one input beat carries
 ]
 
 
@@ -331,13 +342,70 @@ def phase_quad(syn, src_shape, cfg: SIAConfig) -> bool:
 
 
 def stream_positions(g: dict, cfg: SIAConfig) -> int:
-    """Spike-buffer words one input beat carries for descriptor g: 1, or on (model-only)
-    builds with `narrow_stream` 64 // C' for a spike group of C <= 32 channels (C' = C
-    rounded up to 16 or 32): 4 or 2 positions per beat, each the low C' bits of its
-    buffer word. `check_layer` refuses a layer with such a group (no RTL build has it)."""
+    """Spike-buffer words one input beat carries for descriptor g: 1, or on builds with
+    `narrow_stream` 64 // C' for a spike group of C <= 32 channels (C' = C rounded up to
+    16 or 32): 4 or 2 positions per beat, each the low C' bits of its buffer word
+    (descriptor field `npos` = log2 of it)."""
     if not cfg.narrow_stream or g["image"] or g["_C"] > 32:
         return 1
     return 4 if g["_C"] <= 16 else 2
+
+
+def _segment_words(groups: list[dict]) -> list[int]:
+    """Buffer words of each group's map in one step, from the descriptors (base, tstride)."""
+    ends = [g["base"] for g in groups[1:]] + [groups[0]["tstride"]]
+    return [e - g["base"] for g, e in zip(groups, ends)]
+
+
+def need_beats(groups: list[dict], words):
+    """Input beats that carry the first `words` buffer words of a launch's input maps
+    (int or array): the same number, or with narrow streams (`npos`) per step, group
+    after group, ceil(words of the group / k) - each segment starts on a new beat."""
+    if not any(g.get("npos", 0) for g in groups):
+        return words
+    ks = [1 << g["npos"] for g in groups]
+    seg = _segment_words(groups)
+    step_words = groups[0]["tstride"]
+    t, rel = np.divmod(np.asarray(words), step_words)
+    out = t * sum(-(-m // k) for m, k in zip(seg, ks))
+    for g, m, k in zip(groups, seg, ks):
+        out = out + -(-np.clip(rel - g["base"], 0, m) // k)
+    return out
+
+
+def narrow_pack(groups: list[dict], words: list[int], steps: int) -> list[int]:
+    """The input-map words of a launch (step after step, group after group) as beats:
+    k = 2^npos words per beat, word i in bits [i*64/k, (i+1)*64/k)."""
+    if not any(g.get("npos", 0) for g in groups):
+        return list(words)
+    out, a = [], 0
+    for _ in range(steps):
+        for g, m in zip(groups, _segment_words(groups)):
+            k, seg = 1 << g["npos"], words[a:a + m]
+            a += m
+            bits = BEAT_BITS // k
+            out += [sum(int(w) << (i * bits) for i, w in enumerate(seg[b:b + k]))
+                    for b in range(0, m, k)]
+    return out
+
+
+def narrow_unpack(groups: list[dict], beats, steps: int) -> np.ndarray:
+    """`narrow_pack` undone: the input-map beats of a launch as buffer words (uint64)."""
+    beats = np.asarray(beats, dtype=np.uint64)
+    if not any(g.get("npos", 0) for g in groups):
+        return beats
+    out, b = [], 0
+    for _ in range(steps):
+        for g, m in zip(groups, _segment_words(groups)):
+            k = 1 << g["npos"]
+            nb = -(-m // k)
+            bits = BEAT_BITS // k
+            mask = np.uint64((1 << bits) - 1)
+            seg = beats[b:b + nb]
+            b += nb
+            w = np.stack([(seg >> np.uint64(i * bits)) & mask for i in range(k)], 1).reshape(-1)
+            out.append(w[:m])
+    return np.concatenate(out) if out else beats[:0]
 
 
 def scan_addresses(g: dict) -> np.ndarray:
@@ -477,6 +545,7 @@ def _groups(program: Program, layer_index: int, tile: int, cfg: SIAConfig, T: in
                  srow_stride=Ws * nw, pstride=p * nw * k, wrow=wrow,
                  pos_rstride=rstride, phase=int(ph), drain=int(j == dj), quad=int(qd))
         g["_rows"], g["_C"], g["_src"], g["_syn"] = rows, C, (C, Hs, Ws), s   # as streamed
+        g["npos"] = stream_positions(g, cfg).bit_length() - 1
         g["_beats"] = Hs * Ws * nw     # one timestep of this group (image: the image)
         groups.append(g)
         wrow += rows
@@ -491,10 +560,8 @@ def _groups(program: Program, layer_index: int, tile: int, cfg: SIAConfig, T: in
 
 
 def check_layer(program: Program, layer_index: int, cfg: SIAConfig, T: int | None = None,
-                images: int = 1, rtl: bool = True):
-    """Refuse (SiaError) a layer this build of the RTL cannot run (`images` per launch).
-    rtl=False: the model's view - the same limits, but a model-only option (phase
-    quads, narrow streams) is not a reason to refuse."""
+                images: int = 1):
+    """Refuse (SiaError) a layer this build of the RTL cannot run (`images` per launch)."""
     T = program.timesteps if T is None else T
     layer = program.layers[layer_index]
     where = f"layer {layer_index} ({layer.name})"
@@ -526,9 +593,6 @@ def check_layer(program: Program, layer_index: int, cfg: SIAConfig, T: int | Non
         if Ws > cfg.max_width or Hs > cfg.max_height:
             raise SiaError(f"{where} input {j}: source {Hs}x{Ws} exceeds max")
     groups, rows, sbeats = _groups(program, layer_index, 0, cfg, T)
-    if rtl and any(stream_positions(g, cfg) > 1 for g in groups):
-        raise SiaError(f"{where}: narrow streams are a model-only option (no RTL build "
-                       f"implements them)")
     if rows > cfg.max_channels_in:
         raise SiaError(f"{where}: {rows} weight rows > max_channels_in={cfg.max_channels_in}")
     inb, outb = buffer_beats(cfg)
@@ -541,14 +605,13 @@ def check_layer(program: Program, layer_index: int, cfg: SIAConfig, T: int | Non
 
 
 def launch_images(program: Program, layer_index: int, cfg: SIAConfig, T: int | None = None,
-                  limit: int | None = None, rtl: bool = True) -> int:
+                  limit: int | None = None) -> int:
     """The most images one launch of this layer can carry (packed launch): as many as
     the input and output buffers hold (and the 9-bit timesteps field counts), at most
-    `limit`; 1 for image layers and integrators (they unload one image's state).
-    rtl: as in `check_layer`."""
+    `limit`; 1 for image layers and integrators (they unload one image's state)."""
     T = program.timesteps if T is None else T
     layer = program.layers[layer_index]
-    check_layer(program, layer_index, cfg, T, rtl=rtl)
+    check_layer(program, layer_index, cfg, T)
     if not packable(layer):
         return 1
     inb, outb = buffer_beats(cfg)
@@ -573,7 +636,9 @@ def tile_info(program: Program, layer_index: int, tile: int, cfg: SIAConfig,
     P = cfg.pes
     rows = sum(g["_rows"] for g in groups)
     image = bool(groups[0]["image"])
-    sbeats = sum((1 if g["image"] else T) * g["_beats"] for g in groups)
+    steps = 1 if image else T
+    sbeats = int(need_beats(groups, steps * groups[0]["tstride"])) if not image else \
+        sum(g["_beats"] for g in groups)
     return TileInfo(
         layer=layer_index, tile=tile, channels=min(P, layer.channels - tile * P),
         kind=layer.kind, timesteps=T, out_shape=tuple(layer.shape[1:]),
@@ -690,8 +755,11 @@ def pack_inputs(program: Program, layer_index: int, tile: int, inputs: dict, cfg
                                   .reshape(-1).tolist() for t in range(T)])
             else:
                 per_group.append([_spike_beats(x[t:t + 1], g["nw"]) for t in range(T)])
-    # timestep-major: step t of every group, then step t+1 (image layers: one step)
-    return [b for t in range(len(per_group[0])) for steps in per_group for b in steps[t]]
+    # timestep-major: step t of every group, then step t+1 (image layers: one step);
+    # narrow streams: k words per beat (`narrow_pack`)
+    steps = len(per_group[0])
+    return narrow_pack(groups, [b for t in range(steps) for seg in per_group for b in seg[t]],
+                       steps)
 
 
 def _spike_beats(x: np.ndarray, nw: int) -> list[int]:

@@ -121,8 +121,7 @@ def images_per_launch(program: Program, i: int, config: SIAConfig, T: int,
     if launch_images == 1:
         return 1
     try:
-        return min(weight_batch, regmap.launch_images(program, i, config, T, launch_images or None,
-                                                      rtl=False))
+        return min(weight_batch, regmap.launch_images(program, i, config, T, launch_images or None))
     except SiaError:
         return 1
 
@@ -360,7 +359,7 @@ def launch_cycles(program: Program, layer_index: int, tile: int, inputs,
     per_image = regmap.image_list(inputs)
     k = len(per_image)
     if k > 1:   # packing is bounded by the RTL's buffers
-        regmap.check_layer(program, layer_index, config, T, k, rtl=False)
+        regmap.check_layer(program, layer_index, config, T, k)
     steps_total = k * T       # a packed launch is one launch of k*T steps
     phases = dict(S.static_phases(program, layer_index, config, steps_total, tile, keep=keep))
     steps = 0

@@ -14,7 +14,6 @@ constants are read from sia.hw.timing at call time.
 
 import dataclasses
 
-import numpy as np
 import torch
 
 from sia.hw import regmap, timing
@@ -321,24 +320,8 @@ def stream_need(program: Program, i: int, config: SIAConfig, T: int,
     groups, _, beats = regmap._groups(program, i, tile, config, T)
     steps = 1 if is_image_layer(program.layers[i]) else T
     need = regmap.row_need(groups, steps, program.layers[i].shape[1], beats // steps)
-    return beats_for_words(groups, need, beats // steps, config).tolist()
-
-
-def beats_for_words(groups: list[dict], words: np.ndarray, step_words: int,
-                    config: SIAConfig) -> np.ndarray:
-    """Input beats that carry the first `words` spike-buffer words of a launch: the same
-    number, or on narrow-stream builds (`regmap.stream_positions`: k words per beat)
-    per step, group after group, ceil(words of the group / k) - every group's map
-    starts on a new beat."""
-    ks = [regmap.stream_positions(g, config) for g in groups]
-    if all(k == 1 for k in ks):
-        return words
-    step_beats = sum(ceil_div(g["_beats"], k) for g, k in zip(groups, ks))
-    t, rel = np.divmod(words, step_words)
-    out = t * step_beats
-    for g, k in zip(groups, ks):
-        out = out + ceil_div(np.clip(rel - g["base"], 0, g["_beats"]), k)
-    return out
+    # need counts buffer words; narrow streams deliver several per beat
+    return regmap.need_beats(groups, need).tolist()
 
 
 def row_dispatch(syn: Synapse, words: torch.Tensor, h_out: int, E: int,

@@ -73,11 +73,12 @@ def packet_cycles(groups: list[dict], spike_words, out_shape, T: int, image: boo
     header fields): what the RTL's CYCLES register shows for it. loads = the weight +
     neuron-parameter beats the packet holds (0 for keep); out_beats = output packet;
     prefetch, slots, hold = the build's row_prefetch, psum_slots and pool_hold."""
-    sw = np.asarray(spike_words, dtype=np.uint64)
-    # image words are issued one at a time; spike words two at a time (word pairs)
-    per_word = word_costs(sw, E, image) if image else _bits(sw).sum((1, 2)).astype(np.int64)
     H, W = out_shape
     steps = 1 if image else T
+    # the buffer words the input beats carry (narrow streams: several per beat)
+    sw = regmap.narrow_unpack(groups, spike_words, steps)
+    # image words are issued one at a time; spike words two at a time (word pairs)
+    per_word = word_costs(sw, E, image) if image else _bits(sw).sum((1, 2)).astype(np.int64)
 
     def row_costs(g):
         """Dispatch cycles of each pooled row [step, r] of group g, over the words at the
@@ -121,7 +122,8 @@ def packet_cycles(groups: list[dict], spike_words, out_shape, T: int, image: boo
     # (`regmap.row_need`, one beat per cycle from the first compute cycle), its drain
     # once it is handed over (C_HAND after its dispatch) and row g-1 is drained
     wdrain = (T if image else 1) * W
-    need = regmap.row_need(groups, steps, H, len(sw) if image else groups[0]["tstride"])
+    need = regmap.need_beats(groups, regmap.row_need(groups, steps, H,
+                                                     len(sw) if image else groups[0]["tstride"]))
     # row prefetch: a row whose wait conditions already hold in the last dispatch cycle
     # of the row before it (same step, both rows scan something) starts right after it,
     # its first word read in that cycle; otherwise ROW_PRE costs C_ROW once they hold

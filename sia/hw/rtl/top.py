@@ -38,8 +38,6 @@ def check_buildable(cfg: SIAConfig) -> SIAConfig:
         problems.append("max_width/max_height/max_timesteps must be < 512 (9-bit descriptor fields)")
     if cfg.max_channels_in > 65535:
         problems.append("max_channels_in must be < 65536")
-    if cfg.narrow_stream:
-        problems.append("narrow_stream: a model-only option (docs/architecture.md, \"Narrow streams\")")
     if problems:
         raise SiaError("RTL cannot build this parameter set: " + "; ".join(problems))
     return cfg
@@ -110,7 +108,9 @@ class SIATop(wiring.Component):
         # input spike buffer: in NB address banks (address mod NB), so the dispatcher
         # reads NB consecutive words (a, a + 1, ...) in one cycle: 2 (word pairs), or 4
         # on phase-quad builds (a quad's four words); the loader writes one beat per cycle
-        NB = 4 if cfg.phase_quads else 2
+        # on phase-quad builds (a quad's four words); narrow streams write up to 4 words
+        # of one beat in one cycle, so they need the four banks too
+        NB = 4 if cfg.phase_quads or cfg.narrow_stream else 2
         lb = NB.bit_length() - 1
         depth = -(-in_depth // NB)
         # (each word with its popcount in the block RAM's 8 spare bits: the dispatcher
@@ -118,6 +118,32 @@ class SIATop(wiring.Component):
         sb_wen, sb_waddr, sb_wdata = Signal(), Signal(range(in_depth)), Signal(64)
         sb_wcount = Signal(7)
         m.d.comb += sb_wcount.eq(count_tree(self.s_axis_tdata))
+        # the words a beat writes, from address sb_waddr on: one (the beat), or on
+        # narrow-stream builds k = 2^npos fields of 64 / k bits each (`regmap.narrow_pack`),
+        # the first sb_wn of them (a segment's last beat may hold fewer)
+        in_words, in_counts = [sb_wdata], [sb_wcount]
+        sb_wn = Signal(3)
+        m.d.comb += sb_wn.eq(1)
+        if cfg.narrow_stream:
+            npos_w = Signal(2)       # npos of the group the current beat belongs to
+            td = self.s_axis_tdata
+            q = [count_tree(td[16 * i:16 * i + 16]) for i in range(4)]
+            in_words, in_counts = [], []
+            for i in range(4):
+                wi, ci = Signal(64, name=f"sb_in_word{i}"), Signal(7, name=f"sb_in_count{i}")
+                with m.Switch(npos_w):
+                    with m.Case(2):
+                        m.d.comb += [wi.eq(td[16 * i:16 * i + 16]), ci.eq(q[i])]
+                    with m.Case(1):
+                        if i < 2:
+                            m.d.comb += [wi.eq(td[32 * i:32 * i + 32]),
+                                         ci.eq(q[2 * i] + q[2 * i + 1])]
+                    with m.Default():
+                        if i == 0:
+                            m.d.comb += [wi.eq(sb_wdata), ci.eq(sb_wcount)]
+                in_words.append(wi)
+                in_counts.append(ci)
+        in_words, in_counts = Array(in_words), Array(in_counts)
         ra = disp.sb_addr
         rot = Signal(lb)       # the first word's bank, registered with the read
         m.d.sync += rot.eq(Mux(disp.sb_en, ra[:lb], rot))
@@ -126,9 +152,12 @@ class SIATop(wiring.Component):
             mem = Memory(shape=72, depth=depth, init=[])
             m.submodules[f"sbuf{b}"] = mem
             wr, rd = mem.write_port(), mem.read_port()
-            # bank b holds word a + ((b - a) mod NB) of the NB read from a
-            m.d.comb += [wr.addr.eq(sb_waddr[lb:]), wr.data.eq(Cat(sb_wdata, sb_wcount)),
-                         wr.en.eq(sb_wen & (sb_waddr[:lb] == b)),
+            # bank b holds word a + ((b - a) mod NB) of the NB read (written) from a
+            wi = Signal(lb, name=f"sb_wsel{b}")
+            m.d.comb += wi.eq((b - sb_waddr[:lb])[:lb])
+            m.d.comb += [wr.addr.eq((sb_waddr + wi)[lb:]),
+                         wr.data.eq(Cat(in_words[wi], in_counts[wi])),
+                         wr.en.eq(sb_wen & (wi < sb_wn)),
                          rd.addr.eq((ra + (b - ra[:lb])[:lb])[lb:]), rd.en.eq(disp.sb_en)]
             bank_out.append(rd.data)
         bank_out = Array(bank_out)
@@ -139,7 +168,7 @@ class SIATop(wiring.Component):
             reads.append(wk)
         words = ["sb_data", "sb_data_hi", "sb_data_c", "sb_data_d"]
         counts = ["sb_count", "sb_count_hi", "sb_count_c", "sb_count_d"]
-        for k in range(NB):
+        for k in range(4 if cfg.phase_quads else 2):   # the words the dispatcher reads
             m.d.comb += [getattr(disp, words[k]).eq(reads[k][:64]),
                          getattr(disp, counts[k]).eq(reads[k][64:71])]
         m.submodules.obuf = obuf = Memory(shape=64, depth=out_depth, init=[])
@@ -151,10 +180,31 @@ class SIATop(wiring.Component):
             # address, so the aggregation core reads the drained position's shortcut
             # word (group 0's map, the tile's slice) while the dispatcher reads the
             # spike buffer's two ports
-            m.submodules.scbuf = scbuf = Memory(shape=P, depth=in_depth, init=[])
-            sc_w, sc_r = scbuf.write_port(), scbuf.read_port()
-            m.d.comb += [sc_w.en.eq(sb_wen), sc_w.addr.eq(sb_waddr),
-                         sc_w.data.eq(self.s_axis_tdata[:P])]
+            # (narrow streams: in NB banks like the spike buffer, written k words a beat)
+            SB = NB if cfg.narrow_stream else 1
+            sc_raddr = Signal(range(in_depth))
+            sc_sel = Signal(range(SB))
+            m.d.sync += sc_sel.eq(sc_raddr[:lb] if SB > 1 else 0)
+            sc_outs = []
+            for b in range(SB):
+                mem = Memory(shape=P, depth=-(-in_depth // SB), init=[])
+                m.submodules["scbuf" if SB == 1 else f"scbuf{b}"] = mem
+                sw, sr = mem.write_port(), mem.read_port()
+                if SB == 1:
+                    m.d.comb += [sw.en.eq(sb_wen), sw.addr.eq(sb_waddr),
+                                 sw.data.eq(self.s_axis_tdata[:P]), sr.addr.eq(sc_raddr)]
+                else:
+                    wi = Signal(lb, name=f"sc_wsel{b}")
+                    m.d.comb += [wi.eq((b - sb_waddr[:lb])[:lb]),
+                                 sw.en.eq(sb_wen & (wi < sb_wn)),
+                                 sw.addr.eq((sb_waddr + wi)[lb:]), sw.data.eq(in_words[wi][:P]),
+                                 sr.addr.eq((sc_raddr + (b - sc_raddr[:lb])[:lb])[lb:])]
+                sc_outs.append(sr)
+            sc_data = Signal(P)
+            m.d.comb += sc_data.eq(Array(r.data for r in sc_outs)[sc_sel])
+            sc_en = Signal()
+            for r in sc_outs:
+                m.d.comb += r.en.eq(sc_en)
 
         # ---- PE array wiring (shared control)
         wp_cnt = Signal(range(P))
@@ -240,8 +290,30 @@ class SIATop(wiring.Component):
         m.d.comb += [regs.busy.eq(busy), regs.done.eq(done), regs.error.eq(error),
                      regs.error_code.eq(ecode), regs.cycles.eq(cycles), regs.sops.eq(sops),
                      regs.image_ops.eq(iops), self.irq_done.eq(done)]
-        m.d.comb += [gbw.i_data.eq(self.s_axis_tdata), gbn.i_data.eq(self.s_axis_tdata),
-                     sb_waddr.eq(bcnt)]
+        m.d.comb += [gbw.i_data.eq(self.s_axis_tdata), gbn.i_data.eq(self.s_axis_tdata)]
+        # buffer words in (the rows' input condition compares them with row_need): one
+        # per beat, or on narrow-stream builds k = 2^npos per beat of a narrow group,
+        # each (step, group) segment starting on a new beat
+        have = bcnt
+        if cfg.narrow_stream:
+            wcnt = Signal(24)
+            gi = Signal(range(MAX_GROUPS))    # the group of the current segment
+            seg_left, seg_fresh = Signal(24), Signal()
+            gfield = [{n: field(GROUP_LAYOUT, n, LAYER_BEATS + GROUP_BEATS * g)
+                       for n in ("base", "tstride", "npos")} for g in range(MAX_GROUPS)]
+            seg_words = Array(
+                Mux(L["ngroups"] == g + 1, gfield[0]["tstride"], gfield[g + 1]["base"]
+                    if g + 1 < MAX_GROUPS else gfield[0]["tstride"]) - gfield[g]["base"]
+                for g in range(MAX_GROUPS))
+            mcur, kk = Signal(24), Signal(3)
+            m.d.comb += [mcur.eq(Mux(seg_fresh, seg_words[gi], seg_left)),
+                         npos_w.eq(Mux(image, 0, Array(f["npos"] for f in gfield)[gi])),
+                         kk.eq(1 << npos_w),
+                         # (image layers: one word per beat, no segments)
+                         sb_wn.eq(Mux(image, 1, Mux(mcur < kk, mcur, kk))), sb_waddr.eq(wcnt)]
+            have = wcnt
+        else:
+            m.d.comb += sb_waddr.eq(bcnt)
         if timing.plane_issue(E):
             # plane issue: image words are stored plane-major (bit b*8+c = bit b of pixel
             # c), transposed on the way in rather than in the dispatcher's scan loop
@@ -324,9 +396,9 @@ class SIATop(wiring.Component):
             idstep = Signal(24)
             d1 = Signal()
             m.d.sync += d1.eq(drain_step)
-            m.d.comb += [sc_r.addr.eq(idstep + row_pos_d + ox), sc_r.en.eq(drain_step),
-                         agg.id_bits.eq(sc_r.data)]
-            m.d.sync += id_inc.eq(Mux(d1 & agg.id_on, count_tree(sc_r.data), 0))
+            m.d.comb += [sc_raddr.eq(idstep + row_pos_d + ox), sc_en.eq(drain_step),
+                         agg.id_bits.eq(sc_data)]
+            m.d.sync += id_inc.eq(Mux(d1 & agg.id_on, count_tree(sc_data), 0))
             with m.If(drain_step & row_end & ~image & (oy_d == L["h_out"] - 1)):
                 m.d.sync += idstep.eq(idstep + field(GROUP_LAYOUT, "tstride", LAYER_BEATS))
         with m.If(drain_step):
@@ -354,6 +426,13 @@ class SIATop(wiring.Component):
             m.d.comb += [self.s_axis_tready.eq(1), sb_wen.eq(beat)]
             with m.If(beat):
                 m.d.sync += bcnt.eq(bcnt + 1)
+                if cfg.narrow_stream:
+                    m.d.sync += wcnt.eq(wcnt + sb_wn)
+                    with m.If(image | (mcur <= kk)):     # the segment ends: next group
+                        m.d.sync += [seg_fresh.eq(1),
+                                     gi.eq(Mux(gi == L["ngroups"] - 1, 0, gi + 1))]
+                    with m.Else():
+                        m.d.sync += [seg_fresh.eq(0), seg_left.eq(mcur - kk)]
                 with m.If(bcnt == sbeats_m1):
                     m.d.sync += sl_active.eq(0)
 
@@ -386,6 +465,8 @@ class SIATop(wiring.Component):
                                  t_d.eq(0), tp_d.eq(0), oy_d.eq(0), row_pos_d.eq(0), ox.eq(0),
                                  ti.eq(0), id_inc.eq(0),
                                  all_drained.eq(0), all_written.eq(0)]
+                    if cfg.narrow_stream:
+                        m.d.sync += [wcnt.eq(0), gi.eq(0), seg_fresh.eq(1)]
                     if cfg.identity_drain:
                         m.d.sync += idstep.eq(0)
                     m.d.comb += [gbw.clear.eq(1), gbn.clear.eq(1)]
@@ -420,6 +501,11 @@ class SIATop(wiring.Component):
                     phase_bad = phase_bad | Cat(*[
                         field(GROUP_LAYOUT, "quad", LAYER_BEATS + GROUP_BEATS * g) & (g < L["ngroups"])
                         for g in range(MAX_GROUPS)]).any()
+                # (a build without narrow streams refuses npos > 0)
+                if not cfg.narrow_stream:
+                    phase_bad = phase_bad | Cat(*[
+                        field(GROUP_LAYOUT, "npos", LAYER_BEATS + GROUP_BEATS * g).any()
+                        & (g < L["ngroups"]) for g in range(MAX_GROUPS)]).any()
                 # (a drain bit only on group 0, and only on a build with identity_drain)
                 drain_bad = Cat(*[
                     field(GROUP_LAYOUT, "drain", LAYER_BEATS + GROUP_BEATS * g) & (g < L["ngroups"])
@@ -483,7 +569,7 @@ class SIATop(wiring.Component):
                 # row gd + hand may be accumulated once the row psum_slots - 2 before it is drained
                 # (its psum slot is free) and the input rows it scans are in (the rest
                 # keeps streaming)
-                with m.If((dg + (cfg.psum_slots - 3) >= gd + hand) & (bcnt >= disp.row_need)):
+                with m.If((dg + (cfg.psum_slots - 3) >= gd + hand) & (have >= disp.row_need)):
                     m.d.comb += disp.row_start.eq(1)
                     with m.If(disp.row_nonempty):
                         m.next = "DISPATCH"
@@ -499,7 +585,7 @@ class SIATop(wiring.Component):
                     # conditions hold already (gd + hand: this row's hand is not counted)
                     if cfg.row_prefetch:
                         with m.If((oy != L["h_out"] - 1) & (dg + (cfg.psum_slots - 4) >= gd + hand) &
-                                  (bcnt >= disp.row_need) & disp.row_nonempty):
+                                  (have >= disp.row_need) & disp.row_nonempty):
                             m.d.comb += disp.row_start.eq(1)
                             m.next = "DISPATCH"
                 with m.If(regs.soft_reset):
