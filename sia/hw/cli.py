@@ -32,6 +32,9 @@ POOL_HOLD = typer.Option(None, "--pool-hold/--no-pool-hold",
 PHASE_QUADS = typer.Option(None, "--phase-quads/--no-phase-quads",
                            help="override phase_quads (stride-2 3x3 convs take events from "
                                 "four positions per cycle; needs phase pairs)")
+NARROW_STREAM = typer.Option(None, "--narrow-stream/--no-narrow-stream",
+                             help="override narrow_stream (spike maps of <= 32 channels "
+                                  "stream 2-4 positions per beat)")
 
 
 def _print_table(header, rows):
@@ -64,10 +67,7 @@ def register(app: typer.Typer):
         psum_slots: int = PSUM_SLOTS,
         pool_hold: bool = POOL_HOLD,
         phase_quads: bool = PHASE_QUADS,
-        narrow_stream: bool = typer.Option(None, "--narrow-stream/--no-narrow-stream",
-                                           help="override narrow_stream (model only: spike "
-                                                "maps of <= 32 channels stream 2-4 positions "
-                                                "per beat)"),
+        narrow_stream: bool = NARROW_STREAM,
         synth: Path = typer.Option(None, "--synth-report",
                                    help="synth_report.json of `sia synth`: its DSP count for GOPS/DSP"),
         batch: int = typer.Option(1, "--batch", min=1,

@@ -5,19 +5,19 @@ from pathlib import Path
 
 import typer
 
-from sia.hw.cli import (IDENTITY_DRAIN, PHASE_PAIRS, PHASE_QUADS, POOL_HOLD, PSUM_SLOTS,
-                        ROW_PREFETCH, build_config)
+from sia.hw.cli import (IDENTITY_DRAIN, NARROW_STREAM, PHASE_PAIRS, PHASE_QUADS, POOL_HOLD,
+                        PSUM_SLOTS, ROW_PREFETCH, build_config)
 
 
 def _cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch, psum_slots, pool_hold,
-         phase_quads=None):
+         phase_quads=None, narrow_stream=None):
     """The build's parameter set, refused (one line, nothing written) if the RTL cannot
     build it."""
     from sia.hw.rtl.top import check_buildable
     return check_buildable(build_config(config, pes, events, phase_pairs=phase_pairs,
                                         identity_drain=identity_drain, row_prefetch=row_prefetch,
                                         psum_slots=psum_slots, pool_hold=pool_hold,
-                                        phase_quads=phase_quads))
+                                        phase_quads=phase_quads, narrow_stream=narrow_stream))
 
 
 def register(app: typer.Typer):
@@ -36,13 +36,14 @@ def register(app: typer.Typer):
         psum_slots: int = PSUM_SLOTS,
         pool_hold: bool = POOL_HOLD,
         phase_quads: bool = PHASE_QUADS,
+        narrow_stream: bool = NARROW_STREAM,
     ):
         """Write sia_top.v (plain Verilog) and sia_top.json (parameters, register map, ...).
 
         The JSON also holds the packet format and the timing constants."""
         from sia.hw.rtl.export import export
         cfg = _cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch, psum_slots,
-                   pool_hold, phase_quads)
+                   pool_hold, phase_quads, narrow_stream)
         files = export(cfg, out)
         print(f"wrote {files['verilog']} and {files['json']}")
 
@@ -64,6 +65,7 @@ def register(app: typer.Typer):
         psum_slots: int = PSUM_SLOTS,
         pool_hold: bool = POOL_HOLD,
         phase_quads: bool = PHASE_QUADS,
+        narrow_stream: bool = NARROW_STREAM,
         jobs: int = typer.Option(None, "--jobs", min=1,
                                  help="simulator processes (default: CPU cores, at most 2; "
                                       "1 = layer by layer on the RTL's own spikes)"),
@@ -80,7 +82,7 @@ def register(app: typer.Typer):
         prog = resolve_program(program)
         images, labels = load_split(data or prog.meta.get("dataset", "digits"), "test", data_dir)
         cfg = _cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch, psum_slots,
-                   pool_hold, phase_quads)
+                   pool_hold, phase_quads, narrow_stream)
         sel = slice(image_index, image_index + batch)
         rep = bench(prog, np.asarray(images[sel]), cfg, T=timesteps, jobs=jobs)
         rep["image_index"], rep["labels"] = image_index, [int(v) for v in np.asarray(labels[sel])]
@@ -101,6 +103,7 @@ def register(app: typer.Typer):
         psum_slots: int = PSUM_SLOTS,
         pool_hold: bool = POOL_HOLD,
         phase_quads: bool = PHASE_QUADS,
+        narrow_stream: bool = NARROW_STREAM,
         abc9: bool = typer.Option(False, "--abc9", help="synth_xilinx -abc9 (slower)"),
         block: str = typer.Option(None, "--block",
                                   help="pe | dispatcher | aggregation: that block of the build "
@@ -114,7 +117,7 @@ def register(app: typer.Typer):
         from sia.hw.rtl.synth import (block_component, format_path, format_report, run_synth,
                                       synth_block)
         cfg = _cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch, psum_slots,
-                   pool_hold, phase_quads)
+                   pool_hold, phase_quads, narrow_stream)
         if block is not None:
             rep = synth_block(block_component(block, cfg), block, out, depth=True, abc9=abc9)
             (out / f"{block}_report.json").write_text(json.dumps(rep, indent=1) + "\n")
