@@ -281,16 +281,21 @@ def test_phase_pairs_bit_and_cycle_exact(E):
     run_program(p, _image(p, 2), cfg, seed=E, p_valid=0.6, p_ready=0.5)
 
 
-def test_phase_pairs_in_packed_batches():
-    """Phase groups in resident-weight batches and packed launches (3 images)."""
+def _check_packed_batch(cfg):
+    """testprog's seed-4 program on 3 images in resident-weight batches and packed
+    launches: bit-exact (run_images raises on any golden mismatch), every launch
+    cycle-exact."""
     from sia.hw.rtl.cosim.program import run_images
-    cfg = _phase_cfg(2)
     p = random_program(4, timesteps=2)
-    imgs = np.stack([_image(p, s) for s in range(3)])
-    r = run_images(p, imgs, cfg, launch_images=0)      # raises on any golden mismatch
+    r = run_images(p, np.stack([_image(p, s) for s in range(3)]), cfg, launch_images=0)
     assert any(len(launch["images"]) > 1 for launch in r["launches"])
     for launch in r["launches"]:
         assert launch["cycles"] == launch["expected"] == launch["model"], launch
+
+
+def test_phase_pairs_in_packed_batches():
+    """Phase groups in resident-weight batches and packed launches (3 images)."""
+    _check_packed_batch(_phase_cfg(2))
 
 
 def test_phase_pairs_on_model_engineers_programs():
@@ -319,7 +324,6 @@ def test_phase_quads_bit_and_cycle_exact(E):
     sia.program.random programs; bit-exact, cycle-exact (RTL == formula == model), SOPS
     = the golden count, unchanged results under stalls; in resident-weight packed
     batches too (E = 2)."""
-    from sia.hw.rtl.cosim.program import run_images
     from sia.program.random import random_program as rp
     cfg = _quad_cfg(E)
     for chans in ((6, 7), (70, 66)):
@@ -334,11 +338,7 @@ def test_phase_quads_bit_and_cycle_exact(E):
                    for layer in p.layers for s in layer.inputs)
         _check_exact(p, run_program(p, _image(p, seed), cfg))
     if E == 2:
-        p = random_program(4, timesteps=2)
-        r = run_images(p, np.stack([_image(p, s) for s in range(3)]), cfg, launch_images=0)
-        assert any(len(launch["images"]) > 1 for launch in r["launches"])
-        for launch in r["launches"]:
-            assert launch["cycles"] == launch["expected"] == launch["model"], launch
+        _check_packed_batch(cfg)
 
 
 def test_narrow_streams_bit_and_cycle_exact():
@@ -348,8 +348,6 @@ def test_narrow_streams_bit_and_cycle_exact():
     4-channel drain slice 4) and 70/66 (only the drain slice narrow); bit-exact,
     cycle-exact, SOPS = golden; under stalls; in packed batches."""
     import dataclasses
-
-    from sia.hw.rtl.cosim.program import run_images
     cfg = dataclasses.replace(_quad_cfg(4), narrow_stream=True)
     for chans, npos in (((6, 7), {2}), ((20, 24), {1, 2}), ((70, 66), {0, 2})):
         p = random_program(2, chans=chans, timesteps=2)
@@ -358,11 +356,7 @@ def test_narrow_streams_bit_and_cycle_exact():
         _check_exact(p, run_program(p, _image(p, 2), cfg))
     p = random_program(2, chans=(6, 7), timesteps=2)
     run_program(p, _image(p, 2), cfg, seed=1, p_valid=0.6, p_ready=0.5)
-    p = random_program(4, timesteps=2)
-    r = run_images(p, np.stack([_image(p, s) for s in range(3)]), cfg, launch_images=0)
-    assert any(len(launch["images"]) > 1 for launch in r["launches"])
-    for launch in r["launches"]:
-        assert launch["cycles"] == launch["expected"] == launch["model"], launch
+    _check_packed_batch(cfg)
 
 
 def test_narrow_packet_refused_by_a_build_without_narrow_streams():

@@ -66,6 +66,10 @@ def register(app: typer.Typer):
         pool_hold: bool = POOL_HOLD,
         phase_quads: bool = PHASE_QUADS,
         narrow_stream: bool = NARROW_STREAM,
+        launch_images: int = typer.Option(1, "--launch-images", min=0,
+                                          help="images of the batch per launch where the "
+                                               "buffers allow (packed launches; 0 = as many "
+                                               "as fit, 1 = one image per launch)"),
         jobs: int = typer.Option(None, "--jobs", min=1,
                                  help="simulator processes (default: CPU cores, at most 2; "
                                       "1 = layer by layer on the RTL's own spikes)"),
@@ -84,7 +88,8 @@ def register(app: typer.Typer):
         cfg = _cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch, psum_slots,
                    pool_hold, phase_quads, narrow_stream)
         sel = slice(image_index, image_index + batch)
-        rep = bench(prog, np.asarray(images[sel]), cfg, T=timesteps, jobs=jobs)
+        rep = bench(prog, np.asarray(images[sel]), cfg, T=timesteps, jobs=jobs,
+                    launch_images=launch_images)
         rep["image_index"], rep["labels"] = image_index, [int(v) for v in np.asarray(labels[sel])]
         print(json.dumps({k: v for k, v in rep.items() if k != "per_launch"}, indent=1))
         if out:
