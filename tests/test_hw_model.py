@@ -696,6 +696,28 @@ def test_dse_sweeps_build_options():
     assert rows[1]["latency_cycles"] < rows[0]["latency_cycles"]
 
 
+def test_dse_sweeps_quads_and_narrow_streams():
+    """dse.sweep over phase quads and narrow streams == run() on each build; quads are
+    only swept with phase pairs; each option saves cycles on this program (a stride-2
+    conv over an even 6-channel map)."""
+    p = random_program(11, max_hw=8, max_channels=6, timesteps=3)
+    imgs = _images(p, 2, 0)
+    rows = dse.sweep(p, imgs, pes=(4,), events=(2,), timesteps=(2,), weight_bits=(8,),
+                     batches=(2,), phase_pairs=(False, True), phase_quads=(False, True),
+                     narrow_stream=(False, True))
+    assert [(q["phase_pairs"], q["phase_quads"], q["narrow_stream"]) for q in rows] == [
+        (False, False, False), (False, False, True), (True, False, False), (True, False, True),
+        (True, True, False), (True, True, True)]
+    for q in rows:
+        cfg = SIAConfig(pes=4, phase_pairs=q["phase_pairs"], phase_quads=q["phase_quads"],
+                        narrow_stream=q["narrow_stream"])
+        s = report.summarize(run(p, imgs, T=2, config=cfg, weight_batch=2))
+        assert q["latency_cycles"] == pytest.approx(s["latency_cycles"]["mean"])
+        assert q["gops_per_pe_ceiling"] == pytest.approx(s["gops_per_pe_ceiling"])
+    c = [q["latency_cycles"] for q in rows]
+    assert c[4] < c[2] and c[1] < c[0] and c[5] < c[4]
+
+
 def test_dse_sweeps_psum_slots(tmp_path):
     """dse.sweep over psum row slots == run() on each build; more slots never cost
     cycles, and here the fifth slot saves some (a row that drains slower than the next

@@ -126,6 +126,12 @@ def register(app: typer.Typer):
         psum_slots: str = typer.Option(None, "--psum-slots",
                                        help="psum row slots to sweep, e.g. 4,5,8 (default: "
                                             "the config's)"),
+        phase_quads: str = typer.Option(None, "--phase-quads",
+                                        help="phase quads to sweep: off, on or off,on (with "
+                                             "phase pairs only; default: the config's)"),
+        narrow_stream: str = typer.Option(None, "--narrow-stream",
+                                          help="narrow streams to sweep: off, on or off,on "
+                                               "(default: the config's)"),
         out: Path = typer.Option(None, "--out", help="directory for sia_dse.json + PNG"),
     ):
         """Sweep PE count, events per cycle, T and weight bits: table + plot."""
@@ -153,7 +159,9 @@ def register(app: typer.Typer):
                          phase_pairs=switches("--phase-pairs", phase_pairs),
                          identity_drain=switches("--identity-drain", identity_drain),
                          psum_slots=None if psum_slots is None else
-                         int_list(psum_slots, "--psum-slots"))
+                         int_list(psum_slots, "--psum-slots"),
+                         phase_quads=switches("--phase-quads", phase_quads),
+                         narrow_stream=switches("--narrow-stream", narrow_stream))
         _print_table(dse.TABLE_HEADER, dse.table_rows(rows))
         print("* projection for an option the RTL lacks: all streams hidden behind compute")
         if out:

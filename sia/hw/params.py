@@ -43,15 +43,14 @@ class SIAConfig:
     pool_hold: bool = False     # in a pooled position, a unit's last < E events are held
                                 # and issued in the next unit's first cycle (E <= 2;
                                 # docs/architecture.md, "Pool hold")
-    phase_quads: bool = False   # (model only, not built in RTL) a phase-pair build whose
-                                # stride-2 3x3 convs also pair the two source rows of an
-                                # output row: E events from each of four positions per
-                                # cycle (weight memory split into four tap sets;
-                                # docs/architecture.md, "Phase quads")
-    narrow_stream: bool = False  # (model only, not built in RTL) spike maps of <= 32
-                                # channels stream 2 or 4 positions per 64-bit beat, the
-                                # input spike buffer taking up to 4 words per cycle in four
-                                # address banks (docs/architecture.md, "Narrow streams")
+    phase_quads: bool = False   # a phase-pair build whose stride-2 3x3 convs also pair the
+                                # two source rows of an output row: E events from each of
+                                # four positions per cycle (weight memory split into four
+                                # tap sets; docs/architecture.md, "Phase quads")
+    narrow_stream: bool = False  # spike maps of <= 32 channels stream 2 or 4 positions per
+                                # 64-bit beat, the input spike buffer taking up to 4 words
+                                # per cycle in four address banks (docs/architecture.md,
+                                # "Narrow streams")
 
     def __post_init__(self):
         checks = [

@@ -330,7 +330,7 @@ def phase_pair(syn, src_shape, cfg: SIAConfig) -> bool:
 
 
 def phase_quad(syn, src_shape, cfg: SIAConfig) -> bool:
-    """Is this group scanned in phase quads? On (model-only) builds with `phase_quads`, a
+    """Is this group scanned in phase quads? On builds with `phase_quads`, a
     stride-2, padding-1, 3x3 phase-pair conv (`phase_pair`, not a one-tap group) whose
     source height is even too: output row oy scans source rows 2oy and 2oy+1, and the
     four positions (2oy + i, 2X + j), i, j in {0, 1}, reach disjoint tap sets (ky = 1 or

@@ -64,7 +64,8 @@ def point(program: Program, r: ModelResult, cfg: SIAConfig, weight_batch: int = 
     T, n = r.timesteps, r.images
     row = {"pes": cfg.pes, "events_per_cycle": cfg.events_per_cycle, "timesteps": T,
            "weight_bits": cfg.weight_bits, "phase_pairs": cfg.phase_pairs,
-           "phase_quads": cfg.phase_quads, "identity_drain": cfg.identity_drain, "psum_slots": cfg.psum_slots,
+           "phase_quads": cfg.phase_quads, "narrow_stream": cfg.narrow_stream,
+           "identity_drain": cfg.identity_drain, "psum_slots": cfg.psum_slots,
            "weight_batch": weight_batch, "launch_images": launch_images}
     try:
         check_fits(program, cfg, T)
@@ -104,11 +105,16 @@ def point(program: Program, r: ModelResult, cfg: SIAConfig, weight_batch: int = 
 def sweep(program: Program, images, pes=(16, 32, 64, 128), events=(1, 2), timesteps=(4, 8, 16),
           weight_bits=(8, 16), base: SIAConfig | None = None, progress: bool = False,
           batches=(1,), launch_images: int = 1, phase_pairs=None,
-          identity_drain=None, psum_slots=None) -> list[dict]:
-    """phase_pairs, identity_drain, psum_slots: the values of those SIAConfig build options
-    to sweep (default: the base's)."""
+          identity_drain=None, psum_slots=None, phase_quads=None,
+          narrow_stream=None) -> list[dict]:
+    """phase_pairs, identity_drain, psum_slots, phase_quads, narrow_stream: the values of
+    those SIAConfig build options to sweep (default: the base's; quads only with pairs)."""
     base = base or SIAConfig()
     phases = (base.phase_pairs,) if phase_pairs is None else tuple(phase_pairs)
+    quads = (base.phase_quads,) if phase_quads is None else tuple(phase_quads)
+    narrows = (base.narrow_stream,) if narrow_stream is None else tuple(narrow_stream)
+    # (phase pairs, phase quads) builds: quads need pairs
+    phase_opts = [(ph, q) for ph in phases for q in quads if ph or not q]
     drains = (base.identity_drain,) if identity_drain is None else tuple(identity_drain)
     slots = (base.psum_slots,) if psum_slots is None else tuple(psum_slots)
     Ts = [T for T in timesteps if T <= min(program.t_max, base.max_timesteps)]
@@ -126,12 +132,13 @@ def sweep(program: Program, images, pes=(16, 32, 64, 128), events=(1, 2), timest
                         progress=progress, keep_scans=True, batch_size=max(1, len(images)))
             for E in events:
                 for wb in weight_bits:
-                    for ph in phases:
-                        for idr, ns in ((i, s) for i in drains for s in slots):
+                    for ph, q in phase_opts:
+                        for idr, ns, nar in ((i, s, n) for i in drains for s in slots
+                                             for n in narrows):
                             # (pool hold holds one event: builds with E <= 2 only)
                             cfg = dataclasses.replace(base, pes=P, events_per_cycle=E,
                                                       weight_bits=wb, phase_pairs=ph,
-                                                      phase_quads=base.phase_quads and ph,
+                                                      phase_quads=q, narrow_stream=nar,
                                                       identity_drain=idr, psum_slots=ns,
                                                       pool_hold=base.pool_hold and E <= 2)
                             for b in batches:
@@ -156,16 +163,18 @@ def write(rows: list[dict], out_dir, stem: str = "sia_dse") -> tuple[Path, Path]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
     for T in sorted({r["timesteps"] for r in ok}):
         for E in sorted({r["events_per_cycle"] for r in ok}):
-            for ph, idr, v in sorted({(r["phase_pairs"], r["identity_drain"], r[line_key])
-                                      for r in ok}):
+            def opts(r):   # the build options a line holds fixed
+                return (r["phase_pairs"], r["phase_quads"], r["narrow_stream"],
+                        r["identity_drain"], r[line_key])
+            for ph, q, nar, idr, v in sorted({opts(r) for r in ok}):
                 pts = sorted((r[x_key], r["images_per_s"], r["gops_per_pe"]) for r in ok
                              if r["timesteps"] == T and r["events_per_cycle"] == E
                              and r["weight_bits"] == wb and r["weight_batch"] == bmax
-                             and (r["phase_pairs"], r["identity_drain"], r[line_key])
-                             == (ph, idr, v))
+                             and opts(r) == (ph, q, nar, idr, v))
                 if pts:
                     p, ips, gpp = zip(*pts)
-                    lab = (f"T={T}, E={E}" + (", phase pairs" if ph else "")
+                    lab = (f"T={T}, E={E}" + (", phase quads" if q else ", phase pairs" if ph else "")
+                           + (", narrow streams" if nar else "")
                            + (", identity drain" if idr else "")
                            + (f", P={v}" if by_slots else f", {v} slots" if v != 4 else ""))
                     style = {"linestyle": "--" if ph else "-", "marker": "s" if idr else "o"}
@@ -189,7 +198,7 @@ def write(rows: list[dict], out_dir, stem: str = "sia_dse") -> tuple[Path, Path]
     return js, png
 
 
-TABLE_HEADER = ["P", "E", "T", "wbits", "phase", "id drain", "slots", "batch", "cycles/img", "images/s", "GOPS(acc)", "GOPS/PE",
+TABLE_HEADER = ["P", "E", "T", "wbits", "phase", "narrow", "id drain", "slots", "batch", "cycles/img", "images/s", "GOPS(acc)", "GOPS/PE",
                 "GOPS/PE ceiling", "util %", "GOPS/PE compute only*"]
 
 
@@ -197,7 +206,8 @@ def table_rows(rows: list[dict]) -> list[list[str]]:
     out = []
     for r in rows:
         head = [str(r["pes"]), str(r["events_per_cycle"]), str(r["timesteps"]), str(r["weight_bits"]),
-                "on" if r["phase_pairs"] else "off", "on" if r["identity_drain"] else "off",
+                "quads" if r["phase_quads"] else "pairs" if r["phase_pairs"] else "off",
+                "on" if r["narrow_stream"] else "off", "on" if r["identity_drain"] else "off",
                 str(r["psum_slots"]), str(r["weight_batch"])]
         if not r["fits"]:
             out.append(head + ["does not fit", "", "", "", "", "", ""])

@@ -179,8 +179,8 @@ def build_name(cfg: dict) -> str:
     opts = [name for key, name in (("phase_pairs", "phase pairs"),
                                    ("identity_drain", "identity drain"),
                                    ("pool_hold", "pool hold"),
-                                   ("phase_quads", "phase quads (model only)"),
-                                   ("narrow_stream", "narrow streams (model only)"))
+                                   ("phase_quads", "phase quads"),
+                                   ("narrow_stream", "narrow streams"))
             if cfg.get(key)]
     if not cfg.get("row_prefetch", True):
         opts.append("no row prefetch")

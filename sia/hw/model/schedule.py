@@ -52,7 +52,7 @@ def phase(syn: Synapse, program: Program, config: SIAConfig) -> bool:
 
 
 def quad(syn: Synapse, program: Program, config: SIAConfig) -> bool:
-    """Is the group (as in the program) scanned in phase quads on this (model-only)
+    """Is the group (as in the program) scanned in phase quads on this
     build (`regmap.phase_quad`)? A quad group is a phase group too (`phase`)."""
     return regmap.phase_quad(syn, program.source_shape(syn.source), config)
 
