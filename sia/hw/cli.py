@@ -37,6 +37,12 @@ NARROW_STREAM = typer.Option(None, "--narrow-stream/--no-narrow-stream",
                                   "stream 2-4 positions per beat)")
 
 
+def _sweep_switch(flag: str, what: str):
+    """A `sia dse` option naming the values of a boolean build option to sweep."""
+    return typer.Option(None, flag, help=f"{what} to sweep: off, on or off,on (default: the "
+                                         f"config's)")
+
+
 def _print_table(header, rows):
     from rich.console import Console
     from rich.table import Table
@@ -117,21 +123,13 @@ def register(app: typer.Typer):
         launch_images: int = typer.Option(0, "--launch-images", min=0,
                                           help="packed launches: images per launch "
                                                "(0 = as many as fit, 1 = none)"),
-        phase_pairs: str = typer.Option(None, "--phase-pairs",
-                                        help="phase pairs to sweep: off, on or off,on "
-                                             "(default: the config's)"),
-        identity_drain: str = typer.Option(None, "--identity-drain",
-                                           help="identity in the drain to sweep: off, on or "
-                                                "off,on (default: the config's)"),
+        phase_pairs: str = _sweep_switch("--phase-pairs", "phase pairs"),
+        identity_drain: str = _sweep_switch("--identity-drain", "identity in the drain"),
         psum_slots: str = typer.Option(None, "--psum-slots",
                                        help="psum row slots to sweep, e.g. 4,5,8 (default: "
                                             "the config's)"),
-        phase_quads: str = typer.Option(None, "--phase-quads",
-                                        help="phase quads to sweep: off, on or off,on (with "
-                                             "phase pairs only; default: the config's)"),
-        narrow_stream: str = typer.Option(None, "--narrow-stream",
-                                          help="narrow streams to sweep: off, on or off,on "
-                                               "(default: the config's)"),
+        phase_quads: str = _sweep_switch("--phase-quads", "phase quads (with phase pairs only)"),
+        narrow_stream: str = _sweep_switch("--narrow-stream", "narrow streams"),
         out: Path = typer.Option(None, "--out", help="directory for sia_dse.json + PNG"),
     ):
         """Sweep PE count, events per cycle, T and weight bits: table + plot."""
