@@ -107,9 +107,8 @@ class SIATop(wiring.Component):
         # ---- buffers
         # input spike buffer: in NB address banks (address mod NB), so the dispatcher
         # reads NB consecutive words (a, a + 1, ...) in one cycle: 2 (word pairs), or 4
-        # on phase-quad builds (a quad's four words); the loader writes one beat per cycle
-        # on phase-quad builds (a quad's four words); narrow streams write up to 4 words
-        # of one beat in one cycle, so they need the four banks too
+        # on phase-quad builds (a quad's four words); the loader writes one beat per
+        # cycle, which narrow streams split into up to 4 words (so they need four banks)
         NB = 4 if cfg.phase_quads or cfg.narrow_stream else 2
         lb = NB.bit_length() - 1
         depth = -(-in_depth // NB)
@@ -118,12 +117,10 @@ class SIATop(wiring.Component):
         sb_wen, sb_waddr, sb_wdata = Signal(), Signal(range(in_depth)), Signal(64)
         sb_wcount = Signal(7)
         m.d.comb += sb_wcount.eq(count_tree(self.s_axis_tdata))
-        # the words a beat writes, from address sb_waddr on: one (the beat), or on
-        # narrow-stream builds k = 2^npos fields of 64 / k bits each (`regmap.narrow_pack`),
-        # the first sb_wn of them (a segment's last beat may hold fewer)
-        in_words, in_counts = [sb_wdata], [sb_wcount]
+        # narrow-stream builds: the words a beat writes from address sb_waddr on, k =
+        # 2^npos fields of 64 / k bits each (`regmap.narrow_pack`), the first sb_wn of
+        # them (a segment's last beat may hold fewer); other builds write the beat
         sb_wn = Signal(3)
-        m.d.comb += sb_wn.eq(1)
         if cfg.narrow_stream:
             npos_w = Signal(2)       # npos of the group the current beat belongs to
             td = self.s_axis_tdata
@@ -143,7 +140,7 @@ class SIATop(wiring.Component):
                             m.d.comb += [wi.eq(sb_wdata), ci.eq(sb_wcount)]
                 in_words.append(wi)
                 in_counts.append(ci)
-        in_words, in_counts = Array(in_words), Array(in_counts)
+            in_words, in_counts = Array(in_words), Array(in_counts)
         ra = disp.sb_addr
         rot = Signal(lb)       # the first word's bank, registered with the read
         m.d.sync += rot.eq(Mux(disp.sb_en, ra[:lb], rot))
@@ -153,12 +150,16 @@ class SIATop(wiring.Component):
             m.submodules[f"sbuf{b}"] = mem
             wr, rd = mem.write_port(), mem.read_port()
             # bank b holds word a + ((b - a) mod NB) of the NB read (written) from a
-            wi = Signal(lb, name=f"sb_wsel{b}")
-            m.d.comb += wi.eq((b - sb_waddr[:lb])[:lb])
-            m.d.comb += [wr.addr.eq((sb_waddr + wi)[lb:]),
-                         wr.data.eq(Cat(in_words[wi], in_counts[wi])),
-                         wr.en.eq(sb_wen & (wi < sb_wn)),
-                         rd.addr.eq((ra + (b - ra[:lb])[:lb])[lb:]), rd.en.eq(disp.sb_en)]
+            if cfg.narrow_stream:   # word a + wi of the beat lands in bank b
+                wi = Signal(lb, name=f"sb_wsel{b}")
+                m.d.comb += wi.eq((b - sb_waddr[:lb])[:lb])
+                m.d.comb += [wr.addr.eq((sb_waddr + wi)[lb:]),
+                             wr.data.eq(Cat(in_words[wi], in_counts[wi])),
+                             wr.en.eq(sb_wen & (wi < sb_wn))]
+            else:                   # one word per beat, at address sb_waddr
+                m.d.comb += [wr.addr.eq(sb_waddr[lb:]), wr.data.eq(Cat(sb_wdata, sb_wcount)),
+                             wr.en.eq(sb_wen & (sb_waddr[:lb] == b))]
+            m.d.comb += [rd.addr.eq((ra + (b - ra[:lb])[:lb])[lb:]), rd.en.eq(disp.sb_en)]
             bank_out.append(rd.data)
         bank_out = Array(bank_out)
         reads = []
