@@ -241,10 +241,15 @@ class Dispatch(wiring.Component):
         m.d.comb += pair.eq(~image & ~lo_last)
         # phase quads (`regmap.phase_quad`): every unit is four words, (2Y+i, 2X+j) of one
         # word w, read from the spike buffer's four banks
+        # (builds without the option elaborate none of the quad logic)
         qd = Signal(name="s0_quad")
-        m.d.comb += qd.eq(cur["quad"] if QD else 0)
+        if QD:
+            m.d.comb += qd.eq(cur["quad"])
         run_end = Signal(name="s0_run_end")
-        m.d.comb += run_end.eq(Mux(qd, rw == 3, Mux(pair, rw == 1, lo_last)))
+        m.d.comb += run_end.eq(Mux(pair, rw == 1, lo_last))
+        if QD:
+            with m.If(qd):
+                m.d.comb += run_end.eq(rw == 3)
         word = Signal(128)
         m.d.comb += word.eq(Mux(fresh, Cat(self.sb_data, Mux(pair_r, self.sb_data_hi, 0)), rem))
         if plane:
@@ -567,12 +572,17 @@ class Dispatch(wiring.Component):
                     hi_end_w = wh == cur["nw"] - 1
                     m.d.comb += [wn.eq(Mux(pair, Mux(hi_end_w, 0, wh + 1), wh)),
                                  jn.eq(Mux(pair, Mux(hi_end_w, jh + 1, jh), jh))]
-                    na = addr + Mux(qd, 4, Mux(pair, 2, 1))
+                    na = addr + Mux(pair, 2, 1)
                     # the next unit pairs unless its first word is the run's last
-                    m.d.sync += [w.eq(Mux(qd, w + 4, wn)), j.eq(Mux(qd, j, jn)), addr.eq(na),
-                                 rw.eq(rw - Mux(qd, 4, 1 + pair)),
-                                 pair_r.eq(~image & (qd | Mux(pair, rw != 2, rw != 1)))]
+                    m.d.sync += [w.eq(wn), j.eq(jn), addr.eq(na), rw.eq(rw - 1 - pair),
+                                 pair_r.eq(~image & Mux(pair, rw != 2, rw != 1))]
                     m.d.comb += [sb_addr.eq(na), sb_en.eq(1)]
+                    if QD:   # a quad's four words: the next quad of the run
+                        with m.If(qd):
+                            nq = addr + 4
+                            m.d.sync += [w.eq(w + 4), j.eq(j), addr.eq(nq), rw.eq(rw - 4),
+                                         pair_r.eq(1)]
+                            m.d.comb += sb_addr.eq(nq)
                 with m.Elif(~end_i):
                     na = iaddr + cur["srow_stride"]
                     m.d.sync += [w.eq(0), j.eq(0), rw.eq(runlen[cg]), i.eq(i + 1), iaddr.eq(na),
