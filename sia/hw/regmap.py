@@ -144,8 +144,14 @@ PARAM_NAMES = ["pes", "events_per_cycle", "taps", "weight_bits", "acc_bits", "v_
                "clock_khz", "max_groups", "in_buffer_beats", "out_buffer_beats",
                "membrane_positions", "phase_pairs", "identity_drain", "row_prefetch",
                "psum_slots", "pool_hold", "phase_quads", "narrow_stream"]
+# the interface version that added each later PARAMS register (older bitstreams lack it)
+PARAM_SINCE = {"membrane_positions": "1.2", "phase_pairs": "1.4", "identity_drain": "1.5",
+               "row_prefetch": "1.5", "psum_slots": "1.5", "pool_hold": "1.6",
+               "phase_quads": "1.7", "narrow_stream": "1.8"}
 for _i, _n in enumerate(PARAM_NAMES):
-    REGISTERS[f"PARAM_{_n.upper()}"] = (PARAMS_BASE + 4 * _i, "ro", f"SIAConfig / build: {_n}")
+    REGISTERS[f"PARAM_{_n.upper()}"] = (
+        PARAMS_BASE + 4 * _i, "ro",
+        f"SIAConfig / build: {_n}" + (f" (interface {PARAM_SINCE[_n]})" if _n in PARAM_SINCE else ""))
 
 
 def buffer_beats(cfg: SIAConfig) -> tuple[int, int]:
