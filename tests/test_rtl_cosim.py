@@ -311,9 +311,10 @@ def test_phase_pairs_on_model_engineers_programs():
             assert launch["cycles"] == launch["expected"] == launch["model"], launch
 
 
-def _quad_cfg(E):   # the phase-pair builds above with phase quads (2 more Verilator builds)
+def _quad_cfg(E):   # the phase-pair builds above with phase quads (2 more Verilator builds;
+    # the E = 4 one has narrow streams too)
     import dataclasses
-    return dataclasses.replace(_phase_cfg(E), phase_quads=True)
+    return dataclasses.replace(_phase_cfg(E), phase_quads=True, narrow_stream=E == 4)
 
 
 @pytest.mark.parametrize("E", [2, 4])
@@ -323,7 +324,8 @@ def test_phase_quads_bit_and_cycle_exact(E):
     shortcut, which stays in pairs) with one and two words per position, and
     sia.program.random programs; bit-exact, cycle-exact (RTL == formula == model), SOPS
     = the golden count, unchanged results under stalls; in resident-weight packed
-    batches too (E = 2)."""
+    batches too (E = 2). The E = 4 build has narrow streams too (the 6-channel maps
+    stream 4 words per beat)."""
     from sia.program.random import random_program as rp
     cfg = _quad_cfg(E)
     for chans in ((6, 7), (70, 66)):
@@ -344,16 +346,17 @@ def test_phase_quads_bit_and_cycle_exact(E):
 def test_narrow_streams_bit_and_cycle_exact():
     """Narrow streams (maps of <= 32 channels stream 2 or 4 buffer words per beat) on the
     E = 4 phase-quad build with identity in the drain (its shortcut copy is written 4
-    words a beat too): testprog with 6/7 channels (4 words per beat), 20/24 (2; the
-    4-channel drain slice 4) and 70/66 (only the drain slice narrow); bit-exact,
-    cycle-exact, SOPS = golden; under stalls; in packed batches."""
-    import dataclasses
-    cfg = dataclasses.replace(_quad_cfg(4), narrow_stream=True)
+    words a beat too): testprog with 6/7 channels (4 words per beat) and 70/66 (only the
+    drain slice narrow) run in `test_phase_quads_bit_and_cycle_exact` on this build;
+    here 20/24 (2 words per beat, the 4-channel drain slice 4); bit-exact, cycle-exact,
+    SOPS = golden; under stalls; in packed batches."""
+    cfg = _quad_cfg(4)
     for chans, npos in (((6, 7), {2}), ((20, 24), {1, 2}), ((70, 66), {0, 2})):
         p = random_program(2, chans=chans, timesteps=2)
         used = {g["npos"] for i in range(1, len(p.layers)) for g in regmap._groups(p, i, 0, cfg, 2)[0]}
         assert used == npos, (chans, used)
-        _check_exact(p, run_program(p, _image(p, 2), cfg))
+    p = random_program(2, chans=(20, 24), timesteps=2)
+    _check_exact(p, run_program(p, _image(p, 2), cfg))
     p = random_program(2, chans=(6, 7), timesteps=2)
     run_program(p, _image(p, 2), cfg, seed=1, p_valid=0.6, p_ready=0.5)
     _check_packed_batch(cfg)
