@@ -7,7 +7,9 @@ the even/odd halves of the spike buffer; events are taken from a 128-bit window,
 word first); image words one at a time. A unit with n set bits costs max(1, ceil(n/E))
 cycles (E = 4 image words: max(1, sum over bit planes b of ceil(n_b/E)), one plane per
 cycle); the next unit's read is issued in the last cycle of the current one, so the
-scan has no bubbles. Stage S0
+scan has no bubbles. Phase pairs (quads) read the two (four) words of a unit from the
+buffer's banks and take up to E events of each word per cycle, one event set per word
+(`sia.hw.rtl.pe.event_sets`). Stage S0
 (this cycle): event channels -> weight-row addresses (to the PEs' weight memories);
 stage S1 (registered): event enables/shifts and the tap geometry (bank enables,
 bank-row selects, output columns) for the PEs. Model twin: sia/hw/model/schedule.py.

@@ -1,7 +1,8 @@
 """Processing element: one output channel of the tile.
 
 Per cycle (stage S1, one cycle after the dispatcher chose the events): reads E weight
-rows (9 taps each, issued at S0), sign-extends, shifts (image bit b) and pre-adds them
+rows (9 taps each, issued at S0; phase-pair and phase-quad builds: each event set reads
+its own part of the row, `weight_sets`), sign-extends, shifts (image bit b) and pre-adds them
 tap-wise (E = 4: pre-adds, then shifts the sum: the cycle's image events share b), and
 accumulates tap (ky, kx) into partial-sum bank (oy(ky) mod 3, kx) at
 address ox(kx), with 4 row slots (global output row mod 4) so that the drain of one
