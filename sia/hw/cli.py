@@ -16,25 +16,25 @@ def build_config(path, pes: int | None = None, events: int | None = None, **over
 
 # the build options every command that models, builds or synthesizes the SIA takes
 # (`sia simulate`, `sia rtl export|run`, `sia synth`); None keeps the config file's value
-PHASE_PAIRS = typer.Option(None, "--phase-pairs/--no-phase-pairs",
-                           help="override phase_pairs (stride-2 3x3 convs take events from "
-                                "two columns per cycle)")
-IDENTITY_DRAIN = typer.Option(None, "--identity-drain/--no-identity-drain",
-                              help="override identity_drain (identity shortcuts added by the "
-                                   "aggregation core while it drains)")
-ROW_PREFETCH = typer.Option(None, "--row-prefetch/--no-row-prefetch",
-                            help="override row_prefetch (a row starts in the last dispatch "
-                                 "cycle of the row before it when it can)")
+def _build_flag(key: str, what: str):
+    """A --key/--no-key option overriding the boolean SIAConfig build option `key`."""
+    flag = key.replace("_", "-")
+    return typer.Option(None, f"--{flag}/--no-{flag}", help=f"override {key} ({what})")
+
+
+PHASE_PAIRS = _build_flag("phase_pairs", "stride-2 3x3 convs take events from two columns "
+                                         "per cycle")
+IDENTITY_DRAIN = _build_flag("identity_drain", "identity shortcuts added by the aggregation "
+                                               "core while it drains")
+ROW_PREFETCH = _build_flag("row_prefetch", "a row starts in the last dispatch cycle of the "
+                                           "row before it when it can")
 PSUM_SLOTS = typer.Option(None, "--psum-slots", help="override psum_slots (4..8)")
-POOL_HOLD = typer.Option(None, "--pool-hold/--no-pool-hold",
-                         help="override pool_hold (a pooled position's units pass their last "
-                              "< E events to the next unit's first cycle; E <= 2)")
-PHASE_QUADS = typer.Option(None, "--phase-quads/--no-phase-quads",
-                           help="override phase_quads (stride-2 3x3 convs take events from "
-                                "four positions per cycle; needs phase pairs)")
-NARROW_STREAM = typer.Option(None, "--narrow-stream/--no-narrow-stream",
-                             help="override narrow_stream (spike maps of <= 32 channels "
-                                  "stream 2-4 positions per beat)")
+POOL_HOLD = _build_flag("pool_hold", "a pooled position's units pass their last < E events "
+                                     "to the next unit's first cycle; E <= 2")
+PHASE_QUADS = _build_flag("phase_quads", "stride-2 3x3 convs take events from four positions "
+                                         "per cycle; needs phase pairs")
+NARROW_STREAM = _build_flag("narrow_stream", "spike maps of <= 32 channels stream 2-4 "
+                                             "positions per beat")
 
 
 def _sweep_switch(flag: str, what: str):

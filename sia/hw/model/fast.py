@@ -212,13 +212,14 @@ def _count_group(program, config, L: LayerStats, s, words, planes, ks: list[int]
     hold = S.holds(s, config)
     d = S.scan_stats(s, words, layer.shape[1], config.events_per_cycle, planes, ph, hold, quad)
     events = int(d["events"].sum())
+    sets = S.sets_per_cycle(orig, program, config)
     for k in ks:
         if not drain:
             L.accumulate[k] += int(d["accumulate"].sum())
             L.dispatch_empty[k] += int(d["dispatch_empty"].sum())
             # the dispatcher's floor (issue_floor / E cycles): E events per cycle, 2E
             # from a phase pair's two columns, 4E from a quad (report: `cycles_floor`)
-            L.issue_floor[k] += events / S.sets_per_cycle(orig, program, config)
+            L.issue_floor[k] += events / sets
         L.events[k] += events
     n = S.pooled_events(s, words)
     per_img = (n * S.taps_map(s, *n.shape[-2:])).sum((0, 2, 3), dtype=torch.int64)
