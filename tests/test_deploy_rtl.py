@@ -1,33 +1,13 @@
 """The PYNQ driver's register and DMA sequence on the RTL: the digits network through the
 simulated AXI DMA twin into the Verilator co-simulation of sia/hw/rtl, bit-exact with the
-golden simulator.
-
-Building the Verilator model takes 1-2 minutes, so this runs when the model for the
-current RTL sources is already built (build/rtl/<hash>/, e.g. by an earlier run) or when
-SIA_TEST_RTL=1 asks for the build."""
-
-import os
+golden simulator. The build is the co-simulation tests' (tests/rtl_common.py): built once
+per RTL change, shared, so CI runs these from a clean clone too."""
 
 import pytest
 
 from deploy_common import images, program
+from rtl_common import SMALL_BUILD as CFG
 from sia.deploy.backends import run, same_result
-from sia.hw.params import SIAConfig
-
-# a small build: 16 PEs (so conv2's 32 channels take two tiles), 8x8 maps
-CFG = SIAConfig(pes=16, max_width=8, max_height=8, max_channels_in=128, max_timesteps=8)
-
-
-def _built() -> bool:
-    try:
-        from sia.hw.rtl.cosim import harness
-    except ImportError:
-        return False
-    return (harness.build_dir() / harness._src_hash(CFG) / "obj" / "Vsia").exists()
-
-
-pytestmark = pytest.mark.skipif(not (_built() or os.environ.get("SIA_TEST_RTL") == "1"),
-                                reason="Verilator model not built; SIA_TEST_RTL=1 builds it (~1-2 min)")
 
 
 @pytest.mark.parametrize("length_width", [26, 14])   # 14: the classifier packet is split

@@ -2,6 +2,7 @@
 only: `sia synth` of a whole design takes minutes of WebAssembly Yosys)."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -39,20 +40,40 @@ def test_export_writes_verilog_and_json(tmp_path):
     assert set(meta["timing"]) == {"C_LAUNCH", "C_STEP", "C_ROW", "C_HAND", "C_OUT_TAIL"}
 
 
-@pytest.mark.parametrize("option", ["phase_pairs", "identity_drain", "row_prefetch", "pool_hold"])
-def test_export_takes_the_build_flags_over_the_config_file(tmp_path, option):
+@pytest.fixture
+def exported(monkeypatch):
+    """`sia rtl export` with the Verilog writer replaced by a recorder: the flag tests check
+    which SIAConfig reaches the exporter (after the buildability check) without elaborating
+    a design per case (~5 s each; test_export_writes_verilog_and_json runs the real one)."""
+    import sia.hw.rtl.export as export_mod
+    seen = []
+
+    def record(cfg, out):
+        seen.append(cfg)
+        return {"verilog": Path(out) / "sia_top.v", "json": Path(out) / "sia_top.json"}
+    monkeypatch.setattr(export_mod, "export", record)
+
+    def run(*args):
+        _sia(["rtl", "export", "--out", "unused", *args])
+        return seen.pop()
+    return run
+
+
+@pytest.mark.parametrize("option,base", [("phase_pairs", {}), ("identity_drain", {}),
+                                         ("row_prefetch", {}), ("pool_hold", {}),
+                                         ("phase_quads", {"phase_pairs": True}),
+                                         ("narrow_stream", {})])
+def test_export_takes_the_build_flags_over_the_config_file(tmp_path, exported, option, base):
     """`sia rtl export|run` and `sia synth` take --phase-pairs, --identity-drain,
-    --row-prefetch and --pool-hold (and their --no- forms) like `sia simulate`; absent,
-    the config file's value stands."""
+    --row-prefetch, --pool-hold, --phase-quads and --narrow-stream (and their --no- forms)
+    like `sia simulate`; absent, the config file's value stands."""
     flag = "--" + option.replace("_", "-")
     cfg = tmp_path / "cfg.json"
-    cfg.write_text(json.dumps({"pes": 2, option: True}))
-    for extra, want in ((None, True), (flag.replace("--", "--no-"), False)):
-        out = tmp_path / str(extra)
-        _sia(["rtl", "export", "--config", str(cfg), "--out", str(out)] + ([extra] if extra else []))
-        assert json.loads((out / "sia_top.json").read_text())["params"][option] is want
-    _sia(["rtl", "export", "--pes", "2", flag, "--out", str(tmp_path / "on")])
-    assert json.loads((tmp_path / "on" / "sia_top.json").read_text())["params"][option] is True
+    cfg.write_text(json.dumps({"pes": 2, **base, option: True}))
+    assert getattr(exported("--config", str(cfg)), option) is True
+    assert getattr(exported("--config", str(cfg), flag.replace("--", "--no-")), option) is False
+    on = exported("--pes", "2", *[f"--{k.replace('_', '-')}" for k in base], flag)
+    assert getattr(on, option) is True and on.pes == 2
 
 
 def test_export_takes_psum_slots(tmp_path, capsys):
@@ -107,15 +128,22 @@ def test_logic_depth_counts_lut_levels(tmp_path):
 
 def test_synth_one_block_reports_resources_and_path(tmp_path, capsys):
     """`sia synth --block pe` runs Yosys on one PE of the build (seconds at these
-    sizes): resources, and a longest path with its ends; an unknown block is a one-line
-    error with nothing written."""
+    sizes): resources, and a longest path with its ends; the weight memory's block RAM
+    is the PE's estimate (a phase-quad build at 8-bit weights: the 8- and 16-bit parts
+    one true dual-port RAMB18 each, the 32-bit part two simple dual-port copies = 2.5
+    RAMB36, against 4 with a copy per read port); an unknown block is a one-line error
+    with nothing written."""
+    from sia.hw.params import SIAConfig
+    from sia.hw.rtl.pe import weight_ram36
+    params = {"pes": 2, "max_channels_in": 512, "max_width": 8, "max_height": 8,
+              "acc_bits": 12, "phase_pairs": True, "phase_quads": True}
     cfg = tmp_path / "small.json"
-    cfg.write_text(json.dumps({"pes": 2, "max_channels_in": 16, "max_width": 8,
-                               "max_height": 8, "acc_bits": 12}))
+    cfg.write_text(json.dumps(params))
     out = tmp_path / "pe"
     _sia(["synth", "--block", "pe", "--config", str(cfg), "--out", str(out)])
     rep = json.loads((out / "pe_report.json").read_text())
     assert rep["resources"]["LUT"] > 0 and rep["resources"]["DSP48E1"] == 0
+    assert rep["resources"]["RAMB36_equiv"] == weight_ram36(SIAConfig(**params)) == 2.5
     path = rep["longest_path_cells"]
     assert path["lut_levels"] >= 2 and path["path_to"]
     assert "pe alone (P=2 E=2)" in capsys.readouterr().out

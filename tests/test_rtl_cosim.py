@@ -1,6 +1,7 @@
 """Verilator co-simulation of the RTL against the golden simulator (bit-exact spikes
 and membranes) and the RTL cycle formula (cycle-exact), with and without random
-TVALID/TREADY stalls. One small build (P=4) is cached under build/rtl/."""
+TVALID/TREADY stalls. The shared small build (tests/rtl_common.py) and the P = 4 builds
+of the option tests are cached under build/rtl/."""
 
 import numpy as np
 import pytest
@@ -11,10 +12,9 @@ from sia.hw.rtl.cosim import harness
 from sia.hw.rtl.cosim.program import run_program
 from sia.hw.rtl.testprog import random_program
 
-# small build that still runs the trained digits network (8x8 maps, 128 weight rows), with
-# pool hold (the builds of the E / phase-pair tests below issue pooled positions as built)
-CFG = SIAConfig(pes=8, max_width=8, max_height=8, max_channels_in=128, max_timesteps=8,
-                pool_hold=True)
+from rtl_common import SMALL_BUILD
+
+CFG = SMALL_BUILD   # shared with tests/test_deploy_rtl.py: one build
 
 pytestmark = pytest.mark.timeout(900)
 

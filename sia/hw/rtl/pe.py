@@ -42,6 +42,48 @@ def weight_sets(cfg: SIAConfig) -> list[tuple[str, list[int]]]:
     return [("", list(range(9)))]
 
 
+def ram18_width(depth: int, true_dual: bool) -> int:
+    """Widest port of one 7-series RAMB18 holding `depth` words: simple dual-port 36 bits
+    up to 512 words (a RAMB36 = two RAMB18s), true dual-port 18; halving per doubling."""
+    for d, w in ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)):
+        if depth <= d:
+            return min(w, 18) if true_dual else w
+    raise ValueError("weight memory deeper than 16 k words")
+
+
+def weight_part_ram18(width: int, depth: int, reads: int, shared: bool) -> int:
+    """RAMB18s of one weight-memory part with `reads` read ports (E) and the write port.
+    Separate: one simple dual-port copy per read port. Shared: event 0's read port takes
+    the write port's address (weights load while nothing is issued), one true dual-port
+    copy serves it and one more read port, the rest get simple dual-port copies."""
+    sdp = -(-width // ram18_width(depth, False))
+    if not shared:
+        return reads * sdp
+    return -(-width // ram18_width(depth, True)) + max(0, reads - 2) * sdp
+
+
+def share_weight_port(cfg: SIAConfig, width: int) -> bool:
+    """Share the write port's address with event 0's read port where that takes fewer
+    block RAMs (narrow parts: phase quads' 1- and 2-tap parts; at 8-bit weights a 16-bit
+    part is one RAMB18 for E = 2, not two). Not elsewhere: the address multiplexer costs
+    LUTs for nothing (a full 9-tap row of 8-bit codes costs the same either way)."""
+    E, depth = cfg.events_per_cycle, cfg.max_channels_in
+    # shallow parts go to LUT RAM, whose extra read ports are cheap
+    return E >= 2 and depth > 64 and (weight_part_ram18(width, depth, E, True)
+                                      < weight_part_ram18(width, depth, E, False))
+
+
+def weight_ram36(cfg: SIAConfig) -> float:
+    """Block RAM of one PE's weight memory in RAMB36s (the estimate `sia synth --block pe`
+    is checked against; depths <= 64 words: LUT RAM, 0)."""
+    if cfg.max_channels_in <= 64:
+        return 0.0
+    E, wb = cfg.events_per_cycle, cfg.weight_bits
+    return sum(weight_part_ram18(len(ks) * wb, cfg.max_channels_in, E,
+                                 share_weight_port(cfg, len(ks) * wb))
+               for _, ks in weight_sets(cfg)) / 2
+
+
 def pe_ports(cfg: SIAConfig):
     E, wb = cfg.events_per_cycle, cfg.weight_bits
     rows = range(cfg.max_channels_in)
@@ -80,26 +122,34 @@ class PE(wiring.Component):
         plane = timing.plane_issue(E)
         # the weight memory: one 9-tap word per row, or split by event set (`weight_sets`),
         # each part read at its own set's rows
+        # Weights are written only while no event is issued (WLOAD), so event 0's read
+        # port may share its address with the write port: Yosys then maps the part to a
+        # true dual-port block RAM (a read-write and a read port) instead of one simple
+        # dual-port copy per read port, where that is cheaper (`share_weight_port`)
         ports = []
         for tag, ks in weight_sets(cfg):
             mem = Memory(shape=unsigned(len(ks) * wb), depth=cfg.max_channels_in, init=[])
             m.submodules[f"wmem{tag}"] = mem
             wp = mem.write_port()
-            m.d.comb += [wp.en.eq(self.w_we), wp.addr.eq(self.w_addr),
+            addr0 = Signal(range(cfg.max_channels_in), name=f"waddr{tag}")
+            rd0 = getattr(self, f"rd_addr{tag}0")
+            shared = share_weight_port(cfg, len(ks) * wb)
+            m.d.comb += [addr0.eq(Mux(self.w_we, self.w_addr, rd0) if shared else rd0),
+                         wp.en.eq(self.w_we), wp.addr.eq(addr0 if shared else self.w_addr),
                          wp.data.eq(Cat(*[self.w_data[k * wb:(k + 1) * wb] for k in ks]))]
-            ports.append((tag, ks, mem))
+            ports.append((tag, ks, mem, addr0))
         taps = [Signal(signed(wb + 8 + E), name=f"tap{k}") for k in range(9)]
         terms = [[] for _ in range(9)]
         for e in range(E):
             # identity events go to one PE each (phase pairs: each set's own channel)
             sel = {tag: ~self.ident | (getattr(self, f"ev_sel{tag}{e}") == self.index)
-                   for tag, _, _ in ports}
+                   for tag, _, _, _ in ports}
             # plane issue (E = 4): the cycle's image events share bit b, so the pre-added
             # sum is shifted once per tap (9 shifters, not 9*E)
             sh = getattr(self, f"ev_shift{e}")
-            for tag, ks, mem in ports:
+            for tag, ks, mem, addr0 in ports:
                 rp = mem.read_port()
-                m.d.comb += rp.addr.eq(getattr(self, f"rd_addr{tag}{e}"))
+                m.d.comb += rp.addr.eq(addr0 if e == 0 else getattr(self, f"rd_addr{tag}{e}"))
                 act = Signal(name=f"act{tag}{e}")
                 m.d.comb += act.eq(getattr(self, f"ev_valid{tag}{e}") & sel[tag])
                 for j, k in enumerate(ks):

@@ -83,10 +83,12 @@ def _path_ends(mod, last_cell, via, arcs) -> dict:
     outs = {b for p in out_ports for b in last["connections"].get(p, []) if isinstance(b, int)}
     ends = set()
     for c in mod["cells"].values():
-        if c["type"] in _COMB or re.fullmatch(r"LUT[1-6]", c["type"]):
+        if re.fullmatch(r"LUT[1-6]", c["type"]) or c["type"] in ("INV", "MUXF7", "MUXF8", "CARRY4"):
             continue
+        # a LUT RAM ends a path at its write side (data, write address, enable)
+        comb_in = _COMB[c["type"]][0] if c["type"] in _COMB else ()
         for p, bs in c["connections"].items():
-            if outs & set(bs):
+            if p not in comb_in and outs & set(bs):
                 q = [b for b in c["connections"].get("Q", []) if isinstance(b, int)]
                 ends.add(f"{c['type']}.{p}" + (f" -> {names.get(q[0], '?')}" if q else ""))
     return {"path_from": names.get(bit, "?"), "path_to": sorted(ends)}
