@@ -17,6 +17,7 @@ from sia.hw import regmap, timing
 from sia.hw.model import check_fits, dse, launch_cycles, report, run, trace
 from sia.hw.model import schedule as S
 from sia.hw.params import SIAConfig
+from sia.hw.rtl.bram import design_ram36
 from sia.program import Layer, Program, Synapse
 from sia.program.bounds import required_bits
 from sia.program.random import random_program
@@ -714,8 +715,14 @@ def test_dse_sweeps_quads_and_narrow_streams():
         s = report.summarize(run(p, imgs, T=2, config=cfg, weight_batch=2))
         assert q["latency_cycles"] == pytest.approx(s["latency_cycles"]["mean"])
         assert q["gops_per_pe_ceiling"] == pytest.approx(s["gops_per_pe_ceiling"])
+        assert q["ramb36"] == design_ram36(cfg)["total"]   # the build's block RAM
     c = [q["latency_cycles"] for q in rows]
     assert c[4] < c[2] and c[1] < c[0] and c[5] < c[4]
+    # 4 PEs x 512-row weights: pairs add the 6-tap part's third RAMB18 per PE, quads
+    # (shared ports) the same; narrow streams split the spike buffer into four banks
+    b = [q["ramb36"] for q in rows]
+    assert b[2] == b[0] + 4 * 0.5 and b[4] == b[2] and b[1] >= b[0]
+    assert dse.table_rows(rows)[0][-1] == f"{b[0]:g}"
 
 
 def test_dse_sweeps_psum_slots(tmp_path):

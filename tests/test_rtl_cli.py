@@ -134,7 +134,7 @@ def test_synth_one_block_reports_resources_and_path(tmp_path, capsys):
     RAMB36, against 4 with a copy per read port); an unknown block is a one-line error
     with nothing written."""
     from sia.hw.params import SIAConfig
-    from sia.hw.rtl.pe import weight_ram36
+    from sia.hw.rtl.bram import weight_ram18
     params = {"pes": 2, "max_channels_in": 512, "max_width": 8, "max_height": 8,
               "acc_bits": 12, "phase_pairs": True, "phase_quads": True}
     cfg = tmp_path / "small.json"
@@ -143,7 +143,7 @@ def test_synth_one_block_reports_resources_and_path(tmp_path, capsys):
     _sia(["synth", "--block", "pe", "--config", str(cfg), "--out", str(out)])
     rep = json.loads((out / "pe_report.json").read_text())
     assert rep["resources"]["LUT"] > 0 and rep["resources"]["DSP48E1"] == 0
-    assert rep["resources"]["RAMB36_equiv"] == weight_ram36(SIAConfig(**params)) == 2.5
+    assert rep["resources"]["RAMB36_equiv"] == weight_ram18(SIAConfig(**params)) / 2 == 2.5
     path = rep["longest_path_cells"]
     assert path["lut_levels"] >= 2 and path["path_to"]
     assert "pe alone (P=2 E=2)" in capsys.readouterr().out

@@ -20,6 +20,7 @@ from sia.hw.model import schedule as S
 from sia.hw.model.fast import (ModelResult, amortised_static, images_per_launch,
                                 packed_overlap, run)
 from sia.hw.model.fit import check_fits
+from sia.hw.rtl.bram import XC7Z020_RAMB36, design_ram36
 from sia.hw.params import SIAConfig
 from sia.program.format import Program
 
@@ -66,7 +67,10 @@ def point(program: Program, r: ModelResult, cfg: SIAConfig, weight_batch: int = 
            "weight_bits": cfg.weight_bits, "phase_pairs": cfg.phase_pairs,
            "phase_quads": cfg.phase_quads, "narrow_stream": cfg.narrow_stream,
            "identity_drain": cfg.identity_drain, "psum_slots": cfg.psum_slots,
-           "weight_batch": weight_batch, "launch_images": launch_images}
+           "weight_batch": weight_batch, "launch_images": launch_images,
+           # block RAM of the build (RAMB36 equivalents, exact against Yosys; the
+           # XC7Z020 has 140): sia/hw/rtl/bram.py
+           "ramb36": design_ram36(cfg)["total"]}
     try:
         check_fits(program, cfg, T)
     except SiaError as e:
@@ -199,7 +203,7 @@ def write(rows: list[dict], out_dir, stem: str = "sia_dse") -> tuple[Path, Path]
 
 
 TABLE_HEADER = ["P", "E", "T", "wbits", "phase", "narrow", "id drain", "slots", "batch", "cycles/img", "images/s", "GOPS(acc)", "GOPS/PE",
-                "GOPS/PE ceiling", "util %", "GOPS/PE compute only*"]
+                "GOPS/PE ceiling", "util %", "GOPS/PE compute only*", "RAMB36"]
 
 
 def table_rows(rows: list[dict]) -> list[list[str]]:
@@ -209,12 +213,13 @@ def table_rows(rows: list[dict]) -> list[list[str]]:
                 "quads" if r["phase_quads"] else "pairs" if r["phase_pairs"] else "off",
                 "on" if r["narrow_stream"] else "off", "on" if r["identity_drain"] else "off",
                 str(r["psum_slots"]), str(r["weight_batch"])]
+        bram = f"{r['ramb36']:g}" + (" (> XC7Z020)" if r["ramb36"] > XC7Z020_RAMB36 else "")
         if not r["fits"]:
-            out.append(head + ["does not fit", "", "", "", "", "", ""])
+            out.append(head + ["does not fit", "", "", "", "", "", "", bram])
         else:
             out.append(head + [f"{r['latency_cycles']:,.0f}", f"{r['images_per_s']:,.1f}",
                                f"{r['gops_acc']:.2f}", f"{r['gops_per_pe']:.3f}",
                                f"{r['gops_per_pe_ceiling']:.3f}",
                                f"{100 * r['pe_utilisation']:.1f}",
-                               f"{r['gops_per_pe_compute_only']:.3f}"])
+                               f"{r['gops_per_pe_compute_only']:.3f}", bram])
     return out

@@ -17,6 +17,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from sia.hw import timing
+from sia.hw.rtl.bram import share_weight_port
 from sia.hw.params import SIAConfig
 
 
@@ -40,48 +41,6 @@ def weight_sets(cfg: SIAConfig) -> list[tuple[str, list[int]]]:
     if cfg.phase_pairs:
         return [("", [k for k in range(9) if k % 3 == 1]), ("_b", [k for k in range(9) if k % 3 != 1])]
     return [("", list(range(9)))]
-
-
-def ram18_width(depth: int, true_dual: bool) -> int:
-    """Widest port of one 7-series RAMB18 holding `depth` words: simple dual-port 36 bits
-    up to 512 words (a RAMB36 = two RAMB18s), true dual-port 18; halving per doubling."""
-    for d, w in ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1)):
-        if depth <= d:
-            return min(w, 18) if true_dual else w
-    raise ValueError("weight memory deeper than 16 k words")
-
-
-def weight_part_ram18(width: int, depth: int, reads: int, shared: bool) -> int:
-    """RAMB18s of one weight-memory part with `reads` read ports (E) and the write port.
-    Separate: one simple dual-port copy per read port. Shared: event 0's read port takes
-    the write port's address (weights load while nothing is issued), one true dual-port
-    copy serves it and one more read port, the rest get simple dual-port copies."""
-    sdp = -(-width // ram18_width(depth, False))
-    if not shared:
-        return reads * sdp
-    return -(-width // ram18_width(depth, True)) + max(0, reads - 2) * sdp
-
-
-def share_weight_port(cfg: SIAConfig, width: int) -> bool:
-    """Share the write port's address with event 0's read port where that takes fewer
-    block RAMs (narrow parts: phase quads' 1- and 2-tap parts; at 8-bit weights a 16-bit
-    part is one RAMB18 for E = 2, not two). Not elsewhere: the address multiplexer costs
-    LUTs for nothing (a full 9-tap row of 8-bit codes costs the same either way)."""
-    E, depth = cfg.events_per_cycle, cfg.max_channels_in
-    # shallow parts go to LUT RAM, whose extra read ports are cheap
-    return E >= 2 and depth > 64 and (weight_part_ram18(width, depth, E, True)
-                                      < weight_part_ram18(width, depth, E, False))
-
-
-def weight_ram36(cfg: SIAConfig) -> float:
-    """Block RAM of one PE's weight memory in RAMB36s (the estimate `sia synth --block pe`
-    is checked against; depths <= 64 words: LUT RAM, 0)."""
-    if cfg.max_channels_in <= 64:
-        return 0.0
-    E, wb = cfg.events_per_cycle, cfg.weight_bits
-    return sum(weight_part_ram18(len(ks) * wb, cfg.max_channels_in, E,
-                                 share_weight_port(cfg, len(ks) * wb))
-               for _, ks in weight_sets(cfg)) / 2
 
 
 def pe_ports(cfg: SIAConfig):

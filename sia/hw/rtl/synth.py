@@ -217,7 +217,10 @@ def run_synth(cfg: SIAConfig, out_dir, abc9: bool = False, quiet: bool = False,
     dly = f"scratchpad -set abc9.D {int(1e6 / cfg.clock_mhz)}\n" if delay_target else ""
     cells, depth, yosys_s = _yosys(il, "sia_top", out, abc9=abc9, prelude=dly)
     rep = summarize(cells, depth)
+    from sia.hw.rtl.bram import design_ram36
     rep.update({"params": cfg.to_json(), "abc9": abc9, "elaborate_s": round(t1 - t0, 1),
+                # the count without Yosys (sia/hw/rtl/bram.py), per memory
+                "ramb36_estimate": design_ram36(cfg),
                 "commit": git_commit(), "date": time.strftime("%Y-%m-%d"),
                 "yosys_s": round(yosys_s, 1),
                 "command": " ".join(yosys_cmd() + ["-s", str(out / "sia_top.ys")]),
@@ -279,7 +282,9 @@ def format_report(rep: dict) -> str:
              f"  CARRY4   {r['CARRY4']:>7} / 13300  ({100 * u['CARRY4']:.1f} %)",
              f"  DSP48E1  {r['DSP48E1']:>7} / 220    ({100 * u['DSP48E1']:.1f} %)",
              f"  RAMB36E1 {r['RAMB36E1']:>7}, RAMB18E1 {r['RAMB18E1']} = {r['RAMB36_equiv']} "
-             f"RAMB36 / 140 ({100 * u['RAMB36']:.1f} %)",
+             f"RAMB36 / 140 ({100 * u['RAMB36']:.1f} %)"
+             + (f" [estimate without Yosys: {rep['ramb36_estimate']['total']}]"
+                if "ramb36_estimate" in rep else ""),
              "  longest register-to-register path: " + format_path(rep["longest_path_cells"]),
              "  " + rep["caveats"]]
     return "\n".join(lines)
