@@ -109,6 +109,20 @@ def test_shards_cut_only_before_fresh_launches():
     assert [r.start for r in parts] == [0, 3, 6, 9] and parts[-1].stop == 12
 
 
+def test_build_cache_key_covers_every_design_source():
+    """The Verilator cache key (harness._SOURCES) holds every sia module the elaborated
+    design imports, so editing any of them rebuilds (params.py enters as the config)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    code = ("import sys, sia.hw.rtl.top, sia.hw.rtl.export; print('\\n'.join(sorted("
+            "m.__file__ for n, m in sys.modules.items() if n.startswith('sia.hw'))))")
+    files = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True).stdout.split()
+    need = {f for f in files if not f.endswith(("__init__.py", "params.py"))}
+    assert need and need <= {str(Path(k)) for k in harness._SOURCES}, need - set(harness._SOURCES)
+
+
 def test_keep_without_resident_weights_is_refused(built):
     """keep=1 after reset or after a failed launch: error code 3, nothing computed; a
     full launch then restores residency."""
