@@ -20,8 +20,8 @@ from sia.hw.model import schedule as S
 from sia.hw.model.fast import (ModelResult, amortised_static, images_per_launch,
                                 packed_overlap, run)
 from sia.hw.model.fit import check_fits
-from sia.hw.rtl.bram import XC7Z020_RAMB36, design_ram36
 from sia.hw.params import SIAConfig
+from sia.hw.rtl.bram import XC7Z020_RAMB36, design_ram36
 from sia.program.format import Program
 
 

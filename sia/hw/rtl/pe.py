@@ -17,8 +17,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from sia.hw import timing
-from sia.hw.rtl.bram import share_weight_port
 from sia.hw.params import SIAConfig
+from sia.hw.rtl.bram import share_weight_port
 
 
 def event_sets(cfg: SIAConfig) -> tuple[str, ...]:
@@ -80,11 +80,11 @@ class PE(wiring.Component):
         cfg, E, wb, A = self.cfg, self.cfg.events_per_cycle, self.cfg.weight_bits, self.cfg.acc_bits
         plane = timing.plane_issue(E)
         # the weight memory: one 9-tap word per row, or split by event set (`weight_sets`),
-        # each part read at its own set's rows
-        # Weights are written only while no event is issued (WLOAD), so event 0's read
-        # port may share its address with the write port: Yosys then maps the part to a
-        # true dual-port block RAM (a read-write and a read port) instead of one simple
-        # dual-port copy per read port, where that is cheaper (`share_weight_port`)
+        # each part read at its own set's rows. Weights are written only while no event
+        # is issued (WLOAD), so event 0's read port may share its address with the write
+        # port: Yosys then maps the part to a true dual-port block RAM (a read-write and a
+        # read port) instead of one simple dual-port copy per read port, where that is
+        # cheaper (`share_weight_port`)
         ports = []
         for tag, ks in weight_sets(cfg):
             mem = Memory(shape=unsigned(len(ks) * wb), depth=cfg.max_channels_in, init=[])

@@ -14,9 +14,10 @@ from pathlib import Path
 
 from sia import SiaError
 from sia.hw.params import SIAConfig
+from sia.hw.rtl.bram import XC7Z020_RAMB36, design_ram36
 from sia.provenance import git_commit
 
-XC7Z020 = {"LUT": 53200, "FF": 106400, "DSP48E1": 220, "RAMB36": 140, "CARRY4": 13300}
+XC7Z020 = {"LUT": 53200, "FF": 106400, "DSP48E1": 220, "RAMB36": XC7Z020_RAMB36, "CARRY4": 13300}
 LUTRAM_LUTS = {"RAM32M": 4, "RAM64M": 4, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4,
                "RAM256X1S": 4, "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2,
                "SRL16E": 1, "SRLC32E": 1, "RAM32M16": 8, "RAM64M8": 8}
@@ -217,7 +218,6 @@ def run_synth(cfg: SIAConfig, out_dir, abc9: bool = False, quiet: bool = False,
     dly = f"scratchpad -set abc9.D {int(1e6 / cfg.clock_mhz)}\n" if delay_target else ""
     cells, depth, yosys_s = _yosys(il, "sia_top", out, abc9=abc9, prelude=dly)
     rep = summarize(cells, depth)
-    from sia.hw.rtl.bram import design_ram36
     rep.update({"params": cfg.to_json(), "abc9": abc9, "elaborate_s": round(t1 - t0, 1),
                 # the count without Yosys (sia/hw/rtl/bram.py), per memory
                 "ramb36_estimate": design_ram36(cfg),
