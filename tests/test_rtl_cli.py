@@ -36,6 +36,8 @@ def test_export_writes_verilog_and_json(tmp_path):
     assert "module sia_top" in v and "s_axis_tdata" in v and "m_axis_tlast" in v
     meta = json.loads((tmp_path / "sia_top.json").read_text())
     assert meta["params"]["pes"] == 2
+    assert meta["ramb36_estimate"]["total"] == sum(
+        v for k, v in meta["ramb36_estimate"].items() if k != "total") > 0
     assert meta["register_map"]["registers"]["ID"]["value"] == 0x53494131
     assert set(meta["timing"]) == {"C_LAUNCH", "C_STEP", "C_ROW", "C_HAND", "C_OUT_TAIL"}
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from sia.hw import regmap, timing
 from sia.hw.params import SIAConfig
+from sia.hw.rtl.bram import design_ram36
 
 
 def verilog_text(cfg: SIAConfig) -> str:
@@ -28,6 +29,8 @@ def export(cfg: SIAConfig, out_dir) -> dict:
             "timing": {"C_LAUNCH": timing.C_LAUNCH, "C_STEP": timing.C_STEP, "C_ROW": timing.C_ROW,
                        "C_HAND": timing.C_HAND, "C_OUT_TAIL": timing.C_OUT_TAIL},
             "buffers": dict(zip(("in_buffer_beats", "out_buffer_beats"), regmap.buffer_beats(cfg))),
+            # block RAM per memory, RAMB36 equivalents (equal to Yosys's count; sia synth)
+            "ramb36_estimate": design_ram36(cfg),
             "packet": {"beat_bits": regmap.BEAT_BITS, "layer_beats": regmap.LAYER_BEATS,
                        "group_beats": regmap.GROUP_BEATS, "max_groups": regmap.MAX_GROUPS,
                        "header_magic": regmap.HDR_MAGIC,
