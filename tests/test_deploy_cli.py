@@ -1,13 +1,13 @@
 """`sia deploy pack|inspect|vivado|reports` and `sia run --backend`, through sia.cli.main."""
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
 from deploy_common import program
 from sia.cli import main
+from sia.deploy.vivado import tcl_command
 from sia.program import save_program
 from test_deploy_vivado import VERILOG
 
@@ -55,7 +55,7 @@ def test_vivado_and_reports(tmp_path, capsys):
     v = tmp_path / "top.v"
     v.write_text(VERILOG)
     d = tmp_path / "viv"
-    check = [] if shutil.which("tclsh") else ["--no-check"]
+    check = [] if tcl_command() else ["--no-check"]
     assert sia("deploy", "vivado", "--out", d, "--verilog", v, *check) == 0
     assert "wrote" in capsys.readouterr().out and (d / "tcl" / "build.tcl").is_file()
     assert sia("deploy", "vivado", "--out", d, "--verilog", v, "--no-check") == 2

@@ -1,19 +1,20 @@
-"""`sia deploy vivado`: the directory is complete, the TCL runs under tclsh with stub
-Vivado commands, and the Vivado reports parse back into sia."""
+"""`sia deploy vivado`: the directory is complete, the TCL runs under Tcl (tclsh, or the
+Tcl inside Python's tkinter) with stub Vivado commands, and the Vivado reports parse back
+into sia."""
 
 import json
+import re
 import shutil
 
 import pytest
 
 from sia import SiaError
 from sia.deploy.reports import parse_power, parse_reports, parse_timing_summary, parse_utilization
-from sia.deploy.vivado import check_vivado_dir, run_tcl_check, write_vivado_dir
+from sia.deploy.vivado import check_vivado_dir, run_tcl_check, tcl_command, write_vivado_dir
 from sia.hw.params import SIAConfig
 
 DATA = __import__("pathlib").Path(__file__).parent / "data" / "vivado"
-TCLSH = shutil.which("tclsh") or shutil.which("tclsh8.6")
-needs_tclsh = pytest.mark.skipif(TCLSH is None, reason="tclsh not installed")
+needs_tcl = pytest.mark.skipif(tcl_command() is None, reason="no Tcl: neither tclsh nor tkinter")
 
 # the port list of sia/hw/rtl/top.py's SIATop (exporting the real RTL takes ~45 s)
 VERILOG = """module sia_top(clk, rst, s_axil_awaddr, s_axil_awvalid, s_axil_awready, s_axil_wdata,
@@ -48,7 +49,7 @@ def test_directory_complete(vdir):
     assert rm["registers"]["PARAM_PES"]["value"] == 64
 
 
-@needs_tclsh
+@needs_tcl
 def test_tcl_runs_with_stub_vivado(vdir):
     calls = "\n".join(run_tcl_check(vdir))
     for needle in ("create_project sia_pynq", "-part xc7z020clg400-1",
@@ -66,7 +67,28 @@ def test_tcl_runs_with_stub_vivado(vdir):
         assert needle in calls, needle
 
 
-@needs_tclsh
+def test_python_tcl_runs_the_flow_without_tclsh(vdir, tmp_path, monkeypatch):
+    """Without tclsh the check runs in the Tcl inside Python's tkinter: the same Vivado
+    commands as tclsh logs (where it is installed), and Tcl errors still reported."""
+    pytest.importorskip("tkinter")
+    import sia.deploy.vivado.writer as writer
+    with_tclsh = run_tcl_check(vdir) if writer.tcl_command() and shutil.which("tclsh") else None
+    monkeypatch.setattr(writer.shutil, "which", lambda name: None)
+    assert writer.tcl_command()[0] != "tclsh"
+    calls = run_tcl_check(vdir)
+    assert "create_project sia_pynq" in "\n".join(calls)
+    def scrub(lines):   # each check runs in its own scratch directory
+        return [re.sub(r"sia-tclcheck-\w+", "SCRATCH", ln) for ln in lines]
+    assert with_tclsh is None or scrub(calls) == scrub(with_tclsh)
+    broken = tmp_path / "broken"
+    shutil.copytree(vdir, broken)
+    f = broken / "tcl" / "create_project.tcl"
+    f.write_text(f.read_text().replace("validate_bd_design", "validate_bd_desing"))
+    with pytest.raises(SiaError, match="unknown command 'validate_bd_desing'"):
+        run_tcl_check(broken)
+
+
+@needs_tcl
 def test_tcl_errors_are_reported(vdir, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(vdir, broken)

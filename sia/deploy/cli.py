@@ -67,11 +67,10 @@ def register(app: typer.Typer):
                                              help="AXI DMA 'Width of Buffer Length Register' (8..26)"),
         jobs: int = typer.Option(4, "--jobs", help="Vivado parallel jobs"),
         force: bool = typer.Option(False, "--force", help="replace an existing directory"),
-        check: bool = typer.Option(True, "--check/--no-check", help="run the TCL under tclsh with stub Vivado commands"),
+        check: bool = typer.Option(True, "--check/--no-check", help="run the TCL with stub Vivado commands (tclsh, or Python's own Tcl)"),
     ):
         """Write a self-contained Vivado project directory for PYNQ-Z2 (xc7z020clg400-1)."""
-        import shutil
-        from sia.deploy.vivado import check_vivado_dir, run_tcl_check, write_vivado_dir
+        from sia.deploy.vivado import check_vivado_dir, run_tcl_check, tcl_command, write_vivado_dir
         text = None
         if verilog is not None:
             if not verilog.is_file():
@@ -82,11 +81,11 @@ def register(app: typer.Typer):
         check_vivado_dir(d)
         msg = f"wrote {d}: run {d}/run_vivado.sh on a machine with Vivado"
         if check:
-            if shutil.which("tclsh") or shutil.which("tclsh8.6"):
+            if tcl_command():
                 calls = run_tcl_check(d)
-                msg += f" (TCL checked with tclsh + stub Vivado: {len(calls)} Vivado commands)"
+                msg += f" (TCL checked with stub Vivado commands: {len(calls)} Vivado commands)"
             else:
-                msg += " (tclsh not found: TCL not checked)"
+                msg += " (no Tcl interpreter: TCL not checked)"
         print(msg)
 
     @deploy.command("reports")

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from importlib import resources
@@ -240,14 +241,37 @@ def check_vivado_dir(d) -> dict:
     return manifest
 
 
-def run_tcl_check(d, tclsh: str | None = None, timeout: float = 30.0) -> list[str]:
-    """Runs build.tcl under tclsh with stub Vivado commands (in a scratch copy of the
-    directory); returns the logged Vivado commands, one Tcl list per line. Raises SiaError with tclsh's message
-    on any syntax or flow error."""
-    d = Path(d)
+# Runs a Tcl script in the Tcl interpreter Python's tkinter carries (no display needed),
+# for machines without tclsh; a Tcl error becomes its message on stderr and exit 1
+_PY_TCL = ("import sys, tkinter\n"
+           "try:\n"
+           "    tkinter.Tcl().eval('source {' + sys.argv[1] + '}')\n"
+           "except tkinter.TclError as e:\n"
+           "    sys.exit(str(e))\n")
+
+
+def tcl_command(tclsh: str | None = None) -> list[str] | None:
+    """The command that runs a Tcl script file (appended): tclsh where installed, else
+    this Python's own Tcl through tkinter; None if neither exists."""
     tclsh = tclsh or shutil.which("tclsh") or shutil.which("tclsh8.6")
-    if not tclsh:
-        raise SiaError("tclsh not found; install tcl (e.g. apt-get install tcl) to check the scripts")
+    if tclsh:
+        return [tclsh]
+    try:
+        import tkinter
+        tkinter.Tcl()
+    except Exception:       # no _tkinter in this Python, or no Tcl library
+        return None
+    return [sys.executable, "-c", _PY_TCL]
+
+
+def run_tcl_check(d, tclsh: str | None = None, timeout: float = 30.0) -> list[str]:
+    """Runs build.tcl under Tcl (tclsh, or Python's own Tcl) with stub Vivado commands (in
+    a scratch copy of the directory); returns the logged Vivado commands, one Tcl list per
+    line. Raises SiaError with Tcl's message on any syntax or flow error."""
+    d = Path(d)
+    cmd = tcl_command(tclsh)
+    if not cmd:
+        raise SiaError("no Tcl interpreter: install tcl (e.g. apt-get install tcl) to check the scripts")
     stub = (resources.files("sia.deploy.vivado") / "templates" / "vivado_stub.tcl").read_text()
     with tempfile.TemporaryDirectory(prefix="sia-tclcheck-") as scratch:
         work = Path(scratch) / "proj"
@@ -257,12 +281,12 @@ def run_tcl_check(d, tclsh: str | None = None, timeout: float = 30.0) -> list[st
         driver.write_text(f"set ::sia_stub_log {{{log}}}\n{stub}\n"
                           f"source {{{work / 'tcl' / 'build.tcl'}}}\n")
         try:
-            r = subprocess.run([tclsh, str(driver)], capture_output=True, text=True, timeout=timeout)
+            r = subprocess.run(cmd + [str(driver)], capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise SiaError(f"tclsh check of {d} timed out after {timeout:g} s") from None
+            raise SiaError(f"Tcl check of {d} timed out after {timeout:g} s") from None
         if r.returncode != 0:
             msg = (r.stderr or r.stdout).strip().splitlines()
-            raise SiaError(f"TCL check of {d} failed: {msg[0] if msg else 'tclsh exit ' + str(r.returncode)}")
+            raise SiaError(f"TCL check of {d} failed: {msg[0] if msg else 'Tcl exit ' + str(r.returncode)}")
         for rpt in ("utilization.rpt", "timing_summary.rpt", "power.rpt", "sia.bit", "sia.hwh"):
             if not (work / "output" / rpt).is_file():
                 raise SiaError(f"TCL check of {d}: the flow did not produce output/{rpt}")
