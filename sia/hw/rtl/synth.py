@@ -213,6 +213,7 @@ def run_synth(cfg: SIAConfig, out_dir, abc9: bool = False, quiet: bool = False,
     (scratchpad abc9.D), so the logic depth reflects a mapping aimed at that clock."""
     out = Path(out_dir)
     t0 = time.time()
+    commit = git_commit()   # the tree elaborated now, not whatever is checked out at the end
     il = rtlil_text(cfg)
     t1 = time.time()
     dly = f"scratchpad -set abc9.D {int(1e6 / cfg.clock_mhz)}\n" if delay_target else ""
@@ -221,7 +222,7 @@ def run_synth(cfg: SIAConfig, out_dir, abc9: bool = False, quiet: bool = False,
     rep.update({"params": cfg.to_json(), "abc9": abc9, "elaborate_s": round(t1 - t0, 1),
                 # the count without Yosys (sia/hw/rtl/bram.py), per memory
                 "ramb36_estimate": design_ram36(cfg),
-                "commit": git_commit(), "date": time.strftime("%Y-%m-%d"),
+                "commit": commit, "date": time.strftime("%Y-%m-%d"),
                 "yosys_s": round(yosys_s, 1),
                 "command": " ".join(yosys_cmd() + ["-s", str(out / "sia_top.ys")]),
                 "caveats": "Yosys estimates only: no placement/routing, no timing closure, no "
