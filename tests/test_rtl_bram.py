@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sia.hw.params import SIAConfig
-from sia.hw.rtl.bram import design_ram36, ram18, share_weight_port, weight_ram18
+from sia.hw.rtl.bram import design_ram36, exact, ram18, share_weight_port, weight_ram18
 from sia.hw.rtl.pe import weight_sets
 
 RTL_DOCS = Path(__file__).resolve().parents[1] / "docs" / "rtl"
@@ -62,3 +62,20 @@ def test_synth_report_prints_the_estimate_beside_yosys():
     rep["ramb36_estimate"] = design_ram36(SIAConfig.from_json(rep["params"]))
     line = next(ln for ln in format_report(rep).splitlines() if "RAMB36E1" in ln)
     assert "= 69.5 RAMB36 / 140 (49.6 %) [estimate without Yosys: 69.5]" in line
+
+
+def test_shallow_weight_memories_are_an_upper_bound():
+    """65..128-word weight memories: Yosys may put parts in LUT RAM, so the count is a
+    bound and says so (in `sia synth`'s line and `sia dse`'s column)."""
+    from sia.hw.model.dse import table_rows
+    from sia.hw.rtl.synth import format_report
+    assert [exact(SIAConfig(max_channels_in=d)) for d in (64, 65, 128, 129, 512)] == \
+        [True, False, False, True, True]
+    rep = json.loads((RTL_DOCS / "synth_xc7z020_e2_hold_slots5_s23.json").read_text())
+    rep.update(ramb36_estimate={"total": 80.0}, ramb36_exact=False)
+    assert "[estimate without Yosys: <= 80.0]" in format_report(rep)
+    row = {"pes": 4, "events_per_cycle": 2, "timesteps": 2, "weight_bits": 8, "phase_pairs": False,
+           "phase_quads": False, "narrow_stream": False, "identity_drain": False, "psum_slots": 4,
+           "weight_batch": 1, "fits": False, "ramb36": 150.0, "ramb36_exact": False}
+    assert table_rows([row])[0][-1] == "<= 150"
+    assert table_rows([{**row, "ramb36_exact": True}])[0][-1] == "150 (> XC7Z020)"

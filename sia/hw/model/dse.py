@@ -22,6 +22,7 @@ from sia.hw.model.fast import (ModelResult, amortised_static, images_per_launch,
 from sia.hw.model.fit import check_fits
 from sia.hw.params import SIAConfig
 from sia.hw.rtl.bram import XC7Z020_RAMB36, design_ram36
+from sia.hw.rtl.bram import exact as bram_exact
 from sia.program.format import Program
 
 
@@ -70,7 +71,7 @@ def point(program: Program, r: ModelResult, cfg: SIAConfig, weight_batch: int = 
            "weight_batch": weight_batch, "launch_images": launch_images,
            # block RAM of the build (RAMB36 equivalents, exact against Yosys; the
            # XC7Z020 has 140): sia/hw/rtl/bram.py
-           "ramb36": design_ram36(cfg)["total"]}
+           "ramb36": design_ram36(cfg)["total"], "ramb36_exact": bram_exact(cfg)}
     try:
         check_fits(program, cfg, T)
     except SiaError as e:
@@ -213,7 +214,8 @@ def table_rows(rows: list[dict]) -> list[list[str]]:
                 "quads" if r["phase_quads"] else "pairs" if r["phase_pairs"] else "off",
                 "on" if r["narrow_stream"] else "off", "on" if r["identity_drain"] else "off",
                 str(r["psum_slots"]), str(r["weight_batch"])]
-        bram = f"{r['ramb36']:g}" + (" (> XC7Z020)" if r["ramb36"] > XC7Z020_RAMB36 else "")
+        bram = (("" if r["ramb36_exact"] else "<= ") + f"{r['ramb36']:g}"
+                + (" (> XC7Z020)" if r["ramb36"] > XC7Z020_RAMB36 and r["ramb36_exact"] else ""))
         if not r["fits"]:
             out.append(head + ["does not fit", "", "", "", "", "", "", bram])
         else:

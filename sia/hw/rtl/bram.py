@@ -1,8 +1,10 @@
 """Block RAM of the design, counted without Yosys: every memory the RTL instantiates,
 mapped to 7-series RAMB18s the way `synth_xilinx` maps it (the cheapest aspect ratio,
 replicated in width and depth). Exact against `sia synth` on the committed reports of
-the current RTL (tests/test_rtl_bram.py), so `sia dse` can say which builds fit the
-XC7Z020's 140 RAMB36 in milliseconds instead of minutes."""
+the current RTL (tests/test_rtl_bram.py) and on random parameter sets
+(benchmarks/bram_estimate_check.py; an upper bound for 65..128-word weight memories,
+`exact`), so `sia dse` can say which builds fit the XC7Z020's 140 RAMB36 in
+milliseconds instead of minutes."""
 
 from sia.hw import regmap
 from sia.hw.params import SIAConfig
@@ -52,9 +54,18 @@ def weight_ram18(cfg: SIAConfig) -> int:
                for _, ks in weight_sets(cfg))
 
 
+def exact(cfg: SIAConfig) -> bool:
+    """Whether the count is Yosys's exactly. Weight memories of 65..128 words are the
+    exception: there Yosys's cost model moves some parts to LUT RAM (a shared part fits
+    RAM128X1D's read-write + read ports exactly), so the count is an upper bound
+    (benchmarks/bram_estimate_check.py). No CIFAR build is that shallow."""
+    return not 64 < cfg.max_channels_in <= 128
+
+
 def design_ram36(cfg: SIAConfig) -> dict:
     """RAMB36 equivalents per memory of the build (as sia/hw/rtl/top.py and
-    aggregation.py instantiate them) and their total."""
+    aggregation.py instantiate them) and their total (an upper bound where not
+    `exact(cfg)`)."""
     P = cfg.pes
     in_depth, out_depth = regmap.buffer_beats(cfg)
     nb = 4 if cfg.phase_quads or cfg.narrow_stream else 2     # spike-buffer banks

@@ -6,6 +6,7 @@ from pathlib import Path
 from sia.hw import regmap, timing
 from sia.hw.params import SIAConfig
 from sia.hw.rtl.bram import design_ram36
+from sia.hw.rtl.bram import exact as bram_exact
 
 
 def verilog_text(cfg: SIAConfig) -> str:
@@ -30,7 +31,7 @@ def export(cfg: SIAConfig, out_dir) -> dict:
                        "C_HAND": timing.C_HAND, "C_OUT_TAIL": timing.C_OUT_TAIL},
             "buffers": dict(zip(("in_buffer_beats", "out_buffer_beats"), regmap.buffer_beats(cfg))),
             # block RAM per memory, RAMB36 equivalents (equal to Yosys's count; sia synth)
-            "ramb36_estimate": design_ram36(cfg),
+            "ramb36_estimate": design_ram36(cfg), "ramb36_exact": bram_exact(cfg),
             "packet": {"beat_bits": regmap.BEAT_BITS, "layer_beats": regmap.LAYER_BEATS,
                        "group_beats": regmap.GROUP_BEATS, "max_groups": regmap.MAX_GROUPS,
                        "header_magic": regmap.HDR_MAGIC,

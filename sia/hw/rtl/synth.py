@@ -15,6 +15,7 @@ from pathlib import Path
 from sia import SiaError
 from sia.hw.params import SIAConfig
 from sia.hw.rtl.bram import XC7Z020_RAMB36, design_ram36
+from sia.hw.rtl.bram import exact as bram_exact
 from sia.provenance import git_commit
 
 XC7Z020 = {"LUT": 53200, "FF": 106400, "DSP48E1": 220, "RAMB36": XC7Z020_RAMB36, "CARRY4": 13300}
@@ -221,7 +222,7 @@ def run_synth(cfg: SIAConfig, out_dir, abc9: bool = False, quiet: bool = False,
     rep = summarize(cells, depth)
     rep.update({"params": cfg.to_json(), "abc9": abc9, "elaborate_s": round(t1 - t0, 1),
                 # the count without Yosys (sia/hw/rtl/bram.py), per memory
-                "ramb36_estimate": design_ram36(cfg),
+                "ramb36_estimate": design_ram36(cfg), "ramb36_exact": bram_exact(cfg),
                 "commit": commit, "date": time.strftime("%Y-%m-%d"),
                 "yosys_s": round(yosys_s, 1),
                 "command": " ".join(yosys_cmd() + ["-s", str(out / "sia_top.ys")]),
@@ -284,8 +285,8 @@ def format_report(rep: dict) -> str:
              f"  DSP48E1  {r['DSP48E1']:>7} / 220    ({100 * u['DSP48E1']:.1f} %)",
              f"  RAMB36E1 {r['RAMB36E1']:>7}, RAMB18E1 {r['RAMB18E1']} = {r['RAMB36_equiv']} "
              f"RAMB36 / 140 ({100 * u['RAMB36']:.1f} %)"
-             + (f" [estimate without Yosys: {rep['ramb36_estimate']['total']}]"
-                if "ramb36_estimate" in rep else ""),
+             + (f" [estimate without Yosys: {'' if rep.get('ramb36_exact', True) else '<= '}"
+                f"{rep['ramb36_estimate']['total']}]" if "ramb36_estimate" in rep else ""),
              "  longest register-to-register path: " + format_path(rep["longest_path_cells"]),
              "  " + rep["caveats"]]
     return "\n".join(lines)
