@@ -48,6 +48,7 @@ def main(argv=None):
     ap.add_argument("--work", type=Path, default=Path("build/bram_check"))
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args(argv)
+    commit = git_commit()     # the tree this run elaborates
     rng = random.Random(a.seed)
     cfgs = [random_config(rng) for _ in range(a.configs)]
     rows, bad = [], 0
@@ -70,7 +71,7 @@ def main(argv=None):
                      "yosys_s": rep["yosys_s"]})
         bad += not rows[-1]["ok"]
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps({"commit": git_commit(), "date": time.strftime("%Y-%m-%d"),
+    a.out.write_text(json.dumps({"commit": commit, "date": time.strftime("%Y-%m-%d"),
                                  "seed": a.seed, "rows": rows}, indent=1))
     n = len(rows)
     eq = sum(r["yosys_ramb36"] == r.get("estimate_ramb36", r.get("estimate", {}).get("total"))
