@@ -172,28 +172,16 @@ def read_hw_config(read) -> SIAConfig:
         raise SiaError(f"accelerator interface version {ver >> 16}.{ver & 0xFFFF}, this sia "
                        f"speaks {rm.VERSION >> 16}.x; use a matching sia or bitstream")
     vals = {n: read(REG[f"PARAM_{n.upper()}"]) for n in rm.PARAM_NAMES}
-    if ver & 0xFFFF < 2:   # 1.0/1.1 builds had no PARAM_MEMBRANE_POSITIONS: full-map banks
-        vals["membrane_positions"] = vals["max_height"] * vals["max_width"]
-    if ver & 0xFFFF < 4:   # builds before 1.4 have no phase pairs (nor its register)
-        vals["phase_pairs"] = 0
-    if ver & 0xFFFF < 5:   # ... before 1.5 no identity in the drain, no row prefetch
-        vals["identity_drain"] = vals["row_prefetch"] = 0
-        vals["psum_slots"] = 4
-    if ver & 0xFFFF < 6:   # ... before 1.6 no pool hold
-        vals["pool_hold"] = 0
-    if ver & 0xFFFF < 7:   # ... before 1.7 no phase quads
-        vals["phase_quads"] = 0
-    if ver & 0xFFFF < 8:   # ... before 1.8 no narrow streams
-        vals["narrow_stream"] = 0
+    # a register newer than the bitstream (`regmap.PARAM_SINCE`) reads as what builds
+    # before it had: the option off, 4 psum slots, full-map membrane banks
+    before = {"membrane_positions": vals["max_height"] * vals["max_width"], "psum_slots": 4}
+    for n, since in rm.PARAM_SINCE.items():
+        if ver & 0xFFFF < int(since.split(".")[1]):
+            vals[n] = before.get(n, 0)
     fields = SIAConfig.__dataclass_fields__
-    kw = {n: v for n, v in vals.items() if n in fields}
+    kw = {n: bool(v) if isinstance(fields[n].default, bool) else v
+          for n, v in vals.items() if n in fields}
     kw["clock_mhz"] = vals["clock_khz"] / 1000.0
-    kw["phase_pairs"] = bool(kw.get("phase_pairs", 0))
-    kw["identity_drain"] = bool(kw.get("identity_drain", 0))
-    kw["row_prefetch"] = bool(kw.get("row_prefetch", 0))
-    kw["pool_hold"] = bool(kw.get("pool_hold", 0))
-    kw["phase_quads"] = bool(kw.get("phase_quads", 0))
-    kw["narrow_stream"] = bool(kw.get("narrow_stream", 0))
     try:
         return SIAConfig(**kw)
     except SiaError as e:
