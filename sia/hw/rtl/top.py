@@ -141,6 +141,13 @@ class SIATop(wiring.Component):
                 in_words.append(wi)
                 in_counts.append(ci)
             in_words, in_counts = Array(in_words), Array(in_counts)
+
+        def bank_offset(a, b):   # which of the NB words from address a lies in bank b
+            return (b - a[:lb])[:lb]
+
+        def bank_row(a, b):      # bank b's row holding that word
+            return (a + bank_offset(a, b))[lb:]
+
         ra = disp.sb_addr
         rot = Signal(lb)       # the first word's bank, registered with the read
         m.d.sync += rot.eq(Mux(disp.sb_en, ra[:lb], rot))
@@ -152,14 +159,14 @@ class SIATop(wiring.Component):
             # bank b holds word a + ((b - a) mod NB) of the NB read (written) from a
             if cfg.narrow_stream:   # word a + wi of the beat lands in bank b
                 wi = Signal(lb, name=f"sb_wsel{b}")
-                m.d.comb += wi.eq((b - sb_waddr[:lb])[:lb])
+                m.d.comb += wi.eq(bank_offset(sb_waddr, b))
                 m.d.comb += [wr.addr.eq((sb_waddr + wi)[lb:]),
                              wr.data.eq(Cat(in_words[wi], in_counts[wi])),
                              wr.en.eq(sb_wen & (wi < sb_wn))]
             else:                   # one word per beat, at address sb_waddr
                 m.d.comb += [wr.addr.eq(sb_waddr[lb:]), wr.data.eq(Cat(sb_wdata, sb_wcount)),
                              wr.en.eq(sb_wen & (sb_waddr[:lb] == b))]
-            m.d.comb += [rd.addr.eq((ra + (b - ra[:lb])[:lb])[lb:]), rd.en.eq(disp.sb_en)]
+            m.d.comb += [rd.addr.eq(bank_row(ra, b)), rd.en.eq(disp.sb_en)]
             bank_out.append(rd.data)
         bank_out = Array(bank_out)
         reads = []
@@ -196,10 +203,10 @@ class SIATop(wiring.Component):
                                  sw.data.eq(self.s_axis_tdata[:P]), sr.addr.eq(sc_raddr)]
                 else:
                     wi = Signal(lb, name=f"sc_wsel{b}")
-                    m.d.comb += [wi.eq((b - sb_waddr[:lb])[:lb]),
+                    m.d.comb += [wi.eq(bank_offset(sb_waddr, b)),
                                  sw.en.eq(sb_wen & (wi < sb_wn)),
                                  sw.addr.eq((sb_waddr + wi)[lb:]), sw.data.eq(in_words[wi][:P]),
-                                 sr.addr.eq((sc_raddr + (b - sc_raddr[:lb])[:lb])[lb:])]
+                                 sr.addr.eq(bank_row(sc_raddr, b))]
                 sc_outs.append(sr)
             sc_data = Signal(P)
             m.d.comb += sc_data.eq(Array(r.data for r in sc_outs)[sc_sel])
