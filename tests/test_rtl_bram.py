@@ -46,6 +46,7 @@ def test_weight_port_shared_only_where_cheaper():
     "synth_xc7z020_e2_hold_slots5_s23.json", "synth_xc7z020_e2_hold_slots5_quads_s23.json",
     "synth_xc7z020_e2_hold_slots5_quads_narrow_s23.json",
     "synth_resnet18_w025_quads_narrow_s23.json", "synth_resnet18_w025_base_s23.json",
+    "synth_r18_p16e2_phase_idrain_slots5_s24.json", "synth_r18_p16e2_phase_idrain_slots5_quads_s24.json",
     "synth_p64_s17.json"])
 def test_design_estimate_equals_yosys(report):
     rep = json.loads((RTL_DOCS / report).read_text())
