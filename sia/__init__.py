@@ -31,4 +31,9 @@ def run_main(main, prog: str = "sia"):
         print(f"{prog}: error: {e}", file=sys.stderr)
     except FileNotFoundError as e:
         print(f"{prog}: error: no such file: {e.filename}", file=sys.stderr)
+    except FileExistsError as e:   # mkdir of an output's parent that is a file
+        print(f"{prog}: error: {e.filename} exists and is not a directory", file=sys.stderr)
+    except OSError as e:   # an output that cannot be written: a directory, no permission, ...
+        what = f"cannot write {e.filename}: " if e.filename else ""
+        print(f"{prog}: error: {what}{e.strerror or e}", file=sys.stderr)
     sys.exit(2)

@@ -27,10 +27,42 @@ def _register():
         importlib.import_module(name).register(app)
 
 
+def _is(e: BaseException, name: str) -> bool:
+    """Is e a click exception of that class? By name: typer >= 0.29 vendors click
+    (typer._click), older typer raises click's own classes."""
+    return any(c.__name__ == name for c in type(e).__mro__)
+
+
+def _run(argv):
+    """The app outside click's standalone mode, so that a usage error (unknown option or
+    command, a value outside an option's range) is one line like every other mistake,
+    not click's boxed message."""
+    import sys
+
+    from sia import SiaError
+    try:
+        code = app(args=argv, standalone_mode=False)
+    except Exception as e:
+        if _is(e, "NoArgsIsHelpError"):   # bare `sia` / `sia rtl`: the help
+            print(e.ctx.get_help())
+            return
+        if _is(e, "UsageError"):
+            ctx = getattr(e, "ctx", None)
+            where = ctx.command_path if ctx is not None else "sia"
+            raise SiaError(f"{e.format_message()} (see '{where} --help')") from None
+        if _is(e, "ClickException"):
+            raise SiaError(e.format_message()) from None
+        if _is(e, "Abort"):
+            print("aborted", file=sys.stderr)
+            sys.exit(1)
+        raise
+    if isinstance(code, int) and code:   # typer.Exit(code) inside a command
+        sys.exit(code)
+
+
 def main(argv=None):
     _register()
-    # standalone mode: click prints usage errors (bad option) itself and exits 2
-    run_main(lambda: app(args=argv, standalone_mode=True))
+    run_main(lambda: _run(argv))
 
 
 if __name__ == "__main__":

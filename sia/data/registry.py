@@ -27,6 +27,8 @@ def data_copy(name: str, data_dir=None) -> str:
 def program_test_set(program, data: str | None = None, data_dir=None, limit: int = 0):
     """(dataset name, images, labels): the test split a program was trained for (or
     `data`), optionally only its first `limit` images - what every CLI command runs."""
+    if limit < 0:
+        raise SiaError(f"--images {limit}: give a count >= 1 (0 = the whole test set)")
     data = data or program.meta.get("dataset", "digits")
     images, labels = load_split(data, "test", data_dir)
     if limit:

@@ -6,7 +6,12 @@ declared widths could overflow, and backends refuse widths they cannot hold.
 
 import numpy as np
 
+from sia import SiaError
 from sia.program.format import IMAGE, Layer, Program, bits_signed
+
+# the largest t_max widths are declared for: membrane_range iterates the worst case step
+# by step, and no backend runs more than 256 steps
+T_MAX_LIMIT = 4096
 
 
 def input_max(program: Program, source: int, pool: int) -> int:
@@ -30,6 +35,8 @@ def current_range(program: Program, layer: Layer) -> tuple[np.ndarray, np.ndarra
 def membrane_range(program: Program, layer: Layer, t_max: int | None = None) -> tuple[int, int]:
     """[min, max] of V over all timesteps t <= t_max, before and after reset."""
     t_max = program.t_max if t_max is None else t_max
+    if t_max > T_MAX_LIMIT:
+        raise SiaError(f"t_max={t_max}: bit-widths are declared for at most {T_MAX_LIMIT} steps")
     i_lo, i_hi = current_range(program, layer)
     lo = hi = layer.v_init.astype(np.int64)
     vmin, vmax = lo.min(), hi.max()

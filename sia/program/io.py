@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from safetensors.numpy import load, load_file, save, save_file
+from safetensors.numpy import load, load_file, save
 
 from sia import SiaError
 from sia.program.format import FORMAT_VERSION, Layer, Program, Synapse
@@ -65,13 +65,17 @@ def save_program(p: Program, path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     manifest, tensors = to_manifest(p)
     meta = {MANIFEST_KEY: json.dumps(manifest)}
+    if path.is_dir():
+        raise SiaError(f"{path} is a directory; give a program file name")
     tmp = path.with_name(path.name + ".tmp")
+    data = save(tensors, metadata=meta)
     try:
-        if _xz(path):
-            tmp.write_bytes(lzma.compress(save(tensors, metadata=meta), preset=9))
-        else:
-            save_file(tensors, str(tmp), metadata=meta)
+        # plain writes (not save_file's private temporary file): the file gets the
+        # umask's mode like any other output, and a failure names the real path
+        tmp.write_bytes(lzma.compress(data, preset=9) if _xz(path) else data)
         os.replace(tmp, path)
+    except OSError as e:
+        raise SiaError(f"cannot write {path}: {e.strerror or e}") from None
     finally:
         tmp.unlink(missing_ok=True)
     return path
@@ -114,13 +118,16 @@ def read_manifest(path, data: bytes | None = None) -> dict:
     if MANIFEST_KEY not in meta:
         raise SiaError(f"{path}: safetensors file without a sia program manifest")
     try:
-        return json.loads(meta[MANIFEST_KEY])
+        manifest = json.loads(meta[MANIFEST_KEY])
     except json.JSONDecodeError as e:
         raise SiaError(f"{path}: manifest is not valid JSON ({e.msg})") from None
+    if not isinstance(manifest, dict):
+        raise SiaError(f"{path}: manifest is not a JSON object")
+    return manifest
 
 
 def from_manifest(manifest: dict, tensors: dict, where: str = "program") -> Program:
-    if manifest.get("format") != "sia-snn-program":
+    if not isinstance(manifest, dict) or manifest.get("format") != "sia-snn-program":
         raise SiaError(f"{where}: not a sia SNN program manifest")
     check_version(manifest.get("format_version"))
     try:
@@ -148,7 +155,7 @@ def from_manifest(manifest: dict, tensors: dict, where: str = "program") -> Prog
                     input_bits=int(manifest.get("input_bits", 8)))
     except KeyError as e:
         raise SiaError(f"{where}: missing field or tensor {e.args[0]!r}") from None
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, AttributeError) as e:
         raise SiaError(f"{where}: malformed manifest ({e})") from None
     extra = sorted(set(tensors) - _tensor_names(manifest))
     if extra:
@@ -168,9 +175,13 @@ def _tensor_names(manifest: dict) -> set[str]:
 
 def load_program(path) -> Program:
     """Load a program file (or a zoo name, resolved by sia.zoo when installed)."""
+    if not str(path):
+        raise SiaError("empty program file name")
     path = Path(path)
     if not path.exists():
         raise SiaError(f"no such program file: {path}")
+    if path.is_dir():
+        raise SiaError(f"{path} is a directory, not a program file")
     data = _unxz(path) if _xz(path) else None
     manifest = read_manifest(path, data)
     try:

@@ -7,6 +7,9 @@ from sia.program.io import load_program
 
 
 def resolve_program(name_or_path) -> Program:
+    if not str(name_or_path):
+        from sia import SiaError
+        raise SiaError("empty program name: give a program file or a zoo name")
     p = Path(name_or_path)
     if p.exists() or p.suffix == ".safetensors":
         return load_program(p)

@@ -6,7 +6,7 @@ Every failure is a SiaError with one line naming the layer and the problem.
 import numpy as np
 
 from sia import SiaError
-from sia.program.bounds import required_bits
+from sia.program.bounds import T_MAX_LIMIT, required_bits
 from sia.program.format import FORMAT_VERSION, IMAGE, KINDS, OPS, Program, Synapse
 
 
@@ -49,13 +49,19 @@ def _check_synapse(p: Program, i: int, j: int, s: Synapse, out_shape):
         if (c, h, w) != tuple(out_shape) or s.weight.shape != (co,):
             raise SiaError(f"{where}: identity needs source {c}x{h}x{w} == layer shape "
                            f"and weight shape ({co},)")
-    if not 2 <= s.weight_bits <= 32 or not _in_range(s.weight, s.weight_bits):
+    if not 2 <= s.weight_bits <= 32:
+        raise SiaError(f"{where}: weight_bits={s.weight_bits} outside 2..32")
+    if not _in_range(s.weight, s.weight_bits):
         raise SiaError(f"{where}: weights exceed the declared {s.weight_bits}-bit range")
+
 
 
 def validate(p: Program) -> Program:
     if p.levels < 1 or p.timesteps < 1 or p.t_max < p.timesteps:
         raise SiaError(f"program {p.name}: need levels >= 1 and 1 <= timesteps <= t_max")
+    if p.t_max > T_MAX_LIMIT:
+        raise SiaError(f"program {p.name}: t_max={p.t_max}: bit-widths are declared for "
+                       f"at most {T_MAX_LIMIT} steps")
     if len(p.input_shape) != 3 or min(p.input_shape) < 1 or p.input_bits != 8:
         raise SiaError(f"program {p.name}: input must be 8-bit C x H x W, got {p.input_shape}")
     if not p.layers:
@@ -87,6 +93,9 @@ def validate(p: Program) -> Program:
             raise SiaError(f"{where}: no inputs")
         for j, s in enumerate(layer.inputs):
             _check_synapse(p, i, j, s, layer.shape)
+        for key in ("acc_bits", "v_bits"):   # stored as int64 (sia/program/io.py)
+            if not 2 <= getattr(layer, key) <= 64:
+                raise SiaError(f"{where}: {key}={getattr(layer, key)} outside 2..64")
         need = required_bits(p, layer)
         for key in ("acc_bits", "v_bits"):
             if getattr(layer, key) < need[key]:
