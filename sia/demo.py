@@ -10,6 +10,8 @@ from pathlib import Path
 
 import typer
 
+from sia import SiaError
+
 
 def accuracy_plot(path: Path, title: str, snn_acc, refs: dict):
     import matplotlib
@@ -31,6 +33,15 @@ def accuracy_plot(path: Path, title: str, snn_acc, refs: dict):
     plt.close(fig)
 
 
+def check_timesteps(timesteps: int):
+    """The demo runs the program to T on the accelerator model, whose default build
+    runs at most max_timesteps (16) steps: refuse any other T before training."""
+    from sia.hw.params import SIAConfig
+    t_lim = SIAConfig().max_timesteps
+    if not 1 <= timesteps <= t_lim:
+        raise SiaError(f"--T {timesteps}: give 1..{t_lim} (the accelerator model's max_timesteps)")
+
+
 def run_demo(out: Path, config_dir: Path, timesteps: int = 8, progress: bool = True) -> dict:
     from rich.console import Console
     from rich.table import Table
@@ -42,12 +53,16 @@ def run_demo(out: Path, config_dir: Path, timesteps: int = 8, progress: bool = T
     from sia.snn.ann import ann_predict
     from sia.train import evaluate, load_config, train
 
+    # everything checked before the first training epoch
+    check_timesteps(timesteps)
+    if out.exists() and not out.is_dir():
+        raise SiaError(f"--out {out} exists and is not a directory")
+    cfgs = {kind: load_config(config_dir / f"digits_{kind}.toml") for kind in ("fp32", "qcfs")}
     console = Console()
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     runs = {}
-    for kind in ("fp32", "qcfs"):
-        cfg = load_config(config_dir / f"digits_{kind}.toml")
+    for kind, cfg in cfgs.items():
         console.print(f"[bold]training[/] digits {kind} ({cfg.epochs}+{cfg.fold_epochs} epochs)")
         runs[kind] = train(cfg, out / f"train_{kind}", progress=progress)
     train_s = time.time() - t0
@@ -117,7 +132,7 @@ def register(app: typer.Typer):
         timesteps: int = typer.Option(8, "--T", help="evaluate the SNN at t = 1..T"),
     ):
         """Main job: train, convert and evaluate the digits SNN; print the table."""
-        from sia import SiaError
+        check_timesteps(timesteps)
         for kind in ("qcfs", "fp32"):
             if not (config_dir / f"digits_{kind}.toml").is_file():
                 raise SiaError(f"missing {config_dir}/digits_{kind}.toml (run from the repo root "

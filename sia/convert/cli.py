@@ -6,6 +6,20 @@ from pathlib import Path
 
 import typer
 
+# What `sia` reads back as a program file (sia.program.io: `.xz` = xz-compressed safetensors)
+PROGRAM_SUFFIXES = (".safetensors", ".xz")
+
+
+def check_program_out(out: Path):
+    """--out must name a program file: fine-tuning writes its history (.json) and plot
+    (.png) beside it under the same stem, which would otherwise overwrite the program."""
+    from sia import SiaError
+    if out.suffix not in PROGRAM_SUFFIXES:
+        raise SiaError(f"--out {out}: a program file name must end in .safetensors "
+                       f"(or .safetensors.xz, xz-compressed)")
+    if out.is_dir():
+        raise SiaError(f"--out {out} is a directory; give a program file name")
+
 
 def register(app: typer.Typer):
     @app.command("convert")
@@ -24,6 +38,7 @@ def register(app: typer.Typer):
 
         if not 1 <= timesteps <= t_max:
             raise SiaError(f"need 1 <= --T ({timesteps}) <= --t-max ({t_max})")
+        check_program_out(out)
         model, cfg = load_trained(run)
         meta = {"dataset": cfg.dataset, "arch": cfg.arch, "width": cfg.width,
                 "weight_bits": cfg.weight_bits, "levels": cfg.levels, "source_run": str(run)}
@@ -63,22 +78,36 @@ def register(app: typer.Typer):
 
         import torch
 
-        from sia import int_list
-        from sia.convert.finetune import finetune, plot_history
-        from sia.data.registry import data_copy, load_split
+        from sia import SiaError, int_list
+        from sia.convert.finetune import check_args, finetune, plot_history
+        from sia.data.registry import INPUT_SHAPES, data_copy, load_split
         from sia.program import save_program
         from sia.program.resolve import resolve_program
+        from sia.train.config import MAX_THREADS
 
+        # everything checked before the (CIFAR-10: slow) data load and any training
         ls = int_list(loss_steps, "--loss-steps")
-        if threads:
-            torch.set_num_threads(threads)
+        check_program_out(out)
+        if not 0 <= threads <= MAX_THREADS:
+            raise SiaError(f"--threads {threads}: give 1..{MAX_THREADS} (0 = torch's default)")
         prog = resolve_program(program)
+        ls = check_args(prog, timesteps, ls, steps, batch_size, lr)
         data = data or prog.meta.get("dataset", "digits")
-        images, labels = load_split(data, "train", data_dir)
+        if data not in INPUT_SHAPES:
+            raise SiaError(f"--data {data!r}: choose one of {', '.join(INPUT_SHAPES)}")
+        if tuple(INPUT_SHAPES[data]) != tuple(prog.input_shape):
+            raise SiaError(f"--data {data}: its {'x'.join(map(str, INPUT_SHAPES[data]))} images do "
+                           f"not fit the program's {'x'.join(map(str, prog.input_shape))} input")
         teacher_model = None
         if teacher is not None:
             from sia.train import load_trained
-            teacher_model = load_trained(teacher)[0]
+            teacher_model, tcfg = load_trained(teacher, "--teacher")
+            if tcfg.dataset != data:
+                raise SiaError(f"--teacher {teacher} was trained on {tcfg.dataset}, "
+                               f"this fine-tuning uses {data}")
+        if threads:
+            torch.set_num_threads(threads)
+        images, labels = load_split(data, "train", data_dir)
         t0 = time.time()
         ft, hist = finetune(prog, images, labels, T=timesteps, loss_steps=ls, steps=steps,
                             batch_size=batch_size, lr=lr, seed=seed,

@@ -184,6 +184,20 @@ def _temperature(v_T: torch.Tensor, labels: torch.Tensor, T: int) -> float:
     return best[1]
 
 
+def check_args(program: Program, T: int, loss_steps, steps: int, batch_size: int,
+               lr: float) -> list[int]:
+    """Refuse bad fine-tuning parameters (one-line SiaError) before any data is loaded;
+    returns the sorted loss steps (default: T only)."""
+    loss_steps = sorted(set(int(t) for t in (loss_steps or (T,))))
+    if not loss_steps or loss_steps[0] < 1 or loss_steps[-1] > T:
+        raise SiaError(f"loss steps {loss_steps} must lie in 1..T={T}")
+    if T > program.t_max:
+        raise SiaError(f"T={T} exceeds the program's t_max={program.t_max}")
+    if steps < 1 or batch_size < 1 or not lr > 0 or not math.isfinite(lr):
+        raise SiaError("need steps >= 1, batch size >= 1 and a finite lr > 0")
+    return loss_steps
+
+
 def finetune(program: Program, images, labels, *, T: int = 8, loss_steps=None,
              steps: int = 500, batch_size: int = 64, lr: float = 0.01, seed: int = 0,
              augment: bool = True, progress: bool = True, log=None, teacher=None,
@@ -201,13 +215,7 @@ def finetune(program: Program, images, labels, *, T: int = 8, loss_steps=None,
     Returns (fine-tuned program, history)."""
     from sia.data.augment import crop_flip
 
-    loss_steps = sorted(set(int(t) for t in (loss_steps or (T,))))
-    if not loss_steps or loss_steps[0] < 1 or loss_steps[-1] > T:
-        raise SiaError(f"loss steps {loss_steps} must lie in 1..T={T}")
-    if T > program.t_max:
-        raise SiaError(f"T={T} exceeds the program's t_max={program.t_max}")
-    if steps < 1 or batch_size < 1 or not lr > 0:
-        raise SiaError("need steps >= 1, batch size >= 1 and lr > 0")
+    loss_steps = check_args(program, T, loss_steps, steps, batch_size, lr)
     images, labels = torch.as_tensor(images), torch.as_tensor(labels)
     dev = torch.device(device or "cpu")
     if teacher is not None:

@@ -5,6 +5,7 @@ in TOML (which has no null) means float weights, as does None from Python.
 """
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,13 @@ from sia.models import ARCHS
 
 CHOICES = {"dataset": ("digits", "cifar10"), "arch": tuple(ARCHS), "act": ("qcfs", "relu"),
            "schedule": ("cosine", "onecycle"), "device": ("auto", "cpu", "cuda")}
+
+
+# Bounds on sizes a typo could blow up: a network wider than 64x its base (resnet18 at
+# width 64 has 32768 channels) cannot be trained, and far more torch threads than cores
+# crash the BLAS thread pools instead of failing.
+MAX_WIDTH = 64.0
+MAX_THREADS = 1024
 
 
 @dataclass
@@ -72,6 +80,11 @@ def _check(cfg: TrainConfig):
     for key, opts in CHOICES.items():
         if getattr(cfg, key) not in opts:
             raise SiaError(f"config key {key!r}: {getattr(cfg, key)!r} is not one of {', '.join(opts)}")
+    if cfg.width > MAX_WIDTH:
+        raise SiaError(f"config key 'width' must be in (0, {MAX_WIDTH:g}], got {cfg.width!r}")
+    if not 0 <= cfg.num_threads <= MAX_THREADS:
+        raise SiaError(f"config key 'num_threads' must be 0 (torch's default) or 1..{MAX_THREADS}, "
+                       f"got {cfg.num_threads}")
     positive = ("width", "levels", "batch_size", "lr", "eval_batch_size", "eval_every")
     for key in positive:
         if getattr(cfg, key) <= 0:
@@ -107,6 +120,8 @@ def _check_distill(d: dict):
             raise SiaError(f"unknown config key 'distill.{key}' (teacher, alpha, temperature)")
         if not isinstance(v, (int, float) if DISTILL_KEYS[key] is float else str) or isinstance(v, bool):
             raise SiaError(f"config key 'distill.{key}' has a bad value {v!r}")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise SiaError(f"config key 'distill.{key}' must be a finite number, got {v!r}")
     if "teacher" not in d:
         raise SiaError("config key 'distill.teacher' (a trained run directory) is missing")
     if not 0 <= d.get("alpha", 0.5) <= 1:
@@ -159,7 +174,7 @@ def _snn_value_ok(key: str, want: type, v) -> bool:
     def is_int(x):
         return isinstance(x, int) and not isinstance(x, bool)
     if want is float:
-        return is_int(v) or isinstance(v, float)
+        return is_int(v) or (isinstance(v, float) and math.isfinite(v))
     if want is int:
         return is_int(v)
     if key == "twin_set":   # ["key=value", ...], as `sia train --set`
@@ -208,6 +223,8 @@ def from_dict(d: dict) -> TrainConfig:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise SiaError(f"config key {key!r} must be a number, got {v!r}")
             v = float(v)
+            if not math.isfinite(v):   # nan slips through every range check below
+                raise SiaError(f"config key {key!r} must be a finite number, got {v!r}")
         elif not isinstance(v, type(default)) or isinstance(v, bool) != isinstance(default, bool):
             raise SiaError(f"config key {key!r} must be of type {type(default).__name__}, got {v!r}")
         kw[key] = v
@@ -232,7 +249,9 @@ def load_config(path, overrides=()) -> TrainConfig:
     if not p.is_file():
         raise SiaError(f"no such config file: {p}")
     try:
-        d = tomllib.loads(p.read_text())
+        d = tomllib.loads(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise SiaError(f"{p}: not a TOML config (not UTF-8 text)") from None
     except tomllib.TOMLDecodeError as e:
         raise SiaError(f"{p}: bad TOML: {e}") from None
     d.update(parse_override(o) for o in overrides)

@@ -66,21 +66,60 @@ def evaluate(model: nn.Module, images_u8, labels, batch_size: int = 1000, device
     return correct / len(labels)
 
 
-def load_trained(path):
-    """(model, cfg) from a run dir or its model.safetensors (config.json beside it)."""
+def load_trained(path, role: str = ""):
+    """(model, cfg) from a run dir or its model.safetensors (config.json beside it).
+    A missing or malformed run is a one-line SiaError naming it (after `role`, e.g.
+    "config key 'init'", when the run is named by another run's config)."""
     p = Path(path)
     weights = p / "model.safetensors" if p.is_dir() else p
     cfg_path = weights.parent / "config.json"
+    pre = f"{role}: " if role else ""
     for f in (weights, cfg_path):
         if not f.is_file():
-            raise SiaError(f"no such file: {f}")
-    cfg = from_dict(json.loads(cfg_path.read_text()))
-    state = load_file(str(weights))
+            raise SiaError(f"{pre}no such file: {f}")
+
+    def bad(problem: str) -> SiaError:
+        return SiaError(f"{pre}training run {weights.parent}: {problem}")
+
+    try:
+        d = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise bad(f"config.json is not valid JSON ({e})") from None
+    if not isinstance(d, dict):
+        raise bad("config.json is not a JSON object of config keys")
+    try:
+        cfg = from_dict(d)
+    except SiaError as e:
+        raise bad(f"config.json: {e}") from None
+    try:
+        state = load_file(str(weights))
+    except Exception as e:   # safetensors raises its own error types for a damaged file
+        raise bad(f"{weights.name} is truncated or not a safetensors file "
+                  f"({type(e).__name__}: {_first_line(e)})") from None
     model = build_model(cfg.arch, **cfg.model_kwargs())
     if is_folded(state):
         fold_all_bn(model)
-    model.load_state_dict(state)
+    own = model.state_dict()
+    net = f"its config.json's {cfg.arch} width {cfg.width:g}"
+    extra, absent = sorted(set(state) - set(own)), sorted(set(own) - set(state))
+    if extra or absent:
+        raise bad(f"{weights.name} does not hold {net} ("
+                  + (f"unexpected tensor {extra[0]!r})" if extra else f"missing tensor {absent[0]!r})"))
+    shape = [k for k in own if tuple(state[k].shape) != tuple(own[k].shape)]
+    if shape:
+        k = shape[0]
+        raise bad(f"{weights.name} does not hold {net} (tensor {k!r} has shape "
+                  f"{tuple(state[k].shape)}, the network {tuple(own[k].shape)})")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise bad(f"{weights.name} does not load into {net} ({_first_line(e)})") from None
     return model.eval(), cfg
+
+
+def _first_line(e: Exception) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return lines[0] if lines else "malformed"
 
 
 class _Dist:
@@ -162,6 +201,12 @@ class Run:
         self.progress = progress and self.d.main
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
+        # the runs this one starts from or learns from, checked before any data is loaded
+        # (and before the seed: building them draws random initial weights)
+        if cfg.init and (warm or cfg.holdout):
+            load_trained(cfg.init, "config key 'init'")
+        if cfg.distill:
+            load_trained(cfg.distill["teacher"], "config key 'distill.teacher'")
         torch.manual_seed(cfg.seed)
         self.cuda = self.dev.type == "cuda"
         self.channels_last = self.cuda and cfg.amp
@@ -191,7 +236,8 @@ class Run:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.teacher = None
         if cfg.distill:
-            self.teacher = load_trained(cfg.distill["teacher"])[0].to(self.dev)
+            self.teacher = load_trained(cfg.distill["teacher"], "config key 'distill.teacher'")[0]
+            self.teacher = self.teacher.to(self.dev)
             self.teacher.requires_grad_(False)
             if cfg.compile:
                 self.teacher = compiled(self.teacher, self.dev)
@@ -335,19 +381,55 @@ class Run:
 
 def train(cfg: TrainConfig, out_dir, resume: bool = False, progress: bool = True,
           stop_after: int | None = None) -> TrainResult:
-    """Train (or resume) a run in out_dir; stop_after N ends after epoch N, resumable."""
+    """Train (or resume) a run in out_dir; stop_after N ends after epoch N, resumable.
+
+    Everything a run needs (config, device, data, the runs named by 'init' and
+    'distill.teacher', the checkpoint to resume) is checked before out_dir is created;
+    a directory this call created is removed again if the run fails before its first
+    checkpoint."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    run = Run(cfg, out, progress, warm=not resume)
+    if stop_after is not None and stop_after < 1:
+        raise SiaError(f"--stop-after {stop_after}: give the epoch to stop after (>= 1)")
+    if out.exists() and not out.is_dir():
+        raise SiaError(f"run directory {out} exists and is not a directory")
     ck = out / "checkpoint.pt"
+    if resume and not ck.is_file():
+        raise SiaError(f"--resume: no checkpoint in {out}")
+    run = Run(cfg, out, progress, warm=not resume)
+    old = run.restore(ck) if resume else None
+    created = _make_dir(out)
+    try:
+        return _train(run, cfg, out, resume, old, stop_after)
+    except BaseException:
+        _remove_empty(created)
+        raise
+
+
+def _make_dir(out: Path) -> list[Path]:
+    """mkdir -p out; returns the directories it created, deepest first."""
+    created, d = [], out.absolute()
+    while not d.exists():
+        created.append(d)
+        d = d.parent
+    out.mkdir(parents=True, exist_ok=True)
+    return created
+
+
+def _remove_empty(created: list[Path]):
+    """Remove the directories _make_dir created while they are still empty."""
+    for d in created:
+        try:
+            d.rmdir()
+        except OSError:   # holds a checkpoint (resumable), or another process's files
+            return
+
+
+def _train(run: Run, cfg: TrainConfig, out: Path, resume: bool, old, stop_after) -> TrainResult:
     metrics = {"config": cfg.to_dict(), "data": data_copy(cfg.dataset, cfg.data_dir),
                "device": str(run.dev), "world_size": run.d.world, "epochs": run.history}
     if run.warm_start:
         metrics["warm_start"] = run.warm_start
     if resume:
-        if not ck.is_file():
-            raise SiaError(f"--resume: no checkpoint in {out}")
-        old = run.restore(ck)
         prev = out / "metrics.json"
         before = json.loads(prev.read_text()) if prev.is_file() else {}
         changes = before.get("schedule_changes", [])
