@@ -41,11 +41,11 @@ def _run(argv):
 
     from sia import SiaError
     try:
-        code = app(args=argv, standalone_mode=False)
+        app(args=argv, standalone_mode=False)
     except Exception as e:
         if _is(e, "NoArgsIsHelpError"):   # bare `sia` / `sia rtl`: the help
             print(e.ctx.get_help())
-            return
+            sys.exit(0)
         if _is(e, "UsageError"):
             ctx = getattr(e, "ctx", None)
             where = ctx.command_path if ctx is not None else "sia"
@@ -56,8 +56,9 @@ def _run(argv):
             print("aborted", file=sys.stderr)
             sys.exit(1)
         raise
-    if isinstance(code, int) and code:   # typer.Exit(code) inside a command
-        sys.exit(code)
+    # like click's standalone mode: SystemExit(0) on success too (no command raises
+    # typer.Exit; a command's return value is not an exit status)
+    sys.exit(0)
 
 
 def main(argv=None):

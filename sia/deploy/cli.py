@@ -75,7 +75,11 @@ def register(app: typer.Typer):
         if verilog is not None:
             if not verilog.is_file():
                 raise SiaError(f"no such Verilog file: {verilog}")
-            text = verilog.read_text()
+            try:
+                text = verilog.read_text()
+            except UnicodeDecodeError:
+                raise SiaError(f"--verilog {verilog}: not a Verilog text file (not UTF-8 "
+                               f"text)") from None
         d = write_vivado_dir(out, _config(config), verilog=text, dma_length_width=dma_length_width,
                              jobs=jobs, force=force)
         check_vivado_dir(d)
@@ -98,7 +102,10 @@ def register(app: typer.Typer):
         config: Path = typer.Option(None, "--config", help="SIA parameter set JSON of the bitstream"),
     ):
         """Read Vivado's utilization, timing and power reports back into sia."""
-        from sia.deploy.reports import parse_reports, with_model, write_json
+        from sia.deploy.reports import check_json_path, parse_reports, with_model, write_json
+        if out:
+            check_json_path(out)      # before the model run
+        cfg = _config(config) if program else None
         r = parse_reports(directory)
         s = r["summary"]
         print(f"LUT {s['lut']}  FF {s['ff']}  BRAM tiles {s['bram_tile']}  DSP {s['dsp']}  | "
@@ -112,7 +119,7 @@ def register(app: typer.Typer):
             prog = resolve_program(program)
             images, _ = load_split(prog.meta.get("dataset", "digits"), "test", None)
             images = np.asarray(images[:limit] if limit else images)
-            m = with_model(r, prog, images, _config(config), source=str(directory))
+            m = with_model(r, prog, images, cfg, source=str(directory))
             b = m["board"]
             r["model"] = m
             gpd = f"{m['gops_per_dsp']:.3f}" if m["gops_per_dsp"] else "n/a (0 DSPs)"

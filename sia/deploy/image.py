@@ -90,6 +90,7 @@ def build_image(program: Program, cfg: SIAConfig | None = None, T: int | None = 
     """Packs a validated program for the accelerator with parameter set cfg."""
     from sia.deploy import regmap_bridge as rb
     from sia.deploy.tiles import plan
+    from sia.hw.model.fit import check_membranes
     from sia.hw.regmap import check_layer
     cfg = cfg or SIAConfig()
     T = program.timesteps if T is None else int(T)
@@ -97,6 +98,7 @@ def build_image(program: Program, cfg: SIAConfig | None = None, T: int | None = 
         raise SiaError(f"T={T} outside 1..t_max={program.t_max} of program {program.name}")
     for i in range(len(program.layers)):
         check_layer(program, i, cfg, T)        # what this build of the RTL refuses
+        check_membranes(program, i, cfg)       # (its packet check refuses these too)
     beat = cfg.stream_bits // 8
     payload, launches = bytearray(), []
     for ln in plan(program, cfg):
@@ -170,6 +172,12 @@ def parse_image(data: bytes, expect: SIAConfig | None = None, where: str = "imag
     if config_id(cfg) != cfg_id:
         raise SiaError(f"{where}: parameter-set id does not match the manifest's parameter set")
     launches = manifest.get("launches", [])
+    if not isinstance(launches, list) or not all(
+            isinstance(ln, dict) and all(type(ln.get(f)) is int
+                                         for f in ("layer", "tile", "c0", "c1", "offset", "size"))
+            for ln in launches):
+        raise SiaError(f"{where}: malformed manifest (the launch table must list objects with "
+                       f"integer layer, tile, c0, c1, offset and size)")
     if len(launches) != n_tiles:
         raise SiaError(f"{where}: header says {n_tiles} tiles, manifest lists {len(launches)}")
     end = 0
@@ -194,10 +202,23 @@ def _check_launches(manifest: dict, payload: bytes, cfg: SIAConfig, where: str):
     is a packet head of exactly the size sia.hw.regmap gives that launch."""
     from sia.deploy import regmap_bridge as rb
     from sia.hw import regmap as rm
+    from sia.program.format import IMAGE
     try:
         layers, T = manifest["layers"], int(manifest["timesteps"])
         if not 1 <= T <= cfg.max_timesteps:
             raise SiaError(f"{where}: T={T} outside 1..max_timesteps={cfg.max_timesteps}")
+        if not isinstance(manifest["program"], str) or not isinstance(layers, list):
+            raise TypeError("program must be a name, layers a list")
+        for i, L in enumerate(layers):
+            if not isinstance(L["name"], str):
+                raise TypeError(f"layer {i} has no name")
+            # the membrane rule of sia.hw.model.fit.check_membranes (the RTL refuses it too)
+            _, h, w = (int(v) for v in L["shape"])
+            need = w if L["kind"] == "if" and L["inputs"][0]["source"] == IMAGE else h * w
+            if need > cfg.membrane_positions:
+                raise SiaError(f"{where}: layer {i} ({L['name']}): {h}x{w} membranes need "
+                               f"{need} words per bank > membrane_positions="
+                               f"{cfg.membrane_positions}")
         img = ProgramImage(cfg, rm.VERSION, manifest, payload)
         expected = [(i, k) for i, L in enumerate(layers)
                     for k in range(-(-int(L["shape"][0]) // cfg.pes))]

@@ -232,12 +232,40 @@ def per_dsp(gops: float, summary: dict) -> float | None:
     return None if not summary.get("dsp") else gops / summary["dsp"]
 
 
-def write_json(reports: dict, path) -> Path:
-    import os
+def check_json_path(path) -> Path:
+    """A JSON output path the command can write: not a directory (checked before any work)."""
     path = Path(path)
+    if path.is_dir():
+        raise SiaError(f"--json {path} is a directory; give the JSON file's name")
+    return path
+
+
+def write_json(reports: dict, path) -> Path:
+    """Writes `path` through a temporary beside it (missing parent directories are
+    created); on any failure nothing is left behind and the error names `path`."""
+    import os
+    import shutil
+    path = check_json_path(path)
+    text = json.dumps(reports, indent=1, sort_keys=True) + "\n"
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(reports, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    # the topmost missing parent: removed again if the write fails
+    created = next((p for p in reversed(path.parents) if not p.exists()), None)
+    ok = False
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text)
+        os.replace(tmp, path)
+        ok = True
+    except OSError as e:
+        raise SiaError(f"cannot write {path}: {e.strerror or e}") from None
+    finally:
+        if not ok:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+            if created is not None:
+                shutil.rmtree(created, ignore_errors=True)
     return path
 
 

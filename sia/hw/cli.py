@@ -5,6 +5,7 @@ from pathlib import Path
 import typer
 
 from sia import SiaError, int_list
+from sia.outputs import check_out_dir
 
 
 def build_config(path, pes: int | None = None, events: int | None = None, **overrides):
@@ -88,16 +89,19 @@ def register(app: typer.Typer):
         from sia.hw.model import report, run
         from sia.program.resolve import resolve_program
 
-        prog = resolve_program(program)
         cfg = build_config(config, pes, events, clock_mhz=clock, weight_bits=weight_bits,
                            phase_pairs=phase_pairs, identity_drain=identity_drain,
                            row_prefetch=row_prefetch, psum_slots=psum_slots,
                            pool_hold=pool_hold, phase_quads=phase_quads,
                            narrow_stream=narrow_stream)
+        # the inputs checked before the simulation
+        dsp, src = report.synth_dsp(synth) if synth else (None, None)
+        if out:
+            check_out_dir(out, ("sia_model.json", "sia_model_layers.png"))
+        prog = resolve_program(program)
         data, images, labels = program_test_set(prog, data, data_dir, limit)
         res = run(prog, images, labels, T=timesteps, config=cfg, progress=True, weight_batch=batch,
                   launch_images=launch_images)
-        dsp, src = report.synth_dsp(synth) if synth else (None, None)
         summ = report.summarize(res, dsp=dsp, dsp_source=src, program=prog)
         summ["data"] = data
         _print_table(report.TABLE_HEADER, report.table_rows(summ))
@@ -116,7 +120,8 @@ def register(app: typer.Typer):
         limit: int = typer.Option(16, "--images", help="images whose spike statistics are used"),
         pes: str = typer.Option("16,32,64,128", "--pes", help="PE counts to sweep"),
         events: str = typer.Option("1,2", "--events", help="events per cycle to sweep"),
-        timesteps: str = typer.Option("4,8,16", "--T", help="timesteps to sweep"),
+        timesteps: str = typer.Option(None, "--T", help="timesteps to sweep (default: 4,8,16 "
+                                                       "within the program's t_max)"),
         weight_bits: str = typer.Option("8,16", "--weight-bits", help="weight widths to sweep"),
         batch: str = typer.Option("1,16", "--batch", help="images per weight load to sweep"),
         config: Path = typer.Option(None, "--config", help="SIAConfig JSON the sweep starts from"),
@@ -140,8 +145,9 @@ def register(app: typer.Typer):
         batches = int_list(batch, "--batch")
         if any(b < 1 for b in batches):
             raise SiaError(f"--batch values must be >= 1, got {batch}")
-        prog = resolve_program(program)
-        _, images, _ = program_test_set(prog, data, data_dir, limit)
+        if out:
+            check_out_dir(out, ("sia_dse.json", "sia_dse.png"))
+
         def switches(flag, value):   # "off", "on" or "off,on" -> the values to sweep
             if value is None:
                 return None
@@ -150,16 +156,36 @@ def register(app: typer.Typer):
                 raise SiaError(f"{flag} takes off, on or off,on, got {value!r}")
             return tuple(w == "on" for w in words)
 
+        sw = {"phase_pairs": switches("--phase-pairs", phase_pairs),
+              "identity_drain": switches("--identity-drain", identity_drain),
+              "phase_quads": switches("--phase-quads", phase_quads),
+              "narrow_stream": switches("--narrow-stream", narrow_stream),
+              "psum_slots": None if psum_slots is None else int_list(psum_slots, "--psum-slots")}
+        base = build_config(config)
+        quads = (base.phase_quads,) if sw["phase_quads"] is None else sw["phase_quads"]
+        pairs = (base.phase_pairs,) if sw["phase_pairs"] is None else sw["phase_pairs"]
+        if True in quads and True not in pairs:
+            raise SiaError("phase quads need phase pairs: add --phase-pairs on (or off,on) "
+                           "to sweep --phase-quads on")
+        prog = resolve_program(program)
+        t_limit = min(prog.t_max, base.max_timesteps)
+        if timesteps is None:        # the default sweep: 4, 8, 16 as far as the program goes
+            Ts = tuple(T for T in (4, 8, 16) if T <= t_limit)
+            if len(Ts) < 3:
+                print(f"note: T > {t_limit} not swept (program {prog.name} t_max={prog.t_max}, "
+                      f"max_timesteps={base.max_timesteps})")
+        else:
+            Ts = int_list(timesteps, "--T")
+            bad = [T for T in Ts if not 1 <= T <= t_limit]
+            if bad:
+                raise SiaError(f"--T {','.join(map(str, bad))} outside 1..{t_limit} (program "
+                               f"{prog.name} t_max={prog.t_max}, max_timesteps="
+                               f"{base.max_timesteps})")
+        _, images, _ = program_test_set(prog, data, data_dir, limit)
         rows = dse.sweep(prog, images, int_list(pes, "--pes"), int_list(events, "--events"),
-                         int_list(timesteps, "--T"), int_list(weight_bits, "--weight-bits"),
-                         base=build_config(config), progress=False,
-                         batches=batches, launch_images=launch_images,
-                         phase_pairs=switches("--phase-pairs", phase_pairs),
-                         identity_drain=switches("--identity-drain", identity_drain),
-                         psum_slots=None if psum_slots is None else
-                         int_list(psum_slots, "--psum-slots"),
-                         phase_quads=switches("--phase-quads", phase_quads),
-                         narrow_stream=switches("--narrow-stream", narrow_stream))
+                         Ts, int_list(weight_bits, "--weight-bits"),
+                         base=base, progress=False,
+                         batches=batches, launch_images=launch_images, **sw)
         _print_table(dse.TABLE_HEADER, dse.table_rows(rows))
         print("* projection for an option the RTL lacks: all streams hidden behind compute")
         if out:

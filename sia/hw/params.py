@@ -2,10 +2,26 @@
 the RTL generator, the program image and the PYNQ driver (docs/architecture.md)."""
 
 import json
-from dataclasses import asdict, dataclass, replace
+import math
+import numbers
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from sia import SiaError
+
+
+def _shown(v) -> str:
+    """A parameter value as its JSON file spells it (true, 8.5, Infinity)."""
+    try:
+        return json.dumps(v)
+    except (TypeError, ValueError):
+        return repr(v)
+
+
+# the fabric clock a parameter set may name: the CLOCK_KHZ register's resolution (1 kHz)
+# up to 1 GHz, far above any 7-series fabric clock (the PYNQ-Z2 build runs at 100 MHz)
+CLOCK_MHZ_MIN = 0.001
+CLOCK_MHZ_MAX = 1000.0
 
 
 @dataclass(frozen=True)
@@ -53,6 +69,7 @@ class SIAConfig:
                                 # "Narrow streams")
 
     def __post_init__(self):
+        self._check_types()
         checks = [
             (self.pes >= 1 and self.pes & (self.pes - 1) == 0, "pes must be a power of two"),
             (self.events_per_cycle in (1, 2, 4), "events_per_cycle must be 1, 2 or 4"),
@@ -67,7 +84,9 @@ class SIAConfig:
             (self.stream_bits in (32, 64, 128), "stream_bits must be 32, 64 or 128"),
             (1 <= self.buffer_timesteps <= 256, "buffer_timesteps must be in 1..256"),
             (1 <= self.membrane_positions <= 65536, "membrane_positions must be in 1..65536"),
-            (self.clock_mhz > 0, "clock_mhz must be positive"),
+            (CLOCK_MHZ_MIN <= self.clock_mhz <= CLOCK_MHZ_MAX,
+             f"clock_mhz must be a finite number in {CLOCK_MHZ_MIN:g}..{CLOCK_MHZ_MAX:g} (MHz), "
+             f"got {_shown(self.clock_mhz)}"),
             (isinstance(self.phase_pairs, bool), "phase_pairs must be true or false"),
             (isinstance(self.identity_drain, bool), "identity_drain must be true or false"),
             (isinstance(self.row_prefetch, bool), "row_prefetch must be true or false"),
@@ -83,6 +102,28 @@ class SIAConfig:
         for ok, msg in checks:
             if not ok:
                 raise SiaError(f"invalid SIA parameters: {msg}")
+
+    def _check_types(self):
+        """Every int field a whole number (not a bool, not a float), every bool field a
+        bool, clock_mhz a finite real; numpy numbers become plain Python ones."""
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.type in (bool, "bool"):
+                if not isinstance(v, bool):
+                    raise SiaError(f"invalid SIA parameters: {f.name} must be true or false, "
+                                   f"got {_shown(v)}")
+            elif f.type in (int, "int"):
+                if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+                    raise SiaError(f"invalid SIA parameters: {f.name} must be an integer, "
+                                   f"got {_shown(v)}")
+                object.__setattr__(self, f.name, int(v))
+            elif f.type in (float, "float"):
+                if (isinstance(v, bool) or not isinstance(v, numbers.Real)
+                        or not math.isfinite(v)):
+                    raise SiaError(f"invalid SIA parameters: {f.name} must be a finite number, "
+                                   f"got {_shown(v)}")
+                if type(v) not in (int, float):     # (a JSON int stays one: config_id)
+                    object.__setattr__(self, f.name, float(v))
 
     def to_json(self) -> dict:
         return asdict(self)

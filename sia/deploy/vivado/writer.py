@@ -148,6 +148,10 @@ def write_vivado_dir(out, cfg: SIAConfig | None = None, verilog: str | None = No
     out = Path(out)
     if not 8 <= dma_length_width <= 26:
         raise SiaError(f"DMA buffer-length width {dma_length_width} outside AXI DMA's 8..26 bits")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise SiaError(f"--jobs {jobs}: Vivado needs at least 1 parallel job")
+    if out.exists() and not out.is_dir():
+        raise SiaError(f"--out {out} exists and is not a directory; --out must be a directory")
     if out.exists() and not force:
         raise SiaError(f"{out} exists; pass --force to replace it")
     if verilog is None:
@@ -183,11 +187,15 @@ def write_vivado_dir(out, cfg: SIAConfig | None = None, verilog: str | None = No
                     "sia_config": cfg.to_json(), "ports": asdict(ports),
                     "files": {f: _sha256(tmp / f) for f in files}}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-        if out.exists():
-            old = out.with_name(out.name + ".old")
-            shutil.rmtree(old, ignore_errors=True)
+        if out.is_dir():
+            # aside under a name no one else uses (the temporary's), back if the swap fails
+            old = tmp.with_name(tmp.name + ".old")
             os.replace(out, old)
-            os.replace(tmp, out)
+            try:
+                os.replace(tmp, out)
+            except OSError:
+                os.replace(old, out)
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, out)

@@ -120,11 +120,25 @@ def sweep(program: Program, images, pes=(16, 32, 64, 128), events=(1, 2), timest
     narrows = (base.narrow_stream,) if narrow_stream is None else tuple(narrow_stream)
     # (phase pairs, phase quads) builds: quads need pairs
     phase_opts = [(ph, q) for ph in phases for q in quads if ph or not q]
+    if True in quads and True not in phases:
+        raise SiaError("phase quads need phase pairs: sweep --phase-pairs on (or off,on) "
+                       "with --phase-quads on")
     drains = (base.identity_drain,) if identity_drain is None else tuple(identity_drain)
     slots = (base.psum_slots,) if psum_slots is None else tuple(psum_slots)
-    Ts = [T for T in timesteps if T <= min(program.t_max, base.max_timesteps)]
+    Ts = [T for T in timesteps if 1 <= T <= min(program.t_max, base.max_timesteps)]
     if not Ts:
-        raise SiaError(f"no T in {list(timesteps)} within the program's t_max={program.t_max}")
+        raise SiaError(f"no T in {list(timesteps)} within 1..{min(program.t_max, base.max_timesteps)} "
+                       f"(program t_max={program.t_max}, max_timesteps={base.max_timesteps})")
+    # every build of the sweep is a valid parameter set: refused before any model run
+    for P in pes:
+        for E in events:
+            for wb in weight_bits:
+                for (ph, q), idr, ns, nar in ((o, i, s, n) for o in phase_opts for i in drains
+                                              for s in slots for n in narrows):
+                    dataclasses.replace(base, pes=P, events_per_cycle=E, weight_bits=wb,
+                                        phase_pairs=ph, phase_quads=q, narrow_stream=nar,
+                                        identity_drain=idr, psum_slots=ns,
+                                        pool_hold=base.pool_hold and E <= 2)
     # identity groups scan the tile's own channel slice, so their words depend on P
     per_p = any(g.op == "identity" for layer in program.layers for g in layer.inputs)
     rows = []
@@ -155,10 +169,7 @@ def write(rows: list[dict], out_dir, stem: str = "sia_dse") -> tuple[Path, Path]
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    js = out / f"{stem}.json"
-    js.write_text(json.dumps(rows, indent=1))
+    from sia.outputs import write_outputs
     ok = [r for r in rows if r["fits"]]
     wb = min((r["weight_bits"] for r in ok), default=None)   # the narrowest that fits
     bmax = max((r["weight_batch"] for r in ok), default=1)    # the largest batch
@@ -197,9 +208,12 @@ def write(rows: list[dict], out_dir, stem: str = "sia_dse") -> tuple[Path, Path]
     a1.legend(fontsize=7)
     fig.suptitle(f"SIA design space (weight_bits={wb}, weight batch {bmax})")
     fig.tight_layout()
-    png = out / f"{stem}.png"
-    fig.savefig(png, dpi=120)
-    plt.close(fig)
+    try:
+        js, png = write_outputs(out_dir, {
+            f"{stem}.json": lambda p: p.write_text(json.dumps(rows, indent=1)),
+            f"{stem}.png": lambda p: fig.savefig(p, dpi=120)})
+    finally:
+        plt.close(fig)
     return js, png
 
 

@@ -47,6 +47,18 @@ def psum_bits(layer: Layer, program: Program) -> int:
 BIGGER = "; pass a parameter set that has room (--config FILE; configs/sia/resnet18.json fits ResNet-18)"
 
 
+def check_membranes(program: Program, index: int, config: SIAConfig) -> None:
+    """Refuse layer `index` if its membranes do not fit one ping-pong bank of
+    membrane_positions words (the RTL's packet check refuses it alike, error code 2);
+    the model, the image packer and the twin share this rule."""
+    layer = program.layers[index]
+    need = membrane_positions(layer)
+    if need > config.membrane_positions:
+        _, h, w = layer.shape
+        raise SiaError(f"layer {index} ({layer.name}): {h}x{w} membranes need {need} words "
+                       f"per bank > membrane_positions={config.membrane_positions}{BIGGER}")
+
+
 def check_fits(program: Program, config: SIAConfig, T: int) -> None:
     if not 1 <= T <= min(config.max_timesteps, program.t_max):
         raise SiaError(f"T={T} outside 1..{min(config.max_timesteps, program.t_max)} "
@@ -60,9 +72,7 @@ def check_fits(program: Program, config: SIAConfig, T: int) -> None:
         if h > config.max_height or w > config.max_width:
             raise SiaError(f"{where}: map {h}x{w} exceeds the {config.max_height}x"
                            f"{config.max_width} maximum")
-        if membrane_positions(layer) > config.membrane_positions:
-            raise SiaError(f"{where}: {h}x{w} membranes need {membrane_positions(layer)} words "
-                           f"per bank > membrane_positions={config.membrane_positions}{BIGGER}")
+        check_membranes(program, i, config)
         if len(layer.inputs) > MAX_GROUPS:
             raise SiaError(f"{where}: {len(layer.inputs)} synapse groups > {MAX_GROUPS}")
         if len({s.source == IMAGE for s in layer.inputs}) > 1:

@@ -10,6 +10,7 @@ from sia.hw.model import energy
 from sia.hw.model.fast import ModelResult, launch_groups
 from sia.hw.model.schedule import PHASES, compute_cycles, floor_cycles
 from sia.hw import timing
+from sia.outputs import write_outputs
 
 # Until RTL synthesis reports DSP48E1s, the architecture's own count: the spiking core
 # accumulates only, and the 8-bit image layer is bit-serial (shift, no multiplier).
@@ -18,9 +19,24 @@ DSP_ESTIMATE_SOURCE = "architecture estimate (no multipliers: bit-serial image l
 
 
 def synth_dsp(path) -> tuple[int, str]:
-    """DSP48E1 count from a `sia synth` report (synth_report.json), with its source."""
-    rep = json.loads(Path(path).read_text())
-    return int(rep["resources"]["DSP48E1"]), f"RTL synthesis report {path} (Yosys estimate)"
+    """DSP48E1 count from a `sia synth` report (synth_report.json), with its source;
+    anything else is a one-line SiaError naming the file."""
+    from sia import SiaError
+    p = Path(path)
+    if not p.is_file():
+        raise SiaError(f"no such synthesis report: {p}" + (" (a directory; give its "
+                       "synth_report.json)" if p.is_dir() else ""))
+    try:
+        rep = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SiaError(f"{p}: not a `sia synth` report (not valid JSON: {e})") from None
+    res = rep.get("resources") if isinstance(rep, dict) else None
+    dsp = res.get("DSP48E1") if isinstance(res, dict) else None
+    if (isinstance(dsp, bool) or not isinstance(dsp, (int, float))
+            or not float(dsp).is_integer() or dsp < 0):
+        raise SiaError(f"{p}: not a `sia synth` report (needs a JSON object with "
+                       f"resources.DSP48E1, a count)")
+    return int(dsp), f"RTL synthesis report {path} (Yosys estimate)"
 
 
 def _layer(L, r: ModelResult) -> dict:
@@ -233,11 +249,10 @@ def plot_layers(summary: dict, path: Path) -> Path:
 
 
 def write(summary: dict, out_dir, stem: str = "sia_model") -> tuple[Path, Path]:
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    js = out / f"{stem}.json"
-    js.write_text(json.dumps(summary, indent=1))
-    return js, plot_layers(summary, out / f"{stem}_layers.png")
+    js, png = write_outputs(out_dir, {
+        f"{stem}.json": lambda p: p.write_text(json.dumps(summary, indent=1)),
+        f"{stem}_layers.png": lambda p: plot_layers(summary, p)})
+    return js, png
 
 
 def table_rows(summary: dict) -> list[list[str]]:

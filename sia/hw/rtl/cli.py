@@ -5,6 +5,7 @@ from pathlib import Path
 
 import typer
 
+from sia import SiaError
 from sia.hw.cli import (IDENTITY_DRAIN, NARROW_STREAM, PHASE_PAIRS, PHASE_QUADS, POOL_HOLD,
                         PSUM_SLOTS, ROW_PREFETCH, build_config)
 
@@ -83,10 +84,20 @@ def register(app: typer.Typer):
         from sia.data.registry import load_split
         from sia.hw.rtl.cosim.bench import bench
         from sia.program.resolve import resolve_program
+        if image_index < 0:
+            raise SiaError(f"--image {image_index}: a test-image index is >= 0")
+        if out is not None and out.is_dir():
+            raise SiaError(f"--out {out} is a directory; give the JSON report's file name")
         prog = resolve_program(program)
-        images, labels = load_split(data or prog.meta.get("dataset", "digits"), "test", data_dir)
         cfg = _cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch, psum_slots,
                    pool_hold, phase_quads, narrow_stream)
+        images, labels = load_split(data or prog.meta.get("dataset", "digits"), "test", data_dir)
+        n = len(images)
+        if image_index + batch > n:
+            what = (f"--image {image_index}" if batch == 1 else
+                    f"--image {image_index} --batch {batch} (images {image_index}.."
+                    f"{image_index + batch - 1})")
+            raise SiaError(f"{what} outside the test set of {n} images (indices 0..{n - 1})")
         sel = slice(image_index, image_index + batch)
         rep = bench(prog, np.asarray(images[sel]), cfg, T=timesteps, jobs=jobs,
                     launch_images=launch_images)

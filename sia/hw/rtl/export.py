@@ -7,6 +7,7 @@ from sia.hw import regmap, timing
 from sia.hw.params import SIAConfig
 from sia.hw.rtl.bram import design_ram36
 from sia.hw.rtl.bram import exact as bram_exact
+from sia.outputs import check_out_dir, write_outputs
 
 
 def verilog_text(cfg: SIAConfig) -> str:
@@ -17,15 +18,20 @@ def verilog_text(cfg: SIAConfig) -> str:
 
 
 def write_verilog(cfg: SIAConfig, path) -> Path:
+    """Elaborates first: a build that fails leaves no file (and no directory) behind."""
     path = Path(path)
+    text = verilog_text(cfg)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(verilog_text(cfg))
+    path.write_text(text)
     return path
 
 
 def export(cfg: SIAConfig, out_dir) -> dict:
-    out = Path(out_dir)
-    v = write_verilog(cfg, out / "sia_top.v")
+    """Writes OUT/sia_top.v and OUT/sia_top.json; both are generated before anything is
+    written, and a failed write removes what this call wrote (and OUT if it made it)."""
+    out = check_out_dir(out_dir, ("sia_top.v", "sia_top.json"))
+    text = verilog_text(cfg)
+    v = out / "sia_top.v"
     meta = {"top": "sia_top", "verilog": v.name, "params": cfg.to_json(),
             "timing": {"C_LAUNCH": timing.C_LAUNCH, "C_STEP": timing.C_STEP, "C_ROW": timing.C_ROW,
                        "C_HAND": timing.C_HAND, "C_OUT_TAIL": timing.C_OUT_TAIL},
@@ -38,5 +44,7 @@ def export(cfg: SIAConfig, out_dir) -> dict:
                        "layer_fields": {n: list(x) for n, x in regmap.LAYER_LAYOUT.items()},
                        "group_fields": {n: list(x) for n, x in regmap.GROUP_LAYOUT.items()}},
             "register_map": regmap.register_map(cfg)}
-    (out / "sia_top.json").write_text(json.dumps(meta, indent=1))
-    return {"verilog": str(v), "json": str(out / "sia_top.json")}
+    js = out / "sia_top.json"
+    meta_text = json.dumps(meta, indent=1)
+    write_outputs(out, {v.name: lambda p: p.write_text(text), js.name: lambda p: p.write_text(meta_text)})
+    return {"verilog": str(v), "json": str(js)}
