@@ -71,7 +71,7 @@ def test_huge_t_max_is_refused_not_iterated(tmp_path):
 def test_declared_widths_past_int64_are_refused():
     p = random_program(0)
     p.layers[0].v_bits = 100
-    with pytest.raises(SiaError, match="v_bits=100 outside 2..64"):
+    with pytest.raises(SiaError, match="v_bits=100 outside 1..64"):
         validate(p)
     p = random_program(0)
     p.layers[0].inputs[0].weight_bits = 40

@@ -31,8 +31,9 @@ def toml(path, **kw):
     return path
 
 
-def sia(capsys, *args) -> str:
-    """Run `sia ARGS` in this process; expect exit 2 and return its one stderr line."""
+def sia(capsys, *args, after_progress: bool = False) -> str:
+    """Run `sia ARGS` in this process; expect exit 2 and return its one stderr line
+    (after_progress: the error line after a run's progress bars)."""
     from sia import demo
     from sia.convert import cli as convert_cli
     from sia.train import cli as train_cli
@@ -45,6 +46,8 @@ def sia(capsys, *args) -> str:
     err = capsys.readouterr().err
     assert e.value.code == 2, err
     lines = err.strip().splitlines()
+    if after_progress:
+        lines = [ln for ln in lines if ln.startswith("sia: error: ")]
     assert len(lines) == 1 and lines[0].startswith("sia: error: "), err
     return lines[0]
 
@@ -315,3 +318,18 @@ def test_subprocess_cli_is_one_line_without_traceback(tmp_path):
                        timeout=120, env={**os.environ})
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and listing(tmp_path) == []
+
+
+def test_finetune_outputs_all_or_nothing(tmp_path, capsys, monkeypatch):
+    """The program, its history and its plot are written together: a plot that fails
+    leaves neither the program nor the history (sia/outputs.py)."""
+    from sia.convert import finetune as ft_mod
+
+    def no_space(hist, path, title):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(ft_mod, "plot_history", no_space)
+    out = tmp_path / "sub" / "ft.safetensors"
+    msg = sia(capsys, "finetune", "digits_cnn_l8", "--out", out, "--steps", 1, "--batch", 8,
+              "--threads", 1, after_progress=True)
+    assert "No space left on device" in msg
+    assert listing(tmp_path) == []

@@ -81,6 +81,7 @@ def register(app: typer.Typer):
         from sia import SiaError, int_list
         from sia.convert.finetune import check_args, finetune, plot_history
         from sia.data.registry import INPUT_SHAPES, data_copy, load_split
+        from sia.outputs import write_outputs
         from sia.program import save_program
         from sia.program.resolve import resolve_program
         from sia.train.config import MAX_THREADS
@@ -116,9 +117,11 @@ def register(app: typer.Typer):
         ft.meta["finetune"].update({"from": str(program), "data": data_copy(data, data_dir),
                                     "teacher": str(teacher) if teacher else None,
                                     "seconds": round(time.time() - t0, 1)})
-        save_program(ft, out)
-        log = out.with_suffix(".json")
-        log.write_text(json.dumps({**ft.meta["finetune"], **hist}) + "\n")
-        png = plot_history(hist, out.with_suffix(".png"), f"{prog.name}: fine-tuning at T={timesteps}")
+        # the program, its history and plot: all three or none (sia/outputs.py)
+        log, png = out.with_suffix(".json"), out.with_suffix(".png")
+        write_outputs(out.parent, {
+            out.name: lambda p: save_program(ft, p),
+            log.name: lambda p: p.write_text(json.dumps({**ft.meta["finetune"], **hist}) + "\n"),
+            png.name: lambda p: plot_history(hist, p, f"{prog.name}: fine-tuning at T={timesteps}")})
         print(f"{ft.summary()} -> {out} (history {log.name}, {png.name}; last 50 batches: "
               f"train accuracy {sum(hist['acc'][-50:]) / len(hist['acc'][-50:]):.3f} at t={ls[-1]})")

@@ -94,8 +94,8 @@ def validate(p: Program) -> Program:
         for j, s in enumerate(layer.inputs):
             _check_synapse(p, i, j, s, layer.shape)
         for key in ("acc_bits", "v_bits"):   # stored as int64 (sia/program/io.py)
-            if not 2 <= getattr(layer, key) <= 64:
-                raise SiaError(f"{where}: {key}={getattr(layer, key)} outside 2..64")
+            if not 1 <= getattr(layer, key) <= 64:   # 1: a layer whose values are all 0 or -1
+                raise SiaError(f"{where}: {key}={getattr(layer, key)} outside 1..64")
         need = required_bits(p, layer)
         for key in ("acc_bits", "v_bits"):
             if getattr(layer, key) < need[key]:
