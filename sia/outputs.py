@@ -43,7 +43,8 @@ def write_outputs(out_dir, writers: dict) -> list[Path]:
         if created is not None:
             shutil.rmtree(created, ignore_errors=True)
         if isinstance(e, OSError):
-            raise SiaError(f"cannot write into {out}: {e.strerror or e}") from None
+            what = f"{out / next(iter(writers))}" if len(writers) == 1 else f"into {out}"
+            raise SiaError(f"cannot write {what}: {e.strerror or e}") from None
         raise
     finally:
         if tmpd is not None:

@@ -241,31 +241,12 @@ def check_json_path(path) -> Path:
 
 
 def write_json(reports: dict, path) -> Path:
-    """Writes `path` through a temporary beside it (missing parent directories are
-    created); on any failure nothing is left behind and the error names `path`."""
-    import os
-    import shutil
+    """Writes `path` (missing parent directories are created); on any failure nothing is
+    left behind and the error names `path` (sia/outputs.py)."""
+    from sia.outputs import write_outputs
     path = check_json_path(path)
     text = json.dumps(reports, indent=1, sort_keys=True) + "\n"
-    tmp = path.with_name(path.name + ".tmp")
-    # the topmost missing parent: removed again if the write fails
-    created = next((p for p in reversed(path.parents) if not p.exists()), None)
-    ok = False
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text)
-        os.replace(tmp, path)
-        ok = True
-    except OSError as e:
-        raise SiaError(f"cannot write {path}: {e.strerror or e}") from None
-    finally:
-        if not ok:
-            try:
-                tmp.unlink(missing_ok=True)
-            except OSError:
-                pass
-            if created is not None:
-                shutil.rmtree(created, ignore_errors=True)
+    write_outputs(path.parent, {path.name: lambda p: p.write_text(text)})
     return path
 
 
