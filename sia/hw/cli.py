@@ -164,9 +164,7 @@ def register(app: typer.Typer):
         base = build_config(config)
         quads = (base.phase_quads,) if sw["phase_quads"] is None else sw["phase_quads"]
         pairs = (base.phase_pairs,) if sw["phase_pairs"] is None else sw["phase_pairs"]
-        if True in quads and True not in pairs:
-            raise SiaError("phase quads need phase pairs: add --phase-pairs on (or off,on) "
-                           "to sweep --phase-quads on")
+        dse.check_phase_options(pairs, quads)   # before the data load
         prog = resolve_program(program)
         t_limit = min(prog.t_max, base.max_timesteps)
         if timesteps is None:        # the default sweep: 4, 8, 16 as far as the program goes

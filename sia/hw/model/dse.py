@@ -107,6 +107,13 @@ def point(program: Program, r: ModelResult, cfg: SIAConfig, weight_batch: int = 
             "gops_per_pe_compute_only": per_pe / compute}
 
 
+def check_phase_options(phases, quads) -> None:
+    """A sweep with phase quads on needs phase pairs on in some build (quads extend them)."""
+    if True in quads and True not in phases:
+        raise SiaError("phase quads need phase pairs: sweep --phase-pairs on (or off,on) "
+                       "with --phase-quads on")
+
+
 def sweep(program: Program, images, pes=(16, 32, 64, 128), events=(1, 2), timesteps=(4, 8, 16),
           weight_bits=(8, 16), base: SIAConfig | None = None, progress: bool = False,
           batches=(1,), launch_images: int = 1, phase_pairs=None,
@@ -120,9 +127,7 @@ def sweep(program: Program, images, pes=(16, 32, 64, 128), events=(1, 2), timest
     narrows = (base.narrow_stream,) if narrow_stream is None else tuple(narrow_stream)
     # (phase pairs, phase quads) builds: quads need pairs
     phase_opts = [(ph, q) for ph in phases for q in quads if ph or not q]
-    if True in quads and True not in phases:
-        raise SiaError("phase quads need phase pairs: sweep --phase-pairs on (or off,on) "
-                       "with --phase-quads on")
+    check_phase_options(phases, quads)
     drains = (base.identity_drain,) if identity_drain is None else tuple(identity_drain)
     slots = (base.psum_slots,) if psum_slots is None else tuple(psum_slots)
     Ts = [T for T in timesteps if 1 <= T <= min(program.t_max, base.max_timesteps)]
