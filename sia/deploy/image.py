@@ -202,6 +202,7 @@ def _check_launches(manifest: dict, payload: bytes, cfg: SIAConfig, where: str):
     is a packet head of exactly the size sia.hw.regmap gives that launch."""
     from sia.deploy import regmap_bridge as rb
     from sia.hw import regmap as rm
+    from sia.hw.model.fit import membrane_words
     from sia.program.format import IMAGE
     try:
         layers, T = manifest["layers"], int(manifest["timesteps"])
@@ -214,7 +215,7 @@ def _check_launches(manifest: dict, payload: bytes, cfg: SIAConfig, where: str):
                 raise TypeError(f"layer {i} has no name")
             # the membrane rule of sia.hw.model.fit.check_membranes (the RTL refuses it too)
             _, h, w = (int(v) for v in L["shape"])
-            need = w if L["kind"] == "if" and L["inputs"][0]["source"] == IMAGE else h * w
+            need = membrane_words((0, h, w), L["kind"], L["inputs"][0]["source"] == IMAGE)
             if need > cfg.membrane_positions:
                 raise SiaError(f"{where}: layer {i} ({L['name']}): {h}x{w} membranes need "
                                f"{need} words per bank > membrane_positions="

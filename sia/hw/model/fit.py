@@ -23,11 +23,16 @@ def is_image_layer(layer: Layer) -> bool:
     return layer.inputs[0].source == IMAGE
 
 
-def membrane_positions(layer: Layer) -> int:
+def membrane_words(shape, kind: str, image_input: bool) -> int:
     """Membrane words per bank a layer needs: one per output position; an image
-    if-layer runs all T steps on one output row at a time, so it needs only one row."""
-    _, h, w = layer.shape
-    return w if is_image_layer(layer) and layer.kind == "if" else h * w
+    if-layer runs all T steps on one output row at a time, so it needs only one row.
+    (Also applied to a program image's manifest, sia/deploy/image.py.)"""
+    _, h, w = shape
+    return w if image_input and kind == "if" else h * w
+
+
+def membrane_positions(layer: Layer) -> int:
+    return membrane_words(layer.shape, layer.kind, is_image_layer(layer))
 
 
 def psum_bits(layer: Layer, program: Program) -> int:
