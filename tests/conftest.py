@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from sia.program import Layer, Program, Synapse
 from sia.program.bounds import declare_bits
@@ -45,3 +46,12 @@ def small_program():
         return finish(Program("small", (2, 8, 8), levels=4, timesteps=8, t_max=16,
                               layers=[l0, l1, l2], num_classes=3))
     return make
+
+
+@pytest.fixture
+def keep_threads():
+    """train() / finetune set torch's thread count (num_threads = 1 keeps tiny runs fast);
+    restore it after the test."""
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)

@@ -15,11 +15,7 @@ TINY = dict(dataset="digits", arch="digits_cnn", width=0.25, epochs=1, fold_epoc
             batch_size=64, lr=0.1, fold_lr=0.01, num_threads=1)
 
 
-@pytest.fixture(autouse=True)
-def _keep_threads():
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("keep_threads")
 
 
 def toml(path, **kw):

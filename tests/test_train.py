@@ -19,12 +19,7 @@ TINY = dict(dataset="digits", arch="digits_cnn", width=0.5, epochs=4, fold_epoch
             batch_size=64, lr=0.1, fold_lr=0.01, num_threads=1)
 
 
-@pytest.fixture(autouse=True)
-def _keep_threads():
-    """train() sets torch's thread count (num_threads = 1 keeps tiny runs fast); restore it."""
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("keep_threads")
 
 
 def test_config_errors(tmp_path):
