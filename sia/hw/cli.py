@@ -166,7 +166,7 @@ def register(app: typer.Typer):
         pairs = (base.phase_pairs,) if sw["phase_pairs"] is None else sw["phase_pairs"]
         dse.check_phase_options(pairs, quads)   # before the data load
         prog = resolve_program(program)
-        t_limit = min(prog.t_max, base.max_timesteps)
+        t_limit = dse.t_limit(prog, base)
         if timesteps is None:        # the default sweep: 4, 8, 16 as far as the program goes
             Ts = tuple(T for T in (4, 8, 16) if T <= t_limit)
             if len(Ts) < 3:

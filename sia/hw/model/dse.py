@@ -107,6 +107,11 @@ def point(program: Program, r: ModelResult, cfg: SIAConfig, weight_batch: int = 
             "gops_per_pe_compute_only": per_pe / compute}
 
 
+def t_limit(program: Program, base: SIAConfig) -> int:
+    """The largest T a sweep may ask for: the program's t_max and the build's max_timesteps."""
+    return min(program.t_max, base.max_timesteps)
+
+
 def check_phase_options(phases, quads) -> None:
     """A sweep with phase quads on needs phase pairs on in some build (quads extend them)."""
     if True in quads and True not in phases:
@@ -130,20 +135,18 @@ def sweep(program: Program, images, pes=(16, 32, 64, 128), events=(1, 2), timest
     check_phase_options(phases, quads)
     drains = (base.identity_drain,) if identity_drain is None else tuple(identity_drain)
     slots = (base.psum_slots,) if psum_slots is None else tuple(psum_slots)
-    Ts = [T for T in timesteps if 1 <= T <= min(program.t_max, base.max_timesteps)]
+    Ts = [T for T in timesteps if 1 <= T <= t_limit(program, base)]
     if not Ts:
-        raise SiaError(f"no T in {list(timesteps)} within 1..{min(program.t_max, base.max_timesteps)} "
+        raise SiaError(f"no T in {list(timesteps)} within 1..{t_limit(program, base)} "
                        f"(program t_max={program.t_max}, max_timesteps={base.max_timesteps})")
-    # every build of the sweep is a valid parameter set: refused before any model run
-    for P in pes:
-        for E in events:
-            for wb in weight_bits:
-                for (ph, q), idr, ns, nar in ((o, i, s, n) for o in phase_opts for i in drains
-                                              for s in slots for n in narrows):
-                    dataclasses.replace(base, pes=P, events_per_cycle=E, weight_bits=wb,
-                                        phase_pairs=ph, phase_quads=q, narrow_stream=nar,
-                                        identity_drain=idr, psum_slots=ns,
-                                        pool_hold=base.pool_hold and E <= 2)
+    # every build of the sweep, made (so validated) before any model run
+    # (pool hold holds one event: builds with E <= 2 only)
+    builds = {(P, E, wb, ph, q, idr, ns, nar): dataclasses.replace(
+                  base, pes=P, events_per_cycle=E, weight_bits=wb, phase_pairs=ph,
+                  phase_quads=q, narrow_stream=nar, identity_drain=idr, psum_slots=ns,
+                  pool_hold=base.pool_hold and E <= 2)
+              for P in pes for E in events for wb in weight_bits for ph, q in phase_opts
+              for idr in drains for ns in slots for nar in narrows}
     # identity groups scan the tile's own channel slice, so their words depend on P
     per_p = any(g.op == "identity" for layer in program.layers for g in layer.inputs)
     rows = []
@@ -159,12 +162,7 @@ def sweep(program: Program, images, pes=(16, 32, 64, 128), events=(1, 2), timest
                     for ph, q in phase_opts:
                         for idr, ns, nar in ((i, s, n) for i in drains for s in slots
                                              for n in narrows):
-                            # (pool hold holds one event: builds with E <= 2 only)
-                            cfg = dataclasses.replace(base, pes=P, events_per_cycle=E,
-                                                      weight_bits=wb, phase_pairs=ph,
-                                                      phase_quads=q, narrow_stream=nar,
-                                                      identity_drain=idr, psum_slots=ns,
-                                                      pool_hold=base.pool_hold and E <= 2)
+                            cfg = builds[P, E, wb, ph, q, idr, ns, nar]
                             for b in batches:
                                 rows.append(point(program, r, cfg, b, launch_images))
     return rows
