@@ -24,13 +24,17 @@ def data_copy(name: str, data_dir=None) -> str:
     return describe(data_dir or None)
 
 
-def program_test_set(program, data: str | None = None, data_dir=None, limit: int = 0):
+def program_test_set(program, data: str | None = None, data_dir=None, limit: int = 0,
+                     split: str = "test"):
     """(dataset name, images, labels): the test split a program was trained for (or
-    `data`), optionally only its first `limit` images - what every CLI command runs."""
+    `data`; or its `split`), optionally only its first `limit` images - what every CLI
+    command runs."""
     if limit < 0:
         raise SiaError(f"--images {limit}: give a count >= 1 (0 = the whole test set)")
+    if split not in ("train", "test"):
+        raise SiaError(f"--split {split!r}: choose train or test")
     data = data or program.meta.get("dataset", "digits")
-    images, labels = load_split(data, "test", data_dir)
+    images, labels = load_split(data, split, data_dir)
     if limit:
         images, labels = images[:limit], labels[:limit]
     return data, images, labels

@@ -1,4 +1,5 @@
-"""`sia eval` (golden simulator accuracy per timestep) and `sia inspect` (manifest)."""
+"""`sia eval` (golden simulator accuracy per timestep), `sia diagnose` (per-layer
+conversion error against the integer ANN) and `sia inspect` (manifest)."""
 
 import json
 from pathlib import Path
@@ -30,6 +31,36 @@ def register(app: typer.Typer):
             out.write_text(json.dumps(report, indent=1) + "\n")
         accs = " ".join(f"t{t + 1}={a:.4f}" for t, a in enumerate(res.accuracy))
         print(f"{prog.name} on {report['data']} ({res.images} images): {accs}")
+
+    @app.command("diagnose")
+    def diagnose_cmd(
+        program: str = typer.Argument(..., help="program file (or zoo name)"),
+        data: str = typer.Option(None, "--data", help="digits | cifar10 (default: program's)"),
+        data_dir: str = typer.Option(None, "--data-dir", help="CIFAR-10 dir (else $SIA_CIFAR10_DIR)"),
+        split: str = typer.Option("test", "--split", help="train | test: which images"),
+        timesteps: int = typer.Option(None, "--T", help="timesteps (default: program's)"),
+        limit: int = typer.Option(256, "--images", help="the first N images of the split (0 = all)"),
+        batch: int = typer.Option(32, "--batch", help="images per golden-simulator batch"),
+        out: Path = typer.Option(None, "--out", help="directory for diagnose.json and diagnose.png"),
+    ):
+        """Per-layer conversion error against the program's integer ANN: rate error in
+        ANN levels and each layer's own excess / owed spikes (docs/semantics.md)."""
+        from sia.data.registry import data_copy, program_test_set
+        from sia.outputs import check_out_dir, write_outputs
+        from sia.program.resolve import resolve_program
+        from sia.snn.diagnose import diagnose, plot, summary_line
+
+        if out is not None:
+            check_out_dir(out, ["diagnose.json", "diagnose.png"])
+        prog = resolve_program(program)
+        data, images, labels = program_test_set(prog, data, data_dir, limit, split)
+        report = {**diagnose(prog, images, labels, T=timesteps, batch_size=batch, progress=True),
+                  "data": data_copy(data, data_dir), "split": split}
+        if out is not None:
+            write_outputs(out, {
+                "diagnose.json": lambda p: p.write_text(json.dumps(report, indent=1) + "\n"),
+                "diagnose.png": lambda p: plot(report, p)})
+        print(summary_line(report))
 
     @app.command("inspect")
     def inspect_cmd(program: str = typer.Argument(..., help="program file (or zoo name)")):
