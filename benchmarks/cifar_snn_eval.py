@@ -9,6 +9,9 @@ depend on later steps) and write JSON + program files.
       --fp32 runs/cifar/cifar10_vgg11_w025_fp32 --out runs/eval/vgg11_w025 [--calibrate 512] \
       [--finetune 1000]
 
+--signed gives the program signed IF neurons before anything else (`sia signed`;
+docs/semantics.md): the golden simulator runs it, the SIA does not.
+
 --finetune N trains the (calibrated) program's integers through its own spikes for N
 batches of training images (`sia finetune`) before the test-set evaluation.
 
@@ -41,6 +44,7 @@ import torch
 from sia import SiaError, int_list, run_main
 from sia.convert import convert
 from sia.convert.calibrate import calibrate_bias
+from sia.convert.signed import signed_program
 from sia.convert.finetune import finetune, plot_history
 from sia.data.holdout import check_same_holdout, split_training
 from sia.data.registry import data_copy, load_split
@@ -135,6 +139,8 @@ def main():
     ap.add_argument("--T", type=int, default=8)
     ap.add_argument("--images", type=int, default=0, help="first N test images (0 = all)")
     ap.add_argument("--calibrate", type=int, default=0, help="bias-calibrate on N train images")
+    ap.add_argument("--signed", action="store_true",
+                    help="give the program signed IF neurons first (sia signed; golden only)")
     ap.add_argument("--finetune", type=int, default=0,
                     help="then spike-aware fine-tuning for N batches (sia/convert/finetune.py)")
     ap.add_argument("--ft-lr", type=float, default=0.01, help="fine-tuning Adam step (codes)")
@@ -189,7 +195,7 @@ def main():
         # an existing program (e.g. a zoo entry: a second fine-tuning stage, with the
         # runs it came from as references), or one converted on a GPU machine
         prog, name = resolve_program(str(args.program)), Path(str(args.program)).stem
-        if args.calibrate or args.finetune:   # a new stage: named by its output, not its start
+        if args.calibrate or args.finetune or args.signed:   # a new stage: named by its output
             name = args.out.name
         res["program"] = str(args.program)
         if args.gpu_results:
@@ -208,6 +214,9 @@ def main():
         return float((ann_predict(p, images) == labels).float().mean())
 
     res["integer_ann"] = integer_ann(prog)
+    if args.signed:   # same integers (the integer ANN above is unchanged), other neurons
+        prog = signed_program(prog)
+        res["signed"] = True
     if args.calibrate or args.finetune or holdout:
         (train_x, train_y), (val_x, val_y) = split_training(
             *load_split("cifar10", "train", args.data_dir), holdout)

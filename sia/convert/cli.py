@@ -1,4 +1,5 @@
 """`sia convert RUN_DIR --out PROGRAM`: trained model -> integer SNN program;
+`sia signed PROGRAM --out PROGRAM`: the same with signed IF neurons;
 `sia finetune PROGRAM --out PROGRAM`: spike-aware fine-tuning of its integers."""
 
 import json
@@ -28,6 +29,8 @@ def register(app: typer.Typer):
         out: Path = typer.Option(..., "--out", help="program file to write (.safetensors)"),
         timesteps: int = typer.Option(8, "--T", help="timesteps the program is meant to run"),
         t_max: int = typer.Option(16, "--t-max", help="declare bit-widths valid for t <= t_max"),
+        signed: bool = typer.Option(False, "--signed",
+                                    help="signed IF neurons (golden simulator only, not the SIA)"),
     ):
         """Convert a trained QCFS model to an integer SNN program (validated, then saved)."""
         from sia import SiaError
@@ -44,8 +47,28 @@ def register(app: typer.Typer):
                 "weight_bits": cfg.weight_bits, "levels": cfg.levels, "source_run": str(run)}
         prog = convert(model, INPUT_SHAPES[cfg.dataset], name=run.name, timesteps=timesteps,
                        t_max=t_max, meta=meta)
+        if signed:
+            from sia.convert.signed import signed_program
+            prog = signed_program(prog)
         save_program(prog, out)
         print(f"{prog.summary()} -> {out}")
+
+    @app.command("signed")
+    def signed_cmd(
+        program: str = typer.Argument(..., help="program file (or zoo name)"),
+        out: Path = typer.Option(..., "--out", help="program to write (.safetensors)"),
+    ):
+        """The same program with signed IF neurons: a -1 spike takes back an earlier
+        spike when V < 0 (docs/semantics.md). The golden simulator and fine-tuning run
+        it; the SIA's model, RTL and board refuse it."""
+        from sia.convert.signed import signed_program
+        from sia.program import save_program
+        from sia.program.resolve import resolve_program
+
+        check_program_out(out)
+        prog = signed_program(resolve_program(program))
+        save_program(prog, out)
+        print(f"{prog.summary()}, signed neurons -> {out}")
 
     @app.command("finetune")
     def finetune_cmd(

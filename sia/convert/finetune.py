@@ -10,7 +10,8 @@ integer domain, so that nothing needs converting afterwards:
 - the forward pass is the golden simulator's arithmetic (docs/semantics.md) on float
   tensors: latent float weights and biases are rounded half up to integers and
   clamped to each group's declared weight range (straight-through estimator), the
-  IF recurrence fires at `V >= threshold` and resets by subtraction;
+  IF recurrence fires at `V >= threshold` and resets by subtraction (a signed layer
+  also fires -1 at `V < 0` while its net count is positive);
 - backward uses a triangular surrogate of the spike's derivative, one threshold wide,
   and detaches the reset (Zenke & Vogels 2021: both are the usual stable choices);
 - the loss is cross-entropy on the integrator's membrane after each timestep in
@@ -55,6 +56,21 @@ class _Spike(torch.autograd.Function):
         v, theta = ctx.saved_tensors
         g = grad * torch.clamp(1 - (v - theta).abs() / theta, min=0) / theta
         return g, (-g if ctx.needs_input_grad[1] else None)
+
+
+class _NegSpike(torch.autograd.Function):
+    """A signed neuron's -1 branch: [V < 0] forward; backward a triangle of half-width
+    theta around V = 0, the mirror of _Spike's (only V gets a gradient)."""
+
+    @staticmethod
+    def forward(ctx, v, theta):
+        ctx.save_for_backward(v, theta)
+        return (v < 0).to(v.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        v, theta = ctx.saved_tensors
+        return -grad * torch.clamp(1 - v.abs() / theta, min=0) / theta, None
 
 
 def _ste_int(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
@@ -127,9 +143,13 @@ class ProgramNet(torch.nn.Module):
             if layer.kind == "if":
                 theta = self.int_threshold(i)[None, :, None, None].expand(B, C, H, W)
                 spikes = []
+                net = torch.zeros_like(theta)
                 for t in range(T):
                     v = v + cur[t]
                     s = _Spike.apply(v, theta)
+                    if layer.signed:   # -1 when V < 0 and an earlier spike can be taken back
+                        s = s - _NegSpike.apply(v, theta.detach()) * (net > 0).to(v.dtype)
+                        net = net + s.detach()
                     v = v - s.detach() * theta
                     spikes.append(s)
                 outs[i] = torch.stack(spikes).view(T * B, C, H, W)

@@ -571,6 +571,9 @@ def check_layer(program: Program, layer_index: int, cfg: SIAConfig, T: int | Non
     T = program.timesteps if T is None else T
     layer = program.layers[layer_index]
     where = f"layer {layer_index} ({layer.name})"
+    if layer.signed:
+        raise SiaError(f"{where}: signed neurons run on the golden simulator only; the SIA "
+                       f"does not implement them")
     if int(images) != images or images < 1:
         raise SiaError(f"{where}: images per launch must be a positive integer, got {images}")
     if images > 1 and not packable(layer):

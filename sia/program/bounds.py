@@ -15,7 +15,7 @@ T_MAX_LIMIT = 4096
 
 
 def input_max(program: Program, source: int, pool: int) -> int:
-    """Largest value one (pooled) input element can take."""
+    """Largest magnitude one (pooled) input element can take."""
     per_element = (1 << program.input_bits) - 1 if source == IMAGE else 1
     return per_element * pool * pool
 
@@ -27,8 +27,10 @@ def current_range(program: Program, layer: Layer) -> tuple[np.ndarray, np.ndarra
     for syn in layer.inputs:
         w = syn.weight.astype(np.int64).reshape(syn.weight.shape[0], -1)
         xmax = input_max(program, syn.source, syn.pool)
-        hi += np.clip(w, 0, None).sum(axis=1) * xmax
-        lo += np.clip(w, None, 0).sum(axis=1) * xmax
+        # a signed source's (pooled) element lies in [-xmax, xmax], any other in [0, xmax]
+        xmin = -xmax if syn.source != IMAGE and program.layers[syn.source].signed else 0
+        hi += np.clip(w, 0, None).sum(axis=1) * xmax + np.clip(w, None, 0).sum(axis=1) * xmin
+        lo += np.clip(w, None, 0).sum(axis=1) * xmax + np.clip(w, 0, None).sum(axis=1) * xmin
     return lo, hi
 
 
@@ -45,7 +47,8 @@ def membrane_range(program: Program, layer: Layer, t_max: int | None = None) -> 
         vmin, vmax = min(vmin, pre_lo.min()), max(vmax, pre_hi.max())
         if layer.kind == "if":
             th = layer.threshold.astype(np.int64)
-            # no fire: post = pre < th; fire: post = pre - th >= 0
+            # no fire: post = pre < th; fire: post = pre - th >= 0; a signed neuron's -1
+            # spike (pre < 0): post = pre + th < th, and pre itself when it may not fire
             hi = np.where(pre_hi >= th, np.maximum(th - 1, pre_hi - th), pre_hi)
             lo = np.minimum(pre_lo, 0)
         else:

@@ -10,6 +10,9 @@ Layer (one population of neurons, shape (C, H, W); dense layers have H = W = 1)
   kind         "if": integrate-and-fire, fire when V >= threshold, reset by subtraction
                "integrator": non-spiking, V accumulates; the class is argmax V (last layer)
   threshold    int[C] >= 1 (if-layers only)
+  signed       if-layers only (format version 2): signed IF neurons that also emit a -1
+               spike, taking back an earlier one, when V < 0 (docs/semantics.md); the
+               golden simulator and fine-tuning run them, the SIA does not (yet)
   bias         int[C], added to V every timestep
   v_init       int[C], V at t = 0
   v_bits       declared signed membrane width; acc_bits: declared signed width of the
@@ -29,7 +32,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-FORMAT_VERSION = 1
+from sia import SiaError
+
+FORMAT_VERSION = 2          # written only by programs with signed layers; else 1
+READ_VERSIONS = (1, 2)
 IMAGE = -1
 KINDS = ("if", "integrator")
 OPS = ("conv", "dense", "identity")
@@ -74,6 +80,7 @@ class Layer:
     acc_bits: int
     inputs: list[Synapse] = field(default_factory=list)
     threshold: np.ndarray | None = None
+    signed: bool = False
 
     @property
     def channels(self) -> int:
@@ -98,6 +105,18 @@ class Program:
     def pooled_shape(self, syn: Synapse) -> tuple[int, int, int]:
         c, h, w = self.source_shape(syn.source)
         return c, h // syn.pool, w // syn.pool
+
+    @property
+    def signed(self) -> bool:
+        """Any layer with signed neurons (a version-2 program)."""
+        return any(layer.signed for layer in self.layers)
+
+    def check_unsigned(self, where: str = "the SIA") -> None:
+        """Refuse signed neurons where they are not implemented (one line)."""
+        bad = next((layer.name for layer in self.layers if layer.signed), None)
+        if bad is not None:
+            raise SiaError(f"layer {bad}: signed neurons run on the golden simulator only; "
+                           f"{where} does not implement them")
 
     @property
     def output(self) -> Layer:

@@ -51,8 +51,11 @@ def to_manifest(p: Program) -> tuple[dict, dict]:
             inputs.append({"source": s.source, "op": s.op, "weight_bits": s.weight_bits,
                            "stride": s.stride, "padding": s.padding, "pool": s.pool})
         layers.append({"name": layer.name, "kind": layer.kind, "shape": list(layer.shape),
-                       "v_bits": layer.v_bits, "acc_bits": layer.acc_bits, "inputs": inputs})
-    manifest = {"format": "sia-snn-program", "format_version": FORMAT_VERSION, "name": p.name,
+                       "v_bits": layer.v_bits, "acc_bits": layer.acc_bits, "inputs": inputs,
+                       **({"signed": True} if layer.signed else {})})
+    # version 1 unless a layer has signed neurons: older readers keep reading the rest
+    manifest = {"format": "sia-snn-program", "format_version": FORMAT_VERSION if p.signed else 1,
+                "name": p.name,
                 "input_shape": list(p.input_shape), "input_bits": p.input_bits,
                 "levels": p.levels, "timesteps": p.timesteps, "t_max": p.t_max,
                 "num_classes": p.num_classes, "layers": layers, "meta": p.meta}
@@ -129,7 +132,8 @@ def read_manifest(path, data: bytes | None = None) -> dict:
 def from_manifest(manifest: dict, tensors: dict, where: str = "program") -> Program:
     if not isinstance(manifest, dict) or manifest.get("format") != "sia-snn-program":
         raise SiaError(f"{where}: not a sia SNN program manifest")
-    check_version(manifest.get("format_version"))
+    version = manifest.get("format_version")
+    check_version(version)
     try:
         layers = []
         for i, m in enumerate(manifest["layers"]):
@@ -146,7 +150,8 @@ def from_manifest(manifest: dict, tensors: dict, where: str = "program") -> Prog
                                 v_init=tensors[f"{key}.v_init"].astype(np.int64),
                                 v_bits=int(m["v_bits"]), acc_bits=int(m["acc_bits"]),
                                 inputs=inputs,
-                                threshold=None if th is None else th.astype(np.int64)))
+                                threshold=None if th is None else th.astype(np.int64),
+                                signed=_signed(m, version, f"{where} layer {i}")))
         p = Program(name=str(manifest["name"]),
                     input_shape=tuple(int(v) for v in manifest["input_shape"]),
                     levels=int(manifest["levels"]), timesteps=int(manifest["timesteps"]),
@@ -161,6 +166,15 @@ def from_manifest(manifest: dict, tensors: dict, where: str = "program") -> Prog
     if extra:
         raise SiaError(f"{where}: unexpected tensors {extra[:3]}")
     return validate(p)
+
+
+def _signed(m: dict, version, where: str) -> bool:
+    signed = m.get("signed", False)
+    if not isinstance(signed, bool):
+        raise SiaError(f"{where}: 'signed' must be true or false")
+    if signed and version < 2:
+        raise SiaError(f"{where}: signed neurons need format version 2, the file says {version}")
+    return signed
 
 
 def _tensor_names(manifest: dict) -> set[str]:

@@ -7,7 +7,7 @@ import numpy as np
 
 from sia import SiaError
 from sia.program.bounds import T_MAX_LIMIT, required_bits
-from sia.program.format import FORMAT_VERSION, IMAGE, KINDS, OPS, Program, Synapse
+from sia.program.format import IMAGE, KINDS, OPS, READ_VERSIONS, Program, Synapse
 
 
 def conv_out(size: int, k: int, stride: int, padding: int) -> int:
@@ -89,6 +89,8 @@ def validate(p: Program) -> Program:
                 raise SiaError(f"{where}: {key} must be an integer vector of length {co}")
         if layer.kind == "if" and int(layer.threshold.min()) < 1:
             raise SiaError(f"{where}: thresholds must be >= 1")
+        if layer.signed and layer.kind != "if":
+            raise SiaError(f"{where}: only IF layers can have signed neurons")
         if not layer.inputs:
             raise SiaError(f"{where}: no inputs")
         for j, s in enumerate(layer.inputs):
@@ -108,6 +110,6 @@ def validate(p: Program) -> Program:
 
 
 def check_version(version) -> None:
-    if version != FORMAT_VERSION:
+    if version not in READ_VERSIONS or isinstance(version, bool):
         raise SiaError(f"program format version {version!r} is not supported "
-                       f"(this sia reads version {FORMAT_VERSION})")
+                       f"(this sia reads versions {', '.join(map(str, READ_VERSIONS))})")

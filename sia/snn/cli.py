@@ -73,5 +73,6 @@ def register(app: typer.Typer):
             srcs = ", ".join(f"{s.op}<-{'image' if s.source < 0 else s.source}"
                              f"{f' pool{s.pool}' if s.pool > 1 else ''} w{s.weight_bits}"
                              for s in layer.inputs)
-            print(f"  {i:2d} {layer.name:16s} {layer.kind:10s} {'x'.join(map(str, layer.shape)):10s}"
+            kind = f"{layer.kind}{' signed' if layer.signed else ''}"
+            print(f"  {i:2d} {layer.name:16s} {kind:10s} {'x'.join(map(str, layer.shape)):10s}"
                   f" acc{layer.acc_bits} v{layer.v_bits}  {srcs}")

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from sia import SiaError
 from sia.program.format import IMAGE, Program
-from sia.snn.neuron import if_step, integrator_step
+from sia.snn.neuron import if_step, integrator_step, signed_if_step
 from sia.snn.synapse import dense_macs, exact_dtype, fanout_map, sum_pool, synapse_current
 
 
@@ -23,7 +23,8 @@ class SimResult:
     timesteps: int
     predictions: np.ndarray                 # [T, N] class after t = 1..T
     accuracy: list[float] | None            # per t, when labels were given
-    spikes: dict[str, int]                  # total spikes per layer (all images, all t)
+    spikes: dict[str, int]                  # total spikes per layer (all images, all t;
+                                            # a signed layer's +1 and -1 spikes both count)
     neurons: dict[str, int]                 # neurons per layer
     sops: dict[str, int]                    # spike-driven accumulates per layer (all images)
     image_macs: dict[str, int]              # image-driven MACs per layer, once per image
@@ -60,7 +61,8 @@ def layer_dtype(program: Program, layer) -> torch.dtype:
 def run_batch(program: Program, images: torch.Tensor, T: int, record: bool = False,
               on_layer=None) -> dict:
     """images: uint8 [B, C, H, W]. Returns V of the output layer per t, spike totals,
-    SOP counts and (record=True) every layer's spikes [T,B,C,H,W] and membranes.
+    SOP counts and (record=True) every layer's spikes [T,B,C,H,W] (uint8; int8 -1/0/1 for
+    a signed layer) and membranes.
     on_layer(i, spikes [T,B,C,H,W]) is called for each IF layer (the cycle model's hook).
 
     Values are exact integers held in float tensors (layer_dtype); validation has
@@ -98,22 +100,27 @@ def run_batch(program: Program, images: torch.Tensor, T: int, record: bool = Fal
         if layer.kind == "if":
             theta = torch.as_tensor(layer.threshold, dtype=dt)[None, :, None, None]
             spikes = torch.empty(T, B, C, H, W, dtype=dt)
+            net = torch.zeros(B, C, H, W, dtype=dt) if layer.signed else None
             for t in range(T):
                 if record:
                     _check_bits(layer, v + cur[t])
-                v, spikes[t] = if_step(v, cur[t], theta)
+                if layer.signed:
+                    v, spikes[t], net = signed_if_step(v, cur[t], theta, net)
+                else:
+                    v, spikes[t] = if_step(v, cur[t], theta)
                 if record:
                     vs.append(v.to(torch.int64))
             exact = torch.float32 if T * B * C < 2 ** 24 else torch.float64
-            counts[i] = spikes.sum(dim=(0, 1, 2), dtype=exact)
+            # every spike, +1 or -1, is one event downstream
+            counts[i] = (spikes.abs() if layer.signed else spikes).sum(dim=(0, 1, 2), dtype=exact)
             stats["spikes"][layer.name] = int(counts[i].double().sum())
+            as_int = spikes.to(torch.int8 if layer.signed else torch.uint8)
             if on_layer is not None:
-                on_layer(i, spikes.to(torch.uint8))
+                on_layer(i, as_int)
             if i in keep:
                 outs[i] = spikes.view(T * B, C, H, W)
             if record:
-                stats["traces"][layer.name] = {"spikes": spikes.to(torch.uint8),
-                                               "v": torch.stack(vs)}
+                stats["traces"][layer.name] = {"spikes": as_int, "v": torch.stack(vs)}
         else:
             for t in range(T):
                 v = integrator_step(v, cur[t])

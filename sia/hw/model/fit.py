@@ -65,6 +65,7 @@ def check_membranes(program: Program, index: int, config: SIAConfig) -> None:
 
 
 def check_fits(program: Program, config: SIAConfig, T: int) -> None:
+    program.check_unsigned()
     if not 1 <= T <= min(config.max_timesteps, program.t_max):
         raise SiaError(f"T={T} outside 1..{min(config.max_timesteps, program.t_max)} "
                        f"(max_timesteps={config.max_timesteps}, program t_max={program.t_max})")

@@ -1,0 +1,229 @@
+"""Signed IF neurons (program format version 2): the neuron rule at its edges, the golden
+simulator against an independent step-by-step reference, declared widths, file format,
+fine-tuning, and the SIA backends' refusal."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import finish
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from safetensors.numpy import save_file
+
+from sia import SiaError
+from sia.convert.finetune import ProgramNet, finetune
+from sia.convert.signed import signed_program
+from sia.hw.model.fit import check_fits
+from sia.hw.params import SIAConfig
+from sia.hw.regmap import check_layer
+from sia.program import Layer, Program, Synapse, load_program, save_program
+from sia.program.bounds import current_range
+from sia.program.io import MANIFEST_KEY, read_manifest, to_manifest
+from sia.program.random import random_program
+from sia.program.validate import validate
+from sia.snn import simulate
+from sia.snn.neuron import signed_if_step
+from sia.zoo import load_zoo_program
+
+
+def _step(v, i, count, theta=10):
+    t = lambda x: torch.tensor([float(x)])  # noqa: E731
+    v, s, c = signed_if_step(t(v), t(i), t(theta), t(count))
+    return float(v), float(s), float(c)
+
+
+@pytest.mark.parametrize("v, i, count, expect", [
+    (0, 10, 0, (0, 1, 1)),      # fires at equality, as the unsigned neuron
+    (0, 25, 3, (15, 1, 4)),     # one spike per step; the excess stays
+    (0, -1, 1, (9, -1, 0)),     # V < 0 with a spike to take back: -1, V + theta
+    (0, -1, 0, (-1, 0, 0)),     # nothing fired yet: no -1, V stays negative
+    (5, -5, 2, (0, 0, 2)),      # V = 0 is not below 0
+    (0, -35, 2, (-25, -1, 1)),  # one -1 per step, however negative V is
+])
+def test_signed_neuron_edges(v, i, count, expect):
+    assert _step(v, i, count) == expect
+
+
+def _one(w=1, threshold=10, v_init=0, signed=True):
+    l0 = Layer("if", "if", (1, 1, 1), bias=np.array([0]), v_init=np.array([v_init]),
+               threshold=np.array([threshold]), v_bits=64, acc_bits=64, signed=signed,
+               inputs=[Synapse(-1, "dense", np.array([[w]]), 8)])
+    l1 = Layer("out", "integrator", (1, 1, 1), bias=np.array([0]), v_init=np.array([0]),
+               v_bits=64, acc_bits=64, inputs=[Synapse(0, "dense", np.array([[1]]), 2)])
+    return finish(Program("one", (1, 1, 1), levels=4, timesteps=8, t_max=16,
+                          layers=[l0, l1], num_classes=1))
+
+
+def test_takes_back_the_spikes_an_unsigned_neuron_keeps():
+    """The chain of sia diagnose's test: +20 from a source that fires at t = 1, bias -5.
+    Unsigned: one spike kept although the total input is 0; signed: taken back."""
+    def chain(signed):
+        one = lambda x: np.array([x])  # noqa: E731
+        a = Layer("a", "if", (1, 1, 1), bias=one(0), v_init=one(9), threshold=one(10),
+                  v_bits=64, acc_bits=64, inputs=[Synapse(-1, "dense", np.array([[1]]), 8)])
+        b = Layer("b", "if", (1, 1, 1), bias=one(-5), v_init=one(0), threshold=one(10),
+                  v_bits=64, acc_bits=64, signed=signed,
+                  inputs=[Synapse(0, "dense", np.array([[20]]), 8)])
+        out = Layer("out", "integrator", (1, 1, 1), bias=one(0), v_init=one(0), v_bits=64,
+                    acc_bits=64, inputs=[Synapse(1, "dense", np.array([[1]]), 2)])
+        return finish(Program("chain", (1, 1, 1), levels=4, timesteps=4, t_max=16,
+                              layers=[a, b, out], num_classes=1))
+    x = torch.ones(1, 1, 1, 1, dtype=torch.uint8)
+    un = simulate(chain(False), x, T=4, record=True).traces["b"]
+    sg = simulate(chain(True), x, T=4, record=True).traces["b"]
+    assert un["spikes"][:, 0, 0, 0, 0].tolist() == [1, 0, 0, 0]
+    assert un["v"][:, 0, 0, 0, 0].tolist() == [5, 0, -5, -10]
+    # t = 3: V = -5 < 0 with one spike out: -1, V = 5; t = 4: 0
+    assert sg["spikes"][:, 0, 0, 0, 0].tolist() == [1, 0, -1, 0]
+    assert sg["v"][:, 0, 0, 0, 0].tolist() == [5, 0, 5, 0]
+    assert sg["spikes"].dtype == torch.int8
+
+
+def _reference(program, images, T):
+    """Step by step, layer by layer, one neuron rule per kind, in float64: no time
+    folding, no shared code with the golden simulator beyond the synapse operation."""
+    from sia.snn.synapse import synapse_current
+    B = images.shape[0]
+    outs, v_out = {}, None
+    for i, layer in enumerate(program.layers):
+        C, H, W = layer.shape
+        v = torch.as_tensor(layer.v_init, dtype=torch.float64)[None, :, None, None].repeat(B, 1, H, W)
+        net = torch.zeros_like(v)
+        spikes, vs = [], []
+        for t in range(T):
+            cur = torch.as_tensor(layer.bias, dtype=torch.float64)[None, :, None, None]
+            for syn in layer.inputs:
+                x = images if syn.source < 0 else outs[syn.source][t]
+                cur = cur + synapse_current(syn, x, torch.float64)
+            v = v + cur
+            if layer.kind == "integrator":
+                vs.append(v.reshape(B, -1).clone())
+                continue
+            th = torch.as_tensor(layer.threshold, dtype=torch.float64)[None, :, None, None]
+            s = (v >= th).double()
+            if layer.signed:
+                s = s - ((v < 0) & (net > 0)).double()
+                net = net + s
+            v = v - s * th
+            spikes.append(s)
+        if layer.kind == "integrator":
+            v_out = torch.stack(vs).to(torch.int64)
+        else:
+            outs[i] = spikes
+    return v_out
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2 ** 31 - 1), T=st.integers(1, 8), mask=st.integers(0, 31))
+def test_golden_equals_the_reference_and_declared_widths_hold(seed, T, mask):
+    """Random programs with any subset of IF layers signed: the golden simulator equals
+    the reference, and record=True checks every membrane against its declared width."""
+    prog = random_program(seed, timesteps=8)
+    for k, layer in enumerate(prog.layers):
+        layer.signed = layer.kind == "if" and bool(mask >> k & 1)
+    prog = finish(prog)
+    validate(prog)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (4, *prog.input_shape), generator=g, dtype=torch.uint8)
+    res = simulate(prog, x, T=T, record=True)
+    assert torch.equal(res.traces["output_v"], _reference(prog, x, T))
+    with torch.no_grad():   # fine-tuning's forward is the same arithmetic
+        assert torch.equal(ProgramNet(prog)(x, T).to(torch.int64), res.traces["output_v"])
+    for layer in prog.layers:
+        if layer.signed:   # the net count never goes negative; both signs are events
+            tr = res.traces[layer.name]["spikes"].long()
+            assert (tr.cumsum(0) >= 0).all()
+            assert res.spikes[layer.name] == int(tr.abs().sum())
+
+
+def test_signed_source_widens_the_current_range():
+    p = signed_program(random_program(3))
+    q = random_program(3)
+    for i, (a, b) in enumerate(zip(p.layers, q.layers)):
+        lo_s, hi_s = current_range(p, a)
+        lo_u, hi_u = current_range(q, b)
+        spike_fed = any(s.source >= 0 for s in a.inputs)
+        assert (lo_s <= lo_u).all() and (hi_s >= hi_u).all()
+        if spike_fed:
+            assert (lo_s < lo_u).any() or (hi_s > hi_u).any()
+        else:
+            assert (lo_s == lo_u).all() and (hi_s == hi_u).all()
+
+
+def test_file_format_versions(tmp_path):
+    plain = random_program(1)
+    assert to_manifest(plain)[0]["format_version"] == 1        # unchanged for old readers
+    assert "signed" not in to_manifest(plain)[0]["layers"][0]
+    sp = signed_program(plain)
+    f = save_program(sp, tmp_path / "s.safetensors")
+    m = read_manifest(f)
+    assert m["format_version"] == 2
+    back = load_program(f)
+    assert [layer.signed for layer in back.layers] == [layer.kind == "if" for layer in sp.layers]
+    assert back.name.endswith("_signed") and back.meta["neurons"] == "signed"
+    # a version-1 file that claims signed neurons, or a non-boolean flag: refused
+    manifest, tensors = to_manifest(sp)
+    for version, flag, msg in [(1, True, "need format version 2"), (2, "yes", "must be true or false")]:
+        manifest["format_version"] = version
+        manifest["layers"][0]["signed"] = flag
+        bad = tmp_path / f"bad{version}.safetensors"
+        save_file(tensors, str(bad), metadata={MANIFEST_KEY: json.dumps(manifest)})
+        with pytest.raises(SiaError, match=msg):
+            load_program(bad)
+
+
+def test_only_if_layers_may_be_signed():
+    p = random_program(2)
+    p.output.signed = True
+    with pytest.raises(SiaError, match="only IF layers can have signed neurons"):
+        validate(p)
+
+
+def test_the_sia_refuses_signed_programs():
+    p = signed_program(load_zoo_program("digits_cnn_l8"))
+    with pytest.raises(SiaError, match="golden simulator only"):
+        check_fits(p, SIAConfig(), 8)
+    with pytest.raises(SiaError, match="golden simulator only"):
+        check_layer(p, 0, SIAConfig(), 8)
+
+
+def test_finetune_keeps_signed_neurons(keep_threads):
+    from sia.data.digits import load_digits_split
+    p = signed_program(load_zoo_program("digits_cnn_l8"))
+    x, y = load_digits_split("train")
+    ft, hist = finetune(p, x[:128], y[:128], T=4, loss_steps=(4,), steps=3, batch_size=32,
+                        augment=False, progress=False, neurons=True)
+    assert all(layer.signed == (layer.kind == "if") for layer in ft.layers)
+    assert len(hist["loss"]) == 3 and np.isfinite(hist["loss"]).all()
+    simulate(ft, x[:8], T=4, record=True)   # its declared widths hold
+
+
+def test_negative_branch_surrogate():
+    """[V < 0] forward; backward the mirror of the +1 branch's triangle, around V = 0."""
+    from sia.convert.finetune import _NegSpike
+    v = torch.tensor([-1.0, -20.0, 5.0, 0.0], requires_grad=True)
+    s = _NegSpike.apply(v, torch.tensor(10.0))
+    assert s.tolist() == [1.0, 1.0, 0.0, 0.0]
+    s.sum().backward()
+    assert v.grad.tolist() == pytest.approx([-0.09, 0.0, -0.05, -0.1])
+
+
+def sia(*args):
+    return subprocess.run([sys.executable, "-m", "sia.cli", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_cli_signed_then_eval_and_refusal(tmp_path):
+    out = tmp_path / "s.safetensors"
+    r = sia("signed", "digits_cnn_l8", "--out", str(out))
+    assert r.returncode == 0 and "signed neurons" in r.stdout, r.stderr
+    assert load_program(out).signed
+    r = sia("simulate", str(out), "--images", "2")
+    assert r.returncode == 2 and "golden simulator only" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    r = sia("signed", "digits_cnn_l8", "--out", str(tmp_path / "s.json"))
+    assert r.returncode == 2 and "must end in .safetensors" in r.stderr
