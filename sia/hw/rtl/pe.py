@@ -97,7 +97,11 @@ class PE(wiring.Component):
                          wp.en.eq(self.w_we), wp.addr.eq(addr0 if shared else self.w_addr),
                          wp.data.eq(Cat(*[self.w_data[k * wb:(k + 1) * wb] for k in ks]))]
             ports.append((tag, ks, mem, addr0))
-        taps = [Signal(signed(wb + 8 + E), name=f"tap{k}") for k in range(9)]
+        # phase quads: `keep` holds each tap sum as its own carry chain, so Yosys's
+        # alumacc does not fold tap row 1's adds into the quad adder `mid` (a 3-operand
+        # $macc, mapped as a carry-save layer of LUTs)
+        keep = {"keep": 1} if cfg.phase_quads else {}
+        taps = [Signal(signed(wb + 8 + E), name=f"tap{k}", attrs=keep) for k in range(9)]
         terms = [[] for _ in range(9)]
         for e in range(E):
             # identity events go to one PE each (phase pairs: each set's own channel)
@@ -147,7 +151,17 @@ class PE(wiring.Component):
                 # rd + ~rd + 1 = 0, so the tap select, the clear and the adder's propagate
                 # bit fit one LUT6 per bit (a zero mux after the adder was one more LUT per
                 # bit per bank: ~400 LUTs per PE at 4 slots)
-                addend = Array([taps[kx], mid[kx], taps[6 + kx], ~rd.data])[Mux(drained, 3, kysel)]
+                sel = Mux(drained, 3, kysel)
+                if cfg.phase_quads:
+                    # the same 4-way select as below, written as bit 0 over bit 1: with the
+                    # quad sum `mid` in it, ABC's AIG rewriting (&dc2) split the Array's
+                    # select into extra LUTs per bit; this form (with `keep` on the taps)
+                    # maps to one LUT6 per bit again: a quad PE 1,619 -> 1,345 LUT at
+                    # 8-bit codes (docs/results/4-sia-rtl.md, session 25)
+                    addend = Mux(sel[0], Mux(sel[1], ~rd.data, mid[kx]),
+                                 Mux(sel[1], taps[6 + kx], taps[kx]))
+                else:
+                    addend = Array([taps[kx], mid[kx], taps[6 + kx], ~rd.data])[sel]
                 m.d.comb += [rd.addr.eq(addr), wr.addr.eq(addr),
                              wr.data.eq(rd.data + addend + drained),
                              wr.en.eq(Mux(drained, self.drain_clear,
