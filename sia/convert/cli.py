@@ -58,9 +58,11 @@ def register(app: typer.Typer):
         program: str = typer.Argument(..., help="program file (or zoo name)"),
         out: Path = typer.Option(..., "--out", help="program to write (.safetensors)"),
     ):
-        """The same program with signed IF neurons: a -1 spike takes back an earlier
-        spike when V < 0 (docs/semantics.md). The golden simulator and fine-tuning run
-        it; the SIA's model, RTL and board refuse it."""
+        """The same program with signed IF neurons (golden simulator only).
+
+        A -1 spike takes back an earlier spike when V < 0 (docs/semantics.md). The
+        golden simulator, diagnose and fine-tuning run it; the SIA's model, RTL and
+        board refuse it."""
         from sia.convert.signed import signed_program
         from sia.program import save_program
         from sia.program.resolve import resolve_program

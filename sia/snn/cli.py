@@ -43,8 +43,10 @@ def register(app: typer.Typer):
         batch: int = typer.Option(32, "--batch", help="images per golden-simulator batch"),
         out: Path = typer.Option(None, "--out", help="directory for diagnose.json and diagnose.png"),
     ):
-        """Per-layer conversion error against the program's integer ANN: rate error in
-        ANN levels and each layer's own excess / owed spikes (docs/semantics.md)."""
+        """Per-layer conversion error of a program against its integer ANN.
+
+        Rate error in ANN levels, and each layer's own excess / owed spikes
+        (sia/snn/diagnose.py)."""
         from sia.data.registry import data_copy, program_test_set
         from sia.outputs import check_out_dir, write_outputs
         from sia.program.resolve import resolve_program
