@@ -47,6 +47,7 @@ def _stage_flags(ev: dict) -> str:
     """The cifar_snn_eval options (after --out) that reproduce an evaluation's stage."""
     ft = ev.get("finetune")
     return ((f" --T {ev['T']}" if ev.get("T", 8) != 8 else "")
+            + (" --signed" if ev.get("signed") else "")
             + (f" --calibrate {ev['calibration_images']}" if ev.get("calibration_images") else "")
             + (f" --finetune {ft['steps']} --ft-lr {ft['lr']} --ft-loss-steps "
                f"{','.join(map(str, ft['loss_steps']))} --ft-batch {ft['batch']}"

@@ -227,3 +227,14 @@ def test_cli_signed_then_eval_and_refusal(tmp_path):
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
     r = sia("signed", "digits_cnn_l8", "--out", str(tmp_path / "s.json"))
     assert r.returncode == 2 and "must end in .safetensors" in r.stderr
+
+
+def test_zoo_command_of_a_signed_stage_repeats_signed():
+    """make_zoo.py writes each entry's reproduce command from its eval.json: a signed
+    stage must say --signed, or the command would rebuild an unsigned program."""
+    from benchmark_common import load_benchmark
+    flags = load_benchmark("make_zoo")._stage_flags
+    ev = {"T": 8, "signed": True, "finetune": {"steps": 300, "lr": 0.005, "loss_steps": [4, 8],
+                                                "batch": 64, "T": 8, "neurons": True}}
+    assert flags(ev).startswith(" --signed --finetune 300")
+    assert "--signed" not in flags({**ev, "signed": False})
