@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -55,3 +58,17 @@ def keep_threads():
     n = torch.get_num_threads()
     yield
     torch.set_num_threads(n)
+
+
+def run_sia(*args, cwd=None):
+    """`python -m sia.cli ARGS` in a child process (a fresh interpreter, as a user runs it)."""
+    return subprocess.run([sys.executable, "-m", "sia.cli", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=120)
+
+
+def assert_one_line_error(r, msg):
+    """A user mistake: exit 2, one stderr line holding `msg`, no traceback."""
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert msg in r.stderr, r.stderr

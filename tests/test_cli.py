@@ -6,11 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-
-def sia(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "sia.cli", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=120)
+from conftest import run_sia as sia
 
 
 @pytest.mark.parametrize("args, msg", [

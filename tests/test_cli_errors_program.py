@@ -3,10 +3,10 @@ nothing half-written (defects an audit of the CLI found, session 24)."""
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
+from conftest import assert_one_line_error as _one_line_error
+from conftest import run_sia as sia
 from safetensors.numpy import save_file
 
 from sia import SiaError
@@ -15,18 +15,6 @@ from sia.program.bounds import T_MAX_LIMIT, declare_bits
 from sia.program.io import MANIFEST_KEY, to_manifest
 from sia.program.random import random_program
 from sia.program.validate import validate
-
-
-def sia(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "sia.cli", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=120)
-
-
-def _one_line_error(r, msg):
-    assert r.returncode == 2, r.stderr
-    assert "Traceback" not in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
-    assert msg in r.stderr, r.stderr
 
 
 def _write_with_manifest(path, manifest_text):

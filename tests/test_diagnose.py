@@ -2,13 +2,12 @@
 edges, agreement with the golden simulator on random programs, and the CLI."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
-from conftest import finish
+from conftest import assert_one_line_error, finish
+from conftest import run_sia as sia
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -112,11 +111,6 @@ def test_bad_arguments():
         diagnose(p, x[:0])
 
 
-def sia(*args):
-    return subprocess.run([sys.executable, "-m", "sia.cli", *args], capture_output=True,
-                          text=True, timeout=120)
-
-
 def test_cli_writes_json_and_png(tmp_path):
     out = tmp_path / "d"
     r = sia("diagnose", "digits_cnn_l8", "--images", "24", "--T", "4", "--out", str(out))
@@ -137,6 +131,5 @@ def test_cli_writes_json_and_png(tmp_path):
 def test_cli_bad_input_one_line_nothing_written(tmp_path, args, msg):
     out = tmp_path / "d"
     r = sia("diagnose", "digits_cnn_l8", "--out", str(out), *args)
-    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1 and msg in r.stderr, r.stderr
+    assert_one_line_error(r, msg)
     assert not out.exists()

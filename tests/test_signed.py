@@ -3,13 +3,12 @@ simulator against an independent step-by-step reference, declared widths, file f
 fine-tuning, and the SIA backends' refusal."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
-from conftest import finish
+from conftest import assert_one_line_error, finish
+from conftest import run_sia as sia
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.numpy import save_file
@@ -212,21 +211,14 @@ def test_negative_branch_surrogate():
     assert v.grad.tolist() == pytest.approx([-0.09, 0.0, -0.05, -0.1])
 
 
-def sia(*args):
-    return subprocess.run([sys.executable, "-m", "sia.cli", *args], capture_output=True,
-                          text=True, timeout=120)
-
-
 def test_cli_signed_then_eval_and_refusal(tmp_path):
     out = tmp_path / "s.safetensors"
     r = sia("signed", "digits_cnn_l8", "--out", str(out))
     assert r.returncode == 0 and "signed neurons" in r.stdout, r.stderr
     assert load_program(out).signed
-    r = sia("simulate", str(out), "--images", "2")
-    assert r.returncode == 2 and "golden simulator only" in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
-    r = sia("signed", "digits_cnn_l8", "--out", str(tmp_path / "s.json"))
-    assert r.returncode == 2 and "must end in .safetensors" in r.stderr
+    assert_one_line_error(sia("simulate", str(out), "--images", "2"), "golden simulator only")
+    assert_one_line_error(sia("signed", "digits_cnn_l8", "--out", str(tmp_path / "s.json")),
+                          "must end in .safetensors")
 
 
 def test_zoo_command_of_a_signed_stage_repeats_signed():

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from sia import SiaError
 from sia.program.format import Program
 from sia.snn.ann import ann_levels
-from sia.snn.golden import run_batch
+from sia.snn.golden import check_run, run_batch
 
 _SUMS = ("neurons", "ann_level", "spikes", "rate_err", "rate_abs", "rate_mismatch",
          "own_excess", "own_owed", "own_abs")
@@ -53,15 +53,9 @@ def diagnose(program: Program, images, labels=None, T: int | None = None,
              batch_size: int = 32, progress: bool = False) -> dict:
     """Per-layer conversion error of `program` on `images` (uint8 [N, C, H, W]) over T
     steps (default: the program's), as a JSON-ready dict."""
-    T = program.timesteps if T is None else int(T)
-    if not 1 <= T <= program.t_max:
-        raise SiaError(f"T={T} outside 1..t_max={program.t_max} that the program's bit-widths cover")
+    T, images = check_run(program, images, T)
     if batch_size < 1:
         raise SiaError(f"--batch {batch_size}: give a batch of at least 1 image")
-    images = torch.as_tensor(images)
-    if images.dtype != torch.uint8 or tuple(images.shape[1:]) != tuple(program.input_shape):
-        raise SiaError(f"images must be uint8 [N, {', '.join(map(str, program.input_shape))}], "
-                       f"got {images.dtype} {list(images.shape)}")
     if not images.shape[0]:
         raise SiaError("no images to diagnose")
     L = program.levels

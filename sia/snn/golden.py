@@ -142,9 +142,9 @@ def _check_bits(layer, v: torch.Tensor):
         raise SiaError(f"layer {layer.name}: membrane left its declared {layer.v_bits}-bit range")
 
 
-def simulate(program: Program, images, labels=None, T: int | None = None, batch_size: int = 256,
-             record: bool = False, progress: bool = False) -> SimResult:
-    """Run `images` (uint8 [N, C, H, W]) through the program for T timesteps."""
+def check_run(program: Program, images, T: int | None) -> tuple[int, torch.Tensor]:
+    """(T, images as a tensor), refusing a T outside 1..t_max (default: the program's)
+    or images that are not uint8 [N, *input_shape]."""
     T = program.timesteps if T is None else int(T)
     if not 1 <= T <= program.t_max:
         raise SiaError(f"T={T} outside 1..t_max={program.t_max} that the program's bit-widths cover")
@@ -152,6 +152,13 @@ def simulate(program: Program, images, labels=None, T: int | None = None, batch_
     if images.dtype != torch.uint8 or tuple(images.shape[1:]) != tuple(program.input_shape):
         raise SiaError(f"images must be uint8 [N, {', '.join(map(str, program.input_shape))}], "
                        f"got {images.dtype} {list(images.shape)}")
+    return T, images
+
+
+def simulate(program: Program, images, labels=None, T: int | None = None, batch_size: int = 256,
+             record: bool = False, progress: bool = False) -> SimResult:
+    """Run `images` (uint8 [N, C, H, W]) through the program for T timesteps."""
+    T, images = check_run(program, images, T)
     names = [layer.name for layer in program.layers]
     totals = {k: dict.fromkeys(names, 0) for k in ("spikes", "sops", "image_macs")}
     preds, traces = [], {}
