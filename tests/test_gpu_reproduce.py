@@ -49,10 +49,12 @@ def test_stage_plans_are_well_formed(plan):
         assert max(st["loss_steps"]) <= st["T"]
 
 
-def test_stage_lengths_follow_the_measured_load(tmp_path, monkeypatch):
+@pytest.mark.parametrize("signed", [False, True])
+def test_stage_lengths_follow_the_measured_load(tmp_path, monkeypatch, signed):
     """The device run's failure: steps planned from a probe under a lighter GPU load
     overran the budget. Here every real step takes twice the probed time; the later
-    stages must shrink to fit, every stage must run, and all must end in the budget."""
+    stages must shrink to fit, every stage must run, and all must end in the budget.
+    A program with signed neurons (--signed) saves its stages as *_signed_*."""
     import sia.convert.finetune as ft_mod
     import sia.data.registry as registry
     import sia.program as program_mod
@@ -73,8 +75,9 @@ def test_stage_lengths_follow_the_measured_load(tmp_path, monkeypatch):
     args = SimpleNamespace(data_dir="", device="cpu", ft_batch=8, budget=3.0,
                            arch="vgg11", out=str(tmp_path))
     rec, dumps = {}, []
+    prog = SimpleNamespace(layers=[SimpleNamespace(signed=False), SimpleNamespace(signed=signed)])
     t0 = time.time()
-    gr._finetune(args, "prog", None, t0, 0.1, (None, None), gr.STAGES, rec,
+    gr._finetune(args, prog, None, t0, 0.1, (None, None), gr.STAGES, rec,
                  lambda: dumps.append(len(rec["saved"])))
     assert time.time() <= t0 + args.budget
     assert "skipped" not in rec and len(rec["steps"]) == len(gr.STAGES)
@@ -82,7 +85,8 @@ def test_stage_lengths_follow_the_measured_load(tmp_path, monkeypatch):
     # stage 1 was planned at the probed speed, the later ones at the measured one
     per_share = [n / st["share"] for n, st in zip(rec["steps"], gr.STAGES)]
     assert per_share[1] < 0.8 * per_share[0]
-    saved = [st["save"] for st in gr.STAGES if st.get("save")]
+    saved = [("_signed" if signed else "") + st["save"] for st in gr.STAGES if st.get("save")]
+    assert rec["signed"] is signed
     assert [s["file"] for s in rec["saved"]] == [f"vgg11_program{s}.safetensors.xz" for s in saved]
     assert [s["tag"] for s in rec["saved"]] == saved
     summary = gr._summary("vgg11", {"start": {}, "finetune": rec})

@@ -69,15 +69,13 @@ def _check_images(program: Program, images) -> np.ndarray:
 
 def run_golden(program: Program, images, labels=None, T=None) -> RunResult:
     import torch
-    from sia.snn.golden import run_batch
-    T = program.timesteps if T is None else int(T)
-    if not 1 <= T <= program.t_max:
-        raise SiaError(f"T={T} outside 1..t_max={program.t_max} that the program's bit-widths cover")
+    from sia.snn.golden import check_run, run_batch
+    T, images = check_run(program, images, T)
     t0 = time.perf_counter()
     logits, spikes = [], {L.name: 0 for L in program.layers}
     with torch.no_grad():
         for s in range(0, len(images), 256):
-            st = run_batch(program, torch.as_tensor(images[s:s + 256]), T)
+            st = run_batch(program, images[s:s + 256], T)
             logits.append(st["output_v"][-1].numpy().astype(np.int64))
             for k, v in st["spikes"].items():
                 spikes[k] += int(v)
