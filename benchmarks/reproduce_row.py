@@ -15,7 +15,9 @@ benchmarks/cifar_snn_eval.py: bias calibration, spike-aware fine-tuning, evaluat
    `python benchmarks/cifar_snn_eval.py ...` into runs/eval/<config name> (eval.json,
    program.safetensors, plots);
 4. each further fine-tuning stage ([[snn.stages]]) from the previous stage's program,
-   into runs/eval/<config name>_stage<k>: the last one is the row's result.
+   into runs/eval/<config name>_stage<k>: the last one is the row's result. A stage (or
+   [snn] itself) with `signed = true` gives the program signed IF neurons first
+   (`--signed`: golden simulator only, the SIA refuses them).
 
 With `holdout = N` in the config (and the same in the twin's), every step keeps those N
 training images out, and the row also ends with its gaps on them (`val_gaps`): the numbers
@@ -104,6 +106,8 @@ def _stage_args(d: dict) -> list[str]:
         args += [flag for key, flag in (("ft_distill", "--ft-distill"),
                                         ("ft_neurons", "--ft-neurons"),
                                         ("ft_compile", "--ft-compile")) if d.get(key)]
+    if d.get("signed"):
+        args.append("--signed")
     return args
 
 

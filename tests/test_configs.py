@@ -77,8 +77,12 @@ def test_reproduction_row_plans_its_steps(path):
     opt = dict(zip(ev[2::2], ev[3::2]))   # "--flag value" pairs up to the bare flags
     assert opt["--qcfs"] == f"runs/cifar/{path.stem}" and opt["--fp32"] == twin_run
     assert opt["--finetune"] == str(cfg.snn["finetune"]) and opt["--T"] == str(cfg.snn.get("T", 8))
-    assert opt["--ft-loss-steps"] == ",".join(map(str, cfg.snn["ft_loss_steps"]))
+    if cfg.snn["finetune"]:
+        assert opt["--ft-loss-steps"] == ",".join(map(str, cfg.snn["ft_loss_steps"]))
+    else:   # calibration only: no fine-tuning options
+        assert not any(a.startswith("--ft-") for a in ev)
     assert ("--ft-distill" in ev) == cfg.snn.get("ft_distill", False)
+    assert ("--signed" in ev) == cfg.snn.get("signed", False)
     for kv in cfg.snn.get("twin_set", []):
         assert kv in twin
     for prev, step, st in zip(steps[2:], steps[3:], stages):
@@ -86,6 +90,7 @@ def test_reproduction_row_plans_its_steps(path):
         assert c[c.index("--program") + 1] == prev["done_when"].replace("eval.json", "program.safetensors")
         assert c[c.index("--finetune") + 1] == str(st["finetune"]) and "--calibrate" not in c
         assert ("--ft-neurons" in c) == st.get("ft_neurons", False)
+        assert ("--signed" in c) == st.get("signed", False)
 
 
 def load_config_text(tmp_path, text):
@@ -103,6 +108,8 @@ def test_bad_snn_tables_are_one_line_errors(tmp_path):
              ("finetune = \"700\"\n", "'snn.finetune' has a bad value"),
              ("ft_loss_steps = [4, 9]\n", "each must be in 1..4"),
              ("twin_set = [\"compile\"]\n", "'snn.twin_set' has a bad value"),
+             ("signed = 1\n", "'snn.signed' has a bad value"),
+             ("[[snn.stages]]\nfinetune = 9\nsigned = \"yes\"\n", "'snn.stages.signed' has a bad value"),
              ("[[snn.stages]]\nft_lr = 0.01\n", "'snn.stages.finetune' \\(stage 2\\) must be > 0"),
              ("[[snn.stages]]\nfinetune = 9\ncalibrate = 5\n", "unknown config key 'snn.stages.calibrate'")]
     for i, (line, msg) in enumerate(cases):

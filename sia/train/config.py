@@ -137,10 +137,11 @@ def _check_distill(d: dict):
 SNN_KEYS = {"twin": str, "twin_set": list, "calibrate": int, "T": int, "finetune": int,
             "ft_T": int, "ft_lr": float, "ft_loss_steps": list, "ft_batch": int, "ft_distill": bool,
             "ft_neurons": bool, "ft_compile": bool, "eval_batch": int, "threads": int,
-            "stages": list, "select_T": int}
+            "signed": bool, "stages": list, "select_T": int}
 # [[snn.stages]]: further fine-tuning stages, each from the previous stage's program
+# (`signed`: give the program signed IF neurons before the stage, golden simulator only)
 STAGE_KEYS = ("T", "finetune", "ft_T", "ft_lr", "ft_loss_steps", "ft_batch", "ft_distill",
-              "ft_neurons", "ft_compile", "eval_batch", "threads")
+              "ft_neurons", "ft_compile", "eval_batch", "threads", "signed")
 
 
 def _check_snn(cfg: TrainConfig):
