@@ -149,6 +149,8 @@ def main():
                          "--ft-loss-steps 4 trains for T = 4 and still evaluates up to --T)")
     ap.add_argument("--ft-loss-steps", default="4,8", help="fine-tuning: t in the loss")
     ap.add_argument("--ft-batch", type=int, default=64, help="fine-tuning: images per batch")
+    ap.add_argument("--ft-seed", type=int, default=0,
+                    help="fine-tuning: seed of the batch order (another draw of the same recipe)")
     ap.add_argument("--ft-distill", action="store_true",
                     help="fine-tuning: also distil from the --fp32 twin (alpha 0.5, T 4)")
     ap.add_argument("--ft-neurons", action="store_true",
@@ -232,8 +234,10 @@ def main():
         ft_T = args.ft_T or args.T
         prog, hist = finetune(prog, train_x, train_y, T=ft_T, loss_steps=ls,
                               steps=args.finetune, batch_size=args.ft_batch, lr=args.ft_lr,
-                              teacher=teacher, neurons=args.ft_neurons, compile=args.ft_compile)
+                              teacher=teacher, neurons=args.ft_neurons, compile=args.ft_compile,
+                              seed=args.ft_seed)
         res["finetune"] = {"steps": args.finetune, "T": ft_T, "lr": args.ft_lr, "loss_steps": list(ls),
+                           "seed": args.ft_seed,
                            "batch": args.ft_batch, "distill": bool(args.ft_distill),
                            "neurons": bool(args.ft_neurons), "compiled": bool(args.ft_compile),
                            "seconds": round(time.time() - t0, 1),
