@@ -17,7 +17,7 @@ from sia.data.registry import load_split
 from sia.program import load_program
 from sia.provenance import git_commit
 from sia.snn import simulate
-from sia.zoo import add_entry, index
+from sia.zoo import add_entry, index, neurons
 
 CHECK_IMAGES = 1000
 
@@ -149,7 +149,7 @@ def main():
         n = min(CHECK_IMAGES, len(y))
         check = simulate(prog, x[:n], y[:n], T=prog.timesteps).accuracy
         info.update(dataset=dataset, check={"images": n, "T": prog.timesteps, "accuracy": check},
-                    zoo_commit=commit)
+                    neurons=neurons(prog), zoo_commit=commit)
         dest = add_entry(name, prog_file, info, xz=args.xz)
         print(f"zoo: {name} -> {dest.name} ({dest.stat().st_size / 1e6:.2f} MB), "
               f"SNN@T{prog.timesteps} {info['snn_acc'][str(prog.timesteps)]:.4f} (JSON keys are strings)")

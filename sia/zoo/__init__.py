@@ -1,7 +1,8 @@
 """Model zoo: trained SNN programs shipped with sia (integer weights + manifest).
 
 `sia/zoo/index.json` lists each entry: file, sha256, accuracy per T (golden
-simulator), the FP32 twin's accuracy, data copy, epochs, command and commit.
+simulator), the FP32 twin's accuracy, data copy, epochs, command, commit and its
+neurons (signed ones run on the golden simulator only).
 Loading an entry verifies its checksum first.
 """
 
@@ -28,6 +29,12 @@ def gap_points(snn_acc: float, fp32_acc: float) -> float:
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def neurons(program) -> str:
+    """The manifest's `neurons`: "signed" when any layer has signed IF neurons (golden
+    simulator only: the SIA's model, RTL and board refuse them), else "unsigned"."""
+    return "signed" if any(layer.signed for layer in program.layers) else "unsigned"
 
 
 def entry_path(name: str) -> Path:

@@ -14,7 +14,9 @@ def rows(entries: dict) -> list[dict]:
     for name, e in sorted(entries.items()):
         snn, fp32 = e.get("snn_acc", {}), e.get("fp32_acc")
         r = {"name": name, "data": e.get("data", "?"), "fp32": fp32,
-             "size_mb": e.get("size_mb")}
+             "size_mb": e.get("size_mb"),
+             # signed IF neurons: the golden simulator runs them, the SIA refuses them
+             "backends": "golden only" if e.get("neurons") == "signed" else "golden + SIA"}
         for t in (4, 8):
             a = snn.get(str(t))
             r[f"snn_t{t}"] = a
@@ -51,11 +53,12 @@ def register(app: typer.Typer):
         def pct(v, sign=False):
             return "-" if v is None else (f"{v:+.2f}" if sign else f"{100 * v:.2f}")
 
-        t = Table("entry", "data", "FP32 %", "SNN T=4 %", "gap T=4", "SNN T=8 %", "gap T=8", "MB")
+        t = Table("entry", "data", "FP32 %", "SNN T=4 %", "gap T=4", "SNN T=8 %", "gap T=8",
+                  "runs on", "MB")
         for r in summary:
             t.add_row(r["name"], r["data"], pct(r["fp32"]), pct(r["snn_t4"]),
                       pct(r["gap_t4"], True), pct(r["snn_t8"]), pct(r["gap_t8"], True),
-                      "-" if r["size_mb"] is None else f"{r['size_mb']:.2f}")
-        Console(width=160).print(t)
+                      r["backends"], "-" if r["size_mb"] is None else f"{r['size_mb']:.2f}")
+        Console(width=170).print(t)
         print(f"{len(summary)} entries; any command that takes a program takes an entry name "
               f"(checksum verified on load)")
