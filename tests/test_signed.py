@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import assert_one_line_error, finish
 from conftest import run_sia as sia
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from safetensors.numpy import save_file
 
@@ -230,3 +230,44 @@ def test_zoo_command_of_a_signed_stage_repeats_signed():
                                                 "batch": 64, "T": 8, "neurons": True}}
     assert flags(ev).startswith(" --signed --finetune 300")
     assert "--signed" not in flags({**ev, "signed": False})
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2 ** 31 - 1), T=st.integers(1, 8))
+@example(seed=7, T=8)   # -1 spikes in three layers that feed others
+def test_signed_spikes_projection(seed, T):
+    """benchmarks/signed_spikes_estimate.py: the model's outputs are the signed program's
+    (golden simulator), its events those of |s| - each launch's cycles are what the
+    model gives that launch with the maps |s| as its input - and the model's own golden
+    run is restored afterwards."""
+    from benchmark_common import load_benchmark
+
+    from sia.hw.model import fast
+    from sia.hw.model import run as model_run
+    from sia.hw.model import schedule as S
+    from sia.hw.model.fast import launch_cycles
+    from sia.program.format import IMAGE
+
+    est = load_benchmark("signed_spikes_estimate")
+    prog = validate(signed_program(random_program(seed, timesteps=8)))
+    x = torch.randint(0, 256, (1, *prog.input_shape), generator=torch.Generator().manual_seed(seed),
+                      dtype=torch.uint8)
+    cfg = SIAConfig()
+    golden = fast.run_batch
+    with est.signed_values(prog):
+        r = model_run(est.shadow(prog), x, T=T, config=cfg, keep_logits=True)
+    assert fast.run_batch is golden
+    ref = simulate(prog, x, T=T, record=True)
+    assert np.array_equal(r.output_v, ref.traces["output_v"].numpy())
+    assert {L.name: L.spikes for L in r.layers} == ref.spikes
+    sh = est.shadow(prog)
+    total = 0
+    for i, layer in enumerate(sh.layers):
+        ins = {s.source: (x[0] if s.source == IMAGE else
+                          ref.traces[sh.layers[s.source].name]["spikes"][:, 0].abs())
+               for s in layer.inputs}
+        total += sum(launch_cycles(sh, i, k, ins, T=T, config=cfg)["total"]
+                     for k in range(S.tiles(layer, cfg)))
+    assert r.image_cycles[0] == total
+    with pytest.raises(SiaError, match="has no signed IF layer"):
+        est.project(random_program(seed), x, cfg, 1)

@@ -34,18 +34,20 @@ def parser(description: str, images: int, build_flags: bool = False) -> argparse
     return ap
 
 
-def inputs(a: argparse.Namespace, **build) -> tuple:
+def inputs(a: argparse.Namespace, with_labels: bool = False, **build) -> tuple:
     """(program, its first a.images test images as uint8 numpy, SIAConfig): the config
     file a.config with `build` overriding it (and the build flags, when the parser has
-    them and they are given; absent, the file's value stands)."""
+    them and they are given; absent, the file's value stands); with_labels: also the
+    images' labels, last."""
     build = {**{k: True for k in BUILD_FLAGS if getattr(a, k, False)}, **build}
     if getattr(a, "psum_slots", None):
         build["psum_slots"] = a.psum_slots
     from sia.data.registry import load_split
     from sia.program.resolve import resolve_program
     p = resolve_program(a.program)
-    images, _ = load_split(p.meta.get("dataset", "digits"), "test", a.data_dir)
-    return p, np.asarray(images[:a.images]), SIAConfig.load(a.config, **build)
+    images, labels = load_split(p.meta.get("dataset", "digits"), "test", a.data_dir)
+    out = (p, np.asarray(images[:a.images]), SIAConfig.load(a.config, **build))
+    return (*out, np.asarray(labels[:a.images])) if with_labels else out
 
 
 def parse(doc: str, argv, images: int, build_flags: bool = False):
