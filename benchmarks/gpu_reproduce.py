@@ -187,6 +187,7 @@ def _pipeline(args, rec: dict, dump, t0: float):
     convert_s, e0 = round(time.time() - c0, 1), time.time()
     rec["program"] = {"file": f"{arch}_program.safetensors.xz", "convert_s": convert_s,
                       "snn_torch_twin": program_accuracy(prog, xt, yt, T=8, device=args.device)}
+    eval_s = time.time() - e0     # one evaluation: what each saved stage keeps time for
     dump()
     if args.signed:
         prog = _signed(prog)
@@ -197,8 +198,7 @@ def _pipeline(args, rec: dict, dump, t0: float):
         dump()
     if args.finetune_s > 0:
         rec["finetune"] = {}
-        _finetune(args, prog, fp32["model"], t0, time.time() - e0, (xt, yt), STAGES,
-                  rec["finetune"], dump)
+        _finetune(args, prog, fp32["model"], t0, eval_s, (xt, yt), STAGES, rec["finetune"], dump)
 
 
 # The fine-tuning stages after training, each with its share of the fine-tuning time;
