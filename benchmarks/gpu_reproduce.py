@@ -232,7 +232,7 @@ def _finetune_only(args, rec: dict, dump, t0: float):
     e0 = time.time()
     rec["start"] = {"file": args.program,
                     "sha256": hashlib.sha256(Path(args.program).read_bytes()).hexdigest(),
-                    "signed": any(layer.signed for layer in prog.layers),
+                    "signed": prog.signed,
                     "snn_torch_twin": program_accuracy(prog, xt, yt, T=8, device=args.device)}
     dump()
     rec["finetune"] = {}
@@ -244,7 +244,7 @@ def _signed(prog):
     stays as it is)."""
     from sia.convert.signed import signed_program
 
-    return prog if any(layer.signed for layer in prog.layers) else signed_program(prog)
+    return prog if prog.signed else signed_program(prog)
 
 
 def _finetune(args, prog, teacher, t0: float, eval_s: float, test, stages, rec: dict,
@@ -273,7 +273,7 @@ def _finetune(args, prog, teacher, t0: float, eval_s: float, test, stages, rec: 
                 t.append(time.time() - t1)
             per_step[kw["T"]] = max(t[2] - t[1], 1e-3) / 20
     rec.update(steps=[], batch=args.ft_batch, distilled=teacher is not None,
-               signed=any(layer.signed for layer in prog.layers),
+               signed=prog.signed,
                probe_s_per_step={f"T={k}": round(v, 4) for k, v in per_step.items()},
                stages=[{k: kw[k] for k in STAGE_KEYS if k in kw} for kw in stages],
                saved=[], train_acc_last50=[], load_factor=[])

@@ -60,7 +60,7 @@ def signed_values(program):
 def project(program, images, cfg, weight_batch: int, labels=None, T=None) -> dict:
     """The model's summary (`sia.hw.model.report.summarize`) of `program` with signed
     spikes projected."""
-    if not any(layer.signed for layer in program.layers):
+    if not program.signed:
         raise SiaError(f"{program.name} has no signed IF layer: give it signed neurons "
                        "first (sia signed P --out P2), or run it through `sia simulate`")
     with signed_values(program):
@@ -79,9 +79,10 @@ def _brief(s: dict) -> dict:
 
 
 def _line(tag: str, s: dict) -> str:
+    """One line of a `_brief` record."""
     return (f"{tag} {s['program']}: {100 * s['accuracy']:.2f} % at T={s['timesteps']}, "
             f"{s['latency_cycles']['mean']:,.0f} cycles/image, "
-            f"{sum(L['events'] for L in s['layers']):,.0f} events/image, "
+            f"{s['events_per_image']:,.0f} events/image, "
             f"{s['sops_per_image']:,.0f} SOPs/image, GOPS/PE {s['gops_per_pe']:.3f}, "
             f"dense-equivalent {s['gops_dense_equiv']:.1f} GOPS, conv utilisation "
             f"{100 * s['pe_utilisation_conv']:.1f} %")
@@ -101,7 +102,7 @@ def main(argv=None):
                    "not in the fit check", "config": cfg.to_json(), "weight_batch": a.batch}
     signed = project(prog, images, cfg, a.batch, labels, a.T)
     res["signed_projected"] = _brief(signed)
-    print(_line("signed (projection)", signed))
+    print(_line("signed (projection)", res["signed_projected"]))
     if a.baseline:
         base = resolve_program(a.baseline)
         if base.input_shape != prog.input_shape:
@@ -110,7 +111,7 @@ def main(argv=None):
         s = summarize(model_run(base, images, labels=labels, T=a.baseline_T or a.T, config=cfg,
                                 weight_batch=a.batch, launch_images=0))
         res["baseline_model"] = _brief(s)
-        print(_line("baseline (model)", s))
+        print(_line("baseline (model)", res["baseline_model"]))
         res["cycles_ratio"] = (signed["latency_cycles"]["mean"] / s["latency_cycles"]["mean"])
         print(f"signed / baseline cycles per image: {res['cycles_ratio']:.3f}")
     if a.out:

@@ -75,7 +75,7 @@ def test_stage_lengths_follow_the_measured_load(tmp_path, monkeypatch, signed):
     args = SimpleNamespace(data_dir="", device="cpu", ft_batch=8, budget=3.0,
                            arch="vgg11", out=str(tmp_path))
     rec, dumps = {}, []
-    prog = SimpleNamespace(layers=[SimpleNamespace(signed=False), SimpleNamespace(signed=signed)])
+    prog = SimpleNamespace(signed=signed)   # Program.signed: any layer with signed neurons
     t0 = time.time()
     gr._finetune(args, prog, None, t0, 0.1, (None, None), gr.STAGES, rec,
                  lambda: dumps.append(len(rec["saved"])))

@@ -34,7 +34,7 @@ def sha256(path: Path) -> str:
 def neurons(program) -> str:
     """The manifest's `neurons`: "signed" when any layer has signed IF neurons (golden
     simulator only: the SIA's model, RTL and board refuse them), else "unsigned"."""
-    return "signed" if any(layer.signed for layer in program.layers) else "unsigned"
+    return "signed" if program.signed else "unsigned"
 
 
 def entry_path(name: str) -> Path:
