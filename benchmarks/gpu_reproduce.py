@@ -15,8 +15,9 @@ the one GPU, each a pipeline inside the same budget:
    below: T = 8 (loss at t = 4, 8), then T = 4 with thresholds and v_init trained too
    (OUT/<arch>_program_ft_t4.safetensors.xz), then T = 8 again at half the step size
    (OUT/<arch>_program_ft_t8.safetensors.xz).
-   With --signed the converted program gets signed IF neurons first (sia signed; also
-   written, as OUT/<arch>_program_signed.safetensors.xz) and is fine-tuned as such
+   With --signed the converted program gets signed IF neurons first (sia signed; its
+   accuracy is recorded, its file is not written: `sia signed OUT/<arch>_program...`
+   makes the same program) and is fine-tuned as such
    (OUT/<arch>_program_signed_ft_t4 / _ft_t8): on the CPU programs, signed neurons added
    *after* unsigned fine-tuning lost up to 7 points, while the signed copy fine-tuned as
    signed met both targets (docs/results/2-cifar10-cpu.md, session 25). Signed programs
@@ -42,7 +43,9 @@ folder named in `carry`; the zoo's program files do not fit beside it, so take t
 of the index for the call (`git rm -r --cached -q sia/zoo/*.safetensors*` plus the same
 pattern in .git/info/exclude; afterwards `git reset -q -- sia/zoo` and drop the pattern).
 Programs are written xz-compressed (~3.5 MB each at full width), so the three of each
-network and results.json come back in one call.
+network and results.json come back in one call: the tool returns at most 8 files from
+$OUT, and a call that would write more is refused before it starts (`out_files`,
+--max-files).
 Session 4's run (four rows from scratch at once, no warm start) used this script as of
 commit 06fa500: --budget 190 --grace 15
   --epochs vgg11_fp32=55,vgg11_qcfs=38,resnet18_fp32=38,resnet18_qcfs=16
@@ -189,10 +192,9 @@ def _pipeline(args, rec: dict, dump, t0: float):
                       "snn_torch_twin": program_accuracy(prog, xt, yt, T=8, device=args.device)}
     eval_s = time.time() - e0     # one evaluation: what each saved stage keeps time for
     dump()
-    if args.signed:
+    if args.signed:   # not written: one file fewer to bring back, and `sia signed` remakes it
         prog = _signed(prog)
-        save_program(prog, Path(args.out) / f"{arch}_program_signed.safetensors.xz")
-        rec["program_signed"] = {"file": f"{arch}_program_signed.safetensors.xz",
+        rec["program_signed"] = {"remake": f"sia signed {arch}_program.safetensors.xz",
                                  "snn_torch_twin": program_accuracy(prog, xt, yt, T=8,
                                                                     device=args.device)}
         dump()
@@ -215,6 +217,21 @@ STAGES = [dict(T=8, loss_steps=(4, 8), share=0.3),
 STAGES_AGAIN = [dict(T=8, loss_steps=(4, 8), neurons=True, share=0.5),
                 dict(T=4, loss_steps=(4,), neurons=True, share=0.5, save="_ft2")]
 STAGE_KEYS = ("T", "loss_steps", "neurons", "lr")
+MAX_OUT_FILES = 8    # the device tool brings back at most 8 files from $OUT
+
+
+def out_files(archs, *, finetune: bool, again: bool, signed: bool) -> list[str]:
+    """The files a call writes to OUT (`again`: --programs; a returned program that has
+    signed neurons already is named *_signed* too, which leaves the count as it is)."""
+    tag = "_signed" if signed else ""
+    files = []
+    for arch in archs:
+        if not again:
+            files.append(f"{arch}_program.safetensors.xz")
+        if finetune or again:
+            files += [f"{arch}_program{tag}{st['save']}.safetensors.xz"
+                      for st in (STAGES_AGAIN if again else STAGES) if st.get("save")]
+    return files + ["results.json"]
 
 
 def _finetune_only(args, rec: dict, dump, t0: float):
@@ -335,6 +352,10 @@ def parent(args):
             raise ValueError("not an object")
     except ValueError as e:
         raise SystemExit(f"--set {args.set!r}: expected a JSON object ({e})")
+    files = out_files(archs, finetune=args.finetune_s > 0, again=bool(programs), signed=args.signed)
+    if 0 < args.max_files < len(files):
+        raise SystemExit(f"this call writes {len(files)} files to --out ({', '.join(files)}); "
+                         f"--max-files {args.max_files}: the device tool would leave some behind")
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -411,6 +432,8 @@ def main():
     ap.add_argument("--signed", action="store_true",
                     help="give the programs signed IF neurons before fine-tuning (golden "
                          "simulator only; files *_signed*)")
+    ap.add_argument("--max-files", type=int, default=MAX_OUT_FILES,
+                    help="refuse a call that writes more files to --out (0: no limit)")
     ap.add_argument("--arch", help=argparse.SUPPRESS)
     ap.add_argument("--program", help=argparse.SUPPRESS)
     args = ap.parse_args()

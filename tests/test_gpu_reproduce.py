@@ -23,6 +23,8 @@ SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu_reproduce.
     (["--programs", "vgg11"], "--programs 'vgg11': expected arch=FILE"),
     (["--programs", "vgg11=/no/such.safetensors"], "--programs: no such file"),
     (["--fp32-share", "1.5"], "--fp32-share must lie strictly between 0 and 1"),
+    (["--finetune-s", "100", "--signed", "--max-files", "6"],
+     "writes 7 files to --out (vgg11_program.safetensors.xz, vgg11_program_signed_ft_t4"),
 ])
 def test_bad_arguments_one_line_and_nothing_written(tmp_path, extra, message):
     out = tmp_path / "out"
@@ -93,3 +95,18 @@ def test_stage_lengths_follow_the_measured_load(tmp_path, monkeypatch, signed):
     assert all(f"SNN{s} T4 0.1000 T8 0.1000" in summary for s in saved)
     assert dumps == list(range(1, len(saved) + 1))      # written after every saved stage
     assert all((tmp_path / s["file"]).is_file() for s in rec["saved"])
+    planned = gr.out_files(["vgg11"], finetune=True, again=False, signed=signed)
+    assert [s["file"] for s in rec["saved"]] == planned[1:-1]
+
+
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("again", [False, True])
+def test_every_call_brings_its_files_back(signed, again):
+    """The device tool returns at most 8 files from $OUT: both networks' programs and
+    results.json must fit in one call, --signed or not (session 26's --signed wrote 9:
+    the signed copy is now only recorded, `sia signed` remakes it)."""
+    gr = load_benchmark("gpu_reproduce")
+    files = gr.out_files(gr.ARCHS, finetune=True, again=again, signed=signed)
+    assert len(files) == len(set(files)) <= gr.MAX_OUT_FILES
+    assert files[-1] == "results.json"
+    assert all(("_signed" in f) == (signed and "_ft" in f) for f in files[:-1])
