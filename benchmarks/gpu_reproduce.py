@@ -37,13 +37,12 @@ the reference numbers come from the golden simulator afterwards:
 returned programs again, labels only, for the whole budget (session 11's second call,
 when the pipeline had two stages and wrote <arch>_program_ft.safetensors).
 
-Sending it: the `device` tool copies the working tree (64 MiB at most). The data go as
-the 55 MB pack of ../shared/datasets/cifar10-jpeg75 and its unpack.py in an ignored
-folder named in `carry`; the zoo's program files do not fit beside it, nor (with under
-2 MB to spare, session 27: 10.4 MB of tracked files besides the zoo, 9.3 of them docs/)
-for long the docs, so take both out of the index for the call
-(`git rm -r --cached -q sia/zoo/*.safetensors* docs` plus the same patterns in
-.git/info/exclude; afterwards `git reset -q -- sia/zoo docs` and drop the patterns).
+Sending it: the `device` tool copies the working tree (64 MiB at most), so the data go
+as the 55 MB pack of ../shared/datasets/cifar10-jpeg75 in a carried folder, and the
+zoo's program files and docs/ stay behind (session 27: the tree besides the zoo was
+10.4 MB, 9.3 of them docs/, within 2 MB of the limit with the pack).
+`python benchmarks/gpu_lease.py prepare` does that, counts what would travel and prints
+the command (unpack, SHA256 check, this script with SIA_COMMIT set); `restore` undoes it.
 Programs are written xz-compressed (~3.5 MB each at full width), so the three of each
 network and results.json come back in one call: the tool returns at most 8 files from
 $OUT, and a call that would write more is refused before it starts (`out_files`,
