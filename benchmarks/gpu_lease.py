@@ -128,15 +128,17 @@ def main():
     ap.add_argument("--program", action="append", default=[], metavar="ARCH=FILE",
                     help="a program to fine-tune again (gpu_reproduce --programs)")
     ap.add_argument("--limit-mib", type=float, default=LIMIT / 2**20)
-    ap.add_argument("rest", nargs="*", help="gpu_reproduce.py arguments after `--` "
-                    f"(default: the planned call, {' '.join(PLANNED)})")
-    a = ap.parse_args()
+    ap.epilog = (f"gpu_reproduce.py arguments go after `--` (default: the planned call, "
+                 f"{' '.join(PLANNED)})")
+    argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)
+    a, rest = ap.parse_args(argv[:cut]), argv[cut + 1:]
     repo = Path(a.repo)
     bad = [p for p in a.program if "=" not in p]
     if bad:
         raise SystemExit(f"--program {bad[0]!r}: expected ARCH=FILE")
     programs = dict(p.split("=", 1) for p in a.program)
-    rest = a.rest or PLANNED
+    rest = rest or PLANNED
     if a.action == "restore":
         restore(repo)
         print("index and .git/info/exclude restored")

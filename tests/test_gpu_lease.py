@@ -73,3 +73,20 @@ def test_prepare_refuses_and_changes_nothing(repo):
     with pytest.raises(SystemExit, match="uncommitted changes"):
         gl.prepare(r, data, {})
     assert "sia/zoo/big.safetensors.xz" in _git(r, "ls-files")
+
+
+def test_command_line(repo):
+    """Options before `--`, gpu_reproduce's arguments after it; a bad --program is one line."""
+    import sys
+    from pathlib import Path
+
+    r, data = repo
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu_lease.py"
+    run = [sys.executable, str(script), "command", "--repo", str(r)]
+    out = subprocess.run([*run, "--data-dir", str(data), "--", "--budget", "10", "--signed"],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("--out $OUT --budget 10 --signed")
+    planned = subprocess.run(run, capture_output=True, text=True, check=True).stdout
+    assert planned.strip().endswith("--finetune-s 250 --signed")
+    bad = subprocess.run([*run, "--program", "vgg11"], capture_output=True, text=True)
+    assert bad.returncode and "expected ARCH=FILE" in bad.stderr and "Traceback" not in bad.stderr
