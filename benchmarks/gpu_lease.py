@@ -67,9 +67,7 @@ def restore(repo: Path) -> None:
         lines = ex.read_text().splitlines()
         if MARK in lines:
             ex.write_text("\n".join(lines[:lines.index(MARK)]) + "\n")
-    paths = [p for p in ("sia/zoo", "docs") if (repo / p).exists()]
-    if paths:
-        _git(repo, "reset", "-q", "--", *paths)
+    _git(repo, "reset", "-q", "--", *LEFT_BEHIND)   # a pathspec that matches nothing is fine
 
 
 def prepare(repo: Path, data_dir: Path, programs: dict, limit: int = LIMIT) -> int:

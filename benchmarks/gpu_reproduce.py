@@ -186,16 +186,16 @@ def _pipeline(args, rec: dict, dump, t0: float):
     prog = convert(qcfs["model"].cpu(), (3, 32, 32), name=f"{arch}_cifar10", timesteps=8, t_max=16,
                    meta={"dataset": "cifar10", "arch": arch, "width": cfg["width"],
                          "levels": cfg["levels"], "warm_start": twin})
-    save_program(prog, Path(args.out) / f"{arch}_program.safetensors.xz")
+    save_program(prog, Path(args.out) / program_file(arch))
     xt, yt = load_split("cifar10", "test", args.data_dir)
     convert_s, e0 = round(time.time() - c0, 1), time.time()
-    rec["program"] = {"file": f"{arch}_program.safetensors.xz", "convert_s": convert_s,
+    rec["program"] = {"file": program_file(arch), "convert_s": convert_s,
                       "snn_torch_twin": program_accuracy(prog, xt, yt, T=8, device=args.device)}
     eval_s = time.time() - e0     # one evaluation: what each saved stage keeps time for
     dump()
     if args.signed:   # not written: one file fewer to bring back, and `sia signed` remakes it
         prog = _signed(prog)
-        rec["program_signed"] = {"remake": f"sia signed {arch}_program.safetensors.xz",
+        rec["program_signed"] = {"remake": f"sia signed {program_file(arch)}",
                                  "snn_torch_twin": program_accuracy(prog, xt, yt, T=8,
                                                                     device=args.device)}
         dump()
@@ -221,6 +221,12 @@ STAGE_KEYS = ("T", "loss_steps", "neurons", "lr")
 MAX_OUT_FILES = 8    # the device tool brings back at most 8 files from $OUT
 
 
+def program_file(arch: str, tag: str = "") -> str:
+    """OUT's name for a program: the converted one, or a saved stage's (`tag`: its
+    `save` suffix, after "_signed" for a program with signed neurons)."""
+    return f"{arch}_program{tag}.safetensors.xz"
+
+
 def out_files(archs, *, finetune: bool, again: bool, signed: bool) -> list[str]:
     """The files a call writes to OUT (`again`: --programs; a returned program that has
     signed neurons already is named *_signed* too, which leaves the count as it is)."""
@@ -228,9 +234,9 @@ def out_files(archs, *, finetune: bool, again: bool, signed: bool) -> list[str]:
     files = []
     for arch in archs:
         if not again:
-            files.append(f"{arch}_program.safetensors.xz")
+            files.append(program_file(arch))
         if finetune or again:
-            files += [f"{arch}_program{tag}{st['save']}.safetensors.xz"
+            files += [program_file(arch, tag + st["save"])
                       for st in (STAGES_AGAIN if again else STAGES) if st.get("save")]
     return files + ["results.json"]
 
@@ -310,7 +316,7 @@ def _finetune(args, prog, teacher, t0: float, eval_s: float, test, stages, rec: 
         rec["train_acc_last50"].append(sum(hist["acc"][-50:]) / len(hist["acc"][-50:]))
         if save:
             save = ("_signed" if rec["signed"] else "") + save
-            name = f"{args.arch}_program{save}.safetensors.xz"
+            name = program_file(args.arch, save)
             save_program(ft, Path(args.out) / name)
             rec["saved"].append({"file": name, "tag": save, "after_stage": i + 1,
                                  "snn_torch_twin": program_accuracy(ft, *test, T=8, device=args.device)})
