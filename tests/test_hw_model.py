@@ -553,16 +553,11 @@ def test_plane_issue_of_image_words_at_four_events():
 def test_launch_cycles_match_the_rtl_reference_formula():
     """The model's launch cycles == the RTL's formula (which the co-simulation holds the
     RTL to) on random programs and builds; rows are prefetched in some of them."""
-    rtl_cycles = pytest.importorskip("sia.hw.rtl.cycles")
     prefetched = 0
     for seed in range(12):
         p = random_program(seed, max_hw=8)
-        img = _images(p, 1, seed)
-        g = simulate(p, img, record=True)
-        ins = {-1: img[0].numpy()}
-        ins.update({i: g.traces[layer.name]["spikes"][:, 0].numpy()
-                    for i, layer in enumerate(p.layers) if layer.kind == "if"})
-        for cfg in (SIAConfig(), SIAConfig(pes=4, events_per_cycle=1),
+        prefetched += check_launch_cycles(p, seed, (
+                    SIAConfig(), SIAConfig(pes=4, events_per_cycle=1),
                     SIAConfig(pes=8, events_per_cycle=4),
                     SIAConfig(pes=4, events_per_cycle=2, phase_pairs=True),
                     SIAConfig(pes=4, events_per_cycle=2, phase_pairs=True, identity_drain=True),
@@ -571,15 +566,30 @@ def test_launch_cycles_match_the_rtl_reference_formula():
                     SIAConfig(pes=4, events_per_cycle=2, phase_pairs=True, identity_drain=True,
                               psum_slots=8),
                     SIAConfig(pes=4, events_per_cycle=2, pool_hold=True),
-                    SIAConfig(pes=8, events_per_cycle=1, pool_hold=True, psum_slots=8)):
-            for i, layer in enumerate(p.layers):
-                for k in range(S.tiles(layer, cfg)):
-                    ours = launch_cycles(p, i, k, {s.source: torch.from_numpy(ins[s.source])
-                                                   for s in layer.inputs}, config=cfg)
-                    ref = rtl_cycles.launch_cycles(p, i, k, ins, cfg, detail=True)
-                    assert ours["total"] == ref["total"], (seed, i, k)
-                    prefetched += ref["rows_prefetched"]
+                    SIAConfig(pes=8, events_per_cycle=1, pool_hold=True, psum_slots=8)))
     assert prefetched > 0
+
+
+def check_launch_cycles(p: Program, seed: int, configs) -> int:
+    """Every launch's model cycles == the RTL's formula on one image of `_images`, on each
+    build; returns the rows the formula prefetched."""
+    rtl_cycles = pytest.importorskip("sia.hw.rtl.cycles")
+    img = _images(p, 1, seed)
+    g = simulate(p, img, record=True)
+    ins = {-1: img[0].numpy()}
+    ins.update({i: g.traces[layer.name]["spikes"][:, 0].numpy()
+                .astype(np.int8 if layer.signed else np.uint8)
+                for i, layer in enumerate(p.layers) if layer.kind == "if"})
+    prefetched = 0
+    for cfg in configs:
+        for i, layer in enumerate(p.layers):
+            for k in range(S.tiles(layer, cfg)):
+                ours = launch_cycles(p, i, k, {s.source: torch.from_numpy(ins[s.source])
+                                               for s in layer.inputs}, config=cfg)
+                ref = rtl_cycles.launch_cycles(p, i, k, ins, cfg, detail=True)
+                assert ours["total"] == ref["total"], (seed, i, k)
+                prefetched += ref["rows_prefetched"]
+    return prefetched
 
 
 def test_resident_weight_batches():

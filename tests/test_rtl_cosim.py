@@ -432,3 +432,77 @@ def test_five_psum_slots_bit_and_cycle_exact(seed):
     _check_exact(p, r)
     four = run(p, img[None], config=dataclasses.replace(cfg, psum_slots=4)).launches()
     assert sum(x["cycles"] for x in r["launches"]) < sum(x["cycles"] for x in four)
+
+
+# signed spikes (interface 1.9): the small build with 3-bit net counts (T <= 7 per image)
+# and room for four 0/1 planes of 6 steps (one more Verilator build)
+SIGNED_BUILD = SMALL_BUILD.__class__(**{**SMALL_BUILD.to_json(), "signed_count_bits": 3,
+                                        "buffer_timesteps": 32})
+
+
+def _signed(seed):
+    from sia.hw.rtl.testprog import random_signed_program
+    return random_signed_program(seed, chans=(5 + 3 * seed, 12 - seed % 2))   # 1-2 tiles
+
+
+def _minus_ones(outputs) -> int:
+    return sum(int((np.asarray(v) < 0).sum()) for v in outputs.values())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_signed_spikes_bit_and_cycle_exact(seed):
+    """Random programs with signed IF neurons that fire -1 often: every layer's +1 / -1
+    spikes and the integrator's membranes bit-exact with the golden simulator (its
+    signed_if_step), every launch cycle-exact with the formula and the model, SOPs
+    (a -1 plane's events included) equal to the golden count; seed 2 with stalls."""
+    p = _signed(seed)
+    stalls = dict(seed=seed, p_valid=0.7, p_ready=0.6) if seed == 2 else {}
+    r = run_program(p, _image(p, seed), SIGNED_BUILD, **stalls)
+    assert _minus_ones(r["outputs"]) > 50        # the -1 paths did run
+    if stalls:
+        assert all(x["cycles"] >= x["expected"] for x in r["launches"])
+    else:
+        _check_exact(p, r)
+
+
+def test_signed_packed_launches_restart_the_counts():
+    """Packed launches of a signed layer: membranes and net counts restart every `period`
+    steps (image b's counts never see image b - 1's spikes); unsigned programs run on
+    the signed build as on any other."""
+    from sia.hw.rtl.cosim.program import run_images
+    p = _signed(1)
+    imgs = np.stack([_image(p, s) for s in (7, 8, 9)])
+    r = run_images(p, imgs, SIGNED_BUILD, launch_images=0)   # raises on any golden mismatch
+    assert max(len(x["images"]) for x in r["launches"]) == 3
+    assert all(x["cycles"] == x["expected"] == x["model"] for x in r["launches"])
+    assert sum(_minus_ones(o) for o in r["outputs"]) > 0
+    q = random_program(3)
+    _check_exact(q, run_program(q, _image(q, 3), SIGNED_BUILD))
+
+
+def test_signed_packets_refused_by_a_build_without_them(built):
+    """A layer with the `signed` bit or a group with the `neg` bit on a build without
+    signed_count_bits: error code 2; the next launch runs. On the signed build, a signed
+    layer of more steps per image than its counts hold: error code 2 too."""
+    p = _signed(0)
+    spikes = np.zeros((p.timesteps, *p.layers[0].shape), np.int8)
+    pk = regmap.pack_tile(p, 1, 0, {0: spikes}, SIGNED_BUILD)
+    hdr = regmap.unpack_fields(regmap.LAYER_LAYOUT, pk[:regmap.LAYER_BEATS])
+    assert hdr["signed"] == 1 and hdr["ngroups"] == 4
+    ok = regmap.pack_tile(random_program(0), 1, 0, {0: spikes.astype(np.uint8)}, CFG)
+    res, _ = harness.run(CFG, [pk, ok])
+    assert res[0].status & regmap.STATUS_ERROR and (res[0].status >> 8) & 0xFF == 2
+    assert res[1].status & regmap.STATUS_DONE and not res[1].status & regmap.STATUS_ERROR
+    b, lsb, _ = regmap.LAYER_LAYOUT["signed"]
+    unsigned_layer = list(pk)
+    unsigned_layer[b] &= ~(1 << lsb)           # only the groups' neg bits left
+    b, lsb, _ = regmap.LAYER_LAYOUT["period"]
+    long = list(pk)                  # period 8 > 2^3 - 1 steps (<= max_timesteps = 8)
+    tb, tlsb, _ = regmap.LAYER_LAYOUT["timesteps"]
+    assert tb == b and SIGNED_BUILD.max_timesteps == 8
+    long[b] = long[b] & ~(0x1FF << lsb) & ~(0x1FF << tlsb) | (8 << lsb) | (8 << tlsb)
+    res, _ = harness.run(CFG, [unsigned_layer])
+    assert (res[0].status >> 8) & 0xFF == 2
+    res, _ = harness.run(SIGNED_BUILD, [long, pk])
+    assert (res[0].status >> 8) & 0xFF == 2
+    assert res[1].status & regmap.STATUS_DONE and not res[1].status & regmap.STATUS_ERROR

@@ -182,12 +182,18 @@ def test_only_if_layers_may_be_signed():
         validate(p)
 
 
-def test_the_sia_refuses_signed_programs():
+def test_a_build_without_signed_neurons_refuses_them():
+    """Only builds with signed_count_bits run signed programs, for at most 2^bits - 1
+    steps per image (the net counts' range): the model's and the packer's checks alike."""
     p = signed_program(load_zoo_program("digits_cnn_l8"))
-    with pytest.raises(SiaError, match="golden simulator only"):
-        check_fits(p, SIAConfig(), 8)
-    with pytest.raises(SiaError, match="golden simulator only"):
-        check_layer(p, 0, SIAConfig(), 8)
+    for check in (check_fits, lambda p, c, T: check_layer(p, 0, c, T)):
+        with pytest.raises(SiaError, match="need a build with signed_count_bits > 0"):
+            check(p, SIAConfig(), 8)
+        with pytest.raises(SiaError, match=r"count at most 7 spikes .* T=8 > 7"):
+            check(p, SIAConfig(pes=32, signed_count_bits=3), 8)
+        check(p, SIAConfig(pes=32, signed_count_bits=3), 7)
+    with pytest.raises(SiaError, match="signed_count_bits needs pes <= 32"):
+        SIAConfig(pes=64, signed_count_bits=4)
 
 
 def test_finetune_keeps_signed_neurons(keep_threads):
@@ -216,7 +222,7 @@ def test_cli_signed_then_eval_and_refusal(tmp_path):
     r = sia("signed", "digits_cnn_l8", "--out", str(out))
     assert r.returncode == 0 and "signed neurons" in r.stdout, r.stderr
     assert load_program(out).signed
-    assert_one_line_error(sia("simulate", str(out), "--images", "2"), "golden simulator only")
+    assert_one_line_error(sia("simulate", str(out), "--images", "2"), "signed_count_bits > 0")
     assert_one_line_error(sia("signed", "digits_cnn_l8", "--out", str(tmp_path / "s.json")),
                           "must end in .safetensors")
 

@@ -15,7 +15,7 @@ import torch
 from sia import SiaError
 from sia.hw.params import SIAConfig
 from sia.program.format import IMAGE, Layer, Program
-from sia.snn.neuron import if_step, integrator_step
+from sia.snn.neuron import if_step, integrator_step, signed_if_step
 from sia.snn.synapse import exact_dtype, synapse_current
 
 
@@ -49,15 +49,17 @@ def tile_layer(layer: Layer, ln: Launch) -> Layer:
     return Layer(name=layer.name, kind=layer.kind, shape=(ln.channels, *layer.shape[1:]),
                  bias=layer.bias[sl], v_init=layer.v_init[sl], v_bits=layer.v_bits,
                  acc_bits=layer.acc_bits, inputs=inputs,
-                 threshold=None if layer.threshold is None else layer.threshold[sl])
+                 threshold=None if layer.threshold is None else layer.threshold[sl],
+                 signed=layer.signed)
 
 
 def reference_launch(program: Program, ln: Launch, sources: dict[int, np.ndarray], T: int,
                      image: np.ndarray | None = None) -> np.ndarray:
     """Golden result of one launch for one image.
 
-    sources: layer index -> spikes uint8 [T, C, H, W]; image: uint8 [C, H, W].
-    Returns spikes uint8 [T, P, H, W] (IF) or final membranes int64 [P, H, W] (integrator).
+    sources: layer index -> spikes uint8 [T, C, H, W] (a signed layer's: int8, -1/0/1);
+    image: uint8 [C, H, W]. Returns spikes uint8 [T, P, H, W] (IF; signed: int8) or
+    final membranes int64 [P, H, W] (integrator).
     """
     layer = tile_layer(program.layers[ln.layer], ln)
     C, H, W = layer.shape
@@ -74,9 +76,13 @@ def reference_launch(program: Program, ln: Launch, sources: dict[int, np.ndarray
     v = torch.as_tensor(layer.v_init, dtype=torch.int64)[:, None, None].expand(C, H, W).clone()
     if layer.kind == "if":
         theta = torch.as_tensor(layer.threshold, dtype=torch.int64)[:, None, None]
-        out = np.empty((T, C, H, W), dtype=np.uint8)
+        out = np.empty((T, C, H, W), dtype=np.int8 if layer.signed else np.uint8)
+        count = torch.zeros_like(v)
         for t in range(T):
-            v, s = if_step(v, varying[t] + constant, theta)
+            if layer.signed:
+                v, s, count = signed_if_step(v, varying[t] + constant, theta, count)
+            else:
+                v, s = if_step(v, varying[t] + constant, theta)
             out[t] = s.numpy()
         return out
     for t in range(T):

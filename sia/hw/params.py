@@ -67,6 +67,12 @@ class SIAConfig:
                                 # 64-bit beat, the input spike buffer taking up to 4 words
                                 # per cycle in four address banks (docs/architecture.md,
                                 # "Narrow streams")
+    signed_count_bits: int = 0  # > 0: signed IF neurons (+1 and -1 spikes): each lane keeps
+                                # its net spike count in this many bits beside V, so a
+                                # signed layer runs <= 2^bits - 1 steps per image; a -1
+                                # spike is an event of its own plane (docs/architecture.md,
+                                # "Signed neurons"); needs pes <= 32 (both planes in one
+                                # output beat). 0: the build refuses signed programs
 
     def __post_init__(self):
         self._check_types()
@@ -94,6 +100,10 @@ class SIAConfig:
             (isinstance(self.pool_hold, bool), "pool_hold must be true or false"),
             (isinstance(self.phase_quads, bool), "phase_quads must be true or false"),
             (isinstance(self.narrow_stream, bool), "narrow_stream must be true or false"),
+            (0 <= self.signed_count_bits <= 9, "signed_count_bits must be in 0..9"),
+            (not self.signed_count_bits or self.pes <= 32,
+             "signed_count_bits needs pes <= 32 (a signed layer's output beat holds the +1 "
+             "and the -1 plane)"),
             (not self.phase_quads or self.phase_pairs,
              "phase_quads needs phase_pairs (it extends the phase-pair datapath)"),
             (not self.pool_hold or self.events_per_cycle <= 2,

@@ -53,6 +53,15 @@ Tile packet (all multi-bit fields little-endian, two's complement where signed):
   descriptor's addresses (base, tstride, strides) still count buffer words; the
   header's `sbeats` counts beats. Other builds refuse `npos` > 0 (error code 2).
 
+  Signed spikes (interface 1.9): on builds with `signed_count_bits` = K > 0
+  (PARAM_SIGNED_COUNT_BITS = K), a layer with signed IF neurons carries the layer bit
+  `signed` (at most 2^K - 1 steps per image, `period`), and each synapse group of a
+  signed source is two groups (`sia.hw.planes`): its +1 plane, then its -1 plane with
+  the group bit `neg` (its events add -w) and the +1 plane's `wrow` (its weight rows are
+  not sent again); both planes' maps are 0/1 spike maps as below. A signed layer's
+  output word holds the +1 spikes in bits [0, P) and the -1 spikes in bits [P, 2P)
+  (K > 0 needs P <= 32). Other builds refuse `signed` and `neg` (error code 2).
+
   1. header: LAYER_BEATS beats of layer descriptor + GROUP_BEATS beats per synapse
      group (fields and positions: LAYER_FIELDS / GROUP_FIELDS, packed LSB-first,
      in order, a field never straddles a beat).
@@ -98,11 +107,12 @@ import numpy as np
 
 from sia import SiaError
 from sia.hw.params import SIAConfig
+from sia.hw.planes import check_signed, hardware_view, plane_map
 from sia.program.format import IMAGE, Program
 
 BEAT_BITS = 64
 ID_MAGIC = 0x53494131          # "SIA1"
-VERSION = 0x0001_0008          # major.minor = 1.8 (1.1: resident-weight launches, `keep`;
+VERSION = 0x0001_0009          # major.minor = 1.9 (1.1: resident-weight launches, `keep`;
                                # 1.2: PARAM_MEMBRANE_POSITIONS; 1.3: packed launches, `period`,
                                # narrow weight streams, `wnarrow`; 1.4: phase pairs, group
                                # field `phase`, PARAM_PHASE_PAIRS; 1.5: identity in the
@@ -111,7 +121,8 @@ VERSION = 0x0001_0008          # major.minor = 1.8 (1.1: resident-weight launche
                                # only; 1.6: pool hold, PARAM_POOL_HOLD: CYCLES only;
                                # 1.7: phase quads, group field `quad`, PARAM_PHASE_QUADS;
                                # 1.8: narrow streams, group field `npos`,
-                               # PARAM_NARROW_STREAM)
+                               # PARAM_NARROW_STREAM; 1.9: signed spikes, layer field
+                               # `signed`, group field `neg`, PARAM_SIGNED_COUNT_BITS)
 HDR_MAGIC = 0x51A              # first 12 bits of every tile packet
 MAX_GROUPS = 4
 OPS = {"conv": 0, "dense": 1, "identity": 2}
@@ -143,11 +154,11 @@ PARAM_NAMES = ["pes", "events_per_cycle", "taps", "weight_bits", "acc_bits", "v_
                "max_channels_in", "max_width", "max_height", "max_timesteps", "stream_bits",
                "clock_khz", "max_groups", "in_buffer_beats", "out_buffer_beats",
                "membrane_positions", "phase_pairs", "identity_drain", "row_prefetch",
-               "psum_slots", "pool_hold", "phase_quads", "narrow_stream"]
+               "psum_slots", "pool_hold", "phase_quads", "narrow_stream", "signed_count_bits"]
 # the interface version that added each later PARAMS register (older bitstreams lack it)
 PARAM_SINCE = {"membrane_positions": "1.2", "phase_pairs": "1.4", "identity_drain": "1.5",
                "row_prefetch": "1.5", "psum_slots": "1.5", "pool_hold": "1.6",
-               "phase_quads": "1.7", "narrow_stream": "1.8"}
+               "phase_quads": "1.7", "narrow_stream": "1.8", "signed_count_bits": "1.9"}
 for _i, _n in enumerate(PARAM_NAMES):
     REGISTERS[f"PARAM_{_n.upper()}"] = (
         PARAMS_BASE + 4 * _i, "ro",
@@ -194,6 +205,7 @@ LAYER_FIELDS = [  # (name, bits)
     ("period", 9),     # timesteps per image: a packed launch runs timesteps / period images
     ("wnarrow", 1),    # weights streamed at weight_bits / 2 (two PEs' words per memory word)
     ("wbeats", 22), ("sbeats", 24), ("hw_out", 17),
+    ("signed", 1),     # signed IF neurons (interface 1.9): +1 and -1 spikes, net counts
 ]
 GROUP_FIELDS = [
     ("op", 2), ("image", 1), ("pool", 4), ("stride", 2), ("pad", 2), ("kh", 2), ("kw", 2),
@@ -205,6 +217,8 @@ GROUP_FIELDS = [
     ("drain", 1),      # identity in the drain: group 0, added by the aggregation core
     ("quad", 1),       # phase quads: words of the 2x2 block (2Y+i, 2X+j) interleaved, one unit
     ("npos", 2),       # narrow streams: log2 of the buffer words one input beat carries
+    ("neg", 1),        # signed spikes (1.9): the -1 plane of a signed source; its events
+                       # add -w, and it shares the weight rows of the +1 plane before it
 ]
 
 
@@ -494,12 +508,15 @@ def drain_group(layer, cfg: SIAConfig) -> int | None:
     if not cfg.identity_drain:
         return None
     return next((j for j, s in enumerate(layer.inputs)
-                 if s.op == "identity" and s.pool == 1 and s.source != IMAGE), None)
+                 if s.op == "identity" and s.pool == 1 and s.source != IMAGE and not s.plane),
+                None)
 
 
 def _groups(program: Program, layer_index: int, tile: int, cfg: SIAConfig, T: int):
     """Per-group geometry (the descriptor values) for one tile, in stream order: the
-    drain group (`drain_group`) first, then the layer's inputs in order."""
+    drain group (`drain_group`) first, then the layer's inputs in order (a signed
+    source's two planes, `sia.hw.planes`: the -1 plane after the +1 plane, on its rows)."""
+    program = hardware_view(program)
     layer = program.layers[layer_index]
     P = cfg.pes
     _, H_out, W_out = layer.shape
@@ -549,7 +566,10 @@ def _groups(program: Program, layer_index: int, tile: int, cfg: SIAConfig, T: in
                  reach=1 if qd else reach, base=base, tstride=0,
                  prow_stride=p * Ws * nw * (2 if qd else 1),
                  srow_stride=Ws * nw, pstride=p * nw * k, wrow=wrow,
-                 pos_rstride=rstride, phase=int(ph), drain=int(j == dj), quad=int(qd))
+                 pos_rstride=rstride, phase=int(ph), drain=int(j == dj), quad=int(qd),
+                 neg=int(s.plane < 0))
+        if s.plane < 0:   # the -1 plane reads the weight rows of its +1 plane, just before
+            g["wrow"], rows = groups[-1]["wrow"], 0
         g["_rows"], g["_C"], g["_src"], g["_syn"] = rows, C, (C, Hs, Ws), s   # as streamed
         g["npos"] = stream_positions(g, cfg).bit_length() - 1
         g["_beats"] = Hs * Ws * nw     # one timestep of this group (image: the image)
@@ -572,8 +592,9 @@ def check_layer(program: Program, layer_index: int, cfg: SIAConfig, T: int | Non
     layer = program.layers[layer_index]
     where = f"layer {layer_index} ({layer.name})"
     if layer.signed:
-        raise SiaError(f"{where}: signed neurons run on the golden simulator only; the SIA "
-                       f"does not implement them")
+        check_signed(program, cfg, T, f"{where}: ")
+    program = hardware_view(program)
+    layer = program.layers[layer_index]
     if int(images) != images or images < 1:
         raise SiaError(f"{where}: images per launch must be a positive integer, got {images}")
     if images > 1 and not packable(layer):
@@ -621,6 +642,7 @@ def launch_images(program: Program, layer_index: int, cfg: SIAConfig, T: int | N
     T = program.timesteps if T is None else T
     layer = program.layers[layer_index]
     check_layer(program, layer_index, cfg, T)
+    program = hardware_view(program)
     if not packable(layer):
         return 1
     inb, outb = buffer_beats(cfg)
@@ -639,6 +661,7 @@ def _out_beats(layer, cfg: SIAConfig, T: int) -> int:
 def tile_info(program: Program, layer_index: int, tile: int, cfg: SIAConfig,
               T: int | None = None, images: int = 1) -> TileInfo:
     """Beat counts of one launch carrying `images` images (packed launch if > 1)."""
+    program = hardware_view(program)
     T = program.timesteps if T is None else T
     layer = program.layers[layer_index]
     groups = check_layer(program, layer_index, cfg, T, images)
@@ -668,6 +691,7 @@ def pack_tile(program: Program, layer_index: int, tile: int, inputs: dict,
     keep: resident-weight launch (header + input maps only); the previous launch on
     the accelerator must have been the same (layer, tile) with keep=False.
     """
+    program = hardware_view(program)
     T = program.timesteps if T is None else T
     layer = program.layers[layer_index]
     per_image = image_list(inputs)
@@ -682,12 +706,14 @@ def pack_tile(program: Program, layer_index: int, tile: int, inputs: dict,
         timesteps=k * T, period=T, tile_ch=n, h_out=H, w_out=W, keep=int(keep),
         wnarrow=int(wb < cfg.weight_bits),
         wbeats=info.weight_beats,
-        sbeats=info.spike_beats, hw_out=H * W))
+        sbeats=info.spike_beats, hw_out=H * W, signed=int(layer.signed)))
     for g in groups:
         hdr += _pack_fields(GROUP_LAYOUT, GROUP_BEATS, g)
     # weights: rows x P words of 9 taps
     words = []
     for g in groups:
+        if g["neg"]:   # a -1 plane: its +1 plane's rows are its rows (`sia.hw.planes`)
+            continue
         s, C = g["_syn"], g["_C"]
         wt = np.zeros((g["_rows"], P, 9), dtype=np.int64)
         w = np.asarray(s.weight, dtype=np.int64)[lo:lo + n] if s.op != "identity" else None
@@ -731,13 +757,14 @@ def pack_inputs(program: Program, layer_index: int, tile: int, inputs: dict, cfg
     T = program.timesteps if T is None else T
     if groups is None:
         groups = _groups(program, layer_index, tile, cfg, T)[0]
+    # (a signed source's group: its plane's 0/1 map, `sia.hw.planes`)
     lo = tile * cfg.pes
     n = min(cfg.pes, program.layers[layer_index].channels - lo)
     per_group = []
     for g in groups:
         s = g["_syn"]
         d = decimation(s)
-        x = np.asarray(inputs[s.source])[..., ::d, ::d]   # a decimated group: its view only
+        x = plane_map(s, np.asarray(inputs[s.source]))[..., ::d, ::d]   # decimated: its view
         if g["image"]:
             C, Hs, Ws = x.shape
             beats = []
@@ -804,7 +831,11 @@ def unpack_output(program: Program, layer_index: int, tile: int, beats, cfg: SIA
         per = -(-P // BEAT_BITS)
         a = np.array([int(b) for b in beats], dtype=np.uint64).reshape(T * H * W, per)
         bits = np.unpackbits(a.view(np.uint8).reshape(T * H * W, per * 8), axis=1,
-                             bitorder="little")[:, :n]
+                             bitorder="little")
+        if program.layers[layer_index].signed:   # bit p: +1 spike, bit P + p: -1 spike
+            bits = bits[:, :n].astype(np.int8) - bits[:, P:P + n].astype(np.int8)
+        else:
+            bits = bits[:, :n]
         if info.image:      # image layers drain row by row, all T steps of a row at once
             return bits.reshape(H, T, W, n).transpose(1, 3, 0, 2).copy()
         return bits.reshape(T, H, W, n).transpose(0, 3, 1, 2).copy()

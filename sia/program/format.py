@@ -63,6 +63,8 @@ class Synapse:
     stride: int = 1
     padding: int = 0
     pool: int = 1
+    plane: int = 0      # the SIA's view only (sia/hw/planes.py), never in a file: 0 = the
+                        # source's spikes; +1 / -1 = its +1 / -1 spikes (the -1 plane adds -w)
 
     @property
     def kernel(self) -> tuple[int, int]:

@@ -164,3 +164,22 @@ def _draw(rng, max_layers, max_channels, max_hw, max_classes, timesteps, max_wei
         _neurons(rng, prog, layer)
     prog.num_classes = prog.layers[-1].channels
     return validate(prog)
+
+
+def with_signed_neurons(program: Program, seed: int = 0) -> Program:
+    """The program with signed IF neurons, tuned so that -1 spikes are common (tests of
+    every backend): each IF layer starts at twice its threshold (it fires +1 at once
+    unless its current is below -theta) and its bias leans negative (its membranes then
+    fall below 0 and take spikes back; image layers too, whose current is the same every
+    step). Widths re-declared (`sia.convert.signed.signed_program`)."""
+    import copy
+
+    from sia.convert.signed import signed_program
+    program = copy.deepcopy(program)
+    rng = np.random.default_rng(seed + 1000)
+    for layer in program.layers:
+        if layer.kind == "if":
+            th = layer.threshold
+            layer.v_init = (2 * th).astype(np.int64)
+            layer.bias = -rng.integers(0, th + 2).astype(np.int64)
+    return signed_program(program)

@@ -15,6 +15,7 @@ from sia.hw import regmap, timing
 from sia.hw.model import schedule as S
 from sia.hw.model.fit import check_fits, is_image_layer
 from sia.hw.params import SIAConfig
+from sia.hw.planes import hardware_view
 from sia.program.format import IMAGE, Program
 from sia.snn.golden import run_batch
 from sia.snn.synapse import dense_macs
@@ -286,6 +287,8 @@ def run(program: Program, images, labels=None, T: int | None = None,
     config = config or SIAConfig()
     T = program.timesteps if T is None else int(T)
     check_fits(program, config, T)
+    golden = program                 # computes the values (signed spikes as they are)
+    program = hardware_view(program)  # what the SIA runs: signed sources as two planes
     if int(weight_batch) != weight_batch or weight_batch < 1:
         raise SiaError(f"weight_batch must be a positive integer, got {weight_batch}")
     weight_batch = int(weight_batch)
@@ -317,7 +320,7 @@ def run(program: Program, images, labels=None, T: int | None = None,
                 if i in needed:
                     sources[i] = s
 
-            st = run_batch(program, x, T, record=record, on_layer=hook)
+            st = run_batch(golden, x, T, record=record, on_layer=hook)
             batch_sops = torch.zeros(x.shape[0], dtype=torch.int64)
             for L in stats:
                 c, o = _count_layer(program, config, L, sources, T, keep_scans, weight_batch)
@@ -354,6 +357,7 @@ def launch_cycles(program: Program, layer_index: int, tile: int, inputs,
     config = config or SIAConfig()
     T = program.timesteps if T is None else int(T)
     check_fits(program, config, T)
+    program = hardware_view(program)
     layer = program.layers[layer_index]
     if not 0 <= tile < S.tiles(layer, config):
         raise SiaError(f"layer {layer_index} has {S.tiles(layer, config)} tiles, not tile {tile}")

@@ -7,13 +7,17 @@ import numpy as np
 from sia import SiaError
 from sia.hw.params import SIAConfig
 from sia.hw.regmap import MAX_GROUPS
+from sia.hw.planes import check_signed, hardware_view, plane_weight
 from sia.program.format import IMAGE, Layer, Program, bits_signed
 
 
 def weight_rows(program: Program, layer: Layer) -> int:
-    """Weight-memory rows per PE: C_in per conv group, C*Hp*Wp per dense group, 1 per identity."""
+    """Weight-memory rows per PE: C_in per conv group, C*Hp*Wp per dense group, 1 per
+    identity; a -1 spike plane reads its +1 plane's rows (`sia.hw.planes`)."""
     rows = 0
     for s in layer.inputs:
+        if s.plane < 0:
+            continue
         c, h, w = program.pooled_shape(s)
         rows += {"conv": c, "dense": c * h * w, "identity": 1}[s.op]
     return rows
@@ -41,8 +45,9 @@ def psum_bits(layer: Layer, program: Program) -> int:
     from sia.program.bounds import input_max
     lo = hi = np.zeros(layer.channels, dtype=np.int64)
     for s in layer.inputs:
-        w = s.weight.astype(np.int64).reshape(s.weight.shape[0], -1)
-        x = input_max(program, s.source, s.pool)
+        w = plane_weight(s).astype(np.int64).reshape(s.weight.shape[0], -1)
+        # a spike plane's pooled element is in [0, p^2] (`sia.hw.planes`)
+        x = s.pool ** 2 if s.plane else input_max(program, s.source, s.pool)
         hi = hi + np.clip(w, 0, None).sum(1) * x
         lo = lo + np.clip(w, None, 0).sum(1) * x
     return bits_signed(int(lo.min()), int(hi.max()))
@@ -65,7 +70,8 @@ def check_membranes(program: Program, index: int, config: SIAConfig) -> None:
 
 
 def check_fits(program: Program, config: SIAConfig, T: int) -> None:
-    program.check_unsigned()
+    check_signed(program, config, T)
+    program = hardware_view(program)
     if not 1 <= T <= min(config.max_timesteps, program.t_max):
         raise SiaError(f"T={T} outside 1..{min(config.max_timesteps, program.t_max)} "
                        f"(max_timesteps={config.max_timesteps}, program t_max={program.t_max})")

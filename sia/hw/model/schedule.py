@@ -19,6 +19,7 @@ import torch
 from sia.hw import regmap, timing
 from sia.hw.model.fit import is_image_layer, weight_rows
 from sia.hw.params import SIAConfig
+from sia.hw.planes import plane_map
 from sia.program.format import IMAGE, Layer, Program, Synapse
 from sia.snn.synapse import fanout_map
 
@@ -75,7 +76,9 @@ def scan_synapse(syn: Synapse) -> Synapse:
 
 
 def scan_view(syn: Synapse, x):
-    """`scan_synapse` and its source maps [..., H, W] (tensor or array) as scanned."""
+    """`scan_synapse` and its source maps [..., H, W] (tensor or array) as scanned: a
+    spike plane's 0/1 map (`sia.hw.planes.plane_map`), decimated groups their view."""
+    x = plane_map(syn, x)
     d = regmap.decimation(syn)
     return (syn, x) if d == 1 else (scan_synapse(syn), x[..., ::d, ::d])
 

@@ -17,6 +17,7 @@ from sia.hw import regmap, timing
 from sia.hw.model import schedule as S
 from sia.hw.model.fit import check_fits, is_image_layer, weight_rows
 from sia.hw.params import SIAConfig
+from sia.hw.planes import hardware_view, plane_weight
 from sia.program.format import IMAGE, Program
 
 
@@ -41,6 +42,8 @@ class _Launch:
         self.psum: dict[int, np.ndarray] = {}      # live output rows of the row buffer
         self.drained = -1
         self.banks = [np.zeros((self.a, self.ho, self.wo), np.int64) for _ in range(2)]
+        # signed neurons: the net spike counts, in the membrane words beside V
+        self.counts = [np.zeros((self.a, self.ho, self.wo), np.int64) for _ in range(2)]
         self.cyc = dict.fromkeys(S.PHASES, 0)
         self.mem = defaultdict(int)
         self.sops = self.image_ops = self.weight_reads = 0
@@ -60,16 +63,17 @@ class _Launch:
         """One event of channel c at pooled position (r, x), value val (2^b for an image bit)."""
         ch = slice(self.lo_ch, self.lo_ch + self.a)
         ops = 0
+        weight = plane_weight(s)     # a -1 plane's events add -w (`sia.hw.planes`)
         if s.op == "identity":
             if not self.lo_ch <= c < self.lo_ch + self.a:
                 return
             vec = np.zeros(self.a, np.int64)
-            vec[c - self.lo_ch] = s.weight[c] * val
+            vec[c - self.lo_ch] = weight[c] * val
             self._add(r, x, vec)
             self.weight_reads += 1
             ops = 1
         elif s.op == "dense":
-            self._add(0, 0, s.weight[ch, feature].astype(np.int64) * val)
+            self._add(0, 0, weight[ch, feature].astype(np.int64) * val)
             self.weight_reads += self.a
             ops = self.a
         else:
@@ -83,7 +87,7 @@ class _Launch:
                     ox, rx = divmod(x + s.padding - dx, s.stride)
                     if rx or not 0 <= ox < self.wo:
                         continue
-                    self._add(oy, ox, s.weight[ch, c, dy, dx].astype(np.int64) * val)
+                    self._add(oy, ox, weight[ch, c, dy, dx].astype(np.int64) * val)
                     ops += self.a
         if s.source == IMAGE:
             self.image_ops += ops
@@ -141,18 +145,24 @@ class _Launch:
             for ox in range(self.wo):
                 if t == 0:
                     v = layer.v_init[ch].astype(np.int64)   # parameter register, no bank read
+                    c = np.zeros(self.a, np.int64)
                 else:
                     v = self.banks[t % 2][:, oy, ox].copy()
+                    c = self.counts[t % 2][:, oy, ox].copy()
                     self._bank(t, t % 2, "r")
                 v = v + cur[:, ox] + layer.bias[ch]
                 if v.min() < -lim or v.max() >= lim:
                     raise SiaError(f"layer {layer.name}: membrane overflows v_bits={self.cfg.v_bits}")
                 if layer.kind == "if":
-                    s = v >= layer.threshold[ch]
+                    s = (v >= layer.threshold[ch]).astype(np.int64)
+                    if layer.signed:    # a -1 spike takes back an earlier +1
+                        s = s - ((v < 0) & (c > 0))
+                        c = c + s
                     v = v - s * layer.threshold[ch]
                     out_s[t, ch, oy, ox] = s
                     self.mem["spike_out_writes"] += 1
                 self.banks[(t + 1) % 2][:, oy, ox] = v
+                self.counts[(t + 1) % 2][:, oy, ox] = c
                 self._bank(t, (t + 1) % 2, "w")
                 out_v[t, ch, oy, ox] = v
 
@@ -351,12 +361,13 @@ def trace(program: Program, image, T: int | None = None,
     config = config or SIAConfig()
     T = program.timesteps if T is None else int(T)
     check_fits(program, config, T)
+    program = hardware_view(program)   # a signed source's groups: its two planes
     img = np.asarray(image, dtype=np.int64)
     res = TraceResult()
     outs = {IMAGE: img}
     for i, layer in enumerate(program.layers):
         C, H, W = layer.shape
-        out_s = np.zeros((T, C, H, W), np.uint8)
+        out_s = np.zeros((T, C, H, W), np.int8 if layer.signed else np.uint8)
         out_v = np.zeros((T, C, H, W), np.int64)
         for k in range(S.tiles(layer, config)):
             lc = _Launch(program, i, k, config, T, res)

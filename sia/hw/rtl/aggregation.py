@@ -13,7 +13,11 @@ P lanes, one output position per cycle, two stages:
       shortcut word (read at D0 beside the membrane) is set; bias + w[p] is a register
       per lane, so the addend is a 2:1 mux in front of the same adder;
       if-layer: s = V >= theta, V -= s*theta; V -> bank (t+1)%2, s -> output buffer.
-Model twin: sia/snn/neuron.py (if_step / integrator_step).
+      signed if-layer (`signed_count_bits` = K > 0 builds, the layer's `signed` bit): each
+      lane's word also holds its net spike count c (K bits, above the P membranes);
+      s = +1 if V >= theta, -1 if V < 0 and c > 0; V -= s*theta and c += s in the same
+      adders; the output word is the +1 plane in bits [0, P), the -1 plane in [P, 2P).
+Model twin: sia/snn/neuron.py (if_step / signed_if_step / integrator_step).
 """
 
 from amaranth import Cat, Module, Mux, Signal, signed
@@ -34,13 +38,14 @@ class Aggregation(wiring.Component):
             "integ": In(1),
             "in_valid": In(1), "psum": In(P * A), "pos": In(range(depth)), "rd_bank": In(1),
             "t_first": In(1), "out_addr": In(24),
-            "spk_we": Out(1), "spk_addr": Out(24), "spk_data": Out(P),
+            "spk_we": Out(1), "spk_addr": Out(24), "spk_data": Out(2 * P if cfg.signed_count_bits else P),
             "un_en": In(1), "un_addr": In(range(depth)), "un_bank": In(1), "un_data": Out(P * V),
             "busy": Out(1),
         } | ({"id_on": In(1),              # the launch has a drain group (descriptor)
               "id_bits": In(P),            # D1: the shortcut word of the drained position
               "id_w": In(P * cfg.weight_bits)}   # the identity weight of each lane
-             if cfg.identity_drain else {}))
+             if cfg.identity_drain else {})
+          | ({"signed": In(1)} if cfg.signed_count_bits else {}))   # the layer's neurons
 
     def elaborate(self, platform):
         m = Module()
@@ -55,14 +60,16 @@ class Aggregation(wiring.Component):
             with m.If(self.n_we & (self.n_lane == p)):
                 m.d.sync += [th[p].eq(self.n_data[:V]), bias[p].eq(self.n_data[V:2 * V]),
                              vinit[p].eq(self.n_data[2 * V:])]
-        m.submodules.vmem = mem = Memory(shape=P * V, depth=2 << abits, init=[])
+        K = cfg.signed_count_bits
+        # (signed builds: the P net counts above the P membranes, one word)
+        m.submodules.vmem = mem = Memory(shape=P * (V + K), depth=2 << abits, init=[])
         wr = mem.write_port()
         # transparent: a 1x1 map reads at t+1 the word written at t in the same cycle
         rd = mem.read_port(transparent_for=(wr,))
         m.d.comb += [rd.addr.eq(Mux(self.un_en, Cat(self.un_addr[:abits], self.un_bank),
                                     Cat(self.pos[:abits], self.rd_bank))),
                      rd.en.eq(self.un_en | self.in_valid)]
-        m.d.comb += self.un_data.eq(rd.data)
+        m.d.comb += self.un_data.eq(rd.data[:P * V])
         # D0 -> D1
         v1, pos1, bank1, first1 = Signal(), Signal(range(depth)), Signal(), Signal()
         oaddr1, psum1 = Signal(24), Signal(P * A)
@@ -70,7 +77,7 @@ class Aggregation(wiring.Component):
                      first1.eq(self.t_first), oaddr1.eq(self.out_addr), psum1.eq(self.psum)]
         m.d.comb += self.busy.eq(v1)
         vprev_word = rd.data
-        vnew, spikes = [], []
+        vnew, spikes, negs, cnew = [], [], [], []
         wb = cfg.weight_bits
         for p in range(P):
             cur = Signal(signed(A), name=f"cur{p}")
@@ -87,13 +94,26 @@ class Aggregation(wiring.Component):
             s = Signal(name=f"s{p}")
             m.d.comb += s.eq(~self.integ & (v >= th[p]))
             vn = Signal(signed(V), name=f"vn{p}")
-            # v - s*th in one adder: ~th + 1 = -th, the +1 on the carry-in (a subtractor
-            # beside a mux: 369 LUT more in the core synthesised alone, none in whole builds)
-            m.d.comb += vn.eq(v + Mux(s, ~th[p], 0) + s)
+            if K:
+                # a -1 spike when V < 0 and the net count c > 0 (never both: theta >= 1);
+                # V + th and c - 1 on the same adders as V - th and c + 1
+                c = Signal(K, name=f"c{p}")
+                m.d.comb += c.eq(Mux(first1, 0, vprev_word[P * V + p * K:P * V + (p + 1) * K]))
+                ng = Signal(name=f"neg{p}")
+                m.d.comb += ng.eq(~self.integ & self.signed & v[-1] & (c != 0))
+                m.d.comb += vn.eq(v + Mux(s, ~th[p], Mux(ng, th[p], 0)) + s)
+                cn = Signal(K, name=f"cn{p}")
+                m.d.comb += cn.eq(c + Mux(ng, (1 << K) - 1, s))
+                negs.append(ng)
+                cnew.append(cn)
+            else:
+                # v - s*th in one adder: ~th + 1 = -th, the +1 on the carry-in (a subtractor
+                # beside a mux: 369 LUT more in the core synthesised alone, none in whole builds)
+                m.d.comb += vn.eq(v + Mux(s, ~th[p], 0) + s)
             vnew.append(vn)
             spikes.append(s)
-        m.d.comb += [wr.addr.eq(Cat(pos1[:abits], ~bank1)), wr.data.eq(Cat(*vnew)),
+        m.d.comb += [wr.addr.eq(Cat(pos1[:abits], ~bank1)), wr.data.eq(Cat(*vnew, *cnew)),
                      wr.en.eq(v1)]
         m.d.comb += [self.spk_we.eq(v1 & ~self.integ), self.spk_addr.eq(oaddr1),
-                     self.spk_data.eq(Cat(*spikes))]
+                     self.spk_data.eq(Cat(*spikes, *negs))]
         return m

@@ -96,6 +96,8 @@ class Dispatch(wiring.Component):
                 sig[f"rd_addr{tag}{e}"] = Out(range(cfg.max_channels_in))
                 sig[f"ev_valid{tag}{e}"] = Out(1)
                 sig[f"ev_sel{tag}{e}"] = Out(range(cfg.pes))
+        if cfg.signed_count_bits:   # S1: the cycle's events are a -1 plane's (`neg` group)
+            sig["neg"] = Out(1)
         if cfg.phase_quads:   # a quad unit's third and fourth words, and the S1 quad flag
             sig.update({"sb_data_c": In(64), "sb_data_d": In(64), "sb_count_c": In(7),
                         "sb_count_d": In(7), "quad": Out(1)})
@@ -489,6 +491,8 @@ class Dispatch(wiring.Component):
         # ---- S1 registers
         if QD:
             m.d.sync += self.quad.eq(qd)
+        if self.cfg.signed_count_bits:   # one group per cycle: its events share the sign
+            m.d.sync += self.neg.eq(cur["neg"])
         m.d.sync += [self.acc_en.eq(Cat(*va, *vb, *(vc + vd if QD else [])).any() if PH
                                     else Cat(*ev_valid).any()),
                      self.ident.eq(ident),

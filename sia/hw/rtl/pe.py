@@ -63,6 +63,8 @@ def pe_ports(cfg: SIAConfig):
     S = cfg.psum_slots
     if cfg.phase_quads:   # S1: a quad cycle - the slot of tap row 1 also takes tap row 2
         sig["quad"] = In(1)
+    if cfg.signed_count_bits:   # S1: the events are -1 spikes (a `neg` group): add -w
+        sig["neg"] = In(1)
     sig.update({"ident": In(1), "acc_en": In(1), "bank_valid": In(3 * S),
                 "ky_sel": In(2 * S), "ox0": In(cols), "ox1": In(cols), "ox2": In(cols),
                 "drain_en": In(1), "drain_row": In(range(S)), "drain_addr": In(cols), "drain_clear": In(1),
@@ -124,7 +126,10 @@ class PE(wiring.Component):
             s = terms[k][0]
             for t in terms[k][1:]:
                 s = s + t
-            m.d.comb += taps[k].eq(s << self.ev_shift0 if plane else s)
+            s = s << self.ev_shift0 if plane else s
+            if cfg.signed_count_bits:   # a cycle's events come from one group: one sign
+                s = Mux(self.neg, -s, s)
+            m.d.comb += taps[k].eq(s)
         mid = taps[3:6]     # the addend of ky_sel = 1
         if cfg.phase_quads:
             # a quad cycle's output row oy takes the even source row's ky = 1 tap and the

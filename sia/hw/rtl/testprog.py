@@ -58,3 +58,11 @@ def random_program(seed: int = 0, timesteps: int = 3, cin: int = 2, hw: int = 8,
            [Synapse(2, "dense", w(classes, c2 * ph * ph), 8, pool=2),
             Synapse(3, "dense", w(classes, c1 * h3 * h3), 8)], rng, p)
     return validate(p)
+
+
+
+def random_signed_program(seed: int = 0, timesteps: int = 6, **kw) -> Program:
+    """`random_program` with signed IF neurons that often fire -1 (`sia.program.random.
+    with_signed_neurons`)."""
+    from sia.program.random import with_signed_neurons
+    return with_signed_neurons(random_program(seed, timesteps=timesteps, **kw), seed)

@@ -251,6 +251,8 @@ class SIATop(wiring.Component):
                          pe.drain_addr.eq(ox), pe.drain_clear.eq(drain_clear)]
             if cfg.phase_quads:
                 m.d.comb += pe.quad.eq(disp.quad)
+            if cfg.signed_count_bits:
+                m.d.comb += pe.neg.eq(disp.neg)
             for e in range(E):
                 names = ["rd_addr", "ev_valid", "ev_shift", "ev_sel"]
                 for tag in event_sets(cfg)[1:]:   # the other event sets (phase pairs, quads)
@@ -276,6 +278,8 @@ class SIATop(wiring.Component):
         n_lane = Signal(range(P))
         m.d.comb += [agg.n_we.eq(gbn.o_valid), agg.n_lane.eq(n_lane), agg.n_data.eq(gbn.o_data),
                      agg.integ.eq(L["kind"])]
+        if cfg.signed_count_bits:
+            m.d.comb += agg.signed.eq(L["signed"])
         with m.If(gbn.o_valid):
             m.d.sync += n_lane.eq(n_lane + 1)
 
@@ -518,8 +522,14 @@ class SIATop(wiring.Component):
                 drain_bad = Cat(*[
                     field(GROUP_LAYOUT, "drain", LAYER_BEATS + GROUP_BEATS * g) & (g < L["ngroups"])
                     for g in range(0 if not cfg.identity_drain else 1, MAX_GROUPS)]).any()
+                # (signed neurons and -1 planes only on a build with signed_count_bits,
+                # at most 2^K - 1 steps per image: the net counts' range)
+                neg_any = Cat(*[field(GROUP_LAYOUT, "neg", LAYER_BEATS + GROUP_BEATS * g)
+                                & (g < L["ngroups"]) for g in range(MAX_GROUPS)]).any()
+                K = cfg.signed_count_bits
+                signed_bad = (L["signed"] & (period >= (1 << K))) if K else (L["signed"] | neg_any)
                 m.d.sync += bad.eq((period == 0) | (period > cfg.max_timesteps) | narrow_bad |
-                                   phase_bad | drain_bad |
+                                   phase_bad | drain_bad | signed_bad |
                                    (period > T) | ((image | L["kind"]) & (period != T)) |
                                    (L["h_out"] > cfg.max_height) | (L["w_out"] > cfg.max_width) |
                                    (L["ngroups"] == 0) | (L["ngroups"] > MAX_GROUPS) |

@@ -1,0 +1,122 @@
+"""Signed spikes on the SIA (sia/hw/planes.py, interface 1.9): the two-plane view, the
+cycle-level model (per-event trace == golden, fast path == trace, == the RTL's cycle
+formula) on random signed programs and builds, the packet fields and the output word.
+The RTL co-simulation is in tests/test_rtl_cosim.py (`test_signed_*`)."""
+
+import dataclasses
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sia.hw import regmap
+from sia.hw.model import run
+from sia.hw.model.fit import weight_rows
+from sia.hw.params import SIAConfig
+from sia.hw.planes import hardware_view
+from sia.program.random import random_program, with_signed_neurons
+from sia.snn import simulate
+
+from test_hw_model import _check_trace, _images, check_launch_cycles
+
+
+def _signed(seed, **kw):
+    return with_signed_neurons(random_program(seed, max_hw=8, max_channels=6, timesteps=4, **kw),
+                               seed)
+
+
+def test_the_view_splits_signed_sources_into_two_planes():
+    p = _signed(1)
+    v = hardware_view(p)
+    assert hardware_view(v) is v and hardware_view(random_program(1)) is not None
+    unsigned = random_program(1, max_hw=8, max_channels=6, timesteps=4)
+    assert hardware_view(unsigned) is unsigned
+    signed = {i for i, layer in enumerate(p.layers) if layer.signed}
+    for layer, lv in zip(p.layers, v.layers):
+        planes = [s.plane for s in lv.inputs]
+        want = [q for s in layer.inputs for q in ((1, -1) if s.source in signed else (0,))]
+        assert planes == want
+        # the -1 plane shares its +1 plane's weight array and weight rows
+        assert weight_rows(v, lv) == weight_rows(p, layer)
+        for a, b in zip(lv.inputs, lv.inputs[1:]):
+            if b.plane < 0:
+                assert b.weight is a.weight and a.plane == 1 and a.source == b.source
+
+
+def test_packet_descriptors_of_the_planes():
+    """The -1 plane: `neg` set, the +1 plane's `wrow`, no weight rows of its own; the
+    layer's `signed` bit; the weight stream is as long as the unsigned layer's."""
+    p = _signed(1)
+    cfg = SIAConfig(pes=4, signed_count_bits=3)
+    for i, layer in enumerate(p.layers):
+        if all(s.source < 0 for s in layer.inputs):
+            continue
+        groups = regmap._groups(p, i, 0, cfg, 4)[0]
+        for a, b in zip(groups, groups[1:]):
+            if b["neg"]:
+                assert b["wrow"] == a["wrow"] and b["_rows"] == 0 and not a["neg"]
+        info = regmap.tile_info(p, i, 0, cfg, 4)
+        plain = dataclasses.replace(p, layers=[dataclasses.replace(x, signed=False)
+                                               for x in p.layers])
+        assert info.weight_beats == regmap.tile_info(plain, i, 0, cfg, 4).weight_beats
+        assert sum(g["neg"] for g in groups) == sum(p.layers[s.source].signed
+                                                    for s in layer.inputs if s.source >= 0)
+
+
+def test_signed_output_word_decodes_both_planes():
+    """Bit p of a signed layer's output word: +1, bit P + p: -1 (one beat, P <= 32)."""
+    p = _signed(1)
+    cfg = SIAConfig(pes=4, signed_count_bits=3)
+    i = next(j for j, layer in enumerate(p.layers) if layer.signed and j > 0)
+    _, H, W = p.layers[i].shape
+    n = regmap.tile_info(p, i, 0, cfg, 4).channels
+    rng = np.random.default_rng(0)
+    s = rng.integers(-1, 2, (4, n, H, W)).astype(np.int8)
+    beats = [int(sum(1 << c for c in range(n) if s[t, c, y, x] == 1)
+                 | sum(1 << (4 + c) for c in range(n) if s[t, c, y, x] == -1))
+             for t in range(4) for y in range(H) for x in range(W)]
+    out = regmap.unpack_output(p, i, 0, beats, cfg, 4)
+    assert out.dtype == np.int8
+    np.testing.assert_array_equal(out, s)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2 ** 31 - 1), pes=st.sampled_from([4, 32]), E=st.sampled_from([1, 2, 4]),
+       phase=st.booleans(), drain=st.booleans(), slots=st.sampled_from([4, 5]),
+       hold=st.booleans(), quads=st.booleans(), narrow=st.booleans())
+def test_random_signed_programs_trace_golden_fast(seed, pes, E, phase, drain, slots, hold,
+                                                  quads, narrow):
+    """Per-event trace == golden (+1 / -1 spikes, membranes), fast path == trace per
+    launch (phases, SOPs, memory), on every build option."""
+    p = _signed(seed)
+    _check_trace(p, _images(p, 1, seed),
+                 SIAConfig(pes=pes, events_per_cycle=E, phase_pairs=phase, identity_drain=drain,
+                           psum_slots=slots, pool_hold=hold and E <= 2, phase_quads=phase and quads,
+                           narrow_stream=narrow, signed_count_bits=3))
+
+
+def test_minus_one_spikes_occur_and_cost_events():
+    """The random signed programs do fire -1 (the tests above exercise the -1 paths); a
+    -1 plane's events are dispatched and counted: the model's SOPs equal the golden
+    simulator's count (which counts both signs)."""
+    cfg = SIAConfig(pes=4, signed_count_bits=3)
+    total = 0
+    for seed in range(6):
+        p = _signed(seed)
+        img = _images(p, 2, seed)
+        g = simulate(p, img, record=True)
+        total += sum(int((g.traces[x.name]["spikes"] < 0).sum()) for x in p.layers if x.kind == "if")
+        r = run(p, img, config=cfg)
+        np.testing.assert_array_equal(r.predictions, g.predictions)
+        assert int(r.image_sops.sum()) == sum(g.sops.values())
+    assert total > 100
+
+
+def test_signed_launch_cycles_match_the_rtl_reference_formula():
+    for seed in range(8):
+        check_launch_cycles(_signed(seed), seed, (
+            SIAConfig(pes=4, events_per_cycle=1, signed_count_bits=3),
+            SIAConfig(pes=8, events_per_cycle=2, phase_pairs=True, identity_drain=True,
+                      pool_hold=True, psum_slots=5, signed_count_bits=3),
+            SIAConfig(pes=4, events_per_cycle=4, phase_pairs=True, phase_quads=True,
+                      narrow_stream=True, signed_count_bits=3)))
