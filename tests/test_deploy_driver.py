@@ -440,3 +440,32 @@ def test_driver_packed_launches(prog):
     assert 0 < packed.cycles < plain.cycles
     with pytest.raises(SiaError, match="launch_images"):
         run(prog, x, "twin", batch=3, launch_images=-1)
+
+
+def test_signed_spikes_on_the_twin_and_its_register():
+    """Signed IF neurons (interface 1.9) through the driver and the twin: +1 / -1 spikes
+    and logits bit-exact with the golden simulator, CYCLES equal to the model's, batches
+    with resident weights and packed launches included; PARAM_SIGNED_COUNT_BITS reads 0
+    on a 1.8 bitstream; a build without it refuses the program's packets (error code 2),
+    and the driver refuses the program in one line before any launch."""
+    from sia.deploy.regmap_bridge import read_hw_config
+    testprog = pytest.importorskip("sia.hw.rtl.testprog")
+    p = testprog.random_signed_program(0)
+    x = np.random.default_rng(0).integers(0, 256, (3, *p.input_shape)).astype(np.uint8)
+    cfg = SIAConfig(pes=4, signed_count_bits=3)
+    g = run(p, x, "golden")
+    assert sum(g.spikes.values()) > 0
+    for launch_images in (1, 0):
+        r = run(p, x, "twin", cfg=cfg, batch=3, launch_images=launch_images)
+        assert same_result(r, g) == []
+        assert r.cycles == run(p, x, "model", cfg=cfg, batch=3, launch_images=launch_images).cycles
+    dev = PythonSia(cfg)
+    assert read_hw_config(dev.reg_read).signed_count_bits == 3
+    old = {REG["VERSION"]: 0x0001_0008, REG["PARAM_SIGNED_COUNT_BITS"]: 0}
+    assert read_hw_config(lambda off: old.get(off, dev.reg_read(off))).signed_count_bits == 0
+    spikes = np.zeros((p.timesteps, *p.layers[0].shape), np.int8)
+    pk = regmap.pack_tile(p, 1, 0, {0: spikes}, cfg)
+    assert _device_launch(PythonSia(SIAConfig(pes=4)), pk)[0] == 2
+    assert _device_launch(PythonSia(cfg), pk)[0] == 0
+    with pytest.raises(SiaError, match="signed_count_bits > 0"):
+        run(p, x, "twin", cfg=SIAConfig(pes=4))

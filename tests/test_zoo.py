@@ -63,11 +63,12 @@ def test_zoo_list_reports_every_entry_with_its_gaps():
         assert row["snn_t8"] == e["snn_acc"]["8"]
         assert row["gap_t8"] == round(100 * (e["snn_acc"]["8"] - e["fp32_acc"]), 2)
         assert row["size_mb"] > 0
-        assert row["backends"] == ("golden only" if e["neurons"] == "signed" else "golden + SIA")
+        assert row["backends"] == ("golden + signed SIA" if e["neurons"] == "signed"
+                                  else "golden + SIA")
 
 
 def test_manifests_name_their_neurons():
-    """`neurons` in every manifest is what its program holds (signed programs run on the
-    golden simulator only, and `sia zoo list` says so)."""
+    """`neurons` in every manifest is what its program holds (signed programs run only on
+    SIA builds with signed_count_bits > 0, and `sia zoo list` says so)."""
     for name, e in zoo.index().items():
         assert e["neurons"] == zoo.neurons(zoo.load_zoo_program(name)), name

@@ -30,7 +30,7 @@ def register(app: typer.Typer):
         timesteps: int = typer.Option(8, "--T", help="timesteps the program is meant to run"),
         t_max: int = typer.Option(16, "--t-max", help="declare bit-widths valid for t <= t_max"),
         signed: bool = typer.Option(False, "--signed",
-                                    help="signed IF neurons (golden simulator only, not the SIA)"),
+                                    help="signed IF neurons (golden simulator; SIA builds with signed_count_bits > 0)"),
     ):
         """Convert a trained QCFS model to an integer SNN program (validated, then saved)."""
         from sia import SiaError
@@ -58,11 +58,12 @@ def register(app: typer.Typer):
         program: str = typer.Argument(..., help="program file (or zoo name)"),
         out: Path = typer.Option(..., "--out", help="program to write (.safetensors)"),
     ):
-        """The same program with signed IF neurons (golden simulator only).
+        """The same program with signed IF neurons (the golden simulator and SIA builds with
+        signed_count_bits > 0 run them).
 
         A -1 spike takes back an earlier spike when V < 0 (docs/semantics.md). The
-        golden simulator, diagnose and fine-tuning run it; the SIA's model, RTL and
-        board refuse it."""
+        golden simulator, diagnose and fine-tuning run it, and so do the SIA's model,
+        RTL and board on builds with signed_count_bits > 0 (others refuse it)."""
         from sia.convert.signed import signed_program
         from sia.program import save_program
         from sia.program.resolve import resolve_program

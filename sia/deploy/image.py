@@ -112,7 +112,8 @@ def build_image(program: Program, cfg: SIAConfig | None = None, T: int | None = 
                "inputs": [{"source": s.source, "op": s.op, "stride": s.stride, "padding": s.padding,
                            "pool": s.pool, "weight_bits": s.weight_bits,
                            "kernel": list(s.weight.shape[2:]) if s.op == "conv" else [1, 1]}
-                          for s in L.inputs]}
+                          for s in L.inputs],
+               **({"signed": True} if L.signed else {})}   # signed IF neurons (1.9)
               for L in program.layers]
     manifest = {"format": "sia-program-image", "sia_version": __version__, "program": program.name,
                 "input_shape": list(program.input_shape), "num_classes": program.num_classes,

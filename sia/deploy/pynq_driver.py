@@ -76,9 +76,22 @@ class SiaDriver:
             image = parse_image(bytes(image), hw, "image", rb.regmap_version())
         else:
             image = load_image(image, hw, rb.regmap_version())
-        sizes = [self._sizes(image, k) for k in range(len(image.launches))]
+        self._free()
+        self._buffers(image, [1] * len(image.launches))
+        self.image = image
+        self.reset()
+        return image
+
+    def _buffers(self, image: ProgramImage, per_launch: list[int]):
+        """DMA buffers for the largest packet and output of launches k carrying
+        per_launch[k] images each (packed launches carry several images' maps), refused
+        in one line where the DMA's length register cannot move them."""
+        sizes = [self._sizes(image, k, m) for k, m in enumerate(per_launch)]
         max_in = max(s[0] for s in sizes)
         max_out = max(s[1] for s in sizes)
+        if (self._send is not None and len(self._send) >= max_in
+                and len(self._recv) >= max_out):
+            return
         limit = tp.dma_max_bytes(self.length_width)
         checks = [("tile output", max_out)] + ([] if self.split_mm2s else [("tile packet", max_in)])
         for what, n in checks:
@@ -92,16 +105,13 @@ class SiaDriver:
         self._free()
         self._send = self.t.allocate(max_in)
         self._recv = self.t.allocate(max_out)
-        self.image = image
-        self.reset()
-        return image
 
-    def _sizes(self, image: ProgramImage, k: int) -> tuple[int, int]:
+    def _sizes(self, image: ProgramImage, k: int, images: int = 1) -> tuple[int, int]:
         beat = image.config.stream_bits // 8
         ln = image.launches[k]
-        n_in = ln["size"] + rb.input_nbytes(image, k)
+        n_in = ln["size"] + rb.input_nbytes(image, k) * images
         n_in += -n_in % beat
-        return n_in, rb.output_nbytes(image, k)
+        return n_in, rb.output_nbytes(image, k) * images
 
     def _free(self):
         for b in (self._send, self._recv):
@@ -221,6 +231,7 @@ class SiaDriver:
                            f"got {launch_images}")
         per_launch = [1 if launch_images == 1 else rb.launch_images(img, k, launch_images or None)
                       for k in range(len(img.launches))]
+        self._buffers(img, [min(m, batch) for m in per_launch])
         t0, c0 = time.perf_counter(), self.cycles
         for first in range(0, len(images), batch):
             chunk = range(first, min(first + batch, len(images)))
@@ -238,9 +249,10 @@ class SiaDriver:
                         out = rb.unpack_output(img, k, data[j * size:(j + 1) * size])
                         if L["kind"] == "if":
                             if li not in outs[n]:
-                                outs[n][li] = np.zeros((img.timesteps, *L["shape"]), dtype=np.uint8)
+                                outs[n][li] = np.zeros((img.timesteps, *L["shape"]),
+                                                       dtype=out.dtype)   # signed: int8
                             outs[n][li][:, ln["c0"]:ln["c1"]] = out
-                            spikes[L["name"]] += int(out.sum())
+                            spikes[L["name"]] += int(np.abs(out).sum())   # +1 and -1
                         else:
                             logits[n, ln["c0"]:ln["c1"]] = out.reshape(-1)
         preds = logits.argmax(1)

@@ -86,7 +86,8 @@ def skeleton(image) -> Program:
         z = np.zeros(C, np.int64)
         layers.append(Layer(name=L["name"], kind=L["kind"], shape=tuple(L["shape"]), bias=z,
                             v_init=z, v_bits=L["v_bits"], acc_bits=L["acc_bits"], inputs=inputs,
-                            threshold=np.ones(C, np.int64) if L["kind"] == "if" else None))
+                            threshold=np.ones(C, np.int64) if L["kind"] == "if" else None,
+                            signed=bool(L.get("signed", False))))
     p = Program(name=m["program"], input_shape=tuple(m["input_shape"]), levels=m["levels"],
                 timesteps=m["timesteps"], t_max=m["timesteps"], layers=layers,
                 num_classes=m["num_classes"])
@@ -138,7 +139,8 @@ def output_nbytes(image, k: int) -> int:
 
 def pack_inputs(image, k: int, outs: dict, x: np.ndarray) -> bytes:
     """The input-map section of launch k: this image's pixels (x, uint8 [C, H, W]) and the
-    spike maps (outs: layer -> uint8 [T, C, H, W]) of the layers it reads."""
+    spike maps (outs: layer -> uint8 [T, C, H, W]; a signed layer's int8) of the layers it
+    reads."""
     ln = image.launches[k]
     prog = skeleton(image)
     T = image.timesteps

@@ -17,7 +17,7 @@ import torch
 from sia import SiaError
 from sia.hw import regmap as rm
 from sia.hw.params import SIAConfig
-from sia.snn.neuron import if_step, integrator_step
+from sia.snn.neuron import if_step, integrator_step, signed_if_step
 
 REG = {name: off for name, (off, _, _) in rm.REGISTERS.items()}
 OPS = {v: k for k, v in rm.OPS.items()}
@@ -153,7 +153,12 @@ class PythonSia:
                       or any(g["npos"] for g in groups) and not cfg.narrow_stream
                       # identity in the drain: group 0 only, on builds that have it
                       or any(g["drain"] and (j > 0 or not cfg.identity_drain)
-                             for j, g in enumerate(groups)))
+                             for j, g in enumerate(groups))
+                      # signed neurons and -1 planes (1.9): builds with net counts only,
+                      # at most 2^K - 1 steps per image
+                      or (hdr["signed"] or any(g["neg"] for g in groups))
+                      and not cfg.signed_count_bits
+                      or hdr["signed"] and period >= 1 << cfg.signed_count_bits)
         if (len(beats) != total or hdr["tile_ch"] > P or not 1 <= period <= cfg.max_timesteps
                 or period > hdr["timesteps"] or packed_bad
                 or hdr["h_out"] > cfg.max_height or hdr["w_out"] > cfg.max_width):
@@ -197,8 +202,11 @@ class PythonSia:
         constant = torch.as_tensor(bias, dtype=torch.float64)[:, None, None].expand(n, H, W).clone()
         # the buffer words the beats carry (narrow streams: several per beat)
         words = rm.narrow_unpack(groups, sbeats, 1 if groups[0]["image"] else T).astype("<u8")
+        # each group's weight rows run to the next group's first row (a -1 plane reads
+        # the rows of its +1 plane, the group before it)
+        starts = sorted({g["wrow"] for g in groups} | {rows_total})
         for j, g in enumerate(groups):
-            rows = (groups[j + 1]["wrow"] if j + 1 < len(groups) else rows_total) - g["wrow"]
+            rows = starts[starts.index(g["wrow"]) + 1] - g["wrow"]
             w = wt[g["wrow"]:g["wrow"] + rows, :n]
             hs, ws = g["hp"] * g["pool"], g["wp"] * g["pool"]     # the source as scanned
             nw = g["nw"]
@@ -227,6 +235,8 @@ class PythonSia:
                 C = rows if op == "conv" else (g["pos_rstride"] if op == "dense" else n)
                 x = torch.as_tensor(bits[..., :C].transpose(0, 3, 1, 2).astype(np.float64))
             cur = self._synapse(OPS[g["op"]], g, w, x, n)
+            if g["neg"]:          # a -1 plane's events add -w
+                cur = -cur
             if g["image"]:
                 constant += cur[0]
             else:
@@ -236,16 +246,21 @@ class PythonSia:
         constant = constant.round().to(torch.int64)
         if hdr["kind"] == rm.KINDS["if"]:
             th = torch.as_tensor(theta, dtype=torch.int64)[:, None, None]
-            spikes = np.zeros((T, P, H, W), dtype=np.uint8)
+            spikes = np.zeros((T, P, H, W), dtype=np.int8)
             v_init = v
             for t in range(T):
                 if t % hdr["period"] == 0:    # a packed launch's next image starts
-                    v = v_init
-                v, s = if_step(v, varying[t] + constant, th)
+                    v, count = v_init, torch.zeros_like(v_init)
+                if hdr["signed"]:
+                    v, s, count = signed_if_step(v, varying[t] + constant, th, count)
+                else:
+                    v, s = if_step(v, varying[t] + constant, th)
                 spikes[t, :n] = s.numpy()
             per = -(-P // 64)
             bits = np.zeros((T, H, W, per * 64), dtype=np.uint8)
-            bits[..., :P] = spikes.transpose(0, 2, 3, 1)
+            bits[..., :P] = spikes.transpose(0, 2, 3, 1) == 1
+            if hdr["signed"]:      # the -1 plane in bits [P, 2P) (P <= 32)
+                bits[..., P:2 * P] = spikes.transpose(0, 2, 3, 1) == -1
             if groups[0]["image"]:      # image layers: row-major, then t (regmap docs)
                 bits = bits.transpose(1, 0, 2, 3).copy()
             return [int(b) for b in np.packbits(bits.reshape(-1, per * 64), axis=1,

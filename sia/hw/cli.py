@@ -36,6 +36,9 @@ PHASE_QUADS = _build_flag("phase_quads", "stride-2 3x3 convs take events from fo
                                          "per cycle; needs phase pairs")
 NARROW_STREAM = _build_flag("narrow_stream", "spike maps of <= 32 channels stream 2-4 "
                                              "positions per beat")
+SIGNED_COUNT_BITS = typer.Option(None, "--signed-count-bits",
+                                 help="override signed_count_bits (0: no signed neurons; K > 0: "
+                                      "signed neurons, <= 2^K - 1 steps per image, P <= 32)")
 
 
 def _sweep_switch(flag: str, what: str):
@@ -75,6 +78,7 @@ def register(app: typer.Typer):
         pool_hold: bool = POOL_HOLD,
         phase_quads: bool = PHASE_QUADS,
         narrow_stream: bool = NARROW_STREAM,
+        signed_count_bits: int = SIGNED_COUNT_BITS,
         synth: Path = typer.Option(None, "--synth-report",
                                    help="synth_report.json of `sia synth`: its DSP count for GOPS/DSP"),
         batch: int = typer.Option(1, "--batch", min=1,
@@ -93,7 +97,7 @@ def register(app: typer.Typer):
                            phase_pairs=phase_pairs, identity_drain=identity_drain,
                            row_prefetch=row_prefetch, psum_slots=psum_slots,
                            pool_hold=pool_hold, phase_quads=phase_quads,
-                           narrow_stream=narrow_stream)
+                           narrow_stream=narrow_stream, signed_count_bits=signed_count_bits)
         # the inputs checked before the simulation
         dsp, src = report.synth_dsp(synth) if synth else (None, None)
         if out:

@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sia import SiaError
 
 FORMAT_VERSION = 2          # written only by programs with signed layers; else 1
 READ_VERSIONS = (1, 2)
@@ -112,13 +111,6 @@ class Program:
     def signed(self) -> bool:
         """Any layer with signed neurons (a version-2 program)."""
         return any(layer.signed for layer in self.layers)
-
-    def check_unsigned(self, where: str = "the SIA") -> None:
-        """Refuse signed neurons where they are not implemented (one line)."""
-        bad = next((layer.name for layer in self.layers if layer.signed), None)
-        if bad is not None:
-            raise SiaError(f"layer {bad}: signed neurons run on the golden simulator only; "
-                           f"{where} does not implement them")
 
     @property
     def output(self) -> Layer:

@@ -139,7 +139,7 @@ SNN_KEYS = {"twin": str, "twin_set": list, "calibrate": int, "T": int, "finetune
             "ft_neurons": bool, "ft_compile": bool, "eval_batch": int, "threads": int,
             "signed": bool, "stages": list, "select_T": int}
 # [[snn.stages]]: further fine-tuning stages, each from the previous stage's program
-# (`signed`: give the program signed IF neurons before the stage, golden simulator only)
+# (`signed`: give the program signed IF neurons before the stage; SIA builds with signed_count_bits > 0)
 STAGE_KEYS = ("T", "finetune", "ft_T", "ft_lr", "ft_loss_steps", "ft_batch", "ft_distill",
               "ft_neurons", "ft_compile", "eval_batch", "threads", "signed")
 

@@ -2,7 +2,7 @@
 
 `sia/zoo/index.json` lists each entry: file, sha256, accuracy per T (golden
 simulator), the FP32 twin's accuracy, data copy, epochs, command, commit and its
-neurons (signed ones run on the golden simulator only).
+neurons (signed ones run on SIA builds with signed_count_bits > 0 only).
 Loading an entry verifies its checksum first.
 """
 
@@ -32,8 +32,8 @@ def sha256(path: Path) -> str:
 
 
 def neurons(program) -> str:
-    """The manifest's `neurons`: "signed" when any layer has signed IF neurons (golden
-    simulator only: the SIA's model, RTL and board refuse them), else "unsigned"."""
+    """The manifest's `neurons`: "signed" when any layer has signed IF neurons (they run
+    on SIA builds with signed_count_bits > 0 only), else "unsigned"."""
     return "signed" if program.signed else "unsigned"
 
 

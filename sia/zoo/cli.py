@@ -15,8 +15,8 @@ def rows(entries: dict) -> list[dict]:
         snn, fp32 = e.get("snn_acc", {}), e.get("fp32_acc")
         r = {"name": name, "data": e.get("data", "?"), "fp32": fp32,
              "size_mb": e.get("size_mb"),
-             # signed IF neurons: the golden simulator runs them, the SIA refuses them
-             "backends": "golden only" if e.get("neurons") == "signed" else "golden + SIA"}
+             # signed IF neurons: SIA builds with signed_count_bits > 0 only
+             "backends": "golden + signed SIA" if e.get("neurons") == "signed" else "golden + SIA"}
         for t in (4, 8):
             a = snn.get(str(t))
             r[f"snn_t{t}"] = a

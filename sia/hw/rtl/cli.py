@@ -7,18 +7,19 @@ import typer
 
 from sia import SiaError
 from sia.hw.cli import (IDENTITY_DRAIN, NARROW_STREAM, PHASE_PAIRS, PHASE_QUADS, POOL_HOLD,
-                        PSUM_SLOTS, ROW_PREFETCH, build_config)
+                        PSUM_SLOTS, ROW_PREFETCH, SIGNED_COUNT_BITS, build_config)
 
 
 def _cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch, psum_slots, pool_hold,
-         phase_quads=None, narrow_stream=None):
+         phase_quads=None, narrow_stream=None, signed_count_bits=None):
     """The build's parameter set, refused (one line, nothing written) if the RTL cannot
     build it."""
     from sia.hw.rtl.top import check_buildable
     return check_buildable(build_config(config, pes, events, phase_pairs=phase_pairs,
                                         identity_drain=identity_drain, row_prefetch=row_prefetch,
                                         psum_slots=psum_slots, pool_hold=pool_hold,
-                                        phase_quads=phase_quads, narrow_stream=narrow_stream))
+                                        phase_quads=phase_quads, narrow_stream=narrow_stream,
+                                        signed_count_bits=signed_count_bits))
 
 
 def register(app: typer.Typer):
@@ -38,13 +39,14 @@ def register(app: typer.Typer):
         pool_hold: bool = POOL_HOLD,
         phase_quads: bool = PHASE_QUADS,
         narrow_stream: bool = NARROW_STREAM,
+        signed_count_bits: int = SIGNED_COUNT_BITS,
     ):
         """Write sia_top.v (plain Verilog) and sia_top.json (parameters, register map, ...).
 
         The JSON also holds the packet format and the timing constants."""
         from sia.hw.rtl.export import export
         cfg = _cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch, psum_slots,
-                   pool_hold, phase_quads, narrow_stream)
+                   pool_hold, phase_quads, narrow_stream, signed_count_bits)
         files = export(cfg, out)
         print(f"wrote {files['verilog']} and {files['json']}")
 
@@ -67,6 +69,7 @@ def register(app: typer.Typer):
         pool_hold: bool = POOL_HOLD,
         phase_quads: bool = PHASE_QUADS,
         narrow_stream: bool = NARROW_STREAM,
+        signed_count_bits: int = SIGNED_COUNT_BITS,
         launch_images: int = typer.Option(1, "--launch-images", min=0,
                                           help="images of the batch per launch where the "
                                                "buffers allow (packed launches; 0 = as many "
@@ -90,7 +93,7 @@ def register(app: typer.Typer):
             raise SiaError(f"--out {out} is a directory; give the JSON report's file name")
         prog = resolve_program(program)
         cfg = _cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch, psum_slots,
-                   pool_hold, phase_quads, narrow_stream)
+                   pool_hold, phase_quads, narrow_stream, signed_count_bits)
         images, labels = load_split(data or prog.meta.get("dataset", "digits"), "test", data_dir)
         n = len(images)
         if image_index + batch > n:
@@ -120,6 +123,7 @@ def register(app: typer.Typer):
         pool_hold: bool = POOL_HOLD,
         phase_quads: bool = PHASE_QUADS,
         narrow_stream: bool = NARROW_STREAM,
+        signed_count_bits: int = SIGNED_COUNT_BITS,
         abc9: bool = typer.Option(False, "--abc9", help="synth_xilinx -abc9 (slower)"),
         block: str = typer.Option(None, "--block",
                                   help="pe | dispatcher | aggregation: that block of the build "
@@ -133,7 +137,7 @@ def register(app: typer.Typer):
         from sia.hw.rtl.synth import (block_component, format_path, format_report, run_synth,
                                       synth_block)
         cfg = _cfg(pes, events, config, phase_pairs, identity_drain, row_prefetch, psum_slots,
-                   pool_hold, phase_quads, narrow_stream)
+                   pool_hold, phase_quads, narrow_stream, signed_count_bits)
         if block is not None:
             rep = synth_block(block_component(block, cfg), block, out, depth=True, abc9=abc9)
             (out / f"{block}_report.json").write_text(json.dumps(rep, indent=1) + "\n")
