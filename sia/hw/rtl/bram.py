@@ -73,10 +73,11 @@ def design_ram36(cfg: SIAConfig) -> dict:
     r18 = {"weights": P * weight_ram18(cfg),
            # 64-bit word + 7-bit popcount (+ 1 spare) per word
            "spike_buffer": nb * ram18(72, -(-in_depth // nb)),
-           # P-bit spike words: Yosys drops the unused bits of the 64-bit memory
-           "output_buffer": ram18(min(64, P), out_depth),
-           # both ping-pong banks in one memory, P membranes per word
-           "membranes": ram18(P * cfg.v_bits, 2 << abits)}
+           # P-bit spike words (signed builds: 2P, the +1 and the -1 plane): Yosys drops
+           # the unused bits of the 64-bit memory
+           "output_buffer": ram18(min(64, 2 * P if cfg.signed_count_bits else P), out_depth),
+           # both ping-pong banks in one memory, P membranes (and P net counts) per word
+           "membranes": ram18(P * (cfg.v_bits + cfg.signed_count_bits), 2 << abits)}
     if cfg.identity_drain:
         sb = nb if cfg.narrow_stream else 1
         r18["identity_copy"] = sb * ram18(P, -(-in_depth // sb))
