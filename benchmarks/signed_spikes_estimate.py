@@ -1,9 +1,11 @@
-"""Projection for a not-built option: signed spikes on the SIA (docs/architecture.md,
-"Signed neurons: not built; what they would cost").
+"""Projection for a not-built option: signed spikes dispatched from one map (a sign per
+event) instead of the two 0/1 planes the SIA builds with `signed_count_bits` scan
+(docs/architecture.md, "Signed neurons"; session 28 measured the built design with
+`sia simulate`, `docs/results/3-sia-model.md`).
 
-A signed SIA would dispatch every nonzero spike, +1 or -1, as one event with a sign bit
-riding along (the PE negates the weight on its adders' free carry-ins; the aggregation
-core keeps each neuron's net count). The cycle formula depends only on where the events
+Such an SIA would dispatch every nonzero spike, +1 or -1, as one event with a sign bit
+riding along (a 2-bit code per channel in the spike words; the PE negates the weight per
+event; the aggregation core keeps each neuron's net count, as built). The cycle formula depends only on where the events
 are, not on their signs, so the projection runs the cycle model on the event maps |s|
 while the golden simulator computes the signed values: the model gets a shadow of the
 program - the same layers and declared widths (the signed ones, wider), the neurons
@@ -12,9 +14,9 @@ Outputs and accuracy are then the signed program's, cycles and SOPs those of its
 (a -1 event's accumulates count as operations: they are). With --baseline, an unsigned
 program runs on the same build through the model as it is, for comparison.
 
-The RTL has none of this, and the block RAM of the sign planes is not in the fit check
-(docs/architecture.md counts it: +25 RAMB36 on the VGG-11 5-slot build, past the
-XC7Z020's 140 on the full-width ResNet-18 build). A projection, labelled so.
+The RTL has no per-event sign, and the block RAM of a 2-bit code is not in the fit check.
+A projection, labelled so: the lower bound of what a one-map dispatch would save over
+the built planes.
 
     python benchmarks/signed_spikes_estimate.py SIGNED_PROGRAM [--T 4] [--baseline PROGRAM
         --baseline-T 8] [--images 256] [--batch 64] [--config CFG.json] [--pes 16] [--events 2]
@@ -98,8 +100,9 @@ def main(argv=None):
     a = ap.parse_args(argv)
     prog, images, cfg, labels = projection.inputs(a, with_labels=True, pes=a.pes,
                                                   events_per_cycle=a.events)
-    res = {"note": "projection: the RTL has no signed spikes; the sign planes' block RAM is "
-                   "not in the fit check", "config": cfg.to_json(), "weight_batch": a.batch}
+    res = {"note": "projection: signed spikes dispatched from one map (not built; the SIA "
+                   "scans two 0/1 planes); a 2-bit code's block RAM is not in the fit check",
+           "config": cfg.to_json(), "weight_batch": a.batch}
     signed = project(prog, images, cfg, a.batch, labels, a.T)
     res["signed_projected"] = _brief(signed)
     print(_line("signed (projection)", res["signed_projected"]))
