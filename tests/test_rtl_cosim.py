@@ -434,10 +434,11 @@ def test_five_psum_slots_bit_and_cycle_exact(seed):
     assert sum(x["cycles"] for x in r["launches"]) < sum(x["cycles"] for x in four)
 
 
-# signed spikes (interface 1.9): the small build with 3-bit net counts (T <= 7 per image)
-# and room for four 0/1 planes of 6 steps (one more Verilator build)
-SIGNED_BUILD = SMALL_BUILD.__class__(**{**SMALL_BUILD.to_json(), "signed_count_bits": 3,
-                                        "buffer_timesteps": 32})
+# signed spikes (interface 1.9): the small build with 3-bit net counts (T <= 7 per image;
+# one more Verilator build). Its buffers hold 8 maps of 8x8, so a layer reading two signed
+# groups (four 0/1 planes) runs 2 steps per launch: the signed tests at T = 6 run split
+# launches (interface 1.10) too
+SIGNED_BUILD = SMALL_BUILD.__class__(**{**SMALL_BUILD.to_json(), "signed_count_bits": 3})
 
 
 def _signed(seed):
@@ -459,6 +460,7 @@ def test_signed_spikes_bit_and_cycle_exact(seed):
     stalls = dict(seed=seed, p_valid=0.7, p_ready=0.6) if seed == 2 else {}
     r = run_program(p, _image(p, seed), SIGNED_BUILD, **stalls)
     assert _minus_ones(r["outputs"]) > 50        # the -1 paths did run
+    assert any(x["steps"][0] > 0 for x in r["launches"])   # and split launches resumed
     if stalls:
         assert all(x["cycles"] >= x["expected"] for x in r["launches"])
     else:
@@ -470,7 +472,8 @@ def test_signed_packed_launches_restart_the_counts():
     steps (image b's counts never see image b - 1's spikes); unsigned programs run on
     the signed build as on any other."""
     from sia.hw.rtl.cosim.program import run_images
-    p = _signed(1)
+    from sia.hw.rtl.testprog import random_signed_program
+    p = random_signed_program(1, timesteps=2, chans=(8, 11))   # 2 steps: some layers pack
     imgs = np.stack([_image(p, s) for s in (7, 8, 9)])
     r = run_images(p, imgs, SIGNED_BUILD, launch_images=0)   # raises on any golden mismatch
     assert max(len(x["images"]) for x in r["launches"]) == 3
@@ -485,11 +488,11 @@ def test_signed_packets_refused_by_a_build_without_them(built):
     signed_count_bits: error code 2; the next launch runs. On the signed build, a signed
     layer of more steps per image than its counts hold: error code 2 too."""
     p = _signed(0)
-    spikes = np.zeros((p.timesteps, *p.layers[0].shape), np.int8)
-    pk = regmap.pack_tile(p, 1, 0, {0: spikes}, SIGNED_BUILD)
+    spikes = np.zeros((2, *p.layers[0].shape), np.int8)     # a launch of 2 steps
+    pk = regmap.pack_tile(p, 1, 0, {0: spikes}, SIGNED_BUILD, 2)
     hdr = regmap.unpack_fields(regmap.LAYER_LAYOUT, pk[:regmap.LAYER_BEATS])
     assert hdr["signed"] == 1 and hdr["ngroups"] == 4
-    ok = regmap.pack_tile(random_program(0), 1, 0, {0: spikes.astype(np.uint8)}, CFG)
+    ok = regmap.pack_tile(random_program(0), 1, 0, {0: spikes.astype(np.uint8)}, CFG, 2)
     res, _ = harness.run(CFG, [pk, ok])
     assert res[0].status & regmap.STATUS_ERROR and (res[0].status >> 8) & 0xFF == 2
     assert res[1].status & regmap.STATUS_DONE and not res[1].status & regmap.STATUS_ERROR
@@ -506,3 +509,27 @@ def test_signed_packets_refused_by_a_build_without_them(built):
     res, _ = harness.run(SIGNED_BUILD, [long, pk])
     assert (res[0].status >> 8) & 0xFF == 2
     assert res[1].status & regmap.STATUS_DONE and not res[1].status & regmap.STATUS_ERROR
+
+
+def test_split_launches_resume_bit_and_cycle_exact(built):
+    """A layer whose T steps of input maps do not fit the buffers runs each image as
+    launches of fewer steps (interface 1.10, `regmap.launch_chunks`), the later ones
+    resuming the membranes: a batch of images bit-exact with golden, every launch
+    cycle-exact with the formula and the model, with stalls too; `resume` on an image
+    layer is refused (error code 2) and the next launch runs."""
+    from sia.hw.rtl.cosim.program import run_images
+    p = random_program(1, timesteps=8, chans=(8, 12))
+    assert regmap.launch_chunks(p, 1, CFG) == [(0, 6), (6, 8)]
+    imgs = np.stack([_image(p, s) for s in (3, 4)])
+    r = run_images(p, imgs, CFG)                  # raises on any golden mismatch
+    assert all(x["cycles"] == x["expected"] == x["model"] for x in r["launches"])
+    assert sum(x["steps"][0] > 0 for x in r["launches"]) >= 2 * 2
+    run_images(p, imgs, CFG, seed=2, p_valid=0.7, p_ready=0.6)
+    pk = regmap.pack_tile(p, 0, 0, {-1: imgs[0]}, CFG)
+    b, lsb, _ = regmap.LAYER_LAYOUT["resume"]
+    bad = list(pk)
+    bad[b] |= 1 << lsb
+    res, _ = harness.run(CFG, [bad, pk])
+    assert res[0].status & regmap.STATUS_ERROR and (res[0].status >> 8) & 0xFF == 2
+    assert res[1].status & regmap.STATUS_DONE and not res[1].status & regmap.STATUS_ERROR
+

@@ -91,13 +91,13 @@ def build_image(program: Program, cfg: SIAConfig | None = None, T: int | None = 
     from sia.deploy import regmap_bridge as rb
     from sia.deploy.tiles import plan
     from sia.hw.model.fit import check_membranes
-    from sia.hw.regmap import check_layer
+    from sia.hw.regmap import check_launches
     cfg = cfg or SIAConfig()
     T = program.timesteps if T is None else int(T)
     if not 1 <= T <= program.t_max:
         raise SiaError(f"T={T} outside 1..t_max={program.t_max} of program {program.name}")
     for i in range(len(program.layers)):
-        check_layer(program, i, cfg, T)        # what this build of the RTL refuses
+        check_launches(program, i, cfg, T)     # what this build of the RTL refuses
         check_membranes(program, i, cfg)       # (its packet check refuses these too)
     beat = cfg.stream_bits // 8
     payload, launches = bytearray(), []

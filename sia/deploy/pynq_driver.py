@@ -76,6 +76,12 @@ class SiaDriver:
             image = parse_image(bytes(image), hw, "image", rb.regmap_version())
         else:
             image = load_image(image, hw, rb.regmap_version())
+        split = next((k for k in range(len(image.launches)) if len(rb.launch_chunks(image, k)) > 1),
+                     None)
+        if split is not None and self.t.sia_read(rb.REG["VERSION"]) & 0xFFFF < 10:
+            raise SiaError(f"launch {split} splits its steps over launches (interface 1.10), which "
+                           "this bitstream cannot resume; use a build with larger spike buffers "
+                           "(buffer_timesteps) or a newer bitstream")
         self._free()
         self._buffers(image, [1] * len(image.launches))
         self.image = image
@@ -119,6 +125,19 @@ class SiaDriver:
                 b.freebuffer()
         self._send = self._recv = None
 
+    def _collect(self, outs: dict, logits: np.ndarray, spikes: dict, L: dict, li: int, ln: dict,
+                 out: np.ndarray, t0: int, t1: int):
+        """One image's output of a launch over steps [t0, t1): spikes into the maps later
+        layers read (a signed layer's int8), the integrator's membranes into the logits
+        (the last chunk's are the final ones)."""
+        if L["kind"] == "if":
+            if li not in outs:
+                outs[li] = np.zeros((self.image.timesteps, *L["shape"]), dtype=out.dtype)
+            outs[li][t0:t1, ln["c0"]:ln["c1"]] = out
+            spikes[L["name"]] += int(np.abs(out).sum())   # +1 and -1
+        else:
+            logits[ln["c0"]:ln["c1"]] = out.reshape(-1)
+
     def close(self):
         self._free()
 
@@ -154,18 +173,21 @@ class SiaDriver:
                                  f"(DMASR=0x{sr:08X}: {tp.dmasr_text(sr)}); {hint}")
             self.t.sleep(self.poll_s)
 
-    def launch(self, k: int, inputs: bytes, keep: bool = False, images: int = 1) -> bytes:
+    def launch(self, k: int, inputs: bytes, keep: bool = False, images: int = 1,
+               steps: tuple[int, int] | None = None) -> bytes:
         """Runs launch k of the loaded image with the given input part; returns the output.
         keep: resident-weight launch (the previous launch must have been launch k).
         images: a packed launch (interface 1.3): `inputs` holds that many images' input
-        maps one after the other, the output their outputs."""
+        maps one after the other, the output their outputs.
+        steps: [t0, t1) of one image of a layer split over launches (interface 1.10,
+        `rb.launch_chunks`); a chunk after the first resumes the one run just before."""
         img = self.image
-        hdr = rb.packed_header(img, k, images, keep)
+        hdr = rb.packed_header(img, k, images, keep, steps)
         static = hdr if keep else hdr + img.tile_static(k)[len(hdr):]
         beat = img.config.stream_bits // 8
         packet = static + inputs
         packet += bytes(-len(packet) % beat)
-        n_out = rb.output_nbytes(img, k) * images
+        n_out = rb.output_nbytes(img, k, steps) * images
         limit = tp.dma_max_bytes(self.length_width)
         if n_out > limit or (len(packet) > limit and not self.split_mm2s):
             raise SiaError(f"launch {k}: {len(packet)}/{n_out} bytes exceed the DMA's {limit}-byte transfer")
@@ -239,6 +261,15 @@ class SiaDriver:
             for k, ln in enumerate(img.launches):
                 li = ln["layer"]
                 L = layers[li]
+                steps = rb.launch_chunks(img, k)
+                if len(steps) > 1:   # split over launches: one image's chunks in a row
+                    for n in chunk:
+                        for c, (a, b) in enumerate(steps):
+                            data = self.launch(k, rb.pack_inputs(img, k, outs[n], images[n], (a, b)),
+                                               keep=n != first or c > 0, steps=(a, b))
+                            out = rb.unpack_output(img, k, data, (a, b))
+                            self._collect(outs[n], logits[n], spikes, L, li, ln, out, a, b)
+                    continue
                 for g in range(chunk.start, chunk.stop, per_launch[k]):
                     group = range(g, min(g + per_launch[k], chunk.stop))
                     data = self.launch(k, b"".join(rb.pack_inputs(img, k, outs[n], images[n])
@@ -247,14 +278,8 @@ class SiaDriver:
                     size = len(data) // len(group)
                     for j, n in enumerate(group):
                         out = rb.unpack_output(img, k, data[j * size:(j + 1) * size])
-                        if L["kind"] == "if":
-                            if li not in outs[n]:
-                                outs[n][li] = np.zeros((img.timesteps, *L["shape"]),
-                                                       dtype=out.dtype)   # signed: int8
-                            outs[n][li][:, ln["c0"]:ln["c1"]] = out
-                            spikes[L["name"]] += int(np.abs(out).sum())   # +1 and -1
-                        else:
-                            logits[n, ln["c0"]:ln["c1"]] = out.reshape(-1)
+                        self._collect(outs[n], logits[n], spikes, L, li, ln, out, 0,
+                                      img.timesteps)
         preds = logits.argmax(1)
         acc = None if labels is None else float((preds == np.asarray(labels)).mean())
         return RunResult(backend="pynq", T=img.timesteps, predictions=preds, logits=logits,

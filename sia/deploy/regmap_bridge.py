@@ -49,10 +49,12 @@ def _static_beats(info: rm.TileInfo) -> int:
 
 
 def pack_tile_static(program: Program, ln, cfg: SIAConfig, T: int) -> bytes:
-    """Header + weights + neuron params of one launch (the part that is program)."""
+    """Header + weights + neuron params of one launch (the part that is program; a layer
+    split over launches, `regmap.launch_chunks`: its first chunk's header)."""
     if cfg.stream_bits != rm.BEAT_BITS:
         raise SiaError(f"the packet format is defined for {rm.BEAT_BITS}-bit streams; "
                        f"stream_bits={cfg.stream_bits} is not supported by sia.hw.regmap")
+    T = rm.launch_chunks(program, ln.layer, cfg, T)[0][1]
     info = rm.tile_info(program, ln.layer, ln.tile, cfg, T)
     beats = rm.pack_tile(program, ln.layer, ln.tile, _zero_inputs(program, ln.layer, T), cfg, T)
     return beats_to_bytes(beats[:_static_beats(info)])
@@ -99,23 +101,40 @@ def skeleton(image) -> Program:
 _SKELETONS: dict = {}
 
 
-def launch_info(image, k: int) -> rm.TileInfo:
-    ln = image.launches[k]
-    cache = image.__dict__.setdefault("_infos", {})
+def launch_chunks(image, k: int) -> list[tuple[int, int]]:
+    """The steps [t0, t1) of one image's launches of launch k's layer (`regmap.launch_chunks`:
+    one launch of all T steps unless its input maps do not fit the buffers)."""
+    cache = image.__dict__.setdefault("_chunks", {})
     if k not in cache:
-        cache[k] = rm.tile_info(skeleton(image), ln["layer"], ln["tile"], image.config, image.timesteps)
+        ln = image.launches[k]
+        cache[k] = rm.launch_chunks(skeleton(image), ln["layer"], image.config, image.timesteps)
     return cache[k]
 
 
-def packed_header(image, k: int, images: int, keep: bool) -> bytes:
+def launch_info(image, k: int, steps: tuple[int, int] | None = None) -> rm.TileInfo:
+    """Beat counts of launch k over `steps` (default: its first chunk, the longest)."""
+    t0, t1 = steps or launch_chunks(image, k)[0]
+    ln = image.launches[k]
+    cache = image.__dict__.setdefault("_infos", {})
+    if (k, t1 - t0) not in cache:
+        cache[k, t1 - t0] = rm.tile_info(skeleton(image), ln["layer"], ln["tile"], image.config,
+                                         t1 - t0)
+    return cache[k, t1 - t0]
+
+
+def packed_header(image, k: int, images: int, keep: bool,
+                  steps: tuple[int, int] | None = None) -> bytes:
     """The header of launch k carrying `images` images (packed launch, interface 1.3:
     timesteps = images x T, period = T, the input beats of all of them), `keep` set
     (a resident-weight launch, interface 1.1: only this header and the input maps are
-    sent, the weights of the previous launch are reused) or not."""
-    info = launch_info(image, k)
+    sent, the weights of the previous launch are reused) or not; `steps` [t0, t1) of a
+    layer split over launches (interface 1.10: a chunk after the first resumes)."""
+    t0, t1 = steps or launch_chunks(image, k)[0]
+    info = launch_info(image, k, (t0, t1))
     beats = bytes_to_beats(image.tile_static(k)[:8 * info.header_beats])
-    for name, value in (("timesteps", images * image.timesteps),
-                        ("sbeats", images * info.spike_beats), ("keep", int(keep))):
+    for name, value in (("timesteps", images * (t1 - t0)), ("period", t1 - t0),
+                        ("sbeats", images * info.spike_beats), ("keep", int(keep)),
+                        ("resume", int(t0 > 0))):
         b, lsb, bits = rm.LAYER_LAYOUT[name]
         if not 0 <= value < 1 << bits:
             raise SiaError(f"launch {k}: {name}={value} does not fit the {bits}-bit field")
@@ -129,21 +148,23 @@ def launch_images(image, k: int, limit: int | None) -> int:
     return rm.launch_images(skeleton(image), ln["layer"], image.config, image.timesteps, limit)
 
 
-def input_nbytes(image, k: int) -> int:
-    return launch_info(image, k).spike_beats * 8
+def input_nbytes(image, k: int, steps: tuple[int, int] | None = None) -> int:
+    return launch_info(image, k, steps).spike_beats * 8
 
 
-def output_nbytes(image, k: int) -> int:
-    return launch_info(image, k).out_beats * 8
+def output_nbytes(image, k: int, steps: tuple[int, int] | None = None) -> int:
+    return launch_info(image, k, steps).out_beats * 8
 
 
-def pack_inputs(image, k: int, outs: dict, x: np.ndarray) -> bytes:
-    """The input-map section of launch k: this image's pixels (x, uint8 [C, H, W]) and the
-    spike maps (outs: layer -> uint8 [T, C, H, W]; a signed layer's int8) of the layers it
-    reads."""
+def pack_inputs(image, k: int, outs: dict, x: np.ndarray,
+                steps: tuple[int, int] | None = None) -> bytes:
+    """The input-map section of launch k (over `steps`, default all T): this image's pixels
+    (x, uint8 [C, H, W]) and the spike maps (outs: layer -> uint8 [T, C, H, W]; a signed
+    layer's int8) of the layers it reads."""
     ln = image.launches[k]
     prog = skeleton(image)
-    T = image.timesteps
+    t0, t1 = steps or (0, image.timesteps)
+    T = t1 - t0
     inputs = {}
     for s in prog.layers[ln["layer"]].inputs:
         if s.source == IMAGE:
@@ -151,14 +172,15 @@ def pack_inputs(image, k: int, outs: dict, x: np.ndarray) -> bytes:
         else:
             if s.source not in outs:
                 raise SiaError(f"launch {k}: layer {s.source}'s output is not available yet")
-            inputs[s.source] = outs[s.source]
+            inputs[s.source] = outs[s.source][t0:t1]
     return beats_to_bytes(rm.pack_inputs(prog, ln["layer"], ln["tile"], inputs, image.config, T))
 
 
-def unpack_output(image, k: int, data: bytes) -> np.ndarray:
+def unpack_output(image, k: int, data: bytes, steps: tuple[int, int] | None = None) -> np.ndarray:
     ln = image.launches[k]
+    t0, t1 = steps or (0, image.timesteps)
     return rm.unpack_output(skeleton(image), ln["layer"], ln["tile"], bytes_to_beats(data),
-                            image.config, image.timesteps)
+                            image.config, t1 - t0)
 
 
 # ------------------------------------------------------------------ registers

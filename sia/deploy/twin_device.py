@@ -37,6 +37,7 @@ class PythonSia:
         self.cfg = cfg or SIAConfig()
         self.params = rm.param_values(self.cfg)
         self.resident = None      # (weight beats, neuron beats) of the last full load
+        self.state = None         # (membranes, net counts) the last launch left (resume)
         self.bytes_in = 0         # input-stream traffic, all launches
         self.soft_reset()
         self.launches = 0
@@ -158,11 +159,16 @@ class PythonSia:
                       # at most 2^K - 1 steps per image
                       or (hdr["signed"] or any(g["neg"] for g in groups))
                       and not cfg.signed_count_bits
-                      or hdr["signed"] and period >= 1 << cfg.signed_count_bits)
+                      or hdr["signed"] and period >= 1 << cfg.signed_count_bits
+                      # a resumed launch (1.10): one image of a spiking-input layer
+                      or hdr["resume"] and (hdr["image"] or period != hdr["timesteps"]))
         if (len(beats) != total or hdr["tile_ch"] > P or not 1 <= period <= cfg.max_timesteps
                 or period > hdr["timesteps"] or packed_bad
                 or hdr["h_out"] > cfg.max_height or hdr["w_out"] > cfg.max_width):
             return self._fail(2)
+        if hdr["resume"] and (self.state is None or tuple(self.state[0].shape)
+                              != (hdr["tile_ch"], hdr["h_out"], hdr["w_out"])):
+            return self._fail(2)   # (the RTL would go on from whatever its banks hold)
         if hdr["keep"]:          # resident weights (interface 1.1), like the RTL
             if self.resident is None:
                 return self._fail(3)
@@ -242,6 +248,9 @@ class PythonSia:
             else:
                 varying += cur
         v = torch.as_tensor(v0, dtype=torch.int64)[:, None, None].expand(n, H, W).clone()
+        count = torch.zeros_like(v)
+        if hdr["resume"]:   # the membranes and counts the previous launch left (1.10)
+            v, count = self.state
         varying = varying.round().to(torch.int64)
         constant = constant.round().to(torch.int64)
         if hdr["kind"] == rm.KINDS["if"]:
@@ -249,13 +258,14 @@ class PythonSia:
             spikes = np.zeros((T, P, H, W), dtype=np.int8)
             v_init = v
             for t in range(T):
-                if t % hdr["period"] == 0:    # a packed launch's next image starts
+                if t % hdr["period"] == 0 and not hdr["resume"]:   # an image starts
                     v, count = v_init, torch.zeros_like(v_init)
                 if hdr["signed"]:
                     v, s, count = signed_if_step(v, varying[t] + constant, th, count)
                 else:
                     v, s = if_step(v, varying[t] + constant, th)
                 spikes[t, :n] = s.numpy()
+            self.state = (v, count)
             per = -(-P // 64)
             bits = np.zeros((T, H, W, per * 64), dtype=np.uint8)
             bits[..., :P] = spikes.transpose(0, 2, 3, 1) == 1
@@ -267,6 +277,7 @@ class PythonSia:
                                                bitorder="little").view("<u8").reshape(-1)]
         for t in range(T):
             v = integrator_step(v, varying[t] + constant)
+        self.state = (v, count)
         vals = np.zeros((H, W, P), dtype=np.int64)
         vals[..., :n] = v.numpy().transpose(1, 2, 0)
         out = []

@@ -62,6 +62,15 @@ Tile packet (all multi-bit fields little-endian, two's complement where signed):
   output word holds the +1 spikes in bits [0, P) and the -1 spikes in bits [P, 2P)
   (K > 0 needs P <= 32). Other builds refuse `signed` and `neg` (error code 2).
 
+  Split launches (interface 1.10): a spiking-input layer whose T steps of input maps do
+  not fit the buffers runs each image as launches of fewer steps (`launch_chunks`: an
+  even number each, the last one shorter); every launch after the first carries the
+  layer bit `resume` (its membranes and net counts go on from the previous launch, which
+  must be the chunk before it: same layer, tile and image; its weights are resident,
+  `keep`) and only its own steps' maps and outputs. `resume` on an image layer or a
+  packed launch is refused (error code 2). A 1.9 build reads the bit as 0 (it would
+  restart the membranes): the driver refuses to split launches on builds before 1.10.
+
   1. header: LAYER_BEATS beats of layer descriptor + GROUP_BEATS beats per synapse
      group (fields and positions: LAYER_FIELDS / GROUP_FIELDS, packed LSB-first,
      in order, a field never straddles a beat).
@@ -112,7 +121,7 @@ from sia.program.format import IMAGE, Program
 
 BEAT_BITS = 64
 ID_MAGIC = 0x53494131          # "SIA1"
-VERSION = 0x0001_0009          # major.minor = 1.9 (1.1: resident-weight launches, `keep`;
+VERSION = 0x0001_000A          # major.minor = 1.10 (1.1: resident-weight launches, `keep`;
                                # 1.2: PARAM_MEMBRANE_POSITIONS; 1.3: packed launches, `period`,
                                # narrow weight streams, `wnarrow`; 1.4: phase pairs, group
                                # field `phase`, PARAM_PHASE_PAIRS; 1.5: identity in the
@@ -122,7 +131,8 @@ VERSION = 0x0001_0009          # major.minor = 1.9 (1.1: resident-weight launche
                                # 1.7: phase quads, group field `quad`, PARAM_PHASE_QUADS;
                                # 1.8: narrow streams, group field `npos`,
                                # PARAM_NARROW_STREAM; 1.9: signed spikes, layer field
-                               # `signed`, group field `neg`, PARAM_SIGNED_COUNT_BITS)
+                               # `signed`, group field `neg`, PARAM_SIGNED_COUNT_BITS;
+                               # 1.10: split launches, layer field `resume`)
 HDR_MAGIC = 0x51A              # first 12 bits of every tile packet
 MAX_GROUPS = 4
 OPS = {"conv": 0, "dense": 1, "identity": 2}
@@ -204,6 +214,8 @@ LAYER_FIELDS = [  # (name, bits)
     ("keep", 1),       # 1: weights + neuron params of the previous launch stay; none sent
     ("period", 9),     # timesteps per image: a packed launch runs timesteps / period images
     ("wnarrow", 1),    # weights streamed at weight_bits / 2 (two PEs' words per memory word)
+    ("resume", 1),     # (1.10) the membranes (and net counts) go on from the tile's previous
+                       # launch: a layer's T steps split over launches (`launch_chunks`)
     ("wbeats", 22), ("sbeats", 24), ("hw_out", 17),
     ("signed", 1),     # signed IF neurons (interface 1.9): +1 and -1 spikes, net counts
 ]
@@ -634,6 +646,45 @@ def check_layer(program: Program, layer_index: int, cfg: SIAConfig, T: int | Non
     return groups
 
 
+def launch_chunks(program: Program, layer_index: int, cfg: SIAConfig,
+                  T: int | None = None) -> list[tuple[int, int]]:
+    """The steps [t0, t1) of each launch one image of the layer takes: all T in one launch
+    where the input maps of T steps fit the buffers, else chunks of the most steps that
+    fit, an even number (each chunk then ends on the membrane bank the next one reads),
+    the last one shorter; every chunk after the first resumes (`resume`) the membranes and
+    net counts the one before left. Image layers run all T steps per row and hold one
+    row's membranes, so they are never split; a layer whose two steps do not fit is
+    refused (`check_layer`)."""
+    T = program.timesteps if T is None else T
+    layer = program.layers[layer_index]
+    if layer.signed:     # the net counts run over all T steps, whatever the chunks
+        check_signed(program, cfg, T, f"layer {layer_index} ({layer.name}): ")
+    if T <= 2 or layer.inputs[0].source == IMAGE or _fits_steps(program, layer_index, cfg, T):
+        return [(0, T)]
+    c = 2
+    while c + 2 < T and _fits_steps(program, layer_index, cfg, c + 2):
+        c += 2
+    check_layer(program, layer_index, cfg, c)
+    return [(t, min(T, t + c)) for t in range(0, T, c)]
+
+
+def check_launches(program: Program, layer_index: int, cfg: SIAConfig, T: int | None = None):
+    """`check_layer` for the launches one image of the layer takes (`launch_chunks`): a layer
+    whose input maps of T steps do not fit the buffers is refused only if its launches
+    of fewer steps cannot run either."""
+    T = program.timesteps if T is None else T
+    t0, t1 = launch_chunks(program, layer_index, cfg, T)[0]
+    return check_layer(program, layer_index, cfg, t1 - t0)
+
+
+def _fits_steps(program: Program, layer_index: int, cfg: SIAConfig, steps: int) -> bool:
+    """Do one image's input maps and outputs of `steps` steps fit the buffers?"""
+    inb, outb = buffer_beats(cfg)
+    layer = program.layers[layer_index]
+    sbeats = _groups(program, layer_index, 0, cfg, steps)[2]
+    return sbeats <= inb and (layer.kind != "if" or _out_beats(layer, cfg, steps) <= outb)
+
+
 def launch_images(program: Program, layer_index: int, cfg: SIAConfig, T: int | None = None,
                   limit: int | None = None) -> int:
     """The most images one launch of this layer can carry (packed launch): as many as
@@ -641,6 +692,8 @@ def launch_images(program: Program, layer_index: int, cfg: SIAConfig, T: int | N
     `limit`; 1 for image layers and integrators (they unload one image's state)."""
     T = program.timesteps if T is None else T
     layer = program.layers[layer_index]
+    if len(launch_chunks(program, layer_index, cfg, T)) > 1:
+        return 1                 # split over launches: one image at a time
     check_layer(program, layer_index, cfg, T)
     program = hardware_view(program)
     if not packable(layer):
@@ -682,7 +735,8 @@ def tile_info(program: Program, layer_index: int, tile: int, cfg: SIAConfig,
 
 
 def pack_tile(program: Program, layer_index: int, tile: int, inputs: dict,
-              cfg: SIAConfig, T: int | None = None, keep: bool = False) -> list[int]:
+              cfg: SIAConfig, T: int | None = None, keep: bool = False,
+              resume: bool = False) -> list[int]:
     """The input tile packet of one launch, as a list of 64-bit beats (ints).
 
     inputs: {source index: array}: the uint8 image [C, H, W] under key -1 (IMAGE) and
@@ -690,12 +744,18 @@ def pack_tile(program: Program, layer_index: int, tile: int, inputs: dict,
     of such dicts, one per image, for a packed launch (interface 1.3).
     keep: resident-weight launch (header + input maps only); the previous launch on
     the accelerator must have been the same (layer, tile) with keep=False.
+    resume: a later chunk of one image's steps (`launch_chunks`, interface 1.10): T is
+    the chunk's steps, `inputs` its maps, and the previous launch on the accelerator the
+    chunk before it (same layer, tile and image).
     """
     program = hardware_view(program)
     T = program.timesteps if T is None else T
     layer = program.layers[layer_index]
     per_image = image_list(inputs)
     k = len(per_image)
+    if resume and (k > 1 or layer.inputs[0].source == IMAGE):
+        raise SiaError(f"layer {layer_index} ({layer.name}): a resumed launch carries one image "
+                       "of a spiking-input layer")
     info = tile_info(program, layer_index, tile, cfg, T, k)
     groups = _groups(program, layer_index, tile, cfg, T)[0]
     P, wb, vb = cfg.pes, weight_stream_bits(program, layer_index, cfg), cfg.v_bits
@@ -704,6 +764,7 @@ def pack_tile(program: Program, layer_index: int, tile: int, inputs: dict,
     hdr = _pack_fields(LAYER_LAYOUT, LAYER_BEATS, dict(
         magic=HDR_MAGIC, kind=KINDS[layer.kind], image=int(info.image), ngroups=len(groups),
         timesteps=k * T, period=T, tile_ch=n, h_out=H, w_out=W, keep=int(keep),
+        resume=int(resume),
         wnarrow=int(wb < cfg.weight_bits),
         wbeats=info.weight_beats,
         sbeats=info.spike_beats, hw_out=H * W, signed=int(layer.signed)))

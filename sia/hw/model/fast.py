@@ -48,6 +48,8 @@ class LayerStats:
     prefetched: np.ndarray = None   # per tile: ROW_PRE cycles hidden (row prefetch)
     spikes: int = 0
     per_launch: int = 1             # images per launch (packed launches: > 1)
+    chunks: list = field(default_factory=list)   # one image's launches' steps [t0, t1)
+                                    # (`regmap.launch_chunks`; one chunk: the whole T)
     # scanned word counts, kept for the DSE (the overlap depends on them per row):
     # (tile or None for words every tile scans, synapse group as scanned, words
     #  [T', B, nw, H, W], image bit-plane counts [1, B, nw, 8, H, W] or None, the group
@@ -127,16 +129,32 @@ def images_per_launch(program: Program, i: int, config: SIAConfig, T: int,
         return 1
 
 
+def launch_chunks(program: Program, i: int, config: SIAConfig, T: int) -> list[tuple[int, int]]:
+    """The steps of one image's launches of layer i (`regmap.launch_chunks`); a layer this
+    build of the RTL refuses is modelled as one launch (the report lists it)."""
+    try:
+        return regmap.launch_chunks(program, i, config, T)
+    except SiaError:
+        return [(0, T)]
+
+
 def amortised_static(program: Program, i: int, config: SIAConfig, T: int, tile: int,
-                     weight_batch: int, per_launch: int = 1) -> dict[str, float]:
+                     weight_batch: int, per_launch: int = 1, chunks=None) -> dict[str, float]:
     """Mean data-independent cycles per image of one tile's launches when the host runs
     `weight_batch` images per weight load (launch-major: the first launch of the batch
     loads the tile's weights and neuron params, the others keep them resident), each
     launch carrying up to `per_launch` images (packed launches: one header, C_LAUNCH
-    and output tail per launch, the loop constants per image)."""
+    and output tail per launch, the loop constants per image), or each image taking
+    several launches (`chunks`, `regmap.launch_chunks`: one per chunk of steps)."""
     out = dict.fromkeys(S.PHASES, 0.0)
-    for j, (_, m) in enumerate(launch_groups(weight_batch, weight_batch, per_launch)):
-        for k, v in S.static_phases(program, i, config, m * T, tile, keep=j > 0).items():
+    if chunks and len(chunks) > 1:
+        launches = [(j == 0 and c == 0, t1 - t0) for j in range(weight_batch)
+                    for c, (t0, t1) in enumerate(chunks)]
+    else:
+        launches = [(j == 0, m * T)
+                    for j, (_, m) in enumerate(launch_groups(weight_batch, weight_batch, per_launch))]
+    for first, steps in launches:
+        for k, v in S.static_phases(program, i, config, steps, tile, keep=not first).items():
             out[k] += v / weight_batch
     return out
 
@@ -149,6 +167,15 @@ def packed_overlap(program: Program, i: int, config: SIAConfig, T: int, tile: in
     Returns per image [B] span and wait (float) and per_t [T'] summed over images."""
     wdrain = S.drain_cycles(program.layers[i], T)
     steps, n, rows = d.shape
+    chunks = launch_chunks(program, i, config, T) if per_launch == 1 else [(0, T)]
+    if len(chunks) > 1 and steps > 1:
+        # a layer split over launches: each chunk of steps is a launch of its own
+        out = {"span": 0, "wait": 0, "prefetched": 0, "per_t": []}
+        for t0, t1 in chunks:
+            o = packed_overlap(program, i, config, t1 - t0, tile, d[t0:t1], weight_batch, 1)
+            out = {k: out[k] + o[k] if k != "per_t" else out[k] + [o[k]] for k in out}
+        out["per_t"] = torch.cat(out["per_t"])
+        return out
     span = torch.zeros(n, dtype=torch.float64)
     wait = torch.zeros(n, dtype=torch.float64)
     pre = torch.zeros(n, dtype=torch.float64)
@@ -178,12 +205,13 @@ def _new_stats(program: Program, config: SIAConfig, T: int, weight_batch: int = 
         image = is_image_layer(layer)
         z = np.zeros(nt, dtype=np.int64)
         per_launch = images_per_launch(program, i, config, T, launch_images, weight_batch)
+        chunks = launch_chunks(program, i, config, T)
         out.append(LayerStats(
             index=i, name=layer.name, kind=layer.kind, image=image, tiles=nt,
             out_hw=tuple(layer.shape[1:]),
             active=[S.active_pes(layer, k, config) for k in range(nt)],
-            per_launch=per_launch,
-            static=[amortised_static(program, i, config, T, k, weight_batch, per_launch)
+            per_launch=per_launch, chunks=chunks,
+            static=[amortised_static(program, i, config, T, k, weight_batch, per_launch, chunks)
                     for k in range(nt)],
             memory=[_amortised_memory(S.memory_static(program, i, config, T, k), weight_batch)
                     for k in range(nt)],

@@ -98,13 +98,15 @@ def _per_timestep(r: ModelResult) -> list[float]:
 
 def rtl_refusals(program, cfg, T) -> list[str]:
     """Layers the RTL build refuses although the architecture runs them (its spike /
-    output buffers hold 8 timesteps of one 64-channel word per position, <= 4 groups)."""
+    output buffers hold `buffer_timesteps` maps of one 64-channel word per position,
+    <= 4 groups; a layer whose T steps do not fit runs as launches of fewer steps,
+    `regmap.launch_chunks`, and is refused only if those do not fit either)."""
     from sia import SiaError
     from sia.hw import regmap
     out = []
     for i in range(len(program.layers)):
         try:
-            regmap.check_layer(program, i, cfg, T)
+            regmap.check_launches(program, i, cfg, T)
         except SiaError as e:
             out.append(str(e))
     return out

@@ -15,6 +15,7 @@ import numpy as np
 from sia import SiaError
 from sia.hw import regmap, timing
 from sia.hw.model import schedule as S
+from sia.hw.model.fast import launch_chunks
 from sia.hw.model.fit import check_fits, is_image_layer, weight_rows
 from sia.hw.params import SIAConfig
 from sia.hw.planes import hardware_view, plane_weight
@@ -362,6 +363,12 @@ def trace(program: Program, image, T: int | None = None,
     T = program.timesteps if T is None else int(T)
     check_fits(program, config, T)
     program = hardware_view(program)   # a signed source's groups: its two planes
+    split = next((layer.name for i, layer in enumerate(program.layers)
+                  if len(launch_chunks(program, i, config, T)) > 1), None)
+    if split is not None:
+        raise SiaError(f"layer {split}: its input maps need launches split over steps "
+                       "(regmap.launch_chunks), which the trace does not walk; give the "
+                       "build larger buffers (buffer_timesteps) or use the fast model")
     img = np.asarray(image, dtype=np.int64)
     res = TraceResult()
     outs = {IMAGE: img}

@@ -417,7 +417,8 @@ class SIATop(wiring.Component):
             m.d.comb += [drain_en.eq(1), drain_clear.eq(~image | (ti == T - 1)),
                          agg.in_valid.eq(1), agg.rd_bank.eq(tt[0]),
                          agg.pos.eq(Mux(row_local, ox, row_pos_d + ox)),
-                         agg.t_first.eq(Mux(image, ti == 0, tp_d == 0)),
+                         # (a resumed launch goes on from the membranes the last one left)
+                         agg.t_first.eq(Mux(image, ti == 0, tp_d == 0) & ~L["resume"]),
                          agg.out_addr.eq(ocnt)]
             m.d.sync += [ox.eq(ox + 1), ocnt.eq(ocnt + 1)]
             with m.If(ox == L["w_out"] - 1):
@@ -528,8 +529,10 @@ class SIATop(wiring.Component):
                                 & (g < L["ngroups"]) for g in range(MAX_GROUPS)]).any()
                 K = cfg.signed_count_bits
                 signed_bad = (L["signed"] & (period >= (1 << K))) if K else (L["signed"] | neg_any)
+                # (a resumed launch: one image of a spiking-input layer, never packed)
+                resume_bad = L["resume"] & (image | (period != T))
                 m.d.sync += bad.eq((period == 0) | (period > cfg.max_timesteps) | narrow_bad |
-                                   phase_bad | drain_bad | signed_bad |
+                                   phase_bad | drain_bad | signed_bad | resume_bad |
                                    (period > T) | ((image | L["kind"]) & (period != T)) |
                                    (L["h_out"] > cfg.max_height) | (L["w_out"] > cfg.max_width) |
                                    (L["ngroups"] == 0) | (L["ngroups"] > MAX_GROUPS) |

@@ -12,6 +12,11 @@ from sia.hw.rtl.cosim import harness
 from sia.program.format import IMAGE, Program
 
 
+def _steps(inputs: dict, t0: int, t1: int) -> dict:
+    """One image's launch inputs restricted to steps [t0, t1) (the image: all of it)."""
+    return {s: v if s == IMAGE else v[t0:t1] for s, v in inputs.items()}
+
+
 def golden_traces(program: Program, image: np.ndarray, T: int):
     from sia.snn import simulate
     r = simulate(program, image[None], T=T, record=True)
@@ -68,24 +73,30 @@ def run_images(program: Program, images: np.ndarray, cfg: SIAConfig, T: int | No
     def plan(li):
         """The layer's launches: tile, images of the launch (a launch's inputs are always
         a list - one image or a packed launch - which regmap, the formula and the model
-        all take), whether its weights are resident, its packet and its cycle formula
-        (which also balances the simulator processes)."""
+        all take), its steps (a layer split over launches, `regmap.launch_chunks`: one
+        image's chunks one after the other, the later ones resumed), whether its weights
+        are resident, its packet and its cycle formula (which also balances the
+        simulator processes)."""
         nt = regmap.num_tiles(program, li, cfg)
+        chunks = regmap.launch_chunks(program, li, cfg, T)
         kl = regmap.launch_images(program, li, cfg, T, None if launch_images == 0 else launch_images)
         out = []
         for k in range(nt):
             for b in range(0, B, kl):
                 bs = list(range(b, min(B, b + kl)))
-                x, kept = [ins[i] for i in bs], keep and b > 0
-                out.append({"tile": k, "images": bs, "keep": kept,
-                            "packet": regmap.pack_tile(program, li, k, x, cfg, T, keep=kept),
-                            "formula": launch_cycles(program, li, k, x, cfg, T, detail=True,
-                                                     keep=kept)})
+                for j, (t0, t1) in enumerate(chunks):
+                    x = [_steps(ins[i], t0, t1) for i in bs]
+                    kept = keep and (b > 0 or j > 0)
+                    out.append({"tile": k, "images": bs, "keep": kept, "steps": (t0, t1),
+                                "packet": regmap.pack_tile(program, li, k, x, cfg, t1 - t0,
+                                                           keep=kept, resume=j > 0),
+                                "formula": launch_cycles(program, li, k, x, cfg, t1 - t0,
+                                                         detail=True, keep=kept)})
         return out
 
     def simulate(todo, seed_):
         res, st = harness.run(cfg, [x["packet"] for x in todo], seed=seed_, p_valid=p_valid,
-                              p_ready=p_ready, jobs=jobs, fresh=[not x["keep"] for x in todo],
+                              p_ready=p_ready, jobs=jobs, fresh=[not x["keep"] and x["steps"][0] == 0 for x in todo],
                               cost=[x["formula"]["total"] for x in todo])
         for key in sim:
             sim[key] += st[key]
@@ -93,24 +104,29 @@ def run_images(program: Program, images: np.ndarray, cfg: SIAConfig, T: int | No
 
     def collect(li, todo, res):
         layer = program.layers[li]
-        parts = [[None] * regmap.num_tiles(program, li, cfg) for _ in range(B)]
+        parts = [[[] for _ in range(regmap.num_tiles(program, li, cfg))] for _ in range(B)]
         for launch, r in zip(todo, res):
             k, bs, kept, formula = launch["tile"], launch["images"], launch["keep"], launch["formula"]
+            t0, t1 = launch["steps"]
             if r.status & regmap.STATUS_ERROR:
-                raise SiaError(f"layer {li} tile {k} images {bs}: RTL error code "
-                               f"{(r.status >> 8) & 0xFF}")
-            for b, o in zip(bs, regmap.unpack_output(program, li, k, r.beats, cfg, T, len(bs))):
-                parts[b][k] = o
+                raise SiaError(f"layer {li} tile {k} images {bs} steps {t0}..{t1 - 1}: RTL "
+                               f"error code {(r.status >> 8) & 0xFF}")
+            for b, o in zip(bs, regmap.unpack_output(program, li, k, r.beats, cfg, t1 - t0,
+                                                     len(bs))):
+                parts[b][k].append(o)
             rec = {"layer": li, "tile": k, "image": bs[0], "images": bs, "keep": kept,
-                   "cycles": r.cycles, "expected": formula["total"], "formula": formula,
-                   "sops": r.sops, "image_ops": r.image_ops}
+                   "steps": [t0, t1], "cycles": r.cycles, "expected": formula["total"],
+                   "formula": formula, "sops": r.sops, "image_ops": r.image_ops}
             if with_model:   # the cycle-level model (sia.hw.model), same inputs
                 from sia.hw.model import launch_cycles as model_cycles
-                rec["model"] = model_cycles(program, li, k, [ins[b] for b in bs], T=T,
-                                            config=cfg, keep=kept)["total"]
+                rec["model"] = model_cycles(program, li, k, [_steps(ins[b], t0, t1) for b in bs],
+                                            T=t1 - t0, config=cfg, keep=kept)["total"]
             launches.append(rec)
         for b in range(B):
-            full = np.concatenate(parts[b], axis=1 if layer.kind == "if" else 0)
+            # a split layer's chunks: spikes one after the other, the last chunk's membranes
+            tiles = [np.concatenate(c, axis=0) if layer.kind == "if" else c[-1]
+                     for c in parts[b]]
+            full = np.concatenate(tiles, axis=1 if layer.kind == "if" else 0)
             outs[b][layer.name] = full
             gold = golds[b][0]
             if check:
