@@ -29,11 +29,12 @@ def _snapshot() -> dict:
     for mod in ("sia.hw.rtl.top", "sia.hw.rtl.export"):   # the whole design
         importlib.import_module(mod)
     # every module the elaborated design reads (bram.py: which weight ports are shared;
-    # timing.py: plane issue)
+    # timing.py: plane issue; planes.py: through regmap)
     srcs = ["pe.py", "bram.py", "dispatch.py", "aggregation.py", "stream.py", "axil.py", "top.py",
             "export.py", "cosim/tb.cpp", "cosim/harness.py"]
     return {str(p): p.read_bytes() for p in [RTL_DIR / s for s in srcs]
-            + [RTL_DIR.parent / "regmap.py", RTL_DIR.parent / "timing.py"]}
+            + [RTL_DIR.parent / "regmap.py", RTL_DIR.parent / "timing.py",
+               RTL_DIR.parent / "planes.py"]}
 
 
 _SOURCES = _snapshot()
