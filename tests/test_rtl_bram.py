@@ -49,6 +49,7 @@ def test_weight_port_shared_only_where_cheaper():
     "synth_r18_p16e2_phase_idrain_slots5_s24.json", "synth_r18_p16e2_phase_idrain_slots5_quads_s24.json",
     "synth_p64_s17.json", "synth_resnet18_w025_quads_narrow_signed_k3_s28.json",
     "synth_resnet18_p16e2_slots5_quads_signed_k3_s28.json",
+    "synth_resnet18_w025_quads_narrow_signed_s28.json", "synth_resnet18_p16e2_slots5_quads_signed_s28.json",
     "synth_resnet18_w025_quads_narrow_signed_k3_drain_s28.json",
     "synth_resnet18_w025_quads_narrow_signed_negate_k4_drain_s28.json"])
 def test_design_estimate_equals_yosys(report):
