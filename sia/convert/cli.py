@@ -58,8 +58,7 @@ def register(app: typer.Typer):
         program: str = typer.Argument(..., help="program file (or zoo name)"),
         out: Path = typer.Option(..., "--out", help="program to write (.safetensors)"),
     ):
-        """The same program with signed IF neurons (the golden simulator and SIA builds with
-        signed_count_bits > 0 run them).
+        """The same program with signed IF neurons.
 
         A -1 spike takes back an earlier spike when V < 0 (docs/semantics.md). The
         golden simulator, diagnose and fine-tuning run it, and so do the SIA's model,
