@@ -17,10 +17,11 @@ from pathlib import Path
 
 from sia import SiaError
 from sia.hw.model import schedule as S
-from sia.hw.model.fast import (ModelResult, amortised_static, images_per_launch,
+from sia.hw.model.fast import (ModelResult, amortised_static, images_per_launch, launch_chunks,
                                 packed_overlap, run)
 from sia.hw.model.fit import check_fits
 from sia.hw.params import SIAConfig
+from sia.hw.planes import hardware_view
 from sia.hw.rtl.bram import XC7Z020_RAMB36, design_ram36
 from sia.hw.rtl.bram import exact as bram_exact
 from sia.program.format import Program
@@ -78,6 +79,7 @@ def point(program: Program, r: ModelResult, cfg: SIAConfig, weight_batch: int = 
         return {**row, "fits": False, "reason": str(e)}
     if any(not L.scans for L in r.layers):
         raise SiaError("dse.point needs a model run with keep_scans=True")
+    program = hardware_view(program)     # as the run scanned it (signed sources: planes)
     if r.images and len(r.layers[0].scans) and r.layers[0].scans[0][2].shape[1] != r.images:
         raise SiaError("dse.point needs a model run in one batch (keep_scans)")
     cycles = compute = acc_ops = sops = floor = 0.0
@@ -88,7 +90,8 @@ def point(program: Program, r: ModelResult, cfg: SIAConfig, weight_batch: int = 
         loops = S.loop_constant(program, L.index, T)
         per_launch = images_per_launch(program, L.index, cfg, T, launch_images, weight_batch)
         for tile in range(nt):
-            ph = amortised_static(program, L.index, cfg, T, tile, weight_batch, per_launch)
+            ph = amortised_static(program, L.index, cfg, T, tile, weight_batch, per_launch,
+                                  launch_chunks(program, L.index, cfg, T))
             o = _overlap(program, L, cfg, T, tile, weight_batch, per_launch)
             # static phases hold the dispatcher's loop constants; the span holds them too
             cycles += sum(ph.values()) - loops + o["span"]
