@@ -96,7 +96,10 @@ def run_images(program: Program, images: np.ndarray, cfg: SIAConfig, T: int | No
 
     def simulate(todo, seed_):
         res, st = harness.run(cfg, [x["packet"] for x in todo], seed=seed_, p_valid=p_valid,
-                              p_ready=p_ready, jobs=jobs, fresh=[not x["keep"] and x["steps"][0] == 0 for x in todo],
+                              p_ready=p_ready, jobs=jobs,
+                              # a run starts only where a launch loads its own weights and
+                              # does not resume the one before it
+                              fresh=[not x["keep"] and x["steps"][0] == 0 for x in todo],
                               cost=[x["formula"]["total"] for x in todo])
         for key in sim:
             sim[key] += st[key]
