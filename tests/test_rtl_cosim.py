@@ -12,7 +12,7 @@ from sia.hw.rtl.cosim import harness
 from sia.hw.rtl.cosim.program import run_program
 from sia.hw.rtl.testprog import random_program
 
-from rtl_common import SMALL_BUILD
+from rtl_common import SIGNED_BUILD, SMALL_BUILD
 
 CFG = SMALL_BUILD   # shared with tests/test_deploy_rtl.py: one build
 
@@ -433,12 +433,6 @@ def test_five_psum_slots_bit_and_cycle_exact(seed):
     four = run(p, img[None], config=dataclasses.replace(cfg, psum_slots=4)).launches()
     assert sum(x["cycles"] for x in r["launches"]) < sum(x["cycles"] for x in four)
 
-
-# signed spikes (interface 1.9): the small build with 3-bit net counts (T <= 7 per image;
-# one more Verilator build). Its buffers hold 8 maps of 8x8, so a layer reading two signed
-# groups (four 0/1 planes) runs 2 steps per launch: the signed tests at T = 6 run split
-# launches (interface 1.10) too
-SIGNED_BUILD = SMALL_BUILD.__class__(**{**SMALL_BUILD.to_json(), "signed_count_bits": 3})
 
 
 def _signed(seed):

@@ -17,12 +17,10 @@ from sia.hw import regmap
 from sia.hw.model import run as model_run
 from sia.hw.model import trace
 from sia.hw.model.report import rtl_refusals
-from sia.hw.params import SIAConfig
 from sia.hw.rtl.testprog import random_program, random_signed_program
 from sia.snn import simulate
 
-SMALL = SIAConfig(pes=8, max_width=8, max_height=8, max_channels_in=128, max_timesteps=8,
-                  pool_hold=True, signed_count_bits=3)      # 8 maps of 8x8 per buffer
+from rtl_common import SIGNED_BUILD
 
 
 def _images(p, n=3):
@@ -31,7 +29,7 @@ def _images(p, n=3):
 
 def test_chunks_are_even_the_last_shorter_image_layers_whole():
     p = random_signed_program(2, chans=(5, 11))
-    chunks = [regmap.launch_chunks(p, i, SMALL) for i in range(len(p.layers))]
+    chunks = [regmap.launch_chunks(p, i, SIGNED_BUILD) for i in range(len(p.layers))]
     assert chunks[0] == [(0, 6)]                          # the image layer: never split
     assert chunks[1] == [(0, 2), (2, 4), (4, 6)]           # four 0/1 planes of 8x8
     for ch in chunks:
@@ -39,10 +37,10 @@ def test_chunks_are_even_the_last_shorter_image_layers_whole():
         assert all(a[1] == b[0] for a, b in zip(ch, ch[1:]))
         assert all((t1 - t0) % 2 == 0 for t0, t1 in ch[:-1])
     q = random_program(1, timesteps=7, chans=(8, 12))
-    assert regmap.launch_chunks(q, 1, SMALL) == [(0, 6), (6, 7)]
+    assert regmap.launch_chunks(q, 1, SIGNED_BUILD) == [(0, 6), (6, 7)]
     # what does fit is never split, and the RTL-refusal report lists no split layer
-    assert regmap.launch_chunks(p, 1, dataclasses.replace(SMALL, buffer_timesteps=32)) == [(0, 6)]
-    assert rtl_refusals(p, SMALL, 6) == []
+    assert regmap.launch_chunks(p, 1, dataclasses.replace(SIGNED_BUILD, buffer_timesteps=32)) == [(0, 6)]
+    assert rtl_refusals(p, SIGNED_BUILD, 6) == []
 
 
 def test_signed_counts_hold_the_whole_image_not_one_chunk():
@@ -50,15 +48,15 @@ def test_signed_counts_hold_the_whole_image_not_one_chunk():
     T above 2^K - 1 is refused even where each chunk would be short enough."""
     p = random_signed_program(2, timesteps=8, chans=(5, 11))
     with pytest.raises(SiaError, match=r"count at most 7 spikes .* T=8 > 7"):
-        regmap.launch_chunks(p, 1, SMALL)
+        regmap.launch_chunks(p, 1, SIGNED_BUILD)
     with pytest.raises(SiaError, match=r"T=8 > 7"):
-        regmap.check_launches(p, 1, SMALL)
-    assert len(regmap.launch_chunks(p, 1, dataclasses.replace(SMALL, signed_count_bits=4))) == 4
+        regmap.check_launches(p, 1, SIGNED_BUILD)
+    assert len(regmap.launch_chunks(p, 1, dataclasses.replace(SIGNED_BUILD, signed_count_bits=4))) == 4
 
 
 def test_a_layer_whose_two_steps_do_not_fit_is_refused():
     p = random_signed_program(2, chans=(5, 11))
-    tiny = dataclasses.replace(SMALL, buffer_timesteps=1)
+    tiny = dataclasses.replace(SIGNED_BUILD, buffer_timesteps=1)
     with pytest.raises(SiaError, match=r"layer 1 \(conv1\): input maps need \d+ beats > input buffer 64"):
         regmap.launch_chunks(p, 1, tiny)
     assert rtl_refusals(p, tiny, 6)
@@ -73,19 +71,19 @@ def test_model_equals_the_formula_over_the_hosts_schedule(signed, weight_batch):
     p = (random_signed_program(2, chans=(5, 11)) if signed
          else random_program(1, timesteps=8, chans=(8, 12)))
     imgs = _images(p)
-    r = model_run(p, torch.from_numpy(imgs), config=SMALL, weight_batch=weight_batch)
+    r = model_run(p, torch.from_numpy(imgs), config=SIGNED_BUILD, weight_batch=weight_batch)
     g = simulate(p, torch.from_numpy(imgs), record=True)
     total, resumed = 0, 0
     for i, layer in enumerate(p.layers):
-        chunks = regmap.launch_chunks(p, i, SMALL)
-        for k in range(regmap.num_tiles(p, i, SMALL)):
+        chunks = regmap.launch_chunks(p, i, SIGNED_BUILD)
+        for k in range(regmap.num_tiles(p, i, SIGNED_BUILD)):
             for b in range(len(imgs)):
                 ins = {-1: imgs[b]}
                 ins.update({j: g.traces[x.name]["spikes"][:, b].numpy().astype(np.int8)
                             for j, x in enumerate(p.layers) if x.kind == "if"})
                 for c, (t0, t1) in enumerate(chunks):
                     x = {s: v if s == -1 else v[t0:t1] for s, v in ins.items()}
-                    total += launch_cycles(p, i, k, x, SMALL, t1 - t0,
+                    total += launch_cycles(p, i, k, x, SIGNED_BUILD, t1 - t0,
                                            keep=b % weight_batch != 0 or c > 0)
                     resumed += c > 0
     assert resumed > 0
@@ -96,7 +94,7 @@ def test_model_equals_the_formula_over_the_hosts_schedule(signed, weight_batch):
 def test_the_trace_refuses_split_launches():
     p = random_signed_program(2, chans=(5, 11))
     with pytest.raises(SiaError, match="split over steps"):
-        trace(p, _images(p, 1)[0], config=SMALL)
+        trace(p, _images(p, 1)[0], config=SIGNED_BUILD)
 
 
 @pytest.mark.parametrize("signed", [False, True])
@@ -113,15 +111,15 @@ def test_twin_and_driver_run_split_launches(signed):
     x = _images(p)
     g = run(p, x, "golden")
     for batch in (1, 3):
-        r = run(p, x, "twin", cfg=SMALL, batch=batch)
+        r = run(p, x, "twin", cfg=SIGNED_BUILD, batch=batch)
         assert same_result(r, g) == []
-        assert r.cycles == run(p, x, "model", cfg=SMALL, batch=batch).cycles
-    dev = PythonSia(SMALL)
+        assert r.cycles == run(p, x, "model", cfg=SIGNED_BUILD, batch=batch).cycles
+    dev = PythonSia(SIGNED_BUILD)
     reg = dev.reg_read
     dev.reg_read = lambda off: 0x0001_0009 if off == regmap.REGISTERS["VERSION"][0] else reg(off)
     d = SiaDriver(tp.TwinTransport(dev, length_width=26), timeout_s=0.3)
     with pytest.raises(SiaError, match="cannot resume"):
-        d.load(build_image(p, SMALL))
+        d.load(build_image(p, SIGNED_BUILD))
 
 
 def test_dse_points_of_signed_and_split_programs_equal_direct_runs():
@@ -131,7 +129,7 @@ def test_dse_points_of_signed_and_split_programs_equal_direct_runs():
     p = random_signed_program(2, chans=(5, 11))
     imgs = torch.from_numpy(_images(p))
     for buf in (8, 32):      # layers 1 and 3 split at 8 maps, nothing at 32
-        base = dataclasses.replace(SMALL, buffer_timesteps=buf)
+        base = dataclasses.replace(SIGNED_BUILD, buffer_timesteps=buf)
         rows = dse.sweep(p, imgs, pes=(4, 8), events=(2,), timesteps=(6,), weight_bits=(8,),
                          batches=(1, 3), base=base)
         assert rows and all(q["fits"] for q in rows)

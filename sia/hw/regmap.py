@@ -818,7 +818,6 @@ def pack_inputs(program: Program, layer_index: int, tile: int, inputs: dict, cfg
     T = program.timesteps if T is None else T
     if groups is None:
         groups = _groups(program, layer_index, tile, cfg, T)[0]
-    # (a signed source's group: its plane's 0/1 map, `sia.hw.planes`)
     lo = tile * cfg.pes
     n = min(cfg.pes, program.layers[layer_index].channels - lo)
     per_group = []

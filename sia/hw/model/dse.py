@@ -28,7 +28,7 @@ from sia.program.format import Program
 
 
 def _overlap(program: Program, L, cfg: SIAConfig, T: int, tile: int, weight_batch: int,
-             per_launch: int) -> dict[str, float]:
+             per_launch: int, chunks) -> dict[str, float]:
     """Mean span and input wait per image of one tile's launches (dispatcher and
     aggregation core side by side) from the scanned words of a run(..., keep_scans=True)."""
     layer = program.layers[L.index]
@@ -40,7 +40,7 @@ def _overlap(program: Program, L, cfg: SIAConfig, T: int, tile: int, weight_batc
                      S.row_dispatch(syn, words, layer.shape[1], cfg.events_per_cycle, planes,
                                     S.phase(orig, program, cfg), S.holds(syn, cfg),
                                     S.quad(orig, program, cfg)))
-    o = packed_overlap(program, L.index, cfg, T, tile, d, weight_batch, per_launch)
+    o = packed_overlap(program, L.index, cfg, T, tile, d, weight_batch, per_launch, chunks)
     return {"span": float(o["span"].mean()), "wait": float(o["wait"].mean())}
 
 
@@ -89,10 +89,10 @@ def point(program: Program, r: ModelResult, cfg: SIAConfig, weight_batch: int = 
         floor += _cycles_floor(program, L, cfg, T, nt, n)
         loops = S.loop_constant(program, L.index, T)
         per_launch = images_per_launch(program, L.index, cfg, T, launch_images, weight_batch)
+        chunks = launch_chunks(program, L.index, cfg, T)   # this build's, not the run's
         for tile in range(nt):
-            ph = amortised_static(program, L.index, cfg, T, tile, weight_batch, per_launch,
-                                  launch_chunks(program, L.index, cfg, T))
-            o = _overlap(program, L, cfg, T, tile, weight_batch, per_launch)
+            ph = amortised_static(program, L.index, cfg, T, tile, weight_batch, per_launch, chunks)
+            o = _overlap(program, L, cfg, T, tile, weight_batch, per_launch, chunks)
             # static phases hold the dispatcher's loop constants; the span holds them too
             cycles += sum(ph.values()) - loops + o["span"]
             compute += o["span"] - o["wait"]

@@ -160,19 +160,20 @@ def amortised_static(program: Program, i: int, config: SIAConfig, T: int, tile: 
 
 
 def packed_overlap(program: Program, i: int, config: SIAConfig, T: int, tile: int,
-                   d: torch.Tensor, weight_batch: int, per_launch: int) -> dict:
+                   d: torch.Tensor, weight_batch: int, per_launch: int, chunks) -> dict:
     """`schedule.overlap` of one tile's launches over a batch of images, d = dispatch
     cycles [T', B, H_out] per image: a packed launch of m images is one launch of m*T
-    steps (image b's step t is step b*T + t), so its span is shared by its m images.
-    Returns per image [B] span and wait (float) and per_t [T'] summed over images."""
+    steps (image b's step t is step b*T + t), so its span is shared by its m images;
+    a layer split over launches (`chunks`, `launch_chunks`) runs each chunk of steps as
+    a launch of its own. Returns per image [B] span and wait (float) and per_t [T']
+    summed over images."""
     wdrain = S.drain_cycles(program.layers[i], T)
     steps, n, rows = d.shape
-    chunks = launch_chunks(program, i, config, T) if per_launch == 1 else [(0, T)]
     if len(chunks) > 1 and steps > 1:
-        # a layer split over launches: each chunk of steps is a launch of its own
         out = {"span": 0, "wait": 0, "prefetched": 0, "per_t": []}
         for t0, t1 in chunks:
-            o = packed_overlap(program, i, config, t1 - t0, tile, d[t0:t1], weight_batch, 1)
+            o = packed_overlap(program, i, config, t1 - t0, tile, d[t0:t1], weight_batch, 1,
+                               [(0, t1 - t0)])
             out = {k: out[k] + o[k] if k != "per_t" else out[k] + [o[k]] for k in out}
         out["per_t"] = torch.cat(out["per_t"])
         return out
@@ -291,7 +292,8 @@ def _count_layer(program, config, L: LayerStats, sources: dict, T: int, keep_sca
     loops = S.loop_constant(program, L.index, T)
     cycles = 0
     for k in range(L.tiles):
-        o = packed_overlap(program, L.index, config, T, k, steps[k], weight_batch, L.per_launch)
+        o = packed_overlap(program, L.index, config, T, k, steps[k], weight_batch, L.per_launch,
+                           L.chunks)
         disp = steps[k].sum((0, 2))
         L.stream_wait[k] += float(o["wait"].sum())
         L.exposed_drain[k] += float((o["span"] - o["wait"] - disp - loops + o["prefetched"]).sum())
