@@ -140,7 +140,7 @@ def main():
     ap.add_argument("--images", type=int, default=0, help="first N test images (0 = all)")
     ap.add_argument("--calibrate", type=int, default=0, help="bias-calibrate on N train images")
     ap.add_argument("--signed", action="store_true",
-                    help="give the program signed IF neurons first (sia signed; golden only)")
+                    help="give the program signed IF neurons first (sia signed)")
     ap.add_argument("--finetune", type=int, default=0,
                     help="then spike-aware fine-tuning for N batches (sia/convert/finetune.py)")
     ap.add_argument("--ft-lr", type=float, default=0.01, help="fine-tuning Adam step (codes)")

@@ -21,7 +21,7 @@ the one GPU, each a pipeline inside the same budget:
    (OUT/<arch>_program_signed_ft_t4 / _ft_t8): on the CPU programs, signed neurons added
    *after* unsigned fine-tuning lost up to 7 points, while the signed copy fine-tuned as
    signed met both targets (docs/results/2-cifar10-cpu.md, session 25). Signed programs
-   run on the golden simulator only; the SIA refuses them.
+   run on the golden simulator and on SIA builds with `signed_count_bits` > 0.
 
 Each training stage times two real epochs while the other network runs too, then fixes
 its length to fit its deadline and resumes (the counts are recorded: a shortened run,

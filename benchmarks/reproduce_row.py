@@ -17,7 +17,8 @@ benchmarks/cifar_snn_eval.py: bias calibration, spike-aware fine-tuning, evaluat
 4. each further fine-tuning stage ([[snn.stages]]) from the previous stage's program,
    into runs/eval/<config name>_stage<k>: the last one is the row's result. A stage (or
    [snn] itself) with `signed = true` gives the program signed IF neurons first
-   (`--signed`: golden simulator only, the SIA refuses them).
+   (`--signed`; they run on the golden simulator and on SIA builds with
+   `signed_count_bits` > 0).
 
 With `holdout = N` in the config (and the same in the twin's), every step keeps those N
 training images out, and the row also ends with its gaps on them (`val_gaps`): the numbers

@@ -120,3 +120,71 @@ def test_signed_launch_cycles_match_the_rtl_reference_formula():
                       pool_hold=True, psum_slots=5, signed_count_bits=3),
             SIAConfig(pes=4, events_per_cycle=4, phase_pairs=True, phase_quads=True,
                       narrow_stream=True, signed_count_bits=3)))
+
+
+def test_no_minus_one_spike_at_an_images_first_step():
+    """`c(0) = 0`, so no neuron fires -1 at an image's first step (docs/semantics.md): the
+    property the first-step skip (interface 1.11) relies on. The later steps do fire -1."""
+    later = 0
+    for seed in range(8):
+        p = _signed(seed)
+        g = simulate(p, _images(p, 4, seed), record=True)
+        for layer in p.layers:
+            if layer.signed:
+                s = g.traces[layer.name]["spikes"]
+                assert int((s[0] < 0).sum()) == 0, (seed, layer.name)
+                later += int((s[1:] < 0).sum())
+    assert later > 50
+
+
+def test_first_step_skip_saves_the_minus_one_planes_first_scan():
+    """At an image's first step the dispatcher skips the -1 planes (interface 1.11): a
+    launch saves exactly their empty units of that step against the same launch as a
+    resumed chunk (whose first step is not an image's), model and RTL formula alike, and
+    a packed launch saves them at every image's first step."""
+    import torch
+
+    from sia.hw.model import launch_cycles
+    from sia.hw.model import schedule as S
+    from sia.hw.rtl import cycles as rtl_cycles
+    cfg = SIAConfig(pes=4, events_per_cycle=2, phase_pairs=True, signed_count_bits=3)
+    saved = 0
+    for seed in range(6):
+        p = _signed(seed)
+        v = hardware_view(p)
+        img = _images(p, 2, seed)
+        g = simulate(p, img, record=True)
+        spikes = {i: g.traces[x.name]["spikes"].numpy().astype(np.int8 if x.signed else np.uint8)
+                  for i, x in enumerate(p.layers) if x.kind == "if"}
+        for i, layer in enumerate(v.layers):
+            if any(s.source < 0 for s in layer.inputs):
+                continue
+            negs = [s for s in layer.inputs if s.plane < 0]
+            for b in range(2):
+                ins = {s.source: spikes[s.source][:, b] for s in layer.inputs}
+                t_in = {j: torch.from_numpy(x) for j, x in ins.items()}
+                fresh = launch_cycles(p, i, 0, t_in, config=cfg)
+                resumed = launch_cycles(p, i, 0, t_in, config=cfg, resume=True)
+                # the -1 planes' units at step 0: all empty, one cycle each
+                units = 0
+                for s in negs:
+                    ph, qd = S.phase(s, v, cfg), S.quad(s, v, cfg)
+                    sv, x = S.scan_view(s, torch.from_numpy(ins[s.source])[:, None])
+                    words = S.group_words(v, layer, sv, x, 0, cfg)
+                    assert int(words[0].sum()) == 0
+                    units += int(S.scan_stats(sv, words, layer.shape[1], 2, None, ph, False,
+                                              qd)["dispatch_empty"][0].sum())
+                assert resumed["dispatch_empty"] - fresh["dispatch_empty"] == units
+                assert resumed["accumulate"] == fresh["accumulate"]
+                for r, model in ((False, fresh), (True, resumed)):
+                    assert model["total"] == rtl_cycles.launch_cycles(p, i, 0, ins, cfg,
+                                                                      resume=r), (seed, i)
+                saved += units
+            if layer.kind != "if":   # (only if-layers run packed launches)
+                continue
+            both = [{s.source: spikes[s.source][:, b] for s in layer.inputs} for b in range(2)]
+            packed = rtl_cycles.launch_cycles(p, i, 0, both, cfg, detail=True)
+            assert packed["total"] == launch_cycles(
+                p, i, 0, [{j: torch.from_numpy(x) for j, x in d.items()} for d in both],
+                config=cfg)["total"]
+    assert saved > 0

@@ -84,7 +84,7 @@ def test_model_equals_the_formula_over_the_hosts_schedule(signed, weight_batch):
                 for c, (t0, t1) in enumerate(chunks):
                     x = {s: v if s == -1 else v[t0:t1] for s, v in ins.items()}
                     total += launch_cycles(p, i, k, x, SIGNED_BUILD, t1 - t0,
-                                           keep=b % weight_batch != 0 or c > 0)
+                                           keep=b % weight_batch != 0 or c > 0, resume=c > 0)
                     resumed += c > 0
     assert resumed > 0
     assert int(r.image_cycles.sum()) == total

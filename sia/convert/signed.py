@@ -4,7 +4,8 @@ a -1 spike that takes back an earlier one when V < 0 (docs/semantics.md).
 Conversion error at small T is mostly "excess" spikes (`sia diagnose`): a neuron fires
 early and its input turns negative later. Signed neurons correct it without changing
 a weight (Wang et al., IJCAI 2022, "Signed neuron with memory"; Hu et al., TPAMI 2023,
-"Fast-SNN"). Only the golden simulator and fine-tuning run them; the SIA refuses them.
+"Fast-SNN"). The golden simulator and fine-tuning run them, and so do the SIA's model, RTL
+and board on builds with `signed_count_bits` > 0 (`sia/hw/planes.py`).
 """
 
 import copy

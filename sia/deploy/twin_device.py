@@ -185,7 +185,8 @@ class PythonSia:
                                     bool(hdr["image"]), hdr["kind"] == rm.KINDS["integrator"],
                                     self.cfg.events_per_cycle, hb, loads, len(out),
                                     self.cfg.row_prefetch, self.cfg.psum_slots,
-                                    self.cfg.pool_hold)["total"]
+                                    self.cfg.pool_hold, hdr["period"],
+                                    bool(hdr["resume"]))["total"]
         self.outbuf = np.asarray(out, dtype="<u8").tobytes()
         self.outpos = 0
         self.launches += 1

@@ -61,6 +61,16 @@ def plane_weight(syn: Synapse) -> np.ndarray:
     return -syn.weight if syn.plane < 0 else syn.weight
 
 
+def unscanned_steps(neg: bool, steps: int, period: int, resume: bool = False) -> list[int]:
+    """The steps of a launch at which the dispatcher skips a group (interface 1.11): a -1
+    plane (`neg`) at each image's first step (steps 0, period, 2*period, ... of a packed
+    launch; none in a resumed launch, whose first step is not an image's). Its map is
+    empty there by the semantics: a -1 spike needs a net count c != 0, and c starts at 0
+    (`docs/semantics.md`), so nothing is lost and the plane's scan, one cycle per empty
+    unit, is saved."""
+    return [] if not neg or resume else list(range(0, steps, period))
+
+
 def check_signed(program: Program, config, T: int, where: str = "") -> None:
     """Refuse signed neurons on a build without them, or for more steps per image than
     their net spike counts hold (`signed_count_bits`); the RTL's packet check alike."""

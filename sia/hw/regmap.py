@@ -71,6 +71,11 @@ Tile packet (all multi-bit fields little-endian, two's complement where signed):
   packed launch is refused (error code 2). A 1.9 build reads the bit as 0 (it would
   restart the membranes): the driver refuses to split launches on builds before 1.10.
 
+  First-step skip (interface 1.11, CYCLES only): at an image's first step (step 0,
+  period, 2*period, ... of a launch that does not `resume`) the dispatcher skips every
+  `neg` group: a -1 plane is empty there (`sia.hw.planes.unscanned_steps`), so only the
+  cycle count changes; the maps are streamed as before.
+
   1. header: LAYER_BEATS beats of layer descriptor + GROUP_BEATS beats per synapse
      group (fields and positions: LAYER_FIELDS / GROUP_FIELDS, packed LSB-first,
      in order, a field never straddles a beat).
@@ -121,7 +126,7 @@ from sia.program.format import IMAGE, Program
 
 BEAT_BITS = 64
 ID_MAGIC = 0x53494131          # "SIA1"
-VERSION = 0x0001_000A          # major.minor = 1.10 (1.1: resident-weight launches, `keep`;
+VERSION = 0x0001_000B          # major.minor = 1.11 (1.1: resident-weight launches, `keep`;
                                # 1.2: PARAM_MEMBRANE_POSITIONS; 1.3: packed launches, `period`,
                                # narrow weight streams, `wnarrow`; 1.4: phase pairs, group
                                # field `phase`, PARAM_PHASE_PAIRS; 1.5: identity in the
@@ -132,7 +137,8 @@ VERSION = 0x0001_000A          # major.minor = 1.10 (1.1: resident-weight launch
                                # 1.8: narrow streams, group field `npos`,
                                # PARAM_NARROW_STREAM; 1.9: signed spikes, layer field
                                # `signed`, group field `neg`, PARAM_SIGNED_COUNT_BITS;
-                               # 1.10: split launches, layer field `resume`)
+                               # 1.10: split launches, layer field `resume`; 1.11: -1
+                               # planes skipped at an image's first step: CYCLES only)
 HDR_MAGIC = 0x51A              # first 12 bits of every tile packet
 MAX_GROUPS = 4
 OPS = {"conv": 0, "dense": 1, "identity": 2}

@@ -19,7 +19,7 @@ import torch
 from sia.hw import regmap, timing
 from sia.hw.model.fit import is_image_layer, weight_rows
 from sia.hw.params import SIAConfig
-from sia.hw.planes import plane_map
+from sia.hw.planes import plane_map, unscanned_steps
 from sia.program.format import IMAGE, Layer, Program, Synapse
 from sia.snn.synapse import fanout_map
 
@@ -356,6 +356,18 @@ def row_dispatch(syn: Synapse, words: torch.Tensor, h_out: int, E: int,
     return cum[..., ends[1:]] - cum[..., ends[:-1]]
 
 
+def skip_steps(x, steps: list[int]):
+    """Per-step counts [T', ...] (a tensor, or a dict of them from `scan_stats`) with the
+    steps the dispatcher does not scan (`sia.hw.planes.unscanned_steps`) set to 0."""
+    if not steps:
+        return x
+    if isinstance(x, dict):
+        return {k: skip_steps(v, steps) for k, v in x.items()}
+    x = x.clone()
+    x[steps] = 0
+    return x
+
+
 def no_dispatch(words: torch.Tensor, h_out: int) -> torch.Tensor:
     """`row_dispatch` of a group the dispatcher never scans (identity in the drain):
     zero cycles per (t, image, output row) [T', B, H_out]."""
@@ -477,7 +489,8 @@ def memory_static(program: Program, i: int, config: SIAConfig, T: int,
         if s.op == "identity":
             c = active_pes(layer, tile, config)
         rows = r_end(s, h // s.pool, ho - 1) * s.pool
-        scan += (1 if image else T) * rows * w * ceil_div(c, channels_per_word(s, config))
+        steps = 1 if image else T - len(unscanned_steps(s.plane < 0, T, T))   # an image's T
+        scan += steps * rows * w * ceil_div(c, channels_per_word(s, config))
     reads = [sum(pos for t in range(1, T) if t % 2 == b) for b in (0, 1)]   # t = 0 reads v_init
     writes = [sum(pos for t in range(T) if (t + 1) % 2 == b) for b in (0, 1)]
     if layer.kind == "integrator":

@@ -18,7 +18,7 @@ from sia.hw.model import schedule as S
 from sia.hw.model.fast import launch_chunks
 from sia.hw.model.fit import check_fits, is_image_layer, weight_rows
 from sia.hw.params import SIAConfig
-from sia.hw.planes import hardware_view, plane_weight
+from sia.hw.planes import hardware_view, plane_weight, unscanned_steps
 from sia.program.format import IMAGE, Program
 
 
@@ -286,6 +286,8 @@ def _run_rows(prog, layer, lc, srcs, t, drain_steps, out_s, out_v) -> list[int]:
         before = lc.cyc["accumulate"] + lc.cyc["dispatch_empty"]
         for (s, src), ws, d in zip(views, words, drain):
             if d:                      # added by the aggregation core (`drain`)
+                continue
+            if t in unscanned_steps(s.plane < 0, lc.T, lc.T):   # an empty -1 plane
                 continue
             hp = src.shape[-2] // s.pool
             for r in range(S.r_end(s, hp, oy - 1), S.r_end(s, hp, oy)):

@@ -5,6 +5,7 @@ import numpy as np
 
 from sia.hw import regmap, timing
 from sia.hw.params import SIAConfig
+from sia.hw.planes import unscanned_steps
 from sia.program.format import Program
 
 
@@ -48,10 +49,12 @@ def held_cost(n: np.ndarray, E: int) -> np.ndarray:
 
 
 def launch_cycles(program: Program, li: int, tile: int, inputs: dict, cfg: SIAConfig,
-                  T: int | None = None, detail: bool = False, keep: bool = False):
-    """keep: a resident-weight launch (no weight / neuron-param beats). inputs: one
-    image's {source: array}, or a list of them for a packed launch (its images run as
-    one launch of images x T steps)."""
+                  T: int | None = None, detail: bool = False, keep: bool = False,
+                  resume: bool = False):
+    """keep: a resident-weight launch (no weight / neuron-param beats); resume: a later
+    chunk of a split image (`regmap.launch_chunks`). inputs: one image's {source:
+    array}, or a list of them for a packed launch (its images run as one launch of
+    images x T steps)."""
     T = program.timesteps if T is None else T
     k = len(regmap.image_list(inputs))
     info = regmap.tile_info(program, li, tile, cfg, T, k)
@@ -61,18 +64,19 @@ def launch_cycles(program: Program, li: int, tile: int, inputs: dict, cfg: SIACo
     r = packet_cycles(groups, sw, info.out_shape, k * T, info.image, info.kind == "integrator",
                       cfg.events_per_cycle, info.header_beats,
                       0 if keep else info.weight_beats + info.neuron_beats, info.out_beats,
-                      cfg.row_prefetch, cfg.psum_slots, cfg.pool_hold)
+                      cfg.row_prefetch, cfg.psum_slots, cfg.pool_hold, T, resume)
     return r if detail else r["total"]
 
 
 def packet_cycles(groups: list[dict], spike_words, out_shape, T: int, image: bool,
                   integrator: bool, E: int, header_beats: int, loads: int,
                   out_beats: int, prefetch: bool = True, slots: int = 4,
-                  hold: bool = False) -> dict:
+                  hold: bool = False, period: int | None = None, resume: bool = False) -> dict:
     """The formula from what a tile packet carries (group descriptors, input-map words,
     header fields): what the RTL's CYCLES register shows for it. loads = the weight +
     neuron-parameter beats the packet holds (0 for keep); out_beats = output packet;
-    prefetch, slots, hold = the build's row_prefetch, psum_slots and pool_hold."""
+    prefetch, slots, hold = the build's row_prefetch, psum_slots and pool_hold; period,
+    resume = the layer fields (steps per image, default T; a resumed launch)."""
     H, W = out_shape
     steps = 1 if image else T
     # the buffer words the input beats carry (narrow streams: several per beat)
@@ -106,7 +110,10 @@ def packet_cycles(groups: list[dict], spike_words, out_shape, T: int, image: boo
                 v = (np.maximum(1, (-(-pairs // E)).max(-1)) if g.get("phase")
                      else unit_cost(pairs.sum(-1), E))
             out.append(v.reshape(v.shape[0], -1).sum(1))
-        return np.stack(out)
+        out = np.stack(out)
+        # a -1 plane is not scanned at an image's first step (interface 1.11)
+        out[unscanned_steps(bool(g.get("neg")), steps, period or T, resume)] = 0
+        return out
 
     def r_end(g, o):   # the descriptor's row schedule (dense: reach = hp, H_out = 1)
         return 0 if o < 0 else min(max(o * regmap.row_stride(g) + g["reach"], 0), g["hp"])

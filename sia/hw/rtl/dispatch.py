@@ -98,6 +98,8 @@ class Dispatch(wiring.Component):
                 sig[f"ev_sel{tag}{e}"] = Out(range(cfg.pes))
         if cfg.signed_count_bits:   # S1: the cycle's events are a -1 plane's (`neg` group)
             sig["neg"] = Out(1)
+            # (with t_start) the step is an image's first: its -1 planes are empty, unscanned
+            sig["img_first"] = In(1)
         if cfg.phase_quads:   # a quad unit's third and fourth words, and the S1 quad flag
             sig.update({"sb_data_c": In(64), "sb_data_d": In(64), "sb_count_c": In(7),
                         "sb_count_d": In(7), "quad": Out(1)})
@@ -146,8 +148,13 @@ class Dispatch(wiring.Component):
         lastg["quad"] = F["quad"][self.ngroups - 1] if QD else Const(0, 1)
         m.d.comb += self.row_need.eq(tofs + Mux(rel < self.step_beats, rel, self.step_beats))
 
+        # a -1 plane's map is empty at an image's first step (its net counts are 0,
+        # `sia.hw.planes.unscanned_steps`): that step schedules none of its rows
+        neg_off = Signal()
         # ---- timestep start
         with m.If(self.t_start):
+            if self.cfg.signed_count_bits:
+                m.d.sync += neg_off.eq(self.img_first)
             ps, reach = lastg["prow_stride"], lastg["reach"]
             # conv/identity reach <= 3 (kernels <= 3x3): reach * ps by two adds
             m.d.sync += [tofs.eq(Mux(self.t_first, 0, tofs + self.g0_tstride)),
@@ -173,7 +180,8 @@ class Dispatch(wiring.Component):
             m.d.comb += re.eq(Mux(rhi[g] < hp, rhi[g], hp))
             rends.append(re)
             # a drain group (identity in the drain) is added by the aggregation core
-            m.d.comb += ne[g].eq((g < self.ngroups) & (rlo_f[g] < re) & ~getattr(self, f"g{g}_drain"))
+            m.d.comb += ne[g].eq((g < self.ngroups) & (rlo_f[g] < re) & ~getattr(self, f"g{g}_drain")
+                                 & ~(neg_off & getattr(self, f"g{g}_neg")))
         rends = Array(rends)
         m.d.comb += self.row_nonempty.eq(ne.any())
 

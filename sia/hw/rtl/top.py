@@ -286,6 +286,7 @@ class SIATop(wiring.Component):
         # ---- controller
         bcnt = Signal(24)
         t, ti = Signal(9), Signal(9)
+        tp = Signal(9)   # signed builds: the dispatched step within its image (packed launches)
         oy = Signal(9)
         ocnt = Signal(24)      # output words drained so far (= output buffer write address)
         cycles, sops, iops = Signal(64), Signal(64), Signal(64)
@@ -462,6 +463,8 @@ class SIATop(wiring.Component):
                     m.next = "DWAIT"
                 with m.Else():
                     m.d.sync += t.eq(t + 1)
+                    if cfg.signed_count_bits:
+                        m.d.sync += tp.eq(Mux(tp == period - 1, 0, tp + 1))
                     m.next = "STEP"
             with m.Else():
                 m.d.sync += oy.eq(oy + 1)
@@ -550,7 +553,7 @@ class SIATop(wiring.Component):
                 with m.Elif(L["keep"]):
                     # resident weights: straight to the input maps (error if none loaded)
                     with m.If(resident):
-                        m.d.sync += [sl_active.eq(1), t.eq(0)]
+                        m.d.sync += [sl_active.eq(1), t.eq(0), tp.eq(0)]
                         m.next = "STEP"
                     with m.Else():
                         m.d.sync += [error.eq(1), ecode.eq(3), busy.eq(0)]
@@ -574,12 +577,14 @@ class SIATop(wiring.Component):
                 with m.If(beat):
                     m.d.sync += bcnt.eq(bcnt + 1)
                     with m.If(bcnt == nbeats_neuron - 1):
-                        m.d.sync += [bcnt.eq(0), resident.eq(1), sl_active.eq(1), t.eq(0)]
+                        m.d.sync += [bcnt.eq(0), resident.eq(1), sl_active.eq(1), t.eq(0), tp.eq(0)]
                         m.next = "STEP"
                 with m.If(regs.soft_reset):
                     m.next = "IDLE"
             with m.State("STEP"):
                 m.d.comb += [disp.t_start.eq(1), disp.t_first.eq(t == 0)]
+                if cfg.signed_count_bits:   # an image's first step: its -1 planes are empty
+                    m.d.comb += disp.img_first.eq((tp == 0) & ~L["resume"])
                 nb = rowbase + hmod
                 m.d.sync += [oy.eq(0), rowbase.eq(Mux(t == 0, 0, nb if pow2 else
                                                       Mux(nb >= NS, nb - NS, nb)))]

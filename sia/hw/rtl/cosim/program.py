@@ -91,7 +91,8 @@ def run_images(program: Program, images: np.ndarray, cfg: SIAConfig, T: int | No
                                 "packet": regmap.pack_tile(program, li, k, x, cfg, t1 - t0,
                                                            keep=kept, resume=j > 0),
                                 "formula": launch_cycles(program, li, k, x, cfg, t1 - t0,
-                                                         detail=True, keep=kept)})
+                                                         detail=True, keep=kept,
+                                                         resume=j > 0)})
         return out
 
     def simulate(todo, seed_):
@@ -123,7 +124,8 @@ def run_images(program: Program, images: np.ndarray, cfg: SIAConfig, T: int | No
             if with_model:   # the cycle-level model (sia.hw.model), same inputs
                 from sia.hw.model import launch_cycles as model_cycles
                 rec["model"] = model_cycles(program, li, k, [_steps(ins[b], t0, t1) for b in bs],
-                                            T=t1 - t0, config=cfg, keep=kept)["total"]
+                                            T=t1 - t0, config=cfg, keep=kept,
+                                            resume=t0 > 0)["total"]
             launches.append(rec)
         for b in range(B):
             # a split layer's chunks: spikes one after the other, the last chunk's membranes
