@@ -478,31 +478,46 @@ def test_signed_packed_launches_restart_the_counts():
 
 
 def test_signed_packets_refused_by_a_build_without_them(built):
-    """A layer with the `signed` bit or a group with the `neg` bit on a build without
-    signed_count_bits: error code 2; the next launch runs. On the signed build, a signed
-    layer of more steps per image than its counts hold: error code 2 too."""
+    """A layer with the `signed` bit or a group with the `neg` or `spair` bit on a build
+    without signed_count_bits: error code 2; the next launch runs. On the signed build, a
+    signed layer of more steps per image than its counts hold, or a sign pair that is not
+    one word pair per position: error code 2 too."""
     p = _signed(0)
     spikes = np.zeros((2, *p.layers[0].shape), np.int8)     # a launch of 2 steps
     pk = regmap.pack_tile(p, 1, 0, {0: spikes}, SIGNED_BUILD, 2)
     hdr = regmap.unpack_fields(regmap.LAYER_LAYOUT, pk[:regmap.LAYER_BEATS])
-    assert hdr["signed"] == 1 and hdr["ngroups"] == 4
+    assert hdr["signed"] == 1 and hdr["ngroups"] == 2     # two sign pairs (1.12)
+
+    def group_field(packet, g, name, value):
+        b, lsb, bits = regmap.GROUP_LAYOUT[name]
+        b += regmap.LAYER_BEATS + regmap.GROUP_BEATS * g
+        out = list(packet)
+        out[b] = out[b] & ~(((1 << bits) - 1) << lsb) | value << lsb
+        return out
+
+    assert all(regmap.unpack_fields(regmap.GROUP_LAYOUT, pk[regmap.LAYER_BEATS + regmap.GROUP_BEATS * g:
+                                                           regmap.LAYER_BEATS + regmap.GROUP_BEATS * (g + 1)])
+               ["spair"] for g in range(2))
     ok = regmap.pack_tile(random_program(0), 1, 0, {0: spikes.astype(np.uint8)}, CFG, 2)
     res, _ = harness.run(CFG, [pk, ok])
     assert res[0].status & regmap.STATUS_ERROR and (res[0].status >> 8) & 0xFF == 2
     assert res[1].status & regmap.STATUS_DONE and not res[1].status & regmap.STATUS_ERROR
     b, lsb, _ = regmap.LAYER_LAYOUT["signed"]
     unsigned_layer = list(pk)
-    unsigned_layer[b] &= ~(1 << lsb)           # only the groups' neg bits left
+    unsigned_layer[b] &= ~(1 << lsb)           # only the groups' spair bits left
+    neg_only = group_field(group_field(group_field(unsigned_layer, 1, "spair", 0), 0, "spair", 0),
+                           0, "neg", 1)        # one neg bit left
+    bad_pair = group_field(pk, 0, "nw", 1)     # a sign pair of one word per position
     b, lsb, _ = regmap.LAYER_LAYOUT["period"]
     long = list(pk)                  # period 8 > 2^3 - 1 steps (<= max_timesteps = 8)
     tb, tlsb, _ = regmap.LAYER_LAYOUT["timesteps"]
     assert tb == b and SIGNED_BUILD.max_timesteps == 8
     long[b] = long[b] & ~(0x1FF << lsb) & ~(0x1FF << tlsb) | (8 << lsb) | (8 << tlsb)
-    res, _ = harness.run(CFG, [unsigned_layer])
-    assert (res[0].status >> 8) & 0xFF == 2
-    res, _ = harness.run(SIGNED_BUILD, [long, pk])
-    assert (res[0].status >> 8) & 0xFF == 2
-    assert res[1].status & regmap.STATUS_DONE and not res[1].status & regmap.STATUS_ERROR
+    res, _ = harness.run(CFG, [unsigned_layer, neg_only])
+    assert [(r.status >> 8) & 0xFF for r in res] == [2, 2]
+    res, _ = harness.run(SIGNED_BUILD, [long, bad_pair, pk])
+    assert [(r.status >> 8) & 0xFF for r in res[:2]] == [2, 2]
+    assert res[2].status & regmap.STATUS_DONE and not res[2].status & regmap.STATUS_ERROR
 
 
 def test_split_launches_resume_bit_and_cycle_exact(built):

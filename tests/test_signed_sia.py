@@ -44,8 +44,9 @@ def test_the_view_splits_signed_sources_into_two_planes():
 
 
 def test_packet_descriptors_of_the_planes():
-    """The -1 plane: `neg` set, the +1 plane's `wrow`, no weight rows of its own; the
-    layer's `signed` bit; the weight stream is as long as the unsigned layer's."""
+    """The -1 plane: `neg` set, the +1 plane's `wrow`, no weight rows of its own; a sign
+    pair: `spair`, two words per position; the layer's `signed` bit; the weight stream is
+    as long as the unsigned layer's."""
     p = _signed(1)
     cfg = SIAConfig(pes=4, signed_count_bits=3)
     for i, layer in enumerate(p.layers):
@@ -59,8 +60,12 @@ def test_packet_descriptors_of_the_planes():
         plain = dataclasses.replace(p, layers=[dataclasses.replace(x, signed=False)
                                                for x in p.layers])
         assert info.weight_beats == regmap.tile_info(plain, i, 0, cfg, 4).weight_beats
-        assert sum(g["neg"] for g in groups) == sum(p.layers[s.source].signed
-                                                    for s in layer.inputs if s.source >= 0)
+        assert sum(g["neg"] + g["spair"] for g in groups) == sum(
+            p.layers[s.source].signed for s in layer.inputs if s.source >= 0)
+        for g in groups:
+            if g["spair"]:
+                assert (g["nw"], g["pstride"], g["pool"], g["phase"], g["neg"]) == (2, 2, 1, 0, 0)
+                assert g["_beats"] == 2 * g["hp"] * g["wp"]
 
 
 def test_signed_output_word_decodes_both_planes():
@@ -151,7 +156,7 @@ def test_first_step_skip_saves_the_minus_one_planes_first_scan():
     saved = 0
     for seed in range(6):
         p = _signed(seed)
-        v = hardware_view(p)
+        v = hardware_view(p, cfg)
         img = _images(p, 2, seed)
         g = simulate(p, img, record=True)
         spikes = {i: g.traces[x.name]["spikes"].numpy().astype(np.int8 if x.signed else np.uint8)
@@ -188,3 +193,75 @@ def test_first_step_skip_saves_the_minus_one_planes_first_scan():
                 p, i, 0, [{j: torch.from_numpy(x) for j, x in d.items()} for d in both],
                 config=cfg)["total"]
     assert saved > 0
+
+
+def test_sign_pairs_in_the_view():
+    """On a build with signed neurons a signed source's group whose positions fit one word
+    and that is scanned word by word runs as one sign pair (plane 2, interface 1.12); a
+    stride-2 3x3 phase-pair group, or any group with no build given, as two planes."""
+    from sia.hw.planes import PAIR, sign_pair
+    p = _signed(3)
+    assert hardware_view(p).layers == hardware_view(p, SIAConfig()).layers   # (no signed neurons)
+    for cfg in (SIAConfig(pes=4, signed_count_bits=3),
+                SIAConfig(pes=4, signed_count_bits=3, phase_pairs=True)):
+        v = hardware_view(p, cfg)
+        assert hardware_view(v, cfg) is v
+        pairs = 0
+        for i, (layer, lv) in enumerate(zip(p.layers, v.layers)):
+            want = []
+            for s in layer.inputs:
+                if s.source < 0 or not p.layers[s.source].signed:
+                    want.append(0)
+                elif sign_pair(s, p, i, cfg):
+                    assert s.pool == 1 and not regmap.phase_pair(s, p.source_shape(s.source), cfg)
+                    want.append(PAIR)
+                else:
+                    want += [1, -1]
+            assert [s.plane for s in lv.inputs] == want
+            pairs += want.count(PAIR)
+        assert pairs > 0
+
+
+def test_sign_pair_unit_costs():
+    """A sign pair issues its +1 events, then its -1 events: max(1, ceil(n+/E) +
+    ceil(n-/E)) cycles, never more than max(1, ceil(n+/E)) + max(1, ceil(n-/E)) as two
+    planes (the formula and the RTL: `test_signed_launch_cycles_match_the_rtl_reference_formula`,
+    tests/test_rtl_cosim.py)."""
+    import torch
+
+    from sia.hw.model import schedule as S
+    n = torch.tensor([[0, 0], [1, 0], [0, 1], [1, 1], [2, 1], [3, 2], [4, 0]])
+    region = n.T.reshape(1, 1, 2, 1, -1)               # [T', B, 2 words, R, W]
+    for E, want in ((1, [1, 1, 1, 2, 3, 5, 4]), (2, [1, 1, 1, 2, 2, 3, 2])):
+        cost = S.unit_costs(S.sign_units(region), E, signs=True).reshape(-1).tolist()
+        assert cost == want
+        planes = [max(1, -(-a // E)) + max(1, -(-b // E)) for a, b in n.tolist()]
+        assert all(c <= q for c, q in zip(cost, planes))
+
+
+def test_a_bitstream_before_sign_pairs_is_refused():
+    """A program image with sign pairs on a bitstream of interface 1.11 (which would read
+    the -1 word as channels 64..127) is refused at load; 1.12 loads and runs it."""
+    import pytest
+
+    from sia import SiaError
+    from sia.deploy import regmap_bridge as rb
+    from sia.deploy import transport as tp
+    from sia.deploy.image import build_image
+    from sia.deploy.pynq_driver import SiaDriver
+    from sia.deploy.twin_device import PythonSia
+    p = _signed(1)
+    cfg = SIAConfig(pes=4, signed_count_bits=3)
+    image = build_image(p, cfg)
+    assert any(rb.sign_pairs(image, k) for k in range(len(image.launches)))
+    for version, ok in ((0x0001_000B, False), (regmap.VERSION, True)):
+        dev = PythonSia(cfg)
+        reg = dev.reg_read
+        dev.reg_read = (lambda v: lambda off: v if off == regmap.REGISTERS["VERSION"][0]
+                        else reg(off))(version)
+        d = SiaDriver(tp.TwinTransport(dev, length_width=26), timeout_s=0.3)
+        if ok:
+            d.load(image)
+        else:
+            with pytest.raises(SiaError, match="sign pairs"):
+                d.load(image)

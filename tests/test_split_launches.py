@@ -124,17 +124,19 @@ def test_twin_and_driver_run_split_launches(signed):
 
 def test_dse_points_of_signed_and_split_programs_equal_direct_runs():
     """`sia dse` (which re-times a run's scanned words for each build) gives the direct
-    model run's cycles for a signed program on builds with and without split launches."""
+    model run's cycles for a signed program on builds with and without split launches,
+    with and without phase pairs (which change the groups that run as sign pairs)."""
     from sia.hw.model import dse, report
     p = random_signed_program(2, chans=(5, 11))
     imgs = torch.from_numpy(_images(p))
     for buf in (8, 32):      # layers 1 and 3 split at 8 maps, nothing at 32
         base = dataclasses.replace(SIGNED_BUILD, buffer_timesteps=buf)
         rows = dse.sweep(p, imgs, pes=(4, 8), events=(2,), timesteps=(6,), weight_bits=(8,),
-                         batches=(1, 3), base=base)
+                         batches=(1, 3), base=base, phase_pairs=(False, True))
         assert rows and all(q["fits"] for q in rows)
+        assert {q["phase_pairs"] for q in rows} == {False, True}
         for q in rows:
-            cfg = dataclasses.replace(base, pes=q["pes"])
+            cfg = dataclasses.replace(base, pes=q["pes"], phase_pairs=q["phase_pairs"])
             s = report.summarize(model_run(p, imgs, T=6, config=cfg, weight_batch=q["weight_batch"]))
             assert q["latency_cycles"] == pytest.approx(s["latency_cycles"]["mean"])
 

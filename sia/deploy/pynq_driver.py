@@ -78,10 +78,15 @@ class SiaDriver:
             image = load_image(image, hw, rb.regmap_version())
         split = next((k for k in range(len(image.launches)) if len(rb.launch_chunks(image, k)) > 1),
                      None)
-        if split is not None and self.t.sia_read(rb.REG["VERSION"]) & 0xFFFF < 10:
+        minor = self.t.sia_read(rb.REG["VERSION"]) & 0xFFFF
+        if split is not None and minor < 10:
             raise SiaError(f"launch {split} splits its steps over launches (interface 1.10), which "
                            "this bitstream cannot resume; use a build with larger spike buffers "
                            "(buffer_timesteps) or a newer bitstream")
+        pairs = next((k for k in range(len(image.launches)) if rb.sign_pairs(image, k)), None)
+        if pairs is not None and minor < 12:
+            raise SiaError(f"launch {pairs} carries sign pairs (interface 1.12), which this "
+                           "bitstream would read as other channels; use a newer bitstream")
         self._free()
         self._buffers(image, [1] * len(image.launches))
         self.image = image

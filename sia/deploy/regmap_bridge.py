@@ -142,6 +142,16 @@ def packed_header(image, k: int, images: int, keep: bool,
     return beats_to_bytes(beats)
 
 
+def sign_pairs(image, k: int) -> bool:
+    """Does launch k carry a sign-pair group (descriptor bit `spair`, interface 1.12)?"""
+    info = launch_info(image, k)
+    beats = bytes_to_beats(image.tile_static(k)[:8 * info.header_beats])
+    n = rm.unpack_fields(rm.LAYER_LAYOUT, beats[:rm.LAYER_BEATS])["ngroups"]
+    return any(rm.unpack_fields(rm.GROUP_LAYOUT, beats[rm.LAYER_BEATS + rm.GROUP_BEATS * g:
+                                                       rm.LAYER_BEATS + rm.GROUP_BEATS * (g + 1)])
+               ["spair"] for g in range(n))
+
+
 def launch_images(image, k: int, limit: int | None) -> int:
     """Images one launch k can carry (`regmap.launch_images`; at most `limit`)."""
     ln = image.launches[k]

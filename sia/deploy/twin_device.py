@@ -157,8 +157,11 @@ class PythonSia:
                              for j, g in enumerate(groups))
                       # signed neurons and -1 planes (1.9): builds with net counts only,
                       # at most 2^K - 1 steps per image
-                      or (hdr["signed"] or any(g["neg"] for g in groups))
+                      or (hdr["signed"] or any(g["neg"] or g["spair"] for g in groups))
                       and not cfg.signed_count_bits
+                      # a sign pair (1.12): one word pair per position, words scanned alone
+                      or any(g["spair"] and (g["image"] or g["phase"] or g["quad"]
+                                             or g["pool"] != 1 or g["nw"] != 2) for g in groups)
                       or hdr["signed"] and period >= 1 << cfg.signed_count_bits
                       # a resumed launch (1.10): one image of a spiking-input layer
                       or hdr["resume"] and (hdr["image"] or period != hdr["timesteps"]))
@@ -241,6 +244,9 @@ class PythonSia:
                 op = OPS[g["op"]]
                 C = rows if op == "conv" else (g["pos_rstride"] if op == "dense" else n)
                 x = torch.as_tensor(bits[..., :C].transpose(0, 3, 1, 2).astype(np.float64))
+                if g["spair"]:   # a sign pair: word 0 the +1 spikes, word 1 the -1 spikes
+                    x = x - torch.as_tensor(bits[..., 64:64 + C].transpose(0, 3, 1, 2)
+                                            .astype(np.float64))
             cur = self._synapse(OPS[g["op"]], g, w, x, n)
             if g["neg"]:          # a -1 plane's events add -w
                 cur = -cur

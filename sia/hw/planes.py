@@ -12,11 +12,18 @@ and the two groups' currents add up to the signed group's, exactly. The cost is 
 plane's scan (its words are scanned like any group's) and its events (each -1 spike is
 one event, counted as the accumulates it does); `docs/architecture.md`, "Signed neurons".
 
-`hardware_view(program)` is the program as the SIA runs it: the same layers (their
-`signed` flag drives the aggregation core), each signed-source group replaced by its two
-planes (`Synapse.plane` = +1 / -1, the weight arrays shared, not negated). Unsigned
-programs are returned as they are. The golden simulator runs the program itself; the
-cycle model, the packet packer and the RTL see the view.
+**Sign pairs** (interface 1.12): where a position's channels fit one word and the group
+is scanned word by word (no pool, no phase pair or quad; `sign_pair`), the two planes
+are one group instead, its words interleaved per position (+1 word, -1 word): the
+dispatcher reads both as one issue unit and issues the +1 events, then the -1 events
+(one sign per cycle), so a unit costs max(1, ceil(n+ / E) + ceil(n- / E)) where the two
+planes cost max(1, ceil(n+ / E)) + max(1, ceil(n- / E)): the sparse -1 word rides along.
+
+`hardware_view(program, config)` is the program as the SIA runs it: the same layers (their
+`signed` flag drives the aggregation core), each signed-source group replaced by its sign
+pair (`Synapse.plane` = 2) or its two planes (+1 / -1), the weight arrays shared, not
+negated. Unsigned programs are returned as they are. The golden simulator runs the
+program itself; the cycle model, the packet packer and the RTL see the view.
 """
 
 import dataclasses
@@ -32,25 +39,55 @@ def split(syn: Synapse) -> list[Synapse]:
     return [dataclasses.replace(syn, plane=1), dataclasses.replace(syn, plane=-1)]
 
 
-def hardware_view(program: Program) -> Program:
-    """The program with every group of a signed source split into its two planes."""
+PAIR = 2    # Synapse.plane of a sign pair: both signs, one group (`sign_pair`)
+
+
+def sign_pair(syn: Synapse, program: Program, layer_index: int, config) -> bool:
+    """Does this group of a signed source run as a sign pair on `config` (interface
+    1.12)? On builds with signed neurons, a group whose source position fits one 64-bit
+    word (an identity group: the tile's slice) and that the dispatcher scans word by word:
+    no pool, not a phase pair or quad (their units already pair words of other
+    positions), not the identity the aggregation core adds while it drains."""
+    from sia.hw import regmap       # (regmap imports this module)
+    if not (config is not None and config.signed_count_bits) or syn.pool != 1:
+        return False
+    shape = program.source_shape(syn.source)
+    if regmap.phase_pair(syn, shape, config):
+        return False
+    layer = program.layers[layer_index]
+    j = regmap.drain_group(layer, config)
+    if j is not None and layer.inputs[j] is syn:
+        return False
+    return syn.op == "identity" or shape[0] <= config.stream_bits
+
+
+def hardware_view(program: Program, config=None) -> Program:
+    """The program with every group of a signed source as its sign pair (`sign_pair` on
+    `config`) or split into its two planes (any group, with no config)."""
     signed = {i for i, layer in enumerate(program.layers) if layer.signed}
 
     def whole(s):   # a group of a signed source not yet split (a view stays as it is)
         return s.source != IMAGE and s.source in signed and not s.plane
 
+    def view(i, s):
+        if not whole(s):
+            return [s]
+        if sign_pair(s, program, i, config):
+            return [dataclasses.replace(s, plane=PAIR)]
+        return split(s)
+
     if not any(whole(s) for layer in program.layers for s in layer.inputs):
         return program
-    layers = [dataclasses.replace(layer, inputs=[p for s in layer.inputs
-                                                 for p in (split(s) if whole(s) else [s])])
-              for layer in program.layers]
+    layers = [dataclasses.replace(layer, inputs=[p for s in layer.inputs for p in view(i, s)])
+              for i, layer in enumerate(program.layers)]
     return dataclasses.replace(program, layers=layers)
 
 
 def plane_map(syn: Synapse, x):
-    """The spike map a group's events come from: the source's map itself (plane 0) or the
-    0/1 map of its +1 or -1 spikes (tensor or array alike)."""
-    if not syn.plane:
+    """The spike map a group's events come from: the source's map itself (plane 0; a
+    sign pair: the signed map, its +1 and -1 spikes in two words) or the 0/1 map of its
+    +1 or -1 spikes (tensor or array alike)."""
+    if syn.plane in (0, PAIR):
         return x
     m = x == syn.plane
     return m.to(x.dtype) if hasattr(m, "to") else m.astype(np.asarray(x).dtype)

@@ -76,6 +76,15 @@ Tile packet (all multi-bit fields little-endian, two's complement where signed):
   `neg` group: a -1 plane is empty there (`sia.hw.planes.unscanned_steps`), so only the
   cycle count changes; the maps are streamed as before.
 
+  Sign pairs (interface 1.12): on builds with signed neurons, a signed source's group
+  whose positions fit one word and that has no pool and no phase pair
+  (`sia.hw.planes.sign_pair`) is one group with the bit `spair`: per position its +1 word
+  and then its -1 word (`nw` = 2, one run), read as one issue unit; the dispatcher issues
+  the +1 events, then the -1 events (one sign per cycle), both on the group's weight rows
+  (channel = bit index). A 1.11 build would read the -1 word as channels 64..127: the
+  driver refuses sign pairs on builds before 1.12; builds without signed neurons refuse
+  `spair` (error code 2).
+
   1. header: LAYER_BEATS beats of layer descriptor + GROUP_BEATS beats per synapse
      group (fields and positions: LAYER_FIELDS / GROUP_FIELDS, packed LSB-first,
      in order, a field never straddles a beat).
@@ -104,7 +113,9 @@ Tile packet (all multi-bit fields little-endian, two's complement where signed):
                per word w the words of columns 2X and 2X+1 (pair-interleaved);
                a quad group (`phase_quad`, interface 1.7) per row pair Y, per column
                pair X, per word w the words of (2Y, 2X), (2Y, 2X+1), (2Y+1, 2X),
-               (2Y+1, 2X+1) (quad-interleaved).
+               (2Y+1, 2X+1) (quad-interleaved);
+               a sign pair (`spair`, interface 1.12) per position the word of its +1
+               spikes, then the word of its -1 spikes.
        image:  once, for each source position, ceil(8*C/64) beats; byte c = pixel channel c.
 Output packet (streamed while the launch computes, in drain order):
   if-layer:    for t, for each output position (raster), ceil(P/64) beats; bit p = spike
@@ -121,12 +132,12 @@ import numpy as np
 
 from sia import SiaError
 from sia.hw.params import SIAConfig
-from sia.hw.planes import check_signed, hardware_view, plane_map
+from sia.hw.planes import PAIR, check_signed, hardware_view, plane_map
 from sia.program.format import IMAGE, Program
 
 BEAT_BITS = 64
 ID_MAGIC = 0x53494131          # "SIA1"
-VERSION = 0x0001_000B          # major.minor = 1.11 (1.1: resident-weight launches, `keep`;
+VERSION = 0x0001_000C          # major.minor = 1.12 (1.1: resident-weight launches, `keep`;
                                # 1.2: PARAM_MEMBRANE_POSITIONS; 1.3: packed launches, `period`,
                                # narrow weight streams, `wnarrow`; 1.4: phase pairs, group
                                # field `phase`, PARAM_PHASE_PAIRS; 1.5: identity in the
@@ -138,7 +149,8 @@ VERSION = 0x0001_000B          # major.minor = 1.11 (1.1: resident-weight launch
                                # PARAM_NARROW_STREAM; 1.9: signed spikes, layer field
                                # `signed`, group field `neg`, PARAM_SIGNED_COUNT_BITS;
                                # 1.10: split launches, layer field `resume`; 1.11: -1
-                               # planes skipped at an image's first step: CYCLES only)
+                               # planes skipped at an image's first step: CYCLES only;
+                               # 1.12: sign pairs, group field `spair`)
 HDR_MAGIC = 0x51A              # first 12 bits of every tile packet
 MAX_GROUPS = 4
 OPS = {"conv": 0, "dense": 1, "identity": 2}
@@ -237,6 +249,8 @@ GROUP_FIELDS = [
     ("npos", 2),       # narrow streams: log2 of the buffer words one input beat carries
     ("neg", 1),        # signed spikes (1.9): the -1 plane of a signed source; its events
                        # add -w, and it shares the weight rows of the +1 plane before it
+    ("spair", 1),      # sign pairs (1.12): per position the +1 word, then the -1 word (its
+                       # events add -w), one issue unit, one sign per cycle
 ]
 
 
@@ -534,7 +548,7 @@ def _groups(program: Program, layer_index: int, tile: int, cfg: SIAConfig, T: in
     """Per-group geometry (the descriptor values) for one tile, in stream order: the
     drain group (`drain_group`) first, then the layer's inputs in order (a signed
     source's two planes, `sia.hw.planes`: the -1 plane after the +1 plane, on its rows)."""
-    program = hardware_view(program)
+    program = hardware_view(program, cfg)
     layer = program.layers[layer_index]
     P = cfg.pes
     _, H_out, W_out = layer.shape
@@ -578,19 +592,22 @@ def _groups(program: Program, layer_index: int, tile: int, cfg: SIAConfig, T: in
         # a quad group (`phase_quad`) is walked as Hs/2 row pairs of Ws/2 column pairs
         # whose 4*nw words, (2Y+i, 2X+j, w) in (w, i, j) order, form one run of quads
         qd = ph and phase_quad(s, program.source_shape(s.source), cfg)
-        k = 4 if qd else 2 if ph else 1            # words per unit of one channel word
+        # a sign pair (`sia.hw.planes.sign_pair`, interface 1.12): per position its +1
+        # word and its -1 word, one run of one word pair
+        sp = s.plane == PAIR
+        k = 4 if qd else 2 if ph or sp else 1       # words per unit of one channel word
         g = dict(op=OPS[s.op], image=int(image), pool=p, stride=stride, pad=pad, kh=kh, kw=kw,
                  nw=k * nw, hp=hp // 2 if qd else hp, wp=wp // 2 if ph else wp,
                  reach=1 if qd else reach, base=base, tstride=0,
-                 prow_stride=p * Ws * nw * (2 if qd else 1),
-                 srow_stride=Ws * nw, pstride=p * nw * k, wrow=wrow,
+                 prow_stride=p * Ws * nw * (2 if qd or sp else 1),
+                 srow_stride=Ws * nw * (2 if sp else 1), pstride=p * nw * k, wrow=wrow,
                  pos_rstride=rstride, phase=int(ph), drain=int(j == dj), quad=int(qd),
-                 neg=int(s.plane < 0))
+                 neg=int(s.plane < 0), spair=int(sp))
         if s.plane < 0:   # the -1 plane reads the weight rows of its +1 plane, just before
             g["wrow"], rows = groups[-1]["wrow"], 0
         g["_rows"], g["_C"], g["_src"], g["_syn"] = rows, C, (C, Hs, Ws), s   # as streamed
         g["npos"] = stream_positions(g, cfg).bit_length() - 1
-        g["_beats"] = Hs * Ws * nw     # one timestep of this group (image: the image)
+        g["_beats"] = Hs * Ws * nw * (2 if sp else 1)   # one timestep (image: the image)
         groups.append(g)
         wrow += rows
         base += g["_beats"]
@@ -611,7 +628,7 @@ def check_layer(program: Program, layer_index: int, cfg: SIAConfig, T: int | Non
     where = f"layer {layer_index} ({layer.name})"
     if layer.signed:
         check_signed(program, cfg, T, f"{where}: ")
-    program = hardware_view(program)
+    program = hardware_view(program, cfg)
     layer = program.layers[layer_index]
     if int(images) != images or images < 1:
         raise SiaError(f"{where}: images per launch must be a positive integer, got {images}")
@@ -701,7 +718,7 @@ def launch_images(program: Program, layer_index: int, cfg: SIAConfig, T: int | N
     if len(launch_chunks(program, layer_index, cfg, T)) > 1:
         return 1                 # split over launches: one image at a time
     check_layer(program, layer_index, cfg, T)
-    program = hardware_view(program)
+    program = hardware_view(program, cfg)
     if not packable(layer):
         return 1
     inb, outb = buffer_beats(cfg)
@@ -720,7 +737,7 @@ def _out_beats(layer, cfg: SIAConfig, T: int) -> int:
 def tile_info(program: Program, layer_index: int, tile: int, cfg: SIAConfig,
               T: int | None = None, images: int = 1) -> TileInfo:
     """Beat counts of one launch carrying `images` images (packed launch if > 1)."""
-    program = hardware_view(program)
+    program = hardware_view(program, cfg)
     T = program.timesteps if T is None else T
     layer = program.layers[layer_index]
     groups = check_layer(program, layer_index, cfg, T, images)
@@ -754,7 +771,7 @@ def pack_tile(program: Program, layer_index: int, tile: int, inputs: dict,
     the chunk's steps, `inputs` its maps, and the previous launch on the accelerator the
     chunk before it (same layer, tile and image).
     """
-    program = hardware_view(program)
+    program = hardware_view(program, cfg)
     T = program.timesteps if T is None else T
     layer = program.layers[layer_index]
     per_image = image_list(inputs)
@@ -850,6 +867,10 @@ def pack_inputs(program: Program, layer_index: int, tile: int, inputs: dict, cfg
                 per_group.append([np.asarray(_spike_beats(x[t:t + 1], nw), dtype=object)
                                   .reshape(H // 2, 2, W // 2, 2, nw).transpose(0, 2, 4, 1, 3)
                                   .reshape(-1).tolist() for t in range(T)])
+            elif g["spair"]:               # per position: the +1 word, the -1 word
+                per_group.append([[w for pair in zip(_spike_beats(x[t:t + 1] == 1, 1),
+                                                     _spike_beats(x[t:t + 1] == -1, 1))
+                                   for w in pair] for t in range(T)])
             elif g["phase"]:               # (X, w, column 2X / 2X+1) order
                 nw, (_, _, H, W) = g["nw"] // 2, x.shape
                 per_group.append([np.asarray(_spike_beats(x[t:t + 1], nw), dtype=object)

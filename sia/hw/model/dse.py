@@ -79,9 +79,11 @@ def point(program: Program, r: ModelResult, cfg: SIAConfig, weight_batch: int = 
         check_fits(program, cfg, T)
     except SiaError as e:
         return {**row, "fits": False, "reason": str(e)}
+    if r is None:
+        raise SiaError("dse.point needs a model run of this build's program view")
     if any(not L.scans for L in r.layers):
         raise SiaError("dse.point needs a model run with keep_scans=True")
-    program = hardware_view(program)     # as the run scanned it (signed sources: planes)
+    program = hardware_view(program, cfg)   # as the run scanned it (sign pairs, planes)
     if r.images and len(r.layers[0].scans) and r.layers[0].scans[0][2].shape[1] != r.images:
         raise SiaError("dse.point needs a model run in one batch (keep_scans)")
     cycles = compute = acc_ops = sops = floor = 0.0
@@ -156,21 +158,36 @@ def sweep(program: Program, images, pes=(16, 32, 64, 128), events=(1, 2), timest
     per_p = any(g.op == "identity" for layer in program.layers for g in layer.inputs)
     rows = []
     for T in Ts:
-        r = None
+        runs = {}
         for P in pes:
-            if r is None or per_p:
-                # one batch: the points are evaluated from every image's scanned words
-                r = run(program, images, T=T, config=dataclasses.replace(base, pes=P),
-                        progress=progress, keep_scans=True, batch_size=max(1, len(images)))
             for E in events:
                 for wb in weight_bits:
                     for ph, q in phase_opts:
                         for idr, ns, nar in ((i, s, n) for i in drains for s in slots
                                              for n in narrows):
                             cfg = builds[P, E, wb, ph, q, idr, ns, nar]
+                            key = _scans_key(program, cfg, per_p)
+                            if key not in runs:
+                                # one batch: the points are evaluated from every image's
+                                # scanned words
+                                try:
+                                    runs[key] = run(program, images, T=T, config=cfg,
+                                                    progress=progress, keep_scans=True,
+                                                    batch_size=max(1, len(images)))
+                                except SiaError:   # the build cannot run it: `point` says why
+                                    runs[key] = None
                             for b in batches:
-                                rows.append(point(program, r, cfg, b, launch_images))
+                                rows.append(point(program, runs[key], cfg, b, launch_images))
     return rows
+
+
+def _scans_key(program: Program, cfg: SIAConfig, per_p: bool) -> tuple:
+    """What a run's scanned words depend on: the PE count (identity groups scan the tile's
+    slice) and the groups of the build's view (sign pairs need signed neurons and no
+    phase pair: `sia.hw.planes.sign_pair`)."""
+    view = hardware_view(program, cfg)
+    return (cfg.pes if per_p else None,
+            tuple(s.plane for layer in view.layers for s in layer.inputs))
 
 
 def write(rows: list[dict], out_dir, stem: str = "sia_dse") -> tuple[Path, Path]:

@@ -321,7 +321,7 @@ def run(program: Program, images, labels=None, T: int | None = None,
     T = program.timesteps if T is None else int(T)
     check_fits(program, config, T)
     golden = program                 # computes the values (signed spikes as they are)
-    program = hardware_view(program)  # what the SIA runs: signed sources as two planes
+    program = hardware_view(program, config)  # what the SIA runs: sign pairs or two planes
     if int(weight_batch) != weight_batch or weight_batch < 1:
         raise SiaError(f"weight_batch must be a positive integer, got {weight_batch}")
     weight_batch = int(weight_batch)
@@ -392,7 +392,7 @@ def launch_cycles(program: Program, layer_index: int, tile: int, inputs,
     config = config or SIAConfig()
     T = program.timesteps if T is None else int(T)
     check_fits(program, config, T)
-    program = hardware_view(program)
+    program = hardware_view(program, config)
     layer = program.layers[layer_index]
     if not 0 <= tile < S.tiles(layer, config):
         raise SiaError(f"layer {layer_index} has {S.tiles(layer, config)} tiles, not tile {tile}")

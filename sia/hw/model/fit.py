@@ -7,7 +7,7 @@ import numpy as np
 from sia import SiaError
 from sia.hw.params import SIAConfig
 from sia.hw.regmap import MAX_GROUPS
-from sia.hw.planes import check_signed, hardware_view, plane_weight
+from sia.hw.planes import PAIR, check_signed, hardware_view, plane_weight
 from sia.program.format import IMAGE, Layer, Program, bits_signed
 
 
@@ -48,6 +48,8 @@ def psum_bits(layer: Layer, program: Program) -> int:
         w = plane_weight(s).astype(np.int64).reshape(s.weight.shape[0], -1)
         # a spike plane's pooled element is in [0, p^2] (`sia.hw.planes`)
         x = s.pool ** 2 if s.plane else input_max(program, s.source, s.pool)
+        if s.plane == PAIR:   # a sign pair's events add w and -w
+            w = np.concatenate([w, -w], 1)
         hi = hi + np.clip(w, 0, None).sum(1) * x
         lo = lo + np.clip(w, None, 0).sum(1) * x
     return bits_signed(int(lo.min()), int(hi.max()))
@@ -71,7 +73,7 @@ def check_membranes(program: Program, index: int, config: SIAConfig) -> None:
 
 def check_fits(program: Program, config: SIAConfig, T: int) -> None:
     check_signed(program, config, T)
-    program = hardware_view(program)
+    program = hardware_view(program, config)
     if not 1 <= T <= min(config.max_timesteps, program.t_max):
         raise SiaError(f"T={T} outside 1..{min(config.max_timesteps, program.t_max)} "
                        f"(max_timesteps={config.max_timesteps}, program t_max={program.t_max})")

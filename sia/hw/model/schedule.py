@@ -19,7 +19,7 @@ import torch
 from sia.hw import regmap, timing
 from sia.hw.model.fit import is_image_layer, weight_rows
 from sia.hw.params import SIAConfig
-from sia.hw.planes import plane_map, unscanned_steps
+from sia.hw.planes import PAIR, plane_map, unscanned_steps
 from sia.program.format import IMAGE, Layer, Program, Synapse
 from sia.snn.synapse import fanout_map
 
@@ -44,6 +44,11 @@ def active_pes(layer: Layer, tile: int, config: SIAConfig) -> int:
 
 def channels_per_word(syn: Synapse, config: SIAConfig) -> int:
     return config.stream_bits // 8 if syn.source == IMAGE else config.stream_bits
+
+
+def words_per_channel_word(syn: Synapse) -> int:
+    """Buffer words per word of channels: 2 in a sign pair (its +1 and -1 word), else 1."""
+    return 2 if syn.plane == PAIR else 1
 
 
 def phase(syn: Synapse, program: Program, config: SIAConfig) -> bool:
@@ -132,6 +137,10 @@ def word_cost(words: torch.Tensor, E: int, planes: torch.Tensor | None = None) -
 def word_counts(syn: Synapse, x: torch.Tensor, lo: int, hi: int, config: SIAConfig) -> torch.Tensor:
     """Set bits per spike-buffer word of channels [lo, hi): image uint8 [B,C,H,W] ->
     [1,B,nw,H,W]; spikes [T,B,C,H,W] -> [T,B,nw,H,W]."""
+    if syn.plane == PAIR:   # a sign pair (one word of channels): its +1 word, its -1 word
+        one = dataclasses.replace(syn, plane=0)
+        return torch.cat([word_counts(one, (x == v).to(torch.uint8), lo, hi, config)
+                          for v in (1, -1)], 2)
     per = channels_per_word(syn, config)
     if syn.source == IMAGE:
         x = _POPCOUNT[x[:, lo:hi].long()][None]
@@ -179,11 +188,20 @@ def quad_units(region: torch.Tensor) -> torch.Tensor:
             .reshape(t, b, nw, rows // 2, w // 2, 4))
 
 
+def sign_units(region: torch.Tensor) -> torch.Tensor:
+    """Sign pairs (`sia.hw.planes.sign_pair`): the scanned words [T',B,2,R,W] (each
+    position's +1 word, then its -1 word) as units [T',B,1,R,W,2]."""
+    return region.permute(0, 1, 3, 4, 2)[:, :, None]
+
+
 def unit_costs(region: torch.Tensor, E: int, planes: torch.Tensor | None = None,
-               phase: bool = False) -> torch.Tensor:
+               phase: bool = False, signs: bool = False) -> torch.Tensor:
     """Dispatch cycles of each issue unit: `word_cost`; a phase pair (quad) takes up to E
     events from each of its two (four) words per cycle: max(1, max over words of
-    ceil(n_word / E)) (region [..., 2] or [..., 4])."""
+    ceil(n_word / E)) (region [..., 2] or [..., 4]); a sign pair issues its +1 events,
+    then its -1 events: max(1, ceil(n+ / E) + ceil(n- / E)) (region [..., 2])."""
+    if signs:
+        return torch.clamp(ceil_div(region, E).sum(-1), min=1)
     if phase:
         return torch.clamp(ceil_div(region, E).amax(-1), min=1)
     return word_cost(region, E, planes)
@@ -265,7 +283,10 @@ def scan_stats(syn: Synapse, words: torch.Tensor, h_out: int, E: int,
         return {"accumulate": (cost - empty).sum((2, 3), dtype=torch.int64),
                 "dispatch_empty": empty.sum((2, 3), dtype=torch.int64),
                 "events": region.sum((2, 3, 4), dtype=torch.int64)}
-    if phase or quad:
+    if syn.plane == PAIR:
+        region = sign_units(scanned(syn, words, h_out))
+        cost, n = unit_costs(region, E, signs=True), region.sum(-1)
+    elif phase or quad:
         region = (quad_units if quad else phase_units)(scanned(syn, words, h_out))
         cost, n = unit_costs(region, E, phase=True), region.sum(-1)
     else:
@@ -305,7 +326,7 @@ def _stream_sizes(program: Program, i: int, config: SIAConfig, tile: int) -> lis
         c, h, w = scan_shape(s, program.source_shape(s.source))
         if s.op == "identity":
             c = active_pes(layer, tile, config)
-        out.append(h * w * ceil_div(c, channels_per_word(s, config)))
+        out.append(h * w * ceil_div(c, channels_per_word(s, config)) * words_per_channel_word(s))
     return out
 
 
@@ -335,8 +356,11 @@ def row_dispatch(syn: Synapse, words: torch.Tensor, h_out: int, E: int,
     hold: each pooled position `held_costs`; phase quads: a row pair's units are counted
     at its first row - every r_end of a quad group is even)."""
     p = syn.pool
+    signs = syn.plane == PAIR
     if quad:
         region = quad_units(scanned(syn, words, h_out))      # [T', B, nw, rows/2, pairs, 4]
+    elif signs:
+        region = sign_units(scanned(syn, words, h_out))      # [T', B, 1, rows, cols, 2]
     elif phase:
         region = phase_units(scanned(syn, words, h_out))     # [T', B, nw, rows, pairs, 2]
     else:
@@ -348,7 +372,8 @@ def row_dispatch(syn: Synapse, words: torch.Tensor, h_out: int, E: int,
         cost = unit_costs(region, E, phase=True).sum((2, 4), dtype=torch.int64)
         cost = torch.stack([cost, torch.zeros_like(cost)], -1).flatten(-2)   # per source row
     else:
-        cost = unit_costs(region, E, planes, phase).sum((2, 4), dtype=torch.int64)
+        cost = (unit_costs(region, E, signs=True) if signs else
+                unit_costs(region, E, planes, phase)).sum((2, 4), dtype=torch.int64)
         cost = cost.reshape(*cost.shape[:2], -1, p).sum(-1)     # per pooled row
     cum = torch.nn.functional.pad(cost.cumsum(-1), (1, 0))
     hp = words.shape[-2] // p
@@ -490,7 +515,8 @@ def memory_static(program: Program, i: int, config: SIAConfig, T: int,
             c = active_pes(layer, tile, config)
         rows = r_end(s, h // s.pool, ho - 1) * s.pool
         steps = 1 if image else T - len(unscanned_steps(s.plane < 0, T, T))   # an image's T
-        scan += steps * rows * w * ceil_div(c, channels_per_word(s, config))
+        scan += (steps * rows * w * ceil_div(c, channels_per_word(s, config))
+                 * words_per_channel_word(s))
     reads = [sum(pos for t in range(1, T) if t % 2 == b) for b in (0, 1)]   # t = 0 reads v_init
     writes = [sum(pos for t in range(T) if (t + 1) % 2 == b) for b in (0, 1)]
     if layer.kind == "integrator":

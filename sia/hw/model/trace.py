@@ -18,7 +18,7 @@ from sia.hw.model import schedule as S
 from sia.hw.model.fast import launch_chunks
 from sia.hw.model.fit import check_fits, is_image_layer, weight_rows
 from sia.hw.params import SIAConfig
-from sia.hw.planes import hardware_view, plane_weight, unscanned_steps
+from sia.hw.planes import PAIR, hardware_view, plane_weight, unscanned_steps
 from sia.program.format import IMAGE, Program
 
 
@@ -100,7 +100,8 @@ class _Launch:
         (E = 4 image words): one cycle's events share a bit plane, lowest plane first.
         more: the other words' events of a phase pair (`regmap.phase_pair`: one more) or
         quad (`regmap.phase_quad`: three more): each cycle takes up to E events of each
-        word. Pool hold (`schedule.holds`): the events held
+        word; of a sign pair (`sia.hw.planes.sign_pair`): the -1 word's, issued after the
+        +1 word's (one sign per cycle). Pool hold (`schedule.holds`): the events held
         from the unit before go first; a unit that does not end its pooled position
         (`end`) stops once fewer than 2E are left, issues E of them and holds the rest."""
         E = self.cfg.events_per_cycle
@@ -116,7 +117,9 @@ class _Launch:
             if S.plane_issue(s, self.cfg):
                 runs = [[ev for ev in events if ev[3] == 1 << b] for b in range(8)]
             chunks = [run[j:j + E] for run in runs for j in range(0, len(run), E)] or [[]]
-        if more:
+        if more and s.plane == PAIR:   # a sign pair: its +1 events, then its -1 events
+            chunks = [w[j:j + E] for w in (events, *more) for j in range(0, len(w), E)] or [[]]
+        elif more:
             sets = (events, *more)
             n = max(*map(len, sets), 1)
             chunks = [sum((w[j:j + E] for w in sets), []) for j in range(0, n, E)]
@@ -201,6 +204,16 @@ def _quad_words(s, src, t, lo, hi):
     return rows
 
 
+def _sign_words(s, src, t, lo, hi):
+    """Scan order of a sign pair (`sia.hw.planes.sign_pair`) at step t: {row: [((events
+    of the +1 word, events of the -1 word), 2, True)]} per position, channels [lo, hi) in
+    one word; a -1 event has the value -1 (it adds -w)."""
+    h, w = src.shape[-2:]
+    return {r: [(tuple([(ch, r, x, v, ch * h * w + r * w + x) for ch in range(lo, hi)
+                        if src[t, ch, r, x] == v] for v in (1, -1)), 2, True)
+                for x in range(w)] for r in range(h)}
+
+
 def _channels(prog, layer, s, tile, cfg):
     """The channels a group's words hold: all of its source's (identity: the tile's)."""
     if s.op == "identity":
@@ -265,14 +278,17 @@ def _stream_in(prog, layer, cfg, T, lc: _Launch):
             c = lc.a
         for _ in range(1 if image else T):
             for _pos in range(h * w):
-                lc.mem["spike_in_writes"] += S.ceil_div(c, S.channels_per_word(s, cfg))
+                lc.mem["spike_in_writes"] += (S.ceil_div(c, S.channels_per_word(s, cfg))
+                                              * S.words_per_channel_word(s))
 
 
 def _run_rows(prog, layer, lc, srcs, t, drain_steps, out_s, out_v) -> list[int]:
     """Dispatch and drain every output row of one timestep (functionally in order);
     returns the dispatch cycles of each row (the timeline overlaps them with drains)."""
     views = [S.scan_view(s, srcs[s.source]) for s in layer.inputs]   # numpy maps slice alike
-    words = [_quad_words(s, src, t, *_channels(prog, layer, s, lc.k, lc.cfg))
+    words = [_sign_words(s, src, t, *_channels(prog, layer, s, lc.k, lc.cfg))
+             if s.plane == PAIR else
+             _quad_words(s, src, t, *_channels(prog, layer, s, lc.k, lc.cfg))
              if S.quad(orig, prog, lc.cfg) else
              _phase_words(s, src, t, *_channels(prog, layer, s, lc.k, lc.cfg))
              if S.phase(orig, prog, lc.cfg) else _words(prog, layer, s, src, t, lc.k, lc.cfg)
@@ -364,7 +380,7 @@ def trace(program: Program, image, T: int | None = None,
     config = config or SIAConfig()
     T = program.timesteps if T is None else int(T)
     check_fits(program, config, T)
-    program = hardware_view(program)   # a signed source's groups: its two planes
+    program = hardware_view(program, config)   # signed sources: sign pairs or two planes
     split = next((layer.name for i, layer in enumerate(program.layers)
                   if len(launch_chunks(program, i, config, T)) > 1), None)
     if split is not None:

@@ -106,8 +106,10 @@ def packet_cycles(groups: list[dict], spike_words, out_shape, T: int, image: boo
                     n = pairs.sum(-1).transpose(0, 2, 1, 3)
                     out.append(held_cost(n.reshape(*n.shape[:2], -1), E).sum(1))
                     continue
-                # a phase pair takes up to E events of each word per cycle
+                # a phase pair takes up to E events of each word per cycle; a sign
+                # pair issues its +1 word's events, then its -1 word's
                 v = (np.maximum(1, (-(-pairs // E)).max(-1)) if g.get("phase")
+                     else np.maximum(1, (-(-pairs // E)).sum(-1)) if g.get("spair")
                      else unit_cost(pairs.sum(-1), E))
             out.append(v.reshape(v.shape[0], -1).sum(1))
         out = np.stack(out)

@@ -297,6 +297,14 @@ class Dispatch(wiring.Component):
 
         def k_is(n):   # the low word gives exactly n events this cycle (n < E)
             return (v_lo[n - 1] if n else 1) & ~v_lo[n]
+        # a sign pair (`spair`, signed builds): the unit is a position's +1 word (low) and
+        # -1 word (high), both on channels 0..63; one sign per cycle - the high word's
+        # events wait until the low word has none (so the PEs' one `neg` serves the cycle)
+        SG = bool(self.cfg.signed_count_bits)
+        sp = Signal(name="s0_spair")
+        if SG:
+            m.d.comb += sp.eq(cur["spair"])
+        hi_wait = sp & v_lo[0]
         ev_valid, ev_idx, taken = [], [], []
         for e in range(E):
             v = Signal(name=f"s0_valid{e}")
@@ -306,6 +314,7 @@ class Dispatch(wiring.Component):
                 with m.If(k_is(n)):
                     m.d.comb += [hidx.eq(idx_hi[e - n]), hv.eq(v_hi[e - n])]
             m.d.comb += idx.eq(Mux(v_lo[e], idx_lo[e], Cat(hidx, 1)))
+            hv = hv & ~hi_wait
             if plane:   # image words: the low word only (its high word is empty)
                 m.d.comb += v.eq(Mux(image, pc_low > e, v_lo[e] | hv))
                 taken.append(Mux(v, oh_lo[e], 0))
@@ -318,6 +327,8 @@ class Dispatch(wiring.Component):
         for n in range(E):
             with m.If(k_is(n)):
                 m.d.comb += rem_hi.eq(rest_hi[E - 1 - n])
+        with m.If(hi_wait):
+            m.d.comb += rem_hi.eq(hi)
         rem_next = Cat(rest_lo[E - 1], rem_hi)
         # phase pairs (`regmap.phase_pair`): the unit's two words are columns 2X and 2X+1
         # of one stride-2 conv; each gives up to E events per cycle to its own tap columns
@@ -364,11 +375,16 @@ class Dispatch(wiring.Component):
             rem_q = Signal(128, name="s0_rem_q")
             m.d.comb += rem_q.eq(Mux(hvalid, Mux(v_lo[0], Cat(rest_lo[0], hi), Cat(lo, rest_hi[0])),
                                      rem_next))
-        if PH:   # a phase pair ends when each word has at most E set bits left
+        if PH or SG:   # the set bits left in each word of the unit
             left_b = Signal(8)
             cnt_lo, cnt_hi = Signal(8, name="s0_count_lo"), Signal(8, name="s0_count_hi")
             m.d.comb += [cnt_lo.eq(Mux(fresh, self.sb_count, left)),
                          cnt_hi.eq(Mux(fresh, self.sb_count_hi, left_b))]
+        if SG:   # a sign pair ends with its last cycle of -1 events (or of +1 events, if none)
+            with m.If(sp):
+                m.d.comb += last.eq(active & Mux(cnt_lo != 0, (cnt_lo <= E) & (cnt_hi == 0),
+                                                 cnt_hi <= E))
+        if PH:   # a phase pair ends when each word has at most E set bits left
             with m.If(ph):
                 m.d.comb += last.eq(active & (cnt_lo <= E) & (cnt_hi <= E) &
                                     (~qd | ((cnt_c <= E) & (cnt_d <= E)) if QD else 1))
@@ -388,8 +404,9 @@ class Dispatch(wiring.Component):
             c = Signal(12, name=f"s0_ch{e}")
             pix = ev_idx[e][:3] if plane else ev_idx[e][3:6]
             # bit 6: the event is in the unit's second word
+            # (a sign pair's two words hold the same channels)
             m.d.comb += c.eq(Mux(image, (w << 3) | pix,
-                                 (Mux(ev_idx[e][6], wh, w) << 6) | ev_idx[e][:6]))
+                                 (Mux(ev_idx[e][6] & ~sp, wh, w) << 6) | ev_idx[e][:6]))
             wch.append(c)
         if HOLD:
             # the held event (the lowest set bit of its remainder) takes slot 0, the
@@ -499,8 +516,9 @@ class Dispatch(wiring.Component):
         # ---- S1 registers
         if QD:
             m.d.sync += self.quad.eq(qd)
-        if self.cfg.signed_count_bits:   # one group per cycle: its events share the sign
-            m.d.sync += self.neg.eq(cur["neg"])
+        if SG:   # one group per cycle: its events share the sign (a sign pair: its -1 word's
+            # events once its +1 word has none left)
+            m.d.sync += self.neg.eq(cur["neg"] | (sp & ~v_lo[0]))
         m.d.sync += [self.acc_en.eq(Cat(*va, *vb, *(vc + vd if QD else [])).any() if PH
                                     else Cat(*ev_valid).any()),
                      self.ident.eq(ident),
@@ -576,6 +594,10 @@ class Dispatch(wiring.Component):
                     with m.If(ph):
                         m.d.sync += [left.eq(Mux(cnt_lo > E, cnt_lo - E, 0)),
                                      left_b.eq(Mux(cnt_hi > E, cnt_hi - E, 0))]
+                if SG:   # a sign pair: this cycle took E of the +1 word's, else of the -1 word's
+                    with m.If(sp):
+                        m.d.sync += [left.eq(Mux(cnt_lo > E, cnt_lo - E, 0)),
+                                     left_b.eq(Mux(cnt_lo != 0, cnt_hi, cnt_hi - E))]
             with m.Else():
                 # the next unit starts a run of this group (overridden below when it
                 # continues this run or belongs to the next group)

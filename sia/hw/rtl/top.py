@@ -531,7 +531,15 @@ class SIATop(wiring.Component):
                 neg_any = Cat(*[field(GROUP_LAYOUT, "neg", LAYER_BEATS + GROUP_BEATS * g)
                                 & (g < L["ngroups"]) for g in range(MAX_GROUPS)]).any()
                 K = cfg.signed_count_bits
-                signed_bad = (L["signed"] & (period >= (1 << K))) if K else (L["signed"] | neg_any)
+
+                def gf(name, g):
+                    return field(GROUP_LAYOUT, name, LAYER_BEATS + GROUP_BEATS * g)
+                # (a sign pair, 1.12: one word pair per position, scanned word by word)
+                spair_bad = Cat(*[gf("spair", g) & (g < L["ngroups"]) & (
+                    (gf("image", g) | gf("phase", g) | gf("quad", g) | (gf("pool", g) != 1)
+                     | (gf("nw", g) != 2)) if K else C(1, 1)) for g in range(MAX_GROUPS)]).any()
+                signed_bad = spair_bad | ((L["signed"] & (period >= (1 << K))) if K
+                                          else (L["signed"] | neg_any))
                 # (a resumed launch: one image of a spiking-input layer, never packed)
                 resume_bad = L["resume"] & (image | (period != T))
                 m.d.sync += bad.eq((period == 0) | (period > cfg.max_timesteps) | narrow_bad |
