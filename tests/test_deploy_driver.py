@@ -467,5 +467,13 @@ def test_signed_spikes_on_the_twin_and_its_register():
     pk = regmap.pack_tile(p, 1, 0, {0: spikes}, cfg)
     assert _device_launch(PythonSia(SIAConfig(pes=4)), pk)[0] == 2
     assert _device_launch(PythonSia(cfg), pk)[0] == 0
+    # a sign pair (1.12) that is not one word pair per position: error code 2, as in the RTL
+    g = next(j for j in range(regmap.MAX_GROUPS) if regmap.unpack_fields(
+        regmap.GROUP_LAYOUT, pk[regmap.LAYER_BEATS + regmap.GROUP_BEATS * j:])["spair"])
+    b, lsb, bits = regmap.GROUP_LAYOUT["nw"]
+    bad = list(pk)
+    b += regmap.LAYER_BEATS + regmap.GROUP_BEATS * g
+    bad[b] = bad[b] & ~(((1 << bits) - 1) << lsb) | 1 << lsb
+    assert _device_launch(PythonSia(cfg), bad)[0] == 2
     with pytest.raises(SiaError, match="signed_count_bits > 0"):
         run(p, x, "twin", cfg=SIAConfig(pes=4))

@@ -51,7 +51,10 @@ def test_weight_port_shared_only_where_cheaper():
     "synth_resnet18_p16e2_slots5_quads_signed_k3_s28.json",
     "synth_resnet18_w025_quads_narrow_signed_s28.json", "synth_resnet18_p16e2_slots5_quads_signed_s28.json",
     "synth_resnet18_w025_quads_narrow_signed_k3_drain_s28.json",
-    "synth_resnet18_w025_quads_narrow_signed_negate_k4_drain_s28.json"])
+    "synth_resnet18_w025_quads_narrow_signed_negate_k4_drain_s28.json",
+    "synth_resnet18_w025_quads_narrow_signed_firststep_s29.json",
+    "synth_resnet18_w025_quads_narrow_signed_s29.json",
+    "synth_resnet18_p16e2_slots5_quads_signed_s29.json"])
 def test_design_estimate_equals_yosys(report):
     rep = json.loads((RTL_DOCS / report).read_text())
     est = design_ram36(SIAConfig.from_json(rep["params"]))
