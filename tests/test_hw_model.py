@@ -762,6 +762,8 @@ def test_build_name_lists_the_options_that_differ():
                     psum_slots=8)
     assert report.build_name(cfg.to_json()) == \
         "P=16 E=2, phase pairs, identity drain, no row prefetch, 8 psum slots"
+    assert report.build_name(SIAConfig(pes=16, signed_count_bits=4).to_json()) == \
+        "P=16 E=2, signed neurons (K=4)"
 
 
 def test_report_fields_and_cli(tmp_path, capsys):

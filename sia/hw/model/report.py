@@ -204,6 +204,8 @@ def build_name(cfg: dict) -> str:
         opts.append("no row prefetch")
     if cfg.get("psum_slots", 4) != 4:
         opts.append(f"{cfg['psum_slots']} psum slots")
+    if cfg.get("signed_count_bits"):
+        opts.append(f"signed neurons (K={cfg['signed_count_bits']})")
     return f"P={cfg['pes']} E={cfg['events_per_cycle']}" + "".join(", " + o for o in opts)
 
 
