@@ -63,7 +63,8 @@ class Synapse:
     padding: int = 0
     pool: int = 1
     plane: int = 0      # the SIA's view only (sia/hw/planes.py), never in a file: 0 = the
-                        # source's spikes; +1 / -1 = its +1 / -1 spikes (the -1 plane adds -w)
+                        # source's spikes; +1 / -1 = its +1 / -1 spikes (the -1 plane adds -w);
+                        # 2 = a sign pair, both signs in one group
 
     @property
     def kernel(self) -> tuple[int, int]:
