@@ -48,9 +48,11 @@ def counted_like_rows(skip_empty: bool):
     """`schedule.scan_stats` whose accumulate + empty-unit cycles equal the (projected)
     `row_dispatch` total, so that the phases and the conv utilisation follow the option
     (as built the two agree; tested)."""
-    def stats(syn, words, h_out, E, planes=None, phase=False, hold=False, quad=False):
-        d = _BUILT_STATS(syn, words, h_out, E, planes, phase, hold, quad)
-        total = S.row_dispatch(syn, words, h_out, E, planes, phase, hold, quad).sum(-1)
+    def stats(syn, words, h_out, E, planes=None, phase=False, hold=False, quad=False,
+              period=None, resume=False):
+        d = _BUILT_STATS(syn, words, h_out, E, planes, phase, hold, quad, period, resume)
+        total = S.row_dispatch(syn, words, h_out, E, planes, phase, hold, quad, period,
+                               resume).sum(-1)
         empty = (torch.zeros_like(d["dispatch_empty"]) if skip_empty
                  else torch.minimum(d["dispatch_empty"], total))
         return {**d, "accumulate": total - empty, "dispatch_empty": empty}
@@ -64,13 +66,13 @@ def skipping_unit_costs(region, E, planes=None, phase=False):
 
 
 def carried_row_dispatch(syn, words, h_out, E, planes=None, phase=False, hold=False,
-                         quad=False):
+                         quad=False, period=None, resume=False):
     """`schedule.row_dispatch` with the runs of each pooled position issued as one stream
     (spike groups with a pool only, in place of pool hold where the build has it;
     everything else as built)."""
     p = syn.pool
     if phase or quad or p == 1 or syn.source == IMAGE:
-        return _BUILT(syn, words, h_out, E, planes, phase, hold, quad)
+        return _BUILT(syn, words, h_out, E, planes, phase, hold, quad, period, resume)
     region = S.issue_units(syn, S.scanned(syn, words, h_out))   # [T', B, U, rows*p, cols]
     t, b, u, rows, cols = region.shape
     per_pos = region.reshape(t, b, u, rows // p, p, cols)
@@ -78,7 +80,7 @@ def carried_row_dispatch(syn, words, h_out, E, planes=None, phase=False, hold=Fa
     cost = torch.maximum(S.ceil_div(n, E), torch.full_like(n, u * p)).sum(-1)   # per pooled row
     cum = torch.nn.functional.pad(cost.cumsum(-1), (1, 0))
     ends = torch.tensor([S.r_end(syn, words.shape[-2] // p, oy) for oy in range(-1, h_out)])
-    return cum[..., ends[1:]] - cum[..., ends[:-1]]
+    return S.first_step_skip(syn, cum[..., ends[1:]] - cum[..., ends[:-1]], period, resume)
 
 
 OPTIONS = ("pool_carry", "skip_empty")   # (row prefetch, pool hold: built in sessions 14, 15)

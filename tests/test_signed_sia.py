@@ -177,8 +177,9 @@ def test_first_step_skip_saves_the_minus_one_planes_first_scan():
                     sv, x = S.scan_view(s, torch.from_numpy(ins[s.source])[:, None])
                     words = S.group_words(v, layer, sv, x, 0, cfg)
                     assert int(words[0].sum()) == 0
+                    # (resume: the units as scanned, without the first-step skip)
                     units += int(S.scan_stats(sv, words, layer.shape[1], 2, None, ph, False,
-                                              qd)["dispatch_empty"][0].sum())
+                                              qd, resume=True)["dispatch_empty"][0].sum())
                 assert resumed["dispatch_empty"] - fresh["dispatch_empty"] == units
                 assert resumed["accumulate"] == fresh["accumulate"]
                 for r, model in ((False, fresh), (True, resumed)):

@@ -21,7 +21,7 @@ from sia.hw.model.fast import (ModelResult, amortised_static, images_per_launch,
                                 packed_overlap, run)
 from sia.hw.model.fit import check_fits
 from sia.hw.params import SIAConfig
-from sia.hw.planes import hardware_view, unscanned_steps
+from sia.hw.planes import hardware_view
 from sia.hw.rtl.bram import XC7Z020_RAMB36, design_ram36
 from sia.hw.rtl.bram import exact as bram_exact
 from sia.program.format import Program
@@ -36,12 +36,10 @@ def _overlap(program: Program, L, cfg: SIAConfig, T: int, tile: int, weight_batc
     for k, syn, words, planes, orig in L.scans:
         if k is None or k == tile:
             # identity in the drain (`regmap.drain_group`): never issued
-            skip = unscanned_steps(orig.plane < 0, words.shape[0], words.shape[0])
             d = d + (S.no_dispatch(words, layer.shape[1]) if S.in_drain(orig, layer, cfg) else
-                     S.skip_steps(S.row_dispatch(syn, words, layer.shape[1], cfg.events_per_cycle,
-                                                 planes, S.phase(orig, program, cfg),
-                                                 S.holds(syn, cfg), S.quad(orig, program, cfg)),
-                                  skip))
+                     S.row_dispatch(syn, words, layer.shape[1], cfg.events_per_cycle, planes,
+                                    S.phase(orig, program, cfg), S.holds(syn, cfg),
+                                    S.quad(orig, program, cfg)))
     o = packed_overlap(program, L.index, cfg, T, tile, d, weight_batch, per_launch, chunks)
     return {"span": float(o["span"].mean()), "wait": float(o["wait"].mean())}
 

@@ -15,7 +15,7 @@ from sia.hw import regmap, timing
 from sia.hw.model import schedule as S
 from sia.hw.model.fit import check_fits, is_image_layer
 from sia.hw.params import SIAConfig
-from sia.hw.planes import hardware_view, unscanned_steps
+from sia.hw.planes import hardware_view
 from sia.program.format import IMAGE, Program
 from sia.snn.golden import run_batch
 from sia.snn.synapse import dense_macs
@@ -240,10 +240,7 @@ def _count_group(program, config, L: LayerStats, s, words, planes, ks: list[int]
     # sees it and no weight-memory read happens (the weight is a register per lane)
     drain = S.in_drain(orig, layer, config)
     hold = S.holds(s, config)
-    # a -1 plane is not scanned at the image's first step (`unscanned_steps`)
-    skip = unscanned_steps(orig.plane < 0, words.shape[0], words.shape[0])
-    d = S.skip_steps(S.scan_stats(s, words, layer.shape[1], config.events_per_cycle, planes,
-                                  ph, hold, quad), skip)
+    d = S.scan_stats(s, words, layer.shape[1], config.events_per_cycle, planes, ph, hold, quad)
     events = int(d["events"].sum())
     sets = S.sets_per_cycle(orig, program, config)
     for k in ks:
@@ -268,8 +265,8 @@ def _count_group(program, config, L: LayerStats, s, words, planes, ks: list[int]
     sops = per_img * sum(pes) if s.source != IMAGE else torch.zeros_like(per_img)
     if drain:
         return S.no_dispatch(words, layer.shape[1]), sops
-    return S.skip_steps(S.row_dispatch(s, words, layer.shape[1], config.events_per_cycle,
-                                       planes, ph, hold, quad), skip), sops
+    return S.row_dispatch(s, words, layer.shape[1], config.events_per_cycle, planes, ph,
+                          hold, quad), sops
 
 
 def _count_layer(program, config, L: LayerStats, sources: dict, T: int, keep_scans: bool = False,
@@ -417,14 +414,12 @@ def launch_cycles(program: Program, layer_index: int, tile: int, inputs,
             steps = steps + S.no_dispatch(words, layer.shape[1])
             continue
         hold = S.holds(s, config)
-        skip = unscanned_steps(s.plane < 0, steps_total, T, resume)
-        d = S.skip_steps(S.scan_stats(s, words, layer.shape[1], config.events_per_cycle, planes,
-                                      ph, hold, quad), skip)
+        d = S.scan_stats(s, words, layer.shape[1], config.events_per_cycle, planes, ph, hold,
+                         quad, period=T, resume=resume)
         phases["accumulate"] += int(d["accumulate"].sum())
         phases["dispatch_empty"] += int(d["dispatch_empty"].sum())
-        steps = steps + S.skip_steps(S.row_dispatch(s, words, layer.shape[1],
-                                                    config.events_per_cycle, planes, ph, hold,
-                                                    quad), skip)
+        steps = steps + S.row_dispatch(s, words, layer.shape[1], config.events_per_cycle,
+                                       planes, ph, hold, quad, period=T, resume=resume)
     o = S.overlap(S.stream_need(program, layer_index, config, steps_total, tile),
                   steps.permute(0, 2, 1), S.drain_cycles(layer, T), config.row_prefetch,
                   config.psum_slots)

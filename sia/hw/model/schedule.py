@@ -274,9 +274,30 @@ def held_costs(region: torch.Tensor, E: int, p: int) -> tuple[torch.Tensor, torc
 
 def scan_stats(syn: Synapse, words: torch.Tensor, h_out: int, E: int,
                planes: torch.Tensor | None = None, phase: bool = False,
-               hold: bool = False, quad: bool = False) -> dict[str, torch.Tensor]:
+               hold: bool = False, quad: bool = False, period: int | None = None,
+               resume: bool = False) -> dict[str, torch.Tensor]:
     """`dispatch` of the units a group scans (plane issue: from the per-plane counts;
-    phase pairs and quads: `unit_costs`; pool hold (`holds`): `held_costs`)."""
+    phase pairs and quads: `unit_costs`; pool hold (`holds`): `held_costs`), per step
+    [T', B]; a -1 plane's steps the dispatcher skips (`first_step_skip`) count 0."""
+    d = _scan_stats(syn, words, h_out, E, planes, phase, hold, quad)
+    return {k: first_step_skip(syn, v, period, resume) for k, v in d.items()}
+
+
+def first_step_skip(syn: Synapse, x: torch.Tensor, period: int | None = None,
+                    resume: bool = False) -> torch.Tensor:
+    """Per-step counts [T', ...] of group `syn` with the steps the dispatcher does not
+    scan set to 0 (`sia.hw.planes.unscanned_steps`: a -1 plane at each image's first
+    step; period = steps per image, default T' - one image's steps; resume: a later
+    chunk of a split image)."""
+    steps = unscanned_steps(syn.plane < 0, x.shape[0], period or x.shape[0], resume)
+    if not steps:
+        return x
+    x = x.clone()
+    x[steps] = 0
+    return x
+
+
+def _scan_stats(syn, words, h_out, E, planes, phase, hold, quad) -> dict[str, torch.Tensor]:
     if hold:
         region = issue_units(syn, scanned(syn, words, h_out))
         cost, empty = held_costs(region, E, syn.pool)
@@ -350,11 +371,13 @@ def stream_need(program: Program, i: int, config: SIAConfig, T: int,
 
 def row_dispatch(syn: Synapse, words: torch.Tensor, h_out: int, E: int,
                  planes: torch.Tensor | None = None, phase: bool = False,
-                 hold: bool = False, quad: bool = False) -> torch.Tensor:
+                 hold: bool = False, quad: bool = False, period: int | None = None,
+                 resume: bool = False) -> torch.Tensor:
     """Dispatch cycles per (t, image, output row) [T', B, H_out] of one group: the words
     of pooled source rows [r_end(oy-1), r_end(oy)), each issue unit `unit_costs` (pool
     hold: each pooled position `held_costs`; phase quads: a row pair's units are counted
-    at its first row - every r_end of a quad group is even)."""
+    at its first row - every r_end of a quad group is even); 0 at the steps the
+    dispatcher skips (`first_step_skip`)."""
     p = syn.pool
     signs = syn.plane == PAIR
     if quad:
@@ -378,19 +401,7 @@ def row_dispatch(syn: Synapse, words: torch.Tensor, h_out: int, E: int,
     cum = torch.nn.functional.pad(cost.cumsum(-1), (1, 0))
     hp = words.shape[-2] // p
     ends = torch.tensor([r_end(syn, hp, oy) for oy in range(-1, h_out)])
-    return cum[..., ends[1:]] - cum[..., ends[:-1]]
-
-
-def skip_steps(x, steps: list[int]):
-    """Per-step counts [T', ...] (a tensor, or a dict of them from `scan_stats`) with the
-    steps the dispatcher does not scan (`sia.hw.planes.unscanned_steps`) set to 0."""
-    if not steps:
-        return x
-    if isinstance(x, dict):
-        return {k: skip_steps(v, steps) for k, v in x.items()}
-    x = x.clone()
-    x[steps] = 0
-    return x
+    return first_step_skip(syn, cum[..., ends[1:]] - cum[..., ends[:-1]], period, resume)
 
 
 def no_dispatch(words: torch.Tensor, h_out: int) -> torch.Tensor:
