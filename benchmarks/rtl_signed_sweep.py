@@ -2,7 +2,8 @@
 golden simulator (+1 / -1 spikes, membranes) and, without stalls, every launch
 cycle-exact with the formula and the model (every fourth program with random stream
 stalls: cycles >= the formula). Four small signed builds: sign pairs with pool hold,
-phase pairs + quads, E = 4 and E = 1 (`tests/rtl_common.py`'s SIGNED_BUILD and variants).
+phase pairs + quads, E = 4 and E = 1 (`sia.hw.rtl.testprog.SIGNED_BUILD`, the CI tests'
+build, and variants).
 
     python benchmarks/rtl_signed_sweep.py [--programs 12] [--first-seed 3] [--out F.json]
 
@@ -20,13 +21,11 @@ import numpy as np
 from tqdm import tqdm
 
 from sia import SiaError, run_main
-from sia.hw.params import SIAConfig
 from sia.hw.rtl.cosim.program import run_program
+from sia.hw.rtl.testprog import SIGNED_BUILD as SIGNED
 from sia.hw.rtl.testprog import random_signed_program
 from sia.provenance import cpu_model, git_commit
 
-SIGNED = SIAConfig(pes=8, max_width=8, max_height=8, max_channels_in=128, max_timesteps=8,
-                   pool_hold=True, signed_count_bits=3)
 BUILDS = {"sign pairs, pool hold (E = 2)": SIGNED,
           "phase pairs + quads": dataclasses.replace(SIGNED, phase_pairs=True, phase_quads=True,
                                                      pool_hold=False),

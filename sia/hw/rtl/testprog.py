@@ -1,12 +1,29 @@
 """Small random SNN programs that exercise every RTL path (image conv, conv stride 1/2,
-padding 0/1, 1x1, sum-pool, dense, identity shortcut, integrator). For tests."""
+padding 0/1, 1x1, sum-pool, dense, identity shortcut, integrator), and the small builds
+they run on. For tests and benchmarks/rtl_signed_sweep.py."""
+
+import dataclasses
 
 import numpy as np
 
+from sia.hw.params import SIAConfig
 from sia.program.bounds import required_bits
 from sia.program.format import IMAGE, Layer, Program, Synapse
 from sia.program.validate import conv_out, validate
 
+
+# The small Verilator build the RTL tests share (one build from an empty cache, ~25 s on
+# 2 cores): 8 PEs, 8x8 maps, 128 weight rows - enough for the trained digits network,
+# whose 32-channel conv2 then takes four tiles - with pool hold, as the builds of the E /
+# phase-pair co-simulations issue pooled positions.
+SMALL_BUILD = SIAConfig(pes=8, max_width=8, max_height=8, max_channels_in=128,
+                        max_timesteps=8, pool_hold=True)
+
+# signed spikes (interface 1.9): the small build with 3-bit net counts (T <= 7 per image;
+# one more Verilator build). Its buffers hold 8 maps of 8x8, so a layer reading two signed
+# groups (four 0/1 planes) runs 2 steps per launch: signed programs at T = 6 run split
+# launches (interface 1.10) too
+SIGNED_BUILD = dataclasses.replace(SMALL_BUILD, signed_count_bits=3)
 
 def _layer(prog_layers, name, kind, shape, inputs, rng, program, theta_scale=1.0):
     C = shape[0]
