@@ -266,3 +266,55 @@ def test_a_bitstream_before_sign_pairs_is_refused():
         else:
             with pytest.raises(SiaError, match="sign pairs"):
                 d.load(image)
+
+
+def test_signed_options_projection():
+    """benchmarks/signed_options_estimate.py: a sign pair's mixed-sign unit costs
+    max(1, ceil((n+ + n-) / E)); without the first step's -1 maps every later step's
+    input need is that many words earlier (and a resumed chunk has no first step); the
+    drain takes a signed identity shortcut; on random signed programs no option changes
+    the outputs, none adds cycles, and the built functions are back afterwards."""
+    import torch
+    from benchmark_common import load_benchmark
+
+    from sia.hw import planes
+    from sia.hw.model import schedule as S
+
+    est = load_benchmark("signed_options_estimate")
+    n = torch.tensor([[0, 0], [1, 0], [1, 1], [3, 1], [4, 0]])
+    region = n.T.reshape(1, 1, 2, 1, -1)
+    assert est.mixed_unit_costs(S.sign_units(region), 2, signs=True).reshape(-1).tolist() == \
+        [1, 1, 1, 2, 2]
+    cfg = SIAConfig(pes=4, events_per_cycle=2, signed_count_bits=3, identity_drain=True)
+    checked = drained = 0
+    for seed in range(10):
+        p = _signed(seed)
+        v = hardware_view(p, cfg)
+        for i, layer in enumerate(v.layers):
+            groups = regmap._groups(v, i, 0, cfg, 8)[0]
+            if layer.kind != "if" or any(s.source < 0 for s in layer.inputs) \
+                    or not any(g.get("neg") for g in groups):
+                continue
+            negw = sum(w for g, w in zip(groups, regmap._segment_words(groups)) if g.get("neg"))
+            built = np.asarray(S.stream_need(v, i, cfg, 8))
+            skip = np.asarray(est.skipped_need(v, i, cfg, 8, period=4))
+            assert (skip <= built).all()
+            np.testing.assert_array_equal(skip[1:4], built[1:4] - negw)
+            np.testing.assert_array_equal(skip[5:], built[5:] - 2 * negw)
+            assert est.skipped_need(v, i, cfg, 8, period=4, resume=True) == built.tolist()
+            checked += 1
+        with est.options(("signed-drain",), cfg) as c:
+            drained += sum(regmap.drain_group(layer, c) is not None
+                           and layer.inputs[regmap.drain_group(layer, c)].plane == planes.PAIR
+                           for layer in hardware_view(p, c).layers)
+        if seed >= 5:
+            continue
+        img = _images(p, 2, seed)
+        base = est.run_options(p, img, cfg, 2)
+        for names in ((o,) for o in est.OPTIONS):
+            r = est.run_options(p, img, cfg, 2, names=names)
+            assert r["accuracy"] == base["accuracy"]
+            assert r["latency_cycles"]["mean"] <= base["latency_cycles"]["mean"]
+    assert checked > 3 and drained > 0
+    assert S.unit_costs is est._BUILT_UNITS and S.stream_need is est._BUILT_NEED
+    assert planes.sign_pair is est._BUILT_SIGN_PAIR
