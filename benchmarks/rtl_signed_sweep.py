@@ -1,9 +1,9 @@
 """More random signed programs through the RTL than CI runs: each one bit-exact with the
 golden simulator (+1 / -1 spikes, membranes) and, without stalls, every launch
 cycle-exact with the formula and the model (every fourth program with random stream
-stalls: cycles >= the formula). Four small signed builds: sign pairs with pool hold,
-phase pairs + quads, E = 4 and E = 1 (`sia.hw.rtl.testprog.SIGNED_BUILD`, the CI tests'
-build, and variants).
+stalls: cycles >= the formula). Five small signed builds: sign pairs with pool hold,
+phase pairs + quads, E = 4, E = 1 and the signed identity drain with phase pairs
+(`sia.hw.rtl.testprog.SIGNED_BUILD`, the CI tests' build, and variants).
 
     python benchmarks/rtl_signed_sweep.py [--programs 12] [--first-seed 3] [--out F.json]
 
@@ -30,7 +30,9 @@ BUILDS = {"sign pairs, pool hold (E = 2)": SIGNED,
           "phase pairs + quads": dataclasses.replace(SIGNED, phase_pairs=True, phase_quads=True,
                                                      pool_hold=False),
           "E = 4": dataclasses.replace(SIGNED, events_per_cycle=4, pool_hold=False),
-          "E = 1": dataclasses.replace(SIGNED, events_per_cycle=1)}
+          "E = 1": dataclasses.replace(SIGNED, events_per_cycle=1),
+          "identity drain + phase pairs": dataclasses.replace(SIGNED, identity_drain=True,
+                                                              phase_pairs=True)}
 
 
 def main(argv=None):

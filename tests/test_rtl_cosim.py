@@ -477,6 +477,61 @@ def test_signed_packed_launches_restart_the_counts():
     _check_exact(q, run_program(q, _image(q, 3), SIGNED_BUILD))
 
 
+def test_signed_identity_drain_bit_and_cycle_exact():
+    """A signed identity shortcut added by the aggregation core (interface 1.13): on the
+    signed build with identity_drain and phase pairs (whose identity groups are otherwise
+    phase pairs), testprog's conv2 identity drains as a sign pair - +1 and -1 spikes of
+    every layer bit-exact, every launch cycle-exact, SOPS = the golden count; packed
+    launches; random stalls (cycles >= the formula); a -1 plane (`neg`) with the drain
+    bit is refused (error code 2) and the next launch runs."""
+    import dataclasses
+
+    from sia.hw.rtl.cosim.program import run_images
+    cfg = dataclasses.replace(SIGNED_BUILD, identity_drain=True, phase_pairs=True)
+    for seed in (0, 1):
+        p = _signed(seed)
+        g0 = regmap._groups(p, 2, 0, cfg, 2)[0][0]
+        assert g0["drain"] == 1 and g0["spair"] == 1 and g0["nw"] == 2
+        r = run_program(p, _image(p, seed), cfg)
+        assert _minus_ones(r["outputs"]) > 50
+        _check_exact(p, r)
+    from sia.hw.rtl.testprog import random_signed_program
+    p = random_signed_program(1, timesteps=2, chans=(8, 11))
+    imgs = np.stack([_image(p, s) for s in (7, 8, 9)])
+    r = run_images(p, imgs, cfg, launch_images=0)
+    assert all(x["cycles"] == x["expected"] == x["model"] for x in r["launches"])
+    r = run_images(p, imgs, cfg, launch_images=0, seed=5, p_valid=0.7, p_ready=0.3)
+    assert all(x["cycles"] >= x["expected"] for x in r["launches"])
+    pk = regmap.pack_tile(p, 2, 0, {0: np.zeros((2, *p.layers[0].shape), np.int8),
+                                    1: np.zeros((2, *p.layers[1].shape), np.int8)}, cfg, 2)
+    b, lsb, _ = regmap.GROUP_LAYOUT["neg"]
+    bad = list(pk)
+    bad[regmap.LAYER_BEATS + b] |= 1 << lsb      # the drained pair marked a -1 plane
+    res, _ = harness.run(cfg, [bad, pk])
+    assert (res[0].status >> 8) & 0xFF == 2
+    assert res[1].status & regmap.STATUS_DONE and not res[1].status & regmap.STATUS_ERROR
+
+
+def test_output_ring_full_pauses_the_drain(built):
+    """The output buffer is a ring of `regmap.out_ring_words` words (session 30): with the
+    output stream held back (TREADY 1 cycle in 20) launches of up to 384 output words
+    (the image layer, 6 steps of 8x8) through a 128-word ring stay bit-exact, the drain
+    pausing while the ring is full (cycles > the formula); with TREADY high they are
+    cycle-exact."""
+    from sia.hw.rtl.cosim.program import run_images
+    assert regmap.out_ring_words(CFG) == 128
+    p = random_program(3, timesteps=6, chans=(6, 9))
+    imgs = np.stack([_image(p, s) for s in range(3)])
+    r = run_images(p, imgs, CFG, launch_images=0)
+    assert all(x["cycles"] == x["expected"] == x["model"] for x in r["launches"])
+    words = [len(x["images"]) * 6 * int(np.prod(p.layers[x["layer"]].shape[1:]))
+             for x in r["launches"]]
+    assert max(words) > 2 * regmap.out_ring_words(CFG)
+    r = run_images(p, imgs, CFG, launch_images=0, seed=1, p_valid=1.0, p_ready=0.05)
+    assert all(x["cycles"] >= x["expected"] for x in r["launches"])
+    assert any(x["cycles"] > x["expected"] for x in r["launches"])
+
+
 def test_signed_packets_refused_by_a_build_without_them(built):
     """A layer with the `signed` bit or a group with the `neg` or `spair` bit on a build
     without signed_count_bits: error code 2; the next launch runs. On the signed build, a

@@ -6,6 +6,7 @@ The RTL co-simulation is in tests/test_rtl_cosim.py (`test_signed_*`)."""
 import dataclasses
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -240,31 +241,35 @@ def test_sign_pair_unit_costs():
         assert all(c <= q for c, q in zip(cost, planes))
 
 
-def test_a_bitstream_before_sign_pairs_is_refused():
+@pytest.mark.parametrize("drain", [False, True])
+def test_a_bitstream_before_sign_pairs_is_refused(drain):
     """A program image with sign pairs on a bitstream of interface 1.11 (which would read
-    the -1 word as channels 64..127) is refused at load; 1.12 loads and runs it."""
-    import pytest
-
+    the -1 word as channels 64..127) is refused at load; 1.12 loads and runs it. With a
+    drained signed identity (1.13; a 1.12 build would add its -1 word as +1 spikes): 1.12
+    refuses it, 1.13 loads it."""
     from sia import SiaError
     from sia.deploy import regmap_bridge as rb
     from sia.deploy import transport as tp
     from sia.deploy.image import build_image
     from sia.deploy.pynq_driver import SiaDriver
     from sia.deploy.twin_device import PythonSia
-    p = _signed(1)
-    cfg = SIAConfig(pes=4, signed_count_bits=3)
+    p = _signed(5)          # (identity shortcuts of signed sources in two layers)
+    cfg = SIAConfig(pes=4, signed_count_bits=3, identity_drain=drain)
     image = build_image(p, cfg)
     assert any(rb.sign_pairs(image, k) for k in range(len(image.launches)))
-    for version, ok in ((0x0001_000B, False), (regmap.VERSION, True)):
+    drained = any(rb.drained_sign_pair(image, k) for k in range(len(image.launches)))
+    assert drained == drain
+    refused = [(0x0001_000B, "sign pairs")] + [(0x0001_000C, "signed identity")] * drain
+    for version, why in (*refused, (regmap.VERSION, None)):
         dev = PythonSia(cfg)
         reg = dev.reg_read
         dev.reg_read = (lambda v: lambda off: v if off == regmap.REGISTERS["VERSION"][0]
                         else reg(off))(version)
         d = SiaDriver(tp.TwinTransport(dev, length_width=26), timeout_s=0.3)
-        if ok:
+        if why is None:
             d.load(image)
         else:
-            with pytest.raises(SiaError, match="sign pairs"):
+            with pytest.raises(SiaError, match=why):
                 d.load(image)
 
 

@@ -87,6 +87,12 @@ class SiaDriver:
         if pairs is not None and minor < 12:
             raise SiaError(f"launch {pairs} carries sign pairs (interface 1.12), which this "
                            "bitstream would read as other channels; use a newer bitstream")
+        drained = next((k for k in range(len(image.launches)) if rb.drained_sign_pair(image, k)),
+                       None)
+        if drained is not None and minor < 13:
+            raise SiaError(f"launch {drained} drains a signed identity shortcut (interface "
+                           "1.13), which this bitstream would add as +1 spikes only; use a "
+                           "newer bitstream")
         self._free()
         self._buffers(image, [1] * len(image.launches))
         self.image = image

@@ -142,14 +142,24 @@ def packed_header(image, k: int, images: int, keep: bool,
     return beats_to_bytes(beats)
 
 
-def sign_pairs(image, k: int) -> bool:
-    """Does launch k carry a sign-pair group (descriptor bit `spair`, interface 1.12)?"""
+def group_descriptors(image, k: int) -> list[dict]:
+    """The group descriptors of launch k's header."""
     info = launch_info(image, k)
     beats = bytes_to_beats(image.tile_static(k)[:8 * info.header_beats])
     n = rm.unpack_fields(rm.LAYER_LAYOUT, beats[:rm.LAYER_BEATS])["ngroups"]
-    return any(rm.unpack_fields(rm.GROUP_LAYOUT, beats[rm.LAYER_BEATS + rm.GROUP_BEATS * g:
-                                                       rm.LAYER_BEATS + rm.GROUP_BEATS * (g + 1)])
-               ["spair"] for g in range(n))
+    return [rm.unpack_fields(rm.GROUP_LAYOUT, beats[rm.LAYER_BEATS + rm.GROUP_BEATS * g:
+                                                    rm.LAYER_BEATS + rm.GROUP_BEATS * (g + 1)])
+            for g in range(n)]
+
+
+def sign_pairs(image, k: int) -> bool:
+    """Does launch k carry a sign-pair group (descriptor bit `spair`, interface 1.12)?"""
+    return any(g["spair"] for g in group_descriptors(image, k))
+
+
+def drained_sign_pair(image, k: int) -> bool:
+    """Does launch k's drain group carry a sign pair (`drain` and `spair`, interface 1.13)?"""
+    return any(g["spair"] and g["drain"] for g in group_descriptors(image, k))
 
 
 def launch_images(image, k: int, limit: int | None) -> int:

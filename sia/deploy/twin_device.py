@@ -152,8 +152,9 @@ class PythonSia:
                       or any(g["phase"] for g in groups) and not cfg.phase_pairs
                       or any(g["quad"] for g in groups) and not cfg.phase_quads
                       or any(g["npos"] for g in groups) and not cfg.narrow_stream
-                      # identity in the drain: group 0 only, on builds that have it
-                      or any(g["drain"] and (j > 0 or not cfg.identity_drain)
+                      # identity in the drain: group 0 only, on builds that have it,
+                      # never a -1 plane (a signed identity drains as a sign pair, 1.13)
+                      or any(g["drain"] and (j > 0 or not cfg.identity_drain or g["neg"])
                              for j, g in enumerate(groups))
                       # signed neurons and -1 planes (1.9): builds with net counts only,
                       # at most 2^K - 1 steps per image

@@ -47,16 +47,17 @@ def sign_pair(syn: Synapse, program: Program, layer_index: int, config) -> bool:
     1.12)? On builds with signed neurons, a group whose source position fits one 64-bit
     word (an identity group: the tile's slice) and that the dispatcher scans word by word:
     no pool, not a phase pair or quad (their units already pair words of other
-    positions), not the identity the aggregation core adds while it drains."""
+    positions). The identity the aggregation core adds while it drains is one on any
+    such build (interface 1.13: the drain reads both words of a position)."""
     from sia.hw import regmap       # (regmap imports this module)
     if not (config is not None and config.signed_count_bits) or syn.pool != 1:
-        return False
-    shape = program.source_shape(syn.source)
-    if regmap.phase_pair(syn, shape, config):
         return False
     layer = program.layers[layer_index]
     j = regmap.drain_group(layer, config)
     if j is not None and layer.inputs[j] is syn:
+        return True
+    shape = program.source_shape(syn.source)
+    if regmap.phase_pair(syn, shape, config):
         return False
     return syn.op == "identity" or shape[0] <= config.stream_bits
 

@@ -85,6 +85,13 @@ Tile packet (all multi-bit fields little-endian, two's complement where signed):
   driver refuses sign pairs on builds before 1.12; builds without signed neurons refuse
   `spair` (error code 2).
 
+  Signed identity drain (interface 1.13): on builds with signed neurons and
+  `identity_drain`, the drain group may be a sign pair (`drain` and `spair`: per position
+  the tile slice's +1 word, then its -1 word); the aggregation core adds w[p] for a set
+  bit p of the +1 word and -w[p] for one of the -1 word. A 1.12 build would add the -1
+  word's bits as the next position's +1 spikes: the driver refuses drained sign pairs on
+  builds before 1.13; a -1 plane (`neg`) is never drained (error code 2).
+
   1. header: LAYER_BEATS beats of layer descriptor + GROUP_BEATS beats per synapse
      group (fields and positions: LAYER_FIELDS / GROUP_FIELDS, packed LSB-first,
      in order, a field never straddles a beat).
@@ -137,7 +144,7 @@ from sia.program.format import IMAGE, Program
 
 BEAT_BITS = 64
 ID_MAGIC = 0x53494131          # "SIA1"
-VERSION = 0x0001_000C          # major.minor = 1.12 (1.1: resident-weight launches, `keep`;
+VERSION = 0x0001_000D          # major.minor = 1.13 (1.1: resident-weight launches, `keep`;
                                # 1.2: PARAM_MEMBRANE_POSITIONS; 1.3: packed launches, `period`,
                                # narrow weight streams, `wnarrow`; 1.4: phase pairs, group
                                # field `phase`, PARAM_PHASE_PAIRS; 1.5: identity in the
@@ -150,7 +157,8 @@ VERSION = 0x0001_000C          # major.minor = 1.12 (1.1: resident-weight launch
                                # `signed`, group field `neg`, PARAM_SIGNED_COUNT_BITS;
                                # 1.10: split launches, layer field `resume`; 1.11: -1
                                # planes skipped at an image's first step: CYCLES only;
-                               # 1.12: sign pairs, group field `spair`)
+                               # 1.12: sign pairs, group field `spair`; 1.13: a signed
+                               # identity drained as a sign pair, `drain` + `spair`)
 HDR_MAGIC = 0x51A              # first 12 bits of every tile packet
 MAX_GROUPS = 4
 OPS = {"conv": 0, "dense": 1, "identity": 2}
@@ -199,6 +207,16 @@ def buffer_beats(cfg: SIAConfig) -> tuple[int, int]:
     64-channel word (8192 for 32x32)."""
     n = cfg.buffer_timesteps * cfg.max_height * cfg.max_width
     return n, n
+
+
+def out_ring_words(cfg: SIAConfig) -> int:
+    """Words of the output buffer as built (session 30): a ring of 16 rows of max_width
+    words (512 for 32-wide maps), not out_buffer_beats. An if-layer's output words
+    stream out while the launch computes, each as soon as it is written, so a few words
+    are ever waiting; the drain pauses only if the ring is full (the output stream held
+    back by TREADY). out_buffer_beats stays what a launch may produce (the launch
+    planning is unchanged)."""
+    return 1 << (16 * cfg.max_width - 1).bit_length()
 
 
 def param_values(cfg: SIAConfig) -> dict:
@@ -534,14 +552,15 @@ def num_tiles(program: Program, layer_index: int, cfg: SIAConfig) -> int:
 def drain_group(layer, cfg: SIAConfig) -> int | None:
     """Index (in layer.inputs) of the identity shortcut the aggregation core adds while
     it drains, on builds with `identity_drain`: the layer's first unpooled identity
-    group of a spike source (its source position is the drained position itself);
-    None when there is none or the build lacks the option. Any further identity group
-    is dispatched as events."""
+    group of a spike source (its source position is the drained position itself; a
+    signed source's: its sign pair, interface 1.13, `sia.hw.planes.sign_pair`); None
+    when there is none or the build lacks the option. Any further identity group is
+    dispatched as events."""
     if not cfg.identity_drain:
         return None
     return next((j for j, s in enumerate(layer.inputs)
-                 if s.op == "identity" and s.pool == 1 and s.source != IMAGE and not s.plane),
-                None)
+                 if s.op == "identity" and s.pool == 1 and s.source != IMAGE
+                 and s.plane in (0, PAIR)), None)
 
 
 def _groups(program: Program, layer_index: int, tile: int, cfg: SIAConfig, T: int):

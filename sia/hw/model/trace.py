@@ -137,8 +137,8 @@ class _Launch:
             s, src = self.shortcut
             (t,) = steps                # spike-source layers drain one step per row
             x = src[t, ch, oy].astype(np.int64)                     # [a, W]
-            cur = cur + s.weight[ch].astype(np.int64)[:, None] * x
-            self.sops += int(x.sum())
+            cur = cur + s.weight[ch].astype(np.int64)[:, None] * x   # (a sign pair: x = s)
+            self.sops += int(np.abs(x).sum())
             self.mem["shortcut_reads"] += self.wo
         if cur.size and np.abs(cur).max() >= 1 << (self.cfg.acc_bits - 1):
             raise SiaError(f"layer {layer.name}: psum overflows acc_bits={self.cfg.acc_bits}")

@@ -11,7 +11,8 @@ P lanes, one output position per cycle, two stages:
   D1: cur = psum + bias (acc_bits), V = V(t-1) + cur (v_bits; t = 0: v_init);
       identity in the drain (`identity_drain` builds): + w[p] where bit p of the
       shortcut word (read at D0 beside the membrane) is set; bias + w[p] is a register
-      per lane, so the addend is a 2:1 mux in front of the same adder;
+      per lane, so the addend is a 2:1 mux in front of the same adder; signed builds:
+      - w[p] where bit p of a drained sign pair's -1 word is set (bias - w[p], a 3:1 mux);
       if-layer: s = V >= theta, V -= s*theta; V -> bank (t+1)%2, s -> output buffer.
       signed if-layer (`signed_count_bits` = K > 0 builds, the layer's `signed` bit): each
       lane's word also holds its net spike count c (K bits, above the P membranes);
@@ -44,6 +45,7 @@ class Aggregation(wiring.Component):
         } | ({"id_on": In(1),              # the launch has a drain group (descriptor)
               "id_bits": In(P),            # D1: the shortcut word of the drained position
               "id_w": In(P * cfg.weight_bits)}   # the identity weight of each lane
+             | ({"id_neg": In(P)} if cfg.signed_count_bits else {})   # D1: its -1 word
              if cfg.identity_drain else {})
           | ({"signed": In(1)} if cfg.signed_count_bits else {}))   # the layer's neurons
 
@@ -84,7 +86,12 @@ class Aggregation(wiring.Component):
             add = bias[p][:A].as_signed()
             if cfg.identity_drain:
                 bias_id = Signal(signed(A), name=f"bias_id{p}")   # static during a launch
-                m.d.sync += bias_id.eq(add + self.id_w[p * wb:(p + 1) * wb].as_signed())
+                w_id = self.id_w[p * wb:(p + 1) * wb].as_signed()
+                m.d.sync += bias_id.eq(add + w_id)
+                if cfg.signed_count_bits:   # a drained sign pair's -1 spike adds -w[p]
+                    bias_idn = Signal(signed(A), name=f"bias_idn{p}")
+                    m.d.sync += bias_idn.eq(add - w_id)
+                    add = Mux(self.id_on & self.id_neg[p], bias_idn, add)
                 add = Mux(self.id_on & self.id_bits[p], bias_id, add)
             m.d.comb += cur.eq(psum1[p * A:(p + 1) * A].as_signed() + add)
             vp = Signal(signed(V), name=f"vprev{p}")

@@ -62,24 +62,30 @@ def exact(cfg: SIAConfig) -> bool:
     return not 64 < cfg.max_channels_in <= 128
 
 
-def design_ram36(cfg: SIAConfig) -> dict:
+def design_ram36(cfg: SIAConfig, output_ring: bool = True,
+                 signed_copy_banks: bool = True) -> dict:
     """RAMB36 equivalents per memory of the build (as sia/hw/rtl/top.py and
     aggregation.py instantiate them) and their total (an upper bound where not
-    `exact(cfg)`)."""
+    `exact(cfg)`). output_ring=False / signed_copy_banks=False: as built before session
+    30 (an output buffer of out_buffer_beats words; a signed build's identity copy in one
+    bank), for the synthesis reports of those builds."""
     P = cfg.pes
-    in_depth, out_depth = regmap.buffer_beats(cfg)
+    in_depth = regmap.buffer_beats(cfg)[0]
     nb = 4 if cfg.phase_quads or cfg.narrow_stream else 2     # spike-buffer banks
     abits = max(1, (cfg.membrane_positions - 1).bit_length())
     r18 = {"weights": P * weight_ram18(cfg),
            # 64-bit word + 7-bit popcount (+ 1 spare) per word
            "spike_buffer": nb * ram18(72, -(-in_depth // nb)),
            # P-bit spike words (signed builds: 2P, the +1 and the -1 plane): Yosys drops
-           # the unused bits of the 64-bit memory
-           "output_buffer": ram18(min(64, 2 * P if cfg.signed_count_bits else P), out_depth),
+           # the unused bits of the 64-bit memory; a ring (`regmap.out_ring_words`)
+           "output_buffer": ram18(min(64, 2 * P if cfg.signed_count_bits else P),
+                                  regmap.out_ring_words(cfg) if output_ring
+                                  else regmap.buffer_beats(cfg)[1]),
            # both ping-pong banks in one memory, P membranes (and P net counts) per word
            "membranes": ram18(P * (cfg.v_bits + cfg.signed_count_bits), 2 << abits)}
     if cfg.identity_drain:
-        sb = nb if cfg.narrow_stream else 1
+        # (in the spike buffer's banks on narrow-stream and signed builds, top.py)
+        sb = nb if cfg.narrow_stream or (cfg.signed_count_bits and signed_copy_banks) else 1
         r18["identity_copy"] = sb * ram18(P, -(-in_depth // sb))
     out = {k: v / 2 for k, v in r18.items()}
     out["total"] = sum(r18.values()) / 2

@@ -223,6 +223,8 @@ def run_synth(cfg: SIAConfig, out_dir, abc9: bool = False, quiet: bool = False,
     rep.update({"params": cfg.to_json(), "abc9": abc9, "elaborate_s": round(t1 - t0, 1),
                 # the count without Yosys (sia/hw/rtl/bram.py), per memory
                 "ramb36_estimate": design_ram36(cfg), "ramb36_exact": bram_exact(cfg),
+                # the design has the output ring and banked signed copies (session 30)
+                "output_ring": True,
                 "commit": commit, "date": time.strftime("%Y-%m-%d"),
                 "yosys_s": round(yosys_s, 1),
                 "command": " ".join(yosys_cmd() + ["-s", str(out / "sia_top.ys")]),

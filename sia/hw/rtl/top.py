@@ -61,7 +61,7 @@ class SIATop(wiring.Component):
         m = Module()
         cfg = self.cfg
         P, E, V = cfg.pes, cfg.events_per_cycle, cfg.v_bits
-        in_depth, out_depth = regmap.buffer_beats(cfg)
+        in_depth = regmap.buffer_beats(cfg)[0]
         NS = cfg.psum_slots
         slot_bits = (NS - 1).bit_length()   # psum slot = global row mod slots
         pow2 = NS & (NS - 1) == 0           # else the slot counters wrap at NS
@@ -179,17 +179,23 @@ class SIATop(wiring.Component):
         for k in range(4 if cfg.phase_quads else 2):   # the words the dispatcher reads
             m.d.comb += [getattr(disp, words[k]).eq(reads[k][:64]),
                          getattr(disp, counts[k]).eq(reads[k][64:71])]
-        m.submodules.obuf = obuf = Memory(shape=64, depth=out_depth, init=[])
+        # the output buffer is a ring (`regmap.out_ring_words`): word a at a mod ring
+        ring = regmap.out_ring_words(cfg)
+        rbits = (ring - 1).bit_length()
+        m.submodules.obuf = obuf = Memory(shape=64, depth=ring, init=[])
         ob_w = obuf.write_port()
         ob_r = obuf.read_port(transparent_for=(ob_w,))
-        m.d.comb += [ob_w.en.eq(agg.spk_we), ob_w.addr.eq(agg.spk_addr), ob_w.data.eq(agg.spk_data)]
+        m.d.comb += [ob_w.en.eq(agg.spk_we), ob_w.addr.eq(agg.spk_addr[:rbits]),
+                     ob_w.data.eq(agg.spk_data)]
         if cfg.identity_drain:
             # identity in the drain: the low P bits of every input beat, at the beat's
             # address, so the aggregation core reads the drained position's shortcut
             # word (group 0's map, the tile's slice) while the dispatcher reads the
             # spike buffer's two ports
-            # (narrow streams: in NB banks like the spike buffer, written k words a beat)
-            SB = NB if cfg.narrow_stream else 1
+            # (narrow streams: in NB banks like the spike buffer, written k words a beat;
+            # signed builds: in NB banks too, so that a drained sign pair's two words,
+            # +1 and -1 of one position (interface 1.13), are read in one cycle)
+            SB = NB if cfg.narrow_stream or cfg.signed_count_bits else 1
             sc_raddr = Signal(range(in_depth))
             sc_sel = Signal(range(SB))
             m.d.sync += sc_sel.eq(sc_raddr[:lb] if SB > 1 else 0)
@@ -201,6 +207,10 @@ class SIATop(wiring.Component):
                 if SB == 1:
                     m.d.comb += [sw.en.eq(sb_wen), sw.addr.eq(sb_waddr),
                                  sw.data.eq(self.s_axis_tdata[:P]), sr.addr.eq(sc_raddr)]
+                elif not cfg.narrow_stream:     # one word per beat, at address sb_waddr
+                    m.d.comb += [sw.en.eq(sb_wen & (sb_waddr[:lb] == b)),
+                                 sw.addr.eq(sb_waddr[lb:]), sw.data.eq(self.s_axis_tdata[:P]),
+                                 sr.addr.eq(bank_row(sc_raddr, b))]
                 else:
                     wi = Signal(lb, name=f"sc_wsel{b}")
                     m.d.comb += [wi.eq(bank_offset(sb_waddr, b)),
@@ -210,6 +220,9 @@ class SIATop(wiring.Component):
                 sc_outs.append(sr)
             sc_data = Signal(P)
             m.d.comb += sc_data.eq(Array(r.data for r in sc_outs)[sc_sel])
+            if cfg.signed_count_bits:   # the next word: a drained sign pair's -1 word
+                sc_data_hi = Signal(P)
+                m.d.comb += sc_data_hi.eq(Array(r.data for r in sc_outs)[(sc_sel + 1)[:lb]])
             sc_en = Signal()
             for r in sc_outs:
                 m.d.comb += r.en.eq(sc_en)
@@ -365,7 +378,7 @@ class SIATop(wiring.Component):
         with m.If(agg.spk_we):
             m.d.sync += avail.eq(avail + 1)
         # (a read port's en defaults to 1: drive it, so the held output word stays put)
-        m.d.comb += [ob_r.addr.eq(rd_addr), ob_r.en.eq(s_load)]
+        m.d.comb += [ob_r.addr.eq(rd_addr[:rbits]), ob_r.en.eq(s_load)]
         with m.If(s_load):
             m.d.sync += [rd_addr.eq(rd_addr + 1), ov.eq(1)]
         with m.Elif(streaming & self.m_axis_tready & ov):
@@ -394,7 +407,12 @@ class SIATop(wiring.Component):
         tp_d = Signal(9)       # the drained row's step within its image (packed launches)
         drain_step = Signal()
         drain_done_next = Signal()   # all rows drained after this cycle
-        m.d.comb += drain_step.eq(busy & (gd > dg))
+        # an if-layer's drain pauses while the output ring is full: words rd_addr ..
+        # ocnt - 1 are drained and not yet taken by the output stream (never, unless
+        # TREADY holds the stream back for ~ring cycles)
+        ring_room = Signal()
+        m.d.comb += [ring_room.eq(L["kind"] | ((ocnt - rd_addr)[:24] < ring)),
+                     drain_step.eq(busy & (gd > dg) & ring_room)]
         tt = Mux(image, ti, t_d)   # membrane bank parity: the launch's step
         row_end = (ox == L["w_out"] - 1) & (~image | (ti == T - 1))
         last_row = (oy_d == L["h_out"] - 1) & (image | (t_d == T - 1))
@@ -409,9 +427,20 @@ class SIATop(wiring.Component):
             idstep = Signal(24)
             d1 = Signal()
             m.d.sync += d1.eq(drain_step)
-            m.d.comb += [sc_raddr.eq(idstep + row_pos_d + ox), sc_en.eq(drain_step),
-                         agg.id_bits.eq(sc_data)]
-            m.d.sync += id_inc.eq(Mux(d1 & agg.id_on, count_tree(sc_data), 0))
+            if cfg.signed_count_bits:
+                # a drained sign pair (group 0's spair, 1.13): position pos's +1 word at
+                # 2 pos, its -1 word at 2 pos + 1, both read at D0
+                pair0 = field(GROUP_LAYOUT, "spair", LAYER_BEATS)
+                neg_bits = Signal(P)
+                m.d.comb += [sc_raddr.eq(idstep + Mux(pair0, (row_pos_d + ox) << 1,
+                                                      row_pos_d + ox)),
+                             neg_bits.eq(Mux(pair0, sc_data_hi, 0)), agg.id_neg.eq(neg_bits)]
+                m.d.sync += id_inc.eq(Mux(d1 & agg.id_on,
+                                          count_tree(sc_data) + count_tree(neg_bits), 0))
+            else:
+                m.d.comb += sc_raddr.eq(idstep + row_pos_d + ox)
+                m.d.sync += id_inc.eq(Mux(d1 & agg.id_on, count_tree(sc_data), 0))
+            m.d.comb += [sc_en.eq(drain_step), agg.id_bits.eq(sc_data)]
             with m.If(drain_step & row_end & ~image & (oy_d == L["h_out"] - 1)):
                 m.d.sync += idstep.eq(idstep + field(GROUP_LAYOUT, "tstride", LAYER_BEATS))
         with m.If(drain_step):
@@ -523,9 +552,11 @@ class SIATop(wiring.Component):
                         field(GROUP_LAYOUT, "npos", LAYER_BEATS + GROUP_BEATS * g).any()
                         & (g < L["ngroups"]) for g in range(MAX_GROUPS)]).any()
                 # (a drain bit only on group 0, and only on a build with identity_drain)
+                # (a -1 plane is never drained: a signed identity drains as a sign pair)
                 drain_bad = Cat(*[
                     field(GROUP_LAYOUT, "drain", LAYER_BEATS + GROUP_BEATS * g) & (g < L["ngroups"])
-                    for g in range(0 if not cfg.identity_drain else 1, MAX_GROUPS)]).any()
+                    for g in range(0 if not cfg.identity_drain else 1, MAX_GROUPS)]).any() | (
+                    field(GROUP_LAYOUT, "drain", LAYER_BEATS) & field(GROUP_LAYOUT, "neg", LAYER_BEATS))
                 # (signed neurons and -1 planes only on a build with signed_count_bits,
                 # at most 2^K - 1 steps per image: the net counts' range)
                 neg_any = Cat(*[field(GROUP_LAYOUT, "neg", LAYER_BEATS + GROUP_BEATS * g)
