@@ -4,28 +4,27 @@ not-built options for them would save (docs/architecture.md, "Signed neurons").
 A signed program on a build with `signed_count_bits` runs its signed sources as two 0/1
 planes or as sign pairs (`sia.hw.planes`). Against session 26's one-map floor (every
 event dispatched from |s| with a sign bit: `signed_spikes_estimate.py`), the built design
-pays for the -1 planes in three ways, and each not-built option below removes one part:
+pays for the -1 planes in several ways; each not-built option below removes one part:
 
 - `mixed-pairs`: a sign pair's unit issues E events per cycle whatever their signs (the
   PE would negate per event): max(1, ceil((n+ + n-) / E)) instead of
   max(1, ceil(n+ / E) + ceil(n- / E)) - the rounding of the two ceils;
 - `stream-skip`: the host does not stream a -1 plane's map at an image's first step (it
   is empty there, and the dispatcher already skips its scan: interface 1.11), so every
-  later row's input wait (`schedule.stream_need`) shrinks by those words;
-- `signed-drain`: the identity shortcut of a signed source is added by the aggregation
-  core while it drains (`identity_drain` with +-w per lane) instead of being scanned and
-  dispatched as a sign pair; its shortcut copy (2P bits per buffered position) is block
-  RAM that the signed builds (98 % of the XC7Z020's RAMB36) do not have.
+  later row's input wait (`schedule.stream_need`) shrinks by those words.
 
-Each option runs alone and all three together, on the same spikes (accuracy asserted
-equal), beside the built design and the floor; per phase, where the built cycles
-exceed the floor. A projection, labelled so.
+(A third option projected here at first, the identity shortcut of a signed source added
+by the aggregation core while it drains, was then built: interface 1.13, the signed
+configs' `identity_drain`; `docs/results/3-sia-model.md`, session 30.)
+
+Each option runs alone and both together, on the same spikes (accuracy asserted equal),
+beside the built design and the floor; per phase, where the built cycles exceed the
+floor. A projection, labelled so.
 
     python benchmarks/signed_options_estimate.py SIGNED_PROGRAM [--T 4] [--images 64]
         [--batch 64] [--config CFG.json] [--data-dir D] [--out FILE.json]
 """
 
-import dataclasses
 from contextlib import ExitStack, contextmanager
 from unittest import mock
 
@@ -39,14 +38,12 @@ from sia.hw.model import run as model_run
 from sia.hw.model import schedule as S
 from sia.hw.model.report import summarize
 from sia.hw.params import SIAConfig
-from sia.program.format import IMAGE
 
-OPTIONS = ("mixed-pairs", "stream-skip", "signed-drain")
+OPTIONS = ("mixed-pairs", "stream-skip")
 
 _BUILT_UNITS = S.unit_costs
 _BUILT_NEED = S.stream_need
 _BUILT_OVERLAP = fast.packed_overlap
-_BUILT_SIGN_PAIR = planes.sign_pair
 
 
 def mixed_unit_costs(region, E, planes=None, phase=False, signs=False):
@@ -105,25 +102,6 @@ def stream_skip():
         yield
 
 
-def signed_drain_group(layer, cfg):
-    """`regmap.drain_group` that also takes a signed source's identity (its sign pair)."""
-    if not cfg.identity_drain:
-        return None
-    return next((j for j, s in enumerate(layer.inputs)
-                 if s.op == "identity" and s.pool == 1 and s.source != IMAGE
-                 and s.plane in (0, planes.PAIR)), None)
-
-
-def drained_sign_pair(syn, program, layer_index, config):
-    """`planes.sign_pair`, and a signed identity group the drain would add is one pair
-    (its +1 and -1 bits reach the drain together)."""
-    layer = program.layers[layer_index]
-    j = signed_drain_group(layer, config)
-    if config.signed_count_bits and j is not None and layer.inputs[j] is syn:
-        return True
-    return _BUILT_SIGN_PAIR(syn, program, layer_index, config)
-
-
 @contextmanager
 def options(names, cfg: SIAConfig):
     """The model with the named options; yields the build to run it on."""
@@ -132,10 +110,6 @@ def options(names, cfg: SIAConfig):
             stack.enter_context(mock.patch.object(S, "unit_costs", mixed_unit_costs))
         if "stream-skip" in names:
             stack.enter_context(stream_skip())
-        if "signed-drain" in names:
-            stack.enter_context(mock.patch.object(regmap, "drain_group", signed_drain_group))
-            stack.enter_context(mock.patch.object(planes, "sign_pair", drained_sign_pair))
-            cfg = dataclasses.replace(cfg, identity_drain=True)
         yield cfg
 
 
