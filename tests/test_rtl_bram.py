@@ -54,7 +54,9 @@ def test_weight_port_shared_only_where_cheaper():
     "synth_resnet18_w025_quads_narrow_signed_negate_k4_drain_s28.json",
     "synth_resnet18_w025_quads_narrow_signed_firststep_s29.json",
     "synth_resnet18_w025_quads_narrow_signed_s29.json",
-    "synth_resnet18_p16e2_slots5_quads_signed_s29.json"])
+    "synth_resnet18_p16e2_slots5_quads_signed_s29.json",
+    "synth_resnet18_w025_quads_narrow_signed_drain_s30.json",
+    "synth_resnet18_p16e2_slots5_quads_signed_drain_s30.json"])
 def test_design_estimate_equals_yosys(report):
     rep = json.loads((RTL_DOCS / report).read_text())
     # (reports before session 30: no output ring, a signed build's copy in one bank)
