@@ -52,6 +52,7 @@ def _stage_flags(ev: dict) -> str:
             + (f" --finetune {ft['steps']} --ft-lr {ft['lr']} --ft-loss-steps "
                f"{','.join(map(str, ft['loss_steps']))} --ft-batch {ft['batch']}"
                + (f" --ft-T {ft['T']}" if ft.get("T", ev.get("T", 8)) != ev.get("T", 8) else "")
+               + (f" --ft-seed {ft['seed']}" if ft.get("seed") else "")
                + (" --ft-distill" if ft.get("distill") else "")
                + (" --ft-neurons" if ft.get("neurons") else "")
                + (" --ft-compile" if ft.get("compiled") else "") if ft else ""))

@@ -236,6 +236,9 @@ def test_zoo_command_of_a_signed_stage_repeats_signed():
                                                 "batch": 64, "T": 8, "neurons": True}}
     assert flags(ev).startswith(" --signed --finetune 300")
     assert "--signed" not in flags({**ev, "signed": False})
+    # another draw of the batch order (--ft-seed) is part of the command too
+    assert "--ft-seed" not in flags(ev)
+    assert " --ft-seed 1" in flags({**ev, "finetune": {**ev["finetune"], "seed": 1}})
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
