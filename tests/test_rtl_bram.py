@@ -60,8 +60,7 @@ def test_weight_port_shared_only_where_cheaper():
 def test_design_estimate_equals_yosys(report):
     rep = json.loads((RTL_DOCS / report).read_text())
     # (reports before session 30: no output ring, a signed build's copy in one bank)
-    new = rep.get("output_ring", False)
-    est = design_ram36(SIAConfig.from_json(rep["params"]), output_ring=new, signed_copy_banks=new)
+    est = design_ram36(SIAConfig.from_json(rep["params"]), session30=rep.get("output_ring", False))
     assert est["total"] == rep["resources"]["RAMB36_equiv"]
     assert est["total"] == sum(v for k, v in est.items() if k != "total")
 
@@ -71,7 +70,7 @@ def test_synth_report_prints_the_estimate_beside_yosys():
     beside Yosys's count."""
     from sia.hw.rtl.synth import format_report
     rep = json.loads((RTL_DOCS / "synth_xc7z020_e2_hold_slots5_s23.json").read_text())
-    rep["ramb36_estimate"] = design_ram36(SIAConfig.from_json(rep["params"]), output_ring=False)
+    rep["ramb36_estimate"] = design_ram36(SIAConfig.from_json(rep["params"]), session30=False)
     line = next(ln for ln in format_report(rep).splitlines() if "RAMB36E1" in ln)
     assert "= 69.5 RAMB36 / 140 (49.6 %) [estimate without Yosys: 69.5]" in line
 

@@ -62,13 +62,12 @@ def exact(cfg: SIAConfig) -> bool:
     return not 64 < cfg.max_channels_in <= 128
 
 
-def design_ram36(cfg: SIAConfig, output_ring: bool = True,
-                 signed_copy_banks: bool = True) -> dict:
+def design_ram36(cfg: SIAConfig, session30: bool = True) -> dict:
     """RAMB36 equivalents per memory of the build (as sia/hw/rtl/top.py and
     aggregation.py instantiate them) and their total (an upper bound where not
-    `exact(cfg)`). output_ring=False / signed_copy_banks=False: as built before session
-    30 (an output buffer of out_buffer_beats words; a signed build's identity copy in one
-    bank), for the synthesis reports of those builds."""
+    `exact(cfg)`). session30=False: the design as built before session 30 (an output
+    buffer of out_buffer_beats words, not a ring; a signed build's identity copy in one
+    bank), for the synthesis reports of those builds (theirs lack "output_ring")."""
     P = cfg.pes
     in_depth = regmap.buffer_beats(cfg)[0]
     nb = 4 if cfg.phase_quads or cfg.narrow_stream else 2     # spike-buffer banks
@@ -79,13 +78,13 @@ def design_ram36(cfg: SIAConfig, output_ring: bool = True,
            # P-bit spike words (signed builds: 2P, the +1 and the -1 plane): Yosys drops
            # the unused bits of the 64-bit memory; a ring (`regmap.out_ring_words`)
            "output_buffer": ram18(min(64, 2 * P if cfg.signed_count_bits else P),
-                                  regmap.out_ring_words(cfg) if output_ring
+                                  regmap.out_ring_words(cfg) if session30
                                   else regmap.buffer_beats(cfg)[1]),
            # both ping-pong banks in one memory, P membranes (and P net counts) per word
            "membranes": ram18(P * (cfg.v_bits + cfg.signed_count_bits), 2 << abits)}
     if cfg.identity_drain:
         # (in the spike buffer's banks on narrow-stream and signed builds, top.py)
-        sb = nb if cfg.narrow_stream or (cfg.signed_count_bits and signed_copy_banks) else 1
+        sb = nb if cfg.narrow_stream or (cfg.signed_count_bits and session30) else 1
         r18["identity_copy"] = sb * ram18(P, -(-in_depth // sb))
     out = {k: v / 2 for k, v in r18.items()}
     out["total"] = sum(r18.values()) / 2
