@@ -45,7 +45,7 @@ from sia import SiaError, int_list, run_main
 from sia.convert import convert
 from sia.convert.calibrate import calibrate_bias
 from sia.convert.signed import signed_program
-from sia.convert.finetune import finetune, plot_history
+from sia.convert.finetune import ProgramTeacher, finetune, plot_history
 from sia.data.holdout import check_same_holdout, split_training
 from sia.data.registry import data_copy, load_split
 from sia.program import save_program
@@ -153,6 +153,9 @@ def main():
                     help="fine-tuning: seed of the batch order (another draw of the same recipe)")
     ap.add_argument("--ft-distill", action="store_true",
                     help="fine-tuning: also distil from the --fp32 twin (alpha 0.5, T 4)")
+    ap.add_argument("--ft-self-distill", type=int, default=0, metavar="T",
+                    help="fine-tuning: distil from the starting program itself, frozen, "
+                         "at T steps (no twin needed; e.g. 8 teaching --ft-T 4)")
     ap.add_argument("--ft-neurons", action="store_true",
                     help="fine-tuning: also train thresholds and v_init")
     ap.add_argument("--ft-compile", action="store_true",
@@ -171,6 +174,10 @@ def main():
         return
     if args.ft_distill and not args.fp32:
         ap.error("--ft-distill needs --fp32 (the teacher)")
+    if args.ft_distill and args.ft_self_distill:
+        ap.error("--ft-distill and --ft-self-distill: choose one teacher")
+    if args.ft_self_distill < 0:
+        ap.error("--ft-self-distill must be a positive T")
     if args.threads < 1:
         ap.error("--threads must be >= 1")
     torch.set_num_threads(args.threads)
@@ -231,6 +238,8 @@ def main():
         ls = int_list(args.ft_loss_steps, "--ft-loss-steps")
         t0 = time.time()
         teacher = None if not args.ft_distill else fp32 if runs else load_run(args.fp32)[0]
+        if args.ft_self_distill:   # the program as it starts this stage, frozen
+            teacher = ProgramTeacher(prog, args.ft_self_distill, compile=args.ft_compile)
         ft_T = args.ft_T or args.T
         prog, hist = finetune(prog, train_x, train_y, T=ft_T, loss_steps=ls,
                               steps=args.finetune, batch_size=args.ft_batch, lr=args.ft_lr,
@@ -239,6 +248,7 @@ def main():
         res["finetune"] = {"steps": args.finetune, "T": ft_T, "lr": args.ft_lr, "loss_steps": list(ls),
                            "seed": args.ft_seed,
                            "batch": args.ft_batch, "distill": bool(args.ft_distill),
+                           "self_distill_T": args.ft_self_distill or None,
                            "neurons": bool(args.ft_neurons), "compiled": bool(args.ft_compile),
                            "seconds": round(time.time() - t0, 1),
                            "temperature": hist["temperature"],

@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sia import SiaError
-from sia.convert.finetune import ProgramNet, _ste_int, finetune, program_accuracy
+from sia.convert.finetune import (ProgramNet, ProgramTeacher, _ste_int, finetune,
+                                  program_accuracy)
 from sia.data.digits import load_digits_split
 from sia.program.random import random_program
 from sia.snn.golden import run_batch
@@ -114,6 +115,43 @@ def test_finetune_neurons_moves_thresholds_and_v_init_and_stays_exact():
     with torch.no_grad():
         v = ProgramNet(ft)(x[:32], 8)
     assert torch.equal(v.to(torch.int64), run_batch(ft, x[:32], 8)["output_v"])
+
+
+def test_program_teacher_gives_the_golden_rate_logits():
+    """A frozen program as teacher: from images / 255 (the float teachers' input) it
+    returns the golden simulator's integrator membrane after T steps, over T."""
+    prog = load_zoo_program("digits_cnn_l8")
+    x, _ = load_digits_split("test")
+    teacher = ProgramTeacher(prog, 6)
+    got = teacher(x[:40].float() / 255)
+    want = run_batch(prog, x[:40], 6)["output_v"][5]
+    assert torch.equal((got * 6).round().to(torch.int64), want)
+    assert not any(p.requires_grad for p in teacher.parameters())
+    with pytest.raises(SiaError, match="t_max"):
+        ProgramTeacher(prog, prog.t_max + 1)
+
+
+def test_self_distillation_pulls_short_t_towards_the_long_t_teacher():
+    """Temporal self-distillation (alpha 1: distillation only): the program frozen at
+    T = 8 teaches its own T = 2 steps; the golden simulator's T = 2 output distribution
+    moves towards the teacher's (KL divergence falls), and the stage records its teacher."""
+    prog = load_zoo_program("digits_cnn_l8")
+    x, y = load_digits_split("train")
+    x, y = x[:256], y[:256]
+
+    def kl(p):
+        with torch.no_grad():
+            t8 = run_batch(prog, x, 8)["output_v"][7].double() / 8
+            s2 = run_batch(p, x, 2)["output_v"][1].double() / 2
+        scale = float(t8.std())
+        return float(F.kl_div(F.log_softmax(s2 / scale, 1), F.softmax(t8 / scale, 1),
+                              reduction="batchmean"))
+
+    ft, hist = finetune(prog, x, y, T=2, loss_steps=(2,), steps=30, batch_size=64, lr=0.05,
+                        augment=False, progress=False, teacher=ProgramTeacher(prog, 8), alpha=1.0)
+    assert kl(ft) < kl(prog)
+    assert ft.meta["finetune"]["distilled"] and ft.meta["finetune"]["teacher_T"] == 8
+    assert np.isfinite(hist["loss"]).all()
 
 
 def test_threshold_receives_the_surrogate_gradient():

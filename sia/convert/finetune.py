@@ -17,7 +17,9 @@ integer domain, so that nothing needs converting afterwards:
 - the loss is cross-entropy on the integrator's membrane after each timestep in
   `loss_steps` (e.g. 4 and 8, the two T the targets name), scaled by 1/t and a
   fixed temperature chosen on the first batch; optionally half of it is
-  distillation from a float teacher (the program's FP32 twin).
+  distillation from a teacher: a float model (the program's FP32 twin) or, where no
+  twin is at hand, a frozen program at a longer T (`ProgramTeacher`: the program itself
+  at T = 8 teaching its T = 4 steps, temporal self-distillation).
 
 Weights, biases and identity-shortcut weights move; thresholds and v_init too when
 asked (`neurons`: trainable thresholds, after Rathi et al., and initial membranes, after
@@ -178,6 +180,32 @@ class ProgramNet(torch.nn.Module):
         return validate(prog)
 
 
+class ProgramTeacher(torch.nn.Module):
+    """A frozen program as a distillation teacher: images / 255 (the float teachers'
+    input) -> its rate logits V_T / T after `T` steps. `rate_logits` tells `finetune`
+    to divide them by the student's temperature, so that teacher and student logits
+    share one scale (both are the same kind of membrane)."""
+
+    rate_logits = True
+
+    def __init__(self, program: Program, T: int, compile: bool = False, device=None):
+        super().__init__()
+        if T > program.t_max:
+            raise SiaError(f"teacher T={T} exceeds the program's t_max={program.t_max}")
+        self.T = T
+        self.net = ProgramNet(program).requires_grad_(False)
+        self._forward = self.net
+        if compile:
+            from sia.train.trainer import compiled
+            self._forward = compiled(self.net, torch.device(device or "cpu"))
+
+    def forward(self, images01: torch.Tensor) -> torch.Tensor:
+        # the images were uint8 before / 255: rounding back is exact
+        x = (images01 * 255).round().to(torch.uint8)
+        with torch.no_grad():
+            return self._forward(x, self.T)[self.T - 1] / self.T
+
+
 @torch.no_grad()
 def program_accuracy(program: Program, images, labels, T: int = 8, device=None,
                      batch_size: int = 250) -> list[float]:
@@ -226,7 +254,8 @@ def finetune(program: Program, images, labels, *, T: int = 8, loss_steps=None,
     """Train `program`'s integers on (uint8 images, labels) for `steps` batches.
     loss_steps: the t whose predictions enter the loss (default: T only).
     teacher: optional float model (input: images / 255) whose softened outputs the SNN
-    also learns (knowledge distillation, weight `alpha`, temperature `kd_temperature`).
+    also learns (knowledge distillation, weight `alpha`, temperature `kd_temperature`),
+    or a `ProgramTeacher` (its rate logits are put on the student's temperature).
     device: where to train (default CPU); the images stay where they are, each batch
     moves. neurons: also train each IF layer's thresholds and v_init (like the biases,
     in units of the converted threshold). compile: run the T-step forward through
@@ -273,7 +302,10 @@ def finetune(program: Program, images, labels, *, T: int = 8, loss_steps=None,
             tau = _temperature(v[T - 1], y, T)
         if teacher is not None:
             with torch.no_grad():
-                soft = F.softmax(teacher(x.float() / 255).float() / kd_temperature, 1)
+                t_logits = teacher(x.float() / 255).float()
+                if getattr(teacher, "rate_logits", False):
+                    t_logits = t_logits / tau
+                soft = F.softmax(t_logits / kd_temperature, 1)
         loss = 0.0
         for t in loss_steps:
             z = v[t - 1] / (t * tau)
@@ -296,7 +328,8 @@ def finetune(program: Program, images, labels, *, T: int = 8, loss_steps=None,
     hist["temperature"] = tau
     prog = net.to_program()
     stage = {"T": T, "loss_steps": loss_steps, "steps": steps, "batch": batch_size, "lr": lr,
-             "seed": seed, "distilled": teacher is not None, "neurons": neurons, "compiled": compile,
+             "seed": seed, "distilled": teacher is not None, "teacher_T": getattr(teacher, "T", None),
+             "neurons": neurons, "compiled": compile,
              "temperature": float(tau)}
     # "finetune": this stage; "finetune_stages": every stage the program went through
     earlier = prog.meta.get("finetune_stages") or ([prog.meta["finetune"]]
