@@ -193,13 +193,21 @@ def test_finetune_cli_writes_program_history_and_plot(tmp_path):
     out2 = tmp_path / "ft2.safetensors"
     r = subprocess.run([sys.executable, "-m", "sia.cli", "finetune", str(out), "--out",
                         str(out2), "--steps", "2", "--batch", "16", "--T", "4",
-                        "--loss-steps", "4", "--neurons"], capture_output=True, text=True,
-                       timeout=300)
+                        "--loss-steps", "4", "--neurons", "--self-distill", "8"],
+                       capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     prog2 = load_program(out2)
     stages = prog2.meta["finetune_stages"]
     assert [st["steps"] for st in stages] == [3, 2] and stages[1]["neurons"]
+    assert stages[1]["teacher_T"] == 8 and stages[1]["teacher"] == "itself at T=8"
     assert prog2.meta["finetune"] == stages[1] and prog2.name == prog.name
+    # an impossible teacher: one line, nothing written
+    out3 = tmp_path / "ft3.safetensors"
+    r = subprocess.run([sys.executable, "-m", "sia.cli", "finetune", str(out), "--out",
+                        str(out3), "--steps", "2", "--self-distill", "99"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "teacher T=99" in r.stderr and "Traceback" not in r.stderr
+    assert not list(tmp_path.glob("ft3*"))
 
 
 @pytest.mark.skipif(not (shutil.which("c++") or shutil.which("g++")),

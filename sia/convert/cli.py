@@ -89,6 +89,9 @@ def register(app: typer.Typer):
                                      help="random crop + flip (CIFAR-10 only)"),
         teacher: Path = typer.Option(None, "--teacher",
                                      help="training run dir of a float model to distil from"),
+        self_distill: int = typer.Option(0, "--self-distill", metavar="T",
+                                         help="distil from the program itself, frozen, at T "
+                                              "steps (e.g. 8 teaching --T 4; no twin needed)"),
         neurons: bool = typer.Option(False, "--neurons",
                                      help="also train the IF layers' thresholds and v_init"),
         threads: int = typer.Option(0, "--threads", help="torch CPU threads (0 = default)"),
@@ -125,6 +128,11 @@ def register(app: typer.Typer):
             raise SiaError(f"--data {data}: its {'x'.join(map(str, INPUT_SHAPES[data]))} images do "
                            f"not fit the program's {'x'.join(map(str, prog.input_shape))} input")
         teacher_model = None
+        if teacher is not None and self_distill:
+            raise SiaError("--teacher and --self-distill: choose one teacher")
+        if self_distill:
+            from sia.convert.finetune import ProgramTeacher
+            teacher_model = ProgramTeacher(prog, self_distill, compile=compile_)
         if teacher is not None:
             from sia.train import load_trained
             teacher_model, tcfg = load_trained(teacher, "--teacher")
@@ -140,7 +148,8 @@ def register(app: typer.Typer):
                             augment=augment and data == "cifar10", teacher=teacher_model,
                             neurons=neurons, compile=compile_)
         ft.meta["finetune"].update({"from": str(program), "data": data_copy(data, data_dir),
-                                    "teacher": str(teacher) if teacher else None,
+                                    "teacher": (str(teacher) if teacher else
+                                                f"itself at T={self_distill}" if self_distill else None),
                                     "seconds": round(time.time() - t0, 1)})
         # the program, its history and plot: all three or none (sia/outputs.py)
         log, png = out.with_suffix(".json"), out.with_suffix(".png")

@@ -190,8 +190,8 @@ class ProgramTeacher(torch.nn.Module):
 
     def __init__(self, program: Program, T: int, compile: bool = False, device=None):
         super().__init__()
-        if T > program.t_max:
-            raise SiaError(f"teacher T={T} exceeds the program's t_max={program.t_max}")
+        if not 1 <= T <= program.t_max:
+            raise SiaError(f"teacher T={T}: give 1..{program.t_max} (the program's t_max)")
         self.T = T
         self.net = ProgramNet(program).requires_grad_(False)
         self._forward = self.net
