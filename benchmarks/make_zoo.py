@@ -54,6 +54,7 @@ def _stage_flags(ev: dict) -> str:
                + (f" --ft-T {ft['T']}" if ft.get("T", ev.get("T", 8)) != ev.get("T", 8) else "")
                + (f" --ft-seed {ft['seed']}" if ft.get("seed") else "")
                + (" --ft-distill" if ft.get("distill") else "")
+               + (f" --ft-self-distill {ft['self_distill_T']}" if ft.get("self_distill_T") else "")
                + (" --ft-neurons" if ft.get("neurons") else "")
                + (" --ft-compile" if ft.get("compiled") else "") if ft else ""))
 

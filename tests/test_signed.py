@@ -239,6 +239,10 @@ def test_zoo_command_of_a_signed_stage_repeats_signed():
     # another draw of the batch order (--ft-seed) is part of the command too
     assert "--ft-seed" not in flags(ev)
     assert " --ft-seed 1" in flags({**ev, "finetune": {**ev["finetune"], "seed": 1}})
+    # and so is a program teaching itself (--ft-self-distill T)
+    assert "--ft-self-distill" not in flags(ev)
+    assert " --ft-self-distill 8" in flags({**ev, "finetune": {**ev["finetune"],
+                                                               "self_distill_T": 8}})
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
