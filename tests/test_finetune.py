@@ -118,12 +118,12 @@ def test_finetune_neurons_moves_thresholds_and_v_init_and_stays_exact():
 
 
 def test_program_teacher_gives_the_golden_rate_logits():
-    """A frozen program as teacher: from images / 255 (the float teachers' input) it
-    returns the golden simulator's integrator membrane after T steps, over T."""
+    """A frozen program as teacher: it returns the golden simulator's integrator
+    membrane after T steps, over T."""
     prog = load_zoo_program("digits_cnn_l8")
     x, _ = load_digits_split("test")
     teacher = ProgramTeacher(prog, 6)
-    got = teacher(x[:40].float() / 255)
+    got = teacher(x[:40])
     want = run_batch(prog, x[:40], 6)["output_v"][5]
     assert torch.equal((got * 6).round().to(torch.int64), want)
     assert not any(p.requires_grad for p in teacher.parameters())

@@ -181,12 +181,9 @@ class ProgramNet(torch.nn.Module):
 
 
 class ProgramTeacher(torch.nn.Module):
-    """A frozen program as a distillation teacher: images / 255 (the float teachers'
-    input) -> its rate logits V_T / T after `T` steps. `rate_logits` tells `finetune`
-    to divide them by the student's temperature, so that teacher and student logits
-    share one scale (both are the same kind of membrane)."""
-
-    rate_logits = True
+    """A frozen program as a distillation teacher: uint8 images -> its rate logits
+    V_T / T after `T` steps (`finetune` puts them on the student's temperature, so that
+    teacher and student logits share one scale: both are the same kind of membrane)."""
 
     def __init__(self, program: Program, T: int, compile: bool = False, device=None):
         super().__init__()
@@ -199,11 +196,9 @@ class ProgramTeacher(torch.nn.Module):
             from sia.train.trainer import compiled
             self._forward = compiled(self.net, torch.device(device or "cpu"))
 
-    def forward(self, images01: torch.Tensor) -> torch.Tensor:
-        # the images were uint8 before / 255: rounding back is exact
-        x = (images01 * 255).round().to(torch.uint8)
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return self._forward(x, self.T)[self.T - 1] / self.T
+            return self._forward(images, self.T)[self.T - 1] / self.T
 
 
 @torch.no_grad()
@@ -302,9 +297,8 @@ def finetune(program: Program, images, labels, *, T: int = 8, loss_steps=None,
             tau = _temperature(v[T - 1], y, T)
         if teacher is not None:
             with torch.no_grad():
-                t_logits = teacher(x.float() / 255).float()
-                if getattr(teacher, "rate_logits", False):
-                    t_logits = t_logits / tau
+                t_logits = (teacher(x) / tau if isinstance(teacher, ProgramTeacher)
+                            else teacher(x.float() / 255).float())
                 soft = F.softmax(t_logits / kd_temperature, 1)
         loss = 0.0
         for t in loss_steps:
@@ -328,7 +322,7 @@ def finetune(program: Program, images, labels, *, T: int = 8, loss_steps=None,
     hist["temperature"] = tau
     prog = net.to_program()
     stage = {"T": T, "loss_steps": loss_steps, "steps": steps, "batch": batch_size, "lr": lr,
-             "seed": seed, "distilled": teacher is not None, "teacher_T": getattr(teacher, "T", None),
+             "seed": seed, "distilled": teacher is not None, "teacher_T": teacher.T if isinstance(teacher, ProgramTeacher) else None,
              "neurons": neurons, "compiled": compile,
              "temperature": float(tau)}
     # "finetune": this stage; "finetune_stages": every stage the program went through
