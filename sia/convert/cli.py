@@ -1,6 +1,7 @@
 """`sia convert RUN_DIR --out PROGRAM`: trained model -> integer SNN program;
 `sia signed PROGRAM --out PROGRAM`: the same with signed IF neurons;
-`sia finetune PROGRAM --out PROGRAM`: spike-aware fine-tuning of its integers."""
+`sia finetune PROGRAM --out PROGRAM`: spike-aware fine-tuning of its integers;
+`sia teacher PROGRAM --out DIR`: a float distillation teacher grown from a program."""
 
 import json
 from pathlib import Path
@@ -88,7 +89,8 @@ def register(app: typer.Typer):
         augment: bool = typer.Option(True, "--augment/--no-augment",
                                      help="random crop + flip (CIFAR-10 only)"),
         teacher: Path = typer.Option(None, "--teacher",
-                                     help="training run dir of a float model to distil from"),
+                                     help="float model to distil from: a training run dir, "
+                                          "or a rate teacher dir (`sia teacher`)"),
         self_distill: int = typer.Option(0, "--self-distill", metavar="T",
                                          help="distil from the program itself, frozen, at T "
                                               "steps (e.g. 8 teaching --T 4; no twin needed)"),
@@ -134,10 +136,16 @@ def register(app: typer.Typer):
             from sia.convert.finetune import ProgramTeacher
             teacher_model = ProgramTeacher(prog, self_distill, compile=compile_)
         if teacher is not None:
+            from sia.convert.rate_teacher import is_teacher_dir, load_teacher
             from sia.train import load_trained
-            teacher_model, tcfg = load_trained(teacher, "--teacher")
-            if tcfg.dataset != data:
-                raise SiaError(f"--teacher {teacher} was trained on {tcfg.dataset}, "
+            if is_teacher_dir(teacher):
+                teacher_model = load_teacher(teacher, prog)
+                t_data = teacher_model.info.get("dataset")
+            else:
+                teacher_model, tcfg = load_trained(teacher, "--teacher")
+                t_data = tcfg.dataset
+            if t_data != data:
+                raise SiaError(f"--teacher {teacher} was trained on {t_data}, "
                                f"this fine-tuning uses {data}")
         if threads:
             torch.set_num_threads(threads)
@@ -159,3 +167,76 @@ def register(app: typer.Typer):
             png.name: lambda p: plot_history(hist, p, f"{prog.name}: fine-tuning at T={timesteps}")})
         print(f"{ft.summary()} -> {out} (history {log.name}, {png.name}; last 50 batches: "
               f"train accuracy {sum(hist['acc'][-50:]) / len(hist['acc'][-50:]):.3f} at t={ls[-1]})")
+
+    @app.command("teacher")
+    def teacher_cmd(
+        program: str = typer.Argument(..., help="program file (or zoo name) to grow it from"),
+        out: Path = typer.Option(..., "--out", help="directory to write (teacher.safetensors, "
+                                                   "teacher.json, teacher.png)"),
+        data: str = typer.Option(None, "--data", help="digits | cifar10 (default: program's)"),
+        data_dir: str = typer.Option(None, "--data-dir", help="CIFAR-10 dir (else $SIA_CIFAR10_DIR)"),
+        steps: int = typer.Option(800, "--steps", help="training batches"),
+        batch_size: int = typer.Option(128, "--batch", help="images per batch"),
+        lr: float = typer.Option(0.003, "--lr", help="Adam step, in weight codes (cosine decay)"),
+        seed: int = typer.Option(0, "--seed"),
+        label_smoothing: float = typer.Option(0.1, "--label-smoothing"),
+        augment: bool = typer.Option(True, "--augment/--no-augment",
+                                     help="random crop + flip (CIFAR-10 only)"),
+        bf16: bool = typer.Option(False, "--bf16", help="bf16 autocast (CPUs with AMX)"),
+        evaluate: bool = typer.Option(True, "--eval/--no-eval",
+                                      help="test accuracy of the view before and after"),
+        threads: int = typer.Option(0, "--threads", help="torch CPU threads (0 = default)"),
+        compile_: bool = typer.Option(False, "--compile", help="torch.compile the forward"),
+    ):
+        """Grow a float distillation teacher from a program, no twin needed.
+
+        The program's rate view (each IF layer as clamp(current / threshold, 0, 1), the
+        rate it tends to as T grows) is trained in float from the program's integers;
+        `sia finetune PROGRAM --teacher OUT` then distils from it."""
+        import time
+
+        import torch
+
+        from sia import SiaError
+        from sia.convert.finetune import plot_history
+        from sia.convert.rate_teacher import (INFO, WEIGHTS, RateNet, check_train_args,
+                                              rate_accuracy, save_teacher, train_rate_net)
+        from sia.data.registry import INPUT_SHAPES, data_copy, load_split
+        from sia.outputs import check_out_dir
+        from sia.program.resolve import resolve_program
+        from sia.train.config import MAX_THREADS
+
+        check_train_args(steps, batch_size, lr, label_smoothing)
+        if not 0 <= threads <= MAX_THREADS:
+            raise SiaError(f"--threads {threads}: give 1..{MAX_THREADS} (0 = torch's default)")
+        check_out_dir(out, (WEIGHTS, INFO, "teacher.png"))
+        prog = resolve_program(program)
+        data = data or prog.meta.get("dataset", "digits")
+        if data not in INPUT_SHAPES:
+            raise SiaError(f"--data {data!r}: choose one of {', '.join(INPUT_SHAPES)}")
+        if tuple(INPUT_SHAPES[data]) != tuple(prog.input_shape):
+            raise SiaError(f"--data {data}: its {'x'.join(map(str, INPUT_SHAPES[data]))} images do "
+                           f"not fit the program's {'x'.join(map(str, prog.input_shape))} input")
+        if threads:
+            torch.set_num_threads(threads)
+        images, labels = load_split(data, "train", data_dir)
+        test = load_split(data, "test", data_dir) if evaluate else None
+        acc0 = rate_accuracy(RateNet(prog), *test) if evaluate else None
+        t0 = time.time()
+        net, hist = train_rate_net(prog, images, labels, steps=steps, batch_size=batch_size,
+                                   lr=lr, seed=seed, augment=augment and data == "cifar10",
+                                   label_smoothing=label_smoothing, bf16=bf16, compile=compile_)
+        seconds = round(time.time() - t0, 1)
+        acc1 = rate_accuracy(net, *test) if evaluate else None
+        train_acc = float(sum(hist["acc"][-50:]) / len(hist["acc"][-50:]))
+        info = {"from": str(program), "dataset": data, "data": data_copy(data, data_dir),
+                "steps": steps, "batch": batch_size, "lr": lr, "seed": seed,
+                "label_smoothing": label_smoothing, "augment": augment and data == "cifar10",
+                "bf16": bf16, "compiled": compile_, "temperature": hist["temperature"],
+                "seconds": seconds, "train_accuracy_last50": train_acc,
+                "test_accuracy_start": acc0, "test_accuracy": acc1}
+        save_teacher(net, out, info, extra={
+            "teacher.png": lambda p: plot_history(hist, p, f"{prog.name}: rate teacher")})
+        tail = (f"; test accuracy {acc0:.4f} -> {acc1:.4f}" if evaluate else "")
+        print(f"rate teacher of {prog.name}: {steps} steps in {seconds:.0f} s, train accuracy "
+              f"{train_acc:.3f} (last 50 batches){tail} -> {out}")

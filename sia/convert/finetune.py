@@ -19,7 +19,8 @@ integer domain, so that nothing needs converting afterwards:
   fixed temperature chosen on the first batch; optionally half of it is
   distillation from a teacher: a float model (the program's FP32 twin) or, where no
   twin is at hand, a frozen program at a longer T (`ProgramTeacher`: the program itself
-  at T = 8 teaching its T = 4 steps, temporal self-distillation).
+  at T = 8 teaching its T = 4 steps, temporal self-distillation) or the program's rate
+  view trained in float (`sia.convert.rate_teacher`).
 
 Weights, biases and identity-shortcut weights move; thresholds and v_init too when
 asked (`neurons`: trainable thresholds, after Rathi et al., and initial membranes, after
@@ -37,6 +38,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from sia import SiaError
+from sia.convert.rate_teacher import RateTeacher
 from sia.program.bounds import declare_bits
 from sia.program.format import IMAGE, Program
 from sia.program.validate import validate
@@ -250,7 +252,8 @@ def finetune(program: Program, images, labels, *, T: int = 8, loss_steps=None,
     loss_steps: the t whose predictions enter the loss (default: T only).
     teacher: optional float model (input: images / 255) whose softened outputs the SNN
     also learns (knowledge distillation, weight `alpha`, temperature `kd_temperature`),
-    or a `ProgramTeacher` (its rate logits are put on the student's temperature).
+    or a `ProgramTeacher` / `RateTeacher` (logits in the program's units: they are put
+    on the student's temperature).
     device: where to train (default CPU); the images stay where they are, each batch
     moves. neurons: also train each IF layer's thresholds and v_init (like the biases,
     in units of the converted threshold). compile: run the T-step forward through
@@ -297,7 +300,7 @@ def finetune(program: Program, images, labels, *, T: int = 8, loss_steps=None,
             tau = _temperature(v[T - 1], y, T)
         if teacher is not None:
             with torch.no_grad():
-                t_logits = (teacher(x) / tau if isinstance(teacher, ProgramTeacher)
+                t_logits = (teacher(x) / tau if isinstance(teacher, (ProgramTeacher, RateTeacher))
                             else teacher(x.float() / 255).float())
                 soft = F.softmax(t_logits / kd_temperature, 1)
         loss = 0.0
