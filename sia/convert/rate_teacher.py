@@ -57,6 +57,10 @@ class RateNet(torch.nn.Module):
             self.register_buffer(f"theta{i}", theta)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.run(images)[1]
+
+    def run(self, images: torch.Tensor) -> tuple[dict, torch.Tensor]:
+        """({IF layer index: its rates [B, C, H, W]}, integrator current [B, classes])."""
         rates: dict[int, torch.Tensor] = {}
         k, out = 0, None
         for i, layer in enumerate(self.program.layers):
@@ -70,7 +74,7 @@ class RateNet(torch.nn.Module):
                 rates[i] = torch.clamp(cur / theta, 0, 1)
             else:
                 out = cur.flatten(1)
-        return out
+        return rates, out
 
     def state(self) -> dict:
         """Tensors by name (w<k>: k-th synapse group, b<i>: layer i's bias), for saving."""
