@@ -15,6 +15,10 @@ docs/semantics.md): the golden simulator runs it, the SIA does not.
 --finetune N trains the (calibrated) program's integers through its own spikes for N
 batches of training images (`sia finetune`) before the test-set evaluation.
 
+--ft-distill learns from the --fp32 twin as well as the labels; --ft-self-distill T from
+the starting program at T steps; --ft-rate-teacher DIR from a float teacher grown from
+the program by `sia teacher` (no twin needed; eval.json records its recipe).
+
 --program P --qcfs R --fp32 F continues from an existing program (file or zoo name; e.g.
 a second fine-tuning stage) with R and F as the reference accuracies and teacher.
 
@@ -46,6 +50,7 @@ from sia.convert import convert
 from sia.convert.calibrate import calibrate_bias
 from sia.convert.signed import signed_program
 from sia.convert.finetune import ProgramTeacher, finetune, plot_history
+from sia.convert.rate_teacher import load_teacher
 from sia.data.holdout import check_same_holdout, split_training
 from sia.data.registry import data_copy, load_split
 from sia.program import save_program
@@ -156,6 +161,9 @@ def main():
     ap.add_argument("--ft-self-distill", type=int, default=0, metavar="T",
                     help="fine-tuning: distil from the starting program itself, frozen, "
                          "at T steps (no twin needed; e.g. 8 teaching --ft-T 4)")
+    ap.add_argument("--ft-rate-teacher", type=Path, default=None, metavar="DIR",
+                    help="fine-tuning: distil from a rate teacher grown from the program "
+                         "(`sia teacher P --out DIR`; no twin needed)")
     ap.add_argument("--ft-neurons", action="store_true",
                     help="fine-tuning: also train thresholds and v_init")
     ap.add_argument("--ft-compile", action="store_true",
@@ -174,8 +182,8 @@ def main():
         return
     if args.ft_distill and not args.fp32:
         ap.error("--ft-distill needs --fp32 (the teacher)")
-    if args.ft_distill and args.ft_self_distill:
-        ap.error("--ft-distill and --ft-self-distill: choose one teacher")
+    if sum(map(bool, (args.ft_distill, args.ft_self_distill, args.ft_rate_teacher))) > 1:
+        ap.error("--ft-distill, --ft-self-distill, --ft-rate-teacher: choose one teacher")
     if args.ft_self_distill < 0:
         ap.error("--ft-self-distill must be a positive T")
     if args.threads < 1:
@@ -240,6 +248,8 @@ def main():
         teacher = None if not args.ft_distill else fp32 if runs else load_run(args.fp32)[0]
         if args.ft_self_distill:   # the program as it starts this stage, frozen
             teacher = ProgramTeacher(prog, args.ft_self_distill, compile=args.ft_compile)
+        if args.ft_rate_teacher:   # grown from a program of this one's graph
+            teacher = load_teacher(args.ft_rate_teacher, prog, "--ft-rate-teacher")
         ft_T = args.ft_T or args.T
         prog, hist = finetune(prog, train_x, train_y, T=ft_T, loss_steps=ls,
                               steps=args.finetune, batch_size=args.ft_batch, lr=args.ft_lr,
@@ -249,6 +259,8 @@ def main():
                            "seed": args.ft_seed,
                            "batch": args.ft_batch, "distill": bool(args.ft_distill),
                            "self_distill_T": args.ft_self_distill or None,
+                           "rate_teacher": (None if not args.ft_rate_teacher else
+                                            {"dir": str(args.ft_rate_teacher), **teacher.info}),
                            "neurons": bool(args.ft_neurons), "compiled": bool(args.ft_compile),
                            "seconds": round(time.time() - t0, 1),
                            "temperature": hist["temperature"],

@@ -55,8 +55,17 @@ def _stage_flags(ev: dict) -> str:
                + (f" --ft-seed {ft['seed']}" if ft.get("seed") else "")
                + (" --ft-distill" if ft.get("distill") else "")
                + (f" --ft-self-distill {ft['self_distill_T']}" if ft.get("self_distill_T") else "")
+               + (f" --ft-rate-teacher {ft['rate_teacher']['dir']}" if ft.get("rate_teacher") else "")
                + (" --ft-neurons" if ft.get("neurons") else "")
                + (" --ft-compile" if ft.get("compiled") else "") if ft else ""))
+
+
+def _teacher_command(rt: dict) -> str:
+    """The `sia teacher` command that grew a rate teacher (eval.json's record of it)."""
+    return (f"sia teacher {rt['from']} --out {rt['dir']} --steps {rt['steps']} --batch {rt['batch']} "
+            f"--lr {rt['lr']} --seed {rt['seed']} --label-smoothing {rt['label_smoothing']}"
+            + (" --bf16" if rt.get("bf16") else "") + (" --compile" if rt.get("compiled") else "")
+            + ("" if rt.get("augment", True) else " --no-augment"))
 
 
 def _stage_chain(d: Path, ev: dict) -> str:
@@ -65,6 +74,9 @@ def _stage_chain(d: Path, ev: dict) -> str:
     prog = ev.get("program")
     stage = ("python benchmarks/cifar_snn_eval.py " + (f"--program {prog} " if prog else "")
              + f"--qcfs {ev['qcfs_run']} --fp32 {ev['fp32_run']} --out {d}" + _stage_flags(ev))
+    rt = (ev.get("finetune") or {}).get("rate_teacher")
+    if rt:   # the teacher is grown first (`sia teacher`, its recipe from teacher.json)
+        stage = _teacher_command(rt) + " && " + stage
     prev = Path(prog).parent if prog else None
     if prev is not None and (prev / "eval.json").is_file():
         return _stage_chain(prev, json.loads((prev / "eval.json").read_text())) + " && " + stage

@@ -3,6 +3,7 @@ simulator against an independent step-by-step reference, declared widths, file f
 fine-tuning, and the SIA backends' refusal."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -243,6 +244,16 @@ def test_zoo_command_of_a_signed_stage_repeats_signed():
     assert "--ft-self-distill" not in flags(ev)
     assert " --ft-self-distill 8" in flags({**ev, "finetune": {**ev["finetune"],
                                                                "self_distill_T": 8}})
+    # and a rate teacher: the flag, and the `sia teacher` command that grew it, first
+    rt = {"dir": "runs/t", "from": "zoo_x", "steps": 1200, "batch": 128, "lr": 0.003, "seed": 0,
+          "label_smoothing": 0.1, "bf16": True, "compiled": True, "augment": True}
+    ev_rt = {**ev, "program": "zoo_x", "qcfs_run": "q", "fp32_run": "f",
+             "finetune": {**ev["finetune"], "rate_teacher": rt}}
+    assert flags(ev_rt).endswith(" --ft-rate-teacher runs/t --ft-neurons")
+    chain = load_benchmark("make_zoo")._stage_chain(Path("runs/eval/x"), ev_rt)
+    assert chain.startswith("sia teacher zoo_x --out runs/t --steps 1200 --batch 128 --lr 0.003 "
+                            "--seed 0 --label-smoothing 0.1 --bf16 --compile && python "
+                            "benchmarks/cifar_snn_eval.py --program zoo_x")
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
