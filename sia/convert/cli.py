@@ -23,6 +23,27 @@ def check_program_out(out: Path):
         raise SiaError(f"--out {out} is a directory; give a program file name")
 
 
+def program_and_data(program: str, data, threads: int):
+    """The program (file or zoo name) and the dataset it trains on (default: the
+    program's own), refused in one line when the threads, the dataset or its image
+    shape do not fit; the fine-tuning and teacher commands check these before any data
+    is loaded."""
+    from sia import SiaError
+    from sia.data.registry import INPUT_SHAPES
+    from sia.program.resolve import resolve_program
+    from sia.train.config import MAX_THREADS
+    if not 0 <= threads <= MAX_THREADS:
+        raise SiaError(f"--threads {threads}: give 1..{MAX_THREADS} (0 = torch's default)")
+    prog = resolve_program(program)
+    data = data or prog.meta.get("dataset", "digits")
+    if data not in INPUT_SHAPES:
+        raise SiaError(f"--data {data!r}: choose one of {', '.join(INPUT_SHAPES)}")
+    if tuple(INPUT_SHAPES[data]) != tuple(prog.input_shape):
+        raise SiaError(f"--data {data}: its {'x'.join(map(str, INPUT_SHAPES[data]))} images do "
+                       f"not fit the program's {'x'.join(map(str, prog.input_shape))} input")
+    return prog, data
+
+
 def register(app: typer.Typer):
     @app.command("convert")
     def convert_cmd(
@@ -110,25 +131,15 @@ def register(app: typer.Typer):
 
         from sia import SiaError, int_list
         from sia.convert.finetune import check_args, finetune, plot_history
-        from sia.data.registry import INPUT_SHAPES, data_copy, load_split
+        from sia.data.registry import data_copy, load_split
         from sia.outputs import write_outputs
         from sia.program import save_program
-        from sia.program.resolve import resolve_program
-        from sia.train.config import MAX_THREADS
 
         # everything checked before the (CIFAR-10: slow) data load and any training
         ls = int_list(loss_steps, "--loss-steps")
         check_program_out(out)
-        if not 0 <= threads <= MAX_THREADS:
-            raise SiaError(f"--threads {threads}: give 1..{MAX_THREADS} (0 = torch's default)")
-        prog = resolve_program(program)
+        prog, data = program_and_data(program, data, threads)
         ls = check_args(prog, timesteps, ls, steps, batch_size, lr)
-        data = data or prog.meta.get("dataset", "digits")
-        if data not in INPUT_SHAPES:
-            raise SiaError(f"--data {data!r}: choose one of {', '.join(INPUT_SHAPES)}")
-        if tuple(INPUT_SHAPES[data]) != tuple(prog.input_shape):
-            raise SiaError(f"--data {data}: its {'x'.join(map(str, INPUT_SHAPES[data]))} images do "
-                           f"not fit the program's {'x'.join(map(str, prog.input_shape))} input")
         teacher_model = None
         if teacher is not None and self_distill:
             raise SiaError("--teacher and --self-distill: choose one teacher")
@@ -197,26 +208,15 @@ def register(app: typer.Typer):
 
         import torch
 
-        from sia import SiaError
         from sia.convert.finetune import plot_history
         from sia.convert.rate_teacher import (INFO, WEIGHTS, RateNet, check_train_args,
                                               rate_accuracy, save_teacher, train_rate_net)
-        from sia.data.registry import INPUT_SHAPES, data_copy, load_split
+        from sia.data.registry import data_copy, load_split
         from sia.outputs import check_out_dir
-        from sia.program.resolve import resolve_program
-        from sia.train.config import MAX_THREADS
 
         check_train_args(steps, batch_size, lr, label_smoothing)
-        if not 0 <= threads <= MAX_THREADS:
-            raise SiaError(f"--threads {threads}: give 1..{MAX_THREADS} (0 = torch's default)")
         check_out_dir(out, (WEIGHTS, INFO, "teacher.png"))
-        prog = resolve_program(program)
-        data = data or prog.meta.get("dataset", "digits")
-        if data not in INPUT_SHAPES:
-            raise SiaError(f"--data {data!r}: choose one of {', '.join(INPUT_SHAPES)}")
-        if tuple(INPUT_SHAPES[data]) != tuple(prog.input_shape):
-            raise SiaError(f"--data {data}: its {'x'.join(map(str, INPUT_SHAPES[data]))} images do "
-                           f"not fit the program's {'x'.join(map(str, prog.input_shape))} input")
+        prog, data = program_and_data(program, data, threads)
         if threads:
             torch.set_num_threads(threads)
         images, labels = load_split(data, "train", data_dir)

@@ -38,7 +38,6 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from sia import SiaError
-from sia.convert.rate_teacher import RateTeacher
 from sia.program.bounds import declare_bits
 from sia.program.format import IMAGE, Program
 from sia.program.validate import validate
@@ -83,6 +82,21 @@ def _ste_int(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
     return x + (q - x).detach()
 
 
+def weight_params(program: Program) -> torch.nn.ParameterList:
+    """One float parameter per synapse group, in program order, at the group's integers."""
+    return torch.nn.ParameterList(torch.nn.Parameter(torch.as_tensor(syn.weight, dtype=torch.float32))
+                                  for layer in program.layers for syn in layer.inputs)
+
+
+def adam_groups(program: Program, weights, biases, lr: float) -> list[dict]:
+    """Adam parameter groups: Adam moves every latent value by ~lr per step whatever its
+    gradient's size, so 8-bit groups (first / last layer) get a step in proportion to
+    their code range, and the biases a tenth."""
+    bits = [syn.weight_bits for layer in program.layers for syn in layer.inputs]
+    return ([{"params": [w], "lr": lr * (2 ** (b - 1) - 1) / 7} for w, b in zip(weights, bits)]
+            + [{"params": list(biases), "lr": lr * 0.1}])
+
+
 class ProgramNet(torch.nn.Module):
     """A program as trainable tensors: one latent weight per synapse group, one latent
     bias per layer (in units of the layer's converted threshold, so one learning rate
@@ -91,14 +105,12 @@ class ProgramNet(torch.nn.Module):
     def __init__(self, program: Program, neurons: bool = False):
         super().__init__()
         self.program = program
-        self.weights = torch.nn.ParameterList()
+        self.weights = weight_params(program)
         self.biases = torch.nn.ParameterList()
         self.thresholds = torch.nn.ParameterList()
         self.v_inits = torch.nn.ParameterList()
         f32 = torch.float32
         for i, layer in enumerate(program.layers):
-            for syn in layer.inputs:
-                self.weights.append(torch.nn.Parameter(torch.as_tensor(syn.weight, dtype=f32)))
             # unit: the converted threshold (or 1 for the integrator); buffers follow .to(device)
             unit = (torch.as_tensor(layer.threshold, dtype=f32) if layer.kind == "if"
                     else torch.ones(layer.channels))
@@ -182,7 +194,12 @@ class ProgramNet(torch.nn.Module):
         return validate(prog)
 
 
-class ProgramTeacher(torch.nn.Module):
+class ProgramUnitTeacher(torch.nn.Module):
+    """A teacher whose logits are in the program's units (uint8 images in): `finetune`
+    puts them on the student's temperature, so that teacher and student share one scale."""
+
+
+class ProgramTeacher(ProgramUnitTeacher):
     """A frozen program as a distillation teacher: uint8 images -> its rate logits
     V_T / T after `T` steps (`finetune` puts them on the student's temperature, so that
     teacher and student logits share one scale: both are the same kind of membrane)."""
@@ -221,12 +238,21 @@ def program_accuracy(program: Program, images, labels, T: int = 8, device=None,
     return [float(c) / len(labels) for c in correct]
 
 
-def _temperature(v_T: torch.Tensor, labels: torch.Tensor, T: int) -> float:
-    """The scale that minimises cross-entropy of V_T / (T * tau) on one batch (log grid)."""
+def fit_temperature(v_T: torch.Tensor, labels: torch.Tensor, T: int,
+                    label_smoothing: float = 0.0) -> float:
+    """The scale that minimises cross-entropy of V_T / (T * tau) on one batch (log grid;
+    with the label smoothing the loss uses: a fitted program's logits would otherwise get
+    a scale so small that smoothing dominates)."""
     z = v_T.detach() / T
-    best = min((float(F.cross_entropy(z / tau, labels)), tau)
+    best = min((float(F.cross_entropy(z / tau, labels, label_smoothing=label_smoothing)), tau)
                for tau in np.geomspace(1e-3, 1e4, 71) * float(z.std() + 1e-9))
     return best[1]
+
+
+def check_steps(steps: int, batch_size: int, lr: float):
+    """Refuse an impossible step count, batch size or step size (one-line SiaError)."""
+    if steps < 1 or batch_size < 1 or not lr > 0 or not math.isfinite(lr):
+        raise SiaError("need steps >= 1, batch size >= 1 and a finite lr > 0")
 
 
 def check_args(program: Program, T: int, loss_steps, steps: int, batch_size: int,
@@ -238,8 +264,7 @@ def check_args(program: Program, T: int, loss_steps, steps: int, batch_size: int
         raise SiaError(f"loss steps {loss_steps} must lie in 1..T={T}")
     if T > program.t_max:
         raise SiaError(f"T={T} exceeds the program's t_max={program.t_max}")
-    if steps < 1 or batch_size < 1 or not lr > 0 or not math.isfinite(lr):
-        raise SiaError("need steps >= 1, batch size >= 1 and a finite lr > 0")
+    check_steps(steps, batch_size, lr)
     return loss_steps
 
 
@@ -252,8 +277,8 @@ def finetune(program: Program, images, labels, *, T: int = 8, loss_steps=None,
     loss_steps: the t whose predictions enter the loss (default: T only).
     teacher: optional float model (input: images / 255) whose softened outputs the SNN
     also learns (knowledge distillation, weight `alpha`, temperature `kd_temperature`),
-    or a `ProgramTeacher` / `RateTeacher` (logits in the program's units: they are put
-    on the student's temperature).
+    or a `ProgramUnitTeacher` (`ProgramTeacher`, `RateTeacher`: uint8 images in, logits
+    in the program's units, put on the student's temperature).
     device: where to train (default CPU); the images stay where they are, each batch
     moves. neurons: also train each IF layer's thresholds and v_init (like the biases,
     in units of the converted threshold). compile: run the T-step forward through
@@ -273,14 +298,7 @@ def finetune(program: Program, images, labels, *, T: int = 8, loss_steps=None,
         forward = compiled(net, dev)
     else:
         forward = net
-    # Adam moves every latent integer by ~lr per step whatever its gradient's size;
-    # 8-bit groups (first / last layer) get a step in proportion to their code range
-    groups, k = [], 0
-    for layer in program.layers:
-        for syn in layer.inputs:
-            groups.append({"params": [net.weights[k]], "lr": lr * (2 ** (syn.weight_bits - 1) - 1) / 7})
-            k += 1
-    groups.append({"params": list(net.biases), "lr": lr * 0.1})
+    groups = adam_groups(program, net.weights, net.biases, lr)
     if neurons:
         groups.append({"params": [q for q in (*net.thresholds, *net.v_inits) if q.requires_grad],
                        "lr": lr * 0.1})
@@ -297,10 +315,10 @@ def finetune(program: Program, images, labels, *, T: int = 8, loss_steps=None,
         x, y = x.to(dev), y.to(dev)
         v = forward(x, T)
         if tau is None:
-            tau = _temperature(v[T - 1], y, T)
+            tau = fit_temperature(v[T - 1], y, T)
         if teacher is not None:
             with torch.no_grad():
-                t_logits = (teacher(x) / tau if isinstance(teacher, (ProgramTeacher, RateTeacher))
+                t_logits = (teacher(x) / tau if isinstance(teacher, ProgramUnitTeacher)
                             else teacher(x.float() / 255).float())
                 soft = F.softmax(t_logits / kd_temperature, 1)
         loss = 0.0

@@ -31,6 +31,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from sia import SiaError
+from sia.convert.finetune import (ProgramUnitTeacher, adam_groups, check_steps, fit_temperature,
+                                  weight_params)
 from sia.program.format import IMAGE, Program
 from sia.snn.synapse import apply_weights, sum_pool
 
@@ -45,12 +47,10 @@ class RateNet(torch.nn.Module):
     def __init__(self, program: Program):
         super().__init__()
         self.program = program
-        self.weights = torch.nn.ParameterList()
+        self.weights = weight_params(program)
         self.biases = torch.nn.ParameterList()
         f32 = torch.float32
         for i, layer in enumerate(program.layers):
-            for syn in layer.inputs:
-                self.weights.append(torch.nn.Parameter(torch.as_tensor(syn.weight, dtype=f32)))
             self.biases.append(torch.nn.Parameter(torch.as_tensor(layer.bias, dtype=f32)))
             theta = (torch.as_tensor(layer.threshold, dtype=f32) if layer.kind == "if"
                      else torch.ones(layer.channels))
@@ -76,17 +76,19 @@ class RateNet(torch.nn.Module):
                 out = cur.flatten(1)
         return rates, out
 
+    def named(self) -> dict:
+        """The parameters by name: w<k> the k-th synapse group, b<i> layer i's bias."""
+        return {**{f"w{k}": w for k, w in enumerate(self.weights)},
+                **{f"b{i}": b for i, b in enumerate(self.biases)}}
+
     def state(self) -> dict:
-        """Tensors by name (w<k>: k-th synapse group, b<i>: layer i's bias), for saving."""
-        named = {f"w{k}": w for k, w in enumerate(self.weights)}
-        named.update({f"b{i}": b for i, b in enumerate(self.biases)})
-        return {n: t.detach().float().cpu().contiguous() for n, t in named.items()}
+        """`named()`'s tensors, detached on the CPU, for saving."""
+        return {n: t.detach().float().cpu().contiguous() for n, t in self.named().items()}
 
     def load(self, tensors: dict, where: str):
         """Set the float weights from `state()`-named tensors; a missing, extra or
         mis-shaped tensor is a one-line SiaError naming `where`."""
-        own = {f"w{k}": w for k, w in enumerate(self.weights)}
-        own.update({f"b{i}": b for i, b in enumerate(self.biases)})
+        own = self.named()
         if set(tensors) != set(own):
             odd = sorted(set(tensors) ^ set(own))[0]
             raise SiaError(f"{where} does not fit program {self.program.name!r}: "
@@ -99,7 +101,7 @@ class RateNet(torch.nn.Module):
                 p.copy_(tensors[n])
 
 
-class RateTeacher(torch.nn.Module):
+class RateTeacher(ProgramUnitTeacher):
     """A trained rate view, frozen, as a distillation teacher: uint8 images -> logits
     in the program's units (`finetune` divides them by the student's temperature)."""
 
@@ -116,29 +118,17 @@ class RateTeacher(torch.nn.Module):
 @torch.no_grad()
 def rate_accuracy(net: RateNet, images, labels, batch_size: int = 500) -> float:
     """Top-1 accuracy of the rate view on (uint8 images, labels)."""
-    was = net.training
-    net.eval()
     images, labels = torch.as_tensor(images), torch.as_tensor(labels)
     dev = next(net.parameters()).device
     correct = 0
     for i in range(0, len(labels), batch_size):
         z = net(images[i:i + batch_size].to(dev))
         correct += int((z.argmax(1).cpu() == labels[i:i + batch_size]).sum())
-    net.train(was)
     return correct / max(1, len(labels))
 
 
-def _temperature(z: torch.Tensor, labels: torch.Tensor, label_smoothing: float) -> float:
-    """The scale that minimises the training loss (label smoothing included: a fitted
-    program's logits would otherwise get a scale so small that smoothing dominates)."""
-    z = z.detach()
-    return min((float(F.cross_entropy(z / tau, labels, label_smoothing=label_smoothing)), tau)
-               for tau in np.geomspace(1e-3, 1e4, 71) * float(z.std() + 1e-9))[1]
-
-
 def check_train_args(steps: int, batch_size: int, lr: float, label_smoothing: float):
-    if steps < 1 or batch_size < 1 or not lr > 0 or not math.isfinite(lr):
-        raise SiaError("need steps >= 1, batch size >= 1 and a finite lr > 0")
+    check_steps(steps, batch_size, lr)
     if not 0 <= label_smoothing < 1:
         raise SiaError(f"label smoothing {label_smoothing}: give 0 <= value < 1")
 
@@ -162,13 +152,7 @@ def train_rate_net(program: Program, images, labels, *, steps: int, batch_size: 
     if compile:
         from sia.train.trainer import compiled
         forward = compiled(net, torch.device("cpu"))
-    groups, k = [], 0
-    for layer in program.layers:
-        for syn in layer.inputs:
-            groups.append({"params": [net.weights[k]], "lr": lr * (2 ** (syn.weight_bits - 1) - 1) / 7})
-            k += 1
-    groups.append({"params": list(net.biases), "lr": lr * 0.1})
-    opt = torch.optim.Adam(groups)
+    opt = torch.optim.Adam(adam_groups(program, net.weights, net.biases, lr))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
     gen = torch.Generator().manual_seed(seed)
     tau, hist = None, {"loss": [], "acc": []}
@@ -181,7 +165,7 @@ def train_rate_net(program: Program, images, labels, *, steps: int, batch_size: 
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             z = forward(x).float()
         if tau is None:
-            tau = _temperature(z, y, label_smoothing)
+            tau = fit_temperature(z, y, 1, label_smoothing)
         loss = F.cross_entropy(z / tau, y, label_smoothing=label_smoothing)
         opt.zero_grad(set_to_none=True)
         loss.backward()
