@@ -97,6 +97,22 @@ def adam_groups(program: Program, weights, biases, lr: float) -> list[dict]:
             + [{"params": list(biases), "lr": lr * 0.1}])
 
 
+def cosine_adam(groups: list[dict], steps: int):
+    """Adam over `groups` with its step decayed over `steps` steps on a half cosine."""
+    opt = torch.optim.Adam(groups)
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
+
+
+def sample_batch(images: torch.Tensor, labels: torch.Tensor, batch_size: int,
+                 gen: torch.Generator, augment: bool):
+    """A training batch drawn with replacement from `gen`, cropped and flipped when
+    `augment` (the same draws, in the same order, for every trainer here)."""
+    from sia.data.augment import crop_flip
+    idx = torch.randint(0, len(labels), (batch_size,), generator=gen)
+    x, y = images[idx], labels[idx]
+    return (crop_flip(x, gen) if augment else x), y
+
+
 class ProgramNet(torch.nn.Module):
     """A program as trainable tensors: one latent weight per synapse group, one latent
     bias per layer (in units of the layer's converted threshold, so one learning rate
@@ -285,8 +301,6 @@ def finetune(program: Program, images, labels, *, T: int = 8, loss_steps=None,
     torch.compile (fuses the neuron loop's elementwise ops; 1.3x per step on a 2-core CPU,
     about a minute to compile; float results differ from eager in the last bits).
     Returns (fine-tuned program, history)."""
-    from sia.data.augment import crop_flip
-
     loss_steps = check_args(program, T, loss_steps, steps, batch_size, lr)
     images, labels = torch.as_tensor(images), torch.as_tensor(labels)
     dev = torch.device(device or "cpu")
@@ -302,16 +316,12 @@ def finetune(program: Program, images, labels, *, T: int = 8, loss_steps=None,
     if neurons:
         groups.append({"params": [q for q in (*net.thresholds, *net.v_inits) if q.requires_grad],
                        "lr": lr * 0.1})
-    opt = torch.optim.Adam(groups)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
+    opt, sched = cosine_adam(groups, steps)
     gen = torch.Generator().manual_seed(seed)
     tau, hist = None, {"loss": [], "acc": []}
     bar = tqdm(range(steps), desc=f"fine-tune T={T}", disable=not progress)
     for step in bar:
-        idx = torch.randint(0, len(labels), (batch_size,), generator=gen)
-        x, y = images[idx], labels[idx]
-        if augment:
-            x = crop_flip(x, gen)
+        x, y = sample_batch(images, labels, batch_size, gen, augment)
         x, y = x.to(dev), y.to(dev)
         v = forward(x, T)
         if tau is None:

@@ -22,7 +22,6 @@ directory as well as a training run.
 """
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +30,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from sia import SiaError
-from sia.convert.finetune import (ProgramUnitTeacher, adam_groups, check_steps, fit_temperature,
-                                  weight_params)
+from sia.convert.finetune import (ProgramUnitTeacher, adam_groups, check_steps, cosine_adam,
+                                  fit_temperature, sample_batch, weight_params)
 from sia.program.format import IMAGE, Program
 from sia.snn.synapse import apply_weights, sum_pool
 
@@ -143,8 +142,6 @@ def train_rate_net(program: Program, images, labels, *, steps: int, batch_size: 
     cross-entropy divided by a temperature fixed on the first batch (the program's
     units are arbitrary; the one that minimises that batch's loss). bf16: autocast the forward (CPUs with AMX, GPUs).
     Returns (net, history with per-step loss and accuracy)."""
-    from sia.data.augment import crop_flip
-
     check_train_args(steps, batch_size, lr, label_smoothing)
     images, labels = torch.as_tensor(images), torch.as_tensor(labels)
     net = RateNet(program)
@@ -152,16 +149,12 @@ def train_rate_net(program: Program, images, labels, *, steps: int, batch_size: 
     if compile:
         from sia.train.trainer import compiled
         forward = compiled(net, torch.device("cpu"))
-    opt = torch.optim.Adam(adam_groups(program, net.weights, net.biases, lr))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
+    opt, sched = cosine_adam(adam_groups(program, net.weights, net.biases, lr), steps)
     gen = torch.Generator().manual_seed(seed)
     tau, hist = None, {"loss": [], "acc": []}
     bar = tqdm(range(steps), desc="rate teacher", disable=not progress)
     for step in bar:
-        idx = torch.randint(0, len(labels), (batch_size,), generator=gen)
-        x, y = images[idx], labels[idx]
-        if augment:
-            x = crop_flip(x, gen)
+        x, y = sample_batch(images, labels, batch_size, gen, augment)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             z = forward(x).float()
         if tau is None:
