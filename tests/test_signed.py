@@ -48,16 +48,6 @@ def test_signed_neuron_edges(v, i, count, expect):
     assert _step(v, i, count) == expect
 
 
-def _one(w=1, threshold=10, v_init=0, signed=True):
-    l0 = Layer("if", "if", (1, 1, 1), bias=np.array([0]), v_init=np.array([v_init]),
-               threshold=np.array([threshold]), v_bits=64, acc_bits=64, signed=signed,
-               inputs=[Synapse(-1, "dense", np.array([[w]]), 8)])
-    l1 = Layer("out", "integrator", (1, 1, 1), bias=np.array([0]), v_init=np.array([0]),
-               v_bits=64, acc_bits=64, inputs=[Synapse(0, "dense", np.array([[1]]), 2)])
-    return finish(Program("one", (1, 1, 1), levels=4, timesteps=8, t_max=16,
-                          layers=[l0, l1], num_classes=1))
-
-
 def test_takes_back_the_spikes_an_unsigned_neuron_keeps():
     """The chain of sia diagnose's test: +20 from a source that fires at t = 1, bias -5.
     Unsigned: one spike kept although the total input is 0; signed: taken back."""

@@ -227,11 +227,6 @@ def summarize(r: dict) -> dict:
             "dynamic_w": p["dynamic_w"], "static_w": p["static_w"]}
 
 
-def per_dsp(gops: float, summary: dict) -> float | None:
-    """GOPS/DSP with the DSP count from synthesis (docs/architecture.md, Metrics)."""
-    return None if not summary.get("dsp") else gops / summary["dsp"]
-
-
 def check_json_path(path) -> Path:
     """A JSON output path the command can write: not a directory (checked before any work)."""
     path = Path(path)

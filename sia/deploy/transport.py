@@ -126,11 +126,6 @@ class TwinBuffer(np.ndarray):
         self.freed = True
 
 
-class DmaProtocolError(Exception):
-    """A rule of the AXI DMA broken by the driver (recorded by the twin; on a board the
-    same mistake hangs or corrupts silently)."""
-
-
 class _Channel:
     def __init__(self, name):
         self.name = name

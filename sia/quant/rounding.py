@@ -20,7 +20,3 @@ def round_half_up_np(x) -> np.ndarray:
 def floor_ste(x: torch.Tensor) -> torch.Tensor:
     """floor in the forward pass, identity gradient (straight-through estimator)."""
     return x + (torch.floor(x) - x).detach()
-
-
-def round_ste(x: torch.Tensor) -> torch.Tensor:
-    return x + (round_half_up(x) - x).detach()

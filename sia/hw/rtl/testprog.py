@@ -25,7 +25,7 @@ SMALL_BUILD = SIAConfig(pes=8, max_width=8, max_height=8, max_channels_in=128,
 # launches (interface 1.10) too
 SIGNED_BUILD = dataclasses.replace(SMALL_BUILD, signed_count_bits=3)
 
-def _layer(prog_layers, name, kind, shape, inputs, rng, program, theta_scale=1.0):
+def _layer(prog_layers, name, kind, shape, inputs, rng, program):
     C = shape[0]
     layer = Layer(name=name, kind=kind, shape=shape,
                   bias=rng.integers(-8, 9, C).astype(np.int64),
