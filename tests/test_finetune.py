@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sia import SiaError
-from sia.convert.finetune import (ProgramNet, ProgramTeacher, _ste_int, finetune,
+from sia.convert.finetune import (ProgramNet, ProgramTeacher, ste_int, finetune,
                                   program_accuracy)
 from sia.data.digits import load_digits_split
 from sia.program.random import random_program
@@ -71,7 +71,7 @@ def test_untrained_round_trip_keeps_every_integer(neurons):
 
 def test_ste_rounds_half_up_clamps_and_passes_gradient():
     x = torch.tensor([-9.0, -2.5, 2.5, 0.49, 9.0], requires_grad=True)
-    q = _ste_int(x, -7, 7)
+    q = ste_int(x, -7, 7)
     assert q.tolist() == [-7, -2, 3, 0, 7]
     q.sum().backward()
     assert x.grad.tolist() == [1.0] * 5

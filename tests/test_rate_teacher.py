@@ -1,6 +1,7 @@
 """The rate teacher (sia/convert/rate_teacher.py): a program's rate view is the limit of
 its spike counts, it trains, it saves and loads over the student's graph only, and
-`sia teacher` / `sia finetune --teacher DIR` use it."""
+`sia teacher` / `sia finetune --teacher DIR` use it; its integer form fine-tunes the
+program itself (`sia finetune --view rate`)."""
 
 import json
 import subprocess
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 from sia import SiaError
 from sia.convert.finetune import finetune
 from sia.convert.rate_teacher import (RateNet, RateTeacher, load_teacher, rate_accuracy,
-                                      save_teacher, train_rate_net)
+                                      rate_finetune, save_teacher, train_rate_net)
 from sia.data.digits import load_digits_split
 from sia.program.format import IMAGE
 from sia.program.random import random_program
@@ -160,3 +161,73 @@ def test_finetune_refuses_a_teacher_of_another_shape(tmp_path):
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert "does not fit program" in r.stderr and "'w0'" in r.stderr
     assert not list(tmp_path.glob("ft*"))
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2 ** 31 - 1))
+def test_integer_rate_view_starts_as_the_float_one(seed):
+    """At the program's own integers rounding changes nothing: both views agree."""
+    prog = random_program(seed, timesteps=8)
+    x = torch.randint(0, 256, (4, *prog.input_shape), dtype=torch.uint8)
+    with torch.no_grad():
+        assert torch.equal(RateNet(prog, integer=True)(x), RateNet(prog)(x))
+
+
+def test_rate_finetune_writes_the_integers_it_trained(monkeypatch):
+    """The written program is a validated program whose weights stay in their declared
+    ranges, whose thresholds and v_init are the start's, and whose float rate view is
+    exactly the integer view that was trained (nothing rounds differently on the way)."""
+    import sia.convert.rate_teacher as rt
+    prog = load_zoo_program("digits_cnn_l8")
+    x, y = load_digits_split("train")
+    trained = []
+    real = rt.train_rate_net
+    monkeypatch.setattr(rt, "train_rate_net", lambda *a, **k: trained.append(real(*a, **k))
+                        or trained[-1])
+    ft, hist = rate_finetune(prog, x, y, steps=40, batch_size=64, lr=0.05, augment=False,
+                             progress=False)
+    assert np.mean(hist["loss"][-10:]) < np.mean(hist["loss"][:10])
+    moved = 0
+    for l0, l1 in zip(prog.layers, ft.layers):
+        for s0, s1 in zip(l0.inputs, l1.inputs):
+            qmax = 2 ** (s1.weight_bits - 1) - 1
+            assert s1.weight.dtype == np.int64 and np.abs(s1.weight).max() <= qmax
+            moved += int((s0.weight != s1.weight).sum())
+        assert np.array_equal(l0.v_init, l1.v_init)
+        if l0.kind == "if":
+            assert np.array_equal(l0.threshold, l1.threshold)
+    assert moved > 0
+    xt, _ = load_digits_split("test")
+    with torch.no_grad():
+        assert torch.equal(RateNet(ft)(xt[:64]), trained[0][0](xt[:64]))
+    stage = ft.meta["finetune"]
+    assert stage["view"] == "rate" and stage["steps"] == 40
+    assert ft.meta["finetune_stages"][-1] == stage
+    with pytest.raises(SiaError, match="integer rate view"):
+        RateNet(prog).to_program()
+
+
+def test_finetune_cli_in_the_rate_view(tmp_path):
+    ft = tmp_path / "ft.safetensors"
+    r = _cli("finetune", "digits_cnn_l8", "--view", "rate", "--out", ft, "--steps", "3",
+             "--batch", "16")
+    assert r.returncode == 0, r.stderr
+    assert "in the rate view" in r.stdout
+    from sia.program import load_program
+    stage = load_program(ft).meta["finetune"]
+    assert stage["view"] == "rate" and stage["data"] == "sklearn-digits"
+    assert ft.with_suffix(".json").is_file() and ft.with_suffix(".png").is_file()
+
+
+@pytest.mark.parametrize("args, msg", [(["--view", "rates"], "give spikes or rate"),
+                                       (["--view", "rate", "--neurons"], "--neurons does not apply"),
+                                       (["--view", "rate", "--self-distill", "8"],
+                                        "--self-distill does not apply"),
+                                       (["--view", "rate", "--label-smoothing", "1"],
+                                        "label smoothing"),
+                                       (["--bf16"], "--view rate only")])
+def test_finetune_cli_refuses_what_the_view_cannot_do(tmp_path, args, msg):
+    out = tmp_path / "ft.safetensors"
+    r = _cli("finetune", "digits_cnn_l8", "--out", out, "--steps", "2", *args)
+    assert r.returncode != 0 and msg in r.stderr and "Traceback" not in r.stderr
+    assert not list(tmp_path.iterdir())

@@ -120,25 +120,49 @@ def register(app: typer.Typer):
         threads: int = typer.Option(0, "--threads", help="torch CPU threads (0 = default)"),
         compile_: bool = typer.Option(False, "--compile",
                                       help="torch.compile the forward (faster steps, ~1 min to compile)"),
+        view: str = typer.Option("spikes", "--view",
+                                 help="spikes: train through T steps of spikes; rate: train "
+                                      "the T -> inf limit, clamp(current / threshold, 0, 1), "
+                                      "one pass per image (no --T, --loss-steps, --neurons, "
+                                      "teachers)"),
+        bf16: bool = typer.Option(False, "--bf16", help="bf16 autocast (--view rate; CPUs with AMX)"),
+        label_smoothing: float = typer.Option(0.1, "--label-smoothing",
+                                              help="label smoothing (--view rate)"),
     ):
         """Spike-aware fine-tuning of a converted program; the result is again a program.
 
         Trains its integer weights and biases (and with --neurons its thresholds and
-        v_init) through its own spikes (surrogate gradient, straight-through rounding)."""
+        v_init) through its own spikes (surrogate gradient, straight-through rounding),
+        or with --view rate in the rate view its spike counts tend to as T grows."""
         import time
 
         import torch
 
         from sia import SiaError, int_list
-        from sia.convert.finetune import check_args, finetune, plot_history
+        from sia.convert.finetune import check_args, finetune
         from sia.data.registry import data_copy, load_split
-        from sia.outputs import write_outputs
-        from sia.program import save_program
 
         # everything checked before the (CIFAR-10: slow) data load and any training
         ls = int_list(loss_steps, "--loss-steps")
         check_program_out(out)
+        if view not in ("spikes", "rate"):
+            raise SiaError(f"--view {view}: give spikes or rate")
+        if view == "rate":
+            from sia.convert.rate_teacher import check_train_args
+            check_train_args(steps, batch_size, lr, label_smoothing)
+            given = [o for o, on in (("--neurons", neurons), ("--teacher", teacher is not None),
+                                     ("--self-distill", self_distill)) if on]
+            if given:
+                raise SiaError(f"{given[0]} does not apply to --view rate (it trains weights "
+                               "and biases on the labels alone)")
+        elif bf16:
+            raise SiaError("--bf16 applies to --view rate only")
         prog, data = program_and_data(program, data, threads)
+        if view == "rate":
+            return _rate_finetune(prog, program, data, data_dir, out, threads, steps=steps,
+                                  batch_size=batch_size, lr=lr, seed=seed,
+                                  augment=augment and data == "cifar10",
+                                  label_smoothing=label_smoothing, bf16=bf16, compile=compile_)
         ls = check_args(prog, timesteps, ls, steps, batch_size, lr)
         teacher_model = None
         if teacher is not None and self_distill:
@@ -170,14 +194,39 @@ def register(app: typer.Typer):
                                     "teacher": (str(teacher) if teacher else
                                                 f"itself at T={self_distill}" if self_distill else None),
                                     "seconds": round(time.time() - t0, 1)})
-        # the program, its history and plot: all three or none (sia/outputs.py)
+        _save_finetuned(ft, hist, out, f"{prog.name}: fine-tuning at T={timesteps}", f"at t={ls[-1]}")
+
+    def _rate_finetune(prog, program, data, data_dir, out, threads, **kw):
+        """`sia finetune --view rate`: the program's integers trained in its rate view."""
+        import time
+
+        import torch
+
+        from sia.convert.rate_teacher import rate_finetune
+        from sia.data.registry import data_copy, load_split
+
+        if threads:
+            torch.set_num_threads(threads)
+        images, labels = load_split(data, "train", data_dir)
+        t0 = time.time()
+        ft, hist = rate_finetune(prog, images, labels, **kw)
+        ft.meta["finetune"].update({"from": str(program), "data": data_copy(data, data_dir),
+                                    "seconds": round(time.time() - t0, 1)})
+        _save_finetuned(ft, hist, out, f"{prog.name}: fine-tuning in the rate view", "in the rate view")
+
+    def _save_finetuned(ft, hist, out, title, where):
+        """The program, its history and plot: all three or none (sia/outputs.py)."""
+        from sia.convert.finetune import plot_history
+        from sia.outputs import write_outputs
+        from sia.program import save_program
+
         log, png = out.with_suffix(".json"), out.with_suffix(".png")
         write_outputs(out.parent, {
             out.name: lambda p: save_program(ft, p),
             log.name: lambda p: p.write_text(json.dumps({**ft.meta["finetune"], **hist}) + "\n"),
-            png.name: lambda p: plot_history(hist, p, f"{prog.name}: fine-tuning at T={timesteps}")})
+            png.name: lambda p: plot_history(hist, p, title)})
         print(f"{ft.summary()} -> {out} (history {log.name}, {png.name}; last 50 batches: "
-              f"train accuracy {sum(hist['acc'][-50:]) / len(hist['acc'][-50:]):.3f} at t={ls[-1]})")
+              f"train accuracy {sum(hist['acc'][-50:]) / len(hist['acc'][-50:]):.3f} {where})")
 
     @app.command("teacher")
     def teacher_cmd(

@@ -76,7 +76,7 @@ class _NegSpike(torch.autograd.Function):
         return -grad * torch.clamp(1 - v.abs() / theta, min=0) / theta, None
 
 
-def _ste_int(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+def ste_int(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
     """Round half up and clamp to [lo, hi] forward, identity backward."""
     q = torch.clamp(torch.floor(x + 0.5), lo, hi)
     return x + (q - x).detach()
@@ -139,16 +139,16 @@ class ProgramNet(torch.nn.Module):
 
     def int_weight(self, k: int, syn) -> torch.Tensor:
         qmax = 2 ** (syn.weight_bits - 1) - 1
-        return _ste_int(self.weights[k], -qmax, qmax)
+        return ste_int(self.weights[k], -qmax, qmax)
 
     def int_bias(self, i: int) -> torch.Tensor:
-        return _ste_int(self.biases[i] * getattr(self, f"unit{i}"), -2.0 ** 30, 2.0 ** 30)
+        return ste_int(self.biases[i] * getattr(self, f"unit{i}"), -2.0 ** 30, 2.0 ** 30)
 
     def int_threshold(self, i: int) -> torch.Tensor:
-        return _ste_int(self.thresholds[i] * getattr(self, f"unit{i}"), 1, 2.0 ** 30)
+        return ste_int(self.thresholds[i] * getattr(self, f"unit{i}"), 1, 2.0 ** 30)
 
     def int_v_init(self, i: int) -> torch.Tensor:
-        return _ste_int(self.v_inits[i] * getattr(self, f"unit{i}"), -2.0 ** 30, 2.0 ** 30)
+        return ste_int(self.v_inits[i] * getattr(self, f"unit{i}"), -2.0 ** 30, 2.0 ** 30)
 
     def forward(self, images: torch.Tensor, T: int) -> torch.Tensor:
         """images uint8 [B, C, H, W] -> integrator membrane after each step [T, B, classes]."""
@@ -191,23 +191,47 @@ class ProgramNet(torch.nn.Module):
 
     def to_program(self, name_suffix: str = "_ft") -> Program:
         """The current integers as a validated program (widths re-declared)."""
-        prog = copy.deepcopy(self.program)
-        k = 0
         with torch.no_grad():
-            for i, layer in enumerate(prog.layers):
-                for syn in layer.inputs:
-                    w = self.int_weight(k, syn).round().to(torch.int64).cpu().numpy()
-                    syn.weight = w.reshape(syn.weight.shape)
-                    k += 1
-                layer.bias = round_half_up_np(self.int_bias(i).cpu().numpy()).astype(np.int64)
-                layer.v_init = round_half_up_np(self.int_v_init(i).cpu().numpy()).astype(np.int64)
-                if layer.kind == "if":
-                    layer.threshold = round_half_up_np(
-                        self.int_threshold(i).cpu().numpy()).astype(np.int64)
-                declare_bits(prog, layer)
-        if not prog.name.endswith(name_suffix):   # a later stage keeps the name
-            prog.name = prog.name + name_suffix
-        return validate(prog)
+            syns = [syn for layer in self.program.layers for syn in layer.inputs]
+            n = len(self.program.layers)
+            return program_with(
+                self.program, [self.int_weight(k, syn) for k, syn in enumerate(syns)],
+                [self.int_bias(i) for i in range(n)], [self.int_v_init(i) for i in range(n)],
+                [self.int_threshold(i) if layer.kind == "if" else None
+                 for i, layer in enumerate(self.program.layers)], name_suffix)
+
+
+def program_with(program: Program, weights, biases, v_inits=None, thresholds=None,
+                 name_suffix: str = "_ft") -> Program:
+    """A copy of `program` with new integers (tensors holding integer values: one weight
+    per synapse group in program order, one bias per layer; v_init and thresholds per
+    layer, or None to keep the program's), widths re-declared and validated. A later
+    stage keeps the name it already has."""
+    prog = copy.deepcopy(program)
+    as_int = lambda t: round_half_up_np(t.detach().cpu().numpy()).astype(np.int64)  # noqa: E731
+    k = 0
+    for i, layer in enumerate(prog.layers):
+        for syn in layer.inputs:
+            syn.weight = as_int(weights[k]).reshape(syn.weight.shape)
+            k += 1
+        layer.bias = as_int(biases[i])
+        if v_inits is not None:
+            layer.v_init = as_int(v_inits[i])
+        if thresholds is not None and layer.kind == "if":
+            layer.threshold = as_int(thresholds[i])
+        declare_bits(prog, layer)
+    if not prog.name.endswith(name_suffix):
+        prog.name = prog.name + name_suffix
+    return validate(prog)
+
+
+def record_stage(prog: Program, stage: dict) -> Program:
+    """Writes `stage` as the program's "finetune" meta and appends it to
+    "finetune_stages" (every stage the program went through)."""
+    earlier = prog.meta.get("finetune_stages") or ([prog.meta["finetune"]]
+                                                   if "finetune" in prog.meta else [])
+    prog.meta = {**prog.meta, "finetune": stage, "finetune_stages": [*earlier, stage]}
+    return prog
 
 
 class ProgramUnitTeacher(torch.nn.Module):
@@ -356,11 +380,7 @@ def finetune(program: Program, images, labels, *, T: int = 8, loss_steps=None,
              "seed": seed, "distilled": teacher is not None, "teacher_T": teacher.T if isinstance(teacher, ProgramTeacher) else None,
              "neurons": neurons, "compiled": compile,
              "temperature": float(tau)}
-    # "finetune": this stage; "finetune_stages": every stage the program went through
-    earlier = prog.meta.get("finetune_stages") or ([prog.meta["finetune"]]
-                                                   if "finetune" in prog.meta else [])
-    prog.meta = {**prog.meta, "finetune": stage, "finetune_stages": [*earlier, stage]}
-    return prog, hist
+    return record_stage(prog, stage), hist
 
 
 def plot_history(hist: dict, path, title: str):

@@ -15,6 +15,12 @@ third teacher from the program alone:
 Freed from 4-bit weights and from 1/T activation steps, the view can climb above the
 program in a few epochs of training. Its logits keep the program's scale, so
 `finetune` puts them on the student's temperature, as it does for `ProgramTeacher`.
+With `integer`, the same view trains the program's own integers instead (weights
+rounded half up and clamped to their declared range, biases rounded, both with a
+straight-through gradient, as `finetune` does): `rate_finetune` is fine-tuning in the
+T -> inf limit, one pass per image instead of T steps, and writes a program
+(`sia finetune --view rate`).
+
 The trained view is saved as `teacher.safetensors` (one tensor per synapse group and
 bias, in program order) + `teacher.json` (what it was grown from and how) and loaded
 back over the student program's graph; `sia finetune --teacher DIR` takes such a
@@ -30,8 +36,9 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from sia import SiaError
-from sia.convert.finetune import (ProgramUnitTeacher, adam_groups, check_steps, cosine_adam,
-                                  fit_temperature, sample_batch, weight_params)
+from sia.convert.finetune import (ProgramUnitTeacher, ste_int, adam_groups, check_steps,
+                                  cosine_adam, fit_temperature, program_with, record_stage,
+                                  sample_batch, weight_params)
 from sia.program.format import IMAGE, Program
 from sia.snn.synapse import apply_weights, sum_pool
 
@@ -41,11 +48,12 @@ WEIGHTS, INFO = "teacher.safetensors", "teacher.json"
 class RateNet(torch.nn.Module):
     """The rate view of `program`: uint8 images [B, C, H, W] -> integrator current
     [B, classes], in the program's units. Float weights and biases start at the
-    program's integers; thresholds are fixed buffers."""
+    program's integers; thresholds are fixed buffers. `integer`: the forward rounds them
+    to the program's integer grid (straight-through), and `to_program` writes them."""
 
-    def __init__(self, program: Program):
+    def __init__(self, program: Program, integer: bool = False):
         super().__init__()
-        self.program = program
+        self.program, self.integer = program, integer
         self.weights = weight_params(program)
         self.biases = torch.nn.ParameterList()
         f32 = torch.float32
@@ -63,10 +71,10 @@ class RateNet(torch.nn.Module):
         rates: dict[int, torch.Tensor] = {}
         k, out = 0, None
         for i, layer in enumerate(self.program.layers):
-            cur = self.biases[i][None, :, None, None]
+            cur = self.bias(i)[None, :, None, None]
             for syn in layer.inputs:
                 x = images.float() if syn.source == IMAGE else rates[syn.source]
-                cur = cur + apply_weights(syn, sum_pool(x, syn.pool), self.weights[k])
+                cur = cur + apply_weights(syn, sum_pool(x, syn.pool), self.weight(k, syn))
                 k += 1
             if layer.kind == "if":
                 theta = getattr(self, f"theta{i}")[None, :, None, None]
@@ -74,6 +82,27 @@ class RateNet(torch.nn.Module):
             else:
                 out = cur.flatten(1)
         return rates, out
+
+    def weight(self, k: int, syn) -> torch.Tensor:
+        """Synapse group k's weights as the forward uses them."""
+        if not self.integer:
+            return self.weights[k]
+        qmax = 2 ** (syn.weight_bits - 1) - 1
+        return ste_int(self.weights[k], -qmax, qmax)
+
+    def bias(self, i: int) -> torch.Tensor:
+        return ste_int(self.biases[i], -2.0 ** 30, 2.0 ** 30) if self.integer else self.biases[i]
+
+    def to_program(self, name_suffix: str = "_rate") -> Program:
+        """An integer view's weights and biases as a validated program (thresholds and
+        v_init as they were)."""
+        if not self.integer:
+            raise SiaError("only an integer rate view (RateNet(..., integer=True)) is a program")
+        syns = [syn for layer in self.program.layers for syn in layer.inputs]
+        with torch.no_grad():
+            return program_with(self.program, [self.weight(k, s) for k, s in enumerate(syns)],
+                                [self.bias(i) for i in range(len(self.program.layers))],
+                                name_suffix=name_suffix)
 
     def named(self) -> dict:
         """The parameters by name: w<k> the k-th synapse group, b<i> layer i's bias."""
@@ -135,8 +164,9 @@ def check_train_args(steps: int, batch_size: int, lr: float, label_smoothing: fl
 def train_rate_net(program: Program, images, labels, *, steps: int, batch_size: int = 128,
                    lr: float = 0.003, seed: int = 0, augment: bool = True,
                    label_smoothing: float = 0.1, bf16: bool = False, compile: bool = False,
-                   progress: bool = True) -> tuple[RateNet, dict]:
-    """Train the rate view of `program` in float on (uint8 images, labels).
+                   progress: bool = True, integer: bool = False) -> tuple[RateNet, dict]:
+    """Train the rate view of `program` in float on (uint8 images, labels) (`integer`:
+    on the program's integer grid, see RateNet).
     Adam with cosine decay; like `finetune`, `lr` is a step in weight codes and 8-bit
     groups get one in proportion to their code range, biases a tenth. The logits enter
     cross-entropy divided by a temperature fixed on the first batch (the program's
@@ -144,7 +174,7 @@ def train_rate_net(program: Program, images, labels, *, steps: int, batch_size: 
     Returns (net, history with per-step loss and accuracy)."""
     check_train_args(steps, batch_size, lr, label_smoothing)
     images, labels = torch.as_tensor(images), torch.as_tensor(labels)
-    net = RateNet(program)
+    net = RateNet(program, integer=integer)
     forward = net
     if compile:
         from sia.train.trainer import compiled
@@ -152,7 +182,8 @@ def train_rate_net(program: Program, images, labels, *, steps: int, batch_size: 
     opt, sched = cosine_adam(adam_groups(program, net.weights, net.biases, lr), steps)
     gen = torch.Generator().manual_seed(seed)
     tau, hist = None, {"loss": [], "acc": []}
-    bar = tqdm(range(steps), desc="rate teacher", disable=not progress)
+    bar = tqdm(range(steps), desc="rate view, integer" if integer else "rate teacher",
+               disable=not progress)
     for step in bar:
         x, y = sample_batch(images, labels, batch_size, gen, augment)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
@@ -171,6 +202,23 @@ def train_rate_net(program: Program, images, labels, *, steps: int, batch_size: 
                             acc=f"{np.mean(hist['acc'][-50:]):.3f}")
     hist["temperature"] = float(tau)
     return net, hist
+
+
+def rate_finetune(program: Program, images, labels, *, steps: int, batch_size: int = 128,
+                  lr: float = 0.003, seed: int = 0, augment: bool = True,
+                  label_smoothing: float = 0.1, bf16: bool = False, compile: bool = False,
+                  progress: bool = True) -> tuple[Program, dict]:
+    """Fine-tune `program`'s integer weights and biases in its rate view (the T -> inf
+    limit of its spike counts; thresholds and v_init stay) and return the program, with
+    the stage recorded in its meta as `finetune` does. Returns (program, history)."""
+    net, hist = train_rate_net(program, images, labels, steps=steps, batch_size=batch_size,
+                               lr=lr, seed=seed, augment=augment,
+                               label_smoothing=label_smoothing, bf16=bf16, compile=compile,
+                               progress=progress, integer=True)
+    stage = {"view": "rate", "steps": steps, "batch": batch_size, "lr": lr, "seed": seed,
+             "label_smoothing": label_smoothing, "bf16": bf16, "compiled": compile,
+             "temperature": float(hist["temperature"])}
+    return record_stage(net.to_program("_ft"), stage), hist
 
 
 def save_teacher(net: RateNet, out_dir, info: dict, extra: dict | None = None) -> list[Path]:
