@@ -6,13 +6,19 @@ demo.json). The entry records the measured accuracies and provenance, plus the
 accuracy on the first 1000 test images, which tests/test_zoo.py re-measures.
 
   python benchmarks/make_zoo.py NAME=runs/eval/vgg11_w025 [NAME=DIR ...] [--data-dir D]
+
+A program made from a zoo entry by the CLI (`sia finetune`, then `sia eval --out J` on
+the full test set) is added as a further stage of that entry:
+
+  python benchmarks/make_zoo.py NAME=PROGRAM --parent ENTRY --golden J \
+      --stage-command "sia finetune ENTRY ... && sia eval ..." --stage-commit C
 """
 
 import argparse
 import json
 from pathlib import Path
 
-from sia import run_main
+from sia import SiaError, run_main
 from sia.data.registry import load_split
 from sia.program import load_program
 from sia.provenance import git_commit
@@ -94,6 +100,41 @@ def _reproduce_command(rep_file: Path) -> str:
     return f"python benchmarks/reproduce_row.py {config}{extra}"
 
 
+def _cli_stage(prog_file: Path, args) -> dict:
+    """The manifest of a program that continues zoo entry --parent through the CLI: its
+    references and training are the parent's, its SNN accuracies come from the `sia eval`
+    JSON (--golden, the full test set), its integer ANN is measured here."""
+    from sia.snn.ann import ann_predict
+    missing = [o for o in ("parent", "golden", "stage_command", "stage_commit")
+               if not getattr(args, o)]
+    if missing:
+        raise SiaError(f"{prog_file} is a program file: give --"
+                         + missing[0].replace("_", "-"))
+    parent = index().get(args.parent)
+    if parent is None or parent.get("dataset") != "cifar10":
+        raise SiaError(f"--parent {args.parent}: not a CIFAR-10 zoo entry")
+    golden = json.loads(Path(args.golden).read_text())
+    prog = load_program(prog_file)
+    x, y = load_split("cifar10", "test", args.data_dir)
+    if golden.get("data") != parent["data"] or golden.get("images") != len(y):
+        raise SiaError(f"--golden {args.golden}: not the full {parent['data']} "
+                         f"test set ({golden.get('images')} images of {golden.get('data')})")
+    if golden.get("program") != prog.name:
+        raise SiaError(f"--golden {args.golden} evaluated {golden.get('program')!r}, "
+                         f"not {prog.name!r}")
+    info = {k: parent[k] for k in ("epochs", "fold_epochs", "train_command", "qcfs_state",
+                                   "fp32_state", "ann_measured_on") if k in parent}
+    info.update(data=parent["data"], fp32_acc=parent["fp32_acc"],
+                reduced_precision_ann_acc=parent["reduced_precision_ann_acc"],
+                integer_ann_acc=float((ann_predict(prog, x) == y).float().mean()),
+                snn_acc={str(t + 1): a for t, a in enumerate(golden["accuracy"])},
+                test_images=len(y), commit=args.stage_commit, parent_entry=args.parent,
+                references_from=f"zoo manifest of {args.parent} (measured at commit "
+                                f"{parent['commit']})",
+                eval_command=f"{parent['eval_command']} && {args.stage_command}")
+    return info
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("entries", nargs="+", help="NAME=EVAL_DIR")
@@ -102,6 +143,11 @@ def main():
                     help="store the entry xz-compressed (.safetensors.xz, ~3x smaller)")
     ap.add_argument("--train-command", default="",
                     help="for a GPU-trained program: how it was made (recorded as given)")
+    ap.add_argument("--parent", help="NAME=PROGRAM: the zoo entry it continues from")
+    ap.add_argument("--golden", type=Path, help="NAME=PROGRAM: its `sia eval --out` JSON")
+    ap.add_argument("--stage-command", help="NAME=PROGRAM: the commands that made it from "
+                                            "--parent and evaluated it (recorded as given)")
+    ap.add_argument("--stage-commit", help="NAME=PROGRAM: the commit those commands ran")
     args = ap.parse_args()
     commit = git_commit()
     for item in args.entries:
@@ -110,7 +156,17 @@ def main():
         name, d = item.split("=", 1)
         d = Path(d)
         ev = json.loads((d / "eval.json").read_text()) if (d / "eval.json").is_file() else None
-        if ev is not None:   # a CIFAR-10 evaluation (benchmarks/cifar_snn_eval.py)
+        if d.is_file():      # a program made from a zoo entry by the CLI
+            prog_file, dataset, info = d, "cifar10", _cli_stage(d, args)
+        elif ev is None:     # a digits demo directory (sia demo)
+            ev = json.loads((d / "demo.json").read_text())
+            prog_file, dataset = d / "digits_snn.safetensors", "digits"
+            info = {"data": ev["dataset"], "fp32_acc": ev["accuracy"]["fp32_dnn"],
+                    "reduced_precision_ann_acc": ev["accuracy"]["reduced_precision_ann"],
+                    "integer_ann_acc": ev["accuracy"]["integer_ann"],
+                    "snn_acc": ev["accuracy"]["snn"], "test_images": ev["test_images"],
+                    "train_command": "sia demo", "commit": commit}
+        else:                # a CIFAR-10 evaluation (benchmarks/cifar_snn_eval.py)
             prog_file, dataset = d / "program.safetensors", "cifar10"
             info = {"data": ev["data"], "fp32_acc": ev["fp32_dnn"],
                     "reduced_precision_ann_acc": ev["reduced_precision_ann"],
@@ -121,43 +177,35 @@ def main():
             if "val" in ev:   # trained with a holdout: the held-out training images' numbers
                 info["holdout"] = {k: ev["val"][k] for k in ("images", "fp32_dnn",
                                                               "reduced_precision_ann", "snn")}
-        if ev is not None and "gpu_results" in ev:
-            if not args.train_command:
-                raise SystemExit(f"{d}: a GPU-trained program: give --train-command (the "
-                                 "gpu_reproduce command(s) that made it)")
-            info.update(ann_measured_on=ev["ann_measured_on"], epochs=ev["epochs"],
-                        train_command=args.train_command,
-                        eval_command=f"python benchmarks/cifar_snn_eval.py --program {ev['program']} "
-                                     f"--gpu-results {ev['gpu_results']} --out {d}")
-        elif ev is not None and "parent_entry" in ev:
-            # a further stage from a zoo entry: its training and earlier stages are the
-            # parent's, recorded in the parent's manifest
-            parent = index()[ev["parent_entry"]]
-            info.update({k: parent[k] for k in ("epochs", "fold_epochs", "train_command",
-                                                "qcfs_state", "fp32_state") if k in parent})
-            info.update(references_from=ev["references_from"], parent_entry=ev["parent_entry"],
-                        eval_command=f"{parent['eval_command']} && python benchmarks/cifar_snn_eval.py "
-                                     f"--program {ev['program']} --out {d}" + _stage_flags(ev))
-        elif ev is not None:
-            stage = _stage_chain(d, ev)
-            parent = index().get(ev.get("program") or "")
-            if parent:   # a further stage from a zoo entry (references from the runs)
-                stage = f"{parent['eval_command']} && {stage}"
-                info.update(parent_entry=ev["program"])
-            info.update(epochs=ev["config"]["epochs"], fold_epochs=ev["config"]["fold_epochs"],
-                        train_command=_train_command(ev),
-                        qcfs_state=ev.get("qcfs_state"), fp32_state=ev.get("fp32_state"),
-                        eval_command=stage)
-            if (d / "reproduce.json").is_file():
-                info.update(reproduce_command=_reproduce_command(d / "reproduce.json"))
-        else:
-            ev = json.loads((d / "demo.json").read_text())
-            prog_file, dataset = d / "digits_snn.safetensors", "digits"
-            info = {"data": ev["dataset"], "fp32_acc": ev["accuracy"]["fp32_dnn"],
-                    "reduced_precision_ann_acc": ev["accuracy"]["reduced_precision_ann"],
-                    "integer_ann_acc": ev["accuracy"]["integer_ann"],
-                    "snn_acc": ev["accuracy"]["snn"], "test_images": ev["test_images"],
-                    "train_command": "sia demo", "commit": commit}
+            if "gpu_results" in ev:
+                if not args.train_command:
+                    raise SystemExit(f"{d}: a GPU-trained program: give --train-command (the "
+                                     "gpu_reproduce command(s) that made it)")
+                info.update(ann_measured_on=ev["ann_measured_on"], epochs=ev["epochs"],
+                            train_command=args.train_command,
+                            eval_command=f"python benchmarks/cifar_snn_eval.py --program {ev['program']} "
+                                         f"--gpu-results {ev['gpu_results']} --out {d}")
+            elif "parent_entry" in ev:
+                # a further stage from a zoo entry: its training and earlier stages are the
+                # parent's, recorded in the parent's manifest
+                parent = index()[ev["parent_entry"]]
+                info.update({k: parent[k] for k in ("epochs", "fold_epochs", "train_command",
+                                                    "qcfs_state", "fp32_state") if k in parent})
+                info.update(references_from=ev["references_from"], parent_entry=ev["parent_entry"],
+                            eval_command=f"{parent['eval_command']} && python benchmarks/cifar_snn_eval.py "
+                                         f"--program {ev['program']} --out {d}" + _stage_flags(ev))
+            else:
+                stage = _stage_chain(d, ev)
+                parent = index().get(ev.get("program") or "")
+                if parent:   # a further stage from a zoo entry (references from the runs)
+                    stage = f"{parent['eval_command']} && {stage}"
+                    info.update(parent_entry=ev["program"])
+                info.update(epochs=ev["config"]["epochs"], fold_epochs=ev["config"]["fold_epochs"],
+                            train_command=_train_command(ev),
+                            qcfs_state=ev.get("qcfs_state"), fp32_state=ev.get("fp32_state"),
+                            eval_command=stage)
+                if (d / "reproduce.json").is_file():
+                    info.update(reproduce_command=_reproduce_command(d / "reproduce.json"))
         prog = load_program(prog_file)
         x, y = load_split(dataset, "test", args.data_dir)
         n = min(CHECK_IMAGES, len(y))

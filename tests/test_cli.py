@@ -30,6 +30,10 @@ def test_user_errors_are_one_line(args, msg):
 
 @pytest.mark.parametrize("script, args, msg", [
     ("make_zoo.py", ["x=/nonexistent"], "no such file: /nonexistent/demo.json"),
+    ("make_zoo.py", ["x=sia/zoo/digits_cnn_l8.safetensors"], "a program file: give --parent"),
+    ("make_zoo.py", ["x=sia/zoo/digits_cnn_l8.safetensors", "--parent", "digits_cnn_l8",
+                     "--golden", "g.json", "--stage-command", "c", "--stage-commit", "0"],
+     "--parent digits_cnn_l8: not a CIFAR-10 zoo entry"),
     ("phase_pairs_estimate.py", ["not_a_zoo_entry"], "neither a program file nor a zoo entry"),
 ])
 def test_benchmark_user_errors_are_one_line(script, args, msg):

@@ -36,9 +36,9 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from sia import SiaError
-from sia.convert.finetune import (ProgramUnitTeacher, ste_int, adam_groups, check_steps,
-                                  cosine_adam, fit_temperature, program_with, record_stage,
-                                  sample_batch, weight_params)
+from sia.convert.finetune import (ProgramUnitTeacher, adam_groups, check_steps, cosine_adam,
+                                  fit_temperature, program_with, record_stage, sample_batch,
+                                  ste_int, weight_params)
 from sia.program.format import IMAGE, Program
 from sia.snn.synapse import apply_weights, sum_pool
 
